@@ -1,0 +1,1 @@
+//! Link monitoring for TUN devices.

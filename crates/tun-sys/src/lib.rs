@@ -1,0 +1,6 @@
+//! The raw Linux interface for TUN devices.
+//!
+//! Thin typed wrappers, one per ioctl or socket call: `/dev/net/tun` (TUNSETIFF, TUNGETIFF, TUNSETOFFLOAD,
+//! ...), the SIOC* interface ioctls, the rtnetlink socket, network namespaces, and a blocking wait that
+//! another thread can cancel. This is the only crate of the workspace that contains `unsafe`; every block
+//! carries a `// SAFETY:` comment.

@@ -1,0 +1,1 @@
+//! Fast Linux TUN devices.

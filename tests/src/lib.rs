@@ -1,0 +1,1 @@
+//! Shared harness of the whole-system privileged tests.
