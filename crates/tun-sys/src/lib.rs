@@ -4,3 +4,6 @@
 //! ...), the SIOC* interface ioctls, the rtnetlink socket, network namespaces, and a blocking wait that
 //! another thread can cancel. This is the only crate of the workspace that contains `unsafe`; every block
 //! carries a `// SAFETY:` comment.
+
+pub mod signal;
+pub mod sockopt;
