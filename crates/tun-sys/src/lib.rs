@@ -5,5 +5,15 @@
 //! another thread can cancel. This is the only crate of the workspace that contains `unsafe`; every block
 //! carries a `// SAFETY:` comment.
 
-pub mod signal;
-pub mod sockopt;
+pub mod flags;
+pub mod iface;
+pub mod ifreq;
+pub mod io;
+pub mod netns;
+mod sys;
+pub mod tun;
+pub mod wait;
+
+pub use flags::{IfFlags, Offloads, TunFlags};
+pub use ifreq::{IfName, NameError};
+pub use wait::{EventFd, Interest, Wait};

@@ -1,0 +1,86 @@
+//! Interface ioctls (SIOC*) on a datagram control socket.
+//!
+//! They act on the network namespace the socket was created in, whichever thread calls them later: create
+//! the socket in the device's namespace (see [`crate::netns::run_in`]).
+
+use std::io;
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+
+use crate::flags::IfFlags;
+use crate::ifreq::{IfName, IfreqFlags, IfreqInt};
+use crate::sys::{cvt, ioctl_ptr};
+
+/// A close-on-exec `AF_INET` datagram socket, the handle the SIOC* ioctls need, in the calling thread's
+/// network namespace.
+pub fn control_socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket takes no pointers; it returns a new descriptor or -1.
+    let raw =
+        cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `raw` is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// SIOCGIFINDEX: the interface index of `name`.
+pub fn index(sock: BorrowedFd<'_>, name: IfName) -> io::Result<u32> {
+    let mut req = IfreqInt::new(name, 0);
+    // SAFETY: SIOCGIFINDEX reads the name from and writes `ifr_ifindex` into a `struct ifreq` (`IfreqInt`).
+    unsafe { ioctl_ptr(sock, libc::SIOCGIFINDEX as libc::Ioctl, &mut req) }?;
+    u32::try_from(req.value).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// SIOCGIFMTU: the MTU of `name`.
+pub fn mtu(sock: BorrowedFd<'_>, name: IfName) -> io::Result<u32> {
+    let mut req = IfreqInt::new(name, 0);
+    // SAFETY: SIOCGIFMTU reads the name from and writes `ifr_mtu` into a `struct ifreq` (`IfreqInt`).
+    unsafe { ioctl_ptr(sock, libc::SIOCGIFMTU as libc::Ioctl, &mut req) }?;
+    u32::try_from(req.value).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// SIOCSIFMTU: sets the MTU of `name` (`EINVAL` outside the device's range; TUN accepts 68..=65535 for IPv4).
+pub fn set_mtu(sock: BorrowedFd<'_>, name: IfName, mtu: u32) -> io::Result<()> {
+    let value = i32::try_from(mtu).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut req = IfreqInt::new(name, value);
+    // SAFETY: SIOCSIFMTU reads a `struct ifreq` (`IfreqInt`) with the name and `ifr_mtu`.
+    unsafe { ioctl_ptr(sock, libc::SIOCSIFMTU as libc::Ioctl, &mut req) }.map(drop)
+}
+
+/// SIOCGIFFLAGS: the interface flags of `name`.
+pub fn flags(sock: BorrowedFd<'_>, name: IfName) -> io::Result<IfFlags> {
+    let mut req = IfreqFlags::new(name, 0);
+    // SAFETY: SIOCGIFFLAGS reads the name from and writes `ifr_flags` into a `struct ifreq` (`IfreqFlags`).
+    unsafe { ioctl_ptr(sock, libc::SIOCGIFFLAGS as libc::Ioctl, &mut req) }?;
+    Ok(IfFlags::from_bits_retain(req.flags))
+}
+
+/// SIOCSIFFLAGS: sets the interface flags of `name` (for example [`IfFlags::UP`]).
+pub fn set_flags(sock: BorrowedFd<'_>, name: IfName, flags: IfFlags) -> io::Result<()> {
+    let mut req = IfreqFlags::new(name, flags.bits());
+    // SAFETY: SIOCSIFFLAGS reads a `struct ifreq` (`IfreqFlags`) with the name and `ifr_flags`.
+    unsafe { ioctl_ptr(sock, libc::SIOCSIFFLAGS as libc::Ioctl, &mut req) }.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn loopback_has_index_and_mtu_and_unknown_name_is_enodev() {
+        let sock = control_socket().unwrap();
+        let lo = IfName::new("lo").unwrap();
+        assert!(index(sock.as_fd(), lo).unwrap() >= 1);
+        assert!(mtu(sock.as_fd(), lo).unwrap() >= 1280);
+        let missing = IfName::new("no-such-if0").unwrap();
+        assert_eq!(
+            index(sock.as_fd(), missing).unwrap_err().raw_os_error(),
+            Some(libc::ENODEV)
+        );
+    }
+
+    #[test]
+    fn mtu_beyond_i32_is_einval_before_any_call() {
+        let sock = control_socket().unwrap();
+        let err = set_mtu(sock.as_fd(), IfName::new("lo").unwrap(), u32::MAX).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    }
+}

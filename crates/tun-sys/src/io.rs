@@ -1,0 +1,133 @@
+//! Plain I/O on borrowed descriptors: open, read, write, writev, and retiring an fd in place.
+//!
+//! These are single non-blocking calls: on a non-blocking fd they return `WouldBlock` instead of waiting.
+//! Waiting is [`crate::wait`]'s job.
+
+use std::ffi::CStr;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use crate::sys::{cvt, cvt_size};
+
+/// `open(path, flags)`; `flags` should include `O_CLOEXEC`.
+pub fn open(path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: `path` is a NUL-terminated string valid for the call; no mode is needed without O_CREAT.
+    let raw = cvt(unsafe { libc::open(path.as_ptr(), flags) })?;
+    // SAFETY: `open` returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// `read(fd, buf)`: one call, the number of bytes read.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call; `fd` is live for the borrow.
+    cvt_size(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// `write(fd, buf)`: one call, the number of bytes written.
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the call; `fd` is live for the borrow.
+    cvt_size(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
+}
+
+/// `writev(fd, bufs)`: one call gathering `bufs` (on a TUN fd: one packet), the number of bytes written.
+pub fn writev(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    let count = libc::c_int::try_from(bufs.len())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `IoSlice` is ABI-compatible with `struct iovec` (guaranteed by std on Unix) and each slice is
+    // valid for reads for the call; `count` is the array's length; `fd` is live for the borrow.
+    cvt_size(unsafe { libc::writev(fd.as_raw_fd(), bufs.as_ptr().cast(), count) })
+}
+
+/// Replaces what `fd` refers to with `/dev/null`, atomically and without freeing the descriptor number.
+///
+/// The open file behind `fd` (a TUN queue, say) is released as if closed, but the number stays allocated
+/// until its owner drops it. That lets a `close(&self)` tear a device down while `BorrowedFd`s handed out
+/// earlier stay valid (they now refer to `/dev/null`), instead of dangling or, worse, being reused by an
+/// unrelated file.
+pub fn retire(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let null = open(c"/dev/null", libc::O_RDWR | libc::O_CLOEXEC)?;
+    // SAFETY: both descriptors are live for the call; dup3 atomically closes the file `fd` referred to and makes
+    // the number refer to `/dev/null` instead. Ownership of the number itself does not change.
+    cvt(unsafe { libc::dup3(null.as_raw_fd(), fd.as_raw_fd(), libc::O_CLOEXEC) })?;
+    Ok(())
+}
+
+/// `fcntl(F_SETFL)`: switches `O_NONBLOCK` on or off for the open file (shared by all its descriptors).
+pub fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL takes no argument and only reads the descriptor's status flags.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    let wanted = if nonblocking {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if wanted != flags {
+        // SAFETY: F_SETFL takes an int argument by value.
+        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, wanted) })?;
+    }
+    Ok(())
+}
+
+/// `fstat` identity of the file behind `fd`: (device, inode). Two fds of the same namespace share it.
+pub fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `stat` is valid for writes of one `struct stat`, which fstat fills on success.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), stat.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded, so the struct is initialised.
+    let stat = unsafe { stat.assume_init() };
+    Ok((stat.st_dev, stat.st_ino))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        let (r, w) = std::io::pipe().unwrap();
+        (OwnedFd::from(r), OwnedFd::from(w))
+    }
+
+    #[test]
+    fn write_then_read_moves_the_bytes() {
+        let (r, w) = pipe();
+        assert_eq!(write(w.as_fd(), b"hello").unwrap(), 5);
+        let mut buf = [0u8; 16];
+        assert_eq!(read(r.as_fd(), &mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"hello");
+    }
+
+    #[test]
+    fn writev_gathers_all_slices_in_order() {
+        let (r, w) = pipe();
+        let n = writev(
+            w.as_fd(),
+            &[IoSlice::new(b"ab"), IoSlice::new(b""), IoSlice::new(b"cde")],
+        )
+        .unwrap();
+        assert_eq!(n, 5);
+        let mut buf = [0u8; 8];
+        assert_eq!(read(r.as_fd(), &mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"abcde");
+    }
+
+    #[test]
+    fn read_on_empty_nonblocking_pipe_would_block() {
+        let (r, _w) = pipe();
+        set_nonblocking(r.as_fd(), true).unwrap();
+        let err = read(r.as_fd(), &mut [0u8; 4]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn retired_fd_keeps_its_number_and_reads_end_of_file() {
+        let (r, w) = pipe();
+        write(w.as_fd(), b"x").unwrap();
+        retire(r.as_fd()).unwrap();
+        // The pipe's read end is gone: the number now refers to /dev/null, which reads as end of file.
+        assert_eq!(read(r.as_fd(), &mut [0u8; 4]).unwrap(), 0);
+        // And with no reader left, writing to the pipe fails with EPIPE (SIGPIPE is ignored by the test runner).
+        let err = write(w.as_fd(), b"y").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+    }
+}

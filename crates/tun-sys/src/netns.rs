@@ -1,0 +1,108 @@
+//! Network namespaces: open, enter (per thread), create, compare, and run code inside one.
+//!
+//! Namespace membership is per thread. A TUN device is created in the namespace of the thread that opened
+//! `/dev/net/tun`, and a socket lives in the namespace of the thread that created it; afterwards either works
+//! from any thread.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use crate::sys::cvt;
+
+/// Where `ip netns add NAME` bind-mounts its namespaces.
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// Opens the namespace named `name` as `ip netns` knows it (`/run/netns/NAME`).
+pub fn open_named(name: &str) -> io::Result<OwnedFd> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "invalid network namespace name",
+        ));
+    }
+    open_path(Path::new(NETNS_RUN_DIR).join(name))
+}
+
+/// Opens a namespace file such as `/proc/PID/ns/net` or `/run/netns/NAME`.
+pub fn open_path(path: impl AsRef<Path>) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = CString::new(path.as_ref().as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    crate::io::open(&path, libc::O_RDONLY | libc::O_CLOEXEC)
+}
+
+/// The calling thread's current network namespace.
+pub fn current() -> io::Result<OwnedFd> {
+    open_path("/proc/thread-self/ns/net")
+}
+
+/// Moves the calling thread into the network namespace `ns` (`setns(ns, CLONE_NEWNET)`).
+pub fn enter(ns: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: setns takes no pointers; `ns` is live for the borrow.
+    cvt(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }).map(drop)
+}
+
+/// Moves the calling thread into a new, empty network namespace (`unshare(CLONE_NEWNET)`).
+pub fn unshare() -> io::Result<()> {
+    // SAFETY: unshare takes no pointers.
+    cvt(unsafe { libc::unshare(libc::CLONE_NEWNET) }).map(drop)
+}
+
+/// True when `a` and `b` are the same namespace.
+pub fn same(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> io::Result<bool> {
+    Ok(crate::io::file_id(a)? == crate::io::file_id(b)?)
+}
+
+/// Runs `f` on a new thread that first entered `ns`, and returns its result. The calling thread's own
+/// namespace never changes.
+///
+/// ```no_run
+/// # fn main() -> std::io::Result<()> {
+/// let ns = tun_sys::netns::open_named("blue")?;
+/// let sock = tun_sys::netns::run_in(&ns, tun_sys::iface::control_socket)??;
+/// # let _ = sock; Ok(()) }
+/// ```
+pub fn run_in<T: Send>(ns: &OwnedFd, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                enter(std::os::fd::AsFd::as_fd(ns))?;
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn current_namespace_is_the_same_as_itself() {
+        let a = current().unwrap();
+        let b = current().unwrap();
+        assert!(same(a.as_fd(), b.as_fd()).unwrap());
+    }
+
+    #[test]
+    fn named_namespace_with_slash_is_refused() {
+        assert_eq!(
+            open_named("a/b").unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            open_named("").unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+    }
+
+    #[test]
+    fn run_in_current_namespace_returns_the_closure_result() {
+        let ns = current().unwrap();
+        assert_eq!(run_in(&ns, || 42).unwrap(), 42);
+    }
+}
