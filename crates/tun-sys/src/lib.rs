@@ -10,6 +10,8 @@ pub mod iface;
 pub mod ifreq;
 pub mod io;
 pub mod netns;
+pub mod signal;
+pub mod sockopt;
 mod sys;
 pub mod tun;
 pub mod wait;
