@@ -1,0 +1,138 @@
+//! The forwarder command line shared with the `tun` crate's `forward` example.
+
+use std::fmt;
+
+/// What a forwarder was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardArgs {
+    /// Network namespace (as `ip netns` names it) of device A.
+    pub netns_a: String,
+    /// Name of device A.
+    pub name_a: String,
+    /// Network namespace of device B.
+    pub netns_b: String,
+    /// Name of device B.
+    pub name_b: String,
+    /// Whether to enable the virtio-net header and TSO/USO offloads.
+    pub offload: bool,
+    /// Packets per batch (buffers handed to one receive call); `None` for the library's ideal size.
+    pub batch: Option<usize>,
+}
+
+/// A command line that could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The usage line of the forwarders.
+pub const USAGE: &str =
+    "usage: --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB [--no-offload] [--batch N]";
+
+impl ForwardArgs {
+    /// Parses the arguments after the program name.
+    ///
+    /// ```
+    /// use tun_bench::cli::ForwardArgs;
+    /// let args = ["--netns-a", "a", "--name-a", "tunA", "--netns-b", "b", "--name-b", "tunB", "--batch", "8"];
+    /// let parsed = ForwardArgs::parse(args.iter().map(|s| s.to_string())).unwrap();
+    /// assert_eq!(parsed.batch, Some(8));
+    /// assert!(parsed.offload);
+    /// ```
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, UsageError> {
+        let mut netns_a = None;
+        let mut name_a = None;
+        let mut netns_b = None;
+        let mut name_b = None;
+        let mut offload = true;
+        let mut batch = None;
+        let mut args = args.into_iter();
+        while let Some(flag) = args.next() {
+            let mut value = || {
+                args.next()
+                    .ok_or_else(|| UsageError(format!("{flag} needs a value\n{USAGE}")))
+            };
+            match flag.as_str() {
+                "--netns-a" => netns_a = Some(value()?),
+                "--name-a" => name_a = Some(value()?),
+                "--netns-b" => netns_b = Some(value()?),
+                "--name-b" => name_b = Some(value()?),
+                "--no-offload" => offload = false,
+                "--batch" => {
+                    let text = value()?;
+                    let n: usize = text
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=1024).contains(n))
+                        .ok_or_else(|| {
+                            UsageError(format!("--batch must be 1..=1024, got {text}"))
+                        })?;
+                    batch = Some(n);
+                }
+                other => return Err(UsageError(format!("unknown argument {other}\n{USAGE}"))),
+            }
+        }
+        let missing = |what: &str| UsageError(format!("{what} is required\n{USAGE}"));
+        Ok(Self {
+            netns_a: netns_a.ok_or_else(|| missing("--netns-a"))?,
+            name_a: name_a.ok_or_else(|| missing("--name-a"))?,
+            netns_b: netns_b.ok_or_else(|| missing("--netns-b"))?,
+            name_b: name_b.ok_or_else(|| missing("--name-b"))?,
+            offload,
+            batch,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ForwardArgs, UsageError> {
+        ForwardArgs::parse(args.iter().map(|s| (*s).to_owned()))
+    }
+
+    const BASE: [&str; 8] = [
+        "--netns-a",
+        "n1",
+        "--name-a",
+        "ta",
+        "--netns-b",
+        "n2",
+        "--name-b",
+        "tb",
+    ];
+
+    #[test]
+    fn all_four_names_are_required() {
+        assert!(parse(&BASE[..6]).is_err());
+        let ok = parse(&BASE).expect("complete command line");
+        assert_eq!((ok.netns_a.as_str(), ok.name_b.as_str()), ("n1", "tb"));
+        assert!(ok.offload);
+        assert_eq!(ok.batch, None);
+    }
+
+    #[test]
+    fn no_offload_and_batch_are_read() {
+        let mut args = BASE.to_vec();
+        args.extend(["--no-offload", "--batch", "1"]);
+        let ok = parse(&args).expect("valid");
+        assert!(!ok.offload);
+        assert_eq!(ok.batch, Some(1));
+    }
+
+    #[test]
+    fn batch_zero_and_flags_without_value_are_errors() {
+        let mut args = BASE.to_vec();
+        args.extend(["--batch", "0"]);
+        assert!(parse(&args).is_err());
+        assert!(parse(&["--netns-a"]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
+    }
+}

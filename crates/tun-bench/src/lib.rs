@@ -1,0 +1,11 @@
+//! Bench-only tools for `cargo xtask bench` and `cargo xtask demo`.
+//!
+//! - `tun-rs-forward`: the same two-namespace forwarder as the `tun` crate's `forward` example, built on
+//!   tun-rs 2.8.16 (`recv_multiple` / `send_multiple` with its `GROTable`), so that every benchmark run puts
+//!   the library next to the best-known Rust peer.
+//! - `stream-check`: a TCP sender of a deterministic pseudo-random stream and a receiver, each printing the
+//!   SHA-256 of what it sent or received, to prove that data crossed a tunnel intact.
+
+pub mod cli;
+pub mod stats;
+pub mod stream;
