@@ -9,6 +9,7 @@ pub mod flags;
 pub mod iface;
 pub mod ifreq;
 pub mod io;
+pub mod netlink;
 pub mod netns;
 pub mod signal;
 pub mod sockopt;

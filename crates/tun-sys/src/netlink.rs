@@ -1,0 +1,40 @@
+//! rtnetlink: the kernel's link notifications and link queries.
+//!
+//! [`RouteSocket`] is a `NETLINK_ROUTE` socket (close-on-exec, non-blocking) subscribed to the link group;
+//! it sends `RTM_GETLINK` requests and receives datagrams into a caller's buffer. [`Messages`] walks such a
+//! buffer one message at a time, checking every length and alignment before reading, and yields a typed
+//! [`Message`] or a [`MalformedMessage`] error after which it stops: a malformed buffer never panics and
+//! never loops.
+//!
+//! ```no_run
+//! use tun_sys::netlink::{Message, Messages, RecvError, RouteSocket};
+//!
+//! let socket = RouteSocket::open_link_monitor()?;
+//! socket.request_link(1, 1)?;
+//! let mut buf = vec![0u8; tun_sys::netlink::RECV_BUFFER_LEN];
+//! match socket.recv(&mut buf) {
+//!     Ok(len) => {
+//!         for message in Messages::new(&buf[..len]) {
+//!             if let Ok(Message::NewLink(link)) = message {
+//!                 println!("{} mtu {:?} running {}", link.index, link.mtu, link.is_running());
+//!             }
+//!         }
+//!     }
+//!     Err(RecvError::WouldBlock) => { /* wait for readability first */ }
+//!     Err(e) => return Err(e.into()),
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+mod socket;
+mod wire;
+
+#[cfg(test)]
+mod captures;
+
+pub use socket::{RECV_BUFFER_LEN, RecvError, RouteSocket};
+pub use wire::{
+    Attribute, Attributes, IFF_RUNNING, IFF_UP, IFLA_IFNAME, IFLA_MTU, IfInfoMsg, LinkMessage,
+    MalformedMessage, Message, Messages, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP,
+    NLMSG_OVERRUN, NlMsgHdr, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, RtAttr, nlmsg_align, rta_align,
+};

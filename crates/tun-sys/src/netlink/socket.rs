@@ -1,0 +1,342 @@
+//! The `NETLINK_ROUTE` socket: open, subscribe to link notifications, ask for one link, receive.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use super::wire::encode_getlink;
+
+/// A receive buffer this large holds any datagram the kernel sends on a route socket: it sizes them to
+/// at most 32 KiB (and a single link message on 6.18 is about 1.5 KiB).
+pub const RECV_BUFFER_LEN: usize = 64 * 1024;
+
+/// Why [`RouteSocket::recv`] returned no datagram.
+#[derive(Debug, thiserror::Error)]
+pub enum RecvError {
+    /// Nothing to read yet (the socket is non-blocking): wait for readability.
+    #[error("no netlink datagram pending")]
+    WouldBlock,
+    /// `ENOBUFS`: the socket's receive queue overflowed and notifications were lost. The socket stays
+    /// usable; the state must be read again (`RTM_GETLINK`) because some changes were missed.
+    #[error("netlink receive queue overran; notifications were lost")]
+    Overrun,
+    /// A datagram larger than the buffer arrived; its tail was discarded, so it must be treated as lost.
+    #[error("netlink datagram of {len} bytes did not fit the {capacity}-byte buffer")]
+    Truncated {
+        /// The datagram's real length.
+        len: usize,
+        /// The buffer's length.
+        capacity: usize,
+    },
+    /// Any other receive error.
+    #[error("netlink receive failed")]
+    Io(#[source] io::Error),
+}
+
+impl From<RecvError> for io::Error {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::WouldBlock => io::ErrorKind::WouldBlock.into(),
+            RecvError::Overrun => io::Error::from_raw_os_error(libc::ENOBUFS),
+            RecvError::Truncated { .. } => io::Error::new(io::ErrorKind::InvalidData, e),
+            RecvError::Io(e) => e,
+        }
+    }
+}
+
+/// A non-blocking, close-on-exec `NETLINK_ROUTE` socket, bound (and so subscribed) at creation.
+///
+/// The socket belongs to the network namespace of the thread that created it for its whole life: it
+/// reports the links of that namespace only, and it keeps the namespace alive.
+#[derive(Debug)]
+pub struct RouteSocket {
+    fd: OwnedFd,
+}
+
+impl RouteSocket {
+    /// Opens a route socket subscribed to `RTMGRP_LINK` (link creation, changes, deletion) in the calling
+    /// thread's network namespace.
+    pub fn open_link_monitor() -> io::Result<Self> {
+        Self::open(libc::RTMGRP_LINK.cast_unsigned())
+    }
+
+    /// Opens a route socket subscribed to the multicast `groups` bitmask (`RTMGRP_*`; 0 for none).
+    pub fn open(groups: u32) -> io::Result<Self> {
+        // SAFETY: socket takes plain integers and returns a new descriptor or -1.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a descriptor socket just returned and nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let address = netlink_address(groups);
+        // SAFETY: `address` is a valid sockaddr_nl and the length passed is its size.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                std::ptr::from_ref(&address).cast(),
+                sockaddr_nl_len(),
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self { fd })
+    }
+
+    /// Asks the kernel for the state of the link with interface index `index`. The reply is an
+    /// `RTM_NEWLINK` with sequence number `seq`, or an `NLMSG_ERROR` (`ENODEV` when no such link exists in
+    /// this socket's namespace).
+    pub fn request_link(&self, index: u32, seq: u32) -> io::Result<()> {
+        let index = i32::try_from(index).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("interface index {index} out of range"),
+            )
+        })?;
+        let mut request = Vec::with_capacity(32);
+        encode_getlink(&mut request, seq, index, None);
+        self.send(&request)
+    }
+
+    /// Asks the kernel for the state of the link named `name` (bytes without NUL); replies as for
+    /// [`RouteSocket::request_link`].
+    pub fn request_link_by_name(&self, name: &[u8], seq: u32) -> io::Result<()> {
+        if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "interface name must be 1 to 15 bytes without NUL",
+            ));
+        }
+        let mut request = Vec::with_capacity(48);
+        encode_getlink(&mut request, seq, 0, Some(name));
+        self.send(&request)
+    }
+
+    fn send(&self, request: &[u8]) -> io::Result<()> {
+        let kernel = netlink_address(0);
+        // SAFETY: `request` is valid for its length; `kernel` is a valid sockaddr_nl of the given size.
+        let sent = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                request.as_ptr().cast(),
+                request.len(),
+                0,
+                std::ptr::from_ref(&kernel).cast(),
+                sockaddr_nl_len(),
+            )
+        };
+        match usize::try_from(sent) {
+            Ok(n) if n == request.len() => Ok(()),
+            Ok(n) => Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("netlink request sent {n} of {} bytes", request.len()),
+            )),
+            Err(_) => Err(io::Error::last_os_error()),
+        }
+    }
+
+    /// Receives one datagram from the kernel into `buf` without blocking and returns its length.
+    ///
+    /// Datagrams from anyone but the kernel (port id 0) are discarded. Use a buffer of
+    /// [`RECV_BUFFER_LEN`] bytes; a datagram that does not fit is reported as [`RecvError::Truncated`].
+    pub fn recv(&self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        loop {
+            // SAFETY: sockaddr_nl is plain integers, so all-zero is a valid value.
+            let mut from: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+            let mut from_len = sockaddr_nl_len();
+            // SAFETY: `buf` is valid for writes of its length; `from` and `from_len` are valid places for the
+            // sender's address. MSG_TRUNC makes the call return the datagram's real length.
+            let received = unsafe {
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_TRUNC,
+                    std::ptr::from_mut(&mut from).cast(),
+                    &mut from_len,
+                )
+            };
+            let Ok(len) = usize::try_from(received) else {
+                let error = io::Error::last_os_error();
+                return Err(match error.raw_os_error() {
+                    Some(libc::EAGAIN) => RecvError::WouldBlock,
+                    Some(libc::EINTR) => continue,
+                    Some(libc::ENOBUFS) => RecvError::Overrun,
+                    _ => RecvError::Io(error),
+                });
+            };
+            if from.nl_pid != 0 {
+                // Only the kernel speaks for the links; anything else is noise (or forged).
+                continue;
+            }
+            if len > buf.len() {
+                return Err(RecvError::Truncated {
+                    len,
+                    capacity: buf.len(),
+                });
+            }
+            return Ok(len);
+        }
+    }
+
+    /// Sets the receive queue size (`SO_RCVBUF`; the kernel doubles it and caps it at `rmem_max`), so that
+    /// bursts of notifications are less likely to overrun.
+    pub fn set_recv_buffer_size(&self, bytes: u32) -> io::Result<()> {
+        let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        // SAFETY: the option value is a valid c_int and the length passed is its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                std::ptr::from_ref(&value).cast(),
+                socklen(size_of::<libc::c_int>()),
+            )
+        };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl AsFd for RouteSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for RouteSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+fn netlink_address(groups: u32) -> libc::sockaddr_nl {
+    // SAFETY: sockaddr_nl is plain integers, so all-zero is a valid value.
+    let mut address: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    address.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    address.nl_pid = 0;
+    address.nl_groups = groups;
+    address
+}
+
+fn sockaddr_nl_len() -> libc::socklen_t {
+    socklen(size_of::<libc::sockaddr_nl>())
+}
+
+fn socklen(len: usize) -> libc::socklen_t {
+    libc::socklen_t::try_from(len).unwrap_or(libc::socklen_t::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::{Message, Messages};
+
+    /// Waits (bounded) for a datagram on the non-blocking socket.
+    fn recv_within(socket: &RouteSocket, buf: &mut [u8]) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match socket.recv(buf) {
+                Ok(len) => return len,
+                Err(RecvError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn loopback_is_reported_by_index_with_its_name() {
+        // Every network namespace has `lo` at index 1; an unprivileged socket may query it.
+        let socket = RouteSocket::open(0).expect("open");
+        socket.request_link(1, 77).expect("request");
+        let mut buf = vec![0; RECV_BUFFER_LEN];
+        let len = recv_within(&socket, &mut buf);
+        let messages: Vec<_> = Messages::new(&buf[..len]).collect();
+        assert!(
+            matches!(messages[..], [Ok(Message::NewLink(l))] if l.index == 1 && l.seq == 77 && l.name == Some(&b"lo"[..])),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn lookup_by_name_finds_loopback() {
+        let socket = RouteSocket::open(0).expect("open");
+        socket.request_link_by_name(b"lo", 5).expect("request");
+        let mut buf = vec![0; RECV_BUFFER_LEN];
+        let len = recv_within(&socket, &mut buf);
+        assert!(matches!(
+            Messages::new(&buf[..len]).next(),
+            Some(Ok(Message::NewLink(l))) if l.index == 1
+        ));
+    }
+
+    #[test]
+    fn missing_index_is_answered_with_enodev() {
+        let socket = RouteSocket::open(0).expect("open");
+        socket.request_link(0x7fff_fff0, 3).expect("request");
+        let mut buf = vec![0; RECV_BUFFER_LEN];
+        let len = recv_within(&socket, &mut buf);
+        assert_eq!(
+            Messages::new(&buf[..len]).next(),
+            Some(Ok(Message::Error {
+                errno: libc::ENODEV,
+                seq: 3
+            }))
+        );
+    }
+
+    #[test]
+    fn empty_socket_would_block_instead_of_waiting() {
+        let socket = RouteSocket::open(0).expect("open");
+        let mut buf = vec![0; 64];
+        assert!(matches!(socket.recv(&mut buf), Err(RecvError::WouldBlock)));
+    }
+
+    #[test]
+    fn datagram_larger_than_buffer_is_reported_truncated() {
+        let socket = RouteSocket::open(0).expect("open");
+        socket.request_link(1, 1).expect("request");
+        let mut small = vec![0; 64];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let result = loop {
+            match socket.recv(&mut small) {
+                Err(RecvError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                other => break other,
+            }
+        };
+        assert!(
+            matches!(result, Err(RecvError::Truncated { len, capacity: 64 }) if len > 64),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn names_that_cannot_be_interfaces_are_refused_before_sending() {
+        let socket = RouteSocket::open(0).expect("open");
+        for name in [&b""[..], b"sixteen-bytes-xx", b"a\0b"] {
+            assert_eq!(
+                socket.request_link_by_name(name, 1).unwrap_err().kind(),
+                io::ErrorKind::InvalidInput
+            );
+        }
+    }
+
+    #[test]
+    fn overrun_converts_to_enobufs() {
+        let error: io::Error = RecvError::Overrun.into();
+        assert_eq!(error.raw_os_error(), Some(libc::ENOBUFS));
+    }
+}
