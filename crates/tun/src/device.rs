@@ -1,0 +1,315 @@
+//! [`Tun`]: one queue of a TUN device, its configuration and its lifetime (close and drop).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+use tun_sys::{EventFd, IfFlags, IfName, Offloads};
+
+use crate::error::{Error, Result};
+use crate::read::Reader;
+use crate::write::Writer;
+
+/// A TUN device (one queue of it), ready for packet I/O.
+///
+/// `Tun` is `Send + Sync`: share it (`Arc<Tun>` or scoped threads) so one thread reads while another writes;
+/// reads and writes each take their own lock. A read blocks until a packet arrives or the device is closed.
+/// [`close`](Self::close) from any thread wakes a blocked reader, which then gets [`Error::Closed`], as does
+/// every later call.
+#[derive(Debug)]
+pub struct Tun {
+    /// `None` only after [`IntoRawFd::into_raw_fd`] took it, which consumes the `Tun`.
+    fd: Option<OwnedFd>,
+    /// The name at creation, for error messages (the kernel's current name comes from TUNGETIFF).
+    pub(crate) label: IfName,
+    /// Datagram socket in the device's namespace for the SIOC* ioctls.
+    ctl: OwnedFd,
+    /// Whether each packet is preceded by a virtio-net header (IFF_VNET_HDR).
+    pub(crate) vnet_hdr: bool,
+    /// What TUNSETOFFLOAD accepted (empty without offloads).
+    pub(crate) offloads: Offloads,
+    /// Runtime switches: coalesce TCP / UDP on write.
+    pub(crate) tcp_gro: AtomicBool,
+    pub(crate) udp_gro: AtomicBool,
+    /// Whether link monitoring was asked for.
+    monitor: bool,
+    pub(crate) closed: AtomicBool,
+    /// Signalled (and left signalled) by `close()`: wakes every blocked wait.
+    pub(crate) cancel: EventFd,
+    pub(crate) reader: Mutex<Reader>,
+    pub(crate) writer: Mutex<Writer>,
+}
+
+/// What [`Tun::setup`] needs besides the fd; filled by the builder or from an existing fd.
+#[derive(Debug)]
+pub(crate) struct Setup {
+    pub(crate) name: IfName,
+    pub(crate) offload: bool,
+    pub(crate) mtu: Option<u32>,
+    pub(crate) persist: Option<bool>,
+    pub(crate) owner: Option<libc::uid_t>,
+    pub(crate) group: Option<libc::gid_t>,
+    pub(crate) monitor: bool,
+}
+
+impl Tun {
+    /// A new device with default settings and the given name (or template such as `tun%d`).
+    pub fn new(name: &str) -> Result<Tun> {
+        crate::Builder::new().name(name).build()
+    }
+
+    /// Configures a freshly attached TUN fd. On error the fd is dropped, which removes a non-persistent device.
+    pub(crate) fn setup(fd: OwnedFd, setup: Setup) -> Result<Tun> {
+        let name = setup.name;
+        let dev = fd.as_fd();
+        if let Some(uid) = setup.owner {
+            tun_sys::tun::set_owner(dev, uid).map_err(|e| Error::io("TUNSETOWNER", name, e))?;
+        }
+        if let Some(gid) = setup.group {
+            tun_sys::tun::set_group(dev, gid).map_err(|e| Error::io("TUNSETGROUP", name, e))?;
+        }
+        let offloads = if setup.offload {
+            // The header size is device-wide: a persistent device may have been left with another one.
+            tun_sys::tun::set_vnet_hdr_size(dev, tun_offload::VirtioNetHdr::LEN)
+                .map_err(|e| Error::io("TUNSETVNETHDRSZ", name, e))?;
+            // Packets carry the header; the kernel keeps handing over plain packets until offloads are switched
+            // on, which needs the segmentation of super-packets on read.
+            tun_sys::tun::set_offload(dev, Offloads::empty())
+                .map_err(|e| Error::io("TUNSETOFFLOAD", name, e))?;
+            Offloads::empty()
+        } else {
+            // The offload mask is device-wide and outlives fds: clear what an earlier user may have left.
+            tun_sys::tun::set_offload(dev, Offloads::empty())
+                .map_err(|e| Error::io("TUNSETOFFLOAD", name, e))?;
+            Offloads::empty()
+        };
+        let ctl = control_socket_for(dev).map_err(|e| Error::io("socket", name, e))?;
+        if let Some(mtu) = setup.mtu {
+            tun_sys::iface::set_mtu(ctl.as_fd(), name, mtu)
+                .map_err(|e| Error::io("SIOCSIFMTU", name, e))?;
+        }
+        // Last, so that a failure above leaves no persistent device behind.
+        if let Some(persist) = setup.persist {
+            tun_sys::tun::set_persist(dev, persist)
+                .map_err(|e| Error::io("TUNSETPERSIST", name, e))?;
+        }
+        let cancel = EventFd::new().map_err(|e| Error::io("eventfd", name, e))?;
+        Ok(Tun {
+            fd: Some(fd),
+            label: name,
+            ctl,
+            vnet_hdr: setup.offload,
+            offloads,
+            tcp_gro: AtomicBool::new(true),
+            udp_gro: AtomicBool::new(true),
+            monitor: setup.monitor,
+            closed: AtomicBool::new(false),
+            cancel,
+            reader: Mutex::new(Reader::new(setup.offload)),
+            writer: Mutex::new(Writer::new()),
+        })
+    }
+
+    /// The TUN fd. Present for the whole life of a `Tun`: only `into_raw_fd`, which consumes it, takes it.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        match &self.fd {
+            Some(fd) => fd.as_fd(),
+            None => unreachable!("the fd is only taken by into_raw_fd, which consumes the Tun"),
+        }
+    }
+
+    /// `Err(Error::Closed)` once [`close`](Self::close) has begun.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The interface's current name, as the kernel reports it (TUNGETIFF).
+    pub fn name(&self) -> Result<String> {
+        Ok(self.current_name()?.to_string_lossy())
+    }
+
+    pub(crate) fn current_name(&self) -> Result<IfName> {
+        self.check_open()?;
+        let (name, _) =
+            tun_sys::tun::get_iff(self.fd()).map_err(|e| Error::io("TUNGETIFF", self.label, e))?;
+        Ok(name)
+    }
+
+    /// The interface index.
+    pub fn index(&self) -> Result<u32> {
+        let name = self.current_name()?;
+        tun_sys::iface::index(self.ctl.as_fd(), name)
+            .map_err(|e| Error::io("SIOCGIFINDEX", name, e))
+    }
+
+    /// The interface's MTU.
+    pub fn mtu(&self) -> Result<u32> {
+        let name = self.current_name()?;
+        tun_sys::iface::mtu(self.ctl.as_fd(), name).map_err(|e| Error::io("SIOCGIFMTU", name, e))
+    }
+
+    /// Sets the interface's MTU. Values the kernel refuses (below 68 or above 65535 for TUN) are an
+    /// [`Error::Io`] with `EINVAL`.
+    pub fn set_mtu(&self, mtu: u32) -> Result<()> {
+        let name = self.current_name()?;
+        tun_sys::iface::set_mtu(self.ctl.as_fd(), name, mtu)
+            .map_err(|e| Error::io("SIOCSIFMTU", name, e))
+    }
+
+    /// Brings the interface administratively up (`true`) or down (`false`), like `ip link set dev X up`.
+    pub fn set_up(&self, up: bool) -> Result<()> {
+        let name = self.current_name()?;
+        let sock = self.ctl.as_fd();
+        let flags =
+            tun_sys::iface::flags(sock, name).map_err(|e| Error::io("SIOCGIFFLAGS", name, e))?;
+        let wanted = if up {
+            flags | IfFlags::UP
+        } else {
+            flags.without(IfFlags::UP)
+        };
+        tun_sys::iface::set_flags(sock, name, wanted)
+            .map_err(|e| Error::io("SIOCSIFFLAGS", name, e))
+    }
+
+    /// The most packets one [`read_packets`](Self::read_packets) can return and the batch size
+    /// [`write_packets`](Self::write_packets) works best with: 128 with offloads, 1 without.
+    pub fn batch_size(&self) -> usize {
+        if self.offloads.is_empty() {
+            1
+        } else {
+            crate::offload::BATCH_SIZE
+        }
+    }
+
+    /// The offloads the kernel accepted (empty without offloads). With [`Offloads::USO4`] the kernel also hands
+    /// over UDP super-packets, and writes may coalesce UDP.
+    pub fn offloads(&self) -> Offloads {
+        self.offloads
+    }
+
+    /// Whether packets carry a virtio-net header on the fd (the device was opened with offloads asked for):
+    /// [`write_packets`](Self::write_packets) then needs `offset >= 10`.
+    pub fn has_vnet_hdr(&self) -> bool {
+        self.vnet_hdr
+    }
+
+    /// Turns coalescing of TCP segments on write on or off at run time (on by default when TSO is on). Some
+    /// kernels refuse certain GSO writes; this is the way out.
+    pub fn set_tcp_gro(&self, on: bool) {
+        self.tcp_gro.store(on, Ordering::Relaxed);
+    }
+
+    /// Turns coalescing of UDP datagrams on write on or off at run time (only effective when USO is on).
+    pub fn set_udp_gro(&self, on: bool) {
+        self.udp_gro.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the device was built with link monitoring.
+    pub fn is_monitored(&self) -> bool {
+        self.monitor
+    }
+
+    /// True once [`close`](Self::close) has been called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Closes the device: wakes any thread blocked in a read or write (it gets [`Error::Closed`]), waits for it
+    /// to leave, and releases the queue, which removes a non-persistent interface once its last queue is gone.
+    /// Idempotent; every later call on this `Tun` gets [`Error::Closed`].
+    ///
+    /// The descriptor number stays allocated (pointing at `/dev/null`) until the `Tun` is dropped, so fds
+    /// handed out by [`AsFd`] never dangle.
+    pub fn close(&self) -> Result<()> {
+        let Some(woken) = self.begin_close() else {
+            return Ok(());
+        };
+        // Wait until no read or write is inside a system call on the fd, then release the queue.
+        let _reader = self.reader.lock();
+        let _writer = self.writer.lock();
+        let released =
+            tun_sys::io::retire(self.fd()).map_err(|e| Error::io("close", self.label, e));
+        woken.and(released)
+    }
+
+    /// The part of closing that does not touch the fd, shared by [`close`](Self::close) and `into_raw_fd`:
+    /// marks the device closed, wakes blocked waits and stops background work tied to the device. `None` when
+    /// an earlier call already did; otherwise whether waking worked.
+    fn begin_close(&self) -> Option<Result<()>> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        // The eventfd stays signalled, so every later wait returns at once.
+        let woken = self
+            .cancel
+            .signal()
+            .map_err(|e| Error::io("eventfd write", self.label, e));
+        Some(woken)
+    }
+}
+
+/// Turns a TUN fd's namespace into a control socket there, so the SIOC* ioctls find the device whatever
+/// namespace the calling thread is in later.
+fn control_socket_for(dev: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    use tun_sys::netns;
+    // TUNGETDEVNETNS needs CAP_NET_ADMIN over the device's namespace; without it (or on old kernels) the
+    // device is where the fd was opened, which is the caller's namespace in the common case.
+    let Ok(ns) = tun_sys::tun::get_dev_netns(dev) else {
+        return tun_sys::iface::control_socket();
+    };
+    let here = netns::current()?;
+    if netns::same(ns.as_fd(), here.as_fd())? {
+        tun_sys::iface::control_socket()
+    } else {
+        netns::run_in(&ns, tun_sys::iface::control_socket)?
+    }
+}
+
+impl Drop for Tun {
+    fn drop(&mut self) {
+        if self.fd.is_some() {
+            // Nothing can report a failure from drop; the fd itself is closed by OwnedFd either way.
+            let _ = self.close();
+        }
+    }
+}
+
+impl AsFd for Tun {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd()
+    }
+}
+
+impl AsRawFd for Tun {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd().as_raw_fd()
+    }
+}
+
+impl IntoRawFd for Tun {
+    /// Gives up the TUN fd without closing it; the `Tun`'s other resources are released.
+    fn into_raw_fd(mut self) -> RawFd {
+        // Waking can only fail if the eventfd is broken, and no thread can be waiting on a Tun owned by value.
+        let _ = self.begin_close();
+        match self.fd.take() {
+            Some(fd) => fd.into_raw_fd(),
+            None => unreachable!("the fd is only taken here, and this consumes the Tun"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tun_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Tun>();
+    }
+}

@@ -1,0 +1,259 @@
+//! The facade's one error type.
+
+use std::io;
+
+use tun_offload::OffloadError;
+
+/// Everything that can go wrong with a [`Tun`](crate::Tun).
+///
+/// Match on the variants, or ask [`is_transient`](Self::is_transient) (try again later) and
+/// [`is_fatal`](Self::is_fatal) (the device is unusable). The `errno` stays reachable through
+/// [`std::error::Error::source`] and [`raw_os_error`](Self::raw_os_error).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The device was closed; every call after `close()` (or one blocked while it happened) gets this.
+    #[error("TUN device is closed")]
+    Closed,
+    /// The interface name breaks the kernel's rules; nothing was created.
+    #[error("invalid interface name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Which rule it breaks.
+        #[source]
+        reason: tun_sys::NameError,
+    },
+    /// A device of that name exists and cannot be attached to (another process holds its only queue, or it is
+    /// configured differently: single versus multi-queue, TUN versus TAP).
+    #[error("interface {name} exists and is busy or configured differently")]
+    DeviceBusy {
+        /// The device name.
+        name: String,
+        /// The kernel's answer to TUNSETIFF.
+        #[source]
+        source: io::Error,
+    },
+    /// The caller's buffer cannot hold the next packet. Nothing was lost: the packet is returned by the next
+    /// call that has room for it.
+    #[error("buffer {index} too small: packet needs {need} bytes (with offset), buffer has {have}")]
+    BufferTooSmall {
+        /// Index of the buffer in the caller's batch.
+        index: usize,
+        /// Bytes needed, offset included.
+        need: usize,
+        /// Bytes available.
+        have: usize,
+    },
+    /// The arguments disagree with each other or with the device (for example `sizes` shorter than `bufs`, or
+    /// an `offset` too small for the virtio-net header).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    /// A system call failed.
+    #[error("{op} on {device}: {source}")]
+    Io {
+        /// The operation (ioctl name or call) that failed.
+        op: &'static str,
+        /// The device name ("/dev/net/tun" before one exists).
+        device: String,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+    /// One packet could not be split or coalesced by the offload engine (it was malformed or inconsistent with
+    /// its virtio-net header).
+    #[error("offload: {0}")]
+    Offload(#[from] OffloadError),
+    /// Some packets of a write batch failed; the others were written.
+    #[error("{}", .0)]
+    Batch(BatchError),
+}
+
+impl Error {
+    /// An [`Error::Io`] for `op` on `device`.
+    pub(crate) fn io(op: &'static str, device: impl std::fmt::Display, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            device: device.to_string(),
+            source,
+        }
+    }
+
+    /// The `errno` behind this error, if it came from the kernel.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Io { source, .. } | Error::DeviceBusy { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// True when retrying later can succeed: the call was interrupted or would block, the kernel was short
+    /// of buffers, or the link is down (writes to a down TUN device fail with `EIO`).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => {
+                matches!(
+                    source.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) || matches!(
+                    source.raw_os_error(),
+                    Some(libc::ENOBUFS | libc::ENOMEM | libc::EIO | libc::ENETDOWN | libc::EAGAIN)
+                )
+            }
+            Error::Batch(batch) => {
+                !batch.failed.is_empty() && batch.failed.iter().all(|p| p.error.is_transient())
+            }
+            _ => false,
+        }
+    }
+
+    /// True when the device is unusable from now on: closed, deleted (`EBADFD`, `ENODEV`, `ENXIO`) or the fd is
+    /// invalid (`EBADF`).
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Error::Closed => true,
+            Error::Io { source, .. } => {
+                matches!(
+                    source.raw_os_error(),
+                    Some(libc::EBADFD | libc::EBADF | libc::ENODEV | libc::ENXIO)
+                )
+            }
+            Error::Batch(batch) => batch.failed.iter().any(|p| p.error.is_fatal()),
+            _ => false,
+        }
+    }
+}
+
+/// What happened to a write batch in which some packets failed.
+#[derive(Debug)]
+pub struct BatchError {
+    /// Packets of the batch that were written (after coalescing, counted as the caller's packets).
+    pub written: usize,
+    /// The packets that failed, in order, each with its index in the caller's batch.
+    pub failed: Vec<PacketError>,
+    /// Packets not attempted because the device itself failed (the last entry of `failed` says why).
+    pub not_attempted: usize,
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} packet(s) written, {} failed",
+            self.written,
+            self.failed.len()
+        )?;
+        if self.not_attempted > 0 {
+            write!(f, ", {} not attempted", self.not_attempted)?;
+        }
+        if let Some(first) = self.failed.first() {
+            write!(f, " (first: packet {}: {})", first.index, first.error)?;
+        }
+        Ok(())
+    }
+}
+
+/// One packet of a batch that failed.
+#[derive(Debug)]
+pub struct PacketError {
+    /// Index of the packet in the caller's batch.
+    pub index: usize,
+    /// Why it failed.
+    pub error: Error,
+}
+
+impl From<Error> for io::Error {
+    /// Keeps the kernel's error kind where there is one; `Closed` becomes `BrokenPipe`, bad arguments and
+    /// too-small buffers `InvalidInput`.
+    fn from(err: Error) -> io::Error {
+        let kind = match &err {
+            Error::Closed => io::ErrorKind::BrokenPipe,
+            Error::Io { source, .. } | Error::DeviceBusy { source, .. } => {
+                if let Some(errno) = source.raw_os_error() {
+                    // Keep the errno itself visible to callers of the std traits.
+                    return io::Error::from_raw_os_error(errno);
+                }
+                source.kind()
+            }
+            Error::InvalidName { .. }
+            | Error::InvalidArgument(_)
+            | Error::BufferTooSmall { .. } => io::ErrorKind::InvalidInput,
+            Error::Offload(_) => io::ErrorKind::InvalidData,
+            Error::Batch(_) => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, err)
+    }
+}
+
+/// The facade's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_error_message_names_operation_and_device() {
+        let err = Error::io(
+            "SIOCSIFMTU",
+            "tun7",
+            io::Error::from_raw_os_error(libc::EINVAL),
+        );
+        let text = err.to_string();
+        assert!(text.starts_with("SIOCSIFMTU on tun7: "), "{text}");
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    }
+
+    #[test]
+    fn closed_and_deleted_device_are_fatal_not_transient() {
+        assert!(Error::Closed.is_fatal());
+        assert!(!Error::Closed.is_transient());
+        let gone = Error::io("read", "tun0", io::Error::from_raw_os_error(libc::EBADFD));
+        assert!(gone.is_fatal());
+        assert!(!gone.is_transient());
+    }
+
+    #[test]
+    fn would_block_and_no_buffers_are_transient() {
+        assert!(Error::io("write", "t", io::Error::from(io::ErrorKind::WouldBlock)).is_transient());
+        assert!(
+            Error::io("write", "t", io::Error::from_raw_os_error(libc::ENOBUFS)).is_transient()
+        );
+        assert!(
+            !Error::io("write", "t", io::Error::from_raw_os_error(libc::EINVAL)).is_transient()
+        );
+    }
+
+    #[test]
+    fn batch_is_fatal_when_any_packet_failed_fatally() {
+        let batch = BatchError {
+            written: 3,
+            failed: vec![
+                PacketError {
+                    index: 1,
+                    error: Error::io("write", "t", io::Error::from_raw_os_error(libc::EINVAL)),
+                },
+                PacketError {
+                    index: 4,
+                    error: Error::Closed,
+                },
+            ],
+            not_attempted: 2,
+        };
+        let text = batch.to_string();
+        assert!(
+            text.contains("3 packet(s) written, 2 failed, 2 not attempted"),
+            "{text}"
+        );
+        assert!(Error::Batch(batch).is_fatal());
+    }
+
+    #[test]
+    fn conversion_to_io_error_keeps_the_errno() {
+        let err: io::Error =
+            Error::io("write", "t", io::Error::from_raw_os_error(libc::EMSGSIZE)).into();
+        assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE));
+        let closed: io::Error = Error::Closed.into();
+        assert_eq!(closed.kind(), io::ErrorKind::BrokenPipe);
+    }
+}

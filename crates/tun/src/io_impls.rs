@@ -1,0 +1,46 @@
+//! Single-packet `std::io::Read` and `Write`, for `Tun` and `&Tun`.
+
+use std::io;
+
+use crate::device::Tun;
+
+/// Reads one packet per call. With offloads on, the packets of a super-packet come out one per call, none lost.
+/// A buffer too small for the next packet is `InvalidInput`, and the packet stays for the next call.
+impl io::Read for &Tun {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut sizes = [0usize];
+        self.read_packets(&mut [&mut *buf], &mut sizes, 0)?;
+        Ok(sizes[0])
+    }
+}
+
+/// Writes one packet per call (with a zero virtio-net header when offloads are on). An empty buffer writes
+/// nothing.
+impl io::Write for &Tun {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        Ok(self.write_one(buf)?)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl io::Read for Tun {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl io::Write for Tun {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
