@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's automation.
 
+mod fuzz;
 mod test;
 
 use std::process::ExitCode;
@@ -8,12 +9,14 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   test     fmt check, clippy, unit and property tests, then the privileged tests (as root)
+  fuzz     [--time S] [TARGET...]  run tun-offload's fuzz targets S seconds each (default 60, nightly)
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

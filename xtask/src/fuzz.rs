@@ -1,0 +1,128 @@
+//! `cargo xtask fuzz [--time S] [TARGET...]`: runs tun-offload's cargo-fuzz targets for S seconds each
+//! (default 60) with the nightly toolchain, installing cargo-fuzz first if it is missing, and prints
+//! how many inputs each target executed.
+//!
+//! New inputs go to a scratch corpus under `fuzz/target/` (ignored by git), seeded from the committed
+//! corpus in `fuzz/corpus/<target>/`, so a run never changes the repository; minimize and commit
+//! interesting inputs by hand (`cargo +nightly fuzz cmin`). A crash leaves its input in `fuzz/artifacts/`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const TARGETS: [&str; 3] = ["decode", "gso_split", "handle_gro"];
+const DEFAULT_SECONDS: u64 = 60;
+
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let (seconds, targets) = parse_args(args)?;
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/tun-offload");
+    ensure_cargo_fuzz()?;
+    let mut summary = Vec::new();
+    for target in &targets {
+        let execs = run_target(&crate_dir, target, seconds)?;
+        summary.push(format!(
+            "{target:<12} {execs:>12} execs in {seconds} s ({} /s)",
+            execs / seconds.max(1)
+        ));
+    }
+    println!("\nfuzz summary:");
+    for line in summary {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
+fn parse_args(args: &[String]) -> Result<(u64, Vec<String>), String> {
+    let mut seconds = DEFAULT_SECONDS;
+    let mut targets = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--time" => {
+                let v = it.next().ok_or("--time needs a number of seconds")?;
+                seconds = v
+                    .parse()
+                    .map_err(|_| format!("--time: `{v}` is not a number of seconds"))?;
+            }
+            t if TARGETS.contains(&t) => targets.push(t.to_string()),
+            other => {
+                return Err(format!(
+                    "fuzz: unknown argument `{other}` (targets: {})",
+                    TARGETS.join(", ")
+                ));
+            }
+        }
+    }
+    if targets.is_empty() {
+        targets = TARGETS.iter().map(|t| t.to_string()).collect();
+    }
+    Ok((seconds, targets))
+}
+
+/// cargo-fuzz is a cargo subcommand installed per user; install it from crates.io when absent.
+fn ensure_cargo_fuzz() -> Result<(), String> {
+    let present = Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if present {
+        return Ok(());
+    }
+    eprintln!("xtask fuzz: installing cargo-fuzz");
+    let status = Command::new("cargo")
+        .args(["+nightly", "install", "--locked", "cargo-fuzz"])
+        .status()
+        .map_err(|e| format!("cargo install cargo-fuzz: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo install cargo-fuzz failed: {status}"))
+    }
+}
+
+/// Runs one target and returns its executed-input count, read from libFuzzer's final statistics.
+fn run_target(crate_dir: &Path, target: &str, seconds: u64) -> Result<u64, String> {
+    let seeds = crate_dir.join("fuzz/corpus").join(target);
+    let scratch: PathBuf = crate_dir.join("fuzz/target/corpus").join(target);
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    eprintln!("xtask fuzz: {target} for {seconds} s");
+    let started = Instant::now();
+    // Safe Rust throughout, so AddressSanitizer would only slow the search down; debug assertions and
+    // overflow checks stay on.
+    let mut child = Command::new("cargo")
+        .current_dir(crate_dir)
+        .args(["+nightly", "fuzz", "run", "--sanitizer", "none", target])
+        .arg(&scratch)
+        .arg(&seeds)
+        .args([
+            "--",
+            &format!("-max_total_time={seconds}"),
+            "-print_final_stats=1",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cargo fuzz run {target}: {e}"))?;
+    let mut execs = None;
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if let Some(n) = line.strip_prefix("stat::number_of_executed_units:") {
+                execs = n.trim().parse().ok();
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("cargo fuzz run {target}: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "fuzz target `{target}` failed after {:.0} s ({status}); the input is in {}",
+            started.elapsed().as_secs_f64(),
+            crate_dir.join("fuzz/artifacts").join(target).display()
+        ));
+    }
+    execs.ok_or_else(|| format!("fuzz target `{target}` printed no execution count"))
+}
