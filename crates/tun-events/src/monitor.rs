@@ -1,0 +1,540 @@
+//! The monitor thread: rtnetlink in the device's namespace, following the device when it moves.
+//!
+//! The thread owns a duplicate of the TUN fd (to ask where the device lives, `TUNGETDEVNETNS`, and what it
+//! is called, `TUNGETIFF`) and one route socket. The socket reports only the links of the namespace the
+//! thread was in when it created it, so the thread first enters the device's namespace. Its life is two
+//! phases:
+//!
+//! - *resolving*: a new socket is subscribed and an `RTM_GETLINK` by name was sent; the reply gives the
+//!   device's index in this namespace (it may change on a move) and its state;
+//! - *tracking*: notifications for that index are turned into events. `RTM_DELLINK` for it means the device
+//!   left this namespace (or was deleted): the thread follows it by going back to resolving, in the
+//!   namespace the TUN fd now reports.
+//!
+//! Both phases block only in one `poll` on the socket and the cancel eventfd, so a stop request is seen at
+//! once. The kernel moves a device and answers `TUNGETDEVNETNS` both under the RTNL lock, so by the time the
+//! thread has read the `RTM_DELLINK` of a move, the ioctl already reports the new namespace: no retry timer
+//! is needed.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tun_sys::netlink::{self, Message, Messages, RECV_BUFFER_LEN, RecvError, RouteSocket};
+use tun_sys::wait::{self, EventFd, Interest, Wait};
+
+use crate::receiver::Queue;
+use crate::tracker::LinkTracker;
+use crate::{Events, MonitorError};
+
+/// How long [`Monitor::spawn`] waits for the first link state (the kernel answers in microseconds; this
+/// only bounds a wedged system).
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Lookups in a row that may find the device missing from the namespace its fd reports. Each failed lookup
+/// means the device moved again in between, so this bounds a device moved back and forth without pause.
+const MAX_FAILED_LOOKUPS: u32 = 64;
+
+/// Receive queue asked for each route socket: room for a burst of notifications (each about 1.5 KiB of
+/// datagram, more in kernel accounting) before `ENOBUFS`.
+const SOCKET_RECV_BUFFER: u32 = 1 << 20;
+
+/// A link monitor for one TUN device, running on its own thread.
+///
+/// Dropping it (or calling [`Monitor::stop`]) wakes the thread through an eventfd and joins it; that takes
+/// well under 100 ms. The monitor holds a duplicate of the device's fd until then, so stop it before
+/// expecting a non-persistent device to disappear.
+#[derive(Debug)]
+pub struct Monitor {
+    device: String,
+    queue: Arc<Queue>,
+    errors: Arc<ErrorSlot>,
+    cancel: Arc<EventFd>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Monitor {
+    /// Starts monitoring the TUN device behind `device` (a `/dev/net/tun` fd after `TUNSETIFF`).
+    ///
+    /// Returns once the monitor is subscribed in the device's namespace and has read the current state, so
+    /// that every change made after this returns is reported. A device that is already running at that
+    /// point is reported [`Event::Up`](crate::Event::Up) at once.
+    pub fn spawn(device: BorrowedFd<'_>) -> Result<Self, MonitorError> {
+        let tun = device
+            .try_clone_to_owned()
+            .map_err(|source| MonitorError::Io {
+                operation: "dup of the TUN fd",
+                device: String::new(),
+                source,
+            })?;
+        let name = device_name(tun.as_fd()).map_err(|source| MonitorError::Io {
+            operation: "TUNGETIFF",
+            device: String::new(),
+            source,
+        })?;
+        let io_error = |operation, source| MonitorError::Io {
+            operation,
+            device: name.clone(),
+            source,
+        };
+        let cancel = Arc::new(EventFd::new().map_err(|e| io_error("eventfd", e))?);
+        let queue = Queue::new();
+        let errors = Arc::new(ErrorSlot::default());
+        let (started_tx, started_rx) = mpsc::sync_channel(1);
+        let worker = Worker {
+            tun,
+            device: name.clone(),
+            cancel: Arc::clone(&cancel),
+            queue: Arc::clone(&queue),
+            errors: Arc::clone(&errors),
+            started: Some(started_tx),
+            tracker: LinkTracker::default(),
+            socket: None,
+            phase: Phase::Resolving { seq: 0 },
+            seq: 0,
+            failed_lookups: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name("tun-events".into())
+            .spawn(move || worker.run())
+            .map_err(|e| io_error("spawn of the monitor thread", e))?;
+        let monitor = Self {
+            device: name,
+            queue,
+            errors,
+            cancel,
+            thread: Mutex::new(Some(thread)),
+        };
+        match started_rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(())) => Ok(monitor),
+            Ok(Err(error)) => Err(error),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                monitor.stop();
+                Err(monitor.errors.take().unwrap_or(MonitorError::StartTimeout {
+                    device: monitor.device.clone(),
+                    timeout_ms: u64::try_from(START_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
+                }))
+            }
+            // The thread ended without a word: only a panic does that.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                monitor.stop();
+                Err(monitor.errors.take().unwrap_or(MonitorError::Panicked {
+                    device: monitor.device.clone(),
+                }))
+            }
+        }
+    }
+
+    /// A receiver of this monitor's events. Receivers share one queue: each event goes to one of them.
+    #[must_use]
+    pub fn events(&self) -> Events {
+        Events::new(Arc::clone(&self.queue))
+    }
+
+    /// Takes the error the monitor hit since the last call, if any. Cheap when there is none (one atomic
+    /// load), so a device can call it before every read and return the error there.
+    pub fn take_error(&self) -> Option<MonitorError> {
+        self.errors.take()
+    }
+
+    /// True once the monitor thread has stopped (after [`Monitor::stop`], a fatal error, or the device's
+    /// deletion).
+    #[must_use]
+    pub fn is_stopped(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    /// Wakes the monitor thread, waits for it to exit and closes the events receivers (pending events can
+    /// still be read). Idempotent; safe to call from any thread, also while another is blocked reading the
+    /// device.
+    pub fn stop(&self) {
+        let Some(thread) = self.thread.lock().take() else {
+            return;
+        };
+        if let Err(source) = self.cancel.signal() {
+            // Without the wake-up the join below would hang: report and leave the thread detached.
+            self.errors.store(MonitorError::Io {
+                operation: "eventfd signal",
+                device: self.device.clone(),
+                source,
+            });
+            self.queue.close();
+            return;
+        }
+        if thread.join().is_err() {
+            self.errors.store(MonitorError::Panicked {
+                device: self.device.clone(),
+            });
+        }
+        // The thread closes the queue on its way out; a panicking one may not have.
+        self.queue.close();
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn device_name(tun: BorrowedFd<'_>) -> io::Result<String> {
+    let (name, _) = tun_sys::tun::get_iff(tun)?;
+    Ok(name.to_string_lossy())
+}
+
+/// The one pending error, with an atomic flag so that checking for none costs no lock.
+#[derive(Debug, Default)]
+struct ErrorSlot {
+    set: AtomicBool,
+    error: Mutex<Option<MonitorError>>,
+}
+
+impl ErrorSlot {
+    /// Keeps `error` unless an earlier one is still untaken: the first error is the cause, later ones are
+    /// usually its consequences, and the slot stays bounded.
+    fn store(&self, error: MonitorError) {
+        let mut slot = self.error.lock();
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+        self.set.store(true, Ordering::Release);
+    }
+
+    fn take(&self) -> Option<MonitorError> {
+        if !self.set.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut slot = self.error.lock();
+        self.set.store(false, Ordering::Release);
+        slot.take()
+    }
+}
+
+/// Where the monitor thread is in following the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the reply (sequence `seq`) to a lookup by name on a new socket.
+    Resolving { seq: u32 },
+    /// Watching the link `index`; `seq` is the last state request sent (a resync after an overrun).
+    Tracking { index: u32, seq: u32 },
+}
+
+/// What a message from the kernel said, copied out of the receive buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Notice {
+    Link {
+        index: u32,
+        seq: u32,
+        running: bool,
+        mtu: Option<u32>,
+    },
+    Removed {
+        index: u32,
+    },
+    Error {
+        errno: i32,
+        seq: u32,
+    },
+    /// The kernel says messages were lost.
+    Overrun,
+}
+
+/// Whether the thread goes on after handling something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Keep reading this socket.
+    Continue,
+    /// The socket was replaced (the device was followed): stop reading the old one.
+    Switched,
+    /// Stop the monitor.
+    Stop,
+}
+
+/// The state of the monitor thread.
+struct Worker {
+    tun: OwnedFd,
+    device: String,
+    cancel: Arc<EventFd>,
+    queue: Arc<Queue>,
+    errors: Arc<ErrorSlot>,
+    /// Present until the first link state was read (or starting failed).
+    started: Option<mpsc::SyncSender<Result<(), MonitorError>>>,
+    tracker: LinkTracker,
+    socket: Option<RouteSocket>,
+    phase: Phase,
+    seq: u32,
+    failed_lookups: u32,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut buf = vec![0u8; RECV_BUFFER_LEN];
+        let mut notices = Vec::new();
+        if self.follow() != Flow::Stop {
+            while self.step(&mut buf, &mut notices) == Flow::Continue {}
+        }
+        self.queue.close();
+        // If starting failed before any error could be sent, dropping the sender tells spawn.
+        drop(self.started.take());
+    }
+
+    /// Waits for the socket or a stop request, then handles everything the socket holds.
+    fn step(&mut self, buf: &mut [u8], notices: &mut Vec<Notice>) -> Flow {
+        let Some(socket) = self.socket.as_ref() else {
+            return Flow::Stop;
+        };
+        match wait::wait(socket.as_fd(), Interest::Read, &self.cancel, None) {
+            Ok(Wait::Cancelled) => return Flow::Stop,
+            Ok(Wait::Ready | Wait::TimedOut) => {}
+            Err(e) => return self.fail("poll", e),
+        }
+        loop {
+            let Some(socket) = self.socket.as_ref() else {
+                return Flow::Stop;
+            };
+            let received = socket.recv(buf);
+            let flow = match received {
+                Ok(len) => {
+                    let bytes = buf.get(..len).unwrap_or_default();
+                    let malformed = decode(bytes, notices);
+                    let mut flow = self.handle_all(notices);
+                    if let Some(source) = malformed
+                        && flow == Flow::Continue
+                    {
+                        self.errors.store(MonitorError::Malformed {
+                            device: self.device.clone(),
+                            source,
+                        });
+                        flow = self.resync();
+                    }
+                    flow
+                }
+                Err(RecvError::WouldBlock) => return Flow::Continue,
+                // Notifications were lost (the queue overran, or a datagram did not fit): the state is read
+                // again instead of guessed. Not an error for the user.
+                Err(RecvError::Overrun | RecvError::Truncated { .. }) => self.resync(),
+                Err(RecvError::Io(e)) => self.fail("netlink receive", e),
+            };
+            match flow {
+                Flow::Continue => {}
+                // The new socket is read after the next wait.
+                Flow::Switched => return Flow::Continue,
+                Flow::Stop => return Flow::Stop,
+            }
+        }
+    }
+
+    fn handle_all(&mut self, notices: &[Notice]) -> Flow {
+        for notice in notices {
+            let flow = self.handle(*notice);
+            if flow != Flow::Continue {
+                return flow;
+            }
+        }
+        Flow::Continue
+    }
+
+    fn handle(&mut self, notice: Notice) -> Flow {
+        match (self.phase, notice) {
+            (
+                Phase::Resolving { seq },
+                Notice::Link {
+                    index,
+                    seq: reply,
+                    running,
+                    mtu,
+                },
+            ) if reply == seq => {
+                self.phase = Phase::Tracking { index, seq };
+                self.failed_lookups = 0;
+                self.report(running, mtu);
+                if let Some(started) = self.started.take() {
+                    // spawn may have given up waiting; then there is nobody to tell.
+                    let _ = started.send(Ok(()));
+                }
+                Flow::Continue
+            }
+            (Phase::Resolving { seq }, Notice::Error { errno, seq: reply }) if reply == seq => {
+                if errno == libc::ENODEV {
+                    // The device moved again between finding its namespace and asking for it there.
+                    self.failed_lookups += 1;
+                    if self.failed_lookups >= MAX_FAILED_LOOKUPS {
+                        return self.stop_with(MonitorError::Lost {
+                            device: self.device.clone(),
+                            attempts: self.failed_lookups,
+                        });
+                    }
+                    self.follow()
+                } else {
+                    self.fail("RTM_GETLINK", io::Error::from_raw_os_error(errno))
+                }
+            }
+            (
+                Phase::Tracking { index, .. },
+                Notice::Link {
+                    index: link,
+                    running,
+                    mtu,
+                    ..
+                },
+            ) if link == index => {
+                self.report(running, mtu);
+                Flow::Continue
+            }
+            (Phase::Tracking { index, .. }, Notice::Removed { index: link }) if link == index => {
+                self.follow()
+            }
+            (Phase::Tracking { seq, .. }, Notice::Error { errno, seq: reply })
+                if reply == seq && errno != 0 =>
+            {
+                if errno == libc::ENODEV {
+                    // A resync found the index gone: the RTM_DELLINK was among the lost notifications.
+                    self.follow()
+                } else {
+                    self.fail("RTM_GETLINK", io::Error::from_raw_os_error(errno))
+                }
+            }
+            (_, Notice::Overrun) => self.resync(),
+            // Other links, replies to older requests, and notifications that arrive on a new socket before
+            // the lookup's reply (which reflects them).
+            _ => Flow::Continue,
+        }
+    }
+
+    fn report(&mut self, running: bool, mtu: Option<u32>) {
+        for event in self.tracker.observe(running, mtu) {
+            self.queue.push(event);
+        }
+    }
+
+    /// Finds the device's namespace, subscribes there with a new socket and asks for the device by name.
+    fn follow(&mut self) -> Flow {
+        let ns = match tun_sys::tun::get_dev_netns(self.tun.as_fd()) {
+            Ok(ns) => ns,
+            Err(e) if e.raw_os_error() == Some(libc::EBADFD) && self.started.is_none() => {
+                // The device was deleted while the fd was open: nothing is left to follow.
+                for event in self.tracker.gone() {
+                    self.queue.push(event);
+                }
+                return Flow::Stop;
+            }
+            Err(e) => return self.fail("TUNGETDEVNETNS", e),
+        };
+        if let Err(flow) = self.enter(&ns) {
+            return flow;
+        }
+        let socket = match RouteSocket::open_link_monitor() {
+            Ok(socket) => socket,
+            Err(e) => return self.fail("netlink socket", e),
+        };
+        if let Err(e) = socket.set_recv_buffer_size(SOCKET_RECV_BUFFER) {
+            return self.fail("SO_RCVBUF", e);
+        }
+        // Asked after subscribing: a rename or move after this point arrives as a notification.
+        let name = match tun_sys::tun::get_iff(self.tun.as_fd()) {
+            Ok((name, _)) => name,
+            Err(e) => return self.fail("TUNGETIFF", e),
+        };
+        self.device = name.to_string_lossy();
+        let seq = self.next_seq();
+        if let Err(e) = socket.request_link_by_name(name.bytes(), seq) {
+            return self.fail("RTM_GETLINK", e);
+        }
+        self.socket = Some(socket);
+        self.phase = Phase::Resolving { seq };
+        Flow::Switched
+    }
+
+    /// Moves this thread into `ns` unless it is there already (then no privilege beyond the socket's is
+    /// needed).
+    fn enter(&mut self, ns: &OwnedFd) -> Result<(), Flow> {
+        let here =
+            tun_sys::netns::current().map_err(|e| self.fail("open of the current netns", e))?;
+        let same = tun_sys::netns::same(here.as_fd(), ns.as_fd())
+            .map_err(|e| self.fail("stat of a netns", e))?;
+        if !same {
+            tun_sys::netns::enter(ns.as_fd()).map_err(|e| self.fail("setns", e))?;
+        }
+        Ok(())
+    }
+
+    /// Reads the state again after notifications were lost or garbled.
+    fn resync(&mut self) -> Flow {
+        let seq = self.next_seq();
+        let Some(socket) = self.socket.as_ref() else {
+            return Flow::Stop;
+        };
+        let sent = match self.phase {
+            Phase::Tracking { index, .. } => {
+                self.phase = Phase::Tracking { index, seq };
+                socket.request_link(index, seq)
+            }
+            Phase::Resolving { .. } => match tun_sys::tun::get_iff(self.tun.as_fd()) {
+                Ok((name, _)) => {
+                    self.phase = Phase::Resolving { seq };
+                    socket.request_link_by_name(name.bytes(), seq)
+                }
+                Err(e) => return self.fail("TUNGETIFF", e),
+            },
+        };
+        match sent {
+            Ok(()) => Flow::Continue,
+            Err(e) => self.fail("RTM_GETLINK", e),
+        }
+    }
+
+    /// Sequence numbers of requests; never 0, which notifications carry.
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        self.seq
+    }
+
+    fn fail(&mut self, operation: &'static str, source: io::Error) -> Flow {
+        let error = MonitorError::Io {
+            operation,
+            device: self.device.clone(),
+            source,
+        };
+        self.stop_with(error)
+    }
+
+    /// Hands a fatal error to whoever waits for it (spawn while starting, the device's reader afterwards).
+    fn stop_with(&mut self, error: MonitorError) -> Flow {
+        match self.started.take() {
+            Some(started) => {
+                if let Err(mpsc::SendError(Err(error))) = started.send(Err(error)) {
+                    // spawn gave up waiting; keep the error for take_error.
+                    self.errors.store(error);
+                }
+            }
+            None => self.errors.store(error),
+        }
+        Flow::Stop
+    }
+}
+
+/// Copies what matters out of one datagram into `notices`; returns the parse error that ended it, if any
+/// (the messages before it are still in `notices`).
+fn decode(bytes: &[u8], notices: &mut Vec<Notice>) -> Option<netlink::MalformedMessage> {
+    notices.clear();
+    for message in Messages::new(bytes) {
+        match message {
+            Ok(Message::NewLink(link)) => notices.push(Notice::Link {
+                index: link.index,
+                seq: link.seq,
+                running: link.is_running(),
+                mtu: link.mtu,
+            }),
+            Ok(Message::DelLink(link)) => notices.push(Notice::Removed { index: link.index }),
+            Ok(Message::Error { errno, seq }) => notices.push(Notice::Error { errno, seq }),
+            Ok(Message::Overrun) => notices.push(Notice::Overrun),
+            Ok(Message::Done { .. } | Message::Other { .. }) => {}
+            Err(e) => return Some(e),
+        }
+    }
+    None
+}

@@ -1,0 +1,218 @@
+//! The monitor against real TUN devices, each test in network namespaces it creates and removes.
+//!
+//! The device is created in a fresh namespace from a helper thread that entered it, while the test thread
+//! (and so `Monitor::spawn`) stays in the host namespace: the monitor must find the device's namespace
+//! itself. Links are changed with `ip -n NS ...`; nothing outside the test's namespaces is touched.
+
+mod common;
+
+use std::os::fd::AsFd;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Netns, REPORT_WITHIN};
+use tun_events::{Event, MAX_PENDING, Monitor, RecvTimeoutError};
+
+fn expect_event(monitor: &Monitor, expected: Event) {
+    match monitor.events().recv_timeout(REPORT_WITHIN) {
+        Ok(event) => assert_eq!(event, expected),
+        Err(e) => panic!("waiting for {expected:?}: {e}"),
+    }
+}
+
+fn expect_quiet(monitor: &Monitor) {
+    assert_eq!(
+        monitor.events().recv_timeout(Duration::from_millis(200)),
+        Err(RecvTimeoutError::Timeout)
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn up_mtu_down_are_reported_in_order_and_only_once() {
+    let ns = Netns::new("order");
+    let tun = ns.create_tun("evt0");
+    let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
+    expect_quiet(&monitor);
+    ns.ip(&["link", "set", "evt0", "up"]);
+    expect_event(&monitor, Event::Up);
+    ns.ip(&["link", "set", "evt0", "mtu", "1400"]);
+    expect_event(&monitor, Event::MtuUpdate(1400));
+    // Setting what is already set produces no event.
+    ns.ip(&["link", "set", "evt0", "mtu", "1400"]);
+    ns.ip(&["link", "set", "evt0", "up"]);
+    ns.ip(&["link", "set", "evt0", "down"]);
+    expect_event(&monitor, Event::Down);
+    expect_quiet(&monitor);
+    assert!(monitor.take_error().is_none());
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn device_running_before_spawn_is_reported_up_at_once() {
+    let ns = Netns::new("early");
+    let tun = ns.create_tun("evt0");
+    ns.ip(&["link", "set", "evt0", "up"]);
+    let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
+    assert_eq!(monitor.events().try_recv(), Ok(Event::Up));
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn device_is_followed_into_a_second_and_a_third_namespace() {
+    let first = Netns::new("from");
+    let second = Netns::new("to");
+    let third = Netns::new("then");
+    let tun = first.create_tun("evt0");
+    let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
+    first.ip(&["link", "set", "evt0", "up"]);
+    expect_event(&monitor, Event::Up);
+
+    // Moving closes the link in the old namespace.
+    first.ip(&["link", "set", "dev", "evt0", "netns", &second.name]);
+    expect_event(&monitor, Event::Down);
+    second.ip(&["link", "set", "evt0", "up"]);
+    expect_event(&monitor, Event::Up);
+    second.ip(&["link", "set", "evt0", "mtu", "1300"]);
+    expect_event(&monitor, Event::MtuUpdate(1300));
+    second.ip(&["link", "set", "evt0", "down"]);
+    expect_event(&monitor, Event::Down);
+
+    second.ip(&["link", "set", "dev", "evt0", "netns", &third.name]);
+    third.ip(&["link", "set", "evt0", "mtu", "1280"]);
+    expect_event(&monitor, Event::MtuUpdate(1280));
+    third.ip(&["link", "set", "evt0", "up"]);
+    expect_event(&monitor, Event::Up);
+    third.ip(&["link", "set", "evt0", "down"]);
+    expect_event(&monitor, Event::Down);
+    assert!(monitor.take_error().is_none());
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn device_renamed_and_moved_with_a_new_index_is_still_followed() {
+    let first = Netns::new("idx");
+    let second = Netns::new("idx2");
+    let tun = first.create_tun("evt0");
+    // In fresh namespaces `lo` is index 1 and the next link index 2: another TUN device takes the device's
+    // index in the second namespace, so the move must give the device a new one.
+    let _filler = second.create_tun("filler");
+    let old_index = first.index_of("evt0");
+    assert_eq!(old_index, second.index_of("filler"));
+    let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
+    first.ip(&["link", "set", "evt0", "name", "evt-renamed"]);
+    first.ip(&["link", "set", "dev", "evt-renamed", "netns", &second.name]);
+    assert_ne!(second.index_of("evt-renamed"), old_index);
+    second.ip(&["link", "set", "evt-renamed", "up"]);
+    expect_event(&monitor, Event::Up);
+    second.ip(&["link", "set", "evt-renamed", "mtu", "1450"]);
+    expect_event(&monitor, Event::MtuUpdate(1450));
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn deleting_the_device_reports_down_and_stops_the_monitor() {
+    let ns = Netns::new("del");
+    let tun = ns.create_tun("evt0");
+    let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
+    ns.ip(&["link", "set", "evt0", "up"]);
+    expect_event(&monitor, Event::Up);
+    ns.ip(&["link", "del", "evt0"]);
+    expect_event(&monitor, Event::Down);
+    assert_eq!(
+        monitor.events().recv_timeout(REPORT_WITHIN),
+        Err(RecvTimeoutError::Disconnected)
+    );
+    assert!(monitor.is_stopped());
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn unread_flaps_stay_bounded_and_a_late_reader_sees_the_final_state() {
+    let ns = Netns::new("flap");
+    let tun = ns.create_tun("evt0");
+    let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
+    let events = monitor.events();
+
+    let mut batch = String::new();
+    for _ in 0..1000 {
+        batch.push_str("link set evt0 up\nlink set evt0 down\n");
+    }
+    // End up, then change the MTU as a marker that everything before it was seen.
+    batch.push_str("link set evt0 up\nlink set evt0 mtu 1234\n");
+    let path = std::env::temp_dir().join(format!("{}.batch", ns.name));
+    std::fs::write(&path, batch).expect("write batch");
+    let mut ip = Command::new("ip")
+        .args(["-n", &ns.name, "-batch"])
+        .arg(&path)
+        .spawn()
+        .expect("spawn ip");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut most_pending = 0;
+    let status = loop {
+        most_pending = most_pending.max(events.pending());
+        if let Some(status) = ip.try_wait().expect("wait ip") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "ip -batch did not finish");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let _ = std::fs::remove_file(&path);
+    assert!(status.success());
+    assert!(most_pending <= MAX_PENDING, "{most_pending} events pending");
+
+    // The late reader: read until the marker; the link events it sees alternate from the initial down state
+    // and end up.
+    let mut read = Vec::new();
+    loop {
+        match events.recv_timeout(REPORT_WITHIN) {
+            Ok(Event::MtuUpdate(1234)) => break,
+            Ok(event) => read.push(event),
+            Err(e) => panic!("marker not reported ({e}); read so far: {read:?}"),
+        }
+        assert!(read.len() <= 4000, "more events than changes");
+    }
+    assert_eq!(read.last(), Some(&Event::Up), "{read:?}");
+    for (i, event) in read.iter().enumerate() {
+        let expected = if i % 2 == 0 { Event::Up } else { Event::Down };
+        assert_eq!(*event, expected, "event {i} of {read:?}");
+    }
+    assert!(monitor.take_error().is_none());
+
+    let started = Instant::now();
+    monitor.stop();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(100), "stop took {took:?}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn stop_joins_promptly_and_disconnects_receivers_after_pending_events() {
+    let ns = Netns::new("stop");
+    let tun = ns.create_tun("evt0");
+    let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
+    let events = monitor.events();
+    ns.ip(&["link", "set", "evt0", "up"]);
+    // Wait until the event is queued without taking it.
+    let deadline = Instant::now() + REPORT_WITHIN;
+    while events.pending() == 0 {
+        assert!(Instant::now() < deadline, "Up not queued");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let blocked = {
+        let events = events.clone();
+        std::thread::spawn(move || {
+            // Takes the pending Up, then blocks until stop disconnects it.
+            let first = events.recv();
+            (first, events.recv())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    monitor.stop();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(100), "stop took {took:?}");
+    assert_eq!(blocked.join().expect("reader"), (Some(Event::Up), None));
+    assert!(monitor.is_stopped());
+    monitor.stop();
+}
