@@ -70,31 +70,29 @@ fn fold_to_u16(mut acc: u64) -> u16 {
 /// Sums native-endian words with end-around carry; four independent accumulators keep the adders busy.
 #[inline]
 fn sum_native(data: &[u8]) -> u64 {
+    let (words, tail) = data.as_chunks::<8>();
+    let (quads, rest) = words.as_chunks::<4>();
     let mut acc = [0u64; 4];
     let mut carries = [0u64; 4];
-    let mut blocks = data.chunks_exact(32);
-    for block in &mut blocks {
-        for (lane, word) in block.chunks_exact(8).enumerate() {
-            let w = u64::from_ne_bytes(word.try_into().unwrap_or([0; 8]));
-            let (s, c) = acc[lane].overflowing_add(w);
-            acc[lane] = s;
-            carries[lane] += u64::from(c);
+    for quad in quads {
+        for ((a, c), word) in acc.iter_mut().zip(carries.iter_mut()).zip(quad) {
+            let (s, carry) = a.overflowing_add(u64::from_ne_bytes(*word));
+            *a = s;
+            *c += u64::from(carry);
         }
     }
     let mut total = 0u64;
-    for lane in 0..4 {
-        total = add(total, acc[lane]);
-        total = add(total, carries[lane]);
+    for (a, c) in acc.into_iter().zip(carries) {
+        total = add(add(total, a), c);
     }
-    let rest = blocks.remainder();
-    let mut words = rest.chunks_exact(8);
-    for word in &mut words {
-        total = add(total, u64::from_ne_bytes(word.try_into().unwrap_or([0; 8])));
+    for word in rest {
+        total = add(total, u64::from_ne_bytes(*word));
     }
-    let tail = words.remainder();
     if !tail.is_empty() {
         let mut last = [0u8; 8];
-        last[..tail.len()].copy_from_slice(tail);
+        for (dst, src) in last.iter_mut().zip(tail) {
+            *dst = *src;
+        }
         total = add(total, u64::from_ne_bytes(last));
     }
     total
@@ -119,7 +117,10 @@ mod tests {
 
     #[test]
     fn rfc1071_example_sums_to_ddf2() {
-        assert_eq!(checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7], 0), 0xddf2);
+        assert_eq!(
+            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7], 0),
+            0xddf2
+        );
     }
 
     #[test]
@@ -130,9 +131,15 @@ mod tests {
 
     #[test]
     fn matches_reference_for_every_length_up_to_300() {
-        let data: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(97) ^ 0xa5) as u8).collect();
+        let data: Vec<u8> = (0..300u32)
+            .map(|i| (i.wrapping_mul(97) ^ 0xa5) as u8)
+            .collect();
         for len in 0..=data.len() {
-            assert_eq!(checksum(&data[..len], 0), reference(&data[..len]), "len {len}");
+            assert_eq!(
+                checksum(&data[..len], 0),
+                reference(&data[..len]),
+                "len {len}"
+            );
         }
     }
 
@@ -140,15 +147,18 @@ mod tests {
     fn all_ones_data_does_not_overflow() {
         let data = vec![0xffu8; 65535];
         assert_eq!(checksum(&data, 0), reference(&data));
-        assert_eq!(checksum(&data, u64::MAX), fold(add(u64::MAX, sum(&data, 0))));
+        assert_eq!(
+            checksum(&data, u64::MAX),
+            fold(add(u64::MAX, sum(&data, 0)))
+        );
     }
 
     #[test]
     fn ipv4_header_checksum_verifies_to_zero() {
         // A real IPv4 header (checksum field 0xb861) from RFC 1071 discussions / common captures.
         let hdr = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0,
-            0xa8, 0x00, 0xc7,
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
         ];
         assert_eq!(finish(&hdr, 0), 0);
     }

@@ -32,7 +32,17 @@ pub enum OffloadError {
         /// Bytes available.
         have: usize,
     },
-    /// The caller's arguments disagree with each other (for example `sizes` shorter than `bufs`).
+    /// The caller's arguments disagree with each other (for example an offset that leaves no room for the
+    /// virtio-net header).
     #[error("invalid arguments: {0}")]
     InvalidArgument(&'static str),
+    /// A super-packet splits into more segments than the caller gave buffers for. Nothing was written: retry
+    /// with more buffers, or split it in batches with [`SplitState`](crate::SplitState).
+    #[error("{segments} segments do not fit in {buffers} buffers")]
+    TooFewBuffers {
+        /// Segments the packet splits into.
+        segments: usize,
+        /// Buffers (and sizes) the caller gave.
+        buffers: usize,
+    },
 }

@@ -55,7 +55,11 @@ impl VirtioNetHdr {
     /// Reads a header from the first [`LEN`](Self::LEN) bytes of `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Self, OffloadError> {
         let Some(b) = bytes.first_chunk::<{ Self::LEN }>() else {
-            return Err(OffloadError::TooShort { what: "virtio-net header", need: Self::LEN, have: bytes.len() });
+            return Err(OffloadError::TooShort {
+                what: "virtio-net header",
+                need: Self::LEN,
+                have: bytes.len(),
+            });
         };
         Ok(Self {
             flags: b[0],
@@ -71,7 +75,11 @@ impl VirtioNetHdr {
     pub fn encode(&self, out: &mut [u8]) -> Result<(), OffloadError> {
         let have = out.len();
         let Some(b) = out.first_chunk_mut::<{ Self::LEN }>() else {
-            return Err(OffloadError::TooShort { what: "virtio-net header buffer", need: Self::LEN, have });
+            return Err(OffloadError::TooShort {
+                what: "virtio-net header buffer",
+                need: Self::LEN,
+                have,
+            });
         };
         *b = self.to_bytes();
         Ok(())
@@ -108,13 +116,27 @@ mod tests {
         let hdr = VirtioNetHdr::decode(&wire).unwrap();
         assert_eq!(
             hdr,
-            VirtioNetHdr { flags: 1, gso_type: 1, hdr_len: 52, gso_size: 1448, csum_start: 20, csum_offset: 16 }
+            VirtioNetHdr {
+                flags: 1,
+                gso_type: 1,
+                hdr_len: 52,
+                gso_size: 1448,
+                csum_start: 20,
+                csum_offset: 16
+            }
         );
     }
 
     #[test]
     fn decode_of_nine_bytes_is_an_error() {
-        assert!(matches!(VirtioNetHdr::decode(&[0; 9]), Err(OffloadError::TooShort { need: 10, have: 9, .. })));
+        assert!(matches!(
+            VirtioNetHdr::decode(&[0; 9]),
+            Err(OffloadError::TooShort {
+                need: 10,
+                have: 9,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -125,7 +147,14 @@ mod tests {
 
     #[test]
     fn encode_then_decode_round_trips() {
-        let hdr = VirtioNetHdr { flags: 3, gso_type: 0x84, hdr_len: 0xabcd, gso_size: 1, csum_start: 2, csum_offset: 3 };
+        let hdr = VirtioNetHdr {
+            flags: 3,
+            gso_type: 0x84,
+            hdr_len: 0xabcd,
+            gso_size: 1,
+            csum_start: 2,
+            csum_offset: 3,
+        };
         let mut out = [0u8; 12];
         hdr.encode(&mut out).unwrap();
         assert_eq!(VirtioNetHdr::decode(&out).unwrap(), hdr);

@@ -1,0 +1,262 @@
+//! Coalescing packets before they are written to an `IFF_VNET_HDR` TUN device (GRO in user space).
+//!
+//! [`handle_gro`] takes a batch of IP packets and merges consecutive TCP segments, and (when asked) UDP
+//! datagrams, of the same flow into super-packets that the kernel accepts as GSO packets: one write and one
+//! trip through the stack for many packets. Everything else passes through unchanged.
+//!
+//! The rules, which the kernel's own GRO and wireguard-go's `tun` package follow too:
+//! - Candidates are IPv4 without options and not fragmented, with a valid header checksum and a total
+//!   length equal to the buffer, or IPv6 with TCP/UDP directly after the fixed header and a payload length
+//!   equal to the buffer; never longer than 65535 bytes; with a non-empty payload. TCP segments carry ACK,
+//!   optionally PSH and ECE, and nothing else (SYN, FIN, RST, URG and CWR packets pass through, as the
+//!   kernel's GRO flushes them). UDP only when `udp_gro` is set; IPv4 UDP without a checksum (0) passes
+//!   through.
+//! - A flow is TCP (addresses, ports, acknowledgment number, IP version) or UDP (addresses, ports, IP
+//!   version).
+//! - The IP headers must agree: IPv4 TOS, TTL, DF and reserved bits; IPv6 traffic class, flow label and hop
+//!   limit (see [`IpPacket::agrees_with`](crate::wire::IpPacket::agrees_with)). TCP headers must have the
+//!   same length, the same options byte for byte, the same AE/reserved bits, and the same flags apart from
+//!   PSH (so ECE-marked segments merge only with ECE-marked ones).
+//! - TCP: a segment appends when its sequence number is the end of a held packet, and prepends when its end
+//!   is the start of one. Nothing appends after a PSH segment, a PSH segment never prepends, and the merged
+//!   packet carries PSH whenever its last segment did. All segments have the first's size except a smaller
+//!   last one; nothing follows a smaller segment.
+//! - UDP: a datagram only joins the newest held packet of its flow (datagrams are never reordered), at most
+//!   [`UDP_MAX_SEGMENTS`] of them, with the same size except a smaller last one.
+//! - Both packets' transport checksums must verify; a packet that fails is written on its own, unchanged.
+//! - The merged packet fits in 65535 bytes and in the capacity of its `Vec`: coalescing never reallocates,
+//!   so give each buffer capacity `offset + 65535` to let merges reach the limit.
+//!
+//! A merged packet gets a virtio-net header with `NEEDS_CSUM`, its GSO type, `gso_size`, `hdr_len`,
+//! `csum_start` and `csum_offset`, and its transport checksum field holds the pseudo-header seed (folded,
+//! not inverted) over the new length, so the kernel finishes the checksum. Every other packet gets a zero
+//! header.
+//!
+//! ```
+//! use tun_offload::{GroTable, VirtioNetHdr, handle_gro};
+//! # fn ping() -> Vec<u8> {
+//! #     vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 8, 0, 0, 0, 0, 0, 0, 0]
+//! # }
+//! const OFFSET: usize = VirtioNetHdr::LEN;
+//! let mut bufs: Vec<Vec<u8>> = (0..2)
+//!     .map(|_| {
+//!         let mut buf = Vec::with_capacity(OFFSET + 65535);
+//!         buf.resize(OFFSET, 0);
+//!         buf.extend_from_slice(&ping());
+//!         buf
+//!     })
+//!     .collect();
+//! let mut table = GroTable::new();
+//! let mut to_write = Vec::new();
+//! handle_gro(&mut bufs, OFFSET, &mut table, true, &mut to_write)?;
+//! // ICMP is never coalesced: both packets are written, each with a zero header.
+//! assert_eq!(to_write, [0, 1]);
+//! assert_eq!(VirtioNetHdr::decode(&bufs[0])?, VirtioNetHdr::default());
+//! # Ok::<(), tun_offload::OffloadError>(())
+//! ```
+
+mod table;
+mod tcp;
+mod udp;
+
+use crate::checksum;
+use crate::virtio::{FLAG_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
+use crate::wire::{IpPacket, IpVersion, TcpHeader, Transport, UdpHeader, tcp_flags};
+use crate::{OffloadError, VirtioNetHdr};
+pub use table::GroTable;
+use table::{Candidate, Item};
+
+/// The most datagrams merged into one UDP packet: the kernel's `UDP_MAX_SEGMENTS` before Linux 6.9 (128
+/// after), so that older kernels accept every coalesced packet.
+pub const UDP_MAX_SEGMENTS: usize = 64;
+
+/// The largest IP packet (IPv4 total length and IPv6 payload length are 16-bit; BIG TCP is refused on TUN).
+const MAX_PACKET: usize = 65535;
+
+/// Coalesces the packets at `bufs[i][offset..]` and lists in `to_write` (cleared first) the indices of the
+/// buffers to write, in order. Each of those holds, at `bufs[idx][offset - 10..]`, a virtio-net header and a
+/// packet, possibly merged from several.
+///
+/// A `Vec`'s length marks its packet's end; merging grows a `Vec` only within its capacity. A prepend may
+/// swap two `Vec`s within `bufs` (the merged packet takes the earlier slot); every `Vec` stays in `bufs`.
+/// Buffers not listed in `to_write` were merged into others. `table` is empty on return and keeps its
+/// memory for the next call: once warmed up, a call allocates nothing.
+///
+/// # Errors
+/// Checked before anything is touched: [`OffloadError::InvalidArgument`] when `offset` is below
+/// [`VirtioNetHdr::LEN`], and [`OffloadError::BufferTooSmall`] when a buffer is shorter than `offset`.
+/// Packets themselves never cause an error: whatever cannot be coalesced is written unchanged.
+pub fn handle_gro(
+    bufs: &mut [Vec<u8>],
+    offset: usize,
+    table: &mut GroTable,
+    udp_gro: bool,
+    to_write: &mut Vec<usize>,
+) -> Result<(), OffloadError> {
+    table.clear();
+    to_write.clear();
+    if offset < VirtioNetHdr::LEN {
+        return Err(OffloadError::InvalidArgument(
+            "offset leaves no room for the virtio-net header",
+        ));
+    }
+    if let Some((index, buf)) = bufs.iter().enumerate().find(|(_, buf)| buf.len() < offset) {
+        return Err(OffloadError::BufferTooSmall {
+            index,
+            need: offset,
+            have: buf.len(),
+        });
+    }
+    for index in 0..bufs.len() {
+        let packet = bufs
+            .get(index)
+            .and_then(|buf| buf.get(offset..))
+            .unwrap_or_default();
+        let outcome = match Candidate::parse(packet, udp_gro) {
+            Some(c) if c.key.transport == Transport::Tcp => {
+                tcp::coalesce(bufs, offset, table, index, &c)
+            }
+            Some(c) => udp::coalesce(bufs, offset, table, index, &c),
+            None => Outcome::Alone,
+        };
+        match outcome {
+            Outcome::Alone => {
+                write_virtio_header(bufs.get_mut(index), offset, &VirtioNetHdr::default());
+                to_write.push(index);
+            }
+            Outcome::Held => to_write.push(index),
+            Outcome::Merged => {}
+        }
+    }
+    for item in table.items() {
+        let hdr = match bufs.get_mut(item.buf) {
+            Some(buf) if item.segments > 1 => {
+                finish_merged(buf.get_mut(offset..).unwrap_or_default(), item)
+            }
+            _ => VirtioNetHdr::default(),
+        };
+        write_virtio_header(bufs.get_mut(item.buf), offset, &hdr);
+    }
+    table.clear();
+    Ok(())
+}
+
+/// What became of one packet of the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Not coalesced and never will be in this batch: written unchanged with a zero header.
+    Alone,
+    /// Held in the table: written (possibly with others merged into it) once the batch is done.
+    Held,
+    /// Merged into a held packet: not written on its own.
+    Merged,
+}
+
+fn write_virtio_header(buf: Option<&mut Vec<u8>>, offset: usize, hdr: &VirtioNetHdr) {
+    if let Some(slot) = buf.and_then(|buf| buf.get_mut(offset - VirtioNetHdr::LEN..offset)) {
+        // The slot is exactly LEN bytes, so encoding cannot fail.
+        let _ = hdr.encode(slot);
+    }
+}
+
+/// Rewrites a merged packet's lengths, IPv4 header checksum, TCP PSH and checksum seed, and returns its
+/// virtio-net header.
+fn finish_merged(packet: &mut [u8], item: &Item) -> VirtioNetHdr {
+    let len = packet.len();
+    let l4_len = len - item.iph_len;
+    let transport = item.key.transport;
+    let seed = match IpPacket::new_checked(&mut *packet) {
+        Ok(mut ip) => {
+            ip.set_total_len(len);
+            ip.fill_header_checksum();
+            // The folded, not inverted, pseudo-header sum over the new length: the kernel adds the rest.
+            checksum::fold(ip.pseudo_header_sum(transport.protocol(), l4_len))
+        }
+        Err(_) => 0,
+    };
+    let l4 = packet.get_mut(item.iph_len..).unwrap_or_default();
+    match transport {
+        Transport::Tcp => {
+            if let Ok(mut tcp) = TcpHeader::new_checked(&mut *l4) {
+                if item.psh {
+                    tcp.set_flags(tcp.flags() | tcp_flags::PSH);
+                }
+                tcp.set_checksum(seed);
+            }
+        }
+        Transport::Udp => {
+            if let Ok(mut udp) = UdpHeader::new_checked(&mut *l4) {
+                udp.set_length(l4_len as u16);
+                udp.set_checksum(seed);
+            }
+        }
+    }
+    let gso_type = match (transport, item.key.version) {
+        (Transport::Tcp, IpVersion::V4) => GSO_TCPV4,
+        (Transport::Tcp, IpVersion::V6) => GSO_TCPV6,
+        (Transport::Udp, _) => GSO_UDP_L4,
+    };
+    VirtioNetHdr {
+        flags: FLAG_NEEDS_CSUM,
+        gso_type,
+        hdr_len: (item.iph_len + item.l4h_len) as u16,
+        gso_size: item.gso_size as u16,
+        csum_start: item.iph_len as u16,
+        csum_offset: transport.checksum_offset() as u16,
+    }
+}
+
+/// True when the packet's transport checksum verifies over the pseudo-header and the whole L4 part.
+fn l4_checksum_valid(packet: &[u8], iph_len: usize, transport: Transport) -> bool {
+    let Ok(ip) = IpPacket::new_checked(packet) else {
+        return false;
+    };
+    let l4 = packet.get(iph_len..).unwrap_or_default();
+    let seed = ip.pseudo_header_sum(transport.protocol(), l4.len());
+    checksum::checksum(l4, seed) == 0xffff
+}
+
+/// Appends the payload of `bufs[src]` (after `headers_len`) to `bufs[dst]`, within `dst`'s capacity (which
+/// the caller checked). False when the indices are not two distinct buffers.
+fn append_payload(
+    bufs: &mut [Vec<u8>],
+    offset: usize,
+    dst: usize,
+    src: usize,
+    headers_len: usize,
+) -> bool {
+    let Ok([dst, src]) = bufs.get_disjoint_mut([dst, src]) else {
+        return false;
+    };
+    let Some(payload) = src.get(offset + headers_len..) else {
+        return false;
+    };
+    dst.extend_from_slice(payload);
+    true
+}
+
+/// The IP headers of two packets agree (see [`IpPacket::agrees_with`]).
+fn ip_headers_agree(a: &[u8], b: &[u8]) -> bool {
+    match (IpPacket::new_checked(a), IpPacket::new_checked(b)) {
+        (Ok(a), Ok(b)) => a.agrees_with(&b),
+        _ => false,
+    }
+}
+
+/// The packet at `bufs[index][offset..]`, or an empty slice.
+fn packet_at(bufs: &[Vec<u8>], index: usize, offset: usize) -> &[u8] {
+    bufs.get(index)
+        .and_then(|buf| buf.get(offset..))
+        .unwrap_or_default()
+}
+
+/// True when `bufs[index]` can grow to hold `offset + len` bytes without reallocating.
+fn fits(bufs: &[Vec<u8>], index: usize, offset: usize, len: usize) -> bool {
+    len <= MAX_PACKET
+        && bufs
+            .get(index)
+            .is_some_and(|buf| buf.capacity() >= offset + len)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,272 @@
+//! The table of packets held for coalescing within one batch, and how a packet becomes a candidate.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::MAX_PACKET;
+use crate::wire::{IpPacket, IpVersion, TcpHeader, Transport, UdpHeader, tcp_flags};
+
+/// The packets held for coalescing while [`handle_gro`](crate::handle_gro) walks a batch.
+///
+/// Empty between calls; it only keeps its memory, so that a warmed-up table makes a call allocation-free.
+/// One table per writer: it is `Send` but not meant to be shared between concurrent batches.
+#[derive(Debug, Default)]
+pub struct GroTable {
+    /// Each flow's newest held item.
+    flows: HashMap<FlowKey, usize, BuildHasherDefault<FlowHasher>>,
+    /// Held items in arrival order; each links to the previous item of its flow.
+    items: Vec<Item>,
+}
+
+impl GroTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty table with room for `packets` packets of distinct flows before it allocates.
+    pub fn with_capacity(packets: usize) -> Self {
+        Self {
+            flows: HashMap::with_capacity_and_hasher(packets, BuildHasherDefault::default()),
+            items: Vec::with_capacity(packets),
+        }
+    }
+
+    /// True when nothing is held (always, between calls).
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// How many packets of distinct flows fit before the table allocates.
+    pub fn capacity(&self) -> usize {
+        self.items.capacity().min(self.flows.capacity())
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.flows.clear();
+        self.items.clear();
+    }
+
+    pub(super) fn items(&self) -> &[Item] {
+        &self.items
+    }
+
+    /// The newest item of a flow.
+    pub(super) fn newest(&self, key: &FlowKey) -> Option<usize> {
+        self.flows.get(key).copied()
+    }
+
+    pub(super) fn item(&self, index: usize) -> Option<Item> {
+        self.items.get(index).copied()
+    }
+
+    pub(super) fn item_mut(&mut self, index: usize) -> Option<&mut Item> {
+        self.items.get_mut(index)
+    }
+
+    /// Holds the packet in `bufs[buf]` as its flow's newest item.
+    pub(super) fn insert(&mut self, buf: usize, c: &Candidate, csum: Csum) {
+        let index = self.items.len();
+        let prev = self.flows.insert(c.key, index);
+        self.items.push(Item {
+            key: c.key,
+            buf,
+            prev,
+            iph_len: c.iph_len,
+            l4h_len: c.l4h_len,
+            gso_size: c.payload_len,
+            payload_len: c.payload_len,
+            seq: c.seq,
+            segments: 1,
+            psh: c.psh,
+            csum,
+        });
+    }
+}
+
+/// What identifies a flow: packets of different flows are never compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct FlowKey {
+    pub(super) version: IpVersion,
+    pub(super) transport: Transport,
+    /// Source then destination address; IPv4 uses the first 8 bytes.
+    addrs: [u8; 32],
+    ports: [u8; 4],
+    /// TCP acknowledgment number (0 for UDP): segments with different ones are different flows.
+    ack: u32,
+}
+
+/// Whether a held packet's transport checksum has been verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Csum {
+    Unchecked,
+    Valid,
+    /// Never merged with; written on its own.
+    Invalid,
+}
+
+/// A held packet, possibly already merged from several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Item {
+    pub(super) key: FlowKey,
+    /// Index in `bufs` of the merged packet.
+    pub(super) buf: usize,
+    /// The flow's previous (older) item.
+    pub(super) prev: Option<usize>,
+    pub(super) iph_len: usize,
+    pub(super) l4h_len: usize,
+    /// Payload bytes of every segment but a possibly smaller last one.
+    pub(super) gso_size: usize,
+    /// Payload bytes of all segments together.
+    pub(super) payload_len: usize,
+    /// TCP sequence number of the first segment.
+    pub(super) seq: u32,
+    pub(super) segments: usize,
+    /// The last segment carries PSH.
+    pub(super) psh: bool,
+    pub(super) csum: Csum,
+}
+
+impl Item {
+    /// Length of the (merged) IP packet.
+    pub(super) fn len(&self) -> usize {
+        self.iph_len + self.l4h_len + self.payload_len
+    }
+
+    /// True when the last segment is smaller than the others: nothing may follow it.
+    pub(super) fn ends_short(&self) -> bool {
+        !self.payload_len.is_multiple_of(self.gso_size.max(1))
+    }
+}
+
+/// A packet that may be coalesced, with the facts the rules need, read once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Candidate {
+    pub(super) key: FlowKey,
+    pub(super) iph_len: usize,
+    pub(super) l4h_len: usize,
+    pub(super) payload_len: usize,
+    pub(super) seq: u32,
+    pub(super) psh: bool,
+}
+
+impl Candidate {
+    /// The packet as a coalescing candidate, or `None` when it must be written on its own.
+    pub(super) fn parse(packet: &[u8], udp_gro: bool) -> Option<Self> {
+        if packet.len() > MAX_PACKET {
+            return None;
+        }
+        let ip = IpPacket::new_checked(packet).ok()?;
+        let version = ip.version();
+        // IPv4 options and IPv6 extension headers are not coalesced; the header must be the fixed one.
+        if ip.header_len() != version.fixed_header_len() || ip.total_len() != packet.len() {
+            return None;
+        }
+        if ip.is_fragment() || !ip.header_checksum_valid() {
+            return None;
+        }
+        let transport = Transport::from_protocol(ip.protocol())?;
+        let iph_len = ip.header_len();
+        let l4 = packet.get(iph_len..)?;
+        let (l4h_len, ports, ack, seq, psh) = match transport {
+            Transport::Tcp => {
+                let tcp = TcpHeader::new_checked(l4).ok()?;
+                let flags = tcp.flags();
+                // ACK, optionally PSH and ECE; anything else (SYN, FIN, RST, URG, CWR) is not coalesced.
+                if flags & !(tcp_flags::PSH | tcp_flags::ECE) != tcp_flags::ACK {
+                    return None;
+                }
+                (
+                    tcp.header_len(),
+                    port_bytes(tcp.ports()),
+                    tcp.ack(),
+                    tcp.seq(),
+                    flags & tcp_flags::PSH != 0,
+                )
+            }
+            Transport::Udp => {
+                if !udp_gro {
+                    return None;
+                }
+                let udp = UdpHeader::new_checked(l4).ok()?;
+                if usize::from(udp.length()) != l4.len() {
+                    return None;
+                }
+                // IPv4 UDP without a checksum cannot be verified, and merging would add one: keep it apart.
+                if udp.checksum() == 0 {
+                    return None;
+                }
+                (
+                    UdpHeader::<&[u8]>::LEN,
+                    port_bytes(udp.ports()),
+                    0,
+                    0,
+                    false,
+                )
+            }
+        };
+        let payload_len = l4.len().checked_sub(l4h_len).filter(|&n| n > 0)?;
+        let mut addrs = [0u8; 32];
+        if let Some(slot) = addrs.get_mut(..ip.addrs().len()) {
+            slot.copy_from_slice(ip.addrs());
+        }
+        Some(Self {
+            key: FlowKey {
+                version,
+                transport,
+                addrs,
+                ports,
+                ack,
+            },
+            iph_len,
+            l4h_len,
+            payload_len,
+            seq,
+            psh,
+        })
+    }
+}
+
+fn port_bytes(ports: &[u8]) -> [u8; 4] {
+    ports.try_into().unwrap_or_default()
+}
+
+/// A fast hash for flow keys (FxHash's multiply-rotate over 64-bit words). Not collision-resistant, which is
+/// acceptable here: a table lives for one batch, so colliding flows cost at most a batch-sized scan.
+#[derive(Debug, Default)]
+pub(super) struct FlowHasher(u64);
+
+impl FlowHasher {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FlowHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.mix(u64::from_le_bytes(word.try_into().unwrap_or_default()));
+        }
+        for &byte in words.remainder() {
+            self.mix(u64::from(byte));
+        }
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.mix(u64::from(n));
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}

@@ -1,0 +1,132 @@
+//! TCP coalescing: which held packet a segment may join, and at which end.
+
+use super::table::{Candidate, Csum, GroTable, Item};
+use super::{Outcome, append_payload, fits, ip_headers_agree, l4_checksum_valid, packet_at};
+use crate::wire::{TcpHeader, Transport, tcp_flags};
+
+/// Where a segment joins a held packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Join {
+    /// After its last segment.
+    Append,
+    /// Before its first segment.
+    Prepend,
+}
+
+/// Tries the flow's held packets, newest first, and merges the segment in `bufs[index]` into the first that
+/// takes it; otherwise holds it as a new item (or writes it alone when its checksum is bad).
+pub(super) fn coalesce(
+    bufs: &mut [Vec<u8>],
+    offset: usize,
+    table: &mut GroTable,
+    index: usize,
+    c: &Candidate,
+) -> Outcome {
+    let mut packet_valid = None;
+    let mut cursor = table.newest(&c.key);
+    while let Some(at) = cursor {
+        let Some(item) = table.item(at) else { break };
+        cursor = item.prev;
+        if item.csum == Csum::Invalid {
+            continue;
+        }
+        let Some(join) = can_join(
+            packet_at(bufs, index, offset),
+            packet_at(bufs, item.buf, offset),
+            c,
+            &item,
+        ) else {
+            continue;
+        };
+        // The merged packet grows the buffer that ends up in front: the item's on append, the segment's on
+        // prepend.
+        let front = match join {
+            Join::Append => item.buf,
+            Join::Prepend => index,
+        };
+        if !fits(bufs, front, offset, item.len() + c.payload_len) {
+            continue;
+        }
+        if item.csum == Csum::Unchecked {
+            let valid = l4_checksum_valid(
+                packet_at(bufs, item.buf, offset),
+                item.iph_len,
+                Transport::Tcp,
+            );
+            if let Some(held) = table.item_mut(at) {
+                held.csum = if valid { Csum::Valid } else { Csum::Invalid };
+            }
+            if !valid {
+                continue;
+            }
+        }
+        let valid = *packet_valid.get_or_insert_with(|| {
+            l4_checksum_valid(packet_at(bufs, index, offset), c.iph_len, Transport::Tcp)
+        });
+        if !valid {
+            return Outcome::Alone;
+        }
+        let headers_len = item.iph_len + item.l4h_len;
+        let Some(held) = table.item_mut(at) else {
+            break;
+        };
+        match join {
+            Join::Append => {
+                if !append_payload(bufs, offset, item.buf, index, headers_len) {
+                    continue;
+                }
+                held.psh = c.psh;
+            }
+            Join::Prepend => {
+                if !append_payload(bufs, offset, index, item.buf, headers_len) {
+                    continue;
+                }
+                // The merged packet takes the item's slot, which is already in line to be written; the
+                // item's old buffer takes the segment's slot and is not written.
+                bufs.swap(index, item.buf);
+                held.seq = c.seq;
+                held.gso_size = held.gso_size.max(c.payload_len);
+            }
+        }
+        held.payload_len += c.payload_len;
+        held.segments += 1;
+        return Outcome::Merged;
+    }
+    table.insert(index, c, Csum::Unchecked);
+    Outcome::Held
+}
+
+/// Whether the segment `packet` (described by `c`) may join the held packet `held` (described by `item`),
+/// and where.
+fn can_join(packet: &[u8], held: &[u8], c: &Candidate, item: &Item) -> Option<Join> {
+    if c.l4h_len != item.l4h_len || !ip_headers_agree(packet, held) {
+        return None;
+    }
+    let tcp = TcpHeader::new_checked(packet.get(c.iph_len..)?).ok()?;
+    let held_tcp = TcpHeader::new_checked(held.get(item.iph_len..)?).ok()?;
+    if tcp.data_offset_byte() != held_tcp.data_offset_byte()
+        || tcp.flags() & !tcp_flags::PSH != held_tcp.flags() & !tcp_flags::PSH
+        || tcp.options() != held_tcp.options()
+    {
+        return None;
+    }
+    if c.seq == item.seq.wrapping_add(item.payload_len as u32) {
+        // Nothing follows PSH, a smaller segment, or comes larger than the segments before it.
+        if item.psh || item.ends_short() || c.payload_len > item.gso_size {
+            return None;
+        }
+        return Some(Join::Append);
+    }
+    if c.seq.wrapping_add(c.payload_len as u32) == item.seq {
+        // PSH only ever ends a merged packet. A larger segment in front is fine when the held packet is one
+        // segment (it becomes the smaller last); in front of several it would leave smaller ones behind.
+        if c.psh
+            || c.payload_len < item.gso_size
+            || (c.payload_len > item.gso_size && item.segments > 1)
+        {
+            return None;
+        }
+        return Some(Join::Prepend);
+    }
+    None
+}

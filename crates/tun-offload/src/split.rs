@@ -1,0 +1,553 @@
+//! Splitting what one `read()` of an `IFF_VNET_HDR` TUN device returns into ordinary IP packets.
+//!
+//! A read holds a [`VirtioNetHdr`] and one IP packet. With `GSO_NONE` the packet passes through (its
+//! checksum finished when `NEEDS_CSUM` asks for it); with `GSO_TCPV4`, `GSO_TCPV6` or `GSO_UDP_L4` it is a
+//! super-packet of up to 64 KB that is cut into segments of `gso_size` payload bytes, each with its own
+//! headers and full checksums.
+//!
+//! Two ways in:
+//! - [`gso_split`] splits the whole read into the caller's buffers at once, or fails without writing
+//!   anything when they are too few or too small.
+//! - [`SplitState`] splits it in batches: created once from the read (validating it), then
+//!   [`next_batch`](SplitState::next_batch) or [`next_segment`](SplitState::next_segment) hand out the
+//!   segments that fit, and the rest stay for the next call. The state is a small `Copy` value holding no
+//!   borrow, so a device can keep its read buffer and the state side by side between calls;
+//!   [`Segmenter`] is the same with the read borrowed, for callers that split in one scope.
+//!
+//! Nothing from the kernel is trusted: `hdr_len` is ignored (the header length comes from the headers
+//! themselves), and every length and offset is checked before it is used. Malformed input is an
+//! [`OffloadError`], never a panic and never a silently wrong packet.
+//!
+//! ```
+//! use tun_offload::{gso_split, VirtioNetHdr};
+//! # fn packet() -> Vec<u8> {
+//! #     let mut p = vec![0u8; 28];
+//! #     p[0] = 0x45; p[3] = 28; p[8] = 64; p[9] = 17; p[24] = 0; p[25] = 8;
+//! #     p
+//! # }
+//! // A plain (GSO_NONE) packet passes through.
+//! let mut read = vec![0u8; VirtioNetHdr::LEN];
+//! read.extend_from_slice(&packet());
+//! let mut bufs = vec![vec![0u8; 1500]; 4];
+//! let mut sizes = [0usize; 4];
+//! let n = gso_split(&mut read, &mut bufs, &mut sizes, 0)?;
+//! assert_eq!((n, sizes[0]), (1, 28));
+//! # Ok::<(), tun_offload::OffloadError>(())
+//! ```
+
+use crate::checksum;
+use crate::virtio::{GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
+use crate::wire::{IpPacket, IpVersion, TcpHeader, Transport, UdpHeader, tcp_flags};
+use crate::{OffloadError, VirtioNetHdr};
+
+/// Splits one read of an `IFF_VNET_HDR` device into IP packets at `bufs[i][offset..offset + sizes[i]]` and
+/// returns how many it wrote.
+///
+/// `read` is exactly what `read()` returned: the virtio-net header, then one IP packet; it is left unchanged
+/// (it is taken as `&mut` so that the device's read buffer is passed as it is held). All or nothing:
+/// when the packet has more segments than `bufs` and `sizes` have room for, this returns
+/// [`OffloadError::TooFewBuffers`], and when a buffer is too small for its segment
+/// [`OffloadError::BufferTooSmall`] (naming the buffer), in both cases before writing anything, so the
+/// caller can retry with more or larger buffers or split in batches with [`SplitState`].
+///
+/// # Errors
+/// Everything [`SplitState::new`] rejects, plus the two above.
+pub fn gso_split<B: AsMut<[u8]>>(
+    read: &mut [u8],
+    bufs: &mut [B],
+    sizes: &mut [usize],
+    offset: usize,
+) -> Result<usize, OffloadError> {
+    let mut state = SplitState::new(read)?;
+    let slots = bufs.len().min(sizes.len());
+    let segments = state.remaining();
+    if segments > slots {
+        return Err(OffloadError::TooFewBuffers {
+            segments,
+            buffers: slots,
+        });
+    }
+    for (index, buf) in bufs.iter_mut().take(segments).enumerate() {
+        let need = offset.saturating_add(state.segment_len(state.next + index));
+        let have = buf.as_mut().len();
+        if have < need {
+            return Err(OffloadError::BufferTooSmall { index, need, have });
+        }
+    }
+    state.next_batch(read, bufs, sizes, offset)
+}
+
+/// Where a split stands: what the read holds (parsed and validated once) and which segment comes next.
+///
+/// A plain `Copy` value with no borrow: keep it beside the read buffer and pass that buffer, unchanged, to
+/// every call. A call that finds `read` of a different length than at creation fails with
+/// [`OffloadError::InvalidArgument`].
+///
+/// ```
+/// use tun_offload::{SplitState, VirtioNetHdr};
+/// # let mut read = vec![0u8; VirtioNetHdr::LEN];
+/// # read.extend_from_slice(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+/// let mut state = SplitState::new(&read)?;
+/// let mut buf = [0u8; 1500];
+/// while let Some(len) = state.next_segment(&read, &mut buf)? {
+///     // buf[..len] is one IP packet
+///     # assert_eq!(len, 20);
+/// }
+/// assert!(state.is_done());
+/// # Ok::<(), tun_offload::OffloadError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SplitState {
+    read_len: usize,
+    plan: Plan,
+    segments: usize,
+    next: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// One packet copied through; `Some((start, field))` finishes a partial checksum summed from `start`
+    /// and stored at `field` (both offsets in the IP packet).
+    Whole { csum: Option<(usize, usize)> },
+    /// A super-packet cut into segments.
+    Segments(Segments),
+}
+
+/// Everything a segment's headers need, derived once from the super-packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Segments {
+    transport: Transport,
+    /// Offset of the transport header (the IP header length, extension headers included).
+    l4_start: usize,
+    /// IP plus transport header length.
+    header_len: usize,
+    gso_size: usize,
+    /// Clear CWR on every segment but the first (`GSO_ECN`).
+    ecn: bool,
+    first_ident: u16,
+    first_seq: u32,
+    tcp_flags: u8,
+    /// Pseudo-header sum of the addresses and protocol; each segment adds its own length.
+    addr_sum: u64,
+}
+
+impl SplitState {
+    /// Parses and validates one read: the virtio-net header and the IP packet after it.
+    ///
+    /// # Errors
+    /// [`OffloadError::TooShort`] for a read without a header or without a packet;
+    /// [`OffloadError::UnsupportedGsoType`] for UFO, unknown types, or the ECN bit on a non-TCP type;
+    /// [`OffloadError::Malformed`] for a super-packet whose IP version does not match its GSO type, whose
+    /// lengths disagree with the read, whose `csum_start`/`csum_offset` do not point at its transport
+    /// checksum, whose transport header is cut short, or whose `gso_size` is 0; and for a `GSO_NONE`
+    /// packet whose checksum field lies beyond it.
+    pub fn new(read: &[u8]) -> Result<Self, OffloadError> {
+        let hdr = VirtioNetHdr::decode(read)?;
+        let packet = read.get(VirtioNetHdr::LEN..).unwrap_or_default();
+        if packet.is_empty() {
+            return Err(OffloadError::TooShort {
+                what: "IP packet after the virtio-net header",
+                need: 1,
+                have: 0,
+            });
+        }
+        let plan = match hdr.gso_kind() {
+            _ if hdr.gso_type & GSO_ECN != 0
+                && !matches!(hdr.gso_kind(), GSO_TCPV4 | GSO_TCPV6) =>
+            {
+                return Err(OffloadError::UnsupportedGsoType(hdr.gso_type));
+            }
+            GSO_NONE => Plan::Whole {
+                csum: whole_packet_csum(&hdr, packet.len())?,
+            },
+            GSO_TCPV4 => Plan::Segments(Segments::new(
+                &hdr,
+                packet,
+                Some(IpVersion::V4),
+                Transport::Tcp,
+            )?),
+            GSO_TCPV6 => Plan::Segments(Segments::new(
+                &hdr,
+                packet,
+                Some(IpVersion::V6),
+                Transport::Tcp,
+            )?),
+            GSO_UDP_L4 => Plan::Segments(Segments::new(&hdr, packet, None, Transport::Udp)?),
+            _ => return Err(OffloadError::UnsupportedGsoType(hdr.gso_type)),
+        };
+        let segments = match plan {
+            Plan::Whole { .. } => 1,
+            Plan::Segments(s) => (packet.len() - s.header_len).div_ceil(s.gso_size).max(1),
+        };
+        Ok(Self {
+            read_len: read.len(),
+            plan,
+            segments,
+            next: 0,
+        })
+    }
+
+    /// Total number of segments the read splits into (1 for a plain packet).
+    pub fn segments(&self) -> usize {
+        self.segments
+    }
+
+    /// Segments not yet handed out.
+    pub fn remaining(&self) -> usize {
+        self.segments - self.next
+    }
+
+    /// True when every segment has been handed out.
+    pub fn is_done(&self) -> bool {
+        self.next >= self.segments
+    }
+
+    /// Length of the next segment, or `None` when done: the buffer size the next call needs (plus the
+    /// caller's offset).
+    pub fn next_len(&self) -> Option<usize> {
+        (!self.is_done()).then(|| self.segment_len(self.next))
+    }
+
+    /// Writes as many of the remaining segments as fit into `bufs[i][offset..]`, storing each length in
+    /// `sizes[i]`, and returns how many it wrote. The rest stay for the next call.
+    ///
+    /// It stops at the first buffer too small for its segment: if that is the first buffer, the result is
+    /// [`OffloadError::BufferTooSmall`] and the state is unchanged (retry with a larger buffer); otherwise
+    /// the segments written so far are returned. Returns `Ok(0)` once done.
+    ///
+    /// # Errors
+    /// [`OffloadError::InvalidArgument`] when `read` is not the read the state was created from (a
+    /// different length) or when segments remain but `bufs` or `sizes` is empty;
+    /// [`OffloadError::BufferTooSmall`] as above.
+    pub fn next_batch<B: AsMut<[u8]>>(
+        &mut self,
+        read: &[u8],
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+    ) -> Result<usize, OffloadError> {
+        let packet = self.packet(read)?;
+        if self.is_done() {
+            return Ok(0);
+        }
+        if bufs.is_empty() || sizes.is_empty() {
+            return Err(OffloadError::InvalidArgument("no buffers to split into"));
+        }
+        let mut written = 0;
+        for (buf, size) in bufs.iter_mut().zip(sizes.iter_mut()) {
+            if self.is_done() {
+                break;
+            }
+            let buf = buf.as_mut();
+            let have = buf.len();
+            let result = match buf.get_mut(offset..) {
+                Some(out) => self.write_next(packet, out),
+                None => Err(OffloadError::BufferTooSmall {
+                    index: 0,
+                    need: 0,
+                    have,
+                }),
+            };
+            match result {
+                Ok(len) => {
+                    *size = len;
+                    written += 1;
+                }
+                Err(OffloadError::BufferTooSmall { .. }) if written > 0 => break,
+                Err(OffloadError::BufferTooSmall { .. }) => {
+                    let need = offset.saturating_add(self.segment_len(self.next));
+                    return Err(OffloadError::BufferTooSmall {
+                        index: 0,
+                        need,
+                        have,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(written)
+    }
+
+    /// Writes the next segment to the start of `out` and returns its length, or `None` when done.
+    ///
+    /// # Errors
+    /// [`OffloadError::BufferTooSmall`] (index 0) when `out` cannot hold the segment; the state is unchanged.
+    /// [`OffloadError::InvalidArgument`] when `read` is not the read the state was created from.
+    pub fn next_segment(
+        &mut self,
+        read: &[u8],
+        out: &mut [u8],
+    ) -> Result<Option<usize>, OffloadError> {
+        let packet = self.packet(read)?;
+        if self.is_done() {
+            return Ok(None);
+        }
+        self.write_next(packet, out).map(Some)
+    }
+
+    /// The IP packet of `read`, after checking it is the read this state describes.
+    fn packet<'r>(&self, read: &'r [u8]) -> Result<&'r [u8], OffloadError> {
+        if read.len() != self.read_len {
+            return Err(OffloadError::InvalidArgument(
+                "read buffer differs from the one the split started with",
+            ));
+        }
+        Ok(read.get(VirtioNetHdr::LEN..).unwrap_or_default())
+    }
+
+    /// Length of segment `index` (an IP packet).
+    fn segment_len(&self, index: usize) -> usize {
+        let packet_len = self.read_len - VirtioNetHdr::LEN;
+        match self.plan {
+            Plan::Whole { .. } => packet_len,
+            Plan::Segments(s) => s.header_len + s.payload_range(index, packet_len).len(),
+        }
+    }
+
+    fn write_next(&mut self, packet: &[u8], out: &mut [u8]) -> Result<usize, OffloadError> {
+        let need = self.segment_len(self.next);
+        let have = out.len();
+        let Some(out) = out.get_mut(..need) else {
+            return Err(OffloadError::BufferTooSmall {
+                index: 0,
+                need,
+                have,
+            });
+        };
+        match self.plan {
+            Plan::Whole { csum } => {
+                out.copy_from_slice(packet);
+                if let Some((start, field)) = csum {
+                    finish_partial_checksum(out, start, field);
+                }
+            }
+            Plan::Segments(s) => s.write(packet, self.next, self.next + 1 == self.segments, out),
+        }
+        self.next += 1;
+        Ok(need)
+    }
+}
+
+/// For `GSO_NONE`: where to finish the checksum, after checking the field lies within the packet.
+fn whole_packet_csum(
+    hdr: &VirtioNetHdr,
+    packet_len: usize,
+) -> Result<Option<(usize, usize)>, OffloadError> {
+    if !hdr.needs_csum() {
+        return Ok(None);
+    }
+    let start = usize::from(hdr.csum_start);
+    let field = start + usize::from(hdr.csum_offset);
+    if field + 2 > packet_len {
+        return Err(OffloadError::Malformed(
+            "csum_start + csum_offset + 2 beyond the packet",
+        ));
+    }
+    Ok(Some((start, field)))
+}
+
+/// Finishes a CHECKSUM_PARTIAL checksum: the field holds the pseudo-header seed, so summing from `start`
+/// to the end (field included) and storing the inverted fold completes it.
+fn finish_partial_checksum(packet: &mut [u8], start: usize, field: usize) {
+    let sum = checksum::finish(packet.get(start..).unwrap_or_default(), 0);
+    crate::wire::write_u16(packet, field, sum);
+}
+
+impl Segments {
+    /// Validates a super-packet against its virtio header; `version` is the one the GSO type demands.
+    fn new(
+        hdr: &VirtioNetHdr,
+        packet: &[u8],
+        version: Option<IpVersion>,
+        transport: Transport,
+    ) -> Result<Self, OffloadError> {
+        if hdr.gso_size == 0 {
+            return Err(OffloadError::Malformed("gso_size is 0"));
+        }
+        let ip = IpPacket::new_checked(packet)?;
+        if version.is_some_and(|v| v != ip.version()) {
+            return Err(OffloadError::Malformed(
+                "IP version does not match the GSO type",
+            ));
+        }
+        if ip.total_len() != packet.len() {
+            return Err(OffloadError::Malformed(
+                "IP length field disagrees with the packet length",
+            ));
+        }
+        if ip.is_fragment() {
+            return Err(OffloadError::Malformed("super-packet is an IPv4 fragment"));
+        }
+        let (l4_start, protocol) = ip.transport()?;
+        if protocol != transport.protocol() {
+            return Err(OffloadError::Malformed(
+                "transport protocol does not match the GSO type",
+            ));
+        }
+        if usize::from(hdr.csum_start) != l4_start {
+            return Err(OffloadError::Malformed(
+                "csum_start is not the transport header offset",
+            ));
+        }
+        if usize::from(hdr.csum_offset) != transport.checksum_offset() {
+            return Err(OffloadError::Malformed(
+                "csum_offset is not the transport checksum field",
+            ));
+        }
+        let l4 = packet.get(l4_start..).unwrap_or_default();
+        let (l4_header_len, first_seq, tcp_flags) = match transport {
+            Transport::Tcp => {
+                let tcp = TcpHeader::new_checked(l4)?;
+                (tcp.header_len(), tcp.seq(), tcp.flags())
+            }
+            Transport::Udp => {
+                let udp = UdpHeader::new_checked(l4)?;
+                if usize::from(udp.length()) != l4.len() {
+                    return Err(OffloadError::Malformed(
+                        "UDP length disagrees with the packet length",
+                    ));
+                }
+                (UdpHeader::<&[u8]>::LEN, 0, 0)
+            }
+        };
+        let addr_sum = checksum::add(
+            checksum::sum(ip.addrs(), 0),
+            u64::from(transport.protocol()),
+        );
+        Ok(Self {
+            transport,
+            l4_start,
+            header_len: l4_start + l4_header_len,
+            gso_size: usize::from(hdr.gso_size),
+            ecn: hdr.gso_type & GSO_ECN != 0,
+            first_ident: ip.ident(),
+            first_seq,
+            tcp_flags,
+            addr_sum,
+        })
+    }
+
+    /// The payload bytes of segment `index` within the super-packet.
+    fn payload_range(&self, index: usize, packet_len: usize) -> std::ops::Range<usize> {
+        let start = (self.header_len + index * self.gso_size).min(packet_len);
+        start..(start + self.gso_size).min(packet_len)
+    }
+
+    /// Writes segment `index` into `out`, which is exactly the segment's length.
+    fn write(&self, packet: &[u8], index: usize, last: bool, out: &mut [u8]) {
+        let payload = packet
+            .get(self.payload_range(index, packet.len()))
+            .unwrap_or_default();
+        let (headers, payload_out) = out.split_at_mut(self.header_len.min(out.len()));
+        headers.copy_from_slice(packet.get(..self.header_len).unwrap_or_default());
+        payload_out.copy_from_slice(payload);
+
+        let seg_len = self.header_len + payload.len();
+        let l4_len = seg_len - self.l4_start;
+        if let Ok(mut ip) = IpPacket::new_checked(&mut *headers) {
+            ip.set_total_len(seg_len);
+            // IPv4 IDs count up per segment, as the kernel's own segmentation does.
+            ip.set_ident(self.first_ident.wrapping_add(index as u16));
+            ip.fill_header_checksum();
+        }
+        let l4_header = headers.get_mut(self.l4_start..).unwrap_or_default();
+        match self.transport {
+            Transport::Tcp => {
+                if let Ok(mut tcp) = TcpHeader::new_checked(&mut *l4_header) {
+                    let seq = self.first_seq.wrapping_add((index * self.gso_size) as u32);
+                    tcp.set_seq(seq);
+                    let mut flags = self.tcp_flags;
+                    if !last {
+                        flags &= !(tcp_flags::FIN | tcp_flags::PSH);
+                    }
+                    if self.ecn && index > 0 {
+                        flags &= !tcp_flags::CWR;
+                    }
+                    tcp.set_flags(flags);
+                    tcp.set_checksum(0);
+                }
+            }
+            Transport::Udp => {
+                if let Ok(mut udp) = UdpHeader::new_checked(&mut *l4_header) {
+                    udp.set_length(l4_len as u16);
+                    udp.set_checksum(0);
+                }
+            }
+        }
+        // The payload sum is taken once, over the bytes just copied (still in cache); the header and
+        // pseudo-header are small sums added to it.
+        let acc = checksum::add(
+            self.addr_sum,
+            (l4_len >> 16) as u64 + (l4_len & 0xffff) as u64,
+        );
+        let acc = checksum::sum(l4_header, acc);
+        let mut csum = checksum::finish(payload_out, acc);
+        if self.transport == Transport::Udp && csum == 0 {
+            // A computed zero is sent as all ones: zero means "no checksum" (RFC 768).
+            csum = 0xffff;
+        }
+        crate::wire::write_u16(l4_header, self.transport.checksum_offset(), csum);
+    }
+}
+
+/// A split of one borrowed read: [`SplitState`] with the read kept alongside.
+///
+/// ```
+/// use tun_offload::{Segmenter, VirtioNetHdr};
+/// # let mut read = vec![0u8; VirtioNetHdr::LEN];
+/// # read.extend_from_slice(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+/// let mut segmenter = Segmenter::new(&read)?;
+/// let mut bufs = vec![vec![0u8; 1600]; 8];
+/// let mut sizes = [0usize; 8];
+/// while !segmenter.is_done() {
+///     let n = segmenter.next_batch(&mut bufs, &mut sizes, 0)?;
+///     // hand bufs[..n] on
+///     # assert_eq!(n, 1);
+/// }
+/// # Ok::<(), tun_offload::OffloadError>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Segmenter<'a> {
+    read: &'a [u8],
+    state: SplitState,
+}
+
+impl<'a> Segmenter<'a> {
+    /// Parses and validates `read` (see [`SplitState::new`]).
+    pub fn new(read: &'a [u8]) -> Result<Self, OffloadError> {
+        Ok(Self {
+            read,
+            state: SplitState::new(read)?,
+        })
+    }
+
+    /// See [`SplitState::next_batch`].
+    pub fn next_batch<B: AsMut<[u8]>>(
+        &mut self,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+    ) -> Result<usize, OffloadError> {
+        self.state.next_batch(self.read, bufs, sizes, offset)
+    }
+
+    /// See [`SplitState::next_segment`].
+    pub fn next_segment(&mut self, out: &mut [u8]) -> Result<Option<usize>, OffloadError> {
+        self.state.next_segment(self.read, out)
+    }
+
+    /// True when every segment has been handed out.
+    pub fn is_done(&self) -> bool {
+        self.state.is_done()
+    }
+
+    /// Segments not yet handed out.
+    pub fn remaining(&self) -> usize {
+        self.state.remaining()
+    }
+
+    /// The split's state, to keep without the borrow.
+    pub fn state(&self) -> SplitState {
+        self.state
+    }
+}

@@ -1,0 +1,121 @@
+//! Checked views of the IPv4, IPv6, TCP and UDP headers that the offload engine reads and rewrites.
+//!
+//! As in smoltcp's `wire`, each view is built with `new_checked`, which validates the lengths once; after
+//! that its accessors cannot panic and never read past the header they describe. The differences between
+//! IPv4 and IPv6, and between TCP and UDP, are data ([`IpVersion`], [`Transport`]) consulted by one set of
+//! functions, not copies of them.
+//!
+//! ```
+//! use tun_offload::wire::{IpPacket, IpVersion, TcpHeader};
+//! # let mut packet = vec![0u8; 40];
+//! # packet[0] = 0x45; packet[3] = 40; packet[9] = 6; packet[32] = 0x50;
+//! let ip = IpPacket::new_checked(&packet[..])?;
+//! assert_eq!(ip.version(), IpVersion::V4);
+//! let tcp = TcpHeader::new_checked(&packet[ip.header_len()..])?;
+//! assert_eq!(tcp.header_len(), 20);
+//! # Ok::<(), tun_offload::OffloadError>(())
+//! ```
+
+mod ip;
+mod tcp;
+mod udp;
+
+pub use ip::{IpPacket, IpVersion};
+pub use tcp::{TcpHeader, tcp_flags};
+pub use udp::UdpHeader;
+
+/// The transport protocols the engine segments and coalesces, with the facts that differ between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// TCP (protocol 6).
+    Tcp,
+    /// UDP (protocol 17).
+    Udp,
+}
+
+impl Transport {
+    /// The IP protocol number (IPv4 protocol, IPv6 next header).
+    pub const fn protocol(self) -> u8 {
+        match self {
+            Self::Tcp => 6,
+            Self::Udp => 17,
+        }
+    }
+
+    /// Offset of the checksum field from the start of the L4 header (`csum_offset` in the virtio header).
+    pub const fn checksum_offset(self) -> usize {
+        match self {
+            Self::Tcp => 16,
+            Self::Udp => 6,
+        }
+    }
+
+    /// The shortest header of this protocol.
+    pub const fn min_header_len(self) -> usize {
+        match self {
+            Self::Tcp => 20,
+            Self::Udp => 8,
+        }
+    }
+
+    /// The transport for an IP protocol number, if it is TCP or UDP.
+    pub const fn from_protocol(protocol: u8) -> Option<Self> {
+        match protocol {
+            6 => Some(Self::Tcp),
+            17 => Some(Self::Udp),
+            _ => None,
+        }
+    }
+}
+
+/// Reads the big-endian `u16` at `at`; a caller that validated the length never sees the `0` fallback.
+#[inline]
+pub(crate) fn read_u16(buf: &[u8], at: usize) -> u16 {
+    buf.get(at..)
+        .and_then(<[u8]>::first_chunk::<2>)
+        .map_or(0, |b| u16::from_be_bytes(*b))
+}
+
+/// Reads the big-endian `u32` at `at`; a caller that validated the length never sees the `0` fallback.
+#[inline]
+pub(crate) fn read_u32(buf: &[u8], at: usize) -> u32 {
+    buf.get(at..)
+        .and_then(<[u8]>::first_chunk::<4>)
+        .map_or(0, |b| u32::from_be_bytes(*b))
+}
+
+/// Reads the byte at `at`; a caller that validated the length never sees the `0` fallback.
+#[inline]
+pub(crate) fn read_u8(buf: &[u8], at: usize) -> u8 {
+    buf.get(at).copied().unwrap_or(0)
+}
+
+/// Writes `value` big-endian at `at`, if the buffer reaches that far (validated by the caller).
+#[inline]
+pub(crate) fn write_u16(buf: &mut [u8], at: usize, value: u16) {
+    if let Some(b) = buf.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<2>) {
+        *b = value.to_be_bytes();
+    }
+}
+
+/// Writes `value` big-endian at `at`, if the buffer reaches that far (validated by the caller).
+#[inline]
+pub(crate) fn write_u32(buf: &mut [u8], at: usize, value: u32) {
+    if let Some(b) = buf.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<4>) {
+        *b = value.to_be_bytes();
+    }
+}
+
+/// Writes the byte at `at`, if the buffer reaches that far (validated by the caller).
+#[inline]
+pub(crate) fn write_u8(buf: &mut [u8], at: usize, value: u8) {
+    if let Some(b) = buf.get_mut(at) {
+        *b = value;
+    }
+}
+
+/// `buf[range]` or an empty slice: for ranges the caller validated.
+#[inline]
+pub(crate) fn bytes(buf: &[u8], start: usize, end: usize) -> &[u8] {
+    buf.get(start..end).unwrap_or_default()
+}
