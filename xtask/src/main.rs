@@ -1,13 +1,21 @@
 //! `cargo xtask`: the project's automation.
 
+mod bench;
+mod demo;
 mod fuzz;
+mod netns;
+mod procstat;
 mod test;
+mod traffic;
+mod tunnel;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
+  demo     a 20-second tour: TCP through a TUN forwarder, 4 forwarders side by side, sha256-checked (root)
+  bench    [--time S] [--rounds N]  TCP v4/v6 throughput and CPU of the forwarders, side by side (root)
   test     fmt check, clippy, unit and property tests, then the privileged tests (as root)
   fuzz     [--time S] [TARGET...]  run tun-offload's fuzz targets S seconds each (default 60, nightly)
 ";
@@ -17,6 +25,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
+        Some("demo") => demo::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

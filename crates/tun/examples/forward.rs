@@ -1,0 +1,414 @@
+//! Forwards packets between two TUN devices in two network namespaces: the data path of a VPN without the
+//! encryption.
+//!
+//! ```text
+//! forward --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB [--no-offload] [--batch N] [--passthrough]
+//! ```
+//!
+//! Creates `tunA` inside the existing namespace NS1 and `tunB` inside NS2 (each opened from a thread that
+//! joined its namespace; the fds then work from any thread), and forwards A -> B and B -> A, one thread per
+//! direction. It configures no addresses: do that with `ip`, for example
+//!
+//! ```text
+//! ip -n NS1 link set tunA up; ip -n NS1 addr add 10.77.0.1/32 dev tunA; ip -n NS1 route add 10.77.0.2/32 dev tunA
+//! ip -n NS2 link set tunB up; ip -n NS2 addr add 10.77.0.2/32 dev tunB; ip -n NS2 route add 10.77.0.1/32 dev tunB
+//! ```
+//!
+//! - Default: the library with offloads. `read_packets` splits each TSO/USO super-packet from the kernel into
+//!   MTU-sized packets (what a VPN encrypts one by one), `write_packets` coalesces them again (GRO).
+//! - `--no-offload`: one packet per read and per write.
+//! - `--batch N`: buffers per `read_packets` call (default: the device's `batch_size()`).
+//! - `--passthrough`: no library data path at all: each raw frame (virtio-net header + super-packet) is written
+//!   unchanged to the other device. The ceiling of any TUN data path, for comparison.
+//!
+//! On SIGINT or SIGTERM it prints, per direction, `a->b: packets N bytes N reads N super-packets N errors N`
+//! (packets are MTU-sized; reads are calls that returned packets; super-packets are reads that returned more
+//! than one) and exits 0.
+
+use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tun::{Builder, Error, Tun};
+use tun_offload::VirtioNetHdr;
+use tun_offload::virtio::{GSO_NONE, GSO_TCPV4, GSO_TCPV6};
+use tun_sys::signal::SignalSet;
+use tun_sys::{IfName, Offloads, TunFlags};
+
+const USAGE: &str = "usage: forward --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB \
+                     [--no-offload] [--batch N] [--passthrough]";
+
+/// The largest IP packet (and TSO/USO super-packet) a TUN device hands over.
+const MAX_PACKET: usize = 65_535;
+/// Consecutive failures after which a direction stops (a device that is gone fails every call).
+const MAX_CONSECUTIVE_ERRORS: u32 = 1000;
+
+#[derive(Debug)]
+struct Args {
+    netns_a: String,
+    name_a: String,
+    netns_b: String,
+    name_b: String,
+    offload: bool,
+    batch: Option<usize>,
+    passthrough: bool,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let (mut netns_a, mut name_a, mut netns_b, mut name_b) = (None, None, None, None);
+    let (mut offload, mut batch, mut passthrough) = (true, None, false);
+    let mut args = args.into_iter();
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--netns-a" => netns_a = Some(value()?),
+            "--name-a" => name_a = Some(value()?),
+            "--netns-b" => netns_b = Some(value()?),
+            "--name-b" => name_b = Some(value()?),
+            "--no-offload" => offload = false,
+            "--passthrough" => passthrough = true,
+            "--batch" => {
+                let text = value()?;
+                let n = text.parse().ok().filter(|n| (1..=1024).contains(n));
+                batch = Some(n.ok_or_else(|| format!("--batch must be 1..=1024, got {text}"))?);
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    let need = |v: Option<String>, flag: &str| v.ok_or_else(|| format!("{flag} is required"));
+    Ok(Args {
+        netns_a: need(netns_a, "--netns-a")?,
+        name_a: need(name_a, "--name-a")?,
+        netns_b: need(netns_b, "--netns-b")?,
+        name_b: need(name_b, "--name-b")?,
+        offload,
+        batch,
+        passthrough,
+    })
+}
+
+/// Counters of one direction, written by its thread, printed by the main thread.
+#[derive(Debug, Default)]
+struct Counters {
+    packets: AtomicU64,
+    bytes: AtomicU64,
+    reads: AtomicU64,
+    super_packets: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Counters {
+    fn record_read(&self, packets: u64, bytes: u64) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.packets.fetch_add(packets, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if packets > 1 {
+            self.super_packets.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn record_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Display for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        write!(
+            f,
+            "packets {} bytes {} reads {} super-packets {} errors {}",
+            get(&self.packets),
+            get(&self.bytes),
+            get(&self.reads),
+            get(&self.super_packets),
+            get(&self.errors)
+        )
+    }
+}
+
+/// Runs `open` on a thread that joined the network namespace `netns`: what it creates lives there.
+fn in_netns<T: Send>(
+    netns: &str,
+    open: impl FnOnce() -> Result<T, String> + Send,
+) -> Result<T, String> {
+    let ns = tun_sys::netns::open_named(netns)
+        .map_err(|e| format!("open network namespace {netns}: {e}"))?;
+    tun_sys::netns::run_in(&ns, open)
+        .map_err(|e| format!("enter network namespace {netns}: {e}"))?
+}
+
+/// Stops a direction after too many failures in a row; otherwise logs the first few and counts them all.
+#[derive(Debug, Default)]
+struct ErrorBudget {
+    consecutive: u32,
+}
+
+impl ErrorBudget {
+    fn failed(&mut self, what: &str, error: &dyn fmt::Display, counters: &Counters) -> bool {
+        counters.record_error();
+        self.consecutive += 1;
+        if self.consecutive <= 3 {
+            eprintln!("forward: {what}: {error}");
+        }
+        self.consecutive < MAX_CONSECUTIVE_ERRORS
+    }
+}
+
+/// One direction through the library: `read_packets` from `from`, `write_packets` to `to`.
+fn forward(from: &Tun, to: &Tun, batch: usize, counters: &Counters) {
+    if from.has_vnet_hdr() {
+        forward_batches(from, to, batch, counters);
+    } else {
+        forward_one_by_one(from, to, counters);
+    }
+}
+
+/// With offloads: batches of MTU-sized packets split from super-packets, coalesced again on write.
+fn forward_batches(from: &Tun, to: &Tun, batch: usize, counters: &Counters) {
+    // Room in front of each packet for the virtio-net header the write path puts there.
+    let offset = VirtioNetHdr::LEN;
+    // Packets come out MTU-sized; a buffer grows if the MTU is raised (BufferTooSmall says by how much).
+    let mut segment = from.mtu().map_or(1500, |m| m as usize).min(MAX_PACKET);
+    // Capacity for coalescing up to a 64 KiB packet in place, reserved once.
+    let mut bufs: Vec<Vec<u8>> = (0..batch)
+        .map(|_| {
+            let mut b = Vec::with_capacity(offset + MAX_PACKET);
+            b.resize(offset + segment, 0);
+            b
+        })
+        .collect();
+    let mut sizes = vec![0usize; batch];
+    let mut budget = ErrorBudget::default();
+    loop {
+        let n = match from.read_packets(&mut bufs, &mut sizes, offset) {
+            Ok(n) => n,
+            Err(Error::BufferTooSmall { need, .. }) => {
+                // The packet waits in the device for a bigger buffer: grow every buffer to fit it.
+                segment = need.saturating_sub(offset).min(MAX_PACKET);
+                bufs.iter_mut().for_each(|b| b.resize(offset + segment, 0));
+                continue;
+            }
+            Err(e) if e.is_fatal() => return eprintln!("forward: read: {e}"),
+            Err(e) => {
+                if budget.failed("read", &e, counters) {
+                    continue;
+                }
+                return;
+            }
+        };
+        let bytes: usize = sizes[..n].iter().sum();
+        counters.record_read(n as u64, bytes as u64);
+        for (buf, &size) in bufs.iter_mut().zip(&sizes[..n]) {
+            buf.truncate(offset + size);
+        }
+        let written = to.write_packets(&mut bufs[..n], offset);
+        for buf in &mut bufs[..n] {
+            buf.resize(offset + segment, 0);
+        }
+        match written {
+            Ok(_) => budget.consecutive = 0,
+            Err(e) if e.is_fatal() => return eprintln!("forward: write: {e}"),
+            Err(e) => {
+                if !budget.failed("write", &e, counters) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Without offloads: one packet per read and per write, read straight into a buffer that fits any packet.
+fn forward_one_by_one(from: &Tun, to: &Tun, counters: &Counters) {
+    let mut buf = vec![0u8; MAX_PACKET];
+    let mut size = [0usize];
+    let mut budget = ErrorBudget::default();
+    loop {
+        let len = match from.read_packets(std::slice::from_mut(&mut buf), &mut size, 0) {
+            Ok(_) => size[0],
+            Err(e) if e.is_fatal() => return eprintln!("forward: read: {e}"),
+            Err(e) => {
+                if budget.failed("read", &e, counters) {
+                    continue;
+                }
+                return;
+            }
+        };
+        counters.record_read(1, len as u64);
+        match to.write_packets(&mut [&mut buf[..len]], 0) {
+            Ok(_) => budget.consecutive = 0,
+            Err(e) if e.is_fatal() => return eprintln!("forward: write: {e}"),
+            Err(e) => {
+                if !budget.failed("write", &e, counters) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Creates a raw TUN device for the passthrough: blocking fd, virtio-net header, the same offloads the
+/// library asks for (CSUM|TSO4|TSO6|USO4|USO6, else without USO).
+fn open_raw(name: &str) -> Result<OwnedFd, String> {
+    let fail = |what: &str, e: std::io::Error| format!("{what} {name}: {e}");
+    let ifname = IfName::new(name).map_err(|e| format!("device name {name}: {e}"))?;
+    let fd =
+        tun_sys::tun::open_clone_device(false).map_err(|e| fail("open /dev/net/tun for", e))?;
+    tun_sys::tun::set_iff(fd.as_fd(), ifname, TunFlags::VNET_HDR)
+        .map_err(|e| fail("TUNSETIFF", e))?;
+    let tcp = Offloads::CSUM | Offloads::TSO4 | Offloads::TSO6;
+    if tun_sys::tun::set_offload(fd.as_fd(), tcp | Offloads::USO4 | Offloads::USO6).is_err() {
+        tun_sys::tun::set_offload(fd.as_fd(), tcp).map_err(|e| fail("TUNSETOFFLOAD", e))?;
+    }
+    Ok(fd)
+}
+
+/// MTU-sized packets in one raw frame (virtio-net header + packet), and their IP bytes, for the counters.
+fn frame_packets(frame: &[u8]) -> (u64, u64) {
+    let Some(packet) = frame.get(VirtioNetHdr::LEN..) else {
+        return (0, 0);
+    };
+    let ip_bytes = packet.len() as u64;
+    let Ok(hdr) = VirtioNetHdr::decode(frame) else {
+        return (1, ip_bytes);
+    };
+    let gso_size = usize::from(hdr.gso_size);
+    if hdr.gso_kind() == GSO_NONE || gso_size == 0 {
+        return (1, ip_bytes);
+    }
+    // Headers: IP up to csum_start, then TCP (data offset) or UDP (8 bytes).
+    let l4 = usize::from(hdr.csum_start);
+    let l4_len = if matches!(hdr.gso_kind(), GSO_TCPV4 | GSO_TCPV6) {
+        packet.get(l4 + 12).map_or(20, |b| usize::from(b >> 4) * 4)
+    } else {
+        8
+    };
+    let payload = packet.len().saturating_sub(l4 + l4_len);
+    let segments = payload.div_ceil(gso_size).max(1);
+    // Every segment repeats the headers.
+    (segments as u64, (payload + segments * (l4 + l4_len)) as u64)
+}
+
+/// One direction of the passthrough: read a frame, write it unchanged.
+fn passthrough(from: BorrowedFd<'_>, to: BorrowedFd<'_>, counters: &Counters) {
+    let mut frame = vec![0u8; VirtioNetHdr::LEN + MAX_PACKET];
+    let mut budget = ErrorBudget::default();
+    loop {
+        let len = match tun_sys::io::read(from, &mut frame) {
+            Ok(len) => len,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                if budget.failed("read", &e, counters) {
+                    continue;
+                }
+                return;
+            }
+        };
+        let (packets, bytes) = frame_packets(&frame[..len]);
+        counters.record_read(packets, bytes);
+        match tun_sys::io::write(to, &frame[..len]) {
+            Ok(_) => budget.consecutive = 0,
+            Err(e) => {
+                if !budget.failed("write", &e, counters) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The two devices of a run, either through the library or raw.
+enum Devices {
+    Library(Arc<Tun>, Arc<Tun>),
+    Raw(Arc<OwnedFd>, Arc<OwnedFd>),
+}
+
+fn open_devices(args: &Args) -> Result<Devices, String> {
+    if args.passthrough {
+        let a = in_netns(&args.netns_a, || open_raw(&args.name_a))?;
+        let b = in_netns(&args.netns_b, || open_raw(&args.name_b))?;
+        return Ok(Devices::Raw(Arc::new(a), Arc::new(b)));
+    }
+    let open = |name: &str| {
+        Builder::new()
+            .name(name)
+            .offload(args.offload)
+            .monitor(false)
+            .build()
+            .map_err(|e| format!("create {name}: {e}"))
+    };
+    let a = in_netns(&args.netns_a, || open(&args.name_a))?;
+    let b = in_netns(&args.netns_b, || open(&args.name_b))?;
+    Ok(Devices::Library(Arc::new(a), Arc::new(b)))
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    // Blocked before any thread exists, so that every thread inherits the mask and the signal waits for
+    // `wait` below instead of killing the process.
+    let signals = SignalSet::termination();
+    signals
+        .block_in_thread()
+        .map_err(|e| format!("block signals: {e}"))?;
+    let devices = open_devices(args)?;
+    let counters = [Arc::new(Counters::default()), Arc::new(Counters::default())];
+    for (index, thread) in ["fwd a->b", "fwd b->a"].into_iter().enumerate() {
+        let counters = Arc::clone(&counters[index]);
+        let body: Box<dyn FnOnce() + Send> = match &devices {
+            Devices::Library(a, b) => {
+                let (from, to) = if index == 0 {
+                    (Arc::clone(a), Arc::clone(b))
+                } else {
+                    (Arc::clone(b), Arc::clone(a))
+                };
+                let batch = args.batch.unwrap_or_else(|| from.batch_size());
+                Box::new(move || forward(&from, &to, batch, &counters))
+            }
+            Devices::Raw(a, b) => {
+                let (from, to) = if index == 0 {
+                    (Arc::clone(a), Arc::clone(b))
+                } else {
+                    (Arc::clone(b), Arc::clone(a))
+                };
+                Box::new(move || passthrough(from.as_fd(), to.as_fd(), &counters))
+            }
+        };
+        std::thread::Builder::new()
+            .name(thread.into())
+            .spawn(body)
+            .map_err(|e| format!("spawn {thread}: {e}"))?;
+    }
+    let signal = signals
+        .wait()
+        .map_err(|e| format!("wait for a signal: {e}"))?;
+    eprintln!("forward: stopping on {signal:?}");
+    println!("a->b: {}", counters[0]);
+    println!("b->a: {}", counters[1]);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(msg) => {
+            if !msg.is_empty() {
+                eprintln!("forward: {msg}");
+            }
+            eprintln!("{USAGE}");
+            return if msg.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("forward: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! `cargo xtask bench`: TCP bulk throughput through each forwarder, side by side in one run.
+//!
+//! For every test (TCP v4/v6, 1 and 4 streams) the four forwarders run one after the other, and the whole
+//! sequence repeats `--rounds` times (starting with a different forwarder each round); each cell of the
+//! table is the round with the median throughput. Traffic comes from iperf3 (Debian's package).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::netns::{clean_up_on_signal, ensure_installed, require_root, sweep_stale_namespaces};
+use crate::procstat::{CpuTime, CpuUse, SyscallCounts, ticks_per_second};
+use crate::traffic::{IperfClient, IperfServer, TcpTest};
+use crate::tunnel::{Binaries, Forwarder, Pair, Tunnel};
+
+/// Name of the forwarding thread of direction A -> B in every forwarder.
+const A_TO_B_THREAD: &str = "fwd a->b";
+
+/// The four TCP tests of the full benchmark.
+pub(crate) const TESTS: [TcpTest; 4] = [
+    TcpTest {
+        v6: false,
+        streams: 1,
+    },
+    TcpTest {
+        v6: false,
+        streams: 4,
+    },
+    TcpTest {
+        v6: true,
+        streams: 1,
+    },
+    TcpTest {
+        v6: true,
+        streams: 4,
+    },
+];
+
+/// How long and how often to measure.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    /// Seconds of each measurement.
+    pub(crate) seconds: u32,
+    /// Seconds of warm-up before each measurement (left out of the result).
+    pub(crate) omit: u32,
+    /// Times the whole sequence runs.
+    pub(crate) rounds: u32,
+}
+
+/// One measurement of one forwarder in one test.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sample {
+    /// Receiver throughput, Gbit/s.
+    pub(crate) gbits: f64,
+    /// Forwarder CPU, % of one core.
+    pub(crate) cpu: CpuUse,
+    /// Packets (MTU-sized) per read(2) in direction A -> B.
+    pub(crate) per_read: f64,
+    /// Packets per write(2) in direction A -> B.
+    pub(crate) per_write: f64,
+}
+
+/// Runs one forwarder through one test.
+pub(crate) fn measure(
+    bins: &Binaries,
+    pair: &Pair,
+    kind: Forwarder,
+    test: TcpTest,
+    plan: Plan,
+) -> Result<Sample, String> {
+    let ticks = ticks_per_second();
+    let tunnel = Tunnel::start(bins, kind, pair)?;
+    let pid = tunnel.pid();
+    let io_start = SyscallCounts::of_thread(pid, A_TO_B_THREAD)?;
+    let client = IperfClient::start(&pair.a, test, plan.seconds, plan.omit)?;
+    std::thread::sleep(Duration::from_secs(u64::from(plan.omit)));
+    let cpu_start = CpuTime::read(pid)?;
+    let finished = client.finish();
+    let cpu_end = CpuTime::read(pid)?;
+    let io = SyscallCounts::of_thread(pid, A_TO_B_THREAD)?.since(&io_start);
+    let report = tunnel.stop()?;
+    let gbits = finished?;
+    let packets = report.a_to_b.get("packets") as f64;
+    let ratio = |calls: u64| {
+        if calls == 0 {
+            0.0
+        } else {
+            packets / calls as f64
+        }
+    };
+    Ok(Sample {
+        gbits,
+        cpu: cpu_start.until(&cpu_end, ticks),
+        per_read: ratio(io.reads),
+        per_write: ratio(io.writes),
+    })
+}
+
+/// Results of a run: samples per test and forwarder, and the cells that failed.
+#[derive(Debug, Default)]
+pub(crate) struct Results {
+    samples: Vec<(TcpTest, Forwarder, Sample)>,
+    failures: Vec<String>,
+}
+
+impl Results {
+    /// Whether any measurement failed.
+    pub(crate) fn failed(&self) -> bool {
+        !self.failures.is_empty()
+    }
+
+    fn cell(&self, test: TcpTest, kind: Forwarder) -> Vec<Sample> {
+        self.samples
+            .iter()
+            .filter(|(t, k, _)| *t == test && *k == kind)
+            .map(|(_, _, s)| *s)
+            .collect()
+    }
+
+    /// The sample with the median throughput, and the spread (max - min) / median of the throughput.
+    fn median(&self, test: TcpTest, kind: Forwarder) -> Option<(Sample, f64)> {
+        let mut cell = self.cell(test, kind);
+        cell.sort_by(|a, b| a.gbits.total_cmp(&b.gbits));
+        let median = *cell.get(cell.len().checked_sub(1)? / 2)?;
+        let spread = match (cell.first(), cell.last()) {
+            (Some(lo), Some(hi)) if median.gbits > 0.0 => (hi.gbits - lo.gbits) / median.gbits,
+            _ => 0.0,
+        };
+        Some((median, spread))
+    }
+}
+
+/// Measures every forwarder in every test of `tests`, interleaved, `plan.rounds` times.
+pub(crate) fn run_all(bins: &Binaries, pair: &Pair, tests: &[TcpTest], plan: Plan) -> Results {
+    let mut results = Results::default();
+    let total = plan.rounds as usize * tests.len() * Forwarder::ALL.len();
+    let mut done = 0;
+    for round in 0..plan.rounds as usize {
+        for &test in tests {
+            for i in 0..Forwarder::ALL.len() {
+                let kind = Forwarder::ALL[(i + round) % Forwarder::ALL.len()];
+                done += 1;
+                eprint!(
+                    "\r  [{done}/{total}] round {} {:<18} {:<22}",
+                    round + 1,
+                    test.label(),
+                    kind.label()
+                );
+                match measure(bins, pair, kind, test, plan) {
+                    Ok(sample) => results.samples.push((test, kind, sample)),
+                    Err(e) => {
+                        eprintln!("\n  failed: {e}");
+                        results
+                            .failures
+                            .push(format!("{} / {}: {e}", test.label(), kind.label()));
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("\r{:<78}", "");
+    results
+}
+
+/// Targets of the offload forwarder, side by side with the others.
+struct Targets {
+    vs_passthrough: f64,
+    vs_tun_rs: f64,
+}
+
+fn targets(test: TcpTest) -> Targets {
+    if test.streams == 1 {
+        Targets {
+            vs_passthrough: 0.95,
+            vs_tun_rs: 1.0,
+        }
+    } else {
+        Targets {
+            vs_passthrough: 0.9,
+            vs_tun_rs: 1.15,
+        }
+    }
+}
+
+/// Forwarder user CPU per Gbit/s that the offload forwarder must stay under.
+const USER_CPU_PER_GBIT_TARGET: f64 = 3.0;
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "ok" } else { "MISSED" }
+}
+
+/// The table of medians, with the ratios and targets of each test.
+pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:>7} {:>7} {:>6} {:>7} {:>10} {:>9} {:>10}",
+        "forwarder", "Gbit/s", "spread", "CPU %", "user %", "user%/Gbit", "pkts/read", "pkts/write"
+    );
+    for &test in tests {
+        let _ = writeln!(out, "{} (median of {rounds})", test.label());
+        for kind in Forwarder::ALL {
+            match results.median(test, kind) {
+                Some((s, spread)) => {
+                    let per_gbit = if s.gbits > 0.0 {
+                        s.cpu.user / s.gbits
+                    } else {
+                        0.0
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  {:<22} {:>7.2} {:>6.0}% {:>6.0} {:>7.1} {:>10.2} {:>9.1} {:>10.1}",
+                        kind.label(),
+                        s.gbits,
+                        spread * 100.0,
+                        s.cpu.total(),
+                        s.cpu.user,
+                        per_gbit,
+                        s.per_read,
+                        s.per_write
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "  {:<22} {:>7}", kind.label(), "failed");
+                }
+            }
+        }
+        let gbits = |kind| {
+            results
+                .median(test, kind)
+                .map(|(s, _)| s.gbits)
+                .filter(|g| *g > 0.0)
+        };
+        let (Some(ours), Some(ceiling), Some(peer)) = (
+            gbits(Forwarder::Offload),
+            gbits(Forwarder::Passthrough),
+            gbits(Forwarder::TunRs),
+        ) else {
+            continue;
+        };
+        let t = targets(test);
+        let vs_ceiling = ours / ceiling;
+        let vs_peer = ours / peer;
+        let user_per_gbit = results
+            .median(test, Forwarder::Offload)
+            .map_or(0.0, |(s, _)| s.cpu.user / s.gbits);
+        let _ = writeln!(
+            out,
+            "  (1)/(3) = {vs_ceiling:.3} [target >= {:.2}: {}]   (1)/(4) = {vs_peer:.3} [target >= {:.2}: {}]   (1) user%/Gbit {user_per_gbit:.2} [<= {USER_CPU_PER_GBIT_TARGET}: {}]",
+            t.vs_passthrough,
+            mark(vs_ceiling >= t.vs_passthrough),
+            t.vs_tun_rs,
+            mark(vs_peer >= t.vs_tun_rs),
+            mark(user_per_gbit <= USER_CPU_PER_GBIT_TARGET),
+        );
+    }
+    out
+}
+
+/// What the columns mean, printed under the table.
+pub(crate) const LEGEND: &str = "\
+Gbit/s: iperf3 receiver throughput from namespace A to B through tunA -> forwarder -> tunB.
+spread: (max - min) / median over the rounds. CPU %: the forwarder process (user + system) in % of one
+core; system time includes the kernel's delivery of each written packet into namespace B's stack.
+pkts/read, pkts/write: MTU-sized packets per read(2) / write(2) system call of the A -> B thread.";
+
+fn parse_plan(args: &[String]) -> Result<Plan, String> {
+    let mut plan = Plan {
+        seconds: 5,
+        omit: 1,
+        rounds: 3,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let number: u32 = value
+            .parse()
+            .map_err(|_| format!("{flag}: not a number: {value}"))?;
+        match flag.as_str() {
+            "--time" if (1..=60).contains(&number) => plan.seconds = number,
+            "--rounds" if (1..=20).contains(&number) => plan.rounds = number,
+            "--time" | "--rounds" => return Err(format!("{flag} {number} is out of range")),
+            other => {
+                return Err(format!(
+                    "unknown option {other} (bench takes --time S and --rounds N)"
+                ));
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// `cargo xtask bench [--time S] [--rounds N]`.
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let plan = parse_plan(args)?;
+    require_root("cargo xtask bench")?;
+    clean_up_on_signal()?;
+    sweep_stale_namespaces();
+    ensure_installed("iperf3", "iperf3")?;
+    let bins = Binaries::build()?;
+    let pair = Pair::create()?;
+    let _server = IperfServer::start(&pair.b)?;
+    let per_cell = plan.seconds + plan.omit + 1;
+    eprintln!(
+        "xtask: {} measurements of ~{per_cell} s (4 tests x 4 forwarders x {} rounds)",
+        TESTS.len() * Forwarder::ALL.len() * plan.rounds as usize,
+        plan.rounds
+    );
+    let results = run_all(&bins, &pair, &TESTS, plan);
+    println!("{}", table(&results, &TESTS, plan.rounds));
+    println!("{LEGEND}");
+    if results.failed() {
+        return Err(format!(
+            "some measurements failed:\n  {}",
+            results.failures.join("\n  ")
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(gbits: f64) -> Sample {
+        Sample {
+            gbits,
+            cpu: CpuUse {
+                user: 10.0,
+                system: 50.0,
+            },
+            per_read: 40.0,
+            per_write: 40.0,
+        }
+    }
+
+    #[test]
+    fn the_median_round_is_chosen_and_the_spread_is_relative() {
+        let test = TESTS[0];
+        let mut results = Results::default();
+        for g in [9.0, 10.0, 12.0] {
+            results.samples.push((test, Forwarder::Offload, sample(g)));
+        }
+        let (median, spread) = results
+            .median(test, Forwarder::Offload)
+            .expect("three samples");
+        assert!((median.gbits - 10.0).abs() < 1e-9);
+        assert!((spread - 0.3).abs() < 1e-9);
+        assert!(results.median(test, Forwarder::TunRs).is_none());
+    }
+
+    #[test]
+    fn the_table_shows_ratios_against_the_ceiling_and_the_peer() {
+        let test = TESTS[0];
+        let mut results = Results::default();
+        results
+            .samples
+            .push((test, Forwarder::Offload, sample(9.6)));
+        results.samples.push((test, Forwarder::Plain, sample(2.0)));
+        results
+            .samples
+            .push((test, Forwarder::Passthrough, sample(10.0)));
+        results.samples.push((test, Forwarder::TunRs, sample(8.0)));
+        let text = table(&results, &[test], 1);
+        assert!(
+            text.contains("(1)/(3) = 0.960 [target >= 0.95: ok]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(1)/(4) = 1.200 [target >= 1.00: ok]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn plan_options_are_checked() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let plan = parse_plan(&args(&["--time", "3", "--rounds", "5"])).expect("valid");
+        assert_eq!((plan.seconds, plan.rounds), (3, 5));
+        assert!(parse_plan(&args(&["--time", "0"])).is_err());
+        assert!(parse_plan(&args(&["--fast"])).is_err());
+    }
+}

@@ -1,0 +1,341 @@
+//! Network namespaces and child processes that are cleaned up whatever happens.
+//!
+//! Every namespace and child process is recorded in one registry. Normal exits and errors clean up through
+//! the `Drop` guards below; Ctrl-C (SIGINT), SIGTERM and SIGHUP are taken by a watcher thread that kills the
+//! recorded children, deletes the recorded namespaces and exits. Namespaces left behind by a run that was
+//! killed outright (SIGKILL) are swept by the next run.
+
+use std::io::Read;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tun_sys::signal::{Signal, SignalSet};
+
+/// Prefix of every namespace this tool creates; the creating process's pid follows it.
+const PREFIX: &str = "xtask-";
+
+#[derive(Default)]
+struct Registry {
+    namespaces: Vec<String>,
+    pids: Vec<u32>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    namespaces: Vec::new(),
+    pids: Vec::new(),
+});
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Blocks the termination signals in this thread (and so in every thread spawned later) and starts the
+/// watcher that cleans up and exits when one arrives. Call it first, before any namespace or process exists.
+pub(crate) fn clean_up_on_signal() -> Result<(), String> {
+    let signals = SignalSet::termination();
+    signals
+        .block_in_thread()
+        .map_err(|e| format!("block signals: {e}"))?;
+    std::thread::Builder::new()
+        .name("signal watcher".into())
+        .spawn(move || {
+            let signal = signals.wait();
+            eprintln!("\nxtask: {signal:?}: stopping, cleaning up namespaces and processes");
+            clean_up_everything();
+            std::process::exit(130);
+        })
+        .map_err(|e| format!("spawn the signal watcher: {e}"))?;
+    Ok(())
+}
+
+/// Kills every recorded child and deletes every recorded namespace. Holds the registry lock throughout, so
+/// that no new namespace or child can appear half-way.
+fn clean_up_everything() {
+    let mut registry = registry();
+    for pid in registry.pids.drain(..) {
+        let _ = tun_sys::signal::send(pid, Signal::Kill);
+    }
+    for name in registry.namespaces.drain(..) {
+        delete_namespace(&name);
+    }
+}
+
+fn delete_namespace(name: &str) {
+    // A namespace whose processes were just killed can still be busy for a moment: retry briefly.
+    for _ in 0..20 {
+        let ok = Command::new("ip")
+            .args(["netns", "del", name])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok || !std::path::Path::new("/run/netns").join(name).exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("xtask: could not delete network namespace {name}");
+}
+
+/// Deletes namespaces of earlier runs whose process no longer exists (a run killed with SIGKILL cannot
+/// clean up after itself).
+pub(crate) fn sweep_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(pid) = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !std::path::Path::new("/proc").join(pid).exists() {
+            delete_namespace(name);
+        }
+    }
+}
+
+/// Runs `cmd` to completion; an error carries its stderr.
+pub(crate) fn run(cmd: &mut Command) -> Result<Output, String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A network namespace created for this run and deleted on drop.
+#[derive(Debug)]
+pub(crate) struct NetNs {
+    name: String,
+}
+
+impl NetNs {
+    /// Creates `xtask-<pid>-<role>` with its loopback up.
+    pub(crate) fn create(role: &str) -> Result<Self, String> {
+        let name = format!("{PREFIX}{}-{role}", std::process::id());
+        {
+            let mut registry = registry();
+            run(Command::new("ip").args(["netns", "add", &name]))?;
+            registry.namespaces.push(name.clone());
+        }
+        let ns = Self { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The name `ip netns` knows it by.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `ip -n NAME args...`.
+    pub(crate) fn ip(&self, args: &[&str]) -> Result<(), String> {
+        run(Command::new("ip").args(["-n", &self.name]).args(args)).map(drop)
+    }
+
+    /// Runs a batch of `ip` commands (one per line) inside the namespace with a single process.
+    pub(crate) fn ip_batch(&self, lines: &[String]) -> Result<(), String> {
+        use std::io::Write;
+        let mut child = Command::new("ip")
+            .args(["-n", &self.name, "-batch", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("ip -batch: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(lines.join("\n").as_bytes())
+                .map_err(|e| format!("ip -batch: {e}"))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("ip -batch: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "ip -n {} -batch failed: {}\n{}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                lines.join("\n")
+            ))
+        }
+    }
+
+    /// Whether the interface `dev` exists in the namespace.
+    pub(crate) fn has_link(&self, dev: &str) -> bool {
+        Command::new("ip")
+            .args(["-n", &self.name, "link", "show", "dev", dev])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub(crate) fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let mut registry = registry();
+        delete_namespace(&self.name);
+        registry.namespaces.retain(|n| *n != self.name);
+    }
+}
+
+/// A child process killed (SIGKILL) and reaped on drop unless it has already exited.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    child: Child,
+    what: String,
+}
+
+impl Spawned {
+    /// Spawns `cmd` and records it for the signal watcher.
+    pub(crate) fn spawn(cmd: &mut Command, what: &str) -> Result<Self, String> {
+        let mut registry = registry();
+        let child = cmd.spawn().map_err(|e| format!("start {what}: {e}"))?;
+        registry.pids.push(child.id());
+        Ok(Self {
+            child,
+            what: what.to_owned(),
+        })
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has exited (and then how).
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Sends `signal` to the process.
+    pub(crate) fn signal(&self, signal: Signal) -> Result<(), String> {
+        tun_sys::signal::send(self.pid(), signal).map_err(|e| format!("signal {}: {e}", self.what))
+    }
+
+    /// Waits up to `timeout` for the process to exit, then returns its status and whatever it wrote to
+    /// the pipes it was given. After the timeout it is killed and that is an error.
+    pub(crate) fn wait_output(
+        mut self,
+        timeout: Duration,
+    ) -> Result<(std::process::ExitStatus, String, String), String> {
+        // Drain the pipes on helper threads so that a chatty child never blocks on a full pipe.
+        let stdout = self.child.stdout.take().map(drain);
+        let stderr = self.child.stderr.take().map(drain);
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.exited() {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let Some(status) = status else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            return Err(format!("{} did not finish within {timeout:?}", self.what));
+        };
+        let join = |h: Option<std::thread::JoinHandle<String>>| {
+            h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
+        };
+        Ok((status, join(stdout), join(stderr)))
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut bytes = Vec::new();
+        if pipe.read_to_end(&mut bytes).is_ok() {
+            text = String::from_utf8_lossy(&bytes).into_owned();
+        }
+        text
+    })
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let pid = self.child.id();
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        registry().pids.retain(|p| *p != pid);
+    }
+}
+
+/// Polls `ready` every 10 ms until it holds or `timeout` passes.
+pub(crate) fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Fails unless the process may create namespaces and TUN devices.
+pub(crate) fn require_root(what: &str) -> Result<(), String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    const CAP_NET_ADMIN: u64 = 1 << 12;
+    const CAP_SYS_ADMIN: u64 = 1 << 21;
+    if eff & CAP_NET_ADMIN != 0 && eff & CAP_SYS_ADMIN != 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} creates network namespaces and TUN devices: run it as root (needs CAP_NET_ADMIN and CAP_SYS_ADMIN)"
+        ))
+    }
+}
+
+/// Makes sure `program` is installed, installing Debian's `package` with apt-get if it is missing.
+pub(crate) fn ensure_installed(program: &str, package: &str) -> Result<(), String> {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return Ok(());
+    }
+    eprintln!("xtask: {program} is missing; installing the Debian package {package}");
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends", package])
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    Ok(())
+}

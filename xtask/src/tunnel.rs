@@ -1,0 +1,310 @@
+//! The tunnel under test: namespaces A and B, a forwarder process that owns tunA (in A) and tunB (in B),
+//! and the addresses and routes that send A's traffic for B through tunA -> forwarder -> tunB.
+//!
+//! ```text
+//!   namespace A                          host                         namespace B
+//!   10.77.0.1, fd77::1 --> tunA --> [ forwarder: a->b ] --> tunB --> 10.77.0.2, fd77::2
+//!                          tunA <-- [ forwarder: b->a ] <-- tunB
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tun_sys::signal::Signal;
+
+use crate::netns::{NetNs, Spawned, run, wait_until};
+
+/// Device name in namespace A.
+pub(crate) const DEV_A: &str = "tunA";
+/// Device name in namespace B.
+pub(crate) const DEV_B: &str = "tunB";
+/// Addresses of A and B; they exist only inside the namespaces this tool creates.
+pub(crate) const ADDR_A4: &str = "10.77.0.1";
+/// See [`ADDR_A4`].
+pub(crate) const ADDR_B4: &str = "10.77.0.2";
+/// See [`ADDR_A4`].
+pub(crate) const ADDR_A6: &str = "fd77::1";
+/// See [`ADDR_A4`].
+pub(crate) const ADDR_B6: &str = "fd77::2";
+
+/// Release builds of the programs the tunnel runs.
+#[derive(Debug)]
+pub(crate) struct Binaries {
+    forward: PathBuf,
+    tun_rs: PathBuf,
+    /// The checked TCP stream (`stream-check`).
+    pub(crate) stream_check: PathBuf,
+}
+
+impl Binaries {
+    /// Builds the forwarders and helpers in release mode and finds them.
+    pub(crate) fn build() -> Result<Self, String> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        eprintln!("xtask: building the forwarders (release)...");
+        run(Command::new(&cargo)
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "tun",
+                "--example",
+                "forward",
+                "-p",
+                "tun-bench",
+                "--bins",
+            ])
+            .stderr(Stdio::inherit()))?;
+        let release = target_dir(&cargo)?.join("release");
+        let found = |path: PathBuf| {
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(format!("{} was not built", path.display()))
+            }
+        };
+        Ok(Self {
+            forward: found(release.join("examples").join("forward"))?,
+            tun_rs: found(release.join("tun-rs-forward"))?,
+            stream_check: found(release.join("stream-check"))?,
+        })
+    }
+}
+
+/// The target directory cargo builds into (honours CARGO_TARGET_DIR and cargo config).
+fn target_dir(cargo: &str) -> Result<PathBuf, String> {
+    let out = run(Command::new(cargo).args(["metadata", "--format-version", "1", "--no-deps"]))?;
+    let json = String::from_utf8_lossy(&out.stdout);
+    let key = "\"target_directory\":\"";
+    let start = json
+        .find(key)
+        .ok_or("cargo metadata: no target_directory")?
+        + key.len();
+    let end = json[start..]
+        .find('"')
+        .ok_or("cargo metadata: bad target_directory")?
+        + start;
+    Ok(PathBuf::from(json[start..end].replace("\\\\", "\\")))
+}
+
+/// The forwarders the benchmark compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Forwarder {
+    /// The library with offloads: split on read, GRO on write, batches of 128.
+    Offload,
+    /// The library without offloads: one packet per read and per write.
+    Plain,
+    /// Each raw frame (virtio header + super-packet) written unchanged: the ceiling of any TUN data path.
+    Passthrough,
+    /// tun-rs 2.8.16 with offloads (recv_multiple / send_multiple with its GROTable).
+    TunRs,
+}
+
+impl Forwarder {
+    /// Every forwarder, in the order of the table.
+    pub(crate) const ALL: [Self; 4] = [Self::Offload, Self::Plain, Self::Passthrough, Self::TunRs];
+
+    /// How the table names it.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Offload => "(1) tun, offload",
+            Self::Plain => "(2) tun, no offload",
+            Self::Passthrough => "(3) passthrough",
+            Self::TunRs => "(4) tun-rs 2.8.16",
+        }
+    }
+
+    fn command(self, bins: &Binaries, a: &NetNs, b: &NetNs) -> Command {
+        let program = if self == Self::TunRs {
+            &bins.tun_rs
+        } else {
+            &bins.forward
+        };
+        let mut cmd = Command::new(program);
+        cmd.args([
+            "--netns-a",
+            a.name(),
+            "--name-a",
+            DEV_A,
+            "--netns-b",
+            b.name(),
+            "--name-b",
+            DEV_B,
+        ]);
+        match self {
+            Self::Plain => {
+                cmd.arg("--no-offload");
+            }
+            Self::Passthrough => {
+                cmd.arg("--passthrough");
+            }
+            Self::Offload | Self::TunRs => {}
+        }
+        cmd
+    }
+}
+
+/// Counters a forwarder printed for one direction when it stopped.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DirectionReport {
+    fields: BTreeMap<String, u64>,
+}
+
+impl DirectionReport {
+    /// A counter by name (`packets`, `bytes`, `reads`, `super-packets`, `errors`, ...), 0 if absent.
+    pub(crate) fn get(&self, name: &str) -> u64 {
+        self.fields.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// What a forwarder printed on exit: one report per direction.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ForwarderReport {
+    /// Direction A -> B (the bulk data of the benchmark).
+    pub(crate) a_to_b: DirectionReport,
+    /// Direction B -> A (acknowledgements).
+    pub(crate) b_to_a: DirectionReport,
+}
+
+/// Parses lines such as `a->b: packets 10 bytes 15000 reads 1 super-packets 1 errors 0`.
+pub(crate) fn parse_report(text: &str) -> Result<ForwarderReport, String> {
+    let mut report = ForwarderReport::default();
+    let mut seen = 0;
+    for line in text.lines() {
+        let Some((direction, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let target = match direction.trim() {
+            "a->b" => &mut report.a_to_b,
+            "b->a" => &mut report.b_to_a,
+            _ => continue,
+        };
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        for pair in words.chunks(2) {
+            if let [name, value] = pair {
+                let value = value
+                    .parse()
+                    .map_err(|_| format!("bad counter in forwarder output: {line}"))?;
+                target.fields.insert((*name).to_owned(), value);
+            }
+        }
+        seen += 1;
+    }
+    if seen == 2 {
+        Ok(report)
+    } else {
+        Err(format!("forwarder printed no counters:\n{text}"))
+    }
+}
+
+/// Namespaces A and B, created once and reused by every forwarder.
+#[derive(Debug)]
+pub(crate) struct Pair {
+    /// Namespace A: the traffic sender.
+    pub(crate) a: NetNs,
+    /// Namespace B: the traffic receiver.
+    pub(crate) b: NetNs,
+}
+
+impl Pair {
+    /// Creates both namespaces.
+    pub(crate) fn create() -> Result<Self, String> {
+        Ok(Self {
+            a: NetNs::create("a")?,
+            b: NetNs::create("b")?,
+        })
+    }
+}
+
+/// A running forwarder with both devices up and addressed.
+#[derive(Debug)]
+pub(crate) struct Tunnel {
+    process: Spawned,
+    kind: Forwarder,
+}
+
+impl Tunnel {
+    /// Starts `kind` between the namespaces of `pair`, waits for its devices, then configures them.
+    pub(crate) fn start(bins: &Binaries, kind: Forwarder, pair: &Pair) -> Result<Self, String> {
+        let mut cmd = kind.command(bins, &pair.a, &pair.b);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut process = Spawned::spawn(&mut cmd, kind.label())?;
+        let mut exited = None;
+        let up = wait_until(Duration::from_secs(10), || {
+            exited = process.exited();
+            exited.is_some() || (pair.a.has_link(DEV_A) && pair.b.has_link(DEV_B))
+        });
+        if exited.is_some() || !up {
+            let why = match process.wait_output(Duration::from_secs(2)) {
+                Ok((status, _, stderr)) => format!("exited ({status}): {}", stderr.trim()),
+                Err(e) => e,
+            };
+            return Err(format!(
+                "{} did not create its devices: {why}",
+                kind.label()
+            ));
+        }
+        configure(&pair.a, DEV_A, ADDR_A4, ADDR_B4, ADDR_A6, ADDR_B6)?;
+        configure(&pair.b, DEV_B, ADDR_B4, ADDR_A4, ADDR_B6, ADDR_A6)?;
+        Ok(Self { process, kind })
+    }
+
+    /// The forwarder's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Asks the forwarder to stop (SIGTERM) and returns what it printed.
+    pub(crate) fn stop(self) -> Result<ForwarderReport, String> {
+        self.process.signal(Signal::Terminate)?;
+        let label = self.kind.label();
+        let (status, stdout, stderr) = self.process.wait_output(Duration::from_secs(10))?;
+        if !status.success() {
+            return Err(format!("{label} exited with {status}: {}", stderr.trim()));
+        }
+        parse_report(&stdout).map_err(|e| format!("{label}: {e}"))
+    }
+}
+
+/// Brings `dev` up with the local addresses and host routes to the peer's addresses through it.
+fn configure(
+    ns: &NetNs,
+    dev: &str,
+    local4: &str,
+    peer4: &str,
+    local6: &str,
+    peer6: &str,
+) -> Result<(), String> {
+    ns.ip_batch(&[
+        format!("link set dev {dev} up"),
+        format!("addr add {local4}/32 dev {dev}"),
+        format!("route add {peer4}/32 dev {dev}"),
+        format!("addr add {local6}/128 dev {dev} nodad"),
+        format!("route add {peer6}/128 dev {dev}"),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_lines_of_both_directions_are_parsed() {
+        let text = "a->b: packets 41 bytes 60100 reads 2 super-packets 1 errors 0\nb->a: packets 3 bytes 156 reads 3 super-packets 0 errors 0\n";
+        let report = parse_report(text).expect("valid report");
+        assert_eq!(report.a_to_b.get("packets"), 41);
+        assert_eq!(report.a_to_b.get("super-packets"), 1);
+        assert_eq!(report.b_to_a.get("bytes"), 156);
+        assert_eq!(report.b_to_a.get("missing"), 0);
+    }
+
+    #[test]
+    fn a_report_without_both_directions_is_an_error() {
+        assert!(parse_report("a->b: packets 1 bytes 2\n").is_err());
+        assert!(parse_report("a->b: packets x\nb->a: packets 1\n").is_err());
+    }
+}
