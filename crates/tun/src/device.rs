@@ -32,8 +32,8 @@ pub struct Tun {
     /// Runtime switches: coalesce TCP / UDP on write.
     pub(crate) tcp_gro: AtomicBool,
     pub(crate) udp_gro: AtomicBool,
-    /// Whether link monitoring was asked for.
-    monitor: bool,
+    /// The link monitor (`None` when unmonitored); stopped by `close()`.
+    monitor: Option<tun_events::Monitor>,
     pub(crate) closed: AtomicBool,
     /// Signalled (and left signalled) by `close()`: wakes every blocked wait.
     pub(crate) cancel: EventFd,
@@ -89,6 +89,12 @@ impl Tun {
             tun_sys::iface::set_mtu(ctl.as_fd(), name, mtu)
                 .map_err(|e| Error::io("SIOCSIFMTU", name, e))?;
         }
+        // Before persist, for the same reason as below.
+        let monitor = if setup.monitor {
+            Some(tun_events::Monitor::spawn(dev)?)
+        } else {
+            None
+        };
         // Last, so that a failure above leaves no persistent device behind.
         if let Some(persist) = setup.persist {
             tun_sys::tun::set_persist(dev, persist)
@@ -103,7 +109,7 @@ impl Tun {
             offloads,
             tcp_gro: AtomicBool::new(true),
             udp_gro: AtomicBool::new(true),
-            monitor: setup.monitor,
+            monitor,
             closed: AtomicBool::new(false),
             cancel,
             reader: Mutex::new(Reader::new(setup.offload)),
@@ -211,7 +217,26 @@ impl Tun {
 
     /// Whether the device was built with link monitoring.
     pub fn is_monitored(&self) -> bool {
+        self.monitor.is_some()
+    }
+
+    /// A receiver of link events: [`Event::Up`](tun_events::Event::Up), `Down` and `MtuUpdate`, reported
+    /// only when they change. The monitor never waits for readers: unread events are folded (at most
+    /// [`tun_events::MAX_PENDING`] wait) and the newest state is kept. The receiver disconnects when the device
+    /// is closed; for an unmonitored device it is disconnected from the start.
+    pub fn events(&self) -> tun_events::Events {
         self.monitor
+            .as_ref()
+            .map_or_else(tun_events::Events::closed, tun_events::Monitor::events)
+    }
+
+    /// The link monitor's error since the last read, if any, as [`Error::Monitor`]: the reads return it.
+    pub(crate) fn check_monitor(&self) -> Result<()> {
+        let error = self
+            .monitor
+            .as_ref()
+            .and_then(tun_events::Monitor::take_error);
+        error.map_or(Ok(()), |e| Err(Error::Monitor(e)))
     }
 
     /// True once [`close`](Self::close) has been called.
@@ -249,6 +274,10 @@ impl Tun {
             .cancel
             .signal()
             .map_err(|e| Error::io("eventfd write", self.label, e));
+        // Wakes and joins the monitor thread, which also drops its duplicate of the fd.
+        if let Some(monitor) = &self.monitor {
+            monitor.stop();
+        }
         Some(woken)
     }
 }

@@ -67,6 +67,11 @@ pub enum Error {
     /// Some packets of a write batch failed; the others were written.
     #[error("{}", .0)]
     Batch(BatchError),
+    /// The link monitor failed (a netlink receive error, say); returned once, by the next read.
+    /// [`MonitorError::is_fatal`](tun_events::MonitorError::is_fatal) tells whether it stopped: its events
+    /// receiver is then disconnected, while packet I/O goes on.
+    #[error("{0}")]
+    Monitor(#[from] tun_events::MonitorError),
 }
 
 impl Error {
@@ -83,6 +88,7 @@ impl Error {
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
             Error::Io { source, .. } | Error::DeviceBusy { source, .. } => source.raw_os_error(),
+            Error::Monitor(e) => e.io_error().and_then(io::Error::raw_os_error),
             _ => None,
         }
     }
@@ -179,7 +185,7 @@ impl From<Error> for io::Error {
             | Error::InvalidArgument(_)
             | Error::BufferTooSmall { .. } => io::ErrorKind::InvalidInput,
             Error::Offload(_) => io::ErrorKind::InvalidData,
-            Error::Batch(_) => io::ErrorKind::Other,
+            Error::Batch(_) | Error::Monitor(_) => io::ErrorKind::Other,
         };
         io::Error::new(kind, err)
     }

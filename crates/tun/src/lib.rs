@@ -28,5 +28,6 @@ mod write;
 pub use builder::Builder;
 pub use device::Tun;
 pub use error::{BatchError, Error, PacketError, Result};
+pub use tun_events::{Event, Events, MonitorError, RecvTimeoutError, TryRecvError};
 pub use tun_offload::OffloadError;
 pub use tun_sys::{NameError, Offloads};

@@ -111,6 +111,7 @@ impl Tun {
         let mut reader = self.reader.lock();
         loop {
             self.check_open()?;
+            self.check_monitor()?;
             if let Some(count) = reader.deliver(bufs, sizes, offset)? {
                 return Ok(count);
             }
