@@ -49,6 +49,9 @@ mod split;
 pub mod virtio;
 pub mod wire;
 
+#[cfg(test)]
+mod test_packets;
+
 pub use error::OffloadError;
 pub use gro::{GroTable, UDP_MAX_SEGMENTS, handle_gro};
 pub use split::{Segmenter, SplitState, gso_split};

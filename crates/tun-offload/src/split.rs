@@ -551,3 +551,6 @@ impl<'a> Segmenter<'a> {
         self.state
     }
 }
+
+#[cfg(test)]
+mod tests;
