@@ -1,0 +1,59 @@
+//! Watches the link of a new TUN device and prints one line per event as it arrives.
+//!
+//! ```text
+//! cargo run -p tun --example events -- NAME
+//! ```
+//!
+//! Creates the TUN device NAME in the current network namespace (needs root or CAP_NET_ADMIN) and prints
+//! `up`, `down` or `mtu 1400` whenever the link changes, for example after `ip link set NAME up` or
+//! `ip link set NAME mtu 1400` from another terminal. It follows the device into other namespaces too
+//! (`ip link set NAME netns OTHER`). SIGINT (Ctrl-C) or SIGTERM closes the device and exits with status 0.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use tun::Builder;
+use tun_sys::signal::SignalSet;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let (Some(name), None) = (args.next(), args.next()) else {
+        eprintln!("usage: events NAME");
+        return ExitCode::from(2);
+    };
+    match run(&name) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("events: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(name: &str) -> Result<(), Box<dyn std::error::Error>> {
+    // Blocked before any thread exists (the monitor thread is started by build), so every thread inherits
+    // the mask and the signals wait for `signals.wait()` below instead of killing the process.
+    let signals = SignalSet::termination();
+    signals.block_in_thread()?;
+
+    let tun = Builder::new().name(name).build()?;
+    let events = tun.events();
+    let printer = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        for event in &events {
+            writeln!(out, "{event}")?;
+            out.flush()?;
+        }
+        Ok(())
+    });
+
+    let signal = signals.wait()?;
+    eprintln!("events: {signal:?}, closing {}", tun.name()?);
+    // Stops the monitor, which disconnects the receiver and so ends the printer.
+    tun.close()?;
+    match printer.join() {
+        Ok(printed) => printed?,
+        Err(_) => return Err("printer thread panicked".into()),
+    }
+    Ok(())
+}
