@@ -40,8 +40,10 @@ pub(crate) fn clean_up_on_signal() -> Result<(), String> {
     std::thread::Builder::new()
         .name("signal watcher".into())
         .spawn(move || {
-            let signal = signals.wait();
-            eprintln!("\nxtask: {signal:?}: stopping, cleaning up namespaces and processes");
+            let signal = signals
+                .wait()
+                .map_or_else(|e| e.to_string(), |s| format!("{s:?}"));
+            eprintln!("\nxtask: {signal}: stopping, cleaning up namespaces and processes");
             clean_up_everything();
             std::process::exit(130);
         })
