@@ -334,6 +334,80 @@ mod tests {
         }
     }
 
+    /// A network namespace for one test, deleted on drop.
+    struct ScratchNetns(String);
+
+    impl ScratchNetns {
+        fn new(tag: &str) -> Self {
+            let name = format!("tsys-{tag}-{}", std::process::id());
+            let status = std::process::Command::new("ip")
+                .args(["netns", "add", &name])
+                .status()
+                .expect("run ip");
+            assert!(status.success(), "ip netns add {name}");
+            Self(name)
+        }
+    }
+
+    impl Drop for ScratchNetns {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .status();
+        }
+    }
+
+    #[test]
+    #[ignore = "privileged: run by cargo xtask test as root"]
+    fn unread_burst_is_reported_as_overrun_and_the_socket_keeps_working() {
+        use std::io::Write as _;
+        let ns = ScratchNetns::new("overrun");
+        let ns_fd = crate::netns::open_named(&ns.0).expect("open netns");
+        let socket = crate::netns::run_in(&ns_fd, || {
+            let socket = RouteSocket::open_link_monitor()?;
+            // The kernel raises this to its minimum: room for a couple of link messages.
+            socket.set_recv_buffer_size(0)?;
+            Ok::<_, io::Error>(socket)
+        })
+        .expect("enter netns")
+        .expect("socket");
+        let mut ip = std::process::Command::new("ip")
+            .args(["-n", &ns.0, "-batch", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn ip");
+        let mut stdin = ip.stdin.take().expect("stdin");
+        for _ in 0..100 {
+            stdin
+                .write_all(b"link set lo up\nlink set lo down\n")
+                .expect("write batch");
+        }
+        drop(stdin);
+        assert!(ip.wait().expect("wait ip").success());
+
+        let mut buf = vec![0; RECV_BUFFER_LEN];
+        let mut overrun = false;
+        for _ in 0..1000 {
+            match socket.recv(&mut buf) {
+                Ok(_) => {}
+                Err(RecvError::Overrun) => {
+                    overrun = true;
+                    break;
+                }
+                Err(e) => panic!("before any overrun: {e}"),
+            }
+        }
+        assert!(overrun, "200 unread notifications fit a minimal receive queue");
+        // Still usable: drain, then a request is answered.
+        while socket.recv(&mut buf).is_ok() {}
+        socket.request_link(1, 99).expect("request");
+        let len = recv_within(&socket, &mut buf);
+        assert!(matches!(
+            Messages::new(&buf[..len]).next(),
+            Some(Ok(Message::NewLink(l))) if l.index == 1 && l.seq == 99
+        ));
+    }
+
     #[test]
     fn overrun_converts_to_enobufs() {
         let error: io::Error = RecvError::Overrun.into();
