@@ -397,7 +397,10 @@ mod tests {
                 Err(e) => panic!("before any overrun: {e}"),
             }
         }
-        assert!(overrun, "200 unread notifications fit a minimal receive queue");
+        assert!(
+            overrun,
+            "200 unread notifications fit a minimal receive queue"
+        );
         // Still usable: drain, then a request is answered.
         while socket.recv(&mut buf).is_ok() {}
         socket.request_link(1, 99).expect("request");
