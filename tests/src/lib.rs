@@ -1,1 +1,282 @@
 //! Shared harness of the whole-system privileged tests.
+//!
+//! Each test makes its own [`NetNs`] (removed again when it drops, whatever happens), creates its devices
+//! inside it with [`NetNs::run_in`], configures them with [`NetNs::ip`], and checks what the kernel says with
+//! [`NetNs::link`]. Nothing here touches the host's own interfaces, routes or firewall.
+
+use std::os::fd::OwnedFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tun::Tun;
+
+/// A network namespace created for one test (`ip netns add tuntest-PID-N`), deleted on drop.
+#[derive(Debug)]
+pub struct NetNs {
+    name: String,
+    fd: OwnedFd,
+}
+
+impl NetNs {
+    /// Creates a fresh namespace with a name unique to this process and call, with `lo` up.
+    pub fn new() -> NetNs {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "tuntest-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        run("ip", &["netns", "add", &name]).unwrap_or_else(|e| panic!("ip netns add {name}: {e}"));
+        // From here on Drop removes it, even if opening it fails.
+        let fd = match tun_sys::netns::open_named(&name) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = run("ip", &["netns", "del", &name]);
+                panic!("open namespace {name}: {e}");
+            }
+        };
+        let ns = NetNs { name, fd };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// The namespace's name, as `ip netns` knows it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The namespace file, for `setns`.
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Runs `f` on a fresh thread that entered this namespace: devices and sockets it creates live here.
+    pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        tun_sys::netns::run_in(&self.fd, f)
+            .unwrap_or_else(|e| panic!("enter namespace {}: {e}", self.name))
+    }
+
+    /// Builds a TUN device inside this namespace.
+    pub fn tun(&self, builder: tun::Builder) -> Result<Tun, tun::Error> {
+        self.run_in(|| builder.build())
+    }
+
+    /// `ip -n NAME ARGS...`; panics with ip's message when it fails. Returns its standard output.
+    pub fn ip(&self, args: &[&str]) -> String {
+        self.try_ip(args)
+            .unwrap_or_else(|e| panic!("ip -n {} {}: {e}", self.name, args.join(" ")))
+    }
+
+    /// `ip -n NAME ARGS...`, its standard output or its error message.
+    pub fn try_ip(&self, args: &[&str]) -> Result<String, String> {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// Runs `program ARGS...` inside the namespace (`ip netns exec`); its standard output or error.
+    pub fn exec(&self, program: &str, args: &[&str]) -> Result<String, String> {
+        let mut all = vec!["netns", "exec", self.name.as_str(), program];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// Every link of the namespace, from `ip -j link`.
+    pub fn links(&self) -> Vec<Link> {
+        let out = self.ip(&["-j", "link", "show"]);
+        let value: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j link: {e}: {out}"));
+        value
+            .as_array()
+            .map(|links| links.iter().filter_map(Link::from_json).collect())
+            .unwrap_or_default()
+    }
+
+    /// The link named `name`, if it exists.
+    pub fn link(&self, name: &str) -> Option<Link> {
+        self.links().into_iter().find(|l| l.name == name)
+    }
+
+    /// Brings `dev` up with `addr` (CIDR) and IPv6 off, so the only traffic on it is the test's own.
+    pub fn address(&self, dev: &str, addr: &str) {
+        // IPv6 router and neighbour solicitations would otherwise show up among the packets a test reads.
+        let _ = self.exec(
+            "sysctl",
+            &["-qw", &format!("net.ipv6.conf.{dev}.disable_ipv6=1")],
+        );
+        self.ip(&["addr", "add", addr, "dev", dev]);
+        self.ip(&["link", "set", dev, "up"]);
+    }
+}
+
+impl Default for NetNs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        if let Err(e) = run("ip", &["netns", "del", &self.name]) {
+            eprintln!("warning: ip netns del {}: {e}", self.name);
+        }
+    }
+}
+
+/// One interface as `ip -j link` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// `ifname`.
+    pub name: String,
+    /// `ifindex`.
+    pub index: u32,
+    /// `mtu`.
+    pub mtu: u32,
+    /// `flags` (`UP`, `LOWER_UP`, `POINTOPOINT`, ...).
+    pub flags: Vec<String>,
+    /// `operstate` (`UP`, `DOWN`, `UNKNOWN`).
+    pub operstate: String,
+}
+
+impl Link {
+    fn from_json(v: &serde_json::Value) -> Option<Link> {
+        Some(Link {
+            name: v.get("ifname")?.as_str()?.to_owned(),
+            index: u32::try_from(v.get("ifindex")?.as_u64()?).ok()?,
+            mtu: u32::try_from(v.get("mtu")?.as_u64()?).ok()?,
+            flags: v
+                .get("flags")
+                .and_then(|f| f.as_array())
+                .map(|f| {
+                    f.iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            operstate: v
+                .get("operstate")
+                .and_then(|s| s.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+        })
+    }
+
+    /// True when the interface is administratively up.
+    pub fn is_up(&self) -> bool {
+        self.flags.iter().any(|f| f == "UP")
+    }
+}
+
+/// Runs a command; its standard output, or a message with its standard error.
+fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Open file descriptors of this process.
+pub fn fd_count() -> usize {
+    // The directory handle read_dir holds is one of the entries; it is not the process's own.
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count().saturating_sub(1))
+        .unwrap_or(0)
+}
+
+/// Threads of this process.
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Polls `cond` every 10 ms until it holds or `timeout` passes; whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `f` with a watchdog that closes `tun` if `f` has not returned within `timeout`, so a read that would
+/// block forever ends with `Error::Closed` instead of hanging the test run.
+pub fn with_deadline<T>(tun: &Tun, timeout: Duration, f: impl FnOnce() -> T) -> T {
+    let (done, finished) = mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            if finished.recv_timeout(timeout).is_err() {
+                let _ = tun.close();
+            }
+        });
+        let result = f();
+        let _ = done.send(());
+        result
+    })
+}
+
+/// Reads packets from `tun` until one satisfies `wanted` (at most 1000 packets, at most `timeout`); returns it.
+/// `None` when none came in time.
+pub fn read_until(
+    tun: &Tun,
+    timeout: Duration,
+    mut wanted: impl FnMut(&[u8]) -> bool,
+) -> Option<Vec<u8>> {
+    with_deadline(tun, timeout, || {
+        let batch = tun.batch_size();
+        let mut bufs = vec![vec![0u8; 65535]; batch];
+        let mut sizes = vec![0usize; batch];
+        for _ in 0..1000 {
+            let n = tun.read_packets(&mut bufs, &mut sizes, 0).ok()?;
+            for (buf, &size) in bufs.iter().zip(&sizes).take(n) {
+                if wanted(&buf[..size]) {
+                    return Some(buf[..size].to_vec());
+                }
+            }
+        }
+        None
+    })
+}
+
+/// True when `packet` is IPv4 UDP to destination port `port`.
+pub fn is_udp4_to_port(packet: &[u8], port: u16) -> bool {
+    match etherparse::SlicedPacket::from_ip(packet) {
+        Ok(sliced) => matches!(
+            (&sliced.net, &sliced.transport),
+            (Some(etherparse::NetSlice::Ipv4(_)), Some(etherparse::TransportSlice::Udp(udp)))
+                if udp.destination_port() == port
+        ),
+        Err(_) => false,
+    }
+}
+
+/// An IPv4 UDP packet from `src` to `dst` carrying `payload`, with correct checksums.
+pub fn udp4_packet(
+    src: std::net::SocketAddrV4,
+    dst: std::net::SocketAddrV4,
+    payload: &[u8],
+) -> Vec<u8> {
+    let builder = etherparse::PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64)
+        .udp(src.port(), dst.port());
+    let mut packet = Vec::with_capacity(builder.size(payload.len()));
+    builder
+        .write(&mut packet, payload)
+        .expect("writing into a Vec cannot fail");
+    packet
+}

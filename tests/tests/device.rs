@@ -1,0 +1,265 @@
+//! Creating, configuring and removing TUN devices, checked against what the kernel reports (`ip -j link`).
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use tun::{Builder, Error};
+use tun_system_tests::{NetNs, wait_until};
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn device_created_by_name_matches_what_the_kernel_reports() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tt-named0")).unwrap();
+    assert_eq!(tun.name().unwrap(), "tt-named0");
+    let link = ns.link("tt-named0").expect("ip link lists the device");
+    assert_eq!(tun.index().unwrap(), link.index);
+    assert_eq!(tun.mtu().unwrap(), link.mtu);
+    assert!(link.flags.iter().any(|f| f == "POINTOPOINT"), "{link:?}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn device_created_by_template_gets_a_kernel_chosen_name() {
+    let ns = NetNs::new();
+    let first = ns.tun(Builder::new().name("ttpl%d")).unwrap();
+    let second = ns.tun(Builder::new().name("ttpl%d")).unwrap();
+    let (a, b) = (first.name().unwrap(), second.name().unwrap());
+    assert_eq!(a, "ttpl0");
+    assert_eq!(b, "ttpl1");
+    assert_eq!(ns.link(&a).unwrap().index, first.index().unwrap());
+    assert_eq!(ns.link(&b).unwrap().index, second.index().unwrap());
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn device_without_a_name_gets_tun_n() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new()).unwrap();
+    let name = tun.name().unwrap();
+    assert!(name.starts_with("tun"), "{name}");
+    assert!(ns.link(&name).is_some());
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn builder_mtu_is_applied() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tt-mtu0").mtu(1280)).unwrap();
+    assert_eq!(ns.link("tt-mtu0").unwrap().mtu, 1280);
+    assert_eq!(tun.mtu().unwrap(), 1280);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn set_mtu_changes_what_the_kernel_reports() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tt-mtu1")).unwrap();
+    tun.set_mtu(1420).unwrap();
+    assert_eq!(ns.link("tt-mtu1").unwrap().mtu, 1420);
+    assert_eq!(tun.mtu().unwrap(), 1420);
+    tun.set_mtu(9000).unwrap();
+    assert_eq!(ns.link("tt-mtu1").unwrap().mtu, 9000);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn impossible_mtu_is_an_error_and_leaves_the_mtu_alone() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tt-mtu2").mtu(1400)).unwrap();
+    for bad in [0, 67, 65536, u32::MAX] {
+        let err = tun.set_mtu(bad).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Io {
+                    op: "SIOCSIFMTU",
+                    ..
+                }
+            ),
+            "mtu {bad}: {err:?}"
+        );
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "mtu {bad}");
+        assert!(err.to_string().contains("tt-mtu2"), "{err}");
+    }
+    assert_eq!(ns.link("tt-mtu2").unwrap().mtu, 1400);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn impossible_builder_mtu_fails_the_build_and_leaves_no_device() {
+    let ns = NetNs::new();
+    let err = ns.tun(Builder::new().name("tt-mtu3").mtu(10)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err:?}");
+    assert!(ns.link("tt-mtu3").is_none());
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn invalid_names_are_refused_before_anything_is_created() {
+    let ns = NetNs::new();
+    for bad in ["sixteen-bytes-xx", "a/b", "a\0b", "", "..", "a b"] {
+        let err = ns.tun(Builder::new().name(bad)).unwrap_err();
+        assert!(matches!(err, Error::InvalidName { .. }), "{bad:?}: {err:?}");
+    }
+    assert_eq!(ns.links().len(), 1, "only lo: {:?}", ns.links());
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn second_device_with_the_same_name_is_a_clear_error() {
+    let ns = NetNs::new();
+    let _first = ns.tun(Builder::new().name("tt-dup0")).unwrap();
+    let err = ns.tun(Builder::new().name("tt-dup0")).unwrap_err();
+    assert!(
+        matches!(&err, Error::DeviceBusy { name, .. } if name == "tt-dup0"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("tt-dup0"), "{err}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn name_of_a_tap_device_is_refused() {
+    let ns = NetNs::new();
+    ns.ip(&["tuntap", "add", "dev", "tt-tap0", "mode", "tap"]);
+    let err = ns.tun(Builder::new().name("tt-tap0")).unwrap_err();
+    assert!(err.raw_os_error().is_some(), "{err:?}");
+    assert!(err.to_string().contains("tt-tap0"), "{err}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn dropping_a_device_removes_the_interface() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tt-drop0")).unwrap();
+    assert!(ns.link("tt-drop0").is_some());
+    drop(tun);
+    assert!(wait_until(Duration::from_secs(2), || ns
+        .link("tt-drop0")
+        .is_none()));
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn closing_a_device_removes_the_interface_and_is_idempotent() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tt-close0")).unwrap();
+    tun.close().unwrap();
+    assert!(wait_until(Duration::from_secs(2), || ns
+        .link("tt-close0")
+        .is_none()));
+    tun.close().unwrap();
+    assert!(tun.is_closed());
+    assert!(matches!(tun.name(), Err(Error::Closed)));
+    assert!(matches!(tun.mtu(), Err(Error::Closed)));
+    assert!(matches!(tun.set_mtu(1400), Err(Error::Closed)));
+    // The descriptor number stays valid until drop (it no longer refers to the device).
+    assert!(tun.as_fd().try_clone_to_owned().is_ok());
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn persistent_device_outlives_its_fd_until_deleted() {
+    let ns = NetNs::new();
+    let tun = ns
+        .tun(Builder::new().name("tt-persist0").persist(true))
+        .unwrap();
+    let index = tun.index().unwrap();
+    drop(tun);
+    std::thread::sleep(Duration::from_millis(100));
+    let link = ns
+        .link("tt-persist0")
+        .expect("persistent device still listed");
+    assert_eq!(link.index, index);
+    // Attaching again works and finds the same device.
+    let again = ns.tun(Builder::new().name("tt-persist0")).unwrap();
+    assert_eq!(again.index().unwrap(), index);
+    drop(again);
+    ns.ip(&["link", "del", "tt-persist0"]);
+    assert!(ns.link("tt-persist0").is_none());
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn persist_false_makes_a_persistent_device_go_with_its_fd() {
+    let ns = NetNs::new();
+    drop(
+        ns.tun(Builder::new().name("tt-persist1").persist(true))
+            .unwrap(),
+    );
+    let tun = ns
+        .tun(Builder::new().name("tt-persist1").persist(false))
+        .unwrap();
+    drop(tun);
+    assert!(wait_until(Duration::from_secs(2), || ns
+        .link("tt-persist1")
+        .is_none()));
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn owner_and_group_are_set_on_the_device() {
+    let ns = NetNs::new();
+    let _tun = ns
+        .tun(Builder::new().name("tt-owner0").owner(4321).group(1234))
+        .unwrap();
+    let out = ns.ip(&["-d", "link", "show", "tt-owner0"]);
+    assert!(out.contains("user 4321"), "{out}");
+    assert!(out.contains("group 1234"), "{out}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn set_up_brings_the_link_up_and_down() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tt-up0")).unwrap();
+    assert!(!ns.link("tt-up0").unwrap().is_up());
+    tun.set_up(true).unwrap();
+    assert!(ns.link("tt-up0").unwrap().is_up());
+    tun.set_up(false).unwrap();
+    assert!(!ns.link("tt-up0").unwrap().is_up());
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn device_opened_from_an_existing_fd_is_usable_monitored_or_not() {
+    let ns = NetNs::new();
+    for (i, monitored) in [true, false].into_iter().enumerate() {
+        let name = format!("tt-fromfd{i}");
+        let fd = ns.run_in(|| {
+            let fd = tun_sys::tun::open_clone_device(false).unwrap();
+            let ifname = tun_sys::IfName::new(&name).unwrap();
+            tun_sys::tun::set_iff(fd.as_fd(), ifname, tun_sys::TunFlags::empty()).unwrap();
+            fd
+        });
+        // Opened from the test's own thread, outside the namespace: the device is still found.
+        let tun = if monitored {
+            tun::Tun::from_fd(fd)
+        } else {
+            tun::Tun::from_fd_unmonitored(fd)
+        }
+        .unwrap();
+        assert_eq!(tun.is_monitored(), monitored);
+        assert_eq!(tun.name().unwrap(), name);
+        assert_eq!(tun.index().unwrap(), ns.link(&name).unwrap().index);
+        tun.set_mtu(1300).unwrap();
+        assert_eq!(ns.link(&name).unwrap().mtu, 1300);
+        assert_eq!(tun.batch_size(), 1);
+    }
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn into_raw_fd_hands_over_a_live_device() {
+    use std::os::fd::IntoRawFd;
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tt-raw0")).unwrap();
+    let raw = tun.into_raw_fd();
+    // The Tun is gone but the device is not: the fd was handed over, not closed. (The namespace's removal at the
+    // end of the test removes the device; the number itself stays open for the rest of this test process.)
+    assert!(raw >= 0);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(ns.link("tt-raw0").is_some());
+    assert!(std::fs::read_link(format!("/proc/self/fd/{raw}")).is_ok_and(|p| p.ends_with("tun")));
+}
