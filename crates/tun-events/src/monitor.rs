@@ -414,7 +414,7 @@ impl Worker {
     /// Finds the device's namespace, subscribes there with a new socket and asks for the device by name.
     fn follow(&mut self) -> Flow {
         let ns = match tun_sys::tun::get_dev_netns(self.tun.as_fd()) {
-            Ok(ns) => ns,
+            Ok(ns) => Some(ns),
             Err(e) if e.raw_os_error() == Some(libc::EBADFD) && self.started.is_none() => {
                 // The device was deleted while the fd was open: nothing is left to follow.
                 for event in self.tracker.gone() {
@@ -422,9 +422,18 @@ impl Worker {
                 }
                 return Flow::Stop;
             }
+            Err(e) if self.started.is_some() && can_stay_here(&e) => {
+                // Without CAP_NET_ADMIN over the device's namespace (an unprivileged user attached to a
+                // persistent device, say) the ioctl is refused; at the start the device is where the fd was
+                // opened, in the common case the spawning thread's namespace, which this thread inherited.
+                // Only following a later move needs the ioctl.
+                None
+            }
             Err(e) => return self.fail("TUNGETDEVNETNS", e),
         };
-        if let Err(flow) = self.enter(&ns) {
+        if let Some(ns) = ns
+            && let Err(flow) = self.enter(&ns)
+        {
             return flow;
         }
         let socket = match RouteSocket::open_link_monitor() {
@@ -515,6 +524,15 @@ impl Worker {
         }
         Flow::Stop
     }
+}
+
+/// Whether a failed `TUNGETDEVNETNS` leaves the monitor where it is instead of failing: refused for lack
+/// of privilege (`EPERM`), or unknown to a kernel older than 5.2 (`EINVAL`, `ENOTTY`).
+fn can_stay_here(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EPERM | libc::EINVAL | libc::ENOTTY)
+    )
 }
 
 /// Copies what matters out of one datagram into `notices`; returns the parse error that ended it, if any
