@@ -17,6 +17,7 @@ pub(crate) struct Spec {
     pub(crate) seq: u32,
     pub(crate) ack: u32,
     pub(crate) flags: u8,
+    pub(crate) window: u16,
     pub(crate) options: Vec<u8>,
     pub(crate) payload: Vec<u8>,
     pub(crate) ttl: u8,
@@ -37,6 +38,7 @@ impl Spec {
             seq,
             ack: 0x1000,
             flags: ACK,
+            window: 0xffff,
             options: Vec::new(),
             payload: payload(seq as usize, payload_len),
             ttl: 64,
@@ -117,7 +119,7 @@ impl Spec {
             p[l4 + 8..l4 + 12].copy_from_slice(&self.ack.to_be_bytes());
             p[l4 + 12] = ((self.l4h_len() / 4) as u8) << 4;
             p[l4 + 13] = self.flags;
-            p[l4 + 14..l4 + 16].copy_from_slice(&0xffffu16.to_be_bytes());
+            p[l4 + 14..l4 + 16].copy_from_slice(&self.window.to_be_bytes());
             p[l4 + 20..payload_at].copy_from_slice(&self.options);
         }
         p[payload_at..].copy_from_slice(&self.payload);

@@ -15,8 +15,9 @@
 //!   version).
 //! - The IP headers must agree: IPv4 TOS, TTL, DF and reserved bits; IPv6 traffic class, flow label and hop
 //!   limit (see [`IpPacket::agrees_with`](crate::wire::IpPacket::agrees_with)). TCP headers must have the
-//!   same length, the same options byte for byte, the same AE/reserved bits, and the same flags apart from
-//!   PSH (so ECE-marked segments merge only with ECE-marked ones).
+//!   same length, the same options byte for byte, the same AE/reserved bits, the same flags apart from
+//!   PSH (so ECE-marked segments merge only with ECE-marked ones), and the same window: the merged packet
+//!   carries one header, and the kernel's GRO likewise refuses to merge what would lose a window update.
 //! - TCP: a segment appends when its sequence number is the end of a held packet, and prepends when its end
 //!   is the start of one. Nothing appends after a PSH segment, a PSH segment never prepends, and the merged
 //!   packet carries PSH whenever its last segment did. All segments have the first's size except a smaller

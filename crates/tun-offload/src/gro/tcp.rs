@@ -106,6 +106,7 @@ fn can_join(packet: &[u8], held: &[u8], c: &Candidate, item: &Item) -> Option<Jo
     let held_tcp = TcpHeader::new_checked(held.get(item.iph_len..)?).ok()?;
     if tcp.data_offset_byte() != held_tcp.data_offset_byte()
         || tcp.flags() & !tcp_flags::PSH != held_tcp.flags() & !tcp_flags::PSH
+        || tcp.window() != held_tcp.window()
         || tcp.options() != held_tcp.options()
     {
         return None;

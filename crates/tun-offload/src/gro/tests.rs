@@ -300,6 +300,16 @@ fn tcp_options_must_be_equal_byte_for_byte() {
 }
 
 #[test]
+fn tcp_windows_must_be_equal() {
+    let specs = stream(&Spec::tcp4(0, 0), &[1000, 1000]);
+    let second = Spec {
+        window: 0xfffe,
+        ..specs[1].clone()
+    };
+    assert_untouched(&build(&[specs[0].clone(), second]), false);
+}
+
+#[test]
 fn tcp_header_lengths_must_be_equal() {
     let specs = stream(&Spec::tcp4(0, 0), &[1000, 1000]);
     let mut second = specs[1].clone();

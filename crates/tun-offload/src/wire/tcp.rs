@@ -27,6 +27,7 @@ const SEQ: usize = 4;
 const ACK: usize = 8;
 const DATA_OFFSET: usize = 12;
 const FLAGS: usize = 13;
+const WINDOW: usize = 14;
 const CHECKSUM: usize = 16;
 
 /// A checked view of a TCP header at the start of `buf` (the L4 part of a packet).
@@ -86,6 +87,11 @@ impl<T: AsRef<[u8]>> TcpHeader<T> {
     /// The flag bits (see [`tcp_flags`]).
     pub fn flags(&self) -> u8 {
         read_u8(self.buf.as_ref(), FLAGS)
+    }
+
+    /// The receive window (unscaled).
+    pub fn window(&self) -> u16 {
+        read_u16(self.buf.as_ref(), WINDOW)
     }
 
     /// The byte holding the data offset, the reserved bits and the AE (accurate ECN) bit.
