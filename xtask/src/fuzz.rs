@@ -88,10 +88,18 @@ fn run_target(crate_dir: &Path, target: &str, seconds: u64) -> Result<u64, Strin
     let seeds = crate_dir.join("fuzz/corpus").join(target);
     let scratch: PathBuf = crate_dir.join("fuzz/target/corpus").join(target);
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    // Safe Rust throughout, so AddressSanitizer would only slow the search down; debug assertions and
+    // overflow checks stay on. Built first, so that the run's clock counts fuzzing only.
+    let build = Command::new("cargo")
+        .current_dir(crate_dir)
+        .args(["+nightly", "fuzz", "build", "--sanitizer", "none", target])
+        .status()
+        .map_err(|e| format!("cargo fuzz build {target}: {e}"))?;
+    if !build.success() {
+        return Err(format!("cargo fuzz build {target} failed: {build}"));
+    }
     eprintln!("xtask fuzz: {target} for {seconds} s");
     let started = Instant::now();
-    // Safe Rust throughout, so AddressSanitizer would only slow the search down; debug assertions and
-    // overflow checks stay on.
     let mut child = Command::new("cargo")
         .current_dir(crate_dir)
         .args(["+nightly", "fuzz", "run", "--sanitizer", "none", target])

@@ -1,0 +1,81 @@
+//! Running a batch through `handle_gro` and taking the result apart again.
+
+use tun_offload::{GroTable, OffloadError, VirtioNetHdr, gso_split, handle_gro};
+
+use super::oracle::parse_coalesced;
+
+/// Buffers for a write batch: `offset` bytes of headroom, then the packet, with room to grow to a full
+/// 64 KB packet.
+pub(crate) fn buffers(pkts: &[Vec<u8>], offset: usize) -> Vec<Vec<u8>> {
+    pkts.iter()
+        .map(|p| {
+            let mut b = Vec::with_capacity(offset + 65535);
+            b.resize(offset, 0);
+            b.extend_from_slice(p);
+            b
+        })
+        .collect()
+}
+
+/// What `handle_gro` asked to write: for each index in `to_write`, the buffer index and the bytes from
+/// `offset - 10` on (virtio header + packet).
+pub(crate) fn coalesce(
+    pkts: &[Vec<u8>],
+    offset: usize,
+    table: &mut GroTable,
+    udp_gro: bool,
+) -> Result<Vec<(usize, Vec<u8>)>, OffloadError> {
+    let mut bufs = buffers(pkts, offset);
+    let mut to_write = Vec::new();
+    handle_gro(&mut bufs, offset, table, udp_gro, &mut to_write)?;
+    Ok(to_write
+        .iter()
+        .map(|&i| (i, bufs[i][offset - VirtioNetHdr::LEN..].to_vec()))
+        .collect())
+}
+
+/// Takes one written packet (virtio header + IP packet) apart into the packets it stands for: a packet
+/// with a zero header is itself; a coalesced one is checked by [`parse_coalesced`] and split with
+/// `gso_split`, as the kernel would segment it on its way out.
+pub(crate) fn unpack(wire: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let hdr = VirtioNetHdr::decode(wire).map_err(|e| e.to_string())?;
+    if hdr == VirtioNetHdr::default() {
+        return Ok(vec![wire[VirtioNetHdr::LEN..].to_vec()]);
+    }
+    if wire.len() - VirtioNetHdr::LEN > 65535 {
+        return Err(format!(
+            "coalesced packet of {} bytes",
+            wire.len() - VirtioNetHdr::LEN
+        ));
+    }
+    let (hdr, p) = parse_coalesced(wire)?;
+    let payload = p.payload.len();
+    let count = payload.div_ceil(usize::from(hdr.gso_size)).max(1);
+    let mut bufs = vec![vec![0u8; usize::from(hdr.hdr_len) + usize::from(hdr.gso_size)]; count];
+    let mut sizes = vec![0usize; count];
+    let mut read = wire.to_vec();
+    let n =
+        gso_split(&mut read, &mut bufs, &mut sizes, 0).map_err(|e| format!("re-splitting: {e}"))?;
+    if n != count {
+        return Err(format!("re-split into {n} packets, expected {count}"));
+    }
+    Ok(bufs
+        .into_iter()
+        .zip(sizes)
+        .map(|(mut b, s)| {
+            b.truncate(s);
+            b
+        })
+        .collect())
+}
+
+/// A packet's bytes with the fields coalescing may legitimately change zeroed: the IPv4 ID and header
+/// checksum (a merged packet carries one ID; splitting numbers them anew).
+pub(crate) fn canonical(pkt: &[u8]) -> Vec<u8> {
+    let mut c = pkt.to_vec();
+    if c.len() >= 20 && c[0] >> 4 == 4 {
+        c[4..6].fill(0);
+        c[10..12].fill(0);
+    }
+    c
+}

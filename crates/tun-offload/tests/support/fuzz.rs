@@ -1,0 +1,388 @@
+//! The checks behind the fuzz targets, shared with the stable-toolchain test that replays the committed
+//! corpus. Each takes arbitrary bytes, never panics on its own account, and panics (a finding) only when
+//! the engine breaks a rule.
+
+use tun_offload::virtio::{FLAG_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
+use tun_offload::{GroTable, OffloadError, VirtioNetHdr, gso_split};
+
+use super::batch::{canonical, coalesce, unpack};
+use super::oracle::parse_checked;
+use super::packets::{self, Flags, Flow, HdrLen, Seg};
+
+/// Reads fuzz input as a sequence of small values; past the end everything reads as zero.
+struct Input<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    fn u8(&mut self) -> u8 {
+        match self.data.split_first() {
+            Some((&b, rest)) => {
+                self.data = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+
+    fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let (a, b) = self.data.split_at(n.min(self.data.len()));
+        self.data = b;
+        a
+    }
+
+    fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// `decode` accepts exactly the inputs of at least 10 bytes and round-trips them through `encode`;
+/// `encode` refuses buffers shorter than 10 bytes.
+pub(crate) fn check_decode(data: &[u8]) {
+    match VirtioNetHdr::decode(data) {
+        Ok(h) => {
+            assert!(
+                data.len() >= VirtioNetHdr::LEN,
+                "decoded a header from {} bytes",
+                data.len()
+            );
+            assert_eq!(
+                h.to_bytes()[..],
+                data[..VirtioNetHdr::LEN],
+                "to_bytes inverts decode"
+            );
+            let mut out = vec![0u8; data.len()];
+            h.encode(&mut out)
+                .expect("encode into a long enough buffer");
+            assert_eq!(
+                out[..VirtioNetHdr::LEN],
+                data[..VirtioNetHdr::LEN],
+                "encode inverts decode"
+            );
+            assert_eq!(
+                out[VirtioNetHdr::LEN..],
+                vec![0u8; data.len() - VirtioNetHdr::LEN][..],
+                "encode writes 10 bytes only"
+            );
+            let short = usize::from(data[0]) % VirtioNetHdr::LEN;
+            assert!(
+                h.encode(&mut out[..short]).is_err(),
+                "encode into {short} bytes must fail"
+            );
+        }
+        Err(e) => {
+            assert!(
+                data.len() < VirtioNetHdr::LEN,
+                "decode of {} bytes failed: {e}",
+                data.len()
+            );
+            assert!(matches!(e, OffloadError::TooShort { .. }), "{e:?}");
+        }
+    }
+}
+
+/// Splits either raw bytes or a valid super-packet built from the input (optionally with a few bytes
+/// overwritten), with buffers of fuzzed number and size. A valid, unmodified super-packet must split
+/// into exactly the kernel's segments; anything else must give an error or well-formed packets whose
+/// payloads are the input's.
+pub(crate) fn check_gso_split(data: &[u8]) {
+    let mut input = Input { data };
+    let mode = input.u8();
+    let offset = usize::from(input.u8() % 32);
+    let nbufs = usize::from(input.u8() % 64) + 1;
+    let buf_len = usize::from(input.u16());
+    let (read, exact) = if mode & 1 == 0 {
+        (input.bytes(usize::MAX).to_vec(), None)
+    } else {
+        let flow = fuzz_flow(&mut input, mode >> 1 & 1 == 1, mode >> 2 & 1 == 1);
+        let len = usize::from(input.u16()) % (flow.max_payload() + 1);
+        let gso = input.u16().max(1);
+        let seg = Seg {
+            seq: input.u32(),
+            ip_id: input.u16(),
+            flags: Flags {
+                fin: mode & 0x40 != 0,
+                ..Flags::ACK_PSH
+            },
+        };
+        let hdr_len = HdrLen::Bogus(input.u16());
+        let payload = packets::payload(len, u32::from(mode));
+        let mut read = packets::super_packet(&flow, seg, &payload, gso, hdr_len, false);
+        let mutations = usize::from(mode >> 3 & 3);
+        for _ in 0..mutations {
+            let at = usize::from(input.u16()) % read.len();
+            read[at] = input.u8();
+        }
+        let exact = (mutations == 0 && len > 0)
+            .then(|| packets::segments(&flow, seg, &payload, gso, false));
+        (read, exact)
+    };
+    let mut bufs = vec![vec![0u8; buf_len]; nbufs];
+    let mut sizes = vec![0usize; nbufs];
+    let mut work = read.clone();
+    let result = gso_split(&mut work, &mut bufs, &mut sizes, offset);
+    let got: Vec<Vec<u8>> = match &result {
+        Ok(n) => {
+            assert!(*n <= nbufs, "{n} packets into {nbufs} buffers");
+            (0..*n)
+                .map(|i| {
+                    assert!(
+                        offset + sizes[i] <= buf_len,
+                        "packet {i} of {} bytes overruns its buffer",
+                        sizes[i]
+                    );
+                    bufs[i][offset..offset + sizes[i]].to_vec()
+                })
+                .collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    if let Some(want) = exact {
+        let fits = want.len() <= nbufs && want.iter().all(|p| offset + p.len() <= buf_len);
+        match result {
+            Ok(_) => assert!(
+                got == want,
+                "a valid super-packet must split into the kernel's segments"
+            ),
+            Err(
+                OffloadError::BufferTooSmall { .. }
+                | OffloadError::TooFewBuffers { .. }
+                | OffloadError::InvalidArgument(_),
+            ) if !fits => {}
+            Err(e) => panic!("valid super-packet refused: {e:?} (fits: {fits})"),
+        }
+        return;
+    }
+    if result.is_ok() {
+        check_split_output(&read, &got);
+    }
+}
+
+/// What any accepted split must satisfy: for a segmenting GSO type with NEEDS_CSUM, every packet is
+/// well formed and the payloads concatenate to the input's payload.
+fn check_split_output(read: &[u8], got: &[Vec<u8>]) {
+    let Ok(hdr) = VirtioNetHdr::decode(read) else {
+        panic!("split accepted a read without a virtio header")
+    };
+    let kind = hdr.gso_kind();
+    if !(hdr.flags & FLAG_NEEDS_CSUM != 0 && matches!(kind, GSO_TCPV4 | GSO_TCPV6 | GSO_UDP_L4)) {
+        if kind == GSO_NONE && hdr.flags & FLAG_NEEDS_CSUM == 0 {
+            assert_eq!(got.len(), 1, "GSO_NONE gives one packet");
+        }
+        return;
+    }
+    let mut joined = Vec::new();
+    for (i, p) in got.iter().enumerate() {
+        let parsed =
+            parse_checked(p).unwrap_or_else(|e| panic!("segment {i} of an accepted split: {e}"));
+        joined.extend_from_slice(&parsed.payload);
+    }
+    let pkt = &read[VirtioNetHdr::LEN..];
+    let first = parse_checked(got.first().expect("a split gives at least one packet"))
+        .expect("checked above");
+    let start = first.ip_header_len + first.l4_header_len;
+    assert!(
+        pkt.len() >= start + joined.len(),
+        "more payload out than in"
+    );
+    assert!(
+        joined[..] == pkt[start..start + joined.len()],
+        "payloads concatenate to the input's"
+    );
+    let ip_len = if first.v6 {
+        40 + usize::from(u16::from_be_bytes([pkt[4], pkt[5]]))
+    } else {
+        usize::from(u16::from_be_bytes([pkt[2], pkt[3]]))
+    };
+    assert_eq!(
+        start + joined.len(),
+        ip_len,
+        "every payload byte the IP length covers comes out once"
+    );
+}
+
+/// A flow whose fields come from the fuzz input (addresses fixed, so that few inputs reach the
+/// interesting cases).
+fn fuzz_flow(input: &mut Input<'_>, v6: bool, udp: bool) -> Flow {
+    let mut f = Flow::simple(v6, udp);
+    let b = input.u8();
+    f.tos = if b & 1 != 0 { input.u8() } else { 0 };
+    f.ttl = if b & 2 != 0 { input.u8() } else { 64 };
+    f.df = !v6 && b & 4 == 0;
+    f.ack = if b & 8 != 0 { input.u32() } else { 1 };
+    if udp {
+        f.options.clear();
+    } else {
+        let words = usize::from(b >> 4) % 11;
+        f.options = if words == 3 {
+            packets::timestamps(input.u32(), 0)
+        } else {
+            input.bytes(words * 4).to_vec()
+        };
+        f.options.resize(words * 4, 1);
+    }
+    f
+}
+
+/// Builds a write batch from the input (TCP and UDP packets of a few flows with fuzzed sequence numbers,
+/// lengths, flags, header fields and checksums, plus raw byte strings) and checks `handle_gro`: it
+/// succeeds, writes each buffer at most once, and what it writes splits back into exactly the packets
+/// it was given (IPv4 IDs aside); coalesced packets carry a correct virtio header and seed, never more
+/// than 65535 bytes; UDP candidates of a flow keep their order.
+pub(crate) fn check_handle_gro(data: &[u8]) {
+    let mut input = Input { data };
+    let head = input.u8();
+    let offset = VirtioNetHdr::LEN + usize::from(head & 7);
+    let udp_gro = head & 8 != 0;
+    let gso = usize::from(input.u16() % 1500) + 1;
+    let base_seq = input.u32();
+    let mut pkts: Vec<Vec<u8>> = Vec::new();
+    while !input.is_empty() && pkts.len() < 128 {
+        let kind = input.u8();
+        if kind & 0xe0 == 0xe0 {
+            let len = usize::from(input.u8()) * 4;
+            pkts.push(input.bytes(len).to_vec());
+            continue;
+        }
+        let (v6, udp) = (kind & 1 != 0, kind & 2 != 0);
+        let mut flow = Flow::simple(v6, udp);
+        flow.sport += u16::from(kind >> 2 & 1);
+        let vary = input.u8();
+        if vary & 1 != 0 {
+            flow.ttl ^= 1;
+        }
+        if vary & 2 != 0 {
+            flow.tos ^= 4;
+        }
+        if vary & 4 != 0 && !v6 {
+            flow.df = false;
+        }
+        if vary & 8 != 0 {
+            flow.ack += 1;
+        }
+        if vary & 16 != 0 && !udp {
+            flow.options = packets::timestamps(1, 3);
+        }
+        if vary & 32 != 0 && !udp {
+            flow.options.clear();
+        }
+        let index = input.u8();
+        let seq = base_seq
+            .wrapping_add((usize::from(index & 0x7f) * gso) as u32)
+            .wrapping_add(u32::from(index >> 7));
+        let len_sel = input.u8();
+        let len = match len_sel & 3 {
+            0 | 1 => gso,
+            2 => usize::from(len_sel >> 2) % gso,
+            _ => usize::from(input.u16()) % 1600,
+        }
+        .min(flow.max_payload());
+        let flags_sel = input.u8();
+        let flags = match flags_sel & 3 {
+            0 | 1 => Flags::ACK,
+            2 => Flags::ACK_PSH,
+            _ => Flags::from_bits(input.u8()),
+        };
+        let seg = Seg {
+            seq,
+            ip_id: u16::from(index),
+            flags,
+        };
+        let mut p = packets::packet(&flow, seg, &packets::payload(len, u32::from(index & 0x7f)));
+        if flags_sel & 4 != 0 {
+            let at = usize::from(input.u16()) % p.len();
+            p[at] ^= input.u8() | 1;
+        }
+        pkts.push(p);
+    }
+    let out = coalesce(&pkts, offset, &mut GroTable::new(), udp_gro)
+        .unwrap_or_else(|e| panic!("handle_gro: {e}"));
+    let mut seen = vec![false; pkts.len()];
+    let mut back: Vec<(usize, Vec<u8>)> = Vec::new();
+    for (idx, wire) in &out {
+        assert!(
+            *idx < pkts.len(),
+            "index {idx} out of a batch of {}",
+            pkts.len()
+        );
+        assert!(
+            !std::mem::replace(&mut seen[*idx], true),
+            "buffer {idx} written twice"
+        );
+        let hdr = VirtioNetHdr::decode(wire).expect("ten bytes of header");
+        if hdr == VirtioNetHdr::default() {
+            assert!(
+                wire[VirtioNetHdr::LEN..] == pkts[*idx][..],
+                "buffer {idx} passed through but changed"
+            );
+        }
+        for p in unpack(wire).unwrap_or_else(|e| panic!("buffer {idx}: {e}")) {
+            back.push((*idx, p));
+        }
+    }
+    let mut want: Vec<Vec<u8>> = pkts.iter().map(|p| canonical(p)).collect();
+    let mut got: Vec<Vec<u8>> = back.iter().map(|(_, p)| canonical(p)).collect();
+    want.sort();
+    got.sort();
+    assert!(
+        got == want,
+        "what is written is not what was given ({} packets in, {} out)",
+        want.len(),
+        got.len()
+    );
+    check_udp_order(&pkts, &mut back);
+}
+
+/// UDP datagrams of one 4-tuple that are coalescing candidates come out (ordered by buffer index, then
+/// position in a coalesced packet) in the order they went in.
+fn check_udp_order(pkts: &[Vec<u8>], back: &mut [(usize, Vec<u8>)]) {
+    // Only datagrams that may be coalesced at all: a non-empty payload, valid checksums, no IPv4
+    // options. A datagram that is no candidate is not held, so the engine (like wireguard-go) lets the
+    // datagrams after it join the item before it.
+    fn udp_key(p: &[u8]) -> Option<Vec<u8>> {
+        let parsed = parse_checked(p).ok()?;
+        let fixed_header = parsed.ip_header_len == if parsed.v6 { 40 } else { 20 };
+        (parsed.udp && fixed_header && !parsed.payload.is_empty()).then(|| {
+            [
+                parsed.src,
+                parsed.dst,
+                parsed.sport.to_be_bytes().to_vec(),
+                parsed.dport.to_be_bytes().to_vec(),
+            ]
+            .concat()
+        })
+    }
+    back.sort_by_key(|(i, _)| *i);
+    let ins: Vec<(Vec<u8>, Vec<u8>)> = pkts
+        .iter()
+        .filter_map(|p| Some((udp_key(p)?, canonical(p))))
+        .collect();
+    let outs: Vec<(Vec<u8>, Vec<u8>)> = back
+        .iter()
+        .filter_map(|(_, p)| Some((udp_key(p)?, canonical(p))))
+        .collect();
+    let mut keys: Vec<&Vec<u8>> = ins.iter().map(|(k, _)| k).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        let a: Vec<&Vec<u8>> = ins
+            .iter()
+            .filter(|(kk, _)| kk == k)
+            .map(|(_, p)| p)
+            .collect();
+        let b: Vec<&Vec<u8>> = outs
+            .iter()
+            .filter(|(kk, _)| kk == k)
+            .map(|(_, p)| p)
+            .collect();
+        assert!(a == b, "UDP datagrams of one flow reordered");
+    }
+}
