@@ -29,8 +29,8 @@ pub struct Tun {
     pub(crate) vnet_hdr: bool,
     /// What TUNSETOFFLOAD accepted (empty without offloads).
     pub(crate) offloads: Offloads,
-    /// Runtime switches: coalesce TCP / UDP on write.
-    pub(crate) tcp_gro: AtomicBool,
+    /// Runtime switches: coalesce on write at all / also UDP.
+    pub(crate) gro: AtomicBool,
     pub(crate) udp_gro: AtomicBool,
     /// The link monitor (`None` when unmonitored); stopped by `close()`.
     monitor: Option<tun_events::Monitor>,
@@ -73,11 +73,7 @@ impl Tun {
             // The header size is device-wide: a persistent device may have been left with another one.
             tun_sys::tun::set_vnet_hdr_size(dev, tun_offload::VirtioNetHdr::LEN)
                 .map_err(|e| Error::io("TUNSETVNETHDRSZ", name, e))?;
-            // Packets carry the header; the kernel keeps handing over plain packets until offloads are switched
-            // on, which needs the segmentation of super-packets on read.
-            tun_sys::tun::set_offload(dev, Offloads::empty())
-                .map_err(|e| Error::io("TUNSETOFFLOAD", name, e))?;
-            Offloads::empty()
+            crate::offload::negotiate(dev).map_err(|e| Error::io("TUNSETOFFLOAD", name, e))?
         } else {
             // The offload mask is device-wide and outlives fds: clear what an earlier user may have left.
             tun_sys::tun::set_offload(dev, Offloads::empty())
@@ -107,13 +103,13 @@ impl Tun {
             ctl,
             vnet_hdr: setup.offload,
             offloads,
-            tcp_gro: AtomicBool::new(true),
+            gro: AtomicBool::new(true),
             udp_gro: AtomicBool::new(true),
             monitor,
             closed: AtomicBool::new(false),
             cancel,
             reader: Mutex::new(Reader::new(setup.offload)),
-            writer: Mutex::new(Writer::new()),
+            writer: Mutex::new(Writer::new(setup.offload)),
         })
     }
 
@@ -204,13 +200,15 @@ impl Tun {
         self.vnet_hdr
     }
 
-    /// Turns coalescing of TCP segments on write on or off at run time (on by default when TSO is on). Some
-    /// kernels refuse certain GSO writes; this is the way out.
-    pub fn set_tcp_gro(&self, on: bool) {
-        self.tcp_gro.store(on, Ordering::Relaxed);
+    /// Turns coalescing on write (GRO, TCP and UDP) on or off at run time; on by default with offloads. Off,
+    /// every packet is written on its own. Some kernels refuse certain GSO writes (6.6.x with a short last
+    /// segment): this is the way out.
+    pub fn set_gro(&self, on: bool) {
+        self.gro.store(on, Ordering::Relaxed);
     }
 
-    /// Turns coalescing of UDP datagrams on write on or off at run time (only effective when USO is on).
+    /// Turns coalescing of UDP datagrams on write on or off at run time, leaving TCP coalescing as it is. UDP is
+    /// only coalesced when the kernel accepted USO (see [`offloads`](Self::offloads)).
     pub fn set_udp_gro(&self, on: bool) {
         self.udp_gro.store(on, Ordering::Relaxed);
     }

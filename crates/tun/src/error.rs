@@ -133,9 +133,10 @@ impl Error {
 /// What happened to a write batch in which some packets failed.
 #[derive(Debug)]
 pub struct BatchError {
-    /// Packets of the batch that were written (after coalescing, counted as the caller's packets).
+    /// Packets written. With offloads this counts writes after coalescing: one super-packet counts once.
     pub written: usize,
-    /// The packets that failed, in order, each with its index in the caller's batch.
+    /// The packets that failed, in order, each with the index of its buffer in the caller's batch (after
+    /// coalescing, the buffer that held the merged packet).
     pub failed: Vec<PacketError>,
     /// Packets not attempted because the device itself failed (the last entry of `failed` says why).
     pub not_attempted: usize,

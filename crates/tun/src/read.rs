@@ -3,7 +3,7 @@
 use std::io;
 use std::ops::Range;
 
-use tun_offload::{OffloadError, VirtioNetHdr};
+use tun_offload::{OffloadError, SplitState, VirtioNetHdr};
 use tun_sys::{Interest, Wait};
 
 use crate::device::Tun;
@@ -18,9 +18,20 @@ pub(crate) const MAX_PACKET: usize = 65535;
 pub(crate) struct Reader {
     /// Room for one virtio-net header (when the device has it) and the largest packet. Allocated once.
     buf: Vec<u8>,
-    /// Bytes of `buf` holding a packet not yet handed out (the caller's buffer was too small, say).
-    pending: Option<Range<usize>>,
-    vnet_hdr: bool,
+    pending: Pending,
+}
+
+/// What of `Reader::buf` has not been handed out yet.
+#[derive(Debug)]
+enum Pending {
+    Nothing,
+    /// Without a virtio-net header: one packet at these bytes (the caller's buffer was too small, say).
+    Packet(Range<usize>),
+    /// With a virtio-net header: the first `len` bytes are a read being split, `state` says how far.
+    Split {
+        len: usize,
+        state: SplitState,
+    },
 }
 
 impl Reader {
@@ -28,63 +39,72 @@ impl Reader {
         let hdr = if vnet_hdr { VirtioNetHdr::LEN } else { 0 };
         Self {
             buf: vec![0; hdr + MAX_PACKET],
-            pending: None,
-            vnet_hdr,
+            pending: Pending::Nothing,
         }
     }
 
-    /// Takes in a `read()` of `len` bytes into `buf`: checks the virtio-net header and remembers the packet.
-    fn accept(&mut self, len: usize) -> Result<()> {
-        let start = if self.vnet_hdr {
-            let hdr = VirtioNetHdr::decode(&self.buf[..len])?;
-            // With offloads off (TUNSETOFFLOAD 0) the kernel hands over complete packets only.
-            if hdr.gso_kind() != tun_offload::virtio::GSO_NONE {
-                return Err(OffloadError::UnsupportedGsoType(hdr.gso_type).into());
+    /// Takes in a `read()` of `len` bytes into `buf`. With a virtio-net header the read is validated and
+    /// becomes a split; a read the offload engine refuses is dropped and reported (it cannot be handed out).
+    fn accept(&mut self, len: usize, vnet_hdr: bool) -> Result<()> {
+        if !vnet_hdr {
+            if len > 0 {
+                self.pending = Pending::Packet(0..len);
             }
-            if hdr.needs_csum() {
-                return Err(OffloadError::Malformed(
-                    "partial checksum while checksum offload is off",
-                )
-                .into());
-            }
-            VirtioNetHdr::LEN
-        } else {
-            0
-        };
-        if len > start {
-            self.pending = Some(start..len);
+            return Ok(());
         }
+        let state = SplitState::new(&self.buf[..len])?;
+        self.pending = Pending::Split { len, state };
         Ok(())
     }
 
     /// Hands pending packets out into `bufs`: `Ok(None)` when nothing is pending, `Ok(Some(n))` for `n >= 1`
-    /// packets, or [`Error::BufferTooSmall`] with the packet kept for the next call.
+    /// packets, or [`Error::BufferTooSmall`] with everything kept for the next call.
     fn deliver<B: AsMut<[u8]>>(
         &mut self,
         bufs: &mut [B],
         sizes: &mut [usize],
         offset: usize,
     ) -> Result<Option<usize>> {
-        let Some(range) = self.pending.clone() else {
-            return Ok(None);
-        };
-        let (Some(buf), Some(size)) = (bufs.first_mut(), sizes.first_mut()) else {
-            return Ok(Some(0));
-        };
-        let packet = &self.buf[range];
-        let dst = buf.as_mut();
-        let need = offset.saturating_add(packet.len());
-        let Some(dst) = dst.get_mut(offset..need) else {
-            return Err(Error::BufferTooSmall {
-                index: 0,
-                need,
-                have: dst.len(),
-            });
-        };
-        dst.copy_from_slice(packet);
-        *size = packet.len();
-        self.pending = None;
-        Ok(Some(1))
+        match &mut self.pending {
+            Pending::Nothing => Ok(None),
+            Pending::Packet(range) => {
+                let packet = &self.buf[range.clone()];
+                let dst = bufs[0].as_mut();
+                let need = offset.saturating_add(packet.len());
+                let have = dst.len();
+                let Some(dst) = dst.get_mut(offset..need) else {
+                    return Err(Error::BufferTooSmall {
+                        index: 0,
+                        need,
+                        have,
+                    });
+                };
+                dst.copy_from_slice(packet);
+                sizes[0] = packet.len();
+                self.pending = Pending::Nothing;
+                Ok(Some(1))
+            }
+            Pending::Split { len, state } => {
+                let count = state
+                    .next_batch(&self.buf[..*len], bufs, sizes, offset)
+                    .map_err(|e| match e {
+                        OffloadError::BufferTooSmall { index, need, have } => {
+                            Error::BufferTooSmall { index, need, have }
+                        }
+                        other => Error::Offload(other),
+                    });
+                if state.is_done()
+                    || count.is_err() && !matches!(count, Err(Error::BufferTooSmall { .. }))
+                {
+                    // Finished, or the engine cannot go on with this read: it is dropped, with the error.
+                    self.pending = Pending::Nothing;
+                }
+                match count? {
+                    0 => Ok(None),
+                    n => Ok(Some(n)),
+                }
+            }
+        }
     }
 }
 
@@ -128,7 +148,7 @@ impl Tun {
                 continue;
             }
             let len = self.read_once(&mut reader.buf)?;
-            reader.accept(len)?;
+            reader.accept(len, self.vnet_hdr)?;
         }
     }
 

@@ -1,47 +1,107 @@
-//! The write path: one `write()` per packet, errors reported per packet.
+//! The write path: coalescing (GRO) with offloads, then one `write()` per resulting packet, errors reported
+//! per packet.
 
 use std::io::{self, IoSlice};
+use std::sync::atomic::Ordering;
 
-use tun_offload::VirtioNetHdr;
-use tun_sys::Interest;
+use tun_offload::{GroTable, VirtioNetHdr};
+use tun_sys::{Interest, Offloads};
 
 use crate::device::Tun;
 use crate::error::{BatchError, Error, PacketError, Result};
 
-/// Write-side state, guarded by the write lock.
-#[derive(Debug, Default)]
-pub(crate) struct Writer {}
+/// Write-side state, guarded by the write lock: the GRO table and the list of buffers to write, both reused
+/// so that a batch allocates nothing once warm.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    table: GroTable,
+    to_write: Vec<usize>,
+}
 
 impl Writer {
-    pub(crate) fn new() -> Self {
-        Self {}
+    pub(crate) fn new(offload: bool) -> Self {
+        let (table, to_write) = if offload {
+            (
+                GroTable::with_capacity(crate::offload::BATCH_SIZE),
+                Vec::with_capacity(crate::offload::BATCH_SIZE),
+            )
+        } else {
+            (GroTable::new(), Vec::new())
+        };
+        Self { table, to_write }
     }
 }
 
+/// A buffer [`Tun::write_packets`] can write from: any byte slice, and `Vec<u8>`, which also lets the write
+/// path coalesce packets in place (growing a `Vec` within its capacity).
+pub trait PacketBuf: AsMut<[u8]> + Sized {
+    /// The batch as growable `Vec`s, when it is one; `None` (the default) writes each packet on its own.
+    fn as_vecs(bufs: &mut [Self]) -> Option<&mut [Vec<u8>]> {
+        let _ = bufs;
+        None
+    }
+}
+
+impl PacketBuf for Vec<u8> {
+    fn as_vecs(bufs: &mut [Self]) -> Option<&mut [Vec<u8>]> {
+        Some(bufs)
+    }
+}
+
+impl PacketBuf for &mut [u8] {}
+
+impl PacketBuf for Box<[u8]> {}
+
+impl<const N: usize> PacketBuf for [u8; N] {}
+
 impl Tun {
-    /// Writes the packets `bufs[i][offset..]`; returns how many were written (all of them on `Ok`).
+    /// Writes the packets `bufs[i][offset..]` (each buffer's length marks its packet's end); returns how many
+    /// of the caller's packets were written (all of them on `Ok`).
     ///
     /// With a virtio-net header on the fd (see [`has_vnet_hdr`](Self::has_vnet_hdr)) `offset` must be at least
-    /// 10: the header is written into `bufs[i][offset - 10..offset]`. A packet the kernel refuses does not stop
-    /// the others: the result is then [`Error::Batch`] listing each failure by index, with the count written.
-    /// A closed device gives [`Error::Closed`].
-    pub fn write_packets<B: AsMut<[u8]>>(&self, bufs: &mut [B], offset: usize) -> Result<usize> {
+    /// 10: the header goes into `bufs[i][offset - 10..offset]`. With offloads and `Vec<u8>` buffers, packets of
+    /// one TCP flow (and of one UDP flow when USO is on) are first coalesced into super-packets, growing a `Vec`
+    /// only within its capacity (give buffers `offset + 65535` bytes of capacity to let it merge fully); the
+    /// contents and order of `bufs` are then consumed. Other buffer types are written one packet each.
+    ///
+    /// A packet the kernel refuses does not stop the others: the result is then [`Error::Batch`] listing each
+    /// failed buffer by index. A closed device gives [`Error::Closed`].
+    pub fn write_packets<B: PacketBuf>(&self, bufs: &mut [B], offset: usize) -> Result<usize> {
         let hdr_len = if self.vnet_hdr { VirtioNetHdr::LEN } else { 0 };
         let Some(frame_start) = offset.checked_sub(hdr_len) else {
             return Err(Error::InvalidArgument(
                 "offset leaves no room for the 10-byte virtio-net header",
             ));
         };
-        let _writer = self.writer.lock();
+        let mut writer = self.writer.lock();
         self.check_open()?;
+        let Writer { table, to_write } = &mut *writer;
+        to_write.clear();
+        let mut coalesced = false;
+        if !self.offloads.is_empty() && self.gro.load(Ordering::Relaxed) {
+            // A buffer shorter than the offset is one bad packet, not a bad batch: such a batch is written one by
+            // one, so that it is reported alone.
+            if let Some(vecs) = B::as_vecs(bufs).filter(|v| v.iter().all(|buf| buf.len() >= offset))
+            {
+                let uso = Offloads::USO4 | Offloads::USO6;
+                let udp = self.offloads.contains(uso) && self.udp_gro.load(Ordering::Relaxed);
+                tun_offload::handle_gro(vecs, offset, table, udp, to_write)?;
+                coalesced = true;
+            }
+        }
+        if !coalesced {
+            to_write.extend(0..bufs.len());
+        }
         let mut written = 0;
         let mut failed = Vec::new();
-        for (index, buf) in bufs.iter_mut().enumerate() {
-            let buf = buf.as_mut();
-            let result = match buf.get_mut(frame_start..) {
+        for (position, &index) in to_write.iter().enumerate() {
+            let result = match bufs[index].as_mut().get_mut(frame_start..) {
                 Some(frame) if frame.len() > hdr_len => {
-                    frame[..hdr_len].fill(0);
+                    if !coalesced {
+                        frame[..hdr_len].fill(0);
+                    }
                     self.write_frame(&[IoSlice::new(frame)])
+                        .map_err(|e| explain_gso_failure(e, frame, hdr_len))
                 }
                 _ => Err(Error::InvalidArgument(
                     "empty packet (buffer not longer than offset)",
@@ -53,14 +113,14 @@ impl Tun {
                     let stop = error.is_fatal();
                     failed.push(PacketError { index, error });
                     if stop {
-                        let not_attempted = bufs.len() - index - 1;
+                        let not_attempted = to_write.len() - position - 1;
                         return Err(batch_result(written, failed, not_attempted));
                     }
                 }
             }
         }
         if failed.is_empty() {
-            Ok(written)
+            Ok(bufs.len())
         } else {
             Err(batch_result(written, failed, 0))
         }
@@ -87,6 +147,25 @@ impl Tun {
         let hdr: &[u8] = if self.vnet_hdr { &zero } else { &[] };
         let written = self.write_frame(&[IoSlice::new(hdr), IoSlice::new(packet)])?;
         Ok(written.saturating_sub(hdr.len()))
+    }
+}
+
+/// A refused write of a coalesced super-packet says so: some kernels reject GSO writes the offload rules
+/// allow, and [`Tun::set_gro`] is the way out.
+fn explain_gso_failure(error: Error, frame: &[u8], hdr_len: usize) -> Error {
+    let is_gso = hdr_len > 0
+        && VirtioNetHdr::decode(frame).is_ok_and(|h| h.gso_kind() != tun_offload::virtio::GSO_NONE);
+    match error {
+        Error::Io {
+            op: "write",
+            device,
+            source,
+        } if is_gso && source.raw_os_error() == Some(libc::EINVAL) => Error::Io {
+            op: "write of a coalesced GSO super-packet (Tun::set_gro(false) turns coalescing off)",
+            device,
+            source,
+        },
+        other => other,
     }
 }
 
