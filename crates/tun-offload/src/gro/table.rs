@@ -1,7 +1,7 @@
 //! The table of packets held for coalescing within one batch, and how a packet becomes a candidate.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use super::MAX_PACKET;
 use crate::wire::{IpPacket, IpVersion, TcpHeader, Transport, UdpHeader, tcp_flags};
@@ -85,15 +85,53 @@ impl GroTable {
 }
 
 /// What identifies a flow: packets of different flows are never compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct FlowKey {
     pub(super) version: IpVersion,
     pub(super) transport: Transport,
-    /// Source then destination address; IPv4 uses the first 8 bytes.
-    addrs: [u8; 32],
-    ports: [u8; 4],
-    /// TCP acknowledgment number (0 for UDP): segments with different ones are different flows.
-    ack: u32,
+    /// Source then destination address (IPv4 fills the first), then the ports and the TCP acknowledgment
+    /// number (0 for UDP: segments with different ones are different TCP flows), as native words so that
+    /// hashing and comparing take a few word operations.
+    words: [u64; 5],
+}
+
+impl FlowKey {
+    fn new(
+        version: IpVersion,
+        transport: Transport,
+        addrs: &[u8],
+        ports: &[u8; 4],
+        ack: u32,
+    ) -> Self {
+        let mut bytes = [0u8; 40];
+        let (addr_slot, rest) = bytes.split_at_mut(32);
+        if let Some(slot) = addr_slot.get_mut(..addrs.len()) {
+            slot.copy_from_slice(addrs);
+        }
+        let (port_slot, ack_slot) = rest.split_at_mut(4);
+        port_slot.copy_from_slice(ports);
+        ack_slot.copy_from_slice(&ack.to_ne_bytes());
+        let mut words = [0u64; 5];
+        for (word, chunk) in words.iter_mut().zip(bytes.as_chunks::<8>().0) {
+            *word = u64::from_ne_bytes(*chunk);
+        }
+        Self {
+            version,
+            transport,
+            words,
+        }
+    }
+}
+
+impl Hash for FlowKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for word in self.words {
+            state.write_u64(word);
+        }
+        let tag = u64::from(self.version == IpVersion::V6) << 1
+            | u64::from(self.transport == Transport::Udp);
+        state.write_u64(tag);
+    }
 }
 
 /// Whether a held packet's transport checksum has been verified.
@@ -206,18 +244,8 @@ impl Candidate {
             }
         };
         let payload_len = l4.len().checked_sub(l4h_len).filter(|&n| n > 0)?;
-        let mut addrs = [0u8; 32];
-        if let Some(slot) = addrs.get_mut(..ip.addrs().len()) {
-            slot.copy_from_slice(ip.addrs());
-        }
         Some(Self {
-            key: FlowKey {
-                version,
-                transport,
-                addrs,
-                ports,
-                ack,
-            },
+            key: FlowKey::new(version, transport, ip.addrs(), &ports, ack),
             iph_len,
             l4h_len,
             payload_len,
@@ -256,8 +284,8 @@ impl Hasher for FlowHasher {
     }
 
     #[inline]
-    fn write_u32(&mut self, n: u32) {
-        self.mix(u64::from(n));
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
     }
 
     #[inline]
