@@ -151,29 +151,23 @@ impl SplitState {
                 have: 0,
             });
         }
-        let plan = match hdr.gso_kind() {
-            _ if hdr.gso_type & GSO_ECN != 0
-                && !matches!(hdr.gso_kind(), GSO_TCPV4 | GSO_TCPV6) =>
-            {
-                return Err(OffloadError::UnsupportedGsoType(hdr.gso_type));
-            }
-            GSO_NONE => Plan::Whole {
+        // The ECN bit only qualifies TCP types; the IP version comes from the type for TCP and from the
+        // packet for USO.
+        let ecn = hdr.gso_type & GSO_ECN != 0;
+        let layout = match (hdr.gso_kind(), ecn) {
+            (GSO_NONE, false) => None,
+            (GSO_TCPV4, _) => Some((Some(IpVersion::V4), Transport::Tcp)),
+            (GSO_TCPV6, _) => Some((Some(IpVersion::V6), Transport::Tcp)),
+            (GSO_UDP_L4, false) => Some((None, Transport::Udp)),
+            _ => return Err(OffloadError::UnsupportedGsoType(hdr.gso_type)),
+        };
+        let plan = match layout {
+            None => Plan::Whole {
                 csum: whole_packet_csum(&hdr, packet.len())?,
             },
-            GSO_TCPV4 => Plan::Segments(Segments::new(
-                &hdr,
-                packet,
-                Some(IpVersion::V4),
-                Transport::Tcp,
-            )?),
-            GSO_TCPV6 => Plan::Segments(Segments::new(
-                &hdr,
-                packet,
-                Some(IpVersion::V6),
-                Transport::Tcp,
-            )?),
-            GSO_UDP_L4 => Plan::Segments(Segments::new(&hdr, packet, None, Transport::Udp)?),
-            _ => return Err(OffloadError::UnsupportedGsoType(hdr.gso_type)),
+            Some((version, transport)) => {
+                Plan::Segments(Segments::new(&hdr, packet, version, transport)?)
+            }
         };
         let segments = match plan {
             Plan::Whole { .. } => 1,
