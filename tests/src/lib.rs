@@ -4,6 +4,8 @@
 //! inside it with [`NetNs::run_in`], configures them with [`NetNs::ip`], and checks what the kernel says with
 //! [`NetNs::link`]. Nothing here touches the host's own interfaces, routes or firewall.
 
+pub mod traffic;
+
 use std::os::fd::OwnedFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -279,4 +281,262 @@ pub fn udp4_packet(
         .write(&mut packet, payload)
         .expect("writing into a Vec cannot fail");
     packet
+}
+
+/// How a [`TunnelPair`] moves packets between its two devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forwarding {
+    /// `read_packets` / `write_packets` with this many buffers per read.
+    Batch(usize),
+    /// `std::io::Read` / `Write`, one packet per call.
+    OnePacket,
+}
+
+/// What one direction of a [`TunnelPair`] forwarded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectionStats {
+    /// `read_packets` (or `read`) calls that returned packets.
+    pub reads: u64,
+    /// Packets read (and handed to the write side).
+    pub packets: u64,
+    /// The most packets one read returned: above 1 only when a super-packet was split.
+    pub max_per_read: usize,
+    /// Writes that failed.
+    pub write_errors: u64,
+}
+
+/// Two namespaces `a` (10.78.0.1/24 on device `ta`) and `b` (10.78.0.2/24 on `tb`), joined by two forwarding
+/// threads that read from one device and write to the other: traffic between 10.78.0.1 and 10.78.0.2 crosses
+/// the library twice per direction, exactly as through a VPN without the crypto.
+#[derive(Debug)]
+pub struct TunnelPair {
+    /// The namespace of 10.78.0.1.
+    pub a: NetNs,
+    /// The namespace of 10.78.0.2.
+    pub b: NetNs,
+    tuns: std::sync::Arc<(Tun, Tun)>,
+    threads: Vec<std::thread::JoinHandle<DirectionStats>>,
+}
+
+/// The address of the `a` side of a [`TunnelPair`].
+pub const PAIR_A: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 78, 0, 1);
+/// The address of the `b` side of a [`TunnelPair`].
+pub const PAIR_B: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 78, 0, 2);
+
+impl TunnelPair {
+    /// Builds both devices (with `offload`) and starts forwarding.
+    pub fn new(offload: bool, forwarding: Forwarding) -> TunnelPair {
+        let a = NetNs::new();
+        let b = NetNs::new();
+        let ta = a
+            .tun(tun::Builder::new().name("ta").offload(offload))
+            .unwrap();
+        let tb = b
+            .tun(tun::Builder::new().name("tb").offload(offload))
+            .unwrap();
+        a.address("ta", "10.78.0.1/24");
+        b.address("tb", "10.78.0.2/24");
+        for (ns, dev) in [(&a, "ta"), (&b, "tb")] {
+            let _ = ns.exec(
+                "sysctl",
+                &["-qw", &format!("net.ipv6.conf.{dev}.disable_ipv6=0")],
+            );
+            ns.ip(&[
+                "-6",
+                "addr",
+                "add",
+                if dev == "ta" {
+                    "fd78::1/64"
+                } else {
+                    "fd78::2/64"
+                },
+                "dev",
+                dev,
+                "nodad",
+            ]);
+        }
+        let tuns = std::sync::Arc::new((ta, tb));
+        let threads = [false, true]
+            .into_iter()
+            .map(|reverse| {
+                let tuns = std::sync::Arc::clone(&tuns);
+                std::thread::spawn(move || {
+                    let (from, to) = if reverse {
+                        (&tuns.1, &tuns.0)
+                    } else {
+                        (&tuns.0, &tuns.1)
+                    };
+                    forward(from, to, forwarding)
+                })
+            })
+            .collect();
+        TunnelPair {
+            a,
+            b,
+            tuns,
+            threads,
+        }
+    }
+
+    /// The two devices (`ta`, `tb`).
+    pub fn tuns(&self) -> (&Tun, &Tun) {
+        (&self.tuns.0, &self.tuns.1)
+    }
+
+    /// Closes both devices, joins the forwarders and returns what they did (a to b, b to a).
+    pub fn stop(mut self) -> (DirectionStats, DirectionStats) {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> (DirectionStats, DirectionStats) {
+        let _ = self.tuns.0.close();
+        let _ = self.tuns.1.close();
+        let mut stats = self.threads.drain(..).map(|t| t.join().unwrap_or_default());
+        (
+            stats.next().unwrap_or_default(),
+            stats.next().unwrap_or_default(),
+        )
+    }
+}
+
+impl Drop for TunnelPair {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Forwards until `from` or `to` is closed.
+fn forward(from: &Tun, to: &Tun, forwarding: Forwarding) -> DirectionStats {
+    let mut stats = DirectionStats::default();
+    let offset = tun_offload_header_room(from);
+    match forwarding {
+        Forwarding::Batch(count) => {
+            let full = offset + 65535;
+            let mut bufs: Vec<Vec<u8>> = (0..count.max(1)).map(|_| vec![0u8; full]).collect();
+            let mut sizes = vec![0usize; bufs.len()];
+            loop {
+                let n = match from.read_packets(&mut bufs, &mut sizes, offset) {
+                    Ok(n) => n,
+                    Err(e) if e.is_fatal() => return stats,
+                    Err(_) => continue,
+                };
+                stats.reads += 1;
+                stats.packets += n as u64;
+                stats.max_per_read = stats.max_per_read.max(n);
+                for (buf, &size) in bufs.iter_mut().zip(&sizes).take(n) {
+                    buf.truncate(offset + size);
+                }
+                let result = to.write_packets(&mut bufs[..n], offset);
+                for buf in &mut bufs[..n] {
+                    buf.resize(full, 0);
+                }
+                match result {
+                    Ok(_) => {}
+                    Err(e) if e.is_fatal() => return stats,
+                    Err(_) => stats.write_errors += 1,
+                }
+            }
+        }
+        Forwarding::OnePacket => {
+            use std::io::{Read, Write};
+            let mut buf = vec![0u8; 65535];
+            loop {
+                let n = match (&*from).read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return stats,
+                    Err(_) => continue,
+                };
+                stats.reads += 1;
+                stats.packets += 1;
+                stats.max_per_read = 1;
+                match (&*to).write(&buf[..n]) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return stats,
+                    Err(_) => stats.write_errors += 1,
+                }
+            }
+        }
+    }
+}
+
+/// Room before each packet for the virtio-net header when the device has one.
+fn tun_offload_header_room(tun: &Tun) -> usize {
+    if tun.has_vnet_hdr() { 10 } else { 0 }
+}
+
+/// The byte at position `i` of the test streams: varied enough that a lost, duplicated or reordered segment
+/// shows.
+pub fn stream_byte(i: u64) -> u8 {
+    let x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x >> 56) as u8 ^ (i as u8)
+}
+
+/// Sends `len` stream bytes over TCP from `client_ns` to `server` (listening in `server_ns`) and checks every
+/// byte that arrives. Returns the bytes received intact; panics on the first wrong byte.
+pub fn tcp_transfer(
+    client_ns: &NetNs,
+    server_ns: &NetNs,
+    server: std::net::SocketAddr,
+    len: u64,
+) -> u64 {
+    use std::io::{Read, Write};
+    let listener = server_ns.run_in(|| std::net::TcpListener::bind(server).unwrap());
+    std::thread::scope(|s| {
+        let receiver = s.spawn(|| {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            let mut buf = vec![0u8; 1 << 16];
+            let mut pos = 0u64;
+            while pos < len {
+                let n = conn.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                for (k, &b) in buf[..n].iter().enumerate() {
+                    assert_eq!(
+                        b,
+                        stream_byte(pos + k as u64),
+                        "byte {} of the stream",
+                        pos + k as u64
+                    );
+                }
+                pos += n as u64;
+            }
+            pos
+        });
+        let mut conn = client_ns
+            .run_in(|| std::net::TcpStream::connect_timeout(&server, Duration::from_secs(10)))
+            .unwrap();
+        conn.set_write_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut chunk = vec![0u8; 1 << 16];
+        let mut pos = 0u64;
+        while pos < len {
+            let n = chunk.len().min((len - pos) as usize);
+            for (k, b) in chunk[..n].iter_mut().enumerate() {
+                *b = stream_byte(pos + k as u64);
+            }
+            conn.write_all(&chunk[..n]).unwrap();
+            pos += n as u64;
+        }
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+        receiver.join().unwrap()
+    })
+}
+
+/// True when `packet` is IPv4 UDP and its UDP checksum verifies (a partial checksum left by checksum offload
+/// does not).
+pub fn udp4_checksum_ok(packet: &[u8]) -> bool {
+    let Ok((ip, rest)) = etherparse::Ipv4Header::from_slice(packet) else {
+        return false;
+    };
+    let Ok((udp, payload)) = etherparse::UdpHeader::from_slice(rest) else {
+        return false;
+    };
+    let payload = payload
+        .get(..usize::from(udp.length).saturating_sub(8))
+        .unwrap_or(payload);
+    udp.calc_checksum_ipv4(&ip, payload)
+        .is_ok_and(|sum| sum == udp.checksum)
 }

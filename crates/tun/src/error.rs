@@ -60,6 +60,11 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A packet given to a write is not a well-formed IP packet (no IPv4/IPv6 header, a header cut short, a
+    /// length field claiming more bytes than the buffer holds, or more than 65535 bytes). The kernel would take
+    /// some of these silently and drop them later; they are refused before the write.
+    #[error("invalid packet: {0}")]
+    InvalidPacket(#[source] OffloadError),
     /// One packet could not be split or coalesced by the offload engine (it was malformed or inconsistent with
     /// its virtio-net header).
     #[error("offload: {0}")]
@@ -185,7 +190,7 @@ impl From<Error> for io::Error {
             Error::InvalidName { .. }
             | Error::InvalidArgument(_)
             | Error::BufferTooSmall { .. } => io::ErrorKind::InvalidInput,
-            Error::Offload(_) => io::ErrorKind::InvalidData,
+            Error::Offload(_) | Error::InvalidPacket(_) => io::ErrorKind::InvalidData,
             Error::Batch(_) | Error::Monitor(_) => io::ErrorKind::Other,
         };
         io::Error::new(kind, err)

@@ -4,7 +4,8 @@
 use std::io::{self, IoSlice};
 use std::sync::atomic::Ordering;
 
-use tun_offload::{GroTable, VirtioNetHdr};
+use tun_offload::wire::IpPacket;
+use tun_offload::{GroTable, OffloadError, VirtioNetHdr};
 use tun_sys::{Interest, Offloads};
 
 use crate::device::Tun;
@@ -97,11 +98,13 @@ impl Tun {
         for (position, &index) in to_write.iter().enumerate() {
             let result = match bufs[index].as_mut().get_mut(frame_start..) {
                 Some(frame) if frame.len() > hdr_len => {
-                    if !coalesced {
-                        frame[..hdr_len].fill(0);
-                    }
-                    self.write_frame(&[IoSlice::new(frame)])
-                        .map_err(|e| explain_gso_failure(e, frame, hdr_len))
+                    check_packet(&frame[hdr_len..]).and_then(|()| {
+                        if !coalesced {
+                            frame[..hdr_len].fill(0);
+                        }
+                        self.write_frame(&[IoSlice::new(frame)])
+                            .map_err(|e| explain_gso_failure(e, frame, hdr_len))
+                    })
                 }
                 _ => Err(Error::InvalidArgument(
                     "empty packet (buffer not longer than offset)",
@@ -143,11 +146,31 @@ impl Tun {
     pub(crate) fn write_one(&self, packet: &[u8]) -> Result<usize> {
         let _writer = self.writer.lock();
         self.check_open()?;
+        check_packet(packet)?;
         let zero = [0u8; VirtioNetHdr::LEN];
         let hdr: &[u8] = if self.vnet_hdr { &zero } else { &[] };
         let written = self.write_frame(&[IoSlice::new(hdr), IoSlice::new(packet)])?;
         Ok(written.saturating_sub(hdr.len()))
     }
+}
+
+/// Refuses what is not one whole IP packet before it reaches the kernel, which would accept a truncated or
+/// oversized packet and drop it silently later.
+fn check_packet(packet: &[u8]) -> Result<()> {
+    let ip = IpPacket::new_checked(packet).map_err(Error::InvalidPacket)?;
+    if packet.len() > crate::read::MAX_PACKET {
+        return Err(Error::InvalidPacket(OffloadError::Malformed(
+            "packet longer than 65535 bytes",
+        )));
+    }
+    if ip.total_len() > packet.len() {
+        return Err(Error::InvalidPacket(OffloadError::TooShort {
+            what: "IP packet (its length field claims more)",
+            need: ip.total_len(),
+            have: packet.len(),
+        }));
+    }
+    Ok(())
 }
 
 /// A refused write of a coalesced super-packet says so: some kernels reject GSO writes the offload rules

@@ -1,0 +1,242 @@
+//! The device with offloads: what the kernel accepted, super-packets split on read (nothing lost even one
+//! buffer at a time), coalescing on write, io::Read/Write, and bad packets refused without harm.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::time::Duration;
+
+use tun::{Builder, Error, Offloads};
+use tun_system_tests::{
+    Forwarding, NetNs, PAIR_A, PAIR_B, TunnelPair, is_udp4_to_port, read_until, tcp_transfer,
+    udp4_checksum_ok, udp4_packet,
+};
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn offloads_are_reported_on_and_batch_size_follows() {
+    let ns = NetNs::new();
+    let tun = ns
+        .tun(Builder::new().name("tt-ofl0").offload(true))
+        .unwrap();
+    let tcp = Offloads::CSUM | Offloads::TSO4 | Offloads::TSO6;
+    assert!(tun.offloads().contains(tcp), "{:?}", tun.offloads());
+    assert!(tun.has_vnet_hdr());
+    assert_eq!(tun.batch_size(), 128);
+    // The kernel now offers TSO on the device: ethtool-free check through the features ip reports.
+    let plain = ns.tun(Builder::new().name("tt-ofl1")).unwrap();
+    assert!(plain.offloads().is_empty());
+    assert_eq!(plain.batch_size(), 1);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn uso_is_on_where_the_kernel_has_it() {
+    // USO needs Linux >= 6.2: on such kernels both halves must be on, never one alone.
+    let ns = NetNs::new();
+    let tun = ns
+        .tun(Builder::new().name("tt-uso0").offload(true))
+        .unwrap();
+    let uso = Offloads::USO4 | Offloads::USO6;
+    let has4 = tun.offloads().contains(Offloads::USO4);
+    let has6 = tun.offloads().contains(Offloads::USO6);
+    assert_eq!(has4, has6, "{:?}", tun.offloads());
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) >= (6, 2) {
+        assert!(
+            tun.offloads().contains(uso),
+            "kernel {release}: {:?}",
+            tun.offloads()
+        );
+    }
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn attaching_without_offloads_turns_a_persistent_devices_offloads_off() {
+    let ns = NetNs::new();
+    drop(
+        ns.tun(Builder::new().name("tt-ofl2").offload(true).persist(true))
+            .unwrap(),
+    );
+    // The offload mask outlives the fd; a plain attach must clear it, or the kernel would hand over
+    // super-packets and partial checksums to a reader that cannot take them.
+    let tun = ns
+        .tun(Builder::new().name("tt-ofl2").persist(false))
+        .unwrap();
+    assert!(tun.offloads().is_empty());
+    ns.address("tt-ofl2", "10.77.0.1/24");
+    let sock = ns.run_in(|| UdpSocket::bind("10.77.0.1:0").unwrap());
+    sock.send_to(b"checksum me", "10.77.0.2:4000").unwrap();
+    let packet = read_until(&tun, Duration::from_secs(10), |p| is_udp4_to_port(p, 4000))
+        .expect("packet read");
+    // With checksum offload left on, the kernel would hand over a partial checksum (and no header to say so).
+    assert!(udp4_checksum_ok(&packet), "{packet:02x?}");
+}
+
+fn bulk_tcp_v4(forwarding: Forwarding, len: u64) -> (tun_system_tests::DirectionStats, u64) {
+    let pair = TunnelPair::new(true, forwarding);
+    let server = SocketAddr::V4(SocketAddrV4::new(PAIR_B, 5001));
+    let got = tcp_transfer(&pair.a, &pair.b, server, len);
+    let (a_to_b, b_to_a) = pair.stop();
+    assert_eq!(a_to_b.write_errors, 0);
+    assert_eq!(b_to_a.write_errors, 0);
+    (a_to_b, got)
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tcp_bulk_through_two_offload_devices_arrives_intact_and_super_packets_are_split() {
+    let (stats, got) = bulk_tcp_v4(Forwarding::Batch(128), 32 * MIB);
+    assert_eq!(got, 32 * MIB);
+    // TSO super-packets came out of the sender's device as several packets per read.
+    assert!(stats.max_per_read > 1, "{stats:?}");
+    eprintln!(
+        "a->b: {stats:?}, {:.1} packets per read",
+        stats.packets as f64 / stats.reads as f64
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tcp_v6_bulk_through_two_offload_devices_arrives_intact() {
+    let pair = TunnelPair::new(true, Forwarding::Batch(128));
+    let server: SocketAddr = "[fd78::2]:5002".parse().unwrap();
+    assert_eq!(tcp_transfer(&pair.a, &pair.b, server, 16 * MIB), 16 * MIB);
+    let (a_to_b, _) = pair.stop();
+    assert!(a_to_b.max_per_read > 1, "{a_to_b:?}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn one_buffer_per_read_loses_nothing_of_a_gso_stream() {
+    let (stats, got) = bulk_tcp_v4(Forwarding::Batch(1), 8 * MIB);
+    assert_eq!(got, 8 * MIB);
+    assert_eq!(stats.max_per_read, 1);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn io_read_and_write_with_offloads_carry_a_gso_stream_intact() {
+    let (stats, got) = bulk_tcp_v4(Forwarding::OnePacket, 8 * MIB);
+    assert_eq!(got, 8 * MIB);
+    assert!(stats.packets > 8 * MIB / 65535, "{stats:?}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tcp_bulk_without_offloads_arrives_intact() {
+    let pair = TunnelPair::new(false, Forwarding::Batch(1));
+    let server = SocketAddr::V4(SocketAddrV4::new(PAIR_B, 5003));
+    assert_eq!(tcp_transfer(&pair.a, &pair.b, server, 8 * MIB), 8 * MIB);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn udp_gso_datagrams_are_split_and_arrive_whole() {
+    let pair = TunnelPair::new(true, Forwarding::Batch(128));
+    let receiver = pair
+        .b
+        .run_in(|| UdpSocket::bind(SocketAddrV4::new(PAIR_B, 5004)).unwrap());
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let sender = pair
+        .a
+        .run_in(|| UdpSocket::bind(SocketAddrV4::new(PAIR_A, 0)).unwrap());
+    tun_sys::sockopt::set_udp_segment(&sender, 1200).unwrap();
+    // One send of 20 datagrams of 1200 bytes: one USO super-packet.
+    let payload: Vec<u8> = (0..24_000u32)
+        .map(|i| tun_system_tests::stream_byte(u64::from(i)))
+        .collect();
+    sender
+        .send_to(&payload, SocketAddrV4::new(PAIR_B, 5004))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    for _ in 0..20 {
+        let (n, _) = receiver.recv_from(&mut buf).unwrap();
+        assert_eq!(n, 1200);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, payload);
+    let (a_to_b, _) = pair.stop();
+    assert!(a_to_b.max_per_read > 1, "{a_to_b:?}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn garbage_truncated_and_oversized_writes_are_errors_and_traffic_goes_on() {
+    let ns = NetNs::new();
+    let tun = ns
+        .tun(Builder::new().name("tt-bad0").offload(true))
+        .unwrap();
+    ns.address("tt-bad0", "10.77.0.1/24");
+    let sock = ns.run_in(|| UdpSocket::bind("10.77.0.1:0").unwrap());
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let me = match sock.local_addr().unwrap() {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(_) => unreachable!("bound to IPv4"),
+    };
+    let peer = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 4100);
+    let good = udp4_packet(peer, me, b"still here");
+    let with_room = |packet: &[u8]| {
+        let mut buf = vec![0u8; 10];
+        buf.extend_from_slice(packet);
+        buf
+    };
+    let mut oversized = good.clone();
+    oversized.resize(70_000, 0);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage", vec![0xff; 40]),
+        ("truncated header", good[..10].to_vec()),
+        ("length claims more", good[..good.len() - 4].to_vec()),
+        ("oversized", oversized),
+        ("empty", Vec::new()),
+    ];
+    for (what, packet) in &cases {
+        let err = tun.write_packets(&mut [with_room(packet)], 10).unwrap_err();
+        assert!(!err.is_fatal(), "{what}: {err:?}");
+        let mut one = std::io::Write::write(&mut &tun, packet);
+        if packet.is_empty() {
+            assert_eq!(one.as_ref().ok(), Some(&0), "{what}");
+            one = Err(std::io::ErrorKind::InvalidInput.into());
+        }
+        assert!(one.is_err(), "{what} via io::Write");
+    }
+    // All of them in one batch around two good packets: each bad one reported, the good ones written.
+    let mut batch: Vec<Vec<u8>> = vec![with_room(&good)];
+    batch.extend(cases.iter().map(|(_, p)| with_room(p)));
+    batch.push(with_room(&good));
+    let err = tun.write_packets(&mut batch, 10).unwrap_err();
+    let Error::Batch(report) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(report.written, 2, "{report}");
+    assert_eq!(report.failed.len(), cases.len(), "{report}");
+    for _ in 0..2 {
+        let mut buf = [0u8; 32];
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"still here");
+    }
+    // And the device still carries traffic both ways.
+    sock.send_to(b"out", peer).unwrap();
+    assert!(read_until(&tun, Duration::from_secs(10), |p| is_udp4_to_port(p, 4100)).is_some());
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn gro_can_be_switched_off_at_run_time() {
+    let pair = TunnelPair::new(true, Forwarding::Batch(128));
+    let (ta, tb) = pair.tuns();
+    ta.set_gro(false);
+    tb.set_gro(false);
+    let server = SocketAddr::V4(SocketAddrV4::new(PAIR_B, 5005));
+    assert_eq!(tcp_transfer(&pair.a, &pair.b, server, 8 * MIB), 8 * MIB);
+}
