@@ -71,7 +71,8 @@ pub(crate) fn measure(
     let tunnel = Tunnel::start(bins, kind, pair)?;
     let pid = tunnel.pid();
     let io_start = SyscallCounts::of_thread(pid, A_TO_B_THREAD)?;
-    let client = IperfClient::start(&pair.a, test, plan.seconds, plan.omit)?;
+    let server = IperfServer::start(&pair.b)?;
+    let client = IperfClient::start(&pair.a, &server, test, plan.seconds, plan.omit)?;
     std::thread::sleep(Duration::from_secs(u64::from(plan.omit)));
     let cpu_start = CpuTime::read(pid)?;
     let finished = client.finish();
@@ -298,7 +299,6 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     ensure_installed("iperf3", "iperf3")?;
     let bins = Binaries::build()?;
     let pair = Pair::create()?;
-    let _server = IperfServer::start(&pair.b)?;
     let per_cell = plan.seconds + plan.omit + 1;
     eprintln!(
         "xtask: {} measurements of ~{per_cell} s (4 tests x 4 forwarders x {} rounds)",

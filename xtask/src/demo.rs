@@ -2,7 +2,7 @@
 
 use crate::bench::{LEGEND, Plan, run_all, table};
 use crate::netns::{clean_up_on_signal, ensure_installed, require_root, sweep_stale_namespaces};
-use crate::traffic::{IperfServer, TcpTest, checked_transfer};
+use crate::traffic::{TcpTest, checked_transfer};
 use crate::tunnel::{Binaries, Forwarder, Pair, Tunnel};
 
 /// Bytes sent through the tunnel, per IP version, for the integrity check.
@@ -36,7 +36,6 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let bins = Binaries::build()?;
     println!("{INTRO}");
     let pair = Pair::create()?;
-    let server = IperfServer::start(&pair.b)?;
     let tests = [
         TcpTest {
             v6: false,
@@ -58,7 +57,6 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let results = run_all(&bins, &pair, &tests, plan);
     println!("{}", table(&results, &tests, plan.rounds));
     println!("{LEGEND}\n");
-    drop(server);
 
     println!(
         "Integrity: {} MiB per IP version through (1), SHA-256 at both ends",

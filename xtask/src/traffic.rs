@@ -1,13 +1,14 @@
 //! Traffic through the tunnel: iperf3 TCP bulk transfers, and the SHA-256-checked stream of the demo.
 
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use crate::netns::{NetNs, Spawned, wait_until};
 use crate::tunnel::{ADDR_B4, ADDR_B6, Binaries, Pair};
 
-/// The TCP port of the iperf3 server.
-const IPERF_PORT: &str = "5201";
+/// First TCP port of the iperf3 servers; each measurement gets the next one.
+const IPERF_FIRST_PORT: u16 = 5201;
 /// The TCP port of the stream-check receiver.
 const CHECK_PORT: u16 = 5301;
 
@@ -36,23 +37,30 @@ impl TcpTest {
     }
 }
 
-/// An iperf3 server in namespace B, serving one test after another.
+/// A one-off iperf3 server in namespace B (`-1`: it serves one test, then exits), on a port of its own,
+/// so that a test never meets a server still busy with the previous one.
 #[derive(Debug)]
 pub(crate) struct IperfServer {
     _process: Spawned,
+    port: String,
 }
 
 impl IperfServer {
     /// Starts the server and waits until it listens.
     pub(crate) fn start(b: &NetNs) -> Result<Self, String> {
+        static NEXT: AtomicU16 = AtomicU16::new(0);
+        let port = (IPERF_FIRST_PORT + NEXT.fetch_add(1, Ordering::Relaxed) % 500).to_string();
         let mut cmd = b.command("iperf3");
-        cmd.args(["-s", "-p", IPERF_PORT])
+        cmd.args(["-s", "-1", "-p", &port])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let process = Spawned::spawn(&mut cmd, "iperf3 server")?;
-        if wait_listening(b, IPERF_PORT) {
-            Ok(Self { _process: process })
+        if wait_listening(b, &port) {
+            Ok(Self {
+                _process: process,
+                port,
+            })
         } else {
             Err("the iperf3 server did not start listening".into())
         }
@@ -69,13 +77,19 @@ pub(crate) struct IperfClient {
 
 impl IperfClient {
     /// Starts `test` for `seconds` after `omit` seconds of warm-up that the result leaves out.
-    pub(crate) fn start(a: &NetNs, test: TcpTest, seconds: u32, omit: u32) -> Result<Self, String> {
+    pub(crate) fn start(
+        a: &NetNs,
+        server: &IperfServer,
+        test: TcpTest,
+        seconds: u32,
+        omit: u32,
+    ) -> Result<Self, String> {
         let mut cmd = a.command("iperf3");
         cmd.args([
             "-c",
             test.server_addr(),
             "-p",
-            IPERF_PORT,
+            &server.port,
             "-f",
             "m",
             "--connect-timeout",
