@@ -556,3 +556,137 @@ fn decode(bytes: &[u8], notices: &mut Vec<Notice>) -> Option<netlink::MalformedM
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Event;
+
+    /// A worker whose fd is `/dev/null`: enough for the message handling, which only needs the fd to
+    /// follow the device (not exercised here).
+    fn worker(phase: Phase) -> (Worker, Events) {
+        let queue = Queue::new();
+        let events = Events::new(Arc::clone(&queue));
+        let worker = Worker {
+            tun: std::fs::File::open("/dev/null")
+                .expect("open /dev/null")
+                .into(),
+            device: "test0".into(),
+            cancel: Arc::new(EventFd::new().expect("eventfd")),
+            queue,
+            errors: Arc::new(ErrorSlot::default()),
+            started: None,
+            tracker: LinkTracker::default(),
+            socket: None,
+            phase,
+            seq: 0,
+            failed_lookups: 0,
+        };
+        (worker, events)
+    }
+
+    fn link(index: u32, seq: u32, running: bool, mtu: u32) -> Notice {
+        Notice::Link {
+            index,
+            seq,
+            running,
+            mtu: Some(mtu),
+        }
+    }
+
+    fn drain(events: &Events) -> Vec<Event> {
+        std::iter::from_fn(|| events.try_recv().ok())
+            .take(10)
+            .collect()
+    }
+
+    #[test]
+    fn lookup_reply_starts_tracking_its_index_and_reports_its_state() {
+        let (mut worker, events) = worker(Phase::Resolving { seq: 3 });
+        assert_eq!(worker.handle(link(7, 3, true, 1500)), Flow::Continue);
+        assert_eq!(worker.phase, Phase::Tracking { index: 7, seq: 3 });
+        assert_eq!(drain(&events), vec![Event::Up]);
+    }
+
+    #[test]
+    fn notifications_before_the_lookup_reply_are_ignored() {
+        let (mut worker, events) = worker(Phase::Resolving { seq: 3 });
+        assert_eq!(worker.handle(link(7, 0, true, 1500)), Flow::Continue);
+        assert_eq!(worker.handle(Notice::Removed { index: 7 }), Flow::Continue);
+        assert_eq!(worker.phase, Phase::Resolving { seq: 3 });
+        assert!(drain(&events).is_empty());
+    }
+
+    #[test]
+    fn tracking_reports_changes_of_its_own_link_only() {
+        let (mut worker, events) = worker(Phase::Tracking { index: 7, seq: 1 });
+        worker.handle(link(7, 0, false, 1500));
+        worker.handle(link(8, 0, true, 9000));
+        worker.handle(link(7, 0, true, 1500));
+        worker.handle(link(7, 0, true, 1400));
+        worker.handle(link(7, 0, false, 1400));
+        assert_eq!(
+            drain(&events),
+            vec![Event::Up, Event::MtuUpdate(1400), Event::Down]
+        );
+    }
+
+    #[test]
+    fn removal_of_another_link_and_answers_to_old_requests_are_ignored() {
+        let (mut worker, events) = worker(Phase::Tracking { index: 7, seq: 5 });
+        assert_eq!(worker.handle(Notice::Removed { index: 8 }), Flow::Continue);
+        let stale = Notice::Error {
+            errno: libc::ENODEV,
+            seq: 4,
+        };
+        assert_eq!(worker.handle(stale), Flow::Continue);
+        let ack = Notice::Error { errno: 0, seq: 5 };
+        assert_eq!(worker.handle(ack), Flow::Continue);
+        assert_eq!(worker.phase, Phase::Tracking { index: 7, seq: 5 });
+        assert!(drain(&events).is_empty());
+        assert!(worker.errors.take().is_none());
+    }
+
+    #[test]
+    fn refused_state_request_stops_the_monitor_with_the_errno() {
+        let (mut worker, _events) = worker(Phase::Tracking { index: 7, seq: 5 });
+        let refused = Notice::Error {
+            errno: libc::EPERM,
+            seq: 5,
+        };
+        assert_eq!(worker.handle(refused), Flow::Stop);
+        let error = worker.errors.take().expect("error stored");
+        assert_eq!(
+            error.io_error().and_then(io::Error::raw_os_error),
+            Some(libc::EPERM)
+        );
+        assert!(error.is_fatal());
+    }
+
+    #[test]
+    fn error_slot_keeps_the_first_error_until_taken() {
+        let slot = ErrorSlot::default();
+        assert!(slot.take().is_none());
+        slot.store(MonitorError::Lost {
+            device: "a".into(),
+            attempts: 1,
+        });
+        slot.store(MonitorError::Lost {
+            device: "b".into(),
+            attempts: 2,
+        });
+        assert!(matches!(
+            slot.take(),
+            Some(MonitorError::Lost { attempts: 1, .. })
+        ));
+        assert!(slot.take().is_none());
+    }
+
+    #[test]
+    fn request_sequence_numbers_skip_zero() {
+        let (mut worker, _events) = worker(Phase::Resolving { seq: 0 });
+        worker.seq = u32::MAX;
+        assert_eq!(worker.next_seq(), 1);
+        assert_eq!(worker.next_seq(), 2);
+    }
+}
