@@ -1,0 +1,631 @@
+//! Traffic through a user-space forwarder, for the data-path tests.
+//!
+//! [`Tunnel`] builds the topology of a VPN without the crypto: namespace A with `tunA`, namespace B with
+//! `tunB`, and two library threads forwarding `tunA -> tunB` and `tunB -> tunA` with
+//! [`Tun::read_packets`] / [`Tun::write_packets`]. Whatever A sends to B's address crosses them. Then
+//! [`tcp_transfer`] and [`udp_gso_transfer`] push a deterministic pseudo-random stream from A to B and
+//! report the SHA-256 of what was sent and of what arrived.
+
+use std::io::{Read, Write};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket,
+};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tun::{Builder, Error, Tun};
+
+use crate::NetNs;
+
+/// Device name in namespace A.
+pub const DEV_A: &str = "tunA";
+/// Device name in namespace B.
+pub const DEV_B: &str = "tunB";
+/// A's IPv4 address (exists only inside the test's namespace).
+pub const A4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+/// B's IPv4 address.
+pub const B4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+/// A's IPv6 address.
+pub const A6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 1);
+/// B's IPv6 address.
+pub const B6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 2);
+
+/// Room in front of each packet for the virtio-net header that the write path fills in.
+const OFFSET: usize = 10;
+/// The largest IP packet.
+const MAX_PACKET: usize = 65_535;
+
+/// B's address of the given IP version.
+pub fn b_addr(v6: bool) -> IpAddr {
+    if v6 { IpAddr::V6(B6) } else { IpAddr::V4(B4) }
+}
+
+/// A port not used by any other transfer of this process (tests of one binary run in parallel, but each
+/// has its own namespaces; distinct ports keep failures easy to tell apart in captures).
+fn next_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(40_000);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What one forwarding direction saw.
+#[derive(Debug, Default, Clone)]
+pub struct DirectionStats {
+    /// Packets returned by `read_packets` (MTU-sized, after splitting).
+    pub packets: u64,
+    /// Calls of `read_packets` that returned packets.
+    pub reads: u64,
+    /// Calls that returned more than one packet.
+    pub multi_packet_reads: u64,
+    /// Times a buffer was too small (after which it was grown and the packet read again).
+    pub buffer_too_small: u64,
+    /// Errors of `read_packets` other than `Closed` and `BufferTooSmall`.
+    pub read_errors: Vec<String>,
+    /// Errors of `write_packets`.
+    pub write_errors: Vec<String>,
+}
+
+/// Forwards `from -> to` until `from` is closed; `batch` buffers per read.
+fn forward(from: &Tun, to: &Tun, batch: usize) -> DirectionStats {
+    let mut stats = DirectionStats::default();
+    let mut segment = from.mtu().map_or(1500, |m| m as usize).min(MAX_PACKET);
+    let mut bufs: Vec<Vec<u8>> = (0..batch)
+        .map(|_| {
+            let mut b = Vec::with_capacity(OFFSET + MAX_PACKET);
+            b.resize(OFFSET + segment, 0);
+            b
+        })
+        .collect();
+    let mut sizes = vec![0usize; batch];
+    // Bounded: a device that fails every call is given up after this many errors in a row.
+    let mut consecutive_errors = 0;
+    while consecutive_errors < 1000 {
+        let n = match from.read_packets(&mut bufs, &mut sizes, OFFSET) {
+            Ok(n) => n,
+            Err(Error::Closed) => break,
+            Err(Error::BufferTooSmall { need, .. }) => {
+                stats.buffer_too_small += 1;
+                segment = need.saturating_sub(OFFSET).min(MAX_PACKET);
+                bufs.iter_mut().for_each(|b| b.resize(OFFSET + segment, 0));
+                continue;
+            }
+            Err(e) => {
+                stats.read_errors.push(e.to_string());
+                consecutive_errors += 1;
+                continue;
+            }
+        };
+        stats.reads += 1;
+        stats.packets += n as u64;
+        if n > 1 {
+            stats.multi_packet_reads += 1;
+        }
+        for (buf, &size) in bufs.iter_mut().zip(&sizes[..n]) {
+            buf.truncate(OFFSET + size);
+        }
+        let written = to.write_packets(&mut bufs[..n], OFFSET);
+        for buf in &mut bufs[..n] {
+            buf.resize(OFFSET + segment, 0);
+        }
+        match written {
+            Ok(_) => consecutive_errors = 0,
+            Err(Error::Closed) => break,
+            Err(e) => {
+                stats.write_errors.push(e.to_string());
+                consecutive_errors += 1;
+            }
+        }
+    }
+    stats
+}
+
+/// Namespaces A and B, their devices, and the forwarding threads between them.
+#[derive(Debug)]
+pub struct Tunnel {
+    /// Namespace A (the sender's).
+    pub a: NetNs,
+    /// Namespace B (the receiver's).
+    pub b: NetNs,
+    /// `tunA`, in A.
+    pub tun_a: Arc<Tun>,
+    /// `tunB`, in B.
+    pub tun_b: Arc<Tun>,
+    threads: Vec<JoinHandle<DirectionStats>>,
+}
+
+/// What both directions of a [`Tunnel`] saw, once it stopped.
+#[derive(Debug, Default, Clone)]
+pub struct TunnelStats {
+    /// Direction A -> B.
+    pub a_to_b: DirectionStats,
+    /// Direction B -> A.
+    pub b_to_a: DirectionStats,
+}
+
+impl Tunnel {
+    /// Creates both namespaces and devices (offloads on or off), addresses them (IPv4 and IPv6, host
+    /// routes to the peer through the device), then starts forwarding with `batch` buffers per read
+    /// (`None`: the device's `batch_size()`).
+    pub fn new(offload: bool, batch: Option<usize>) -> Tunnel {
+        let a = NetNs::new();
+        let b = NetNs::new();
+        let build = |ns: &NetNs, name: &str| {
+            let tun = ns
+                .tun(Builder::new().name(name).offload(offload).monitor(false))
+                .unwrap_or_else(|e| panic!("create {name}: {e}"));
+            Arc::new(tun)
+        };
+        let tun_a = build(&a, DEV_A);
+        let tun_b = build(&b, DEV_B);
+        configure(
+            &a,
+            DEV_A,
+            &A4.to_string(),
+            &B4.to_string(),
+            &A6.to_string(),
+            &B6.to_string(),
+        );
+        configure(
+            &b,
+            DEV_B,
+            &B4.to_string(),
+            &A4.to_string(),
+            &B6.to_string(),
+            &A6.to_string(),
+        );
+        let mut threads = Vec::new();
+        for (name, from, to) in [
+            ("fwd a->b", Arc::clone(&tun_a), Arc::clone(&tun_b)),
+            ("fwd b->a", Arc::clone(&tun_b), Arc::clone(&tun_a)),
+        ] {
+            let batch = batch.unwrap_or_else(|| from.batch_size());
+            let handle = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || forward(&from, &to, batch))
+                .expect("spawn a forwarding thread");
+            threads.push(handle);
+        }
+        Tunnel {
+            a,
+            b,
+            tun_a,
+            tun_b,
+            threads,
+        }
+    }
+
+    /// Closes both devices (which wakes the forwarding threads) and returns what they saw.
+    pub fn stop(mut self) -> TunnelStats {
+        self.close_and_join()
+    }
+
+    fn close_and_join(&mut self) -> TunnelStats {
+        let _ = self.tun_a.close();
+        let _ = self.tun_b.close();
+        let mut stats: Vec<DirectionStats> = self
+            .threads
+            .drain(..)
+            .map(|h| h.join().expect("a forwarding thread panicked"))
+            .collect();
+        let b_to_a = stats.pop().unwrap_or_default();
+        let a_to_b = stats.pop().unwrap_or_default();
+        TunnelStats { a_to_b, b_to_a }
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.close_and_join();
+        }
+    }
+}
+
+/// Brings `dev` up with a local address and host routes to the peer through it, for both IP versions.
+fn configure(ns: &NetNs, dev: &str, local4: &str, peer4: &str, local6: &str, peer6: &str) {
+    ns.ip(&["link", "set", "dev", dev, "up"]);
+    ns.ip(&["addr", "add", &format!("{local4}/32"), "dev", dev]);
+    ns.ip(&["route", "add", &format!("{peer4}/32"), "dev", dev]);
+    ns.ip(&[
+        "-6",
+        "addr",
+        "add",
+        &format!("{local6}/128"),
+        "dev",
+        dev,
+        "nodad",
+    ]);
+    ns.ip(&["-6", "route", "add", &format!("{peer6}/128"), "dev", dev]);
+}
+
+/// `len` bytes of a splitmix64 stream from `seed`: no period a dropped, duplicated or reordered block
+/// could hide in.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    let mut data = vec![0u8; len.next_multiple_of(8)];
+    for chunk in data.chunks_exact_mut(8) {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    data.truncate(len);
+    data
+}
+
+/// 100 MiB of test data and its SHA-256, generated once per test process and shared by its tests.
+pub fn hundred_mib() -> &'static (Vec<u8>, String) {
+    static DATA: OnceLock<(Vec<u8>, String)> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let data = pseudo_random(100 << 20, 0x7e57_da7a);
+        let digest = sha256_hex(&data);
+        (data, digest)
+    })
+}
+
+/// Lower-case hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// What arrived at the receiving end of a transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Bytes received.
+    pub bytes: u64,
+    /// Their SHA-256.
+    pub sha256: String,
+}
+
+/// Sends `data` over TCP from A to B (IPv4 or IPv6) and returns what B received. Every socket call is
+/// bounded by `timeout`.
+pub fn tcp_transfer(
+    tunnel: &Tunnel,
+    v6: bool,
+    data: &'static [u8],
+    timeout: Duration,
+) -> Result<Received, String> {
+    let addr = SocketAddr::new(b_addr(v6), next_port());
+    let listener = tunnel
+        .b
+        .run_in(|| TcpListener::bind(addr))
+        .map_err(|e| format!("bind {addr}: {e}"))?;
+    let receiver = std::thread::spawn(move || -> Result<Received, String> {
+        let (mut stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut bytes = 0u64;
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                    bytes += n as u64;
+                }
+                Err(e) => return Err(format!("receive after {bytes} bytes: {e}")),
+            }
+        }
+        Ok(Received {
+            bytes,
+            sha256: hex(&hasher.finalize()),
+        })
+    });
+    let sent = (|| -> Result<(), String> {
+        let mut stream = tunnel
+            .a
+            .run_in(|| TcpStream::connect_timeout(&addr, timeout))
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        stream
+            .set_write_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        for chunk in data.chunks(256 * 1024) {
+            stream.write_all(chunk).map_err(|e| format!("send: {e}"))?;
+        }
+        stream
+            .shutdown(Shutdown::Write)
+            .map_err(|e| format!("shutdown: {e}"))
+    })();
+    if let Err(e) = sent {
+        // Unblock the receiver (if it accepted nothing, connect to it so that accept returns).
+        let _ = tunnel
+            .b
+            .run_in(|| TcpStream::connect_timeout(&addr, Duration::from_secs(1)));
+        let _ = receiver.join();
+        return Err(e);
+    }
+    receiver
+        .join()
+        .map_err(|_| "the receiver panicked".to_owned())?
+}
+
+/// The outcome of a [`udp_gso_transfer`].
+#[derive(Debug, Clone)]
+pub struct UdpTransfer {
+    /// What arrived, in sequence order.
+    pub received: Received,
+    /// Datagrams that arrived ahead of a missing one (each means a datagram was lost on the way).
+    pub gaps: u64,
+    /// Datagrams the sender sent again after a loss or a timeout.
+    pub resent: u64,
+    /// Datagrams the sender sent in all.
+    pub sent: u64,
+}
+
+/// Settings of a [`udp_gso_transfer`].
+#[derive(Debug, Clone, Copy)]
+pub struct UdpSettings {
+    /// Bytes per datagram on the wire (an 8-byte sequence number, then data).
+    pub datagram: usize,
+    /// Datagrams per `send` (handed to the kernel as one UDP_SEGMENT super-packet).
+    pub per_send: usize,
+    /// Datagrams in flight at most (go-back-N window).
+    pub window: u64,
+    /// Overall deadline of the transfer.
+    pub timeout: Duration,
+}
+
+impl Default for UdpSettings {
+    fn default() -> Self {
+        UdpSettings {
+            datagram: 1200,
+            per_send: 16,
+            window: 64,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Time without acknowledgement after which the sender goes back and sends the window again.
+const RESEND_AFTER: Duration = Duration::from_millis(200);
+
+/// Sends `data` from A to B in UDP datagrams, `per_send` of them per `send` with UDP_SEGMENT (GSO), made
+/// reliable by go-back-N: the receiver acknowledges the next sequence number it expects over a TCP
+/// connection, and the sender sends again from there after a gap or a silence. The receiver hashes the
+/// data in sequence order.
+pub fn udp_gso_transfer(
+    tunnel: &Tunnel,
+    v6: bool,
+    data: &'static [u8],
+    settings: UdpSettings,
+) -> Result<UdpTransfer, String> {
+    let payload = settings.datagram - 8;
+    let total = data.len().div_ceil(payload) as u64;
+    let port = next_port();
+    let data_addr = SocketAddr::new(b_addr(v6), port);
+    let ack_addr = SocketAddr::new(b_addr(v6), port);
+    let (socket, acks) = tunnel
+        .b
+        .run_in(|| {
+            Ok::<_, std::io::Error>((UdpSocket::bind(data_addr)?, TcpListener::bind(ack_addr)?))
+        })
+        .map_err(|e| format!("bind {data_addr}: {e}"))?;
+    let deadline = Instant::now() + settings.timeout;
+    let outcome = Arc::new(Mutex::new(None));
+    let receiver = {
+        let outcome = Arc::clone(&outcome);
+        std::thread::spawn(move || {
+            let result = receive_datagrams(&socket, &acks, total, settings, deadline);
+            *outcome
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(result);
+        })
+    };
+    let sent = send_datagrams(tunnel, v6, data, data_addr, total, settings, deadline);
+    if sent.is_err() {
+        // Let a receiver still waiting in accept() go: a connection that closes at once ends it.
+        let _ = tunnel
+            .b
+            .run_in(|| TcpStream::connect_timeout(&ack_addr, Duration::from_secs(1)));
+    }
+    let _ = receiver.join();
+    let (sent, resent) = sent?;
+    let received = outcome
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+        .ok_or("the receiver stopped without a result")??;
+    Ok(UdpTransfer {
+        received: received.0,
+        gaps: received.1,
+        resent,
+        sent,
+    })
+}
+
+/// The sender side: returns (datagrams sent, datagrams sent again).
+fn send_datagrams(
+    tunnel: &Tunnel,
+    v6: bool,
+    data: &[u8],
+    to: SocketAddr,
+    total: u64,
+    settings: UdpSettings,
+    deadline: Instant,
+) -> Result<(u64, u64), String> {
+    let payload = settings.datagram - 8;
+    let local = SocketAddr::new(if v6 { IpAddr::V6(A6) } else { IpAddr::V4(A4) }, 0);
+    let (socket, mut acks) = tunnel
+        .a
+        .run_in(|| -> std::io::Result<(UdpSocket, TcpStream)> {
+            let socket = UdpSocket::bind(local)?;
+            socket.connect(to)?;
+            let acks = TcpStream::connect_timeout(&to, Duration::from_secs(10))?;
+            Ok((socket, acks))
+        })
+        .map_err(|e| format!("connect to {to}: {e}"))?;
+    tun_sys::sockopt::set_udp_segment(
+        &socket,
+        u16::try_from(settings.datagram).unwrap_or(u16::MAX),
+    )
+    .map_err(|e| format!("UDP_SEGMENT: {e}"))?;
+    acks.set_read_timeout(Some(RESEND_AFTER))
+        .map_err(|e| e.to_string())?;
+    let mut base = 0u64;
+    let mut next = 0u64;
+    let (mut sent, mut resent, mut highest_sent) = (0u64, 0u64, 0u64);
+    let mut went_back_at = None;
+    let mut ack_bytes = Vec::with_capacity(64);
+    let mut buf = Vec::with_capacity(settings.per_send * settings.datagram);
+    while base < total {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "UDP transfer timed out at datagram {base} of {total}"
+            ));
+        }
+        while next < total && next < base + settings.window {
+            let count = (settings.per_send as u64)
+                .min(total - next)
+                .min(base + settings.window - next);
+            buf.clear();
+            for seq in next..next + count {
+                let start = usize::try_from(seq)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(payload);
+                let chunk = &data[start..(start + payload).min(data.len())];
+                buf.extend_from_slice(&seq.to_le_bytes());
+                buf.extend_from_slice(chunk);
+            }
+            // Only the last datagram of the whole stream may be short, and it is last in its send.
+            match socket.send(&buf) {
+                Ok(_) => {}
+                // A full queue on the way (ENOBUFS): treat as a loss; go-back-N sends it again.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                Err(e) => return Err(format!("send datagrams {next}..{}: {e}", next + count)),
+            }
+            sent += count;
+            if next < highest_sent {
+                resent += count.min(highest_sent - next);
+            }
+            next += count;
+            highest_sent = highest_sent.max(next);
+        }
+        let mut chunk = [0u8; 64];
+        match acks.read(&mut chunk) {
+            Ok(0) => {
+                return Err(format!(
+                    "the receiver hung up at datagram {base} of {total}"
+                ));
+            }
+            Ok(n) => {
+                ack_bytes.extend_from_slice(&chunk[..n]);
+                let whole = ack_bytes.len() / 8 * 8;
+                if whole == 0 {
+                    continue;
+                }
+                let last = &ack_bytes[whole - 8..whole];
+                let ack = u64::from_le_bytes(last.try_into().unwrap_or([0; 8]));
+                ack_bytes.drain(..whole);
+                if ack > base {
+                    base = ack;
+                    next = next.max(base);
+                } else if ack == base && next > base && went_back_at != Some(base) {
+                    // The receiver saw a gap: send again from the first missing datagram, once per gap.
+                    went_back_at = Some(base);
+                    next = base;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                // Silence: the window (or its acknowledgement) was lost. Send it again.
+                next = base;
+                went_back_at = None;
+            }
+            Err(e) => return Err(format!("read acknowledgements: {e}")),
+        }
+    }
+    Ok((sent, resent))
+}
+
+/// The receiver side: returns what arrived in order and the number of gaps seen.
+fn receive_datagrams(
+    socket: &UdpSocket,
+    acks: &TcpListener,
+    total: u64,
+    settings: UdpSettings,
+    deadline: Instant,
+) -> Result<(Received, u64), String> {
+    let (mut ack_stream, _) = acks.accept().map_err(|e| format!("accept: {e}"))?;
+    ack_stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .map_err(|e| e.to_string())?;
+    let mut hasher = Sha256::new();
+    let (mut expected, mut bytes, mut gaps) = (0u64, 0u64, 0u64);
+    let mut last_gap_ack = None;
+    let ack_every = (settings.window / 4).max(1);
+    let mut buf = vec![0u8; 65_536];
+    let send_ack = |stream: &mut TcpStream, value: u64| {
+        stream
+            .write_all(&value.to_le_bytes())
+            .map_err(|e| format!("send acknowledgement: {e}"))
+    };
+    while expected < total {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "UDP receiver timed out at datagram {expected} of {total}"
+            ));
+        }
+        let n = match socket.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                // The sender may be waiting for news: repeat where we are.
+                send_ack(&mut ack_stream, expected)?;
+                continue;
+            }
+            Err(e) => return Err(format!("receive: {e}")),
+        };
+        let Some((seq, data)) = buf[..n].split_first_chunk::<8>() else {
+            return Err(format!("a {n}-byte datagram is too short"));
+        };
+        let seq = u64::from_le_bytes(*seq);
+        if seq == expected {
+            hasher.update(data);
+            bytes += data.len() as u64;
+            expected += 1;
+            if expected % ack_every == 0 || expected == total {
+                send_ack(&mut ack_stream, expected)?;
+            }
+        } else if seq > expected {
+            gaps += 1;
+            if last_gap_ack != Some(expected) {
+                last_gap_ack = Some(expected);
+                send_ack(&mut ack_stream, expected)?;
+            }
+        }
+    }
+    let _ = ack_stream.shutdown(Shutdown::Both);
+    Ok((
+        Received {
+            bytes,
+            sha256: hex(&hasher.finalize()),
+        },
+        gaps,
+    ))
+}
