@@ -39,6 +39,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// means the device moved again in between, so this bounds a device moved back and forth without pause.
 const MAX_FAILED_LOOKUPS: u32 = 64;
 
+/// Datagrams read per wake-up before the thread looks at its stop request again.
+const DRAIN_BATCH: usize = 64;
+
 /// Receive queue asked for each route socket: room for a burst of notifications (each about 1.5 KiB of
 /// datagram, more in kernel accounting) before `ENOBUFS`.
 const SOCKET_RECV_BUFFER: u32 = 1 << 20;
@@ -282,7 +285,8 @@ impl Worker {
         drop(self.started.take());
     }
 
-    /// Waits for the socket or a stop request, then handles everything the socket holds.
+    /// Waits for the socket or a stop request, then handles what the socket holds (up to
+    /// [`DRAIN_BATCH`] datagrams, so that a stop request is seen even during a flood of notifications).
     fn step(&mut self, buf: &mut [u8], notices: &mut Vec<Notice>) -> Flow {
         let Some(socket) = self.socket.as_ref() else {
             return Flow::Stop;
@@ -292,7 +296,7 @@ impl Worker {
             Ok(Wait::Ready | Wait::TimedOut) => {}
             Err(e) => return self.fail("poll", e),
         }
-        loop {
+        for _ in 0..DRAIN_BATCH {
             let Some(socket) = self.socket.as_ref() else {
                 return Flow::Stop;
             };
@@ -326,6 +330,8 @@ impl Worker {
                 Flow::Stop => return Flow::Stop,
             }
         }
+        // More may be pending: the next wait returns at once, unless a stop request came first.
+        Flow::Continue
     }
 
     fn handle_all(&mut self, notices: &[Notice]) -> Flow {

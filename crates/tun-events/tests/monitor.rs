@@ -216,3 +216,34 @@ fn stop_joins_promptly_and_disconnects_receivers_after_pending_events() {
     assert!(monitor.is_stopped());
     monitor.stop();
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn stop_during_a_flood_of_notifications_is_prompt() {
+    let ns = Netns::new("flood");
+    let tun = ns.create_tun("evt0");
+    let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
+    let mut batch = String::new();
+    for _ in 0..5000 {
+        batch.push_str("link set evt0 up\nlink set evt0 down\n");
+    }
+    let path = std::env::temp_dir().join(format!("{}.batch", ns.name));
+    std::fs::write(&path, batch).expect("write batch");
+    let mut ip = Command::new("ip")
+        .args(["-n", &ns.name, "-batch"])
+        .arg(&path)
+        .spawn()
+        .expect("spawn ip");
+    // Let the flood start: the monitor has notifications to read on every wake-up.
+    let events = monitor.events();
+    assert!(events.recv_timeout(REPORT_WITHIN).is_ok());
+    let started = Instant::now();
+    monitor.stop();
+    let took = started.elapsed();
+    let still_flooding = ip.try_wait().expect("wait ip").is_none();
+    let _ = ip.kill();
+    let _ = ip.wait();
+    let _ = std::fs::remove_file(&path);
+    eprintln!("stop during a flood took {took:?} (flood still running: {still_flooding})");
+    assert!(took < Duration::from_millis(100), "stop took {took:?}");
+}
