@@ -263,3 +263,22 @@ fn into_raw_fd_hands_over_a_live_device() {
     assert!(ns.link("tt-raw0").is_some());
     assert!(std::fs::read_link(format!("/proc/self/fd/{raw}")).is_ok_and(|p| p.ends_with("tun")));
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn mtu_and_index_follow_the_device_into_another_namespace() {
+    let first = NetNs::new();
+    let second = NetNs::new();
+    let tun = first
+        .tun(Builder::new().name("tt-move0").monitor(false))
+        .unwrap();
+    first.ip(&["link", "set", "dev", "tt-move0", "netns", second.name()]);
+    assert!(first.link("tt-move0").is_none());
+    let link = second
+        .link("tt-move0")
+        .expect("device in the second namespace");
+    assert_eq!(tun.index().unwrap(), link.index);
+    tun.set_mtu(1350).unwrap();
+    assert_eq!(second.link("tt-move0").unwrap().mtu, 1350);
+    assert_eq!(tun.mtu().unwrap(), 1350);
+}

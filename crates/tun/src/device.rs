@@ -23,8 +23,8 @@ pub struct Tun {
     fd: Option<OwnedFd>,
     /// The name at creation, for error messages (the kernel's current name comes from TUNGETIFF).
     pub(crate) label: IfName,
-    /// Datagram socket in the device's namespace for the SIOC* ioctls.
-    ctl: OwnedFd,
+    /// Datagram socket in the device's namespace for the SIOC* ioctls (replaced when the device moves).
+    ctl: Mutex<OwnedFd>,
     /// Whether each packet is preceded by a virtio-net header (IFF_VNET_HDR).
     pub(crate) vnet_hdr: bool,
     /// What TUNSETOFFLOAD accepted (empty without offloads).
@@ -100,7 +100,7 @@ impl Tun {
         Ok(Tun {
             fd: Some(fd),
             label: name,
-            ctl,
+            ctl: Mutex::new(ctl),
             vnet_hdr: setup.offload,
             offloads,
             gro: AtomicBool::new(true),
@@ -144,38 +144,52 @@ impl Tun {
 
     /// The interface index.
     pub fn index(&self) -> Result<u32> {
-        let name = self.current_name()?;
-        tun_sys::iface::index(self.ctl.as_fd(), name)
-            .map_err(|e| Error::io("SIOCGIFINDEX", name, e))
+        self.with_ctl("SIOCGIFINDEX", tun_sys::iface::index)
     }
 
     /// The interface's MTU.
     pub fn mtu(&self) -> Result<u32> {
-        let name = self.current_name()?;
-        tun_sys::iface::mtu(self.ctl.as_fd(), name).map_err(|e| Error::io("SIOCGIFMTU", name, e))
+        self.with_ctl("SIOCGIFMTU", tun_sys::iface::mtu)
     }
 
     /// Sets the interface's MTU. Values the kernel refuses (below 68 or above 65535 for TUN) are an
     /// [`Error::Io`] with `EINVAL`.
     pub fn set_mtu(&self, mtu: u32) -> Result<()> {
-        let name = self.current_name()?;
-        tun_sys::iface::set_mtu(self.ctl.as_fd(), name, mtu)
-            .map_err(|e| Error::io("SIOCSIFMTU", name, e))
+        self.with_ctl("SIOCSIFMTU", |sock, name| {
+            tun_sys::iface::set_mtu(sock, name, mtu)
+        })
     }
 
     /// Brings the interface administratively up (`true`) or down (`false`), like `ip link set dev X up`.
     pub fn set_up(&self, up: bool) -> Result<()> {
-        let name = self.current_name()?;
-        let sock = self.ctl.as_fd();
-        let flags =
-            tun_sys::iface::flags(sock, name).map_err(|e| Error::io("SIOCGIFFLAGS", name, e))?;
+        let flags = self.with_ctl("SIOCGIFFLAGS", tun_sys::iface::flags)?;
         let wanted = if up {
             flags | IfFlags::UP
         } else {
             flags.without(IfFlags::UP)
         };
-        tun_sys::iface::set_flags(sock, name, wanted)
-            .map_err(|e| Error::io("SIOCSIFFLAGS", name, e))
+        self.with_ctl("SIOCSIFFLAGS", |sock, name| {
+            tun_sys::iface::set_flags(sock, name, wanted)
+        })
+    }
+
+    /// Runs the interface ioctl `op` on the device's current name. When the device has been moved to another
+    /// network namespace since the control socket was made there (`ENODEV`), makes one in the new namespace
+    /// and tries once more.
+    fn with_ctl<T>(
+        &self,
+        op: &'static str,
+        call: impl Fn(BorrowedFd<'_>, IfName) -> io::Result<T>,
+    ) -> Result<T> {
+        let name = self.current_name()?;
+        let mut ctl = self.ctl.lock();
+        match call(ctl.as_fd(), name) {
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
+                *ctl = control_socket_for(self.fd()).map_err(|e| Error::io("socket", name, e))?;
+                call(ctl.as_fd(), name).map_err(|e| Error::io(op, name, e))
+            }
+            result => result.map_err(|e| Error::io(op, name, e)),
+        }
     }
 
     /// The most packets one [`read_packets`](Self::read_packets) can return and the batch size
