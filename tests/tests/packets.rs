@@ -344,3 +344,49 @@ fn both_queues_of_a_multi_queue_device_can_write() {
         assert_eq!(&buf[..n], &[i as u8; 4]);
     }
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn deleting_the_device_wakes_a_blocked_reader_with_a_fatal_error() {
+    let ns = NetNs::new();
+    let tun = ns
+        .tun(Builder::new().name("tt-del0").monitor(false))
+        .unwrap();
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            with_deadline(&tun, TIMEOUT, || {
+                let mut bufs = [vec![0u8; 2048]];
+                tun.read_packets(&mut bufs, &mut [0], 0)
+            })
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let deleted_at = Instant::now();
+        ns.ip(&["link", "del", "tt-del0"]);
+        let result = reader.join().unwrap();
+        eprintln!(
+            "device deleted -> blocked reader returned after {:?}",
+            deleted_at.elapsed()
+        );
+        let err = result.unwrap_err();
+        // Not the watchdog's Closed: the kernel's own error condition woke the reader.
+        assert!(!matches!(err, Error::Closed), "{err:?}");
+        assert!(err.is_fatal(), "{err:?}");
+    });
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn writing_to_a_down_link_is_a_transient_error() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tt-down0")).unwrap();
+    let packet = udp4_packet(
+        SocketAddrV4::new(PEER, 1),
+        SocketAddrV4::new(LOCAL, 2),
+        b"x",
+    );
+    let err = tun.write_packets(&mut [packet.clone()], 0).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err:?}");
+    assert!(err.is_transient() && !err.is_fatal(), "{err:?}");
+    tun.set_up(true).unwrap();
+    assert_eq!(tun.write_packets(&mut [packet], 0).unwrap(), 1);
+}
