@@ -112,7 +112,7 @@ impl fmt::Display for IfName {
     }
 }
 
-/// `struct ifreq` with the union used as `short ifr_flags` (TUNSETIFF, TUNGETIFF, SIOC[GS]IFFLAGS).
+/// `struct ifreq` with the union used as `short ifr_flags` (TUNSETIFF, TUNGETIFF, SIOCGIFFLAGS, SIOCSIFFLAGS).
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct IfreqFlags {
