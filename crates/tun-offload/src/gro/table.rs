@@ -125,12 +125,23 @@ impl FlowKey {
 
 impl Hash for FlowKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        for word in self.words {
-            state.write_u64(word);
-        }
+        // Each word times its own odd constant, summed: the multiplies are independent, so they overlap
+        // instead of forming a chain; the hasher's final mix spreads the result over all bits.
+        const K: [u64; 5] = [
+            0x9e37_79b9_7f4a_7c15,
+            0xc2b2_ae3d_27d4_eb4f,
+            0x1656_67b1_9e37_79f9,
+            0x85eb_ca77_c2b2_ae63,
+            0x27d4_eb2f_1656_67c5,
+        ];
         let tag = u64::from(self.version == IpVersion::V6) << 1
             | u64::from(self.transport == Transport::Udp);
-        state.write_u64(tag);
+        let mixed = self
+            .words
+            .iter()
+            .zip(K)
+            .fold(tag, |acc, (w, k)| acc.wrapping_add(w.wrapping_mul(k)));
+        state.write_u64(mixed);
     }
 }
 
@@ -286,6 +297,9 @@ impl Hasher for FlowHasher {
     #[inline]
     fn write_u64(&mut self, n: u64) {
         self.mix(n);
+        // Multiplication leaves the low bits weakest, and the table picks buckets by them: fold the high
+        // half in.
+        self.0 ^= self.0 >> 29;
     }
 
     #[inline]
