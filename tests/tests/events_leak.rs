@@ -65,4 +65,25 @@ fn thousand_monitored_open_close_cycles_return_threads_and_fds_to_the_start() {
     );
     ns.ip(&["link", "del", "te-leak1"]);
     assert_back_to("after 1000 attach/close cycles", fds, threads);
+
+    // Unmonitored devices run no monitor thread at all: while one is open, only its own fds are added.
+    let quiet = ns
+        .tun(Builder::new().name("te-leak2").monitor(false))
+        .unwrap();
+    let quiet_fds = fd_count();
+    assert!(
+        wait_until(Duration::from_secs(5), || thread_count() == threads),
+        "threads {threads} -> {} with an unmonitored device open",
+        thread_count()
+    );
+    let monitored = ns.tun(Builder::new().name("te-leak3")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || thread_count() == threads + 1),
+        "threads {threads} -> {} with a monitored device open: one monitor thread expected",
+        thread_count()
+    );
+    drop(monitored);
+    drop(quiet);
+    assert!(quiet_fds > fds);
+    assert_back_to("after the unmonitored device", fds, threads);
 }
