@@ -90,25 +90,51 @@ fn fold_to_u16(mut acc: u64) -> u16 {
     acc as u16
 }
 
-/// Sums native-endian words with end-around carry; four independent accumulators keep the adders busy.
+/// Sums native-endian words with end-around carry.
 #[inline]
 fn sum_native(data: &[u8]) -> u64 {
-    let (words, tail) = data.as_chunks::<8>();
-    let (quads, rest) = words.as_chunks::<4>();
-    let mut acc = [0u64; 4];
-    let mut carries = [0u64; 4];
-    for quad in quads {
-        for ((a, c), word) in acc.iter_mut().zip(carries.iter_mut()).zip(quad) {
+    let (blocks, rest) = data.as_chunks::<32>();
+    let mut lanes = Lanes::default();
+    for block in blocks {
+        lanes.add_block(block);
+    }
+    add(lanes.total(), sum_rest(rest))
+}
+
+/// Four independent native-endian accumulators with their carry counts: independent chains keep the
+/// adders busy (and let the compiler vectorise).
+#[derive(Default)]
+struct Lanes {
+    acc: [u64; 4],
+    carries: [u64; 4],
+}
+
+impl Lanes {
+    #[inline(always)]
+    fn add_block(&mut self, block: &[u8; 32]) {
+        let (words, _) = block.as_chunks::<8>();
+        for ((a, c), word) in self.acc.iter_mut().zip(self.carries.iter_mut()).zip(words) {
             let (s, carry) = a.overflowing_add(u64::from_ne_bytes(*word));
             *a = s;
             *c += u64::from(carry);
         }
     }
-    let mut total = 0u64;
-    for (a, c) in acc.into_iter().zip(carries) {
-        total = add(add(total, a), c);
+
+    #[inline]
+    fn total(&self) -> u64 {
+        self.acc
+            .iter()
+            .zip(&self.carries)
+            .fold(0, |total, (&a, &c)| add(add(total, a), c))
     }
-    for word in rest {
+}
+
+/// The native-endian sum of fewer than 32 bytes that start on a word boundary of the whole input.
+#[inline]
+fn sum_rest(rest: &[u8]) -> u64 {
+    let (words, tail) = rest.as_chunks::<8>();
+    let mut total = 0u64;
+    for word in words {
         total = add(total, u64::from_ne_bytes(*word));
     }
     if !tail.is_empty() {
@@ -119,6 +145,38 @@ fn sum_native(data: &[u8]) -> u64 {
         total = add(total, u64::from_ne_bytes(last));
     }
     total
+}
+
+/// Copies `src` to the start of `dst` and returns the unfolded sum of the copied bytes on top of `initial`,
+/// exactly as [`sum`] would: one pass over the data instead of a copy and a sum.
+///
+/// Copies `src.len().min(dst.len())` bytes (callers pass equal lengths).
+///
+/// ```
+/// use tun_offload::checksum;
+/// let src = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+/// let mut dst = [0u8; 8];
+/// assert_eq!(checksum::fold(checksum::copy_and_sum(&mut dst, &src, 0)), 0xddf2);
+/// assert_eq!(dst, src);
+/// ```
+#[inline]
+pub fn copy_and_sum(dst: &mut [u8], src: &[u8], initial: u64) -> u64 {
+    let len = src.len().min(dst.len());
+    let (Some(dst), Some(src)) = (dst.get_mut(..len), src.get(..len)) else {
+        return initial;
+    };
+    let (dst_blocks, dst_rest) = dst.as_chunks_mut::<32>();
+    let (src_blocks, src_rest) = src.as_chunks::<32>();
+    let mut lanes = Lanes::default();
+    for (d, s) in dst_blocks.iter_mut().zip(src_blocks) {
+        *d = *s;
+        lanes.add_block(s);
+    }
+    for (d, s) in dst_rest.iter_mut().zip(src_rest) {
+        *d = *s;
+    }
+    let native = fold_to_u16(add(lanes.total(), sum_rest(src_rest)));
+    add(initial, u64::from(u16::from_be(native)))
 }
 
 #[cfg(test)]
@@ -164,6 +222,29 @@ mod tests {
                 "len {len}"
             );
         }
+    }
+
+    #[test]
+    fn copy_and_sum_copies_and_matches_sum_for_every_length_up_to_300() {
+        let data: Vec<u8> = (0..300u32)
+            .map(|i| (i.wrapping_mul(31) ^ 0x5a) as u8)
+            .collect();
+        for len in 0..=data.len() {
+            let mut dst = vec![0u8; len];
+            let got = copy_and_sum(&mut dst, &data[..len], 7);
+            assert_eq!(fold(got), fold(sum(&data[..len], 7)), "len {len}");
+            assert_eq!(dst, &data[..len]);
+        }
+    }
+
+    #[test]
+    fn copy_and_sum_copies_only_what_fits() {
+        let mut dst = [0u8; 3];
+        assert_eq!(
+            fold(copy_and_sum(&mut dst, &[1, 2, 3, 4, 5], 0)),
+            fold(sum(&[1, 2, 3], 0))
+        );
+        assert_eq!(dst, [1, 2, 3]);
     }
 
     #[test]

@@ -434,7 +434,8 @@ impl Segments {
             .unwrap_or_default();
         let (headers, payload_out) = out.split_at_mut(self.header_len.min(out.len()));
         headers.copy_from_slice(packet.get(..self.header_len).unwrap_or_default());
-        payload_out.copy_from_slice(payload);
+        // Each payload byte is read once: copied and summed in the same pass.
+        let payload_sum = checksum::copy_and_sum(payload_out, payload, 0);
 
         let seg_len = self.header_len + payload.len();
         let l4_len = seg_len - self.l4_start;
@@ -468,14 +469,13 @@ impl Segments {
                 }
             }
         }
-        // The payload sum is taken once, over the bytes just copied (still in cache); the header and
-        // pseudo-header are small sums added to it.
+        // The payload sum from the copy, plus the small header and pseudo-header sums.
         let acc = checksum::add(
             self.addr_sum,
             (l4_len >> 16) as u64 + (l4_len & 0xffff) as u64,
         );
-        let acc = checksum::sum(l4_header, acc);
-        let mut csum = checksum::finish(payload_out, acc);
+        let acc = checksum::sum(l4_header, checksum::add(acc, payload_sum));
+        let mut csum = !checksum::fold(acc);
         if self.transport == Transport::Udp && csum == 0 {
             // A computed zero is sent as all ones: zero means "no checksum" (RFC 768).
             csum = 0xffff;
