@@ -309,12 +309,10 @@ impl SplitState {
             });
         };
         match self.plan {
-            Plan::Whole { csum } => {
-                out.copy_from_slice(packet);
-                if let Some((start, field)) = csum {
-                    finish_partial_checksum(out, start, field);
-                }
-            }
+            Plan::Whole { csum: None } => out.copy_from_slice(packet),
+            Plan::Whole {
+                csum: Some((start, field)),
+            } => copy_finishing_checksum(packet, out, start, field),
             Plan::Segments(s) => s.write(packet, self.next, self.next + 1 == self.segments, out),
         }
         self.next += 1;
@@ -340,11 +338,14 @@ fn whole_packet_csum(
     Ok(Some((start, field)))
 }
 
-/// Finishes a CHECKSUM_PARTIAL checksum: the field holds the pseudo-header seed, so summing from `start`
-/// to the end (field included) and storing the inverted fold completes it.
-fn finish_partial_checksum(packet: &mut [u8], start: usize, field: usize) {
-    let sum = checksum::finish(packet.get(start..).unwrap_or_default(), 0);
-    crate::wire::write_u16(packet, field, sum);
+/// Copies `packet` to `out` (of equal length) and finishes its CHECKSUM_PARTIAL checksum: the field holds
+/// the pseudo-header seed, so the sum from `start` to the end (field included), taken while copying,
+/// inverted and stored in the field completes it.
+fn copy_finishing_checksum(packet: &[u8], out: &mut [u8], start: usize, field: usize) {
+    let (head, tail) = out.split_at_mut(start.min(out.len()));
+    head.copy_from_slice(packet.get(..head.len()).unwrap_or_default());
+    let sum = checksum::copy_and_sum(tail, packet.get(head.len()..).unwrap_or_default(), 0);
+    crate::wire::write_u16(out, field, !checksum::fold(sum));
 }
 
 impl Segments {
