@@ -65,18 +65,30 @@ impl Burst {
 /// `max_segments` segments.
 fn burst_of(flow: Flow, max_segments: usize) -> impl Strategy<Value = Burst> {
     let sizes = strategies::sizes(&flow, max_segments);
-    (Just(flow), sizes, any::<u32>(), any::<u16>(), any::<u32>()).prop_map(
-        |(flow, (len, gso), seq, ip_id, salt)| Burst {
+    let udp = flow.udp;
+    let ece = any::<bool>().prop_map(move |e| e && !udp);
+    (
+        Just(flow),
+        sizes,
+        any::<u32>(),
+        any::<u16>(),
+        any::<u32>(),
+        ece,
+    )
+        .prop_map(|(flow, (len, gso), seq, ip_id, salt, ece)| Burst {
             flow,
             seg: Seg {
                 seq,
                 ip_id,
-                flags: Flags::ACK_PSH,
+                // ECE-marked bursts coalesce like any other (the mark is on every segment).
+                flags: Flags {
+                    ece,
+                    ..Flags::ACK_PSH
+                },
             },
             data: packets::payload(len, salt),
             gso,
-        },
-    )
+        })
 }
 
 /// UDP GRO may stop at the 64 datagrams older kernels accept; TCP bursts are bounded by size only.
@@ -143,7 +155,7 @@ fn sorted(mut v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(config(40))]
+    #![proptest_config(config(128))]
 
     /// Splitting a super-packet and coalescing its segments gives back the super-packet, byte for byte:
     /// same headers (first segment's sequence number and IPv4 ID, PSH), same payload, the pseudo-header
@@ -180,14 +192,14 @@ proptest! {
     }
 
     /// A stream of one flow cut into consecutive bursts that differ in exactly one field the rules
-    /// compare (TTL/hop limit, TOS/traffic class, DF, TCP options, ACK number, IPv6 flow label, which
-    /// this engine compares too): each burst comes back
+    /// compare (TTL/hop limit, TOS/traffic class, DF, TCP options, ACK number, and, as this engine also
+    /// compares them, the IPv6 flow label, the TCP window and the ECE flag): each burst comes back
     /// on its own, however they are interleaved. Control: with no difference, the in-order stream
     /// coalesces into one packet.
     #[test]
     fn bursts_differing_in_a_compared_field_are_kept_apart(
         flow in strategies::flow(),
-        field in 0usize..6,
+        field in 0usize..8,
         groups in 2usize..4,
         per_group in 1usize..8,
         gso in 200u16..1500,
@@ -209,6 +221,8 @@ proptest! {
                     (3, false, _) => f.options = packets::timestamps(u32::from(k8), 0),
                     (4, false, _) => f.ack = f.ack.wrapping_add(u32::from(k8)),
                     (5, _, true) => f.flow_label = (f.flow_label + u32::from(k8)) & 0xf_ffff,
+                    (6, false, _) => f.window = f.window.wrapping_add(u16::from(k8)),
+                    (7, false, _) => {}
                     _ => f.ttl = f.ttl.wrapping_add(k8),
                 }
             }
@@ -216,12 +230,14 @@ proptest! {
                 f.options = packets::timestamps(0, 0);
             }
             let last = k + 1 == groups;
+            let ece = differ && field == 7 && !f.udp && k % 2 == 1;
+            let flags = if last { Flags::ACK_PSH } else { Flags::ACK };
             bursts.push(Burst {
                 flow: f,
                 seg: Seg {
                     seq: seq.wrapping_add((k * per_group * g) as u32),
                     ip_id: (k * per_group) as u16,
-                    flags: if last { Flags::ACK_PSH } else { Flags::ACK },
+                    flags: Flags { ece, ..flags },
                 },
                 data: packets::payload(per_group * g, k as u32),
                 gso,
@@ -342,13 +358,14 @@ proptest! {
                 p
             }
             (1..=7, false, _) => {
-                let mut flags = if k == n - 1 { Flags::ACK_PSH } else { Flags::ACK };
+                let mut flags = burst.seg.flags;
+                flags.psh &= k == n - 1;
                 match spoil {
                     1 => flags.fin = true,
                     2 => flags.syn = true,
                     3 => flags.rst = true,
                     4 => flags.urg = true,
-                    5 => flags.ece = true,
+                    5 => flags.ece = !flags.ece,
                     6 => flags.cwr = true,
                     _ => flags.ack = false,
                 }
@@ -410,7 +427,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(12))]
+    #![proptest_config(config(32))]
 
     /// A long in-order stream of full-size segments coalesces into as few packets as fit in 65535 bytes
     /// each, in order, none larger.
@@ -431,8 +448,7 @@ proptest! {
         let batch = burst.segments();
         let out = coalesce(&batch, VirtioNetHdr::LEN, &mut GroTable::new(), true)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let ip_payload_max = if flow.v6 { 65535 } else { 65535 - flow.ip_header_len() };
-        let per_packet = (ip_payload_max - flow.l4_header_len()) / g;
+        let per_packet = flow.max_payload() / g;
         prop_assert_eq!(out.len(), total_segments.div_ceil(per_packet));
         let got = sorted(out.into_iter().map(|(_, w)| w).collect());
         let want = sorted((0..total_segments).step_by(per_packet)

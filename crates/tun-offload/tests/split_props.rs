@@ -37,10 +37,11 @@ fn config(cases: u32) -> ProptestConfig {
 }
 
 proptest! {
-    #![proptest_config(config(48))]
+    #![proptest_config(config(160))]
 
     /// TSO/USO split: the segments equal, byte for byte, the packets the kernel itself would have put on
-    /// the wire (IDs, sequence numbers, FIN/PSH on the last only, lengths, full checksums), whatever
+    /// the wire (IDs, sequence numbers, FIN/PSH on the last only, CWR on the first only under GSO_ECN,
+    /// lengths, full checksums), whatever
     /// `hdr_len` says; each parses and verifies on its own, and the payloads concatenate to the original.
     #[test]
     fn split_yields_the_kernel_segmentation(
@@ -50,15 +51,18 @@ proptest! {
         }),
         seq in any::<u32>(),
         ip_id in any::<u16>(),
-        fin in any::<bool>(),
+        (fin, ece, ecn) in any::<(bool, bool, bool)>(),
         offset in VirtioNetHdr::LEN..80,
         salt in any::<u32>(),
     ) {
         let data = packets::payload(len, salt);
-        let flags = Flags { fin: fin && !flow.udp, ..Flags::ACK_PSH };
+        // With GSO_ECN the super-packet carries CWR, which only the first segment keeps; ECE is copied.
+        let tcp = !flow.udp;
+        let (ecn, ece) = (ecn && tcp, ece && tcp);
+        let flags = Flags { fin: fin && tcp, ece, cwr: ecn, ..Flags::ACK_PSH };
         let seg = Seg { seq, ip_id, flags };
-        let read = packets::super_packet(&flow, seg, &data, gso, hdr_len, false);
-        let want = packets::segments(&flow, seg, &data, gso, false);
+        let read = packets::super_packet(&flow, seg, &data, gso, hdr_len, ecn);
+        let want = packets::segments(&flow, seg, &data, gso, ecn);
         let lens: Vec<usize> = want.iter().map(Vec::len).collect();
         let got = split_exact(&read, &lens, offset).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(got.len(), want.len());
@@ -70,6 +74,8 @@ proptest! {
                 prop_assert_eq!(p.seq, seq.wrapping_add((i * usize::from(gso)) as u32));
                 prop_assert_eq!(p.flags.psh, last, "PSH only on the last segment");
                 prop_assert_eq!(p.flags.fin, fin && last, "FIN only on the last segment");
+                prop_assert_eq!(p.flags.cwr, ecn && i == 0, "CWR only on the first segment");
+                prop_assert_eq!(p.flags.ece, ece, "ECE on every segment");
             }
             if !flow.v6 {
                 prop_assert_eq!(p.ip_id, ip_id.wrapping_add(i as u16));
@@ -166,7 +172,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(32))]
+    #![proptest_config(config(96))]
 
     /// The resumable split hands out the segments in batches of whatever buffers the caller has (fewer
     /// than the segments, some too small for the next segment): retrying with what is left loses,

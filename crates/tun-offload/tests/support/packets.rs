@@ -79,10 +79,10 @@ impl Flow {
         self.ip_header_len() + self.l4_header_len()
     }
 
-    /// The largest payload one IP packet of this flow can carry.
+    /// The largest payload of a packet of this flow no longer than 65535 bytes in all: the kernel's
+    /// super-packets never are (gso_max_size, BIG TCP refused on TUN), and coalescing stops there too.
     pub(crate) fn max_payload(&self) -> usize {
-        let ip_payload_max = if self.v6 { 65535 } else { 65535 - 20 };
-        ip_payload_max - self.l4_header_len()
+        65535 - self.header_len()
     }
 
     /// The GSO type the kernel gives a super-packet of this flow.
