@@ -174,3 +174,169 @@ impl Tun {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tun_offload::checksum;
+    use tun_offload::virtio::{FLAG_NEEDS_CSUM, GSO_TCPV4};
+
+    /// A read as the kernel hands it over with TSO: virtio-net header, then an IPv4 TCP super-packet of
+    /// `segments` x `mss` payload bytes whose TCP checksum field holds the pseudo-header seed.
+    fn tso_read(segments: usize, mss: usize) -> Vec<u8> {
+        let payload_len = segments * mss;
+        let total = 20 + 20 + payload_len;
+        let hdr = VirtioNetHdr {
+            flags: FLAG_NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            hdr_len: 40,
+            gso_size: mss as u16,
+            csum_start: 20,
+            csum_offset: 16,
+        };
+        let mut read = hdr.to_bytes().to_vec();
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let ip_sum = checksum::finish(&ip, 0);
+        ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+        let mut tcp = [0u8; 20];
+        tcp[0..2].copy_from_slice(&1234u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+        tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x18; // ACK | PSH
+        let seed = checksum::fold(checksum::pseudo_header_sum(
+            &ip[12..16],
+            &ip[16..20],
+            6,
+            (20 + payload_len) as u32,
+        ));
+        tcp[16..18].copy_from_slice(&seed.to_be_bytes());
+        read.extend_from_slice(&ip);
+        read.extend_from_slice(&tcp);
+        read.extend((0..payload_len).map(|i| i as u8));
+        read
+    }
+
+    fn reader_with(read: &[u8]) -> Reader {
+        let mut reader = Reader::new(true);
+        reader.buf[..read.len()].copy_from_slice(read);
+        reader.accept(read.len(), true).unwrap();
+        reader
+    }
+
+    fn tcp_checksum_ok(packet: &[u8]) -> bool {
+        let pseudo = checksum::pseudo_header_sum(
+            &packet[12..16],
+            &packet[16..20],
+            6,
+            (packet.len() - 20) as u32,
+        );
+        checksum::finish(&packet[20..], pseudo) == 0
+    }
+
+    #[test]
+    fn super_packet_comes_out_one_segment_per_call_with_one_buffer() {
+        let mut reader = reader_with(&tso_read(3, 100));
+        let mut bufs = [vec![0u8; 1500]];
+        let mut sizes = [0usize];
+        let mut seqs = Vec::new();
+        for _ in 0..3 {
+            assert_eq!(reader.deliver(&mut bufs, &mut sizes, 0).unwrap(), Some(1));
+            let packet = &bufs[0][..sizes[0]];
+            assert_eq!(packet.len(), 140);
+            assert!(tcp_checksum_ok(packet));
+            seqs.push(u32::from_be_bytes([
+                packet[24], packet[25], packet[26], packet[27],
+            ]));
+        }
+        assert_eq!(seqs, [1000, 1100, 1200]);
+        assert_eq!(reader.deliver(&mut bufs, &mut sizes, 0).unwrap(), None);
+    }
+
+    #[test]
+    fn too_small_buffer_keeps_the_segment_for_the_next_call() {
+        let mut reader = reader_with(&tso_read(2, 100));
+        let mut sizes = [0usize; 2];
+        let err = reader
+            .deliver(&mut [vec![0u8; 16 + 139]], &mut sizes, 16)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::BufferTooSmall {
+                    index: 0,
+                    need: 156,
+                    have: 155
+                }
+            ),
+            "{err:?}"
+        );
+        let mut bufs = [vec![0u8; 16 + 140], vec![0u8; 16 + 140]];
+        assert_eq!(reader.deliver(&mut bufs, &mut sizes, 16).unwrap(), Some(2));
+        assert_eq!(sizes, [140, 140]);
+        assert!(bufs.iter().all(|b| tcp_checksum_ok(&b[16..])));
+    }
+
+    #[test]
+    fn plain_packet_that_does_not_fit_stays_until_a_buffer_does() {
+        let mut reader = Reader::new(false);
+        reader.buf[..60].fill(0x45);
+        reader.accept(60, false).unwrap();
+        let mut sizes = [0usize];
+        let err = reader.deliver(&mut [[0u8; 59]], &mut sizes, 0).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::BufferTooSmall {
+                    need: 60,
+                    have: 59,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let mut big = [[0u8; 64]];
+        assert_eq!(reader.deliver(&mut big, &mut sizes, 4).unwrap(), Some(1));
+        assert_eq!(sizes[0], 60);
+        assert_eq!(reader.deliver(&mut big, &mut sizes, 4).unwrap(), None);
+    }
+
+    #[test]
+    fn offset_beyond_every_buffer_is_an_error_not_a_panic() {
+        let mut reader = reader_with(&tso_read(2, 100));
+        let mut sizes = [0usize];
+        let err = reader
+            .deliver(&mut [vec![0u8; 10]], &mut sizes, usize::MAX)
+            .unwrap_err();
+        assert!(matches!(err, Error::BufferTooSmall { .. }), "{err:?}");
+        // Still all there.
+        assert_eq!(
+            reader
+                .deliver(&mut [vec![0u8; 1500], vec![0u8; 1500]], &mut [0, 0], 0)
+                .unwrap(),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn malformed_read_is_an_offload_error_and_leaves_nothing_pending() {
+        let mut read = tso_read(2, 100);
+        read[VirtioNetHdr::LEN] = 0x65; // IPv6 version nibble under a TCPV4 header
+        let mut reader = Reader::new(true);
+        reader.buf[..read.len()].copy_from_slice(&read);
+        assert!(matches!(
+            reader.accept(read.len(), true),
+            Err(Error::Offload(_))
+        ));
+        assert_eq!(
+            reader.deliver(&mut [vec![0u8; 1500]], &mut [0], 0).unwrap(),
+            None
+        );
+    }
+}

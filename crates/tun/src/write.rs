@@ -208,3 +208,68 @@ fn batch_result(written: usize, mut failed: Vec<PacketError>, not_attempted: usi
         not_attempted,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipv4(total_len: u16, buf_len: usize) -> Vec<u8> {
+        let mut p = vec![0u8; buf_len];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&total_len.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn whole_ipv4_and_ipv6_packets_pass() {
+        assert!(check_packet(&ipv4(28, 28)).is_ok());
+        let mut v6 = vec![0u8; 48];
+        v6[0] = 0x60;
+        v6[4..6].copy_from_slice(&8u16.to_be_bytes());
+        assert!(check_packet(&v6).is_ok());
+    }
+
+    #[test]
+    fn garbage_truncated_and_oversized_packets_are_refused() {
+        assert!(matches!(
+            check_packet(&[0xff; 40]),
+            Err(Error::InvalidPacket(_))
+        ));
+        assert!(matches!(
+            check_packet(&ipv4(28, 28)[..12]),
+            Err(Error::InvalidPacket(_))
+        ));
+        assert!(matches!(
+            check_packet(&ipv4(100, 60)),
+            Err(Error::InvalidPacket(_))
+        ));
+        assert!(matches!(
+            check_packet(&ipv4(65535, 70_000)),
+            Err(Error::InvalidPacket(_))
+        ));
+        assert!(matches!(check_packet(&[]), Err(Error::InvalidPacket(_))));
+    }
+
+    #[test]
+    fn lone_failure_is_reported_as_itself_and_several_as_a_batch() {
+        let one = || {
+            vec![PacketError {
+                index: 0,
+                error: Error::InvalidArgument("x"),
+            }]
+        };
+        assert!(matches!(
+            batch_result(0, one(), 0),
+            Error::InvalidArgument("x")
+        ));
+        assert!(matches!(
+            batch_result(1, one(), 0),
+            Error::Batch(BatchError { written: 1, .. })
+        ));
+        let closed = vec![PacketError {
+            index: 0,
+            error: Error::Closed,
+        }];
+        assert!(matches!(batch_result(0, closed, 5), Error::Closed));
+    }
+}
