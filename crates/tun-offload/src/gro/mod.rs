@@ -9,7 +9,7 @@
 //!   length equal to the buffer, or IPv6 with TCP/UDP directly after the fixed header and a payload length
 //!   equal to the buffer; never longer than 65535 bytes; with a non-empty payload. TCP segments carry ACK,
 //!   optionally PSH and ECE, and nothing else (SYN, FIN, RST, URG and CWR packets pass through, as the
-//!   kernel's GRO flushes them). UDP only when `udp_gro` is set; IPv4 UDP without a checksum (0) passes
+//!   kernel's GRO flushes them). TCP and UDP each only when asked (see [`GroOptions`]); IPv4 UDP without a checksum (0) passes
 //!   through.
 //! - A flow is TCP (addresses, ports, acknowledgment number, IP version) or UDP (addresses, ports, IP
 //!   version).
@@ -94,6 +94,41 @@ pub fn handle_gro(
     udp_gro: bool,
     to_write: &mut Vec<usize>,
 ) -> Result<(), OffloadError> {
+    handle_gro_with(
+        bufs,
+        offset,
+        table,
+        GroOptions {
+            tcp: true,
+            udp: udp_gro,
+        },
+        to_write,
+    )
+}
+
+/// Which protocols [`handle_gro_with`] coalesces; packets of a protocol left out pass through unchanged.
+///
+/// A writer keeps these as runtime switches: UDP coalescing needs USO on the device, and some kernels
+/// refused GSO writes whose last segment is short, so users need to be able to turn either off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GroOptions {
+    /// Coalesce TCP segments.
+    pub tcp: bool,
+    /// Coalesce UDP datagrams (only when the device accepted USO).
+    pub udp: bool,
+}
+
+/// [`handle_gro`] with TCP and UDP coalescing each switched on or off.
+///
+/// # Errors
+/// As [`handle_gro`].
+pub fn handle_gro_with(
+    bufs: &mut [Vec<u8>],
+    offset: usize,
+    table: &mut GroTable,
+    options: GroOptions,
+    to_write: &mut Vec<usize>,
+) -> Result<(), OffloadError> {
     table.clear();
     to_write.clear();
     if offset < VirtioNetHdr::LEN {
@@ -113,7 +148,7 @@ pub fn handle_gro(
             .get(index)
             .and_then(|buf| buf.get(offset..))
             .unwrap_or_default();
-        let outcome = match Candidate::parse(packet, udp_gro) {
+        let outcome = match Candidate::parse(packet, options) {
             Some(c) if c.key.transport == Transport::Tcp => {
                 tcp::coalesce(bufs, offset, table, index, &c)
             }

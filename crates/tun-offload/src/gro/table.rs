@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-use super::MAX_PACKET;
+use super::{GroOptions, MAX_PACKET};
 use crate::wire::{IpPacket, IpVersion, TcpHeader, Transport, UdpHeader, tcp_flags};
 
 /// The packets held for coalescing while [`handle_gro`](crate::handle_gro) walks a batch.
@@ -201,7 +201,7 @@ pub(super) struct Candidate {
 
 impl Candidate {
     /// The packet as a coalescing candidate, or `None` when it must be written on its own.
-    pub(super) fn parse(packet: &[u8], udp_gro: bool) -> Option<Self> {
+    pub(super) fn parse(packet: &[u8], options: GroOptions) -> Option<Self> {
         if packet.len() > MAX_PACKET {
             return None;
         }
@@ -219,6 +219,9 @@ impl Candidate {
         let l4 = packet.get(iph_len..)?;
         let (l4h_len, ports, ack, seq, psh) = match transport {
             Transport::Tcp => {
+                if !options.tcp {
+                    return None;
+                }
                 let tcp = TcpHeader::new_checked(l4).ok()?;
                 let flags = tcp.flags();
                 // ACK, optionally PSH and ECE; anything else (SYN, FIN, RST, URG, CWR) is not coalesced.
@@ -234,7 +237,7 @@ impl Candidate {
                 )
             }
             Transport::Udp => {
-                if !udp_gro {
+                if !options.udp {
                     return None;
                 }
                 let udp = UdpHeader::new_checked(l4).ok()?;

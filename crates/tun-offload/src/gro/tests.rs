@@ -536,6 +536,31 @@ fn merging_grows_a_vec_only_within_its_capacity() {
 }
 
 #[test]
+fn tcp_is_passed_through_when_tcp_coalescing_is_off() {
+    let tcp = build(&stream(&Spec::tcp4(0, 0), &[1000, 1000]));
+    let udp = stream(&Spec::udp4(0), &[1000, 1000]);
+    let mut packets = tcp.clone();
+    packets.extend(build(&udp));
+    let mut bufs = bufs_of(&packets);
+    let mut to_write = Vec::new();
+    let options = GroOptions {
+        tcp: false,
+        udp: true,
+    };
+    handle_gro_with(&mut bufs, OFF, &mut GroTable::new(), options, &mut to_write).unwrap();
+    assert_eq!(to_write, [0, 1, 2]);
+    for (i, want) in tcp.iter().enumerate() {
+        assert_eq!(
+            VirtioNetHdr::decode(&bufs[i][OFF - 10..]).unwrap(),
+            VirtioNetHdr::default()
+        );
+        assert_eq!(&bufs[i][OFF..], &want[..]);
+    }
+    let hdr = VirtioNetHdr::decode(&bufs[2][OFF - 10..]).unwrap();
+    assert_eq!(finished(&hdr, &bufs[2][OFF..]), merged(&udp));
+}
+
+#[test]
 fn udp_is_passed_through_when_udp_gro_is_off() {
     assert_untouched(&build(&stream(&Spec::udp4(0), &[1000, 1000])), false);
 }
