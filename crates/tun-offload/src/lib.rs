@@ -8,8 +8,9 @@
 //! - Reading: [`gso_split`] (all at once) or [`SplitState`] / [`Segmenter`] (in batches, losing nothing
 //!   when the caller has fewer buffers than segments) turn one read of the device — a plain packet or a
 //!   TSO/USO super-packet — into ordinary IP packets with correct headers and checksums.
-//! - Writing: [`handle_gro`] with a reusable [`GroTable`] coalesces TCP and UDP packets of a batch into
-//!   super-packets the kernel accepts, each with its virtio-net header.
+//! - Writing: [`handle_gro`] (or [`handle_gro_with`] to switch TCP and UDP separately) with a reusable
+//!   [`GroTable`] coalesces TCP and UDP packets of a batch into super-packets the kernel accepts, each with
+//!   its virtio-net header.
 //! - [`wire`]: the checked IPv4/IPv6/TCP/UDP header views the rest is built on.
 //!
 //! ```

@@ -14,6 +14,13 @@
 //!   borrow, so a device can keep its read buffer and the state side by side between calls;
 //!   [`Segmenter`] is the same with the read borrowed, for callers that split in one scope.
 //!
+//! Each segment gets its own headers: IPv4 total length, identification (counting up from the first) and
+//! header checksum, or IPv6 payload length; TCP sequence number (advancing by `gso_size`), with FIN and PSH
+//! only on the last segment; UDP length; and a full transport checksum over the pseudo-header. With
+//! `GSO_ECN` (the device negotiated `TUN_F_TSO_ECN`) CWR stays on the first segment only, as a TSO_ECN
+//! device would do it; without that bit CWR is copied like every other flag, because an accurate-ECN
+//! sender uses it as part of a counter and the kernel only sets `GSO_ECN` for classic ECN.
+//!
 //! Nothing from the kernel is trusted: `hdr_len` is ignored (the header length comes from the headers
 //! themselves), and every length and offset is checked before it is used. Malformed input is an
 //! [`OffloadError`], never a panic and never a silently wrong packet.
