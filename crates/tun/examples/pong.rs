@@ -1,0 +1,76 @@
+//! Answers pings sent into a TUN device: the smallest useful read-modify-write loop.
+//!
+//! `cargo run -p tun --example pong -- [NAME]` (as root or with CAP_NET_ADMIN), then from another shell:
+//! `ip addr add 10.9.0.1/24 dev NAME` and `ping 10.9.0.2`: every address of the subnet but our own answers.
+//! IPv4 echo requests are turned into replies in place (addresses swapped, type 0, checksum fixed) and written
+//! back; everything else is counted and ignored. Stops on the first error (for example when the device is
+//! deleted).
+
+use std::process::ExitCode;
+
+use tun_offload::checksum;
+
+fn main() -> ExitCode {
+    let name = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "pong%d".to_owned());
+    match run(&name) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(name: &str) -> Result<(), tun::Error> {
+    let tun = tun::Builder::new().name(name).build()?;
+    tun.set_up(true)?;
+    println!(
+        "{} is up: give it an address and ping its subnet",
+        tun.name()?
+    );
+    let mut buf = vec![0u8; 65535];
+    let (mut answered, mut ignored) = (0u64, 0u64);
+    loop {
+        let mut size = [0usize];
+        tun.read_packets(std::slice::from_mut(&mut buf), &mut size, 0)?;
+        let packet = &mut buf[..size[0]];
+        if echo_to_reply(packet) {
+            tun.write_packets(&mut [&mut *packet], 0)?;
+            answered += 1;
+            println!(
+                "answered echo request {answered} ({} bytes, {ignored} other packets ignored)",
+                packet.len()
+            );
+        } else {
+            ignored += 1;
+        }
+    }
+}
+
+/// Turns an IPv4 ICMP echo request into its reply in place; false (packet untouched) for anything else.
+fn echo_to_reply(packet: &mut [u8]) -> bool {
+    let Some(&first) = packet.first() else {
+        return false;
+    };
+    let header_len = usize::from(first & 0x0f) * 4;
+    let is_echo_request = first >> 4 == 4
+        && header_len >= 20
+        && packet.len() >= header_len + 8
+        && packet[9] == 1 // ICMP
+        && packet[header_len] == 8; // echo request
+    if !is_echo_request {
+        return false;
+    }
+    // Swap source and destination: the reply comes from the address that was pinged.
+    let (src, dst) = packet[12..20].split_at_mut(4);
+    src.swap_with_slice(dst);
+    // The IPv4 header checksum covers the addresses only as a sum, which a swap does not change.
+    let icmp = &mut packet[header_len..];
+    icmp[0] = 0; // echo reply
+    icmp[2..4].fill(0);
+    let sum = checksum::finish(icmp, 0);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    true
+}
