@@ -463,6 +463,19 @@ fn ipv6_with_extension_headers_is_not_a_candidate() {
 }
 
 #[test]
+fn packet_over_65535_bytes_is_not_a_candidate() {
+    // IPv6 can describe 40 + 65535 bytes; such a packet is never coalesced.
+    let big = stream(&Spec::udp6(0), &[65535 - 8]);
+    let small = Spec {
+        payload: crate::test_packets::payload(0, 100),
+        ..big[0].clone()
+    };
+    let packets = build(&[big[0].clone(), small]);
+    assert_eq!(packets[0].len(), 65575);
+    assert_untouched(&packets, true);
+}
+
+#[test]
 fn ip_length_field_must_match_the_buffer() {
     let mut packets = build(&stream(&Spec::tcp6(0, 0), &[1000, 1000]));
     for p in &mut packets {
