@@ -34,3 +34,8 @@ pub use tun_events::{
 pub use tun_offload::OffloadError;
 pub use tun_sys::{NameError, Offloads};
 pub use write::PacketBuf;
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
