@@ -4,13 +4,14 @@
 //! datagrams, of the same flow into super-packets that the kernel accepts as GSO packets: one write and one
 //! trip through the stack for many packets. Everything else passes through unchanged.
 //!
-//! The rules, which the kernel's own GRO and wireguard-go's `tun` package follow too:
+//! The rules are wireguard-go's (its `tun` package), made as strict as the kernel's own GRO where the two
+//! differ (IPv6 flow label, TCP window, ECE, IPv4 header checksum), with PSH kept on prepends:
 //! - Candidates are IPv4 without options and not fragmented, with a valid header checksum and a total
 //!   length equal to the buffer, or IPv6 with TCP/UDP directly after the fixed header and a payload length
 //!   equal to the buffer; never longer than 65535 bytes; with a non-empty payload. TCP segments carry ACK,
 //!   optionally PSH and ECE, and nothing else (SYN, FIN, RST, URG and CWR packets pass through, as the
-//!   kernel's GRO flushes them). TCP and UDP each only when asked (see [`GroOptions`]); IPv4 UDP without a checksum (0) passes
-//!   through.
+//!   kernel's GRO flushes them). TCP and UDP each only when asked (see [`GroOptions`]); UDP without a
+//!   checksum (0) passes through.
 //! - A flow is TCP (addresses, ports, acknowledgment number, IP version) or UDP (addresses, ports, IP
 //!   version).
 //! - The IP headers must agree: IPv4 TOS, TTL, DF and reserved bits; IPv6 traffic class, flow label and hop
