@@ -183,47 +183,57 @@ fn offset_is_honoured_on_read_and_write() {
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn close_wakes_a_blocked_reader_promptly_with_closed() {
     let ns = NetNs::new();
-    let tun = Arc::new(ns.tun(Builder::new().name("tt-wake0")).unwrap());
     let mut latencies = Vec::new();
-    let reader = {
-        let tun = Arc::clone(&tun);
-        std::thread::spawn(move || {
-            let mut bufs = [vec![0u8; 2048]];
-            let mut sizes = [0usize];
-            let result = tun.read_packets(&mut bufs, &mut sizes, 0);
-            (result, Instant::now())
-        })
-    };
-    // Give the reader time to block in poll.
-    std::thread::sleep(Duration::from_millis(200));
-    let closed_at = Instant::now();
-    tun.close().unwrap();
-    let close_took = closed_at.elapsed();
-    let (result, returned_at) = reader.join().unwrap();
-    let latency = returned_at.duration_since(closed_at);
-    latencies.push(latency);
+    for trial in 0..10 {
+        let tun = Arc::new(ns.tun(Builder::new().name("tt-wake0")).unwrap());
+        let reader = {
+            let tun = Arc::clone(&tun);
+            std::thread::spawn(move || {
+                let mut bufs = [vec![0u8; 2048]];
+                let mut sizes = [0usize];
+                let result = tun.read_packets(&mut bufs, &mut sizes, 0);
+                (result, Instant::now())
+            })
+        };
+        // Give the reader time to block in poll.
+        std::thread::sleep(Duration::from_millis(100));
+        let closed_at = Instant::now();
+        tun.close().unwrap();
+        let (result, returned_at) = reader.join().unwrap();
+        let latency = returned_at.saturating_duration_since(closed_at);
+        latencies.push(latency);
+        assert!(
+            matches!(result, Err(Error::Closed)),
+            "trial {trial}: {result:?}"
+        );
+        // Every later call is Closed too.
+        let mut bufs = [vec![0u8; 2048]];
+        assert!(matches!(
+            tun.read_packets(&mut bufs, &mut [0], 0),
+            Err(Error::Closed)
+        ));
+        assert!(matches!(
+            tun.write_packets(&mut bufs, 0),
+            Err(Error::Closed)
+        ));
+        assert_eq!(
+            (&*tun).write(b"x").unwrap_err().kind(),
+            std::io::ErrorKind::BrokenPipe
+        );
+    }
+    latencies.sort();
     eprintln!(
-        "close -> blocked reader returned after {latency:?}; close() itself took {close_took:?}"
+        "close -> blocked reader returned: min {:?}, median {:?}, max {:?} over {} trials",
+        latencies[0],
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+        latencies.len()
     );
-    assert!(matches!(result, Err(Error::Closed)), "{result:?}");
     // The target is 100 ms; the bound is generous for a loaded machine.
+    let worst = latencies[latencies.len() - 1];
     assert!(
-        latency < Duration::from_secs(1),
-        "reader woke after {latency:?}"
-    );
-    // Every later call is Closed too.
-    let mut bufs = [vec![0u8; 2048]];
-    assert!(matches!(
-        tun.read_packets(&mut bufs, &mut [0], 0),
-        Err(Error::Closed)
-    ));
-    assert!(matches!(
-        tun.write_packets(&mut bufs, 0),
-        Err(Error::Closed)
-    ));
-    assert_eq!(
-        (&*tun).write(b"x").unwrap_err().kind(),
-        std::io::ErrorKind::BrokenPipe
+        worst < Duration::from_secs(1),
+        "a reader woke after {worst:?}"
     );
 }
 
