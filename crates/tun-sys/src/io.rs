@@ -5,7 +5,7 @@
 
 use std::ffi::CStr;
 use std::io::{self, IoSlice};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::sys::{cvt, cvt_size};
 
@@ -46,9 +46,16 @@ pub fn writev(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
 /// unrelated file.
 pub fn retire(fd: BorrowedFd<'_>) -> io::Result<()> {
     let null = open(c"/dev/null", libc::O_RDWR | libc::O_CLOEXEC)?;
+    replace(fd, null.as_fd())
+}
+
+/// Makes `fd` refer to what `with` refers to (`dup3(with, fd, O_CLOEXEC)`): the file `fd` referred to is
+/// released as if closed, atomically, and the number stays allocated. Needs no new descriptor, so it works
+/// even when the process is out of them (where [`retire`] cannot open `/dev/null`).
+pub fn replace(fd: BorrowedFd<'_>, with: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: both descriptors are live for the call; dup3 atomically closes the file `fd` referred to and makes
-    // the number refer to `/dev/null` instead. Ownership of the number itself does not change.
-    cvt(unsafe { libc::dup3(null.as_raw_fd(), fd.as_raw_fd(), libc::O_CLOEXEC) })?;
+    // the number refer to `with`'s file instead. Ownership of the number itself does not change.
+    cvt(unsafe { libc::dup3(with.as_raw_fd(), fd.as_raw_fd(), libc::O_CLOEXEC) })?;
     Ok(())
 }
 
@@ -81,7 +88,6 @@ pub fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
 
     fn pipe() -> (OwnedFd, OwnedFd) {
         let (r, w) = std::io::pipe().unwrap();
@@ -129,5 +135,21 @@ mod tests {
         // And with no reader left, writing to the pipe fails with EPIPE (SIGPIPE is ignored by the test runner).
         let err = write(w.as_fd(), b"y").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+    }
+
+    #[test]
+    fn replaced_fd_refers_to_the_other_file() {
+        let (r, w) = pipe();
+        let (r2, w2) = pipe();
+        replace(r.as_fd(), r2.as_fd()).unwrap();
+        write(w2.as_fd(), b"z").unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(read(r.as_fd(), &mut buf).unwrap(), 1);
+        assert_eq!(buf[0], b'z');
+        // The first pipe lost its only reader.
+        assert_eq!(
+            write(w.as_fd(), b"y").unwrap_err().raw_os_error(),
+            Some(libc::EPIPE)
+        );
     }
 }

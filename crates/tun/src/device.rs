@@ -269,8 +269,10 @@ impl Tun {
         // Wait until no read or write is inside a system call on the fd, then release the queue.
         let _reader = self.reader.lock();
         let _writer = self.writer.lock();
-        let released =
-            tun_sys::io::retire(self.fd()).map_err(|e| Error::io("close", self.label, e));
+        let released = tun_sys::io::retire(self.fd())
+            // Out of descriptors for /dev/null: park the number on the control socket instead.
+            .or_else(|_| tun_sys::io::replace(self.fd(), self.ctl.lock().as_fd()))
+            .map_err(|e| Error::io("close", self.label, e));
         woken.and(released)
     }
 
