@@ -3,11 +3,12 @@
 //! the engine breaks a rule.
 
 use tun_offload::virtio::{FLAG_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
-use tun_offload::{GroTable, OffloadError, VirtioNetHdr, gso_split};
+use tun_offload::{GroTable, OffloadError, UDP_MAX_SEGMENTS, VirtioNetHdr, gso_split};
 
 use super::batch::{canonical, coalesce, unpack};
 use super::oracle::parse_checked;
 use super::packets::{self, Flags, Flow, HdrLen, Seg};
+use super::reference;
 
 /// Reads fuzz input as a sequence of small values; past the end everything reads as zero.
 struct Input<'a> {
@@ -105,24 +106,28 @@ pub(crate) fn check_gso_split(data: &[u8]) {
         let flow = fuzz_flow(&mut input, mode >> 1 & 1 == 1, mode >> 2 & 1 == 1);
         let len = usize::from(input.u16()) % (flow.max_payload() + 1);
         let gso = input.u16().max(1);
+        // GSO_ECN (CWR on the super-packet, kept on the first segment only) exists for TCP only.
+        let ecn = mode & 0x80 != 0 && !flow.udp;
         let seg = Seg {
             seq: input.u32(),
             ip_id: input.u16(),
             flags: Flags {
                 fin: mode & 0x40 != 0,
+                ece: mode & 0x20 != 0,
+                cwr: ecn,
                 ..Flags::ACK_PSH
             },
         };
         let hdr_len = HdrLen::Bogus(input.u16());
         let payload = packets::payload(len, u32::from(mode));
-        let mut read = packets::super_packet(&flow, seg, &payload, gso, hdr_len, false);
+        let mut read = packets::super_packet(&flow, seg, &payload, gso, hdr_len, ecn);
         let mutations = usize::from(mode >> 3 & 3);
         for _ in 0..mutations {
             let at = usize::from(input.u16()) % read.len();
             read[at] = input.u8();
         }
-        let exact = (mutations == 0 && len > 0)
-            .then(|| packets::segments(&flow, seg, &payload, gso, false));
+        let exact =
+            (mutations == 0 && len > 0).then(|| packets::segments(&flow, seg, &payload, gso, ecn));
         (read, exact)
     };
     let mut bufs = vec![vec![0u8; buf_len]; nbufs];
@@ -173,10 +178,11 @@ fn check_split_output(read: &[u8], got: &[Vec<u8>]) {
         panic!("split accepted a read without a virtio header")
     };
     let kind = hdr.gso_kind();
-    if !(hdr.flags & FLAG_NEEDS_CSUM != 0 && matches!(kind, GSO_TCPV4 | GSO_TCPV6 | GSO_UDP_L4)) {
-        if kind == GSO_NONE && hdr.flags & FLAG_NEEDS_CSUM == 0 {
-            assert_eq!(got.len(), 1, "GSO_NONE gives one packet");
-        }
+    if kind == GSO_NONE {
+        check_whole_packet(&hdr, &read[VirtioNetHdr::LEN..], got);
+        return;
+    }
+    if hdr.flags & FLAG_NEEDS_CSUM == 0 || !matches!(kind, GSO_TCPV4 | GSO_TCPV6 | GSO_UDP_L4) {
         return;
     }
     let mut joined = Vec::new();
@@ -207,6 +213,40 @@ fn check_split_output(read: &[u8], got: &[Vec<u8>]) {
         ip_len,
         "every payload byte the IP length covers comes out once"
     );
+}
+
+/// GSO_NONE: one packet, the input itself; with NEEDS_CSUM, only the checksum field differs and it
+/// completes the seed: the seed plus the sum from `csum_start` on, new field included, folds to 0xffff
+/// (checked when the field sits on a 16-bit boundary from `csum_start`, as it always does in practice).
+fn check_whole_packet(hdr: &VirtioNetHdr, pkt: &[u8], got: &[Vec<u8>]) {
+    assert_eq!(got.len(), 1, "GSO_NONE gives one packet");
+    let out = &got[0];
+    assert_eq!(out.len(), pkt.len(), "GSO_NONE keeps the packet's length");
+    if hdr.flags & FLAG_NEEDS_CSUM == 0 {
+        assert!(
+            out == pkt,
+            "GSO_NONE without NEEDS_CSUM passes the packet through unchanged"
+        );
+        return;
+    }
+    let start = usize::from(hdr.csum_start);
+    let field = start + usize::from(hdr.csum_offset);
+    assert!(
+        field + 2 <= pkt.len(),
+        "accepted a checksum field beyond the packet"
+    );
+    assert!(
+        out[..field] == pkt[..field] && out[field + 2..] == pkt[field + 2..],
+        "only the checksum field changes"
+    );
+    if hdr.csum_offset.is_multiple_of(2) {
+        let seed = u64::from(u16::from_be_bytes([pkt[field], pkt[field + 1]]));
+        assert_eq!(
+            reference::fold(seed + reference::sum(&out[start..])),
+            0xffff,
+            "the finished checksum completes the seed"
+        );
+    }
 }
 
 /// A flow whose fields come from the fuzz input (addresses fixed, so that few inputs reach the
@@ -324,9 +364,15 @@ pub(crate) fn check_handle_gro(data: &[u8]) {
                 "buffer {idx} passed through but changed"
             );
         }
-        for p in unpack(wire).unwrap_or_else(|e| panic!("buffer {idx}: {e}")) {
-            back.push((*idx, p));
+        let parts = unpack(wire).unwrap_or_else(|e| panic!("buffer {idx}: {e}"));
+        if hdr.gso_type == GSO_UDP_L4 {
+            assert!(
+                parts.len() <= UDP_MAX_SEGMENTS,
+                "buffer {idx}: {} datagrams in one packet",
+                parts.len()
+            );
         }
+        back.extend(parts.into_iter().map(|p| (*idx, p)));
     }
     let mut want: Vec<Vec<u8>> = pkts.iter().map(|p| canonical(p)).collect();
     let mut got: Vec<Vec<u8>> = back.iter().map(|(_, p)| canonical(p)).collect();
