@@ -16,6 +16,55 @@
 //! tun.close()?;
 //! # Ok::<(), tun::Error>(())
 //! ```
+//!
+//! # Offloads and batches
+//!
+//! With [`Builder::offload`]`(true)` the kernel hands over TCP and UDP super-packets of up to 64 KiB and takes
+//! them back: [`Tun::read_packets`] splits each into MTU-sized packets (up to [`Tun::batch_size`] per call;
+//! the rest wait for the next call, nothing is dropped), and [`Tun::write_packets`] coalesces the packets of
+//! a batch again before writing. Packets sit at `offset` in each buffer; writes need `offset >= 10` for the
+//! virtio-net header, and `Vec<u8>` buffers with spare capacity so that packets can be merged in place.
+//!
+//! ```no_run
+//! use tun::{Builder, Tun};
+//!
+//! /// Forwards everything from `from` to `to` until either is closed: a VPN's data path without the crypto.
+//! fn forward(from: &Tun, to: &Tun) -> tun::Result<()> {
+//!     const OFFSET: usize = 16;
+//!     let full = OFFSET + 65535;
+//!     let mut bufs: Vec<Vec<u8>> = (0..from.batch_size()).map(|_| vec![0u8; full]).collect();
+//!     let mut sizes = vec![0usize; bufs.len()];
+//!     loop {
+//!         let n = from.read_packets(&mut bufs, &mut sizes, OFFSET)?;
+//!         for (buf, &size) in bufs.iter_mut().zip(&sizes).take(n) {
+//!             buf.truncate(OFFSET + size); // a Vec's length marks its packet's end
+//!         }
+//!         let written = to.write_packets(&mut bufs[..n], OFFSET);
+//!         for buf in &mut bufs[..n] {
+//!             buf.resize(full, 0);
+//!         }
+//!         match written {
+//!             Err(e) if e.is_fatal() => return Err(e),
+//!             Err(e) => eprintln!("some packets were refused: {e}"),
+//!             Ok(_) => {}
+//!         }
+//!     }
+//! }
+//!
+//! let a = Builder::new().name("tuna").offload(true).build()?;
+//! let b = Builder::new().name("tunb").offload(true).build()?;
+//! std::thread::scope(|s| {
+//!     s.spawn(|| forward(&a, &b));
+//!     s.spawn(|| forward(&b, &a));
+//! });
+//! # Ok::<(), tun::Error>(())
+//! ```
+//!
+//! # Threads and closing
+//!
+//! A [`Tun`] is `Send + Sync`. Reads and writes take separate locks, so one thread can block in a read while
+//! another writes. [`Tun::close`] from any thread wakes a blocked reader at once (it gets [`Error::Closed`]),
+//! stops the link monitor, and removes a non-persistent interface; dropping the `Tun` does the same.
 
 mod builder;
 mod device;
