@@ -469,3 +469,63 @@ proptest! {
         prop_assert_eq!(reused, fresh);
     }
 }
+
+/// Coalescing grows a buffer only within its capacity: with room for exactly `m` segments per buffer,
+/// a burst comes back in packets of `m` segments; with no spare room at all, nothing merges and every
+/// packet is written unchanged.
+#[test]
+fn merges_stop_at_the_buffer_capacity() {
+    for (v6, udp) in [(false, false), (true, false), (false, true), (true, true)] {
+        let flow = Flow::simple(v6, udp);
+        let gso = 1000u16;
+        let n = 10;
+        let burst = Burst {
+            flow: flow.clone(),
+            seg: Seg {
+                seq: 5,
+                ip_id: 5,
+                flags: Flags::ACK_PSH,
+            },
+            data: packets::payload(n * usize::from(gso), 9),
+            gso,
+        };
+        let batch = burst.segments();
+        for m in [1usize, 3, 4] {
+            let cap = VirtioNetHdr::LEN + flow.header_len() + m * usize::from(gso);
+            let mut bufs: Vec<Vec<u8>> = batch
+                .iter()
+                .map(|p| {
+                    let mut b = Vec::with_capacity(cap);
+                    b.resize(VirtioNetHdr::LEN, 0);
+                    b.extend_from_slice(p);
+                    b
+                })
+                .collect();
+            let mut to_write = Vec::new();
+            tun_offload::handle_gro(
+                &mut bufs,
+                VirtioNetHdr::LEN,
+                &mut GroTable::new(),
+                true,
+                &mut to_write,
+            )
+            .expect("valid batch");
+            let got = sorted(to_write.iter().map(|&i| bufs[i].clone()).collect());
+            let want = sorted(
+                (0..n)
+                    .step_by(m)
+                    .map(|a| burst.run_wire(a, (a + m).min(n)))
+                    .collect(),
+            );
+            assert_eq!(got.len(), want.len(), "v6={v6} udp={udp} m={m}");
+            assert!(
+                got == want,
+                "v6={v6} udp={udp} m={m}: packets of {m} segments"
+            );
+            assert!(
+                bufs.iter().all(|b| b.capacity() == cap),
+                "no buffer reallocated"
+            );
+        }
+    }
+}
