@@ -16,7 +16,10 @@ const DEFAULT_SECONDS: u64 = 60;
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let (seconds, targets) = parse_args(args)?;
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/tun-offload");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("xtask has no parent directory")?;
+    let crate_dir = root.join("crates/tun-offload");
     ensure_cargo_fuzz()?;
     let mut summary = Vec::new();
     for target in &targets {
