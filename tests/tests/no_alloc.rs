@@ -1,0 +1,98 @@
+//! The data path allocates nothing once warm: read (and split), write (and coalesce) reuse the device's
+//! buffers, GRO table and index list. Alone in its binary, because the allocation counter replaces the global
+//! allocator (it counts per thread).
+
+use std::net::{SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tun::Builder;
+use tun_system_tests::{NetNs, PAIR_A, PAIR_B, with_deadline};
+
+/// Forwards `rounds` batches from `ta` to `tb` after `warmup` batches, while a sender in `a` keeps `ta` busy;
+/// returns the allocations counted over the measured batches and the most packets one read returned.
+fn measured_forwarding(offload: bool, gso: Option<u16>) -> (u64, usize) {
+    let a = NetNs::new();
+    let b = NetNs::new();
+    let ta = a
+        .tun(Builder::new().name("ta").offload(offload).monitor(false))
+        .unwrap();
+    let tb = b
+        .tun(Builder::new().name("tb").offload(offload).monitor(false))
+        .unwrap();
+    a.address("ta", "10.78.0.1/24");
+    b.address("tb", "10.78.0.2/24");
+    let receiver = b.run_in(|| UdpSocket::bind(SocketAddrV4::new(PAIR_B, 6000)).unwrap());
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let sender = a.run_in(|| UdpSocket::bind(SocketAddrV4::new(PAIR_A, 0)).unwrap());
+    let burst = match gso {
+        Some(size) => {
+            tun_sys::sockopt::set_udp_segment(&sender, size).unwrap();
+            vec![7u8; usize::from(size) * 20]
+        }
+        None => vec![7u8; 1200],
+    };
+    let stop = AtomicBool::new(false);
+    let offset = if offload { 10 } else { 0 };
+    let full = offset + 65535;
+    let (warmup, rounds) = (50, 500);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                // The device's queue may be full; a dropped burst is fine, the reader only needs traffic.
+                let _ = sender.send_to(&burst, SocketAddrV4::new(PAIR_B, 6000));
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        });
+        s.spawn(|| {
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                let _ = receiver.recv_from(&mut buf);
+            }
+        });
+        let result = with_deadline(&ta, Duration::from_secs(30), || {
+            let mut bufs: Vec<Vec<u8>> = (0..ta.batch_size()).map(|_| vec![0u8; full]).collect();
+            let mut sizes = vec![0usize; bufs.len()];
+            let (mut allocations, mut most) = (0u64, 0usize);
+            for round in 0..warmup + rounds {
+                let mut n = 0;
+                let info = allocation_counter::measure(|| {
+                    n = ta.read_packets(&mut bufs, &mut sizes, offset).unwrap();
+                    for (buf, &size) in bufs.iter_mut().zip(&sizes).take(n) {
+                        buf.truncate(offset + size);
+                    }
+                    tb.write_packets(&mut bufs[..n], offset).unwrap();
+                    for buf in &mut bufs[..n] {
+                        buf.resize(full, 0);
+                    }
+                });
+                if round >= warmup {
+                    allocations += info.count_total;
+                }
+                most = most.max(n);
+            }
+            (allocations, most)
+        });
+        stop.store(true, Ordering::Relaxed);
+        result
+    })
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn warm_offload_data_path_with_split_and_coalescing_allocates_nothing() {
+    let (allocations, most) = measured_forwarding(true, Some(1200));
+    assert_eq!(allocations, 0);
+    // The measured batches did split super-packets (and coalesce them again on write).
+    assert!(most > 1, "at most {most} packet(s) per read");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn warm_plain_data_path_allocates_nothing() {
+    let (allocations, _) = measured_forwarding(false, None);
+    assert_eq!(allocations, 0);
+}
