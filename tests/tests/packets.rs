@@ -400,3 +400,65 @@ fn writing_to_a_down_link_is_a_transient_error() {
     tun.set_up(true).unwrap();
     assert_eq!(tun.write_packets(&mut [packet], 0).unwrap(), 1);
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn random_bytes_and_arguments_never_panic_and_the_device_keeps_working() {
+    for offload in [false, true] {
+        let ns = NetNs::new();
+        let (tun, sock) = addressed(&ns, Builder::new().offload(offload), "tt-fuzz0");
+        let me = local_addr(&sock);
+        let peer = SocketAddrV4::new(PEER, 9300);
+        // xorshift: reproducible, no dependency.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..200 {
+            let count = (next() % 8) as usize;
+            let offset = (next() % 24) as usize;
+            let mut bufs: Vec<Vec<u8>> = (0..count)
+                .map(|_| {
+                    let len = (next() % 1600) as usize;
+                    let mut buf: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                    // Some of them look like IP packets, so they get past the first checks.
+                    if let Some(first) = buf.get_mut(offset) {
+                        *first = if next() % 2 == 0 { 0x45 } else { 0x60 };
+                    }
+                    buf
+                })
+                .collect();
+            if let Err(e) = tun.write_packets(&mut bufs, offset) {
+                assert!(!e.is_fatal(), "{e:?}");
+            }
+            // Reading with inconsistent arguments is an error, never a panic (and never blocks).
+            let mut sizes = vec![0usize; count.saturating_sub(1)];
+            let err = tun.read_packets(&mut bufs, &mut sizes, offset).unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+        }
+        // Still a working device.
+        let mut frame = vec![0u8; 10];
+        frame.extend_from_slice(&udp4_packet(peer, me, b"alive"));
+        let offset = if offload { 10 } else { 0 };
+        let packet = if offload { frame } else { frame[10..].to_vec() };
+        tun.write_packets(&mut [packet], offset).unwrap();
+        let mut buf = [0u8; 16];
+        let mut alive = false;
+        for _ in 0..4 {
+            let (n, _) = sock.recv_from(&mut buf).unwrap();
+            if &buf[..n] == b"alive" {
+                alive = true;
+                break;
+            }
+        }
+        assert!(alive, "offload {offload}");
+        sock.send_to(b"out", peer).unwrap();
+        assert!(
+            read_until(&tun, TIMEOUT, |p| is_udp4_to_port(p, 9300)).is_some(),
+            "offload {offload}"
+        );
+    }
+}
