@@ -99,7 +99,8 @@ pub(crate) fn measure(
 /// Results of a run: samples per test and forwarder, and the cells that failed.
 #[derive(Debug, Default)]
 pub(crate) struct Results {
-    samples: Vec<(TcpTest, Forwarder, Sample)>,
+    /// (test, forwarder, round, sample).
+    samples: Vec<(TcpTest, Forwarder, usize, Sample)>,
     failures: Vec<String>,
 }
 
@@ -112,9 +113,31 @@ impl Results {
     fn cell(&self, test: TcpTest, kind: Forwarder) -> Vec<Sample> {
         self.samples
             .iter()
-            .filter(|(t, k, _)| *t == test && *k == kind)
-            .map(|(_, _, s)| *s)
+            .filter(|(t, k, _, _)| *t == test && *k == kind)
+            .map(|(_, _, _, s)| *s)
             .collect()
+    }
+
+    /// Throughput of `ours` over `other`, taken within each round (where the two ran back to back, so that
+    /// slow changes of the machine's load cancel out), then the median over the rounds.
+    fn paired_ratio(&self, test: TcpTest, ours: Forwarder, other: Forwarder) -> Option<f64> {
+        let find = |kind: Forwarder, round: usize| {
+            self.samples
+                .iter()
+                .find(|(t, k, r, _)| *t == test && *k == kind && *r == round)
+                .map(|(_, _, _, s)| s.gbits)
+        };
+        let mut ratios: Vec<f64> = self
+            .samples
+            .iter()
+            .filter(|(t, k, _, _)| *t == test && *k == ours)
+            .filter_map(|(_, _, round, s)| {
+                let theirs = find(other, *round).filter(|g| *g > 0.0)?;
+                Some(s.gbits / theirs)
+            })
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios.get(ratios.len().checked_sub(1)? / 2).copied()
     }
 
     /// The sample with the median throughput, and the spread (max - min) / median of the throughput.
@@ -147,7 +170,7 @@ pub(crate) fn run_all(bins: &Binaries, pair: &Pair, tests: &[TcpTest], plan: Pla
                     kind.label()
                 );
                 match measure(bins, pair, kind, test, plan) {
-                    Ok(sample) => results.samples.push((test, kind, sample)),
+                    Ok(sample) => results.samples.push((test, kind, round, sample)),
                     Err(e) => {
                         eprintln!("\n  failed: {e}");
                         results
@@ -225,22 +248,13 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
                 }
             }
         }
-        let gbits = |kind| {
-            results
-                .median(test, kind)
-                .map(|(s, _)| s.gbits)
-                .filter(|g| *g > 0.0)
-        };
-        let (Some(ours), Some(ceiling), Some(peer)) = (
-            gbits(Forwarder::Offload),
-            gbits(Forwarder::Passthrough),
-            gbits(Forwarder::TunRs),
-        ) else {
+        let ratio = |other| results.paired_ratio(test, Forwarder::Offload, other);
+        let (Some(vs_ceiling), Some(vs_peer)) =
+            (ratio(Forwarder::Passthrough), ratio(Forwarder::TunRs))
+        else {
             continue;
         };
         let t = targets(test);
-        let vs_ceiling = ours / ceiling;
-        let vs_peer = ours / peer;
         let user_per_gbit = results
             .median(test, Forwarder::Offload)
             .map_or(0.0, |(s, _)| s.cpu.user / s.gbits);
@@ -262,7 +276,9 @@ pub(crate) const LEGEND: &str = "\
 Gbit/s: iperf3 receiver throughput from namespace A to B through tunA -> forwarder -> tunB.
 spread: (max - min) / median over the rounds. CPU %: the forwarder process (user + system) in % of one
 core; system time includes the kernel's delivery of each written packet into namespace B's stack.
-pkts/read, pkts/write: MTU-sized packets per read(2) / write(2) system call of the A -> B thread.";
+pkts/read, pkts/write: MTU-sized packets per read(2) / write(2) system call of the A -> B thread.
+(1)/(3), (1)/(4): throughput ratios within each round (the forwarders of a round run back to back), median
+over the rounds.";
 
 fn parse_plan(args: &[String]) -> Result<Plan, String> {
     let mut plan = Plan {
@@ -338,7 +354,9 @@ mod tests {
         let test = TESTS[0];
         let mut results = Results::default();
         for g in [9.0, 10.0, 12.0] {
-            results.samples.push((test, Forwarder::Offload, sample(g)));
+            results
+                .samples
+                .push((test, Forwarder::Offload, 0, sample(g)));
         }
         let (median, spread) = results
             .median(test, Forwarder::Offload)
@@ -352,14 +370,14 @@ mod tests {
     fn the_table_shows_ratios_against_the_ceiling_and_the_peer() {
         let test = TESTS[0];
         let mut results = Results::default();
-        results
-            .samples
-            .push((test, Forwarder::Offload, sample(9.6)));
-        results.samples.push((test, Forwarder::Plain, sample(2.0)));
-        results
-            .samples
-            .push((test, Forwarder::Passthrough, sample(10.0)));
-        results.samples.push((test, Forwarder::TunRs, sample(8.0)));
+        for (kind, gbits) in [
+            (Forwarder::Offload, 9.6),
+            (Forwarder::Plain, 2.0),
+            (Forwarder::Passthrough, 10.0),
+            (Forwarder::TunRs, 8.0),
+        ] {
+            results.samples.push((test, kind, 0, sample(gbits)));
+        }
         let text = table(&results, &[test], 1);
         assert!(
             text.contains("(1)/(3) = 0.960 [target >= 0.95: ok]"),
@@ -368,6 +386,28 @@ mod tests {
         assert!(
             text.contains("(1)/(4) = 1.200 [target >= 1.00: ok]"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn ratios_pair_the_forwarders_of_each_round() {
+        // The machine was slower in round 1: per-round ratios are all near 1, while the ratio of the
+        // medians (8.0 / 8.5) would not be.
+        let test = TESTS[1];
+        let mut results = Results::default();
+        for (round, ours, ceiling) in [(0, 10.0, 10.0), (1, 5.0, 5.0), (2, 8.0, 8.5)] {
+            results
+                .samples
+                .push((test, Forwarder::Offload, round, sample(ours)));
+            results
+                .samples
+                .push((test, Forwarder::Passthrough, round, sample(ceiling)));
+        }
+        let ratio = results.paired_ratio(test, Forwarder::Offload, Forwarder::Passthrough);
+        assert_eq!(ratio, Some(1.0));
+        assert_eq!(
+            results.paired_ratio(test, Forwarder::Offload, Forwarder::TunRs),
+            None
         );
     }
 
