@@ -120,12 +120,31 @@ fn second_device_with_the_same_name_is_a_clear_error() {
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn name_of_a_tap_device_is_refused() {
+fn name_of_a_tap_device_is_a_busy_device() {
     let ns = NetNs::new();
     ns.ip(&["tuntap", "add", "dev", "tt-tap0", "mode", "tap"]);
     let err = ns.tun(Builder::new().name("tt-tap0")).unwrap_err();
-    assert!(err.raw_os_error().is_some(), "{err:?}");
-    assert!(err.to_string().contains("tt-tap0"), "{err}");
+    assert!(
+        matches!(&err, Error::DeviceBusy { name, .. } if name == "tt-tap0"),
+        "{err:?}"
+    );
+    assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn multi_queue_and_single_queue_do_not_mix() {
+    let ns = NetNs::new();
+    let _single = ns.tun(Builder::new().name("tt-mix0")).unwrap();
+    let err = ns
+        .tun(Builder::new().name("tt-mix0").multi_queue(true))
+        .unwrap_err();
+    assert!(matches!(err, Error::DeviceBusy { .. }), "{err:?}");
+    let _multi = ns
+        .tun(Builder::new().name("tt-mix1").multi_queue(true))
+        .unwrap();
+    let err = ns.tun(Builder::new().name("tt-mix1")).unwrap_err();
+    assert!(matches!(err, Error::DeviceBusy { .. }), "{err:?}");
 }
 
 #[test]

@@ -119,6 +119,11 @@ impl Builder {
                     name: shown,
                     source,
                 },
+                // EINVAL for a name that exists: a TAP device, or a TUN device of the other queue kind.
+                Some(libc::EINVAL) if interface_exists(name) => Error::DeviceBusy {
+                    name: shown,
+                    source,
+                },
                 _ => Error::io("TUNSETIFF", shown, source),
             }
         })?;
@@ -140,6 +145,15 @@ impl Builder {
     pub fn create(self) -> Result<Tun> {
         self.build()
     }
+}
+
+/// True when an interface called `name` exists in the calling thread's namespace (a template never does).
+fn interface_exists(name: IfName) -> bool {
+    !name.bytes().is_empty()
+        && !name.is_template()
+        && tun_sys::iface::control_socket()
+            .and_then(|sock| tun_sys::iface::index(sock.as_fd(), name))
+            .is_ok()
 }
 
 /// Opening a [`Tun`] from a TUN fd made elsewhere (for example passed in by a privileged parent).

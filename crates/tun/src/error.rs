@@ -24,9 +24,11 @@ pub enum Error {
         #[source]
         reason: tun_sys::NameError,
     },
-    /// A device of that name exists and cannot be attached to (another process holds its only queue, or it is
-    /// configured differently: single versus multi-queue, TUN versus TAP).
-    #[error("interface {name} exists and is busy or configured differently")]
+    /// An interface of that name exists and cannot be attached to: another fd holds its only queue (`EBUSY`),
+    /// or it is not a TUN device of the same kind (a TAP device, single versus multi-queue: `EINVAL`).
+    #[error(
+        "interface {name} exists and cannot be attached to (in use, or not a TUN device of this kind)"
+    )]
     DeviceBusy {
         /// The device name.
         name: String,
