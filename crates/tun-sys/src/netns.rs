@@ -101,8 +101,20 @@ mod tests {
     }
 
     #[test]
-    fn run_in_current_namespace_returns_the_closure_result() {
+    fn run_in_runs_the_closure_inside_or_not_at_all() {
+        // Entering a namespace needs CAP_SYS_ADMIN even for one's own: with it the closure runs and its result
+        // comes back; without it the error comes back and the closure never runs outside the namespace.
         let ns = current().unwrap();
-        assert_eq!(run_in(&ns, || 42).unwrap(), 42);
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        match run_in(&ns, || {
+            ran.store(true, std::sync::atomic::Ordering::SeqCst);
+            42
+        }) {
+            Ok(value) => assert_eq!(value, 42),
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+                assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+            }
+        }
     }
 }
