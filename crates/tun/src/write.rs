@@ -251,6 +251,26 @@ mod tests {
     }
 
     #[test]
+    fn refused_gso_write_says_it_was_a_coalesced_packet() {
+        let einval = || Error::io("write", "t0", io::Error::from_raw_os_error(libc::EINVAL));
+        let mut gso = vec![0u8; 10 + 40];
+        gso[1] = tun_offload::virtio::GSO_TCPV4;
+        let err = explain_gso_failure(einval(), &gso, 10);
+        assert!(
+            err.to_string().contains("coalesced GSO super-packet"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("set_gro(false)"), "{err}");
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        // A plain packet's failure stays as it was.
+        let plain = vec![0u8; 10 + 40];
+        assert!(matches!(
+            explain_gso_failure(einval(), &plain, 10),
+            Error::Io { op: "write", .. }
+        ));
+    }
+
+    #[test]
     fn lone_failure_is_reported_as_itself_and_several_as_a_batch() {
         let one = || {
             vec![PacketError {
