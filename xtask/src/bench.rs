@@ -221,7 +221,11 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
         "forwarder", "Gbit/s", "spread", "CPU %", "user %", "user%/Gbit", "pkts/read", "pkts/write"
     );
     for &test in tests {
-        let _ = writeln!(out, "{} (median of {rounds})", test.label());
+        if rounds == 1 {
+            let _ = writeln!(out, "{} (one run)", test.label());
+        } else {
+            let _ = writeln!(out, "{} (median of {rounds} rounds)", test.label());
+        }
         for kind in Forwarder::ALL {
             match results.median(test, kind) {
                 Some((s, spread)) => {
@@ -232,10 +236,14 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
                     };
                     let _ = writeln!(
                         out,
-                        "  {:<22} {:>7.2} {:>6.0}% {:>6.0} {:>7.1} {:>10.2} {:>9.1} {:>10.1}",
+                        "  {:<22} {:>7.2} {:>7} {:>6.0} {:>7.1} {:>10.2} {:>9.1} {:>10.1}",
                         kind.label(),
                         s.gbits,
-                        spread * 100.0,
+                        if rounds == 1 {
+                            "-".to_owned()
+                        } else {
+                            format!("{:.0}%", spread * 100.0)
+                        },
                         s.cpu.total(),
                         s.cpu.user,
                         per_gbit,
