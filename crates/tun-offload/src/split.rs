@@ -352,7 +352,13 @@ fn copy_finishing_checksum(packet: &[u8], out: &mut [u8], start: usize, field: u
     let (head, tail) = out.split_at_mut(start.min(out.len()));
     head.copy_from_slice(packet.get(..head.len()).unwrap_or_default());
     let sum = checksum::copy_and_sum(tail, packet.get(head.len()..).unwrap_or_default(), 0);
-    crate::wire::write_u16(out, field, !checksum::fold(sum));
+    // A computed zero is stored as all ones, as the kernel does (CSUM_MANGLED_0): to UDP zero means "no
+    // checksum", which IPv6 forbids; to TCP the two are the same.
+    let csum = match !checksum::fold(sum) {
+        0 => 0xffff,
+        c => c,
+    };
+    crate::wire::write_u16(out, field, csum);
 }
 
 impl Segments {

@@ -395,3 +395,70 @@ fn inconsistent_virtio_headers_are_errors() {
         );
     }
 }
+
+/// A payload for `flow` whose UDP checksum computes to zero: its last two bytes complete the sum.
+fn payload_with_zero_udp_checksum(flow: &Flow, len: usize) -> Vec<u8> {
+    let mut data = packets::payload(len, 21);
+    data[len - 2..].fill(0);
+    let pkt = packets::packet(
+        flow,
+        Seg {
+            seq: 0,
+            ip_id: 0,
+            flags: Flags::ACK,
+        },
+        &data,
+    );
+    let iph = flow.ip_header_len();
+    let mut l4 = pkt[iph..].to_vec();
+    l4[6..8].fill(0);
+    let alen = if flow.v6 { 16 } else { 4 };
+    let pseudo = support::reference::pseudo_header(
+        &flow.src[..alen],
+        &flow.dst[..alen],
+        17,
+        l4.len() as u32,
+    );
+    let partial = support::reference::fold(pseudo + support::reference::sum(&l4));
+    data[len - 2..].copy_from_slice(&(0xffff - partial).to_be_bytes());
+    data
+}
+
+/// A UDP checksum that computes to zero is sent as 0xffff (zero means "no checksum", and IPv6 forbids
+/// it), both when a GSO_NONE packet's checksum is finished and when a USO segment's is computed, as the
+/// kernel does (CSUM_MANGLED_0).
+#[test]
+fn udp_checksum_computing_to_zero_is_sent_as_all_ones() {
+    for v6 in [false, true] {
+        let flow = Flow::simple(v6, true);
+        let data = payload_with_zero_udp_checksum(&flow, 1000);
+        let seg = Seg {
+            seq: 0,
+            ip_id: 3,
+            flags: Flags::ACK,
+        };
+        let want = packets::packet(&flow, seg, &data);
+        let at = flow.ip_header_len() + 6;
+        assert_eq!(
+            want[at..at + 2],
+            [0xff, 0xff],
+            "the reference packet carries 0xffff"
+        );
+
+        let mut read = packets::super_packet(&flow, seg, &data, 1448, HdrLen::Exact, false);
+        read[1] = tun_offload::virtio::GSO_NONE;
+        let got = split_exact(&read, &[want.len()], 0).expect("a valid packet");
+        assert_eq!(
+            got[0][at..at + 2],
+            [0xff, 0xff],
+            "v6={v6}: GSO_NONE finished to 0xffff"
+        );
+
+        // The same datagram as the first segment of a USO super-packet.
+        let mut two = data.clone();
+        two.extend_from_slice(&packets::payload(500, 4));
+        let read = packets::super_packet(&flow, seg, &two, 1000, HdrLen::Exact, false);
+        let got = split_exact(&read, &[want.len(), 600], 0).expect("a valid super-packet");
+        assert_eq!(got[0], want, "v6={v6}: USO segment with checksum 0xffff");
+    }
+}

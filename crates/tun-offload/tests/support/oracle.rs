@@ -218,8 +218,12 @@ pub(crate) fn parse_coalesced(wire: &[u8]) -> Result<(VirtioNetHdr, Parsed), Str
             "checksum seed {seed:#06x}, want pseudo-header sum {want_seed:#06x}"
         ));
     }
-    // Finish as the kernel would: sum from csum_start to the end (seed included), store the inverse.
-    let finished = !reference::fold(reference::sum(&pkt[iph..]));
+    // Finish as the kernel would: sum from csum_start to the end (seed included), store the inverse, and
+    // for UDP send a computed zero as all ones (zero means "no checksum").
+    let mut finished = !reference::fold(reference::sum(&pkt[iph..]));
+    if proto == 17 && finished == 0 {
+        finished = 0xffff;
+    }
     pkt[at..at + 2].copy_from_slice(&finished.to_be_bytes());
     let p = parse_checked(&pkt)?;
     if usize::from(hdr.hdr_len) != p.ip_header_len + p.l4_header_len {
