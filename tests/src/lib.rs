@@ -65,6 +65,21 @@ impl NetNs {
         self.run_in(|| builder.build())
     }
 
+    /// Attaches to a device whose previous fd was just closed, retrying while the kernel still calls it busy
+    /// (at most 5 s). A closed fd can outlive `close()` briefly: a child that another test thread is forking
+    /// inherits every fd of the process and holds them until it execs.
+    pub fn tun_reattach(&self, builder: tun::Builder) -> Result<Tun, tun::Error> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.tun(builder.clone()) {
+                Err(tun::Error::DeviceBusy { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// `ip -n NAME ARGS...`; panics with ip's message when it fails. Returns its standard output.
     pub fn ip(&self, args: &[&str]) -> String {
         self.try_ip(args)

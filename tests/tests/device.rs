@@ -192,7 +192,7 @@ fn persistent_device_outlives_its_fd_until_deleted() {
         .expect("persistent device still listed");
     assert_eq!(link.index, index);
     // Attaching again works and finds the same device.
-    let again = ns.tun(Builder::new().name("tt-persist0")).unwrap();
+    let again = ns.tun_reattach(Builder::new().name("tt-persist0")).unwrap();
     assert_eq!(again.index().unwrap(), index);
     drop(again);
     ns.ip(&["link", "del", "tt-persist0"]);
@@ -208,7 +208,7 @@ fn persist_false_makes_a_persistent_device_go_with_its_fd() {
             .unwrap(),
     );
     let tun = ns
-        .tun(Builder::new().name("tt-persist1").persist(false))
+        .tun_reattach(Builder::new().name("tt-persist1").persist(false))
         .unwrap();
     drop(tun);
     assert!(wait_until(Duration::from_secs(2), || ns

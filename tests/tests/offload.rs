@@ -67,7 +67,7 @@ fn attaching_without_offloads_turns_a_persistent_devices_offloads_off() {
     // The offload mask outlives the fd; a plain attach must clear it, or the kernel would hand over
     // super-packets and partial checksums to a reader that cannot take them.
     let tun = ns
-        .tun(Builder::new().name("tt-ofl2").persist(false))
+        .tun_reattach(Builder::new().name("tt-ofl2").persist(false))
         .unwrap();
     assert!(tun.offloads().is_empty());
     ns.address("tt-ofl2", "10.77.0.1/24");

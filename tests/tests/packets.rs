@@ -185,7 +185,11 @@ fn close_wakes_a_blocked_reader_promptly_with_closed() {
     let ns = NetNs::new();
     let mut latencies = Vec::new();
     for trial in 0..10 {
-        let tun = Arc::new(ns.tun(Builder::new().name("tt-wake0")).unwrap());
+        // A fresh name per trial: a closed queue can be held a moment longer by a child another test forks.
+        let tun = Arc::new(
+            ns.tun(Builder::new().name(format!("tt-wake{trial}")))
+                .unwrap(),
+        );
         let reader = {
             let tun = Arc::clone(&tun);
             std::thread::spawn(move || {

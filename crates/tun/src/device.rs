@@ -261,7 +261,10 @@ impl Tun {
     /// Idempotent; every later call on this `Tun` gets [`Error::Closed`].
     ///
     /// The descriptor number stays allocated (pointing at `/dev/null`) until the `Tun` is dropped, so fds
-    /// handed out by [`AsFd`] never dangle.
+    /// handed out by [`AsFd`] never dangle. The kernel removes the interface once nothing holds the queue any
+    /// more: a child process being forked by another thread at that moment holds it until it executes its
+    /// program (every fd here is close-on-exec), so reusing the name at once may briefly see
+    /// [`Error::DeviceBusy`].
     pub fn close(&self) -> Result<()> {
         let Some(woken) = self.begin_close() else {
             return Ok(());
