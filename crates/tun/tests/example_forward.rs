@@ -1,0 +1,235 @@
+//! The `forward` example as a user runs it: it creates tunA and tunB in two existing namespaces, carries
+//! traffic between them, and on SIGTERM prints its counters per direction and exits 0, removing both
+//! devices. Checked in each of its modes: offloads, no offloads, and the raw passthrough.
+//!
+//! `cargo test -p tun` builds the package's examples next to its test binaries (`target/*/examples/`), so the
+//! test runs the example binary of this very build, inside namespaces it creates and removes.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tun_sys::signal::{self, Signal};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+const A4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const B4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+
+/// A network namespace for this test, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(role: &str) -> Self {
+        // Tests of this binary run in parallel: each namespace gets a number of its own.
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("tfw-{}-{n}-{role}", std::process::id());
+        ip(&["netns", "add", &name]);
+        let ns = Self(name);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", self.0.as_str()];
+        all.extend_from_slice(args);
+        ip(&all);
+    }
+
+    fn has_link(&self, name: &str) -> bool {
+        Command::new("ip")
+            .args(["-n", &self.0, "link", "show", "dev", name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Runs `f` on a thread inside this namespace (sockets it creates live here).
+    fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let fd = tun_sys::netns::open_named(&self.0).expect("open the namespace");
+        tun_sys::netns::run_in(&fd, f).expect("enter the namespace")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `target/<profile>/examples/forward`, beside the `deps/` directory holding this test binary.
+fn example_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    profile_dir.join("examples").join("forward")
+}
+
+/// Kills the example if the test fails before it exits on its own.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + TIMEOUT;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// One counter of one direction from the example's summary, e.g. `a->b: packets 10 bytes 15000 ...`.
+fn counter(summary: &str, direction: &str, name: &str) -> u64 {
+    let line = summary
+        .lines()
+        .find_map(|l| l.strip_prefix(direction).and_then(|r| r.strip_prefix(':')))
+        .unwrap_or_else(|| panic!("no {direction} line in {summary:?}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| *w == name)
+        .unwrap_or_else(|| panic!("no {name} in {line:?}"));
+    words
+        .get(at + 1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("bad {name} in {line:?}"))
+}
+
+fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
+    let a = Netns::new("a");
+    let b = Netns::new("b");
+    let mut cmd = Command::new(example_path());
+    cmd.args([
+        "--netns-a",
+        &a.0,
+        "--name-a",
+        "tunA",
+        "--netns-b",
+        &b.0,
+        "--name-b",
+        "tunB",
+    ])
+    .args(mode)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut running = Running(cmd.spawn().expect("start the forward example"));
+    assert!(
+        wait_until(|| a.has_link("tunA") && b.has_link("tunB")),
+        "the devices did not appear"
+    );
+    // B first: the packets A's link emits as it comes up (IPv6 router solicitations) then meet a link that
+    // is up, so direction a->b sees no write errors at all.
+    for (ns, dev, local, peer) in [(&b, "tunB", B4, A4), (&a, "tunA", A4, B4)] {
+        ns.ip(&["link", "set", "dev", dev, "up"]);
+        ns.ip(&["addr", "add", &format!("{local}/32"), "dev", dev]);
+        ns.ip(&["route", "add", &format!("{peer}/32"), "dev", dev]);
+    }
+
+    // 4 MiB over TCP from A to B, through the example.
+    let data: Vec<u8> = (0..4u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let addr = SocketAddr::from((B4, 46_001));
+    let listener = b.run_in(|| TcpListener::bind(addr)).expect("listen in B");
+    let receiver = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).expect("receive");
+        got
+    });
+    let mut stream = a
+        .run_in(|| TcpStream::connect_timeout(&addr, TIMEOUT))
+        .expect("connect from A");
+    stream.set_write_timeout(Some(TIMEOUT)).expect("timeout");
+    stream.write_all(&data).expect("send");
+    drop(stream);
+    let got = receiver.join().expect("receiver thread");
+    assert!(
+        got == data,
+        "received {} bytes, not what was sent",
+        got.len()
+    );
+
+    signal::send(running.0.id(), Signal::Terminate).expect("SIGTERM");
+    assert!(
+        wait_until(|| running.0.try_wait().ok().flatten().is_some()),
+        "no exit after SIGTERM"
+    );
+    let status = running.0.wait().expect("exit status");
+    let mut summary = String::new();
+    running
+        .0
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut summary)
+        .expect("read stdout");
+    assert!(status.success(), "exit {status}: {summary}");
+    assert!(
+        counter(&summary, "a->b", "bytes") > data.len() as u64,
+        "{summary}"
+    );
+    assert!(counter(&summary, "a->b", "packets") > 0, "{summary}");
+    assert!(counter(&summary, "b->a", "packets") > 0, "{summary}");
+    assert_eq!(counter(&summary, "a->b", "errors"), 0, "{summary}");
+    // super-packets is reported in every mode; only reads with offloads can have them.
+    let super_packets = counter(&summary, "a->b", "super-packets");
+    if mode.contains(&"--no-offload") {
+        assert_eq!(super_packets, 0, "{summary}");
+    }
+    assert!(
+        wait_until(|| !a.has_link("tunA") && !b.has_link("tunB")),
+        "devices left behind"
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn forward_with_offloads_carries_traffic_and_reports_on_sigterm() {
+    forward_carries_traffic_and_reports_on_sigterm(&[]);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn forward_with_one_buffer_per_read_carries_traffic() {
+    forward_carries_traffic_and_reports_on_sigterm(&["--batch", "1"]);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn forward_without_offloads_carries_traffic_and_reports_on_sigterm() {
+    forward_carries_traffic_and_reports_on_sigterm(&["--no-offload"]);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn forward_passthrough_carries_traffic_and_reports_on_sigterm() {
+    forward_carries_traffic_and_reports_on_sigterm(&["--passthrough"]);
+}
