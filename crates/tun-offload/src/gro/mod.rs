@@ -154,7 +154,14 @@ pub fn handle_gro_with(
                 tcp::coalesce(bufs, offset, table, index, &c)
             }
             Some(c) => udp::coalesce(bufs, offset, table, index, &c),
-            None => Outcome::Alone,
+            None => {
+                if options.udp {
+                    // A datagram written on its own keeps its place in its flow: no later datagram
+                    // may join a packet written before it.
+                    table.end_udp_flow(packet);
+                }
+                Outcome::Alone
+            }
         };
         match outcome {
             Outcome::Alone => {

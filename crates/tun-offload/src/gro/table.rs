@@ -64,6 +64,14 @@ impl GroTable {
         self.items.get_mut(index)
     }
 
+    /// Stops the UDP flow of `packet` (any unfragmented packet with a UDP header, candidate or not) from
+    /// growing its newest held packet: later datagrams start a new one, so none overtakes `packet`.
+    pub(super) fn end_udp_flow(&mut self, packet: &[u8]) {
+        if let Some(key) = FlowKey::of_udp(packet) {
+            self.flows.remove(&key);
+        }
+    }
+
     /// Holds the packet in `bufs[buf]` as its flow's newest item.
     pub(super) fn insert(&mut self, buf: usize, c: &Candidate, csum: Csum) {
         let index = self.items.len();
@@ -96,6 +104,27 @@ pub(super) struct FlowKey {
 }
 
 impl FlowKey {
+    /// The UDP flow of any unfragmented packet with a UDP header (IPv4 options and IPv6 extension headers
+    /// allowed); fragments are skipped, as only the first one carries the ports.
+    fn of_udp(packet: &[u8]) -> Option<Self> {
+        let ip = IpPacket::new_checked(packet).ok()?;
+        if ip.is_fragment() {
+            return None;
+        }
+        let (l4_start, protocol) = ip.transport().ok()?;
+        if protocol != Transport::Udp.protocol() {
+            return None;
+        }
+        let ports: &[u8; 4] = packet.get(l4_start..)?.first_chunk()?;
+        Some(Self::new(
+            ip.version(),
+            Transport::Udp,
+            ip.addrs(),
+            ports,
+            0,
+        ))
+    }
+
     fn new(
         version: IpVersion,
         transport: Transport,

@@ -276,7 +276,7 @@ fn fuzz_flow(input: &mut Input<'_>, v6: bool, udp: bool) -> Flow {
 /// lengths, flags, header fields and checksums, plus raw byte strings) and checks `handle_gro`: it
 /// succeeds, writes each buffer at most once, and what it writes splits back into exactly the packets
 /// it was given (IPv4 IDs aside); coalesced packets carry a correct virtio header and seed, never more
-/// than 65535 bytes; UDP candidates of a flow keep their order.
+/// than 65535 bytes; UDP datagrams of a flow keep their order.
 pub(crate) fn check_handle_gro(data: &[u8]) {
     let mut input = Input { data };
     let head = input.u8();
@@ -387,16 +387,14 @@ pub(crate) fn check_handle_gro(data: &[u8]) {
     check_udp_order(&pkts, &mut back);
 }
 
-/// UDP datagrams of one 4-tuple that are coalescing candidates come out (ordered by buffer index, then
-/// position in a coalesced packet) in the order they went in.
+/// Well-formed UDP datagrams of one 4-tuple come out (ordered by buffer index, then position in a
+/// coalesced packet) in the order they went in.
 fn check_udp_order(pkts: &[Vec<u8>], back: &mut [(usize, Vec<u8>)]) {
-    // Only datagrams that may be coalesced at all: a non-empty payload, valid checksums, no IPv4
-    // options. A datagram that is no candidate is not held, so the engine (like wireguard-go) lets the
-    // datagrams after it join the item before it.
+    // Every well-formed datagram (valid checksums, not a fragment), candidate or not: one written on
+    // its own keeps its place too.
     fn udp_key(p: &[u8]) -> Option<Vec<u8>> {
         let parsed = parse_checked(p).ok()?;
-        let fixed_header = parsed.ip_header_len == if parsed.v6 { 40 } else { 20 };
-        (parsed.udp && fixed_header && !parsed.payload.is_empty()).then(|| {
+        parsed.udp.then(|| {
             [
                 parsed.src,
                 parsed.dst,
