@@ -1,6 +1,8 @@
 //! Running a batch through `handle_gro` and taking the result apart again.
 
-use tun_offload::{GroTable, OffloadError, VirtioNetHdr, gso_split, handle_gro};
+use tun_offload::{
+    GroOptions, GroTable, OffloadError, VirtioNetHdr, gso_split, handle_gro, handle_gro_with,
+};
 
 use super::oracle::parse_coalesced;
 
@@ -25,9 +27,27 @@ pub(crate) fn coalesce(
     table: &mut GroTable,
     udp_gro: bool,
 ) -> Result<Vec<(usize, Vec<u8>)>, OffloadError> {
+    let options = GroOptions {
+        tcp: true,
+        udp: udp_gro,
+    };
+    coalesce_with(pkts, offset, table, options)
+}
+
+/// [`coalesce`] through `handle_gro_with`, TCP and UDP coalescing each on or off.
+pub(crate) fn coalesce_with(
+    pkts: &[Vec<u8>],
+    offset: usize,
+    table: &mut GroTable,
+    options: GroOptions,
+) -> Result<Vec<(usize, Vec<u8>)>, OffloadError> {
     let mut bufs = buffers(pkts, offset);
     let mut to_write = Vec::new();
-    handle_gro(&mut bufs, offset, table, udp_gro, &mut to_write)?;
+    if options.tcp {
+        handle_gro(&mut bufs, offset, table, options.udp, &mut to_write)?;
+    } else {
+        handle_gro_with(&mut bufs, offset, table, options, &mut to_write)?;
+    }
     Ok(to_write
         .iter()
         .map(|&i| (i, bufs[i][offset - VirtioNetHdr::LEN..].to_vec()))

@@ -3,9 +3,9 @@
 //! the engine breaks a rule.
 
 use tun_offload::virtio::{FLAG_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
-use tun_offload::{GroTable, OffloadError, UDP_MAX_SEGMENTS, VirtioNetHdr, gso_split};
+use tun_offload::{GroOptions, GroTable, OffloadError, UDP_MAX_SEGMENTS, VirtioNetHdr, gso_split};
 
-use super::batch::{canonical, coalesce, unpack};
+use super::batch::{canonical, coalesce_with, unpack};
 use super::oracle::parse_checked;
 use super::packets::{self, Flags, Flow, HdrLen, Seg};
 use super::reference;
@@ -281,7 +281,10 @@ pub(crate) fn check_handle_gro(data: &[u8]) {
     let mut input = Input { data };
     let head = input.u8();
     let offset = VirtioNetHdr::LEN + usize::from(head & 7);
-    let udp_gro = head & 8 != 0;
+    let options = GroOptions {
+        tcp: head & 0x10 == 0,
+        udp: head & 8 != 0,
+    };
     let gso = usize::from(input.u16() % 1500) + 1;
     let base_seq = input.u32();
     let mut pkts: Vec<Vec<u8>> = Vec::new();
@@ -343,7 +346,7 @@ pub(crate) fn check_handle_gro(data: &[u8]) {
         }
         pkts.push(p);
     }
-    let out = coalesce(&pkts, offset, &mut GroTable::new(), udp_gro)
+    let out = coalesce_with(&pkts, offset, &mut GroTable::new(), options)
         .unwrap_or_else(|e| panic!("handle_gro: {e}"));
     let mut seen = vec![false; pkts.len()];
     let mut back: Vec<(usize, Vec<u8>)> = Vec::new();
@@ -365,6 +368,15 @@ pub(crate) fn check_handle_gro(data: &[u8]) {
             );
         }
         let parts = unpack(wire).unwrap_or_else(|e| panic!("buffer {idx}: {e}"));
+        let coalesced_on = match hdr.gso_type {
+            GSO_NONE => true,
+            GSO_TCPV4 | GSO_TCPV6 => options.tcp,
+            _ => options.udp,
+        };
+        assert!(
+            coalesced_on,
+            "buffer {idx}: coalesced with that protocol off"
+        );
         if hdr.gso_type == GSO_UDP_L4 {
             assert!(
                 parts.len() <= UDP_MAX_SEGMENTS,
