@@ -462,3 +462,46 @@ fn udp_checksum_computing_to_zero_is_sent_as_all_ones() {
         assert_eq!(got[0], want, "v6={v6}: USO segment with checksum 0xffff");
     }
 }
+
+/// `packet` with an 8-byte IPv6 hop-by-hop header (PadN) after the fixed header; the transport checksum
+/// is unchanged, as the pseudo-header does not cover extension headers.
+fn with_hop_by_hop(packet: &[u8]) -> Vec<u8> {
+    let mut p = packet.to_vec();
+    let next = p[6];
+    p.splice(40..40, [next, 0, 1, 4, 0, 0, 0, 0]);
+    p[6] = 0;
+    let len = (p.len() - 40) as u16;
+    p[4..6].copy_from_slice(&len.to_be_bytes());
+    p
+}
+
+/// IPv6 super-packets may carry extension headers before TCP or UDP (csum_start then points past them):
+/// every segment carries them too, with the payload length and checksum of its own.
+#[test]
+fn ipv6_extension_headers_are_carried_into_every_segment() {
+    for udp in [false, true] {
+        let flow = Flow::simple(true, udp);
+        let data = packets::payload(5000, 8);
+        let seg = Seg {
+            seq: 100,
+            ip_id: 0,
+            flags: Flags::ACK_PSH,
+        };
+        let plain = packets::super_packet(&flow, seg, &data, 1400, HdrLen::Exact, false);
+        let mut read = plain[..VirtioNetHdr::LEN].to_vec();
+        read.extend_from_slice(&with_hop_by_hop(&plain[VirtioNetHdr::LEN..]));
+        let csum_start = 40u16 + 8;
+        read[6..8].copy_from_slice(&csum_start.to_le_bytes());
+        let want: Vec<Vec<u8>> = packets::segments(&flow, seg, &data, 1400, false)
+            .iter()
+            .map(|p| with_hop_by_hop(p))
+            .collect();
+        let lens: Vec<usize> = want.iter().map(Vec::len).collect();
+        let got = split_exact(&read, &lens, 0).unwrap_or_else(|e| panic!("udp={udp}: {e}"));
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            parse_checked(g).unwrap_or_else(|e| panic!("udp={udp} segment {i}: {e}"));
+            assert!(g == w, "udp={udp}: segment {i} differs");
+        }
+    }
+}

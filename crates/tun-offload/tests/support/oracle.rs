@@ -76,9 +76,11 @@ pub(crate) fn parse_checked(pkt: &[u8]) -> Result<Parsed, String> {
             )
         }
         Some(NetHeaders::Ipv6(ip, ext)) => {
-            if !ext.is_empty() {
-                return Err("IPv6 extension headers".into());
-            }
+            // Extension headers (hop-by-hop, routing, destination options) may precede the transport
+            // header; the pseudo-header names the transport protocol at their end.
+            let proto = ext
+                .next_header(ip.next_header)
+                .map_err(|e| format!("IPv6 extension headers: {e}"))?;
             if usize::from(ip.payload_length) + 40 != pkt.len() {
                 return Err(format!(
                     "IPv6 payload length {} but packet is {} bytes",
@@ -95,8 +97,8 @@ pub(crate) fn parse_checked(pkt: &[u8]) -> Result<Parsed, String> {
                 false,
                 0,
                 ip.flow_label.value(),
-                40,
-                ip.next_header.0,
+                40 + ext.header_len(),
+                proto.0,
             )
         }
         _ => return Err("not an IP packet".into()),
