@@ -42,3 +42,23 @@ fn finish_with_pseudo_header(bencher: Bencher, len: usize) {
         checksum::finish(black_box(&buf), seed)
     });
 }
+
+/// Copying while summing, as the split does for each segment's payload: bytes copied per second.
+#[divan::bench(args = SIZES)]
+fn copy_and_sum(bencher: Bencher, len: usize) {
+    let src = data(len);
+    let mut dst = vec![0u8; len];
+    bencher
+        .counter(BytesCount::new(len))
+        .bench_local(|| checksum::copy_and_sum(black_box(&mut dst), black_box(&src), 0));
+}
+
+/// A plain copy of the same sizes, the floor `copy_and_sum` is measured against.
+#[divan::bench(args = SIZES)]
+fn copy_only(bencher: Bencher, len: usize) {
+    let src = data(len);
+    let mut dst = vec![0u8; len];
+    bencher
+        .counter(BytesCount::new(len))
+        .bench_local(|| black_box(&mut dst).copy_from_slice(black_box(&src)));
+}
