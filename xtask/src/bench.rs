@@ -71,8 +71,9 @@ pub(crate) fn measure(
     let tunnel = Tunnel::start(bins, kind, pair)?;
     let pid = tunnel.pid();
     let io_start = SyscallCounts::of_thread(pid, A_TO_B_THREAD)?;
-    let server = IperfServer::start(&pair.b)?;
-    let client = IperfClient::start(&pair.a, &server, test, plan.seconds, plan.omit)?;
+    let cpus = pair.pinning.as_ref().map(|p| p.traffic.as_str());
+    let server = IperfServer::start(&pair.b, cpus)?;
+    let client = IperfClient::start(&pair.a, &server, test, plan.seconds, plan.omit, cpus)?;
     std::thread::sleep(Duration::from_secs(u64::from(plan.omit)));
     let cpu_start = CpuTime::read(pid)?;
     let finished = client.finish();
@@ -314,6 +315,17 @@ fn parse_plan(args: &[String]) -> Result<Plan, String> {
     Ok(plan)
 }
 
+/// Says where the forwarder and the traffic run.
+pub(crate) fn print_pinning(pair: &Pair) {
+    match &pair.pinning {
+        Some(p) => println!(
+            "Forwarder pinned to CPU {}, iperf3 client and server to CPU {} (taskset).",
+            p.forwarder, p.traffic
+        ),
+        None => println!("Not pinned to CPUs (one CPU, or no taskset): expect noisier figures."),
+    }
+}
+
 /// `cargo xtask bench [--time S] [--rounds N]`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let plan = parse_plan(args)?;
@@ -323,6 +335,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     ensure_installed("iperf3", "iperf3")?;
     let bins = Binaries::build()?;
     let pair = Pair::create()?;
+    print_pinning(&pair);
     let per_cell = plan.seconds + plan.omit + 1;
     eprintln!(
         "xtask: {} measurements of ~{per_cell} s (4 tests x 4 forwarders x {} rounds)",

@@ -1,6 +1,6 @@
 //! `cargo xtask demo`: a short tour of the data path, with an end-to-end integrity check.
 
-use crate::bench::{LEGEND, Plan, run_all, table};
+use crate::bench::{LEGEND, Plan, print_pinning, run_all, table};
 use crate::netns::{clean_up_on_signal, ensure_installed, require_root, sweep_stale_namespaces};
 use crate::traffic::{TcpTest, checked_transfer};
 use crate::tunnel::{Binaries, Forwarder, Pair, Tunnel};
@@ -36,6 +36,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let bins = Binaries::build()?;
     println!("{INTRO}");
     let pair = Pair::create()?;
+    print_pinning(&pair);
     let tests = [
         TcpTest {
             v6: false,

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's automation.
 
 mod bench;
+mod cpus;
 mod demo;
 mod fuzz;
 mod netns;

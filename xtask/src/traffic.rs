@@ -4,6 +4,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
+use crate::cpus::pinned;
 use crate::netns::{NetNs, Spawned, wait_until};
 use crate::tunnel::{ADDR_B4, ADDR_B6, Binaries, Pair};
 
@@ -47,11 +48,13 @@ pub(crate) struct IperfServer {
 
 impl IperfServer {
     /// Starts the server and waits until it listens.
-    pub(crate) fn start(b: &NetNs) -> Result<Self, String> {
+    pub(crate) fn start(b: &NetNs, cpus: Option<&str>) -> Result<Self, String> {
         static NEXT: AtomicU16 = AtomicU16::new(0);
         let port = (IPERF_FIRST_PORT + NEXT.fetch_add(1, Ordering::Relaxed) % 500).to_string();
-        let mut cmd = b.command("iperf3");
-        cmd.args(["-s", "-1", "-p", &port])
+        let (program, pin) = pinned(cpus, "iperf3");
+        let mut cmd = b.command(&program);
+        cmd.args(pin)
+            .args(["-s", "-1", "-p", &port])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -83,29 +86,32 @@ impl IperfClient {
         test: TcpTest,
         seconds: u32,
         omit: u32,
+        cpus: Option<&str>,
     ) -> Result<Self, String> {
-        let mut cmd = a.command("iperf3");
-        cmd.args([
-            "-c",
-            test.server_addr(),
-            "-p",
-            &server.port,
-            "-f",
-            "m",
-            "--connect-timeout",
-            "5000",
-        ])
-        .args([
-            "-t",
-            &seconds.to_string(),
-            "-O",
-            &omit.to_string(),
-            "-P",
-            &test.streams.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        let (program, pin) = pinned(cpus, "iperf3");
+        let mut cmd = a.command(&program);
+        cmd.args(pin)
+            .args([
+                "-c",
+                test.server_addr(),
+                "-p",
+                &server.port,
+                "-f",
+                "m",
+                "--connect-timeout",
+                "5000",
+            ])
+            .args([
+                "-t",
+                &seconds.to_string(),
+                "-O",
+                &omit.to_string(),
+                "-P",
+                &test.streams.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let process = Spawned::spawn(&mut cmd, "iperf3 client")?;
         Ok(Self {
             process,

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tun_sys::signal::Signal;
 
+use crate::cpus::{Pinning, pinned};
 use crate::netns::{NetNs, Spawned, run, wait_until};
 
 /// Device name in namespace A.
@@ -116,13 +117,15 @@ impl Forwarder {
         }
     }
 
-    fn command(self, bins: &Binaries, a: &NetNs, b: &NetNs) -> Command {
+    fn command(self, bins: &Binaries, a: &NetNs, b: &NetNs, cpu: Option<&str>) -> Command {
         let program = if self == Self::TunRs {
             &bins.tun_rs
         } else {
             &bins.forward
         };
+        let (program, pin) = pinned(cpu, &program.to_string_lossy());
         let mut cmd = Command::new(program);
+        cmd.args(pin);
         cmd.args([
             "--netns-a",
             a.name(),
@@ -206,6 +209,8 @@ pub(crate) struct Pair {
     pub(crate) a: NetNs,
     /// Namespace B: the traffic receiver.
     pub(crate) b: NetNs,
+    /// CPUs for the forwarder and the traffic, when the machine has enough to separate them.
+    pub(crate) pinning: Option<Pinning>,
 }
 
 impl Pair {
@@ -214,6 +219,7 @@ impl Pair {
         Ok(Self {
             a: NetNs::create("a")?,
             b: NetNs::create("b")?,
+            pinning: Pinning::detect(),
         })
     }
 }
@@ -228,7 +234,8 @@ pub(crate) struct Tunnel {
 impl Tunnel {
     /// Starts `kind` between the namespaces of `pair`, waits for its devices, then configures them.
     pub(crate) fn start(bins: &Binaries, kind: Forwarder, pair: &Pair) -> Result<Self, String> {
-        let mut cmd = kind.command(bins, &pair.a, &pair.b);
+        let cpu = pair.pinning.as_ref().map(|p| p.forwarder.as_str());
+        let mut cmd = kind.command(bins, &pair.a, &pair.b, cpu);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
