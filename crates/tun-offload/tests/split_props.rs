@@ -101,7 +101,13 @@ proptest! {
         let seg = Seg { seq, ip_id: 7, flags: Flags::ACK_PSH };
         let mut read = packets::super_packet(&flow, seg, &data, 1448, HdrLen::Exact, false);
         read[1] = tun_offload::virtio::GSO_NONE;
-        let want = packets::packet(&flow, seg, &data);
+        let mut want = packets::packet(&flow, seg, &data);
+        // A checksum computing to zero is stored as 0xffff, as the kernel does (CSUM_MANGLED_0);
+        // etherparse keeps TCP's as 0, which is equivalent.
+        let at = flow.ip_header_len() + flow.csum_offset();
+        if want[at..at + 2] == [0, 0] {
+            want[at..at + 2].fill(0xff);
+        }
         let got = split_exact(&read, &[want.len()], offset).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(got.len(), 1);
         prop_assert!(got[0] == want, "finished packet equals the one with a full checksum");
@@ -396,32 +402,53 @@ fn inconsistent_virtio_headers_are_errors() {
     }
 }
 
-/// A payload for `flow` whose UDP checksum computes to zero: its last two bytes complete the sum.
-fn payload_with_zero_udp_checksum(flow: &Flow, len: usize) -> Vec<u8> {
+/// A payload for `flow` whose TCP or UDP checksum computes to zero: its last two bytes complete the sum.
+fn payload_with_zero_checksum(flow: &Flow, len: usize) -> Vec<u8> {
     let mut data = packets::payload(len, 21);
     data[len - 2..].fill(0);
-    let pkt = packets::packet(
-        flow,
-        Seg {
-            seq: 0,
-            ip_id: 0,
-            flags: Flags::ACK,
-        },
-        &data,
-    );
+    let seg = Seg {
+        seq: 0,
+        ip_id: 0,
+        flags: Flags::ACK,
+    };
+    let pkt = packets::packet(flow, seg, &data);
     let iph = flow.ip_header_len();
     let mut l4 = pkt[iph..].to_vec();
-    l4[6..8].fill(0);
+    let at = flow.csum_offset();
+    l4[at..at + 2].fill(0);
     let alen = if flow.v6 { 16 } else { 4 };
+    let proto = if flow.udp { 17 } else { 6 };
     let pseudo = support::reference::pseudo_header(
         &flow.src[..alen],
         &flow.dst[..alen],
-        17,
+        proto,
         l4.len() as u32,
     );
     let partial = support::reference::fold(pseudo + support::reference::sum(&l4));
     data[len - 2..].copy_from_slice(&(0xffff - partial).to_be_bytes());
     data
+}
+
+/// A TCP checksum that finishes to zero in a GSO_NONE packet is stored as 0xffff, as the kernel's
+/// skb_checksum_help does (the two are the same to TCP).
+#[test]
+fn tcp_checksum_finishing_to_zero_is_stored_as_all_ones() {
+    for v6 in [false, true] {
+        let flow = Flow::simple(v6, false);
+        let data = payload_with_zero_checksum(&flow, 1000);
+        let seg = Seg {
+            seq: 0,
+            ip_id: 0,
+            flags: Flags::ACK,
+        };
+        let mut read = packets::super_packet(&flow, seg, &data, 1448, HdrLen::Exact, false);
+        read[1] = tun_offload::virtio::GSO_NONE;
+        let len = read.len() - VirtioNetHdr::LEN;
+        let got = split_exact(&read, &[len], 0).expect("a valid packet");
+        let at = flow.ip_header_len() + 16;
+        assert_eq!(got[0][at..at + 2], [0xff, 0xff], "v6={v6}");
+        parse_checked(&got[0]).expect("a valid checksum");
+    }
 }
 
 /// A UDP checksum that computes to zero is sent as 0xffff (zero means "no checksum", and IPv6 forbids
@@ -431,7 +458,7 @@ fn payload_with_zero_udp_checksum(flow: &Flow, len: usize) -> Vec<u8> {
 fn udp_checksum_computing_to_zero_is_sent_as_all_ones() {
     for v6 in [false, true] {
         let flow = Flow::simple(v6, true);
-        let data = payload_with_zero_udp_checksum(&flow, 1000);
+        let data = payload_with_zero_checksum(&flow, 1000);
         let seg = Seg {
             seq: 0,
             ip_id: 3,
