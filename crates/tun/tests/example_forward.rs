@@ -5,102 +5,29 @@
 //! `cargo test -p tun` builds the package's examples next to its test binaries (`target/*/examples/`), so the
 //! test runs the example binary of this very build, inside namespaces it creates and removes.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::{Netns, Running, example_path};
 use tun_sys::signal::{self, Signal};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const A4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const B4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 
-/// A network namespace for this test, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(role: &str) -> Self {
-        // Tests of this binary run in parallel: each namespace gets a number of its own.
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("tfw-{}-{n}-{role}", std::process::id());
-        ip(&["netns", "add", &name]);
-        let ns = Self(name);
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let mut all = vec!["-n", self.0.as_str()];
-        all.extend_from_slice(args);
-        ip(&all);
-    }
-
-    fn has_link(&self, name: &str) -> bool {
-        Command::new("ip")
-            .args(["-n", &self.0, "link", "show", "dev", name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    /// Runs `f` on a thread inside this namespace (sockets it creates live here).
-    fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let fd = tun_sys::netns::open_named(&self.0).expect("open the namespace");
-        tun_sys::netns::run_in(&fd, f).expect("enter the namespace")
-    }
+/// A namespace for one side of the forwarder, its loopback up.
+fn side(role: &str) -> Netns {
+    let ns = Netns::new(&format!("tfw-{role}"));
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `target/<profile>/examples/forward`, beside the `deps/` directory holding this test binary.
-fn example_path() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target directory");
-    profile_dir.join("examples").join("forward")
-}
-
-/// Kills the example if the test fails before it exits on its own.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + TIMEOUT;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
+fn wait_until(cond: impl FnMut() -> bool) -> bool {
+    common::wait_until(TIMEOUT, cond)
 }
 
 /// One counter of one direction from the example's summary, e.g. `a->b: packets 10 bytes 15000 ...`.
@@ -121,9 +48,9 @@ fn counter(summary: &str, direction: &str, name: &str) -> u64 {
 }
 
 fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
-    let a = Netns::new("a");
-    let b = Netns::new("b");
-    let mut cmd = Command::new(example_path());
+    let a = side("a");
+    let b = side("b");
+    let mut cmd = Command::new(example_path("forward"));
     cmd.args([
         "--netns-a",
         &a.0,
@@ -178,11 +105,7 @@ fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
     );
 
     signal::send(running.0.id(), Signal::Terminate).expect("SIGTERM");
-    assert!(
-        wait_until(|| running.0.try_wait().ok().flatten().is_some()),
-        "no exit after SIGTERM"
-    );
-    let status = running.0.wait().expect("exit status");
+    let status = running.wait_exit(TIMEOUT).expect("no exit after SIGTERM");
     let mut summary = String::new();
     running
         .0
