@@ -7,10 +7,9 @@
 mod common;
 
 use std::os::fd::AsFd;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Netns, REPORT_WITHIN};
+use common::{Netns, REPORT_WITHIN, flaps};
 use tun_events::{Event, MAX_PENDING, Monitor, RecvTimeoutError};
 
 fn expect_event(monitor: &Monitor, expected: Event) {
@@ -134,30 +133,20 @@ fn unread_flaps_stay_bounded_and_a_late_reader_sees_the_final_state() {
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
     let events = monitor.events();
 
-    let mut batch = String::new();
-    for _ in 0..1000 {
-        batch.push_str("link set evt0 up\nlink set evt0 down\n");
-    }
+    let mut batch = flaps("evt0", 1000);
     // End up, then change the MTU as a marker that everything before it was seen.
     batch.push_str("link set evt0 up\nlink set evt0 mtu 1234\n");
-    let path = std::env::temp_dir().join(format!("{}.batch", ns.name));
-    std::fs::write(&path, batch).expect("write batch");
-    let mut ip = Command::new("ip")
-        .args(["-n", &ns.name, "-batch"])
-        .arg(&path)
-        .spawn()
-        .expect("spawn ip");
+    let mut ip = ns.spawn_batch(&batch);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut most_pending = 0;
     let status = loop {
         most_pending = most_pending.max(events.pending());
-        if let Some(status) = ip.try_wait().expect("wait ip") {
+        if let Some(status) = ip.child.try_wait().expect("wait ip") {
             break status;
         }
         assert!(Instant::now() < deadline, "ip -batch did not finish");
         std::thread::sleep(Duration::from_millis(1));
     };
-    let _ = std::fs::remove_file(&path);
     assert!(status.success());
     assert!(most_pending <= MAX_PENDING, "{most_pending} events pending");
 
@@ -223,27 +212,15 @@ fn stop_during_a_flood_of_notifications_is_prompt() {
     let ns = Netns::new("flood");
     let tun = ns.create_tun("evt0");
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
-    let mut batch = String::new();
-    for _ in 0..5000 {
-        batch.push_str("link set evt0 up\nlink set evt0 down\n");
-    }
-    let path = std::env::temp_dir().join(format!("{}.batch", ns.name));
-    std::fs::write(&path, batch).expect("write batch");
-    let mut ip = Command::new("ip")
-        .args(["-n", &ns.name, "-batch"])
-        .arg(&path)
-        .spawn()
-        .expect("spawn ip");
+    let mut ip = ns.spawn_batch(&flaps("evt0", 5000));
     // Let the flood start: the monitor has notifications to read on every wake-up.
     let events = monitor.events();
     assert!(events.recv_timeout(REPORT_WITHIN).is_ok());
     let started = Instant::now();
     monitor.stop();
     let took = started.elapsed();
-    let still_flooding = ip.try_wait().expect("wait ip").is_none();
-    let _ = ip.kill();
-    let _ = ip.wait();
-    let _ = std::fs::remove_file(&path);
+    let still_flooding = ip.child.try_wait().expect("wait ip").is_none();
+    drop(ip);
     eprintln!("stop during a flood took {took:?} (flood still running: {still_flooding})");
     assert!(took < Duration::from_millis(100), "stop took {took:?}");
 }

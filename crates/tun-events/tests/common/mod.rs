@@ -3,7 +3,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -63,6 +64,40 @@ impl Netns {
         .expect("enter netns")
         .expect("create TUN")
     }
+}
+
+impl Netns {
+    /// Starts `ip -n NAME -batch` over `commands` (one `ip` command a line) without waiting for it.
+    pub fn spawn_batch(&self, commands: &str) -> IpBatch {
+        let path = std::env::temp_dir().join(format!("{}.batch", self.name));
+        std::fs::write(&path, commands).expect("write batch");
+        let child = Command::new("ip")
+            .args(["-n", &self.name, "-batch"])
+            .arg(&path)
+            .spawn()
+            .expect("spawn ip");
+        IpBatch { child, path }
+    }
+}
+
+/// A running `ip -batch`: killed if still running and its command file removed when dropped.
+pub struct IpBatch {
+    /// The `ip` process.
+    pub child: Child,
+    path: PathBuf,
+}
+
+impl Drop for IpBatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// `count` pairs of `link set LINK up` / `link set LINK down`, as `ip -batch` commands.
+pub fn flaps(link: &str, count: usize) -> String {
+    format!("link set {link} up\nlink set {link} down\n").repeat(count)
 }
 
 impl Drop for Netns {
