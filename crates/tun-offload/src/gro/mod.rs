@@ -66,7 +66,7 @@ use crate::virtio::{FLAG_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
 use crate::wire::{IpPacket, IpVersion, TcpHeader, Transport, UdpHeader, tcp_flags};
 use crate::{OffloadError, VirtioNetHdr};
 pub use table::GroTable;
-use table::{Candidate, Item};
+use table::{Candidate, Csum, Item};
 
 /// The most datagrams merged into one UDP packet: the kernel's `UDP_MAX_SEGMENTS` before Linux 6.9 (128
 /// after), so that older kernels accept every coalesced packet.
@@ -258,6 +258,27 @@ fn l4_checksum_valid(packet: &[u8], iph_len: usize, transport: Transport) -> boo
     let l4 = packet.get(iph_len..).unwrap_or_default();
     let seed = ip.pseudo_header_sum(transport.protocol(), l4.len());
     checksum::checksum(l4, seed) == 0xffff
+}
+
+/// Whether the held packet of table item `at` has a valid transport checksum: verified the first time it is
+/// asked, and remembered in the item so that it is summed at most once per batch.
+fn held_checksum_valid(bufs: &[Vec<u8>], offset: usize, table: &mut GroTable, at: usize) -> bool {
+    let Some(held) = table.item_mut(at) else {
+        return false;
+    };
+    match held.csum {
+        Csum::Valid => true,
+        Csum::Invalid => false,
+        Csum::Unchecked => {
+            let valid = l4_checksum_valid(
+                packet_at(bufs, held.buf, offset),
+                held.iph_len,
+                held.key.transport,
+            );
+            held.csum = if valid { Csum::Valid } else { Csum::Invalid };
+            valid
+        }
+    }
 }
 
 /// Appends the payload of `bufs[src]` (after `headers_len`) to `bufs[dst]`, within `dst`'s capacity (which

@@ -1,7 +1,10 @@
 //! TCP coalescing: which held packet a segment may join, and at which end.
 
 use super::table::{Candidate, Csum, GroTable, Item};
-use super::{Outcome, append_payload, fits, ip_headers_agree, l4_checksum_valid, packet_at};
+use super::{
+    Outcome, append_payload, fits, held_checksum_valid, ip_headers_agree, l4_checksum_valid,
+    packet_at,
+};
 use crate::wire::{TcpHeader, Transport, tcp_flags};
 
 /// Where a segment joins a held packet.
@@ -47,18 +50,8 @@ pub(super) fn coalesce(
         if !fits(bufs, front, offset, item.len() + c.payload_len) {
             continue;
         }
-        if item.csum == Csum::Unchecked {
-            let valid = l4_checksum_valid(
-                packet_at(bufs, item.buf, offset),
-                item.iph_len,
-                Transport::Tcp,
-            );
-            if let Some(held) = table.item_mut(at) {
-                held.csum = if valid { Csum::Valid } else { Csum::Invalid };
-            }
-            if !valid {
-                continue;
-            }
+        if !held_checksum_valid(bufs, offset, table, at) {
+            continue;
         }
         let valid = *packet_valid.get_or_insert_with(|| {
             l4_checksum_valid(packet_at(bufs, index, offset), c.iph_len, Transport::Tcp)

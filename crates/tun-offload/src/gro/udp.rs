@@ -2,7 +2,8 @@
 
 use super::table::{Candidate, Csum, GroTable};
 use super::{
-    Outcome, UDP_MAX_SEGMENTS, append_payload, fits, ip_headers_agree, l4_checksum_valid, packet_at,
+    Outcome, UDP_MAX_SEGMENTS, append_payload, fits, held_checksum_valid, ip_headers_agree,
+    l4_checksum_valid, packet_at,
 };
 use crate::wire::Transport;
 
@@ -28,30 +29,16 @@ pub(super) fn coalesce(
             packet_at(bufs, item.buf, offset),
         )
         && fits(bufs, item.buf, offset, item.len() + c.payload_len)
+        && held_checksum_valid(bufs, offset, table, at)
     {
-        let held_valid = item.csum == Csum::Valid
-            || l4_checksum_valid(
-                packet_at(bufs, item.buf, offset),
-                item.iph_len,
-                Transport::Udp,
-            );
-        if let Some(held) = table.item_mut(at) {
-            held.csum = if held_valid {
-                Csum::Valid
-            } else {
-                Csum::Invalid
-            };
-        }
-        if held_valid {
-            if !l4_checksum_valid(packet_at(bufs, index, offset), c.iph_len, Transport::Udp) {
-                csum = Csum::Invalid;
-            } else if append_payload(bufs, offset, item.buf, index, item.iph_len + item.l4h_len)
-                && let Some(held) = table.item_mut(at)
-            {
-                held.payload_len += c.payload_len;
-                held.segments += 1;
-                return Outcome::Merged;
-            }
+        if !l4_checksum_valid(packet_at(bufs, index, offset), c.iph_len, Transport::Udp) {
+            csum = Csum::Invalid;
+        } else if append_payload(bufs, offset, item.buf, index, item.iph_len + item.l4h_len)
+            && let Some(held) = table.item_mut(at)
+        {
+            held.payload_len += c.payload_len;
+            held.segments += 1;
+            return Outcome::Merged;
         }
     }
     table.insert(index, c, csum);
