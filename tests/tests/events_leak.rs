@@ -20,6 +20,21 @@ fn assert_back_to(what: &str, fds: usize, threads: usize) {
     );
 }
 
+/// Opens the monitored device `name` `count` times, closing every other one explicitly and dropping the
+/// rest, and returns how long that took.
+fn open_close_cycles(ns: &NetNs, name: &str, count: usize) -> Duration {
+    let started = Instant::now();
+    for i in 0..count {
+        let tun = ns.tun(Builder::new().name(name)).unwrap();
+        assert!(tun.is_monitored());
+        if i % 2 == 0 {
+            tun.close().unwrap();
+        }
+        drop(tun);
+    }
+    started.elapsed()
+}
+
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn thousand_monitored_open_close_cycles_return_threads_and_fds_to_the_start() {
@@ -29,18 +44,9 @@ fn thousand_monitored_open_close_cycles_return_threads_and_fds_to_the_start() {
     let (fds, threads) = (fd_count(), thread_count());
 
     // Full cycles: the kernel creates and (taking about 30 ms of RCU grace periods here) removes the device.
-    let started = Instant::now();
-    for i in 0..100 {
-        let tun = ns.tun(Builder::new().name("te-leak0")).unwrap();
-        assert!(tun.is_monitored());
-        if i % 2 == 0 {
-            tun.close().unwrap();
-        }
-        drop(tun);
-    }
     eprintln!(
         "100 monitored create/close cycles took {:?}",
-        started.elapsed()
+        open_close_cycles(&ns, "te-leak0", 100)
     );
     assert_back_to("after 100 create/close cycles", fds, threads);
 
@@ -50,18 +56,9 @@ fn thousand_monitored_open_close_cycles_return_threads_and_fds_to_the_start() {
         ns.tun(Builder::new().name("te-leak1").persist(true))
             .unwrap(),
     );
-    let started = Instant::now();
-    for i in 0..1000 {
-        let tun = ns.tun(Builder::new().name("te-leak1")).unwrap();
-        assert!(tun.is_monitored());
-        if i % 2 == 0 {
-            tun.close().unwrap();
-        }
-        drop(tun);
-    }
     eprintln!(
         "1000 monitored attach/close cycles took {:?}",
-        started.elapsed()
+        open_close_cycles(&ns, "te-leak1", 1000)
     );
     ns.ip(&["link", "del", "te-leak1"]);
     assert_back_to("after 1000 attach/close cycles", fds, threads);
