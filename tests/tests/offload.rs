@@ -23,7 +23,7 @@ fn offloads_are_reported_on_and_batch_size_follows() {
     assert!(tun.offloads().contains(tcp), "{:?}", tun.offloads());
     assert!(tun.has_vnet_hdr());
     assert_eq!(tun.batch_size(), 128);
-    // The kernel now offers TSO on the device: ethtool-free check through the features ip reports.
+    // Without offloads the device negotiates none and reads one packet at a time.
     let plain = ns.tun(Builder::new().name("tt-ofl1")).unwrap();
     assert!(plain.offloads().is_empty());
     assert_eq!(plain.batch_size(), 1);
