@@ -597,14 +597,20 @@ fn segmenter_splits_a_borrowed_read_like_split_state() {
 }
 
 #[test]
-fn every_prefix_and_corruption_of_a_read_is_handled_without_panic() {
+fn every_cut_short_read_is_refused_and_no_corruption_panics() {
     let read = Spec::tcp4(0, 600).super_read(100);
     let mut bufs = vec![vec![0u8; 256]; 8];
     let mut sizes = [0usize; 8];
-    for len in 0..=read.len() {
+    // A cut-short read disagrees with its own length fields: it is refused, never split into packets.
+    for len in 0..read.len() {
         let mut r = read[..len].to_vec();
-        let _ = gso_split(&mut r, &mut bufs, &mut sizes, 3);
+        let result = gso_split(&mut r, &mut bufs, &mut sizes, 3);
+        assert!(result.is_err(), "prefix of {len} bytes: {result:?}");
     }
+    assert_eq!(
+        gso_split(&mut read.clone(), &mut bufs, &mut sizes, 3),
+        Ok(6)
+    );
     for at in 0..read.len().min(120) {
         for bits in [0x01u8, 0x10, 0x80, 0xff] {
             let mut r = read.clone();
