@@ -333,17 +333,8 @@ impl<'a> Iterator for Messages<'a> {
         let parsed = self
             .split_next()
             .and_then(|(header, payload, next)| Ok((parse_message(&header, payload)?, next)));
-        match parsed {
-            Ok((message, next)) => {
-                // `next` is always past `offset` (a message is at least 16 bytes), so the loop advances.
-                self.offset = next;
-                Some(Ok(message))
-            }
-            Err(e) => {
-                self.failed = true;
-                Some(Err(e))
-            }
-        }
+        // `next` is always past `offset` (a message is at least 16 bytes), so the loop advances.
+        Some(advance(&mut self.offset, &mut self.failed, parsed))
     }
 }
 
@@ -464,16 +455,27 @@ impl<'a> Iterator for Attributes<'a> {
         if self.failed || self.offset >= self.buf.len() {
             return None;
         }
-        match self.split_next() {
-            Ok((attribute, next)) => {
-                // An attribute is at least 4 bytes, so `next` is past `offset`.
-                self.offset = next;
-                Some(Ok(attribute))
-            }
-            Err(e) => {
-                self.failed = true;
-                Some(Err(e))
-            }
+        // An attribute is at least 4 bytes, so `next` is past `offset`.
+        let parsed = self.split_next();
+        Some(advance(&mut self.offset, &mut self.failed, parsed))
+    }
+}
+
+/// One step of a length-checked iteration: moves `offset` past the item, or, on the first malformed one,
+/// marks the iteration `failed` so that it yields that error once and then ends.
+fn advance<T>(
+    offset: &mut usize,
+    failed: &mut bool,
+    step: Result<(T, usize), MalformedMessage>,
+) -> Result<T, MalformedMessage> {
+    match step {
+        Ok((item, next)) => {
+            *offset = next;
+            Ok(item)
+        }
+        Err(e) => {
+            *failed = true;
+            Err(e)
         }
     }
 }
