@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use divan::{Bencher, black_box, counter::BytesCount};
 use support::batch::buffers;
-use support::packets::{self, Flags, Flow, Seg};
+use support::packets::{self, Flow};
 use tun_offload::{GroTable, VirtioNetHdr, handle_gro};
 
 fn main() {
@@ -20,17 +20,6 @@ fn main() {
 }
 
 const BATCH: usize = 64;
-
-/// `count` in-order segments of `flow`, the last with PSH.
-fn segments(flow: &Flow, count: usize, gso: u16, salt: u32) -> Vec<Vec<u8>> {
-    let data = packets::payload(count * usize::from(gso), salt);
-    let seg = Seg {
-        seq: 1000,
-        ip_id: 1,
-        flags: Flags::ACK_PSH,
-    };
-    packets::segments(flow, seg, &data, gso, false)
-}
 
 /// A batch of device buffers handed back to the pool when dropped, so that every run reuses the same
 /// warm 64 KB buffers, as a device does, instead of paying for fresh pages inside the timed part.
@@ -90,7 +79,7 @@ fn run(bencher: Bencher, batch: &[Vec<u8>], outputs: usize) {
 // One batch (64 buffers of 64 KB) per sample keeps the prepared inputs small.
 #[divan::bench(sample_size = 1, sample_count = 500)]
 fn one_tcp4_flow(bencher: Bencher) {
-    let batch = segments(&Flow::simple(false, false), BATCH, 1448, 1);
+    let batch = packets::burst(&Flow::simple(false, false), BATCH, 1448, 1);
     run(bencher, &batch, 2);
 }
 
@@ -102,7 +91,7 @@ fn eight_mixed_flows(bencher: Bencher) {
             let mut flow = Flow::simple(i & 1 == 1, i & 2 == 2);
             flow.sport += i;
             let gso = if flow.udp { 1400 } else { 1380 };
-            segments(&flow, BATCH / 8, gso, u32::from(i))
+            packets::burst(&flow, BATCH / 8, gso, u32::from(i))
         })
         .collect();
     let batch: Vec<Vec<u8>> = (0..BATCH / 8)
@@ -118,7 +107,7 @@ fn sixty_four_flows_nothing_merges(bencher: Bencher) {
         .map(|i| {
             let mut flow = Flow::simple(false, false);
             flow.sport += i;
-            segments(&flow, 1, 1448, u32::from(i)).remove(0)
+            packets::burst(&flow, 1, 1448, u32::from(i)).remove(0)
         })
         .collect();
     run(bencher, &batch, BATCH);

@@ -6,7 +6,7 @@
 mod support;
 
 use divan::{Bencher, black_box, counter::BytesCount};
-use support::packets::{self, Flags, Flow, HdrLen, Seg};
+use support::packets::{self, Flow, HdrLen, Seg};
 use tun_offload::gso_split;
 
 fn main() {
@@ -24,11 +24,7 @@ const CASES: [(&str, bool, bool, u16); 4] = [
 fn super_packet(v6: bool, udp: bool, gso: u16) -> Vec<u8> {
     let flow = Flow::simple(v6, udp);
     let data = packets::payload(flow.max_payload(), 1);
-    let seg = Seg {
-        seq: 1,
-        ip_id: 1,
-        flags: Flags::ACK_PSH,
-    };
+    let seg = Seg::FIRST;
     packets::super_packet(&flow, seg, &data, gso, HdrLen::Exact, false)
 }
 

@@ -9,28 +9,17 @@ use tun_offload::{GroTable, VirtioNetHdr, gso_split, handle_gro};
 
 const OFFSET: usize = VirtioNetHdr::LEN;
 
-/// `count` in-order segments of `flow`, the last with PSH.
-fn segments(flow: &Flow, count: usize, gso: u16, salt: u32) -> Vec<Vec<u8>> {
-    let data = packets::payload(count * usize::from(gso), salt);
-    let seg = Seg {
-        seq: 7,
-        ip_id: 1,
-        flags: Flags::ACK_PSH,
-    };
-    packets::segments(flow, seg, &data, gso, false)
-}
-
 /// Batches that take every path: one TCP flow (appends), the same reversed (prepends), TCP and UDP
 /// flows of both versions interleaved, and packets that pass through.
 fn batches() -> Vec<Vec<Vec<u8>>> {
-    let one = segments(&Flow::simple(false, false), 64, 1448, 1);
-    let mut reversed = segments(&Flow::simple(true, false), 40, 1000, 2);
+    let one = packets::burst(&Flow::simple(false, false), 64, 1448, 1);
+    let mut reversed = packets::burst(&Flow::simple(true, false), 40, 1000, 2);
     reversed.reverse();
     let lists: Vec<Vec<Vec<u8>>> = (0..8u16)
         .map(|i| {
             let mut flow = Flow::simple(i & 1 == 1, i & 2 == 2);
             flow.sport += i;
-            segments(&flow, 8, 1200, u32::from(i))
+            packets::burst(&flow, 8, 1200, u32::from(i))
         })
         .collect();
     let mut mixed: Vec<Vec<u8>> = (0..8)
@@ -81,11 +70,7 @@ fn splitting_never_allocates() {
     for (v6, udp) in [(false, false), (true, false), (false, true), (true, true)] {
         let flow = Flow::simple(v6, udp);
         let data = packets::payload(flow.max_payload(), 3);
-        let seg = Seg {
-            seq: 1,
-            ip_id: 1,
-            flags: Flags::ACK_PSH,
-        };
+        let seg = Seg::FIRST;
         let mut read = packets::super_packet(&flow, seg, &data, 1400, HdrLen::Exact, false);
         let mut bufs = vec![vec![0u8; 1600]; 64];
         let mut sizes = [0usize; 64];

@@ -264,11 +264,7 @@ proptest! {
 #[test]
 fn one_shot_split_with_too_few_buffers_is_an_error() {
     let flow = Flow::simple(false, false);
-    let seg = Seg {
-        seq: 1,
-        ip_id: 1,
-        flags: Flags::ACK_PSH,
-    };
+    let seg = Seg::FIRST;
     let mut read = packets::super_packet(
         &flow,
         seg,
@@ -303,11 +299,7 @@ fn segment_buffer_one_byte_short_is_buffer_too_small() {
     for (v6, udp) in [(false, false), (true, false), (false, true), (true, true)] {
         let flow = Flow::simple(v6, udp);
         let data = packets::payload(10_000, 1);
-        let seg = Seg {
-            seq: 1,
-            ip_id: 1,
-            flags: Flags::ACK_PSH,
-        };
+        let seg = Seg::FIRST;
         let read = packets::super_packet(&flow, seg, &data, 1448, HdrLen::Exact, false);
         let want = packets::segments(&flow, seg, &data, 1448, false);
         for k in [0, 3, want.len() - 1] {
@@ -326,11 +318,7 @@ fn segment_buffer_one_byte_short_is_buffer_too_small() {
 #[test]
 fn mismatched_arguments_are_errors() {
     let flow = Flow::simple(false, false);
-    let seg = Seg {
-        seq: 1,
-        ip_id: 1,
-        flags: Flags::ACK_PSH,
-    };
+    let seg = Seg::FIRST;
     let read = packets::super_packet(
         &flow,
         seg,
@@ -350,11 +338,7 @@ fn mismatched_arguments_are_errors() {
 fn inconsistent_virtio_headers_are_errors() {
     for v6 in [false, true] {
         let flow = Flow::simple(v6, false);
-        let seg = Seg {
-            seq: 1,
-            ip_id: 1,
-            flags: Flags::ACK_PSH,
-        };
+        let seg = Seg::FIRST;
         let good = packets::super_packet(
             &flow,
             seg,

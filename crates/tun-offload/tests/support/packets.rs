@@ -162,6 +162,23 @@ pub(crate) struct Seg {
     pub(crate) flags: Flags,
 }
 
+impl Seg {
+    /// The first packet of a burst the kernel sends: sequence number and IPv4 ID 1, ACK|PSH (as every
+    /// super-packet carries).
+    pub(crate) const FIRST: Self = Self {
+        seq: 1,
+        ip_id: 1,
+        flags: Flags::ACK_PSH,
+    };
+}
+
+/// `count` in-order segments of `gso` payload bytes each of `flow`, starting at [`Seg::FIRST`], the last
+/// with PSH: one burst as a device's write path sees it.
+pub(crate) fn burst(flow: &Flow, count: usize, gso: u16, salt: u32) -> Vec<Vec<u8>> {
+    let data = payload(count * usize::from(gso), salt);
+    segments(flow, Seg::FIRST, &data, gso, false)
+}
+
 /// One IP packet of `flow` with correct IPv4 header and L4 checksums, written by etherparse.
 ///
 /// Panics if the payload does not fit one IP packet: the generators never ask for that.
