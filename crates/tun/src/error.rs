@@ -260,6 +260,32 @@ mod tests {
             "{text}"
         );
         assert!(Error::Batch(batch).is_fatal());
+        let refused = batch_of([libc::EINVAL, libc::EMSGSIZE]);
+        assert!(!refused.is_fatal(), "{refused}");
+    }
+
+    /// A batch whose packets failed with these errnos, in order.
+    fn batch_of<const N: usize>(errnos: [i32; N]) -> Error {
+        let failed = errnos
+            .into_iter()
+            .enumerate()
+            .map(|(index, errno)| PacketError {
+                index,
+                error: Error::io("write", "t", io::Error::from_raw_os_error(errno)),
+            })
+            .collect();
+        Error::Batch(BatchError {
+            written: 0,
+            failed,
+            not_attempted: 0,
+        })
+    }
+
+    #[test]
+    fn batch_is_transient_only_when_every_failed_packet_is() {
+        assert!(batch_of([libc::ENOBUFS, libc::EAGAIN]).is_transient());
+        assert!(!batch_of([libc::ENOBUFS, libc::EINVAL]).is_transient());
+        assert!(!batch_of([]).is_transient());
     }
 
     #[test]
