@@ -16,6 +16,9 @@ pub struct GroTable {
     flows: HashMap<FlowKey, usize, BuildHasherDefault<FlowHasher>>,
     /// Held items in arrival order; each links to the previous item of its flow.
     items: Vec<Item>,
+    /// The flow inserted last and its newest item, the same entry as in `flows`: a batch is mostly one
+    /// flow, and comparing one key is cheaper than hashing and probing.
+    last: Option<(FlowKey, usize)>,
 }
 
 impl GroTable {
@@ -29,6 +32,7 @@ impl GroTable {
         Self {
             flows: HashMap::with_capacity_and_hasher(packets, BuildHasherDefault::default()),
             items: Vec::with_capacity(packets),
+            last: None,
         }
     }
 
@@ -45,6 +49,7 @@ impl GroTable {
     pub(super) fn clear(&mut self) {
         self.flows.clear();
         self.items.clear();
+        self.last = None;
     }
 
     pub(super) fn items(&self) -> &[Item] {
@@ -53,7 +58,10 @@ impl GroTable {
 
     /// The newest item of a flow.
     pub(super) fn newest(&self, key: &FlowKey) -> Option<usize> {
-        self.flows.get(key).copied()
+        match &self.last {
+            Some((last, index)) if last == key => Some(*index),
+            _ => self.flows.get(key).copied(),
+        }
     }
 
     pub(super) fn item(&self, index: usize) -> Option<Item> {
@@ -69,6 +77,9 @@ impl GroTable {
     pub(super) fn end_udp_flow(&mut self, packet: &[u8]) {
         if let Some(key) = FlowKey::of_udp(packet) {
             self.flows.remove(&key);
+            if self.last.is_some_and(|(last, _)| last == key) {
+                self.last = None;
+            }
         }
     }
 
@@ -76,6 +87,7 @@ impl GroTable {
     pub(super) fn insert(&mut self, buf: usize, c: &Candidate, csum: Csum) {
         let index = self.items.len();
         let prev = self.flows.insert(c.key, index);
+        self.last = Some((c.key, index));
         self.items.push(Item {
             key: c.key,
             buf,
