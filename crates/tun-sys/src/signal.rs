@@ -141,12 +141,7 @@ pub fn send(pid: u32, signal: Signal) -> io::Result<()> {
         .filter(|p| *p > 0)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid pid {pid}")))?;
     // SAFETY: kill takes plain integers; `pid` is a single positive process id.
-    let rc = unsafe { libc::kill(pid, signal.number()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    crate::sys::cvt(unsafe { libc::kill(pid, signal.number()) }).map(drop)
 }
 
 #[cfg(test)]

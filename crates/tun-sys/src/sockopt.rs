@@ -13,25 +13,12 @@ use std::os::fd::{AsFd, AsRawFd};
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn set_udp_segment(socket: &impl AsFd, segment_size: u16) -> io::Result<()> {
-    let value = libc::c_int::from(segment_size);
-    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "option length"))?;
-    // SAFETY: the fd is borrowed from a live socket; `value` is a c_int that lives across the call and
-    // `len` is its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_fd().as_raw_fd(),
-            libc::SOL_UDP,
-            libc::UDP_SEGMENT,
-            std::ptr::from_ref(&value).cast(),
-            len,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    crate::sys::setsockopt_int(
+        socket.as_fd(),
+        libc::SOL_UDP,
+        libc::UDP_SEGMENT,
+        libc::c_int::from(segment_size),
+    )
 }
 
 /// Reads back the UDP_SEGMENT size of a UDP socket (0 when off).
@@ -50,9 +37,7 @@ pub fn udp_segment(socket: &impl AsFd) -> io::Result<u16> {
             &mut len,
         )
     };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    crate::sys::cvt(rc)?;
     u16::try_from(value).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidData,

@@ -17,6 +17,29 @@ pub(crate) fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
     usize::try_from(ret).map_err(|_| io::Error::last_os_error())
 }
 
+/// `setsockopt(fd, level, name, &value, sizeof(int))` for the options whose value is a C `int`.
+pub(crate) fn setsockopt_int(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    let len = libc::socklen_t::try_from(size_of::<libc::c_int>())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "option length"))?;
+    // SAFETY: `fd` is live for the borrow; `value` is a c_int that lives across the call and `len` is its
+    // exact size.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_ref(&value).cast(),
+            len,
+        )
+    })
+    .map(drop)
+}
+
 /// `ioctl(fd, request, arg)` where the argument is a plain integer passed by value.
 pub(crate) fn ioctl_value(
     fd: BorrowedFd<'_>,

@@ -4,6 +4,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::wire::encode_getlink;
+use crate::sys::cvt;
 
 /// A receive buffer this large holds any datagram the kernel sends on a route socket: it sizes them to
 /// at most 32 KiB (and a single link message on 6.18 is about 1.5 KiB).
@@ -69,9 +70,7 @@ impl RouteSocket {
                 libc::NETLINK_ROUTE,
             )
         };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let raw = cvt(raw)?;
         // SAFETY: `raw` is a descriptor socket just returned and nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let address = netlink_address(groups);
@@ -83,9 +82,7 @@ impl RouteSocket {
                 sockaddr_nl_len(),
             )
         };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        cvt(rc)?;
         Ok(Self { fd })
     }
 
@@ -189,21 +186,7 @@ impl RouteSocket {
     /// bursts of notifications are less likely to overrun.
     pub fn set_recv_buffer_size(&self, bytes: u32) -> io::Result<()> {
         let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-        // SAFETY: the option value is a valid c_int and the length passed is its size.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                std::ptr::from_ref(&value).cast(),
-                socklen(size_of::<libc::c_int>()),
-            )
-        };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        crate::sys::setsockopt_int(self.fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, value)
     }
 }
 
