@@ -218,6 +218,21 @@ pub fn thread_count() -> usize {
         .unwrap_or(0)
 }
 
+/// Asserts that the process's fd and thread counts return to `fds` and `threads`, waiting (at most 5 s) for
+/// that: a joined thread may linger in /proc/self/task for a moment while the kernel reaps it. `what` names
+/// the moment in the failure message.
+pub fn assert_back_to(what: &str, fds: usize, threads: usize) {
+    let settled = wait_until(Duration::from_secs(5), || {
+        fd_count() == fds && thread_count() == threads
+    });
+    assert!(
+        settled,
+        "{what}: threads {threads} -> {}, fds {fds} -> {}",
+        thread_count(),
+        fd_count()
+    );
+}
+
 /// Polls `cond` every 10 ms until it holds or `timeout` passes; whether it held.
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -4,21 +4,7 @@
 use std::time::{Duration, Instant};
 
 use tun::Builder;
-use tun_system_tests::{NetNs, fd_count, thread_count, wait_until};
-
-/// Waits (bounded) until the counts are back: a joined thread may linger in /proc/self/task for a moment
-/// while the kernel reaps it.
-fn assert_back_to(what: &str, fds: usize, threads: usize) {
-    let settled = wait_until(Duration::from_secs(5), || {
-        fd_count() == fds && thread_count() == threads
-    });
-    assert!(
-        settled,
-        "{what}: threads {threads} -> {}, fds {fds} -> {}",
-        thread_count(),
-        fd_count()
-    );
-}
+use tun_system_tests::{NetNs, assert_back_to, fd_count, thread_count, wait_until};
 
 /// Opens the monitored device `name` `count` times, closing every other one explicitly and dropping the
 /// rest, and returns how long that took.
