@@ -116,6 +116,18 @@ impl NetNs {
         self.links().into_iter().find(|l| l.name == name)
     }
 
+    /// Packets the kernel received on `dev` (`ip -s` `rx packets`). On a TUN device each write counts once,
+    /// so a coalesced super-packet is one packet here.
+    pub fn rx_packets(&self, dev: &str) -> u64 {
+        let out = self.ip(&["-j", "-s", "link", "show", "dev", dev]);
+        let value: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j -s link: {e}: {out}"));
+        value
+            .pointer("/0/stats64/rx/packets")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or_else(|| panic!("no rx packets for {dev} in {out}"))
+    }
+
     /// Brings `dev` up with `addr` (CIDR) and IPv6 off, so the only traffic on it is the test's own.
     pub fn address(&self, dev: &str, addr: &str) {
         // IPv6 router and neighbour solicitations would otherwise show up among the packets a test reads.
