@@ -245,3 +245,49 @@ fn gro_can_be_switched_off_at_run_time() {
     let writes = pair.b.rx_packets("tb") - before;
     assert!(writes >= 8 * MIB / 1500, "only {writes} writes to tb");
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn udp_gro_switch_decides_whether_datagrams_of_a_flow_are_merged_on_write() {
+    const OFFSET: usize = 10;
+    const DATAGRAMS: u64 = 16;
+    let ns = NetNs::new();
+    let tun = ns
+        .tun(Builder::new().name("tt-ugro0").offload(true))
+        .unwrap();
+    if !tun.offloads().contains(Offloads::USO4 | Offloads::USO6) {
+        eprintln!("no USO on this kernel: UDP is never coalesced, nothing to switch");
+        return;
+    }
+    ns.address("tt-ugro0", "10.77.0.1/24");
+    let me = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 1), 9300);
+    let sock = ns.run_in(|| UdpSocket::bind(me).unwrap());
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let peer = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 9301);
+    // One flow of equal datagrams, written as one batch; returns how many writes reached the device.
+    let writes_for_one_batch = || {
+        let mut bufs: Vec<Vec<u8>> = (0..DATAGRAMS)
+            .map(|i| {
+                let mut buf = Vec::with_capacity(OFFSET + 65535);
+                buf.resize(OFFSET, 0);
+                buf.extend_from_slice(&udp4_packet(peer, me, &[i as u8; 1000]));
+                buf
+            })
+            .collect();
+        let before = ns.rx_packets("tt-ugro0");
+        tun.write_packets(&mut bufs, OFFSET).unwrap();
+        let writes = ns.rx_packets("tt-ugro0") - before;
+        let mut buf = [0u8; 2048];
+        for i in 0..DATAGRAMS {
+            let (n, _) = sock.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &[i as u8; 1000], "datagram {i}");
+        }
+        writes
+    };
+    let merged = writes_for_one_batch();
+    assert!(merged < DATAGRAMS, "UDP GRO on: {merged} writes");
+    tun.set_udp_gro(false);
+    let alone = writes_for_one_batch();
+    assert_eq!(alone, DATAGRAMS, "UDP GRO off");
+}
