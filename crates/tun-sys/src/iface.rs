@@ -22,17 +22,32 @@ pub fn control_socket() -> io::Result<OwnedFd> {
 
 /// SIOCGIFINDEX: the interface index of `name`.
 pub fn index(sock: BorrowedFd<'_>, name: IfName) -> io::Result<u32> {
-    let mut req = IfreqInt::new(name, 0);
-    // SAFETY: SIOCGIFINDEX reads the name from and writes `ifr_ifindex` into a `struct ifreq` (`IfreqInt`).
-    unsafe { ioctl_ptr(sock, libc::SIOCGIFINDEX as libc::Ioctl, &mut req) }?;
-    u32::try_from(req.value).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+    get_int(sock, name, IntGetter::Index)
 }
 
 /// SIOCGIFMTU: the MTU of `name`.
 pub fn mtu(sock: BorrowedFd<'_>, name: IfName) -> io::Result<u32> {
+    get_int(sock, name, IntGetter::Mtu)
+}
+
+/// The SIOCG* requests that answer with one non-negative `int` in the `struct ifreq`.
+#[derive(Debug, Clone, Copy)]
+enum IntGetter {
+    /// SIOCGIFINDEX (`ifr_ifindex`).
+    Index,
+    /// SIOCGIFMTU (`ifr_mtu`).
+    Mtu,
+}
+
+fn get_int(sock: BorrowedFd<'_>, name: IfName, getter: IntGetter) -> io::Result<u32> {
+    let request = match getter {
+        IntGetter::Index => libc::SIOCGIFINDEX,
+        IntGetter::Mtu => libc::SIOCGIFMTU,
+    };
     let mut req = IfreqInt::new(name, 0);
-    // SAFETY: SIOCGIFMTU reads the name from and writes `ifr_mtu` into a `struct ifreq` (`IfreqInt`).
-    unsafe { ioctl_ptr(sock, libc::SIOCGIFMTU as libc::Ioctl, &mut req) }?;
+    // SAFETY: both requests read the name from and write one `int` (`ifr_ifindex` or `ifr_mtu`) into a
+    // `struct ifreq`, which `IfreqInt` is, size for size.
+    unsafe { ioctl_ptr(sock, request as libc::Ioctl, &mut req) }?;
     u32::try_from(req.value).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
 }
 
