@@ -26,6 +26,21 @@ fn expect_quiet(monitor: &Monitor) {
     );
 }
 
+/// How long `stop` took.
+fn stop_timed(monitor: &Monitor) -> Duration {
+    let started = Instant::now();
+    monitor.stop();
+    started.elapsed()
+}
+
+/// Stopping wakes and joins the monitor thread within 100 ms.
+fn assert_prompt(stop_took: Duration) {
+    assert!(
+        stop_took < Duration::from_millis(100),
+        "stop took {stop_took:?}"
+    );
+}
+
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn up_mtu_down_are_reported_in_order_and_only_once() {
@@ -168,10 +183,7 @@ fn unread_flaps_stay_bounded_and_a_late_reader_sees_the_final_state() {
     }
     assert!(monitor.take_error().is_none());
 
-    let started = Instant::now();
-    monitor.stop();
-    let took = started.elapsed();
-    assert!(took < Duration::from_millis(100), "stop took {took:?}");
+    assert_prompt(stop_timed(&monitor));
 }
 
 #[test]
@@ -197,10 +209,7 @@ fn stop_joins_promptly_and_disconnects_receivers_after_pending_events() {
         })
     };
     std::thread::sleep(Duration::from_millis(50));
-    let started = Instant::now();
-    monitor.stop();
-    let took = started.elapsed();
-    assert!(took < Duration::from_millis(100), "stop took {took:?}");
+    assert_prompt(stop_timed(&monitor));
     assert_eq!(blocked.join().expect("reader"), (Some(Event::Up), None));
     assert!(monitor.is_stopped());
     monitor.stop();
@@ -216,11 +225,9 @@ fn stop_during_a_flood_of_notifications_is_prompt() {
     // Let the flood start: the monitor has notifications to read on every wake-up.
     let events = monitor.events();
     assert!(events.recv_timeout(REPORT_WITHIN).is_ok());
-    let started = Instant::now();
-    monitor.stop();
-    let took = started.elapsed();
+    let took = stop_timed(&monitor);
     let still_flooding = ip.child.try_wait().expect("wait ip").is_none();
     drop(ip);
     eprintln!("stop during a flood took {took:?} (flood still running: {still_flooding})");
-    assert!(took < Duration::from_millis(100), "stop took {took:?}");
+    assert_prompt(took);
 }
