@@ -505,7 +505,10 @@ fn send_datagrams(
             match socket.send(&buf) {
                 Ok(_) => {}
                 // A full queue on the way (ENOBUFS): treat as a loss; go-back-N sends it again.
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                // ECONNREFUSED reports the ICMP error of an earlier datagram: a resend that raced the
+                // receiver's last acknowledgement reached its socket after it closed. Whether the transfer
+                // is complete is for the acknowledgement stream to say, so that is not an error either.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::ECONNREFUSED)) => {}
                 Err(e) => return Err(format!("send datagrams {next}..{}: {e}", next + count)),
             }
             sent += count;
