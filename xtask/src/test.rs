@@ -142,7 +142,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 /// Why the privileged tests cannot run here, or `None` when they can.
 fn privilege_problem() -> Option<String> {
     if !has_cap_net_admin() {
-        return Some("this process lacks CAP_NET_ADMIN (not root)".into());
+        return Some("this process lacks CAP_NET_ADMIN".into());
     }
     if !std::path::Path::new("/dev/net/tun").exists() {
         return Some("/dev/net/tun does not exist".into());
