@@ -67,6 +67,23 @@ pub struct DirectionStats {
     pub write_errors: Vec<String>,
 }
 
+impl DirectionStats {
+    /// Panics, listing them, when any read or write of this direction failed.
+    #[track_caller]
+    pub fn assert_no_errors(&self) {
+        assert!(
+            self.write_errors.is_empty(),
+            "write errors: {:?}",
+            self.write_errors
+        );
+        assert!(
+            self.read_errors.is_empty(),
+            "read errors: {:?}",
+            self.read_errors
+        );
+    }
+}
+
 /// Forwards `from -> to` until `from` is closed; `batch` buffers per read.
 fn forward(from: &Tun, to: &Tun, batch: usize) -> DirectionStats {
     let mut stats = DirectionStats::default();

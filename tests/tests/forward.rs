@@ -18,16 +18,7 @@ fn tcp_through(offload: bool, v6: bool) {
     eprintln!("100 MiB in {elapsed:?}; a->b {:?}", stats.a_to_b);
     assert_eq!(received.bytes, data.len() as u64);
     assert_eq!(&received.sha256, digest);
-    assert!(
-        stats.a_to_b.write_errors.is_empty(),
-        "{:?}",
-        stats.a_to_b.write_errors
-    );
-    assert!(
-        stats.a_to_b.read_errors.is_empty(),
-        "{:?}",
-        stats.a_to_b.read_errors
-    );
+    stats.a_to_b.assert_no_errors();
     if offload {
         // The kernel handed over TSO super-packets, and the library split them.
         assert!(stats.a_to_b.multi_packet_reads > 0, "{:?}", stats.a_to_b);
@@ -118,14 +109,5 @@ fn one_buffer_per_read_still_delivers_every_segment_of_gso_super_packets() {
         stats.a_to_b.multi_packet_reads, 0,
         "a one-buffer batch returned several packets"
     );
-    assert!(
-        stats.a_to_b.write_errors.is_empty(),
-        "{:?}",
-        stats.a_to_b.write_errors
-    );
-    assert!(
-        stats.a_to_b.read_errors.is_empty(),
-        "{:?}",
-        stats.a_to_b.read_errors
-    );
+    stats.a_to_b.assert_no_errors();
 }
