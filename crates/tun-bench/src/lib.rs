@@ -6,6 +6,10 @@
 //! - `stream-check`: a TCP sender of a deterministic pseudo-random stream and a receiver, each printing the
 //!   SHA-256 of what it sent or received, to prove that data crossed a tunnel intact.
 
+// The command line and the counters are the `forward` example's own, so both forwarders parse and report
+// alike; the example lives in the `tun` crate, which must not depend on this bench-only crate.
+#[path = "../../tun/examples/common/forward_cli.rs"]
 pub mod cli;
+#[path = "../../tun/examples/common/forward_stats.rs"]
 pub mod stats;
 pub mod stream;

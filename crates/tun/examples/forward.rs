@@ -25,11 +25,15 @@
 //! (packets are MTU-sized; reads are calls that returned packets; super-packets are reads that returned more
 //! than one) and exits 0.
 
+#[path = "common/forward_cli.rs"]
+pub mod cli;
+#[path = "common/forward_stats.rs"]
+pub mod stats;
+
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use tun::{Builder, Error, Tun};
 use tun_offload::VirtioNetHdr;
@@ -37,98 +41,13 @@ use tun_offload::virtio::{GSO_NONE, GSO_TCPV4, GSO_TCPV6};
 use tun_sys::signal::SignalSet;
 use tun_sys::{IfName, Offloads, TunFlags};
 
-const USAGE: &str = "usage: forward --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB \
-                     [--no-offload] [--batch N] [--passthrough]";
+use cli::{ForwardArgs, USAGE, UsageError};
+use stats::Counters;
 
 /// The largest IP packet (and TSO/USO super-packet) a TUN device hands over.
 const MAX_PACKET: usize = 65_535;
 /// Consecutive failures after which a direction stops (a device that is gone fails every call).
 const MAX_CONSECUTIVE_ERRORS: u32 = 1000;
-
-#[derive(Debug)]
-struct Args {
-    netns_a: String,
-    name_a: String,
-    netns_b: String,
-    name_b: String,
-    offload: bool,
-    batch: Option<usize>,
-    passthrough: bool,
-}
-
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
-    let (mut netns_a, mut name_a, mut netns_b, mut name_b) = (None, None, None, None);
-    let (mut offload, mut batch, mut passthrough) = (true, None, false);
-    let mut args = args.into_iter();
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--netns-a" => netns_a = Some(value()?),
-            "--name-a" => name_a = Some(value()?),
-            "--netns-b" => netns_b = Some(value()?),
-            "--name-b" => name_b = Some(value()?),
-            "--no-offload" => offload = false,
-            "--passthrough" => passthrough = true,
-            "--batch" => {
-                let text = value()?;
-                let n = text.parse().ok().filter(|n| (1..=1024).contains(n));
-                batch = Some(n.ok_or_else(|| format!("--batch must be 1..=1024, got {text}"))?);
-            }
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    let need = |v: Option<String>, flag: &str| v.ok_or_else(|| format!("{flag} is required"));
-    Ok(Args {
-        netns_a: need(netns_a, "--netns-a")?,
-        name_a: need(name_a, "--name-a")?,
-        netns_b: need(netns_b, "--netns-b")?,
-        name_b: need(name_b, "--name-b")?,
-        offload,
-        batch,
-        passthrough,
-    })
-}
-
-/// Counters of one direction, written by its thread, printed by the main thread.
-#[derive(Debug, Default)]
-struct Counters {
-    packets: AtomicU64,
-    bytes: AtomicU64,
-    reads: AtomicU64,
-    super_packets: AtomicU64,
-    errors: AtomicU64,
-}
-
-impl Counters {
-    fn record_read(&self, packets: u64, bytes: u64) {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        self.packets.fetch_add(packets, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        if packets > 1 {
-            self.super_packets.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn record_error(&self) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl fmt::Display for Counters {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        write!(
-            f,
-            "packets {} bytes {} reads {} super-packets {} errors {}",
-            get(&self.packets),
-            get(&self.bytes),
-            get(&self.reads),
-            get(&self.super_packets),
-            get(&self.errors)
-        )
-    }
-}
 
 /// Runs `open` on a thread that joined the network namespace `netns`: what it creates lives there.
 fn in_netns<T: Send>(
@@ -201,7 +120,7 @@ fn forward_batches(from: &Tun, to: &Tun, batch: usize, counters: &Counters) {
             }
         };
         let bytes: usize = sizes[..n].iter().sum();
-        counters.record_read(n as u64, bytes as u64);
+        counters.record_read(n, bytes);
         for (buf, &size) in bufs.iter_mut().zip(&sizes[..n]) {
             buf.truncate(offset + size);
         }
@@ -237,7 +156,7 @@ fn forward_one_by_one(from: &Tun, to: &Tun, counters: &Counters) {
                 return;
             }
         };
-        counters.record_read(1, len as u64);
+        counters.record_read(1, len);
         match to.write_packets(&mut [&mut buf[..len]], 0) {
             Ok(_) => budget.consecutive = 0,
             Err(e) if e.is_fatal() => return eprintln!("forward: write: {e}"),
@@ -267,11 +186,11 @@ fn open_raw(name: &str) -> Result<OwnedFd, String> {
 }
 
 /// MTU-sized packets in one raw frame (virtio-net header + packet), and their IP bytes, for the counters.
-fn frame_packets(frame: &[u8]) -> (u64, u64) {
+fn frame_packets(frame: &[u8]) -> (usize, usize) {
     let Some(packet) = frame.get(VirtioNetHdr::LEN..) else {
         return (0, 0);
     };
-    let ip_bytes = packet.len() as u64;
+    let ip_bytes = packet.len();
     let Ok(hdr) = VirtioNetHdr::decode(frame) else {
         return (1, ip_bytes);
     };
@@ -289,7 +208,7 @@ fn frame_packets(frame: &[u8]) -> (u64, u64) {
     let payload = packet.len().saturating_sub(l4 + l4_len);
     let segments = payload.div_ceil(gso_size).max(1);
     // Every segment repeats the headers.
-    (segments as u64, (payload + segments * (l4 + l4_len)) as u64)
+    (segments, payload + segments * (l4 + l4_len))
 }
 
 /// One direction of the passthrough: read a frame, write it unchanged.
@@ -326,7 +245,7 @@ enum Devices {
     Raw(Arc<OwnedFd>, Arc<OwnedFd>),
 }
 
-fn open_devices(args: &Args) -> Result<Devices, String> {
+fn open_devices(args: &ForwardArgs) -> Result<Devices, String> {
     if args.passthrough {
         let a = in_netns(&args.netns_a, || open_raw(&args.name_a))?;
         let b = in_netns(&args.netns_b, || open_raw(&args.name_b))?;
@@ -345,7 +264,7 @@ fn open_devices(args: &Args) -> Result<Devices, String> {
     Ok(Devices::Library(Arc::new(a), Arc::new(b)))
 }
 
-fn run(args: &Args) -> Result<(), String> {
+fn run(args: &ForwardArgs) -> Result<(), String> {
     // Blocked before any thread exists, so that every thread inherits the mask and the signal waits for
     // `wait` below instead of killing the process.
     let signals = SignalSet::termination();
@@ -384,24 +303,21 @@ fn run(args: &Args) -> Result<(), String> {
         .wait()
         .map_err(|e| format!("wait for a signal: {e}"))?;
     eprintln!("forward: stopping on {signal:?}");
-    println!("a->b: {}", counters[0]);
-    println!("b->a: {}", counters[1]);
+    println!("a->b: {}", counters[0].snapshot());
+    println!("b->a: {}", counters[1].snapshot());
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
+    let args = match ForwardArgs::parse(std::env::args().skip(1)) {
         Ok(args) => args,
-        Err(msg) => {
-            if !msg.is_empty() {
-                eprintln!("forward: {msg}");
-            }
-            eprintln!("{USAGE}");
-            return if msg.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            };
+        Err(UsageError::Help) => {
+            println!("forward {}", USAGE.trim_start_matches("usage: "));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("forward: {e}");
+            return ExitCode::from(2);
         }
     };
     match run(&args) {

@@ -94,6 +94,11 @@ fn forward(from: &SyncDevice, to: &SyncDevice, offload: bool, batch: usize, coun
 
 fn run() -> Result<(), String> {
     let args = ForwardArgs::parse(std::env::args().skip(1)).map_err(|e| e.to_string())?;
+    if args.passthrough {
+        return Err(
+            "--passthrough is the `forward` example's ceiling, not a tun-rs data path".into(),
+        );
+    }
     let signals = SignalSet::termination();
     signals
         .block_in_thread()

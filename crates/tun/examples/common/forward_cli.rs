@@ -1,4 +1,5 @@
-//! The forwarder command line shared with the `tun` crate's `forward` example.
+//! The command line of the forwarders: the `tun` crate's `forward` example and the benchmark's tun-rs peer
+//! (`tun-bench`, which includes this file) take the same arguments, so the benchmark drives them alike.
 
 use std::fmt;
 
@@ -17,23 +18,33 @@ pub struct ForwardArgs {
     pub offload: bool,
     /// Packets per batch (buffers handed to one receive call); `None` for the library's ideal size.
     pub batch: Option<usize>,
+    /// Write each raw frame unchanged instead of going through a library's data path.
+    pub passthrough: bool,
 }
 
-/// A command line that could not be understood.
+/// A command line that could not be understood, or a request for help (`-h`, `--help`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError(pub String);
+pub enum UsageError {
+    /// The arguments are wrong; the message says how, followed by the usage line.
+    Invalid(String),
+    /// Help was asked for: print [`USAGE`] and exit successfully.
+    Help,
+}
 
 impl fmt::Display for UsageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Self::Invalid(message) => f.write_str(message),
+            Self::Help => f.write_str(USAGE),
+        }
     }
 }
 
 impl std::error::Error for UsageError {}
 
 /// The usage line of the forwarders.
-pub const USAGE: &str =
-    "usage: --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB [--no-offload] [--batch N]";
+pub const USAGE: &str = "usage: --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB \
+                         [--no-offload] [--batch N] [--passthrough]";
 
 impl ForwardArgs {
     /// Parses the arguments after the program name.
@@ -52,11 +63,12 @@ impl ForwardArgs {
         let mut name_b = None;
         let mut offload = true;
         let mut batch = None;
+        let mut passthrough = false;
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             let mut value = || {
                 args.next()
-                    .ok_or_else(|| UsageError(format!("{flag} needs a value\n{USAGE}")))
+                    .ok_or_else(|| UsageError::Invalid(format!("{flag} needs a value\n{USAGE}")))
             };
             match flag.as_str() {
                 "--netns-a" => netns_a = Some(value()?),
@@ -64,6 +76,8 @@ impl ForwardArgs {
                 "--netns-b" => netns_b = Some(value()?),
                 "--name-b" => name_b = Some(value()?),
                 "--no-offload" => offload = false,
+                "--passthrough" => passthrough = true,
+                "-h" | "--help" => return Err(UsageError::Help),
                 "--batch" => {
                     let text = value()?;
                     let n: usize = text
@@ -71,14 +85,18 @@ impl ForwardArgs {
                         .ok()
                         .filter(|n| (1..=1024).contains(n))
                         .ok_or_else(|| {
-                            UsageError(format!("--batch must be 1..=1024, got {text}"))
+                            UsageError::Invalid(format!("--batch must be 1..=1024, got {text}"))
                         })?;
                     batch = Some(n);
                 }
-                other => return Err(UsageError(format!("unknown argument {other}\n{USAGE}"))),
+                other => {
+                    return Err(UsageError::Invalid(format!(
+                        "unknown argument {other}\n{USAGE}"
+                    )));
+                }
             }
         }
-        let missing = |what: &str| UsageError(format!("{what} is required\n{USAGE}"));
+        let missing = |what: &str| UsageError::Invalid(format!("{what} is required\n{USAGE}"));
         Ok(Self {
             netns_a: netns_a.ok_or_else(|| missing("--netns-a"))?,
             name_a: name_a.ok_or_else(|| missing("--name-a"))?,
@@ -86,6 +104,7 @@ impl ForwardArgs {
             name_b: name_b.ok_or_else(|| missing("--name-b"))?,
             offload,
             batch,
+            passthrough,
         })
     }
 }
@@ -125,6 +144,15 @@ mod tests {
         let ok = parse(&args).expect("valid");
         assert!(!ok.offload);
         assert_eq!(ok.batch, Some(1));
+        assert!(!ok.passthrough);
+        args.push("--passthrough");
+        assert!(parse(&args).expect("valid").passthrough);
+    }
+
+    #[test]
+    fn help_is_a_request_not_an_error() {
+        assert_eq!(parse(&["--help"]), Err(UsageError::Help));
+        assert!(matches!(parse(&["--bogus"]), Err(UsageError::Invalid(_))));
     }
 
     #[test]
