@@ -1,8 +1,8 @@
 //! `cargo xtask demo`: a short tour of the data path, with an end-to-end integrity check.
 
-use crate::bench::{LEGEND, Plan, print_pinning, run_all, table};
+use crate::bench::{LEGEND, Plan, TESTS, print_pinning, run_all, table};
 use crate::netns::{clean_up_on_signal, ensure_installed, require_root, sweep_stale_namespaces};
-use crate::traffic::{TcpTest, checked_transfer};
+use crate::traffic::checked_transfer;
 use crate::tunnel::{Binaries, Forwarder, Pair, Tunnel};
 
 /// Bytes sent through the tunnel, per IP version, for the integrity check.
@@ -37,16 +37,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     println!("{INTRO}");
     let pair = Pair::create()?;
     print_pinning(&pair);
-    let tests = [
-        TcpTest {
-            v6: false,
-            streams: 1,
-        },
-        TcpTest {
-            v6: false,
-            streams: 4,
-        },
-    ];
+    // IPv4 with 1 and 4 streams: the first two tests of the full benchmark.
+    let tests = &TESTS[..2];
     let plan = Plan {
         seconds: 2,
         omit: 0,
@@ -55,8 +47,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     println!(
         "Throughput, 2 s per forwarder and test (`cargo xtask bench` measures longer, with repeats):\n"
     );
-    let results = run_all(&bins, &pair, &tests, plan);
-    println!("{}", table(&results, &tests, plan.rounds));
+    let results = run_all(&bins, &pair, tests, plan);
+    println!("{}", table(&results, tests, plan.rounds));
     println!("{LEGEND}\n");
 
     println!(
