@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tun::{Builder, Error, Tun};
+use tun::{Builder, Error, PacketBatch, Tun};
 
 use crate::NetNs;
 
@@ -32,11 +32,6 @@ pub const B4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 pub const A6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 1);
 /// B's IPv6 address.
 pub const B6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 2);
-
-/// Room in front of each packet for the virtio-net header that the write path fills in.
-const OFFSET: usize = 10;
-/// The largest IP packet.
-const MAX_PACKET: usize = 65_535;
 
 /// B's address of the given IP version.
 pub fn b_addr(v6: bool) -> IpAddr {
@@ -84,30 +79,18 @@ impl DirectionStats {
     }
 }
 
-/// Forwards `from -> to` until `from` is closed; `batch` buffers per read.
+/// Forwards `from -> to` through a [`PacketBatch`] until `from` is closed; `batch` buffers per read.
 fn forward(from: &Tun, to: &Tun, batch: usize) -> DirectionStats {
     let mut stats = DirectionStats::default();
-    let mut segment = from.mtu().map_or(1500, |m| m as usize).min(MAX_PACKET);
-    let mut bufs: Vec<Vec<u8>> = (0..batch)
-        .map(|_| {
-            let mut b = Vec::with_capacity(OFFSET + MAX_PACKET);
-            b.resize(OFFSET + segment, 0);
-            b
-        })
-        .collect();
-    let mut sizes = vec![0usize; batch];
+    let mut packets = PacketBatch::for_device_with_count(from, batch);
     // Bounded: a device that fails every call is given up after this many errors in a row.
     let mut consecutive_errors = 0;
     while consecutive_errors < 1000 {
-        let n = match from.read_packets(&mut bufs, &mut sizes, OFFSET) {
+        let read = packets.read_from(from);
+        stats.buffer_too_small = packets.grown();
+        let n = match read {
             Ok(n) => n,
             Err(Error::Closed) => break,
-            Err(Error::BufferTooSmall { need, .. }) => {
-                stats.buffer_too_small += 1;
-                segment = need.saturating_sub(OFFSET).min(MAX_PACKET);
-                bufs.iter_mut().for_each(|b| b.resize(OFFSET + segment, 0));
-                continue;
-            }
             Err(e) => {
                 stats.read_errors.push(e.to_string());
                 consecutive_errors += 1;
@@ -119,14 +102,7 @@ fn forward(from: &Tun, to: &Tun, batch: usize) -> DirectionStats {
         if n > 1 {
             stats.multi_packet_reads += 1;
         }
-        for (buf, &size) in bufs.iter_mut().zip(&sizes[..n]) {
-            buf.truncate(OFFSET + size);
-        }
-        let written = to.write_packets(&mut bufs[..n], OFFSET);
-        for buf in &mut bufs[..n] {
-            buf.resize(OFFSET + segment, 0);
-        }
-        match written {
+        match packets.write_to(to) {
             Ok(_) => consecutive_errors = 0,
             Err(Error::Closed) => break,
             Err(e) => {

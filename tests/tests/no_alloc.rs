@@ -6,12 +6,21 @@ use std::net::{SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tun::Builder;
+use tun::{Builder, PacketBatch};
 use tun_system_tests::{NetNs, PAIR_A, PAIR_B, with_deadline};
+
+/// How a forwarding cycle handles its buffers.
+#[derive(Debug, Clone, Copy)]
+enum Cycle {
+    /// `read_packets` / `write_packets` on `Vec` buffers, cut and restored by hand.
+    Manual,
+    /// Through a [`PacketBatch`].
+    Batch,
+}
 
 /// Forwards `rounds` batches from `ta` to `tb` after `warmup` batches, while a sender in `a` keeps `ta` busy;
 /// returns the allocations counted over the measured batches and the most packets one read returned.
-fn measured_forwarding(offload: bool, gso: Option<u16>) -> (u64, usize) {
+fn measured_forwarding(offload: bool, gso: Option<u16>, cycle: Cycle) -> (u64, usize) {
     let a = NetNs::new();
     let b = NetNs::new();
     let ta = a
@@ -56,17 +65,24 @@ fn measured_forwarding(offload: bool, gso: Option<u16>) -> (u64, usize) {
         let result = with_deadline(&ta, Duration::from_secs(30), || {
             let mut bufs: Vec<Vec<u8>> = (0..ta.batch_size()).map(|_| vec![0u8; full]).collect();
             let mut sizes = vec![0usize; bufs.len()];
+            let mut batch = PacketBatch::for_device(&ta);
             let (mut allocations, mut most) = (0u64, 0usize);
             for round in 0..warmup + rounds {
                 let mut n = 0;
-                let info = allocation_counter::measure(|| {
-                    n = ta.read_packets(&mut bufs, &mut sizes, offset).unwrap();
-                    for (buf, &size) in bufs.iter_mut().zip(&sizes).take(n) {
-                        buf.truncate(offset + size);
+                let info = allocation_counter::measure(|| match cycle {
+                    Cycle::Manual => {
+                        n = ta.read_packets(&mut bufs, &mut sizes, offset).unwrap();
+                        for (buf, &size) in bufs.iter_mut().zip(&sizes).take(n) {
+                            buf.truncate(offset + size);
+                        }
+                        tb.write_packets(&mut bufs[..n], offset).unwrap();
+                        for buf in &mut bufs[..n] {
+                            buf.resize(full, 0);
+                        }
                     }
-                    tb.write_packets(&mut bufs[..n], offset).unwrap();
-                    for buf in &mut bufs[..n] {
-                        buf.resize(full, 0);
+                    Cycle::Batch => {
+                        n = batch.read_from(&ta).unwrap();
+                        batch.write_to(&tb).unwrap();
                     }
                 });
                 if round >= warmup {
@@ -84,7 +100,7 @@ fn measured_forwarding(offload: bool, gso: Option<u16>) -> (u64, usize) {
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn warm_offload_data_path_with_split_and_coalescing_allocates_nothing() {
-    let (allocations, most) = measured_forwarding(true, Some(1200));
+    let (allocations, most) = measured_forwarding(true, Some(1200), Cycle::Manual);
     assert_eq!(allocations, 0);
     // The measured batches did split super-packets (and coalesce them again on write).
     assert!(most > 1, "at most {most} packet(s) per read");
@@ -92,7 +108,22 @@ fn warm_offload_data_path_with_split_and_coalescing_allocates_nothing() {
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
+fn warm_packet_batch_cycle_with_split_and_coalescing_allocates_nothing() {
+    let (allocations, most) = measured_forwarding(true, Some(1200), Cycle::Batch);
+    assert_eq!(allocations, 0);
+    assert!(most > 1, "at most {most} packet(s) per read");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
 fn warm_plain_data_path_allocates_nothing() {
-    let (allocations, _) = measured_forwarding(false, None);
+    let (allocations, _) = measured_forwarding(false, None, Cycle::Manual);
+    assert_eq!(allocations, 0);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn warm_plain_packet_batch_cycle_allocates_nothing() {
+    let (allocations, _) = measured_forwarding(false, None, Cycle::Batch);
     assert_eq!(allocations, 0);
 }

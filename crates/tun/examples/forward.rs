@@ -35,7 +35,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tun::{Builder, Error, Tun};
+use tun::{Builder, PacketBatch, Tun};
 use tun_offload::VirtioNetHdr;
 use tun_offload::virtio::{GSO_NONE, GSO_TCPV4, GSO_TCPV6};
 use tun_sys::signal::SignalSet;
@@ -77,40 +77,15 @@ impl ErrorBudget {
     }
 }
 
-/// One direction through the library: `read_packets` from `from`, `write_packets` to `to`.
+/// One direction through the library: `read_packets` from `from`, `write_packets` to `to`, through a
+/// [`PacketBatch`]. With offloads: batches of MTU-sized packets split from super-packets, coalesced again on
+/// write. Without: one packet per read and per write, read straight into a buffer that fits any packet.
 fn forward(from: &Tun, to: &Tun, batch: usize, counters: &Counters) {
-    if from.has_vnet_hdr() {
-        forward_batches(from, to, batch, counters);
-    } else {
-        forward_one_by_one(from, to, counters);
-    }
-}
-
-/// With offloads: batches of MTU-sized packets split from super-packets, coalesced again on write.
-fn forward_batches(from: &Tun, to: &Tun, batch: usize, counters: &Counters) {
-    // Room in front of each packet for the virtio-net header the write path puts there.
-    let offset = VirtioNetHdr::LEN;
-    // Packets come out MTU-sized; a buffer grows if the MTU is raised (BufferTooSmall says by how much).
-    let mut segment = from.mtu().map_or(1500, |m| m as usize).min(MAX_PACKET);
-    // Capacity for coalescing up to a 64 KiB packet in place, reserved once.
-    let mut bufs: Vec<Vec<u8>> = (0..batch)
-        .map(|_| {
-            let mut b = Vec::with_capacity(offset + MAX_PACKET);
-            b.resize(offset + segment, 0);
-            b
-        })
-        .collect();
-    let mut sizes = vec![0usize; batch];
+    let mut packets = PacketBatch::for_device_with_count(from, batch);
     let mut budget = ErrorBudget::default();
     loop {
-        let n = match from.read_packets(&mut bufs, &mut sizes, offset) {
+        let n = match packets.read_from(from) {
             Ok(n) => n,
-            Err(Error::BufferTooSmall { need, .. }) => {
-                // The packet waits in the device for a bigger buffer: grow every buffer to fit it.
-                segment = need.saturating_sub(offset).min(MAX_PACKET);
-                bufs.iter_mut().for_each(|b| b.resize(offset + segment, 0));
-                continue;
-            }
             Err(e) if e.is_fatal() => return eprintln!("forward: read: {e}"),
             Err(e) => {
                 if budget.failed("read", &e, counters) {
@@ -119,45 +94,8 @@ fn forward_batches(from: &Tun, to: &Tun, batch: usize, counters: &Counters) {
                 return;
             }
         };
-        let bytes: usize = sizes[..n].iter().sum();
-        counters.record_read(n, bytes);
-        for (buf, &size) in bufs.iter_mut().zip(&sizes[..n]) {
-            buf.truncate(offset + size);
-        }
-        let written = to.write_packets(&mut bufs[..n], offset);
-        for buf in &mut bufs[..n] {
-            buf.resize(offset + segment, 0);
-        }
-        match written {
-            Ok(_) => budget.consecutive = 0,
-            Err(e) if e.is_fatal() => return eprintln!("forward: write: {e}"),
-            Err(e) => {
-                if !budget.failed("write", &e, counters) {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Without offloads: one packet per read and per write, read straight into a buffer that fits any packet.
-fn forward_one_by_one(from: &Tun, to: &Tun, counters: &Counters) {
-    let mut buf = vec![0u8; MAX_PACKET];
-    let mut size = [0usize];
-    let mut budget = ErrorBudget::default();
-    loop {
-        let len = match from.read_packets(std::slice::from_mut(&mut buf), &mut size, 0) {
-            Ok(_) => size[0],
-            Err(e) if e.is_fatal() => return eprintln!("forward: read: {e}"),
-            Err(e) => {
-                if budget.failed("read", &e, counters) {
-                    continue;
-                }
-                return;
-            }
-        };
-        counters.record_read(1, len);
-        match to.write_packets(&mut [&mut buf[..len]], 0) {
+        counters.record_read(n, packets.bytes());
+        match packets.write_to(to) {
             Ok(_) => budget.consecutive = 0,
             Err(e) if e.is_fatal() => return eprintln!("forward: write: {e}"),
             Err(e) => {

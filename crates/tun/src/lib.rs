@@ -66,6 +66,7 @@
 //! another writes. [`Tun::close`] from any thread wakes a blocked reader at once (it gets [`Error::Closed`]),
 //! stops the link monitor, and removes a non-persistent interface; dropping the `Tun` does the same.
 
+mod batch;
 mod builder;
 mod device;
 mod error;
@@ -74,6 +75,7 @@ mod offload;
 mod read;
 mod write;
 
+pub use batch::PacketBatch;
 pub use builder::Builder;
 pub use device::Tun;
 pub use error::{BatchError, Error, PacketError, Result};
