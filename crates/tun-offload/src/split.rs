@@ -136,6 +136,10 @@ struct Segments {
     tcp_flags: u8,
     /// Pseudo-header sum of the addresses and protocol; each segment adds its own length.
     addr_sum: u64,
+    /// Sums of the IPv4 header and of the transport header without the fields that change per segment, so
+    /// a segment's checksums take a few additions instead of passes over its headers.
+    ip_fixed_sum: u64,
+    l4_fixed_sum: u64,
 }
 
 impl SplitState {
@@ -403,10 +407,12 @@ impl Segments {
             ));
         }
         let l4 = packet.get(l4_start..).unwrap_or_default();
-        let (l4_header_len, first_seq, tcp_flags) = match transport {
+        let (l4_header_len, first_seq, tcp_flags, l4_fixed_sum) = match transport {
             Transport::Tcp => {
                 let tcp = TcpHeader::new_checked(l4)?;
-                (tcp.header_len(), tcp.seq(), tcp.flags())
+                let fixed = tcp.sum_without_seq_flags_and_checksum()
+                    + (u64::from(tcp.data_offset_byte()) << 8);
+                (tcp.header_len(), tcp.seq(), tcp.flags(), fixed)
             }
             Transport::Udp => {
                 let udp = UdpHeader::new_checked(l4)?;
@@ -415,7 +421,7 @@ impl Segments {
                         "UDP length disagrees with the packet length",
                     ));
                 }
-                (UdpHeader::<&[u8]>::LEN, 0, 0)
+                (UdpHeader::<&[u8]>::LEN, 0, 0, checksum::sum(udp.ports(), 0))
             }
         };
         let addr_sum = checksum::add(
@@ -432,6 +438,8 @@ impl Segments {
             first_seq,
             tcp_flags,
             addr_sum,
+            ip_fixed_sum: ip.sum_without_length_ident_and_checksum(),
+            l4_fixed_sum,
         })
     }
 
@@ -457,39 +465,36 @@ impl Segments {
             ip.set_total_len(seg_len);
             // IPv4 IDs count up per segment, as the kernel's own segmentation does.
             ip.set_ident(self.first_ident.wrapping_add(index as u16));
-            ip.fill_header_checksum();
+            ip.fill_header_checksum_from(self.ip_fixed_sum);
         }
         let l4_header = headers.get_mut(self.l4_start..).unwrap_or_default();
-        match self.transport {
+        // The fields set here, summed as the checksum sees them, on top of the rest of the header.
+        let variable = match self.transport {
             Transport::Tcp => {
-                if let Ok(mut tcp) = TcpHeader::new_checked(&mut *l4_header) {
-                    let seq = self.first_seq.wrapping_add((index * self.gso_size) as u32);
-                    tcp.set_seq(seq);
-                    let mut flags = self.tcp_flags;
-                    if !last {
-                        flags &= !(tcp_flags::FIN | tcp_flags::PSH);
-                    }
-                    if self.ecn && index > 0 {
-                        flags &= !tcp_flags::CWR;
-                    }
-                    tcp.set_flags(flags);
-                    tcp.set_checksum(0);
+                let seq = self.first_seq.wrapping_add((index * self.gso_size) as u32);
+                let mut flags = self.tcp_flags;
+                if !last {
+                    flags &= !(tcp_flags::FIN | tcp_flags::PSH);
                 }
+                if self.ecn && index > 0 {
+                    flags &= !tcp_flags::CWR;
+                }
+                if let Ok(mut tcp) = TcpHeader::new_checked(&mut *l4_header) {
+                    tcp.set_seq(seq);
+                    tcp.set_flags(flags);
+                }
+                u64::from(seq >> 16) + u64::from(seq & 0xffff) + u64::from(flags)
             }
             Transport::Udp => {
                 if let Ok(mut udp) = UdpHeader::new_checked(&mut *l4_header) {
                     udp.set_length(l4_len as u16);
-                    udp.set_checksum(0);
                 }
+                l4_len as u64
             }
-        }
-        // The payload sum from the copy, plus the small header and pseudo-header sums.
-        let acc = checksum::add(
-            self.addr_sum,
-            (l4_len >> 16) as u64 + (l4_len & 0xffff) as u64,
-        );
-        let acc = checksum::sum(l4_header, checksum::add(acc, payload_sum));
-        let mut csum = !checksum::fold(acc);
+        };
+        // Pseudo-header (addresses, protocol, length), header and payload.
+        let acc = self.addr_sum + (l4_len as u64) + self.l4_fixed_sum + variable;
+        let mut csum = !checksum::fold(checksum::add(acc, payload_sum));
         if self.transport == Transport::Udp && csum == 0 {
             // A computed zero is sent as all ones: zero means "no checksum" (RFC 768).
             csum = 0xffff;

@@ -5,7 +5,7 @@ use super::{
     Outcome, append_payload, fits, held_checksum_valid, ip_headers_agree, l4_checksum_valid,
     packet_at,
 };
-use crate::wire::{TcpHeader, Transport, tcp_flags};
+use crate::wire::{TcpHeader, Transport, same_bytes, tcp_flags};
 
 /// Where a segment joins a held packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +100,7 @@ fn can_join(packet: &[u8], held: &[u8], c: &Candidate, item: &Item) -> Option<Jo
     if tcp.data_offset_byte() != held_tcp.data_offset_byte()
         || tcp.flags() & !tcp_flags::PSH != held_tcp.flags() & !tcp_flags::PSH
         || tcp.window() != held_tcp.window()
-        || tcp.options() != held_tcp.options()
+        || !same_bytes(tcp.options(), held_tcp.options())
     {
         return None;
     }

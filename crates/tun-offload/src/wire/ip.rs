@@ -1,6 +1,6 @@
 //! The IP header: one checked view for both versions, with the version's layout as data.
 
-use super::{bytes, read_u8, read_u16, write_u16};
+use super::{bytes, read_u8, read_u16, read_u32, write_u16};
 use crate::{OffloadError, checksum};
 
 /// The IP version of a packet, and where each version keeps the fields the engine needs.
@@ -62,6 +62,8 @@ impl IpVersion {
         }
     }
 
+    /// Offset of the IPv4 total length field.
+    const IPV4_TOTAL_LEN: usize = 2;
     /// Offset of the IPv4 identification field.
     const IPV4_IDENT: usize = 4;
     /// Offset of the IPv4 header checksum.
@@ -168,6 +170,24 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
         }
     }
 
+    /// The unfolded sum of the IPv4 header without the fields a segmenter changes per segment: total
+    /// length, identification and the checksum itself (0 for IPv6, which has no header checksum). See
+    /// [`fill_header_checksum_from`](Self::fill_header_checksum_from).
+    pub fn sum_without_length_ident_and_checksum(&self) -> u64 {
+        match self.version {
+            IpVersion::V4 => {
+                let h = self.header();
+                let acc = checksum::sum(bytes(h, 0, IpVersion::IPV4_TOTAL_LEN), 0);
+                let acc = checksum::sum(
+                    bytes(h, IpVersion::IPV4_IDENT + 2, IpVersion::IPV4_CHECKSUM),
+                    acc,
+                );
+                checksum::sum(bytes(h, IpVersion::IPV4_CHECKSUM + 2, h.len()), acc)
+            }
+            IpVersion::V6 => 0,
+        }
+    }
+
     /// True when the IPv4 header checksum verifies (always true for IPv6, which has none).
     pub fn header_checksum_valid(&self) -> bool {
         match self.version {
@@ -205,7 +225,7 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
                     && read_u8(a, 6) >> 5 == read_u8(b, 6) >> 5
                     && read_u8(a, 8) == read_u8(b, 8)
             }
-            IpVersion::V6 => bytes(a, 0, 4) == bytes(b, 0, 4) && read_u8(a, 7) == read_u8(b, 7),
+            IpVersion::V6 => read_u32(a, 0) == read_u32(b, 0) && read_u8(a, 7) == read_u8(b, 7),
         }
     }
 
@@ -254,6 +274,21 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IpPacket<T> {
     pub fn set_ident(&mut self, ident: u16) {
         if self.version == IpVersion::V4 {
             write_u16(self.buf.as_mut(), IpVersion::IPV4_IDENT, ident);
+        }
+    }
+
+    /// Sets the IPv4 header checksum from [`sum_without_length_ident_and_checksum`] taken from a header
+    /// that differs from this one at most in those three fields: two additions instead of a pass over the
+    /// header. Does nothing for IPv6.
+    ///
+    /// [`sum_without_length_ident_and_checksum`]: Self::sum_without_length_ident_and_checksum
+    pub fn fill_header_checksum_from(&mut self, sum_without: u64) {
+        if self.version == IpVersion::V4 {
+            let b = self.buf.as_ref();
+            let variable = u64::from(read_u16(b, IpVersion::IPV4_TOTAL_LEN))
+                + u64::from(read_u16(b, IpVersion::IPV4_IDENT));
+            let sum = !checksum::fold(checksum::add(sum_without, variable));
+            write_u16(self.buf.as_mut(), IpVersion::IPV4_CHECKSUM, sum);
         }
     }
 
@@ -311,6 +346,42 @@ mod tests {
                 .unwrap()
                 .header_checksum_valid()
         );
+    }
+
+    #[test]
+    fn header_checksum_from_the_fixed_sum_equals_a_full_recompute() {
+        // With options, so the fixed part covers more than the 20-byte header.
+        let mut template = vec![0u8; 32];
+        template[..20].copy_from_slice(&v4()[..20]);
+        template[0] = 0x48;
+        template[3] = 32;
+        template[20..32].copy_from_slice(&[0x94, 0x04, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        let fixed = IpPacket::new_checked(&template[..])
+            .unwrap()
+            .sum_without_length_ident_and_checksum();
+        for (len, ident) in [
+            (32usize, 0u16),
+            (1500, 0xffff),
+            (65535, 0x1234),
+            (40, 0x8000),
+        ] {
+            let mut full = template.clone();
+            let mut ip = IpPacket::new_checked(&mut full[..]).unwrap();
+            ip.set_total_len(len);
+            ip.set_ident(ident);
+            ip.fill_header_checksum();
+            let mut quick = full.clone();
+            quick[10..12].copy_from_slice(&[0xde, 0xad]);
+            IpPacket::new_checked(&mut quick[..])
+                .unwrap()
+                .fill_header_checksum_from(fixed);
+            assert_eq!(quick, full, "len {len}, ident {ident:#x}");
+            assert!(
+                IpPacket::new_checked(&quick[..])
+                    .unwrap()
+                    .header_checksum_valid()
+            );
+        }
     }
 
     #[test]

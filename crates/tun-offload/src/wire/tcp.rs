@@ -1,7 +1,7 @@
 //! The TCP header.
 
 use super::{bytes, read_u8, read_u16, read_u32, write_u8, write_u16, write_u32};
-use crate::OffloadError;
+use crate::{OffloadError, checksum};
 
 /// TCP flag bits (the byte at offset 13).
 pub mod tcp_flags {
@@ -108,6 +108,17 @@ impl<T: AsRef<[u8]>> TcpHeader<T> {
     pub fn checksum(&self) -> u16 {
         read_u16(self.buf.as_ref(), CHECKSUM)
     }
+
+    /// The unfolded sum of the header without the fields a segmenter changes per segment: the sequence
+    /// number, the data offset and flags word, and the checksum. Add those back with
+    /// [`checksum::add`](crate::checksum::add) to get the header's sum without summing it again.
+    pub fn sum_without_seq_flags_and_checksum(&self) -> u64 {
+        let h = self.buf.as_ref();
+        let acc = checksum::sum(bytes(h, 0, SEQ), 0);
+        let acc = checksum::sum(bytes(h, ACK, DATA_OFFSET), acc);
+        let acc = checksum::sum(bytes(h, WINDOW, CHECKSUM), acc);
+        checksum::sum(bytes(h, CHECKSUM + 2, self.header_len), acc)
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpHeader<T> {
@@ -130,6 +141,25 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpHeader<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sum_without_per_segment_fields_plus_those_fields_is_the_header_sum() {
+        let mut h = [0u8; 32];
+        for (i, b) in h.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(53).wrapping_add(7);
+        }
+        h[12] = 0x81; // data offset 8 (32 bytes) and the AE bit
+        let tcp = TcpHeader::new_checked(&h[..]).unwrap();
+        let fixed = tcp.sum_without_seq_flags_and_checksum();
+        let variable = u64::from(tcp.seq() >> 16)
+            + u64::from(tcp.seq() & 0xffff)
+            + (u64::from(tcp.data_offset_byte()) << 8 | u64::from(tcp.flags()))
+            + u64::from(tcp.checksum());
+        assert_eq!(
+            checksum::fold(checksum::add(fixed, variable)),
+            checksum::checksum(&h, 0)
+        );
+    }
 
     #[test]
     fn data_offset_below_five_is_malformed() {
