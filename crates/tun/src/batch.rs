@@ -128,24 +128,25 @@ impl PacketBatch {
         Self::for_device_with_count(tun, tun.batch_size())
     }
 
-    /// A batch of `count` buffers (at least 1) fitted to `tun`.
+    /// A batch of `count` buffers (at least 1) fitted to reads from `tun`.
     ///
-    /// With a virtio-net header: offset 10 for the header, buffers sized for the device's MTU (1500 when it
-    /// cannot be read), since that is how large the packets split from a super-packet are.
-    ///
-    /// Without one: a read returns one packet, so the batch has one buffer, at offset 0 and 65535 bytes long,
-    /// which lets [`Tun::read_packets`] read straight into it without a copy.
+    /// The offset is 10 whatever the device, room for the virtio-net header, so that the batch can be written
+    /// to a device with or without one. With a virtio-net header the buffers are sized for the device's MTU
+    /// (1500 when it cannot be read): that is how large the packets split from a super-packet are. Without
+    /// one a read returns one packet, so the batch has one buffer, 65535 bytes after the offset, which lets
+    /// [`Tun::read_packets`] read straight into it without a copy.
     pub fn for_device_with_count(tun: &Tun, count: usize) -> Self {
-        let (count, offset, segment) = if tun.has_vnet_hdr() {
+        let (count, segment) = if tun.has_vnet_hdr() {
             let mtu = tun
                 .mtu()
                 .ok()
                 .and_then(|m| usize::try_from(m).ok())
                 .unwrap_or(1500);
-            (count.max(1), VirtioNetHdr::LEN, mtu)
+            (count.max(1), mtu)
         } else {
-            (1, 0, MAX_PACKET)
+            (1, MAX_PACKET)
         };
+        let offset = VirtioNetHdr::LEN;
         Self::with_shape(count, offset, segment)
     }
 
@@ -446,19 +447,23 @@ mod tests {
 
     #[test]
     fn lone_packet_is_written_from_a_slice_and_its_buffer_left_whole() {
-        let mut batch = PacketBatch::new(1, 0, 65535).unwrap();
+        // The shape of a batch for a device without a virtio-net header.
+        let mut batch = PacketBatch::new(1, 10, 65535).unwrap();
         batch.read_with(fake_read(1, 60)).unwrap();
         let written = batch
             .write_with(
-                |packet| {
-                    assert_eq!(packet, &[0u8; 60][..]);
+                |buf| {
+                    // The room in front, then the packet, and nothing after it.
+                    assert_eq!(buf.len(), 10 + 60);
+                    assert_eq!(buf[10..], [0u8; 60]);
                     Ok(1)
                 },
                 |_| panic!("one packet is written on its own"),
             )
             .unwrap();
         assert_eq!(written, 1);
-        assert_eq!(shape(&batch), [(65535, 65535)]);
+        assert!(batch.is_empty());
+        assert_eq!(shape(&batch), [(10 + 65535, 10 + 65535)]);
     }
 
     #[test]

@@ -1,0 +1,94 @@
+//! `PacketBatch` on a real device: what a socket sends comes out of `read_from` whole, even after the MTU
+//! grew past the batch's buffers, and what `write_to` puts back reaches the socket.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::time::Duration;
+
+use tun::{Builder, PacketBatch, Tun};
+use tun_system_tests::{NetNs, is_udp4_to_port, with_deadline};
+
+const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const PEER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 4242);
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads batches (at most 100, within `TIMEOUT`) until one holds a UDP packet to `PEER`; its index.
+fn read_datagram(tun: &Tun, batch: &mut PacketBatch) -> Option<usize> {
+    with_deadline(tun, TIMEOUT, || {
+        for _ in 0..100 {
+            batch.read_from(tun).ok()?;
+            if let Some(i) = batch
+                .packets()
+                .position(|p| is_udp4_to_port(p, PEER.port()))
+            {
+                return Some(i);
+            }
+        }
+        None
+    })
+}
+
+/// Turns an IPv4 UDP packet into its reply: addresses and ports swapped, which leaves both checksums valid
+/// (a one's-complement sum does not depend on the order of its words).
+fn swap_endpoints(packet: &mut [u8]) {
+    let ihl = usize::from(packet[0] & 0x0f) * 4;
+    let (src, dst) = packet[12..20].split_at_mut(4);
+    src.swap_with_slice(dst);
+    let (sport, rest) = packet[ihl..ihl + 4].split_at_mut(2);
+    sport.swap_with_slice(rest);
+}
+
+/// A datagram of `len` bytes sent from a socket in the device's namespace comes out of a batch whole and, sent
+/// back with its endpoints swapped, reaches the socket; returns the batch's growth count.
+fn echo_through_a_batch(offload: bool, mtu: u32, len: usize) -> u64 {
+    let ns = NetNs::new();
+    let tun = ns
+        .tun(
+            Builder::new()
+                .name("tt-batch0")
+                .offload(offload)
+                .monitor(false),
+        )
+        .unwrap();
+    ns.address("tt-batch0", "10.77.0.1/24");
+    // Sized for the device as it is now; the MTU grows afterwards.
+    let mut batch = PacketBatch::for_device(&tun);
+    tun.set_mtu(mtu).unwrap();
+    let sock = ns.run_in(|| UdpSocket::bind(SocketAddrV4::new(LOCAL, 0)).unwrap());
+    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    sock.send_to(&payload, PEER).unwrap();
+
+    let i = read_datagram(&tun, &mut batch).expect("the datagram comes out");
+    let packet = batch.packet(i).unwrap();
+    assert_eq!(packet.len(), 20 + 8 + len);
+    assert_eq!(packet[28..], payload[..]);
+
+    swap_endpoints(batch.packet_mut(i).unwrap());
+    let held = batch.len();
+    assert_eq!(batch.write_to(&tun).unwrap(), held);
+    assert!(batch.is_empty());
+    let mut buf = vec![0u8; len + 1];
+    let (n, from) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(buf[..n], payload[..]);
+    assert_eq!(from, SocketAddr::V4(PEER));
+    batch.grown()
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn batch_grows_for_a_packet_longer_than_the_mtu_it_was_sized_for_and_loses_nothing() {
+    let grown = echo_through_a_batch(true, 9000, 8000);
+    assert_eq!(grown, 1);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn batch_with_offloads_echoes_a_small_datagram_without_growing() {
+    assert_eq!(echo_through_a_batch(true, 1500, 100), 0);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn batch_without_offloads_fits_any_packet_from_the_start() {
+    assert_eq!(echo_through_a_batch(false, 9000, 8000), 0);
+}
