@@ -3,6 +3,8 @@
 //! Sums are kept as unfolded `u64` accumulators in *numeric* (big-endian word) order, so that partial sums of
 //! separate pieces (a pseudo-header, a header, a payload) can be added and folded once at the end.
 
+use pulp::{Arch, Simd, WithSimd};
+
 /// Adds `data` to the one's-complement accumulator `initial` and returns the unfolded sum.
 ///
 /// `data` is read as big-endian 16-bit words; an odd trailing byte is padded with a zero byte, as RFC 1071
@@ -94,44 +96,85 @@ fn fold_to_u16(mut acc: u64) -> u16 {
 #[inline]
 fn sum_native(data: &[u8]) -> u64 {
     let (blocks, rest) = data.as_chunks::<64>();
-    let mut total = sum_rest(rest);
-    for run in blocks.chunks(Lanes::MAX_BLOCKS) {
-        let mut lanes = Lanes::default();
-        for block in run {
-            lanes.add_block(block);
-        }
-        total = add(total, lanes.total());
-    }
-    total
+    add(sum_rest(rest), Arch::new().dispatch(SumBlocks(blocks)))
 }
 
-/// Eight independent accumulators, each adding both 32-bit halves of one native-endian 64-bit word per
-/// 64-byte block. Adding 32-bit values into 64-bit lanes never carries out (see [`Lanes::MAX_BLOCKS`]), so
-/// there is no carry chain: plain adds, shifts and masks, which the compiler turns into SSE2 vector code
-/// (measured here about 1.3x faster than adding whole words with carry counting). The sum of native 32-bit
-/// words equals the sum of the native 16-bit words, since `2^16 = 1` in one's-complement arithmetic.
+/// The sum of whole 64-byte blocks, compiled once per instruction set `pulp` dispatches to: with AVX2 the
+/// lanes below become 256-bit vectors (about twice the throughput of the SSE2 baseline), chosen at run time
+/// without `unsafe` here and without build flags.
+struct SumBlocks<'a>(&'a [[u8; 64]]);
+
+impl WithSimd for SumBlocks<'_> {
+    type Output = u64;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) -> u64 {
+        let mut total = 0;
+        for run in self.0.chunks(Lanes::MAX_BLOCKS) {
+            let mut lanes = Lanes::default();
+            for block in run {
+                lanes.add_block(block);
+            }
+            total = add(total, lanes.total());
+        }
+        total
+    }
+}
+
+/// [`copy_and_sum`]'s whole blocks, dispatched like [`SumBlocks`].
+struct CopyAndSumBlocks<'a> {
+    dst: &'a mut [[u8; 64]],
+    src: &'a [[u8; 64]],
+}
+
+impl WithSimd for CopyAndSumBlocks<'_> {
+    type Output = u64;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) -> u64 {
+        let mut total = 0;
+        for (dst_run, src_run) in self
+            .dst
+            .chunks_mut(Lanes::MAX_BLOCKS)
+            .zip(self.src.chunks(Lanes::MAX_BLOCKS))
+        {
+            let mut lanes = Lanes::default();
+            for (d, s) in dst_run.iter_mut().zip(src_run) {
+                *d = *s;
+                lanes.add_block(s);
+            }
+            total = add(total, lanes.total());
+        }
+        total
+    }
+}
+
+/// Thirty-two independent accumulators, each adding one native-endian 16-bit word of every 64-byte block
+/// into a 32-bit lane. A lane cannot overflow within [`Lanes::MAX_BLOCKS`] blocks, so there is no carry
+/// chain: plain zero-extending adds, which the compiler turns into vector code (with SSE2 about 1.1x the
+/// 64-bit-lane version this replaced, with AVX2 about 2x). Summing native words and swapping the folded
+/// result once equals summing big-endian words: the one's-complement sum commutes with byte swapping.
 #[derive(Default)]
 struct Lanes {
-    acc: [u64; 8],
+    acc: [u32; 32],
 }
 
 impl Lanes {
-    /// Blocks one `Lanes` may take before a lane could overflow: each block adds at most `2^33` to a lane,
-    /// so `2^30` blocks stay below `2^63`.
-    const MAX_BLOCKS: usize = 1 << 30;
+    /// Blocks one `Lanes` may take before a lane could overflow: each block adds at most `0xffff` to a lane,
+    /// and `2^16 * 0xffff < 2^32`.
+    const MAX_BLOCKS: usize = 1 << 16;
 
     #[inline(always)]
     fn add_block(&mut self, block: &[u8; 64]) {
-        let (words, _) = block.as_chunks::<8>();
+        let (words, _) = block.as_chunks::<2>();
         for (a, word) in self.acc.iter_mut().zip(words) {
-            let w = u64::from_ne_bytes(*word);
-            *a += (w & 0xffff_ffff) + (w >> 32);
+            *a += u32::from(u16::from_ne_bytes(*word));
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn total(&self) -> u64 {
-        self.acc.iter().fold(0, |total, &a| add(total, a))
+        self.acc.iter().map(|&a| u64::from(a)).sum()
     }
 }
 
@@ -173,18 +216,11 @@ pub fn copy_and_sum(dst: &mut [u8], src: &[u8], initial: u64) -> u64 {
     };
     let (dst_blocks, dst_rest) = dst.as_chunks_mut::<64>();
     let (src_blocks, src_rest) = src.as_chunks::<64>();
-    let mut total = sum_rest(src_rest);
-    for (dst_run, src_run) in dst_blocks
-        .chunks_mut(Lanes::MAX_BLOCKS)
-        .zip(src_blocks.chunks(Lanes::MAX_BLOCKS))
-    {
-        let mut lanes = Lanes::default();
-        for (d, s) in dst_run.iter_mut().zip(src_run) {
-            *d = *s;
-            lanes.add_block(s);
-        }
-        total = add(total, lanes.total());
-    }
+    let blocks = Arch::new().dispatch(CopyAndSumBlocks {
+        dst: dst_blocks,
+        src: src_blocks,
+    });
+    let total = add(sum_rest(src_rest), blocks);
     for (d, s) in dst_rest.iter_mut().zip(src_rest) {
         *d = *s;
     }
@@ -268,6 +304,24 @@ mod tests {
             checksum(&data, u64::MAX),
             fold(add(u64::MAX, sum(&data, 0)))
         );
+    }
+
+    #[test]
+    fn lanes_restart_before_they_could_overflow() {
+        // Past two runs of Lanes::MAX_BLOCKS blocks, all ones (the largest word) and a pattern.
+        let len = 64 * Lanes::MAX_BLOCKS * 2 + 77;
+        let patterned: Vec<u8> = (0..len).map(|i| (i * 131 + (i >> 9)) as u8).collect();
+        for data in [vec![0xffu8; len], patterned] {
+            let mut acc = 0u64;
+            for pair in data.chunks(2) {
+                acc += u64::from(pair[0]) << 8 | pair.get(1).copied().map_or(0, u64::from);
+            }
+            let expected = fold(acc);
+            assert_eq!(checksum(&data, 0), expected);
+            let mut copy = vec![0u8; len];
+            assert_eq!(fold(copy_and_sum(&mut copy, &data, 0)), expected);
+            assert!(copy == data);
+        }
     }
 
     #[test]
