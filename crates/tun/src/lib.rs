@@ -22,28 +22,20 @@
 //! With [`Builder::offload`]`(true)` the kernel hands over TCP and UDP super-packets of up to 64 KiB and takes
 //! them back: [`Tun::read_packets`] splits each into MTU-sized packets (up to [`Tun::batch_size`] per call;
 //! the rest wait for the next call, nothing is dropped), and [`Tun::write_packets`] coalesces the packets of
-//! a batch again before writing. Packets sit at `offset` in each buffer; writes need `offset >= 10` for the
-//! virtio-net header, and `Vec<u8>` buffers with spare capacity so that packets can be merged in place.
+//! a batch again before writing. [`PacketBatch`] holds the buffers of such a cycle, allocated once; called
+//! directly, the two methods take the caller's buffers with packets at `offset` in each (writes need
+//! `offset >= 10` for the virtio-net header, and `Vec<u8>` buffers with spare capacity so that packets can be
+//! merged in place).
 //!
 //! ```no_run
-//! use tun::{Builder, Tun};
+//! use tun::{Builder, PacketBatch, Tun};
 //!
 //! /// Forwards everything from `from` to `to` until either is closed: a VPN's data path without the crypto.
 //! fn forward(from: &Tun, to: &Tun) -> tun::Result<()> {
-//!     const OFFSET: usize = 16;
-//!     let full = OFFSET + 65535;
-//!     let mut bufs: Vec<Vec<u8>> = (0..from.batch_size()).map(|_| vec![0u8; full]).collect();
-//!     let mut sizes = vec![0usize; bufs.len()];
+//!     let mut batch = PacketBatch::for_device(from);
 //!     loop {
-//!         let n = from.read_packets(&mut bufs, &mut sizes, OFFSET)?;
-//!         for (buf, &size) in bufs.iter_mut().zip(&sizes).take(n) {
-//!             buf.truncate(OFFSET + size); // a Vec's length marks its packet's end
-//!         }
-//!         let written = to.write_packets(&mut bufs[..n], OFFSET);
-//!         for buf in &mut bufs[..n] {
-//!             buf.resize(full, 0);
-//!         }
-//!         match written {
+//!         batch.read_from(from)?;
+//!         match batch.write_to(to) {
 //!             Err(e) if e.is_fatal() => return Err(e),
 //!             Err(e) => eprintln!("some packets were refused: {e}"),
 //!             Ok(_) => {}
