@@ -325,6 +325,28 @@ mod tests {
     }
 
     #[test]
+    fn every_dispatch_target_gives_the_same_sums() {
+        // What a CPU without AVX2 runs (the baseline build) against what this machine dispatches to.
+        let data: Vec<u8> = (0..64 * 300u32)
+            .map(|i| (i * 151 + (i >> 7)) as u8)
+            .collect();
+        let (blocks, _) = data.as_chunks::<64>();
+        for n in [0, 1, 2, 23, 300] {
+            let run = &blocks[..n];
+            let dispatched = Arch::new().dispatch(SumBlocks(run));
+            assert_eq!(SumBlocks(run).with_simd(pulp::Scalar::new()), dispatched);
+            let mut out = vec![[0u8; 64]; n];
+            let copied = CopyAndSumBlocks {
+                dst: &mut out,
+                src: run,
+            }
+            .with_simd(pulp::Scalar::new());
+            assert_eq!(fold(copied), fold(dispatched), "{n} blocks");
+            assert!(out == run);
+        }
+    }
+
+    #[test]
     fn ipv4_header_checksum_verifies_to_zero() {
         // A real IPv4 header (checksum field 0xb861) from RFC 1071 discussions / common captures.
         let hdr = [
