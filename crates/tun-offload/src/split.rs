@@ -388,7 +388,7 @@ impl Segments {
             ));
         }
         if ip.is_fragment() {
-            return Err(OffloadError::Malformed("super-packet is an IPv4 fragment"));
+            return Err(OffloadError::Malformed("super-packet is a fragment"));
         }
         let (l4_start, protocol) = ip.transport()?;
         if protocol != transport.protocol() {

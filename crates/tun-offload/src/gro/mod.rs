@@ -24,7 +24,9 @@
 //!   packet carries PSH whenever its last segment did. All segments have the first's size except a smaller
 //!   last one; nothing follows a smaller segment.
 //! - UDP: a datagram only joins the newest held packet of its flow (datagrams are never reordered), at most
-//!   [`UDP_MAX_SEGMENTS`] of them, with the same size except a smaller last one.
+//!   [`UDP_MAX_SEGMENTS`] of them, with the same size except a smaller last one. A UDP packet written on
+//!   its own ends its flow's held packet; a fragment (IPv4 or IPv6), whose flow cannot be told, ends every
+//!   UDP flow between its two addresses.
 //! - Both packets' transport checksums must verify; a packet that fails is written on its own, unchanged.
 //! - The merged packet fits in 65535 bytes and in the capacity of its `Vec`: coalescing never reallocates,
 //!   so give each buffer capacity `offset + 65535` to let merges reach the limit.

@@ -74,8 +74,25 @@ impl GroTable {
 
     /// Stops the UDP flow of `packet` (any unfragmented packet with a UDP header, candidate or not) from
     /// growing its newest held packet: later datagrams start a new one, so none overtakes `packet`.
+    ///
+    /// A fragment ends every UDP flow between its two addresses: only the first fragment of a datagram
+    /// carries the ports, so the flow it belongs to cannot be told.
     pub(super) fn end_udp_flow(&mut self, packet: &[u8]) {
-        if let Some(key) = FlowKey::of_udp(packet) {
+        if let Ok(ip) = IpPacket::new_checked(packet)
+            && ip.is_fragment()
+        {
+            let between = FlowKey::new(ip.version(), Transport::Udp, ip.addrs(), &[0; 4], 0);
+            let Self { flows, items, last } = self;
+            for item in items
+                .iter()
+                .filter(|item| item.key.same_udp_addresses(&between))
+            {
+                flows.remove(&item.key);
+            }
+            if last.is_some_and(|(key, _)| key.same_udp_addresses(&between)) {
+                *last = None;
+            }
+        } else if let Some(key) = FlowKey::of_udp(packet) {
             self.flows.remove(&key);
             if self.last.is_some_and(|(last, _)| last == key) {
                 self.last = None;
@@ -135,6 +152,14 @@ impl FlowKey {
             ports,
             0,
         ))
+    }
+
+    /// True when both are UDP flows between the same two addresses (in the same direction), ports aside.
+    fn same_udp_addresses(&self, other: &Self) -> bool {
+        self.transport == Transport::Udp
+            && other.transport == Transport::Udp
+            && self.version == other.version
+            && self.words.first_chunk::<4>() == other.words.first_chunk::<4>()
     }
 
     fn new(

@@ -616,6 +616,61 @@ fn udp_datagram_is_only_compared_with_the_newest_held_packet() {
     assert_untouched(&packets, true);
 }
 
+/// `datagram` (IPv4) turned into a fragment: `first` keeps offset 0 with more-fragments set, otherwise the
+/// offset is non-zero (and the payload no longer starts with a UDP header, as on the wire).
+fn ipv4_fragment(datagram: &[u8], first: bool) -> Vec<u8> {
+    let mut p = datagram.to_vec();
+    p[6] = if first { 0x20 } else { 0x00 };
+    p[7] = if first { 0 } else { 0xb9 };
+    p[10..12].copy_from_slice(&[0, 0]);
+    let c = !reference_sum(&p[..20], 0);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+#[test]
+fn an_ipv4_fragment_between_two_datagrams_keeps_the_later_one_behind_it() {
+    let specs = stream(&Spec::udp4(0), &[1000, 1000, 1000]);
+    for first in [true, false] {
+        let built = build(&specs);
+        let packets = vec![
+            built[0].clone(),
+            ipv4_fragment(&built[1], first),
+            built[2].clone(),
+        ];
+        // Joining the third to the first would overtake the fragment, which may be of their flow.
+        assert_untouched(&packets, true);
+    }
+}
+
+#[test]
+fn an_ipv6_fragment_between_two_datagrams_keeps_the_later_one_behind_it() {
+    let built = build(&stream(&Spec::udp6(0), &[1000, 1000, 1000]));
+    let mut fragment = built[1][..40].to_vec();
+    fragment[6] = 44;
+    fragment.extend_from_slice(&[17, 0, 0x05, 0x41, 0, 0, 0, 7]);
+    fragment.extend_from_slice(&built[1][40..]);
+    let payload_len = (fragment.len() - 40) as u16;
+    fragment[4..6].copy_from_slice(&payload_len.to_be_bytes());
+    let packets = vec![built[0].clone(), fragment, built[2].clone()];
+    assert_untouched(&packets, true);
+}
+
+#[test]
+fn a_fragment_between_other_addresses_does_not_end_a_flow() {
+    let specs = stream(&Spec::udp4(0), &[1000, 1000]);
+    let other = Spec {
+        src_last: 9,
+        ..Spec::udp4(1000)
+    };
+    let fragment = ipv4_fragment(&other.build(), false);
+    let packets = vec![specs[0].build(), fragment.clone(), specs[1].build()];
+    let out = gro(&packets, true);
+    assert_eq!(out.len(), 2);
+    assert_eq!(finished(&out[0].0, &out[0].1), merged(&specs));
+    assert_eq!(out[1], (VirtioNetHdr::default(), fragment));
+}
+
 #[test]
 fn nothing_follows_a_smaller_udp_datagram() {
     let specs = stream(&Spec::udp6(0), &[1000, 400, 400]);

@@ -70,6 +70,9 @@ impl IpVersion {
     const IPV4_CHECKSUM: usize = 10;
 }
 
+/// The IPv6 Fragment extension header's next-header value.
+const IPV6_FRAGMENT: u8 = 44;
+
 /// A checked view of the IP header at the start of `buf` (the whole packet or at least its header).
 ///
 /// [`new_checked`](Self::new_checked) validates the version nibble and that the header (for IPv4 including
@@ -162,11 +165,22 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
         }
     }
 
-    /// True for an IPv4 fragment: more-fragments set or a non-zero fragment offset.
+    /// True for a fragment: IPv4 with more-fragments set or a non-zero fragment offset, IPv6 with a Fragment
+    /// extension header (after any hop-by-hop, routing or destination options headers).
     pub fn is_fragment(&self) -> bool {
         match self.version {
             IpVersion::V4 => read_u16(self.buf.as_ref(), 6) & 0x3fff != 0,
-            IpVersion::V6 => false,
+            IpVersion::V6 => {
+                let b = self.buf.as_ref();
+                let mut next = self.protocol();
+                let mut at = self.header_len;
+                // Each step moves at least 8 bytes and stops at the end of the buffer.
+                while matches!(next, 0 | 43 | 60) && b.len() >= at + 8 {
+                    next = read_u8(b, at);
+                    at += (usize::from(read_u8(b, at + 1)) + 1) * 8;
+                }
+                next == IPV6_FRAGMENT
+            }
         }
     }
 
@@ -428,6 +442,25 @@ mod tests {
         p[6] = 0x40;
         p[7] = 1;
         assert!(IpPacket::new_checked(&p[..]).unwrap().is_fragment());
+    }
+
+    #[test]
+    fn a_fragment_header_marks_an_ipv6_fragment_also_behind_other_extension_headers() {
+        let mut p = [0u8; 40 + 8 + 8 + 8];
+        p[0] = 0x60;
+        p[6] = 17;
+        assert!(!IpPacket::new_checked(&p[..]).unwrap().is_fragment());
+        p[6] = IPV6_FRAGMENT;
+        p[40] = 17;
+        assert!(IpPacket::new_checked(&p[..]).unwrap().is_fragment());
+        // Hop-by-hop options, then destination options, then the fragment header.
+        p[6] = 0;
+        p[40] = 60;
+        p[48] = IPV6_FRAGMENT;
+        p[56] = 17;
+        assert!(IpPacket::new_checked(&p[..]).unwrap().is_fragment());
+        // A chain cut short by the end of the buffer is not a fragment (and does not read past it).
+        assert!(!IpPacket::new_checked(&p[..44]).unwrap().is_fragment());
     }
 
     #[test]
