@@ -132,30 +132,126 @@ pub fn handle_gro_with(
     options: GroOptions,
     to_write: &mut Vec<usize>,
 ) -> Result<(), OffloadError> {
+    // A merged packet is built in its first buffer as it grows (while the payload just verified is still in
+    // cache), so it may only grow as far as that `Vec`'s capacity.
+    let room = |buf: &Vec<u8>| buf.capacity().saturating_sub(offset);
+    let append = |bufs: &mut [Vec<u8>], dst: usize, src: usize, headers_len: usize| {
+        append_payload(bufs, offset, dst, src, headers_len);
+    };
+    plan(bufs, offset, table, options, to_write, &room, &append)?;
     table.clear();
+    Ok(())
+}
+
+/// Coalesces like [`handle_gro_with`] without moving payloads, for buffers of any type: a merged packet is
+/// written with one `writev` of its first packet (header included) and the payloads that follow it,
+/// [`GroTable::merged_payloads`].
+///
+/// `to_write` (cleared first) lists the buffers to write, in order. Each listed buffer holds a virtio-net
+/// header at `bufs[i][offset - 10..offset]` and a packet; for a merged packet those are the headers of the
+/// whole merged packet (lengths, checksums, PSH) followed by the first segment's payload only. A prepend
+/// may swap two buffers within `bufs` (the merged packet keeps the earlier slot). A buffer's length marks
+/// its packet's end. Merged packets are limited to 65535 bytes, not by the buffers' sizes.
+///
+/// The plan stays in `table` until its next use; once warmed up, a call allocates nothing.
+///
+/// ```
+/// use tun_offload::{GroOptions, GroTable, VirtioNetHdr, plan_gro};
+/// # fn segment(seq: u32) -> Vec<u8> {
+/// #     let mut p = vec![0u8; 10 + 40 + 100];
+/// #     let ip = &mut p[10..];
+/// #     ip[..20].copy_from_slice(&[0x45, 0, 0, 140, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+/// #     let c = !tun_offload::checksum::checksum(&ip[..20], 0);
+/// #     ip[10..12].copy_from_slice(&c.to_be_bytes());
+/// #     ip[20..24].copy_from_slice(&[0x9c, 0x40, 1, 0xbb]);
+/// #     ip[24..28].copy_from_slice(&seq.to_be_bytes());
+/// #     ip[32] = 0x50;
+/// #     ip[33] = 0x10;
+/// #     ip[34] = 1;
+/// #     let pseudo = tun_offload::checksum::pseudo_header_sum(&ip[12..16], &ip[16..20], 6, 120);
+/// #     let c = tun_offload::checksum::finish(&ip[20..], pseudo);
+/// #     ip[36..38].copy_from_slice(&c.to_be_bytes());
+/// #     p
+/// # }
+/// const OFFSET: usize = VirtioNetHdr::LEN;
+/// // Two TCP segments in sequence, in buffers with no room to grow.
+/// let mut first = segment(1000);
+/// let mut second = segment(1100);
+/// let mut bufs: Vec<&mut [u8]> = vec![&mut first, &mut second];
+/// let mut table = GroTable::new();
+/// let mut to_write = Vec::new();
+/// let options = GroOptions { tcp: true, udp: false };
+/// plan_gro(&mut bufs, OFFSET, &mut table, options, &mut to_write)?;
+/// assert_eq!(to_write, [0]);
+/// let tail: Vec<&[u8]> = table.merged_payloads(&bufs, 0, OFFSET).collect();
+/// assert_eq!(tail, [&bufs[1][OFFSET + 40..]]);
+/// assert_eq!(VirtioNetHdr::decode(&bufs[0][..])?.gso_size, 100);
+/// # Ok::<(), tun_offload::OffloadError>(())
+/// ```
+///
+/// # Errors
+/// As [`handle_gro`].
+pub fn plan_gro<B: AsMut<[u8]>>(
+    bufs: &mut [B],
+    offset: usize,
+    table: &mut GroTable,
+    options: GroOptions,
+    to_write: &mut Vec<usize>,
+) -> Result<(), OffloadError> {
+    plan(
+        bufs,
+        offset,
+        table,
+        options,
+        to_write,
+        &|_: &B| MAX_PACKET,
+        &|_: &mut [B], _, _, _| {},
+    )
+}
+
+/// The batch walk shared by both ways of coalescing: `room` is how long a merged packet whose first segment
+/// is in a given buffer may grow, and `append(bufs, dst, src, headers_len)` is called for each payload that
+/// joins the packet in `dst` (after it, or in front of it just before the two buffers swap).
+fn plan<B: AsMut<[u8]>>(
+    bufs: &mut [B],
+    offset: usize,
+    table: &mut GroTable,
+    options: GroOptions,
+    to_write: &mut Vec<usize>,
+    room: &dyn Fn(&B) -> usize,
+    append: &dyn Fn(&mut [B], usize, usize, usize),
+) -> Result<(), OffloadError> {
+    table.start(bufs.len());
     to_write.clear();
     if offset < VirtioNetHdr::LEN {
         return Err(OffloadError::InvalidArgument(
             "offset leaves no room for the virtio-net header",
         ));
     }
-    if let Some((index, buf)) = bufs.iter().enumerate().find(|(_, buf)| buf.len() < offset) {
+    if let Some((index, have)) = bufs
+        .iter_mut()
+        .map(|buf| buf.as_mut().len())
+        .enumerate()
+        .find(|&(_, len)| len < offset)
+    {
         return Err(OffloadError::BufferTooSmall {
             index,
             need: offset,
-            have: buf.len(),
+            have,
         });
     }
+    let batch = Batch {
+        offset,
+        room,
+        append,
+    };
     for index in 0..bufs.len() {
-        let packet = bufs
-            .get(index)
-            .and_then(|buf| buf.get(offset..))
-            .unwrap_or_default();
+        let packet = packet_at(bufs, index, offset);
         let outcome = match Candidate::parse(packet, options) {
             Some(c) if c.key.transport == Transport::Tcp => {
-                tcp::coalesce(bufs, offset, table, index, &c)
+                tcp::coalesce(bufs, &batch, table, index, &c)
             }
-            Some(c) => udp::coalesce(bufs, offset, table, index, &c),
+            Some(c) => udp::coalesce(bufs, &batch, table, index, &c),
             None => {
                 if options.udp {
                     // A datagram written on its own keeps its place in its flow: no later datagram
@@ -175,16 +271,23 @@ pub fn handle_gro_with(
         }
     }
     for item in table.items() {
-        let hdr = match bufs.get_mut(item.buf) {
+        let buf = bufs.get_mut(item.buf);
+        let hdr = match buf {
             Some(buf) if item.segments > 1 => {
-                finish_merged(buf.get_mut(offset..).unwrap_or_default(), item)
+                finish_merged(buf.as_mut().get_mut(offset..).unwrap_or_default(), item)
             }
             _ => VirtioNetHdr::default(),
         };
         write_virtio_header(bufs.get_mut(item.buf), offset, &hdr);
     }
-    table.clear();
     Ok(())
+}
+
+/// What the coalescing functions need to know of the batch besides its buffers (see [`plan`]).
+struct Batch<'r, B> {
+    offset: usize,
+    room: &'r dyn Fn(&B) -> usize,
+    append: &'r dyn Fn(&mut [B], usize, usize, usize),
 }
 
 /// What became of one packet of the batch.
@@ -198,17 +301,18 @@ enum Outcome {
     Merged,
 }
 
-fn write_virtio_header(buf: Option<&mut Vec<u8>>, offset: usize, hdr: &VirtioNetHdr) {
-    if let Some(slot) = buf.and_then(|buf| buf.get_mut(offset - VirtioNetHdr::LEN..offset)) {
+fn write_virtio_header<B: AsMut<[u8]>>(buf: Option<&mut B>, offset: usize, hdr: &VirtioNetHdr) {
+    if let Some(slot) = buf.and_then(|buf| buf.as_mut().get_mut(offset - VirtioNetHdr::LEN..offset))
+    {
         // The slot is exactly LEN bytes, so encoding cannot fail.
         let _ = hdr.encode(slot);
     }
 }
 
-/// Rewrites a merged packet's lengths, IPv4 header checksum, TCP PSH and checksum seed, and returns its
-/// virtio-net header.
+/// Rewrites the headers of a merged packet's first segment (`packet`, that segment only) for the whole
+/// merged packet and returns its virtio-net header.
 fn finish_merged(packet: &mut [u8], item: &Item) -> VirtioNetHdr {
-    let len = packet.len();
+    let len = item.len();
     let l4_len = len - item.iph_len;
     let transport = item.key.transport;
     let seed = match IpPacket::new_checked(&mut *packet) {
@@ -264,7 +368,12 @@ fn l4_checksum_valid(packet: &[u8], iph_len: usize, transport: Transport) -> boo
 
 /// Whether the held packet of table item `at` has a valid transport checksum: verified the first time it is
 /// asked, and remembered in the item so that it is summed at most once per batch.
-fn held_checksum_valid(bufs: &[Vec<u8>], offset: usize, table: &mut GroTable, at: usize) -> bool {
+fn held_checksum_valid<B: AsMut<[u8]>>(
+    bufs: &mut [B],
+    offset: usize,
+    table: &mut GroTable,
+    at: usize,
+) -> bool {
     let Some(held) = table.item_mut(at) else {
         return false;
     };
@@ -284,22 +393,13 @@ fn held_checksum_valid(bufs: &[Vec<u8>], offset: usize, table: &mut GroTable, at
 }
 
 /// Appends the payload of `bufs[src]` (after `headers_len`) to `bufs[dst]`, within `dst`'s capacity (which
-/// the caller checked). False when the indices are not two distinct buffers.
-fn append_payload(
-    bufs: &mut [Vec<u8>],
-    offset: usize,
-    dst: usize,
-    src: usize,
-    headers_len: usize,
-) -> bool {
-    let Ok([dst, src]) = bufs.get_disjoint_mut([dst, src]) else {
-        return false;
-    };
-    let Some(payload) = src.get(offset + headers_len..) else {
-        return false;
-    };
-    dst.extend_from_slice(payload);
-    true
+/// the plan checked).
+fn append_payload(bufs: &mut [Vec<u8>], offset: usize, dst: usize, src: usize, headers_len: usize) {
+    if let Ok([dst, src]) = bufs.get_disjoint_mut([dst, src])
+        && let Some(payload) = src.get(offset + headers_len..)
+    {
+        dst.extend_from_slice(payload);
+    }
 }
 
 /// The IP headers of two packets agree (see [`IpPacket::agrees_with`]).
@@ -311,18 +411,28 @@ fn ip_headers_agree(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The packet at `bufs[index][offset..]`, or an empty slice.
-fn packet_at(bufs: &[Vec<u8>], index: usize, offset: usize) -> &[u8] {
-    bufs.get(index)
-        .and_then(|buf| buf.get(offset..))
+fn packet_at<B: AsMut<[u8]>>(bufs: &mut [B], index: usize, offset: usize) -> &[u8] {
+    bufs.get_mut(index)
+        .and_then(|buf| buf.as_mut().get(offset..))
         .unwrap_or_default()
 }
 
-/// True when `bufs[index]` can grow to hold `offset + len` bytes without reallocating.
-fn fits(bufs: &[Vec<u8>], index: usize, offset: usize, len: usize) -> bool {
-    len <= MAX_PACKET
-        && bufs
-            .get(index)
-            .is_some_and(|buf| buf.capacity() >= offset + len)
+/// The packets of two distinct buffers, or `None`.
+fn two_packets<B: AsMut<[u8]>>(
+    bufs: &mut [B],
+    a: usize,
+    b: usize,
+    offset: usize,
+) -> Option<(&[u8], &[u8])> {
+    let [a, b] = bufs.get_disjoint_mut([a, b]).ok()?;
+    Some((a.as_mut().get(offset..)?, b.as_mut().get(offset..)?))
+}
+
+impl<B> Batch<'_, B> {
+    /// True when a merged packet of `len` bytes may start in `bufs[index]`.
+    fn fits(&self, bufs: &[B], index: usize, len: usize) -> bool {
+        len <= MAX_PACKET && bufs.get(index).is_some_and(|buf| (self.room)(buf) >= len)
+    }
 }
 
 #[cfg(test)]

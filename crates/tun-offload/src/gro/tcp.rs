@@ -2,8 +2,8 @@
 
 use super::table::{Candidate, Csum, GroTable, Item};
 use super::{
-    Outcome, append_payload, fits, held_checksum_valid, ip_headers_agree, l4_checksum_valid,
-    packet_at,
+    Batch, Outcome, held_checksum_valid, ip_headers_agree, l4_checksum_valid, packet_at,
+    two_packets,
 };
 use crate::wire::{TcpHeader, Transport, same_bytes, tcp_flags};
 
@@ -18,13 +18,14 @@ enum Join {
 
 /// Tries the flow's held packets, newest first, and merges the segment in `bufs[index]` into the first that
 /// takes it; otherwise holds it as a new item (or writes it alone when its checksum is bad).
-pub(super) fn coalesce(
-    bufs: &mut [Vec<u8>],
-    offset: usize,
+pub(super) fn coalesce<B: AsMut<[u8]>>(
+    bufs: &mut [B],
+    batch: &Batch<'_, B>,
     table: &mut GroTable,
     index: usize,
     c: &Candidate,
 ) -> Outcome {
+    let offset = batch.offset;
     let mut packet_valid = None;
     let mut cursor = table.newest(&c.key);
     while let Some(at) = cursor {
@@ -33,21 +34,18 @@ pub(super) fn coalesce(
         if item.csum == Csum::Invalid {
             continue;
         }
-        let Some(join) = can_join(
-            packet_at(bufs, index, offset),
-            packet_at(bufs, item.buf, offset),
-            c,
-            &item,
-        ) else {
+        let Some(join) = two_packets(bufs, index, item.buf, offset)
+            .and_then(|(packet, held)| can_join(packet, held, c, &item))
+        else {
             continue;
         };
-        // The merged packet grows the buffer that ends up in front: the item's on append, the segment's on
-        // prepend.
+        // The merged packet starts in the buffer that ends up in front: the item's on append, the segment's
+        // on prepend.
         let front = match join {
             Join::Append => item.buf,
             Join::Prepend => index,
         };
-        if !fits(bufs, front, offset, item.len() + c.payload_len) {
+        if !batch.fits(bufs, front, item.len() + c.payload_len) {
             continue;
         }
         if !held_checksum_valid(bufs, offset, table, at) {
@@ -65,32 +63,36 @@ pub(super) fn coalesce(
         };
         match join {
             Join::Append => {
-                if !append_payload(bufs, offset, item.buf, index, headers_len) {
-                    continue;
-                }
+                let after = held.last_buf;
+                held.last_buf = index;
                 held.psh = c.psh;
+                table.link_after(after, index, headers_len);
+                (batch.append)(bufs, item.buf, index, headers_len);
             }
             Join::Prepend => {
-                if !append_payload(bufs, offset, index, item.buf, headers_len) {
-                    continue;
-                }
-                // The merged packet takes the item's slot, which is already in line to be written; the
-                // item's old buffer takes the segment's slot and is not written.
+                (batch.append)(bufs, index, item.buf, headers_len);
+                // The merged packet keeps the item's slot, which is already in line to be written: the
+                // segment moves into it, and the item's old first segment (now in the segment's slot)
+                // follows it.
                 bufs.swap(index, item.buf);
+                if held.last_buf == item.buf {
+                    held.last_buf = index;
+                }
                 held.seq = c.seq;
                 held.gso_size = held.gso_size.max(c.payload_len);
+                table.link_swapped_front(item.buf, index, headers_len);
             }
         }
-        held.payload_len += c.payload_len;
-        held.segments += 1;
+        if let Some(held) = table.item_mut(at) {
+            held.payload_len += c.payload_len;
+            held.segments += 1;
+        }
         return Outcome::Merged;
     }
     table.insert(index, c, Csum::Unchecked);
     Outcome::Held
 }
 
-/// Whether the segment `packet` (described by `c`) may join the held packet `held` (described by `item`),
-/// and where.
 fn can_join(packet: &[u8], held: &[u8], c: &Candidate, item: &Item) -> Option<Join> {
     if c.l4h_len != item.l4h_len || !ip_headers_agree(packet, held) {
         return None;

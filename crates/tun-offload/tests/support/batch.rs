@@ -2,6 +2,7 @@
 
 use tun_offload::{
     GroOptions, GroTable, OffloadError, VirtioNetHdr, gso_split, handle_gro, handle_gro_with,
+    plan_gro,
 };
 
 use super::oracle::parse_coalesced;
@@ -48,9 +49,42 @@ pub(crate) fn coalesce_with(
     } else {
         handle_gro_with(&mut bufs, offset, table, options, &mut to_write)?;
     }
-    Ok(to_write
+    let in_place: Vec<(usize, Vec<u8>)> = to_write
         .iter()
         .map(|&i| (i, bufs[i][offset - VirtioNetHdr::LEN..].to_vec()))
+        .collect();
+    // Every batch is also coalesced without moving payloads, in buffers with no room to grow: written as
+    // one packet and the payloads that follow it, it must be the same bytes.
+    assert_eq!(
+        gathered(pkts, offset, options)?,
+        in_place,
+        "plan_gro and handle_gro disagree"
+    );
+    Ok(in_place)
+}
+
+/// What `plan_gro` asks to write, each merged packet gathered from its buffers as one `writev` would.
+fn gathered(
+    pkts: &[Vec<u8>],
+    offset: usize,
+    options: GroOptions,
+) -> Result<Vec<(usize, Vec<u8>)>, OffloadError> {
+    let mut bufs: Vec<Box<[u8]>> = buffers(pkts, offset)
+        .into_iter()
+        .map(Vec::into_boxed_slice)
+        .collect();
+    let mut table = GroTable::new();
+    let mut to_write = Vec::new();
+    plan_gro(&mut bufs, offset, &mut table, options, &mut to_write)?;
+    Ok(to_write
+        .iter()
+        .map(|&i| {
+            let mut wire = bufs[i][offset - VirtioNetHdr::LEN..].to_vec();
+            for payload in table.merged_payloads(&bufs, i, offset) {
+                wire.extend_from_slice(payload);
+            }
+            (i, wire)
+        })
         .collect())
 }
 
