@@ -219,7 +219,7 @@ fn plan<B: AsMut<[u8]>>(
     options: GroOptions,
     to_write: &mut Vec<usize>,
     room: &dyn Fn(&B) -> usize,
-    append: &dyn Fn(&mut [B], usize, usize, usize),
+    append: Append<'_, B>,
 ) -> Result<(), OffloadError> {
     table.start(bufs.len());
     to_write.clear();
@@ -287,8 +287,11 @@ fn plan<B: AsMut<[u8]>>(
 struct Batch<'r, B> {
     offset: usize,
     room: &'r dyn Fn(&B) -> usize,
-    append: &'r dyn Fn(&mut [B], usize, usize, usize),
+    append: Append<'r, B>,
 }
+
+/// `append(bufs, dst, src, headers_len)`: see [`plan`].
+type Append<'r, B> = &'r dyn Fn(&mut [B], usize, usize, usize);
 
 /// What became of one packet of the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
