@@ -291,3 +291,60 @@ fn udp_gro_switch_decides_whether_datagrams_of_a_flow_are_merged_on_write() {
     let alone = writes_for_one_batch();
     assert_eq!(alone, DATAGRAMS, "UDP GRO off");
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn packets_in_buffers_without_spare_room_are_coalesced_too() {
+    const OFFSET: usize = 10;
+    const DATAGRAMS: usize = 16;
+    let ns = NetNs::new();
+    let tun = ns
+        .tun(Builder::new().name("tt-gather0").offload(true))
+        .unwrap();
+    if !tun.offloads().contains(Offloads::USO4 | Offloads::USO6) {
+        eprintln!("no USO on this kernel: UDP is never coalesced");
+        return;
+    }
+    ns.address("tt-gather0", "10.77.0.1/24");
+    let me = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 1), 9310);
+    let sock = ns.run_in(|| UdpSocket::bind(me).unwrap());
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let peer = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 9311);
+    // Each buffer exactly header room plus its datagram: nothing can grow in place.
+    let exact = |i: usize| -> Vec<u8> {
+        let mut buf = vec![0u8; OFFSET];
+        buf.extend_from_slice(&udp4_packet(peer, me, &[i as u8; 1000]));
+        buf.into_boxed_slice().into_vec()
+    };
+    let receive_all = || {
+        let mut buf = [0u8; 2048];
+        for i in 0..DATAGRAMS {
+            let (n, _) = sock.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &[i as u8; 1000], "datagram {i}");
+        }
+    };
+
+    let mut storage: Vec<Vec<u8>> = (0..DATAGRAMS).map(exact).collect();
+    let mut slices: Vec<&mut [u8]> = storage.iter_mut().map(Vec::as_mut_slice).collect();
+    let before = ns.rx_packets("tt-gather0");
+    assert_eq!(tun.write_packets(&mut slices, OFFSET).unwrap(), DATAGRAMS);
+    assert_eq!(
+        ns.rx_packets("tt-gather0") - before,
+        1,
+        "slices: one super-packet"
+    );
+    receive_all();
+
+    let mut boxed: Vec<Box<[u8]>> = (0..DATAGRAMS)
+        .map(|i| exact(i).into_boxed_slice())
+        .collect();
+    let before = ns.rx_packets("tt-gather0");
+    assert_eq!(tun.write_packets(&mut boxed, OFFSET).unwrap(), DATAGRAMS);
+    assert_eq!(
+        ns.rx_packets("tt-gather0") - before,
+        1,
+        "boxed slices: one super-packet"
+    );
+    receive_all();
+}

@@ -17,7 +17,7 @@ const MAX_GROWTHS_PER_READ: u32 = 4;
 /// the next: read a batch from one device, look at or change its packets, write it to another.
 ///
 /// It does for the caller what both calls need around them: buffers with room for the virtio-net header in
-/// front of each packet and the capacity to coalesce up to a 64 KiB packet in place, growing the buffers when
+/// front of each packet and capacity for the largest packet, growing the buffers (without reallocating) when
 /// a packet does not fit ([`Error::BufferTooSmall`] loses nothing, the packet is read again), cutting each
 /// buffer to its packet before the write and making it whole again afterwards. All memory is allocated by the
 /// constructor: once warm, a cycle allocates nothing.
@@ -70,7 +70,7 @@ impl PacketBatch {
 
     /// A batch of `count` buffers, each holding a packet of up to `segment` bytes at `offset` (grown on
     /// demand up to 65535, the largest IP packet; larger values are clamped to it) and with the capacity of
-    /// `offset + 65535` bytes, so that [`write_to`](Self::write_to) can coalesce packets in place.
+    /// `offset + 65535` bytes, so that growing for a larger packet never reallocates.
     ///
     /// `offset` is the room in front of each packet: at least 10 for a device with a virtio-net header (see
     /// [`Tun::has_vnet_hdr`]), or [`write_to`](Self::write_to) fails; more if the caller has its own header

@@ -24,8 +24,8 @@
 //! the rest wait for the next call, nothing is dropped), and [`Tun::write_packets`] coalesces the packets of
 //! a batch again before writing. [`PacketBatch`] holds the buffers of such a cycle, allocated once; called
 //! directly, the two methods take the caller's buffers with packets at `offset` in each (writes need
-//! `offset >= 10` for the virtio-net header, and `Vec<u8>` buffers with spare capacity so that packets can be
-//! merged in place).
+//! `offset >= 10` for the virtio-net header; a merged packet is gathered from the buffers by one `writev`, so
+//! any buffer type coalesces).
 //!
 //! ```no_run
 //! use tun::{Builder, PacketBatch, Tun};

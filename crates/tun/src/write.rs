@@ -5,7 +5,7 @@ use std::io::{self, IoSlice};
 use std::sync::atomic::Ordering;
 
 use tun_offload::wire::IpPacket;
-use tun_offload::{GroTable, OffloadError, VirtioNetHdr};
+use tun_offload::{GroOptions, GroTable, OffloadError, VirtioNetHdr};
 use tun_sys::{Interest, Offloads};
 
 use crate::device::Tun;
@@ -33,21 +33,11 @@ impl Writer {
     }
 }
 
-/// A buffer [`Tun::write_packets`] can write from: any byte slice, and `Vec<u8>`, which also lets the write
-/// path coalesce packets in place (growing a `Vec` within its capacity).
-pub trait PacketBuf: AsMut<[u8]> + Sized {
-    /// The batch as growable `Vec`s, when it is one; `None` (the default) writes each packet on its own.
-    fn as_vecs(bufs: &mut [Self]) -> Option<&mut [Vec<u8>]> {
-        let _ = bufs;
-        None
-    }
-}
+/// A buffer [`Tun::write_packets`] can write from: `Vec<u8>`, `&mut [u8]`, `Box<[u8]>` or `[u8; N]`. Its
+/// length marks the end of its packet.
+pub trait PacketBuf: AsRef<[u8]> + AsMut<[u8]> {}
 
-impl PacketBuf for Vec<u8> {
-    fn as_vecs(bufs: &mut [Self]) -> Option<&mut [Vec<u8>]> {
-        Some(bufs)
-    }
-}
+impl PacketBuf for Vec<u8> {}
 
 impl PacketBuf for &mut [u8] {}
 
@@ -55,15 +45,20 @@ impl PacketBuf for Box<[u8]> {}
 
 impl<const N: usize> PacketBuf for [u8; N] {}
 
+/// Slices one `writev` takes without spilling into a heap list: a packet and 64 payloads merged behind it
+/// (a 64 KiB packet of 1448-byte TCP segments has 45).
+const GATHER: usize = 1 + 64;
+
 impl Tun {
     /// Writes the packets `bufs[i][offset..]` (each buffer's length marks its packet's end); returns how many
     /// of the caller's packets were written (all of them on `Ok`).
     ///
     /// With a virtio-net header on the fd (see [`has_vnet_hdr`](Self::has_vnet_hdr)) `offset` must be at least
-    /// 10: the header goes into `bufs[i][offset - 10..offset]`. With offloads and `Vec<u8>` buffers, packets of
-    /// one TCP flow (and of one UDP flow when USO is on) are first coalesced into super-packets, growing a `Vec`
-    /// only within its capacity (give buffers `offset + 65535` bytes of capacity to let it merge fully); the
-    /// contents and order of `bufs` are then consumed. Other buffer types are written one packet each.
+    /// 10: the header goes into `bufs[i][offset - 10..offset]`. With offloads, packets of one TCP flow (and of
+    /// one UDP flow when USO is on) are coalesced into super-packets of up to 64 KiB, each written with one
+    /// `writev` of its first packet and the payloads of the others, straight from the caller's buffers: no
+    /// payload is copied and buffers need no spare room. The headers of a merged packet's first segment are
+    /// rewritten, and a segment that merges in front of an earlier one may swap places with it in `bufs`.
     ///
     /// A packet the kernel refuses does not stop the others: the result is then [`Error::Batch`] listing each
     /// failed buffer by index. A closed device gives [`Error::Closed`].
@@ -78,39 +73,32 @@ impl Tun {
         self.check_open()?;
         let Writer { table, to_write } = &mut *writer;
         to_write.clear();
-        let mut coalesced = false;
-        if !self.offloads.is_empty() && self.gro.load(Ordering::Relaxed) {
-            // A buffer shorter than the offset is one bad packet, not a bad batch: such a batch is written one by
-            // one, so that it is reported alone.
-            if let Some(vecs) = B::as_vecs(bufs).filter(|v| v.iter().all(|buf| buf.len() >= offset))
-            {
-                let uso = Offloads::USO4 | Offloads::USO6;
-                let udp = self.offloads.contains(uso) && self.udp_gro.load(Ordering::Relaxed);
-                tun_offload::handle_gro(vecs, offset, table, udp, to_write)?;
-                coalesced = true;
+        // A buffer shorter than the offset is one bad packet, not a bad batch: such a batch is written one by
+        // one, so that it is reported alone.
+        let coalesce = !self.offloads.is_empty()
+            && self.gro.load(Ordering::Relaxed)
+            && bufs.iter().all(|buf| buf.as_ref().len() >= offset);
+        if coalesce {
+            let uso = Offloads::USO4 | Offloads::USO6;
+            let options = GroOptions {
+                tcp: true,
+                udp: self.offloads.contains(uso) && self.udp_gro.load(Ordering::Relaxed),
+            };
+            tun_offload::plan_gro(bufs, offset, table, options, to_write)?;
+        } else {
+            to_write.extend(0..bufs.len());
+            for buf in bufs.iter_mut() {
+                if let Some(hdr) = buf.as_mut().get_mut(frame_start..offset) {
+                    hdr.fill(0);
+                }
             }
         }
-        if !coalesced {
-            to_write.extend(0..bufs.len());
-        }
+        let bufs: &[B] = bufs;
+        let merged = coalesce.then_some(&*table);
         let mut written = 0;
         let mut failed = Vec::new();
         for (position, &index) in to_write.iter().enumerate() {
-            let result = match bufs[index].as_mut().get_mut(frame_start..) {
-                Some(frame) if frame.len() > hdr_len => {
-                    check_packet(&frame[hdr_len..]).and_then(|()| {
-                        if !coalesced {
-                            frame[..hdr_len].fill(0);
-                        }
-                        self.write_frame(&[IoSlice::new(frame)])
-                            .map_err(|e| explain_gso_failure(e, frame, hdr_len))
-                    })
-                }
-                _ => Err(Error::InvalidArgument(
-                    "empty packet (buffer not longer than offset)",
-                )),
-            };
-            match result {
+            match self.write_planned(bufs, index, frame_start, hdr_len, merged) {
                 Ok(_) => written += 1,
                 Err(error) => {
                     let stop = error.is_fatal();
@@ -127,6 +115,56 @@ impl Tun {
         } else {
             Err(batch_result(written, failed, 0))
         }
+    }
+
+    /// Writes `bufs[index]` from `frame_start` on (virtio-net header, then packet), followed by the payloads
+    /// `merged` says were merged into it.
+    fn write_planned<B: AsRef<[u8]>>(
+        &self,
+        bufs: &[B],
+        index: usize,
+        frame_start: usize,
+        hdr_len: usize,
+        merged: Option<&GroTable>,
+    ) -> Result<usize> {
+        let Some(frame) = bufs[index]
+            .as_ref()
+            .get(frame_start..)
+            .filter(|frame| frame.len() > hdr_len)
+        else {
+            return Err(Error::InvalidArgument(
+                "empty packet (buffer not longer than offset)",
+            ));
+        };
+        let mut iov = [IoSlice::new(&[]); GATHER];
+        iov[0] = IoSlice::new(frame);
+        let mut used = 1;
+        let mut spilled: Vec<IoSlice<'_>> = Vec::new();
+        let mut len = frame.len() - hdr_len;
+        for payload in merged
+            .into_iter()
+            .flat_map(|table| table.merged_payloads(bufs, index, frame_start + hdr_len))
+        {
+            len += payload.len();
+            if used < GATHER {
+                iov[used] = IoSlice::new(payload);
+                used += 1;
+            } else {
+                // More segments than a 64 KiB packet of full-sized ones has: rare enough to allocate.
+                if spilled.is_empty() {
+                    spilled.extend_from_slice(&iov);
+                }
+                spilled.push(IoSlice::new(payload));
+            }
+        }
+        check_packet(&frame[hdr_len..], len)?;
+        let slices = if spilled.is_empty() {
+            &iov[..used]
+        } else {
+            &spilled[..]
+        };
+        self.write_frame(slices)
+            .map_err(|e| explain_gso_failure(e, frame, hdr_len))
     }
 
     /// One `writev()` of one packet (its header first when there is one), waiting while the queue is full.
@@ -146,7 +184,7 @@ impl Tun {
     pub(crate) fn write_one(&self, packet: &[u8]) -> Result<usize> {
         let _writer = self.writer.lock();
         self.check_open()?;
-        check_packet(packet)?;
+        check_packet(packet, packet.len())?;
         let zero = [0u8; VirtioNetHdr::LEN];
         let hdr: &[u8] = if self.vnet_hdr { &zero } else { &[] };
         let written = self.write_frame(&[IoSlice::new(hdr), IoSlice::new(packet)])?;
@@ -155,19 +193,20 @@ impl Tun {
 }
 
 /// Refuses what is not one whole IP packet before it reaches the kernel, which would accept a truncated or
-/// oversized packet and drop it silently later.
-fn check_packet(packet: &[u8]) -> Result<()> {
+/// oversized packet and drop it silently later. `packet` holds at least the headers; `len` is the length of
+/// the whole packet (more than `packet` when payloads merged into it follow in other buffers).
+fn check_packet(packet: &[u8], len: usize) -> Result<()> {
     let ip = IpPacket::new_checked(packet).map_err(Error::InvalidPacket)?;
-    if packet.len() > crate::read::MAX_PACKET {
+    if len > crate::read::MAX_PACKET {
         return Err(Error::InvalidPacket(OffloadError::Malformed(
             "packet longer than 65535 bytes",
         )));
     }
-    if ip.total_len() > packet.len() {
+    if ip.total_len() > len {
         return Err(Error::InvalidPacket(OffloadError::TooShort {
             what: "IP packet (its length field claims more)",
             need: ip.total_len(),
-            have: packet.len(),
+            have: len,
         }));
     }
     Ok(())
@@ -222,32 +261,38 @@ mod tests {
 
     #[test]
     fn whole_ipv4_and_ipv6_packets_pass() {
-        assert!(check_packet(&ipv4(28, 28)).is_ok());
+        assert!(check_packet(&ipv4(28, 28), 28).is_ok());
         let mut v6 = vec![0u8; 48];
         v6[0] = 0x60;
         v6[4..6].copy_from_slice(&8u16.to_be_bytes());
-        assert!(check_packet(&v6).is_ok());
+        assert!(check_packet(&v6, v6.len()).is_ok());
     }
 
     #[test]
     fn garbage_truncated_and_oversized_packets_are_refused() {
         assert!(matches!(
-            check_packet(&[0xff; 40]),
+            check_packet(&[0xff; 40], 40),
             Err(Error::InvalidPacket(_))
         ));
         assert!(matches!(
-            check_packet(&ipv4(28, 28)[..12]),
+            check_packet(&ipv4(28, 28)[..12], 12),
             Err(Error::InvalidPacket(_))
         ));
         assert!(matches!(
-            check_packet(&ipv4(100, 60)),
+            check_packet(&ipv4(100, 60), 60),
             Err(Error::InvalidPacket(_))
         ));
         assert!(matches!(
-            check_packet(&ipv4(65535, 70_000)),
+            check_packet(&ipv4(65535, 70_000), 70_000),
             Err(Error::InvalidPacket(_))
         ));
-        assert!(matches!(check_packet(&[]), Err(Error::InvalidPacket(_))));
+        assert!(matches!(check_packet(&[], 0), Err(Error::InvalidPacket(_))));
+        // Headers whose length field covers payloads that follow in other buffers.
+        assert!(check_packet(&ipv4(3000, 1500), 3000).is_ok());
+        assert!(matches!(
+            check_packet(&ipv4(3000, 1500), 2999),
+            Err(Error::InvalidPacket(_))
+        ));
     }
 
     #[test]
