@@ -251,20 +251,16 @@ fn gro_can_be_switched_off_at_run_time() {
 fn udp_gro_switch_decides_whether_datagrams_of_a_flow_are_merged_on_write() {
     const OFFSET: usize = 10;
     const DATAGRAMS: u64 = 16;
-    let ns = NetNs::new();
-    let tun = ns
-        .tun(Builder::new().name("tt-ugro0").offload(true))
-        .unwrap();
-    if !tun.offloads().contains(Offloads::USO4 | Offloads::USO6) {
-        eprintln!("no USO on this kernel: UDP is never coalesced, nothing to switch");
+    let Some(UdpSink {
+        ns,
+        tun,
+        sock,
+        me,
+        peer,
+    }) = UdpSink::new("tt-ugro0", 9300)
+    else {
         return;
-    }
-    ns.address("tt-ugro0", "10.77.0.1/24");
-    let me = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 1), 9300);
-    let sock = ns.run_in(|| UdpSocket::bind(me).unwrap());
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let peer = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 9301);
+    };
     // One flow of equal datagrams, written as one batch; returns how many writes reached the device.
     let writes_for_one_batch = || {
         let mut bufs: Vec<Vec<u8>> = (0..DATAGRAMS)
@@ -297,20 +293,16 @@ fn udp_gro_switch_decides_whether_datagrams_of_a_flow_are_merged_on_write() {
 fn packets_in_buffers_without_spare_room_are_coalesced_too() {
     const OFFSET: usize = 10;
     const DATAGRAMS: usize = 16;
-    let ns = NetNs::new();
-    let tun = ns
-        .tun(Builder::new().name("tt-gather0").offload(true))
-        .unwrap();
-    if !tun.offloads().contains(Offloads::USO4 | Offloads::USO6) {
-        eprintln!("no USO on this kernel: UDP is never coalesced");
+    let Some(UdpSink {
+        ns,
+        tun,
+        sock,
+        me,
+        peer,
+    }) = UdpSink::new("tt-gather0", 9310)
+    else {
         return;
-    }
-    ns.address("tt-gather0", "10.77.0.1/24");
-    let me = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 1), 9310);
-    let sock = ns.run_in(|| UdpSocket::bind(me).unwrap());
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let peer = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 9311);
+    };
     // Each buffer exactly header room plus its datagram: nothing can grow in place.
     let exact = |i: usize| -> Vec<u8> {
         let mut buf = vec![0u8; OFFSET];
@@ -347,4 +339,39 @@ fn packets_in_buffers_without_spare_room_are_coalesced_too() {
         "boxed slices: one super-packet"
     );
     receive_all();
+}
+
+/// A device with offloads at 10.77.0.1/24 in a fresh namespace, a UDP socket bound on it and a peer address
+/// on its subnet: datagrams written to the device from `peer` to `me` reach `sock`.
+struct UdpSink {
+    ns: NetNs,
+    tun: tun::Tun,
+    sock: UdpSocket,
+    me: SocketAddrV4,
+    peer: SocketAddrV4,
+}
+
+impl UdpSink {
+    /// `None` (said on stderr) when the kernel has no USO: UDP is then never coalesced.
+    fn new(name: &str, port: u16) -> Option<Self> {
+        let ns = NetNs::new();
+        let tun = ns.tun(Builder::new().name(name).offload(true)).unwrap();
+        if !tun.offloads().contains(Offloads::USO4 | Offloads::USO6) {
+            eprintln!("no USO on this kernel: UDP is never coalesced");
+            return None;
+        }
+        ns.address(name, "10.77.0.1/24");
+        let me = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 1), port);
+        let sock = ns.run_in(|| UdpSocket::bind(me).unwrap());
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let peer = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), port + 1);
+        Some(Self {
+            ns,
+            tun,
+            sock,
+            me,
+            peer,
+        })
+    }
 }
