@@ -249,96 +249,51 @@ fn gro_can_be_switched_off_at_run_time() {
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn udp_gro_switch_decides_whether_datagrams_of_a_flow_are_merged_on_write() {
-    const OFFSET: usize = 10;
-    const DATAGRAMS: u64 = 16;
-    let Some(UdpSink {
-        ns,
-        tun,
-        sock,
-        me,
-        peer,
-    }) = UdpSink::new("tt-ugro0", 9300)
-    else {
+    const DATAGRAMS: usize = 16;
+    let Some(sink) = UdpSink::new("tt-ugro0", 9300) else {
         return;
     };
-    // One flow of equal datagrams, written as one batch; returns how many writes reached the device.
+    // One flow of equal datagrams in buffers with room to merge, written as one batch.
     let writes_for_one_batch = || {
         let mut bufs: Vec<Vec<u8>> = (0..DATAGRAMS)
             .map(|i| {
-                let mut buf = Vec::with_capacity(OFFSET + 65535);
-                buf.resize(OFFSET, 0);
-                buf.extend_from_slice(&udp4_packet(peer, me, &[i as u8; 1000]));
+                let mut buf = Vec::with_capacity(UdpSink::OFFSET + 65535);
+                buf.extend_from_slice(&sink.datagram(i));
                 buf
             })
             .collect();
-        let before = ns.rx_packets("tt-ugro0");
-        tun.write_packets(&mut bufs, OFFSET).unwrap();
-        let writes = ns.rx_packets("tt-ugro0") - before;
-        let mut buf = [0u8; 2048];
-        for i in 0..DATAGRAMS {
-            let (n, _) = sock.recv_from(&mut buf).unwrap();
-            assert_eq!(&buf[..n], &[i as u8; 1000], "datagram {i}");
-        }
-        writes
+        sink.writes_to_receive(DATAGRAMS, || {
+            sink.tun.write_packets(&mut bufs, UdpSink::OFFSET)
+        })
     };
     let merged = writes_for_one_batch();
-    assert!(merged < DATAGRAMS, "UDP GRO on: {merged} writes");
-    tun.set_udp_gro(false);
+    assert!(merged < DATAGRAMS as u64, "UDP GRO on: {merged} writes");
+    sink.tun.set_udp_gro(false);
     let alone = writes_for_one_batch();
-    assert_eq!(alone, DATAGRAMS, "UDP GRO off");
+    assert_eq!(alone, DATAGRAMS as u64, "UDP GRO off");
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn packets_in_buffers_without_spare_room_are_coalesced_too() {
-    const OFFSET: usize = 10;
     const DATAGRAMS: usize = 16;
-    let Some(UdpSink {
-        ns,
-        tun,
-        sock,
-        me,
-        peer,
-    }) = UdpSink::new("tt-gather0", 9310)
-    else {
+    let Some(sink) = UdpSink::new("tt-gather0", 9310) else {
         return;
     };
     // Each buffer exactly header room plus its datagram: nothing can grow in place.
-    let exact = |i: usize| -> Vec<u8> {
-        let mut buf = vec![0u8; OFFSET];
-        buf.extend_from_slice(&udp4_packet(peer, me, &[i as u8; 1000]));
-        buf.into_boxed_slice().into_vec()
-    };
-    let receive_all = || {
-        let mut buf = [0u8; 2048];
-        for i in 0..DATAGRAMS {
-            let (n, _) = sock.recv_from(&mut buf).unwrap();
-            assert_eq!(&buf[..n], &[i as u8; 1000], "datagram {i}");
-        }
-    };
-
-    let mut storage: Vec<Vec<u8>> = (0..DATAGRAMS).map(exact).collect();
+    let mut storage: Vec<Vec<u8>> = (0..DATAGRAMS).map(|i| sink.datagram(i)).collect();
     let mut slices: Vec<&mut [u8]> = storage.iter_mut().map(Vec::as_mut_slice).collect();
-    let before = ns.rx_packets("tt-gather0");
-    assert_eq!(tun.write_packets(&mut slices, OFFSET).unwrap(), DATAGRAMS);
-    assert_eq!(
-        ns.rx_packets("tt-gather0") - before,
-        1,
-        "slices: one super-packet"
-    );
-    receive_all();
-
+    let writes = sink.writes_to_receive(DATAGRAMS, || {
+        sink.tun.write_packets(&mut slices, UdpSink::OFFSET)
+    });
+    assert_eq!(writes, 1, "slices: one super-packet");
     let mut boxed: Vec<Box<[u8]>> = (0..DATAGRAMS)
-        .map(|i| exact(i).into_boxed_slice())
+        .map(|i| sink.datagram(i).into_boxed_slice())
         .collect();
-    let before = ns.rx_packets("tt-gather0");
-    assert_eq!(tun.write_packets(&mut boxed, OFFSET).unwrap(), DATAGRAMS);
-    assert_eq!(
-        ns.rx_packets("tt-gather0") - before,
-        1,
-        "boxed slices: one super-packet"
-    );
-    receive_all();
+    let writes = sink.writes_to_receive(DATAGRAMS, || {
+        sink.tun.write_packets(&mut boxed, UdpSink::OFFSET)
+    });
+    assert_eq!(writes, 1, "boxed slices: one super-packet");
 }
 
 /// A device with offloads at 10.77.0.1/24 in a fresh namespace, a UDP socket bound on it and a peer address
@@ -373,5 +328,31 @@ impl UdpSink {
             me,
             peer,
         })
+    }
+
+    /// Room in front of each packet for the virtio-net header.
+    const OFFSET: usize = 10;
+
+    /// Datagram `i` of the flow from `peer` to `me` (1000 bytes of `i`), after `OFFSET` bytes of room and
+    /// with no spare capacity.
+    fn datagram(&self, i: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; Self::OFFSET];
+        buf.extend_from_slice(&udp4_packet(self.peer, self.me, &[i as u8; 1000]));
+        buf.into_boxed_slice().into_vec()
+    }
+
+    /// Runs `write` (which must write datagrams `0..count` in order), checks that they all arrive intact and
+    /// in order, and returns how many writes reached the device.
+    fn writes_to_receive(&self, count: usize, write: impl FnOnce() -> tun::Result<usize>) -> u64 {
+        let name = self.tun.name().unwrap();
+        let before = self.ns.rx_packets(&name);
+        assert_eq!(write().unwrap(), count);
+        let writes = self.ns.rx_packets(&name) - before;
+        let mut buf = [0u8; 2048];
+        for i in 0..count {
+            let (n, _) = self.sock.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &[i as u8; 1000], "datagram {i}");
+        }
+        writes
     }
 }
