@@ -506,6 +506,17 @@ fn tun_offload_header_room(tun: &Tun) -> usize {
     if tun.has_vnet_hdr() { 10 } else { 0 }
 }
 
+/// Runs `op` again while it fails with `Interrupted`. A blocking socket call with a timeout fails with EINTR
+/// when the process is stopped and continued (signal(7)), even with no signal handler: that is no test failure.
+pub fn retry_eintr<T>(mut op: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
 /// The byte at position `i` of the test streams: varied enough that a lost, duplicated or reordered segment
 /// shows.
 pub fn stream_byte(i: u64) -> u8 {
@@ -525,13 +536,13 @@ pub fn tcp_transfer(
     let listener = server_ns.run_in(|| std::net::TcpListener::bind(server).unwrap());
     std::thread::scope(|s| {
         let receiver = s.spawn(|| {
-            let (mut conn, _) = listener.accept().unwrap();
+            let (mut conn, _) = retry_eintr(|| listener.accept()).unwrap();
             conn.set_read_timeout(Some(Duration::from_secs(30)))
                 .unwrap();
             let mut buf = vec![0u8; 1 << 16];
             let mut pos = 0u64;
             while pos < len {
-                let n = conn.read(&mut buf).unwrap();
+                let n = retry_eintr(|| conn.read(&mut buf)).unwrap();
                 if n == 0 {
                     break;
                 }

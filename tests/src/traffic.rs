@@ -297,7 +297,8 @@ pub fn tcp_transfer(
         .run_in(|| TcpListener::bind(addr))
         .map_err(|e| format!("bind {addr}: {e}"))?;
     let receiver = std::thread::spawn(move || -> Result<Received, String> {
-        let (mut stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        let (mut stream, _) =
+            crate::retry_eintr(|| listener.accept()).map_err(|e| format!("accept: {e}"))?;
         stream
             .set_read_timeout(Some(timeout))
             .map_err(|e| e.to_string())?;
@@ -305,7 +306,7 @@ pub fn tcp_transfer(
         let mut buf = vec![0u8; 256 * 1024];
         let mut bytes = 0u64;
         loop {
-            match stream.read(&mut buf) {
+            match crate::retry_eintr(|| stream.read(&mut buf)) {
                 Ok(0) => break,
                 Ok(n) => {
                     hasher.update(&buf[..n]);
@@ -495,7 +496,7 @@ fn send_datagrams(
                 buf.extend_from_slice(chunk);
             }
             // Only the last datagram of the whole stream may be short, and it is last in its send.
-            match socket.send(&buf) {
+            match crate::retry_eintr(|| socket.send(&buf)) {
                 Ok(_) => {}
                 // A full queue on the way (ENOBUFS): treat as a loss; go-back-N sends it again.
                 // ECONNREFUSED reports the ICMP error of an earlier datagram: a resend that raced the
@@ -512,7 +513,7 @@ fn send_datagrams(
             highest_sent = highest_sent.max(next);
         }
         let mut chunk = [0u8; 64];
-        match acks.read(&mut chunk) {
+        match crate::retry_eintr(|| acks.read(&mut chunk)) {
             Ok(0) => {
                 return Err(format!(
                     "the receiver hung up at datagram {base} of {total}"
@@ -560,7 +561,8 @@ fn receive_datagrams(
     settings: UdpSettings,
     deadline: Instant,
 ) -> Result<(Received, u64), String> {
-    let (mut ack_stream, _) = acks.accept().map_err(|e| format!("accept: {e}"))?;
+    let (mut ack_stream, _) =
+        crate::retry_eintr(|| acks.accept()).map_err(|e| format!("accept: {e}"))?;
     ack_stream
         .set_write_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
@@ -583,7 +585,7 @@ fn receive_datagrams(
                 "UDP receiver timed out at datagram {expected} of {total}"
             ));
         }
-        let n = match socket.recv(&mut buf) {
+        let n = match crate::retry_eintr(|| socket.recv(&mut buf)) {
             Ok(n) => n,
             Err(e)
                 if matches!(

@@ -9,7 +9,7 @@ use tun::Error;
 use tun_system_tests::traffic::{
     A4, B4, DEV_A, DEV_B, Tunnel, hundred_mib, sha256_hex, tcp_transfer,
 };
-use tun_system_tests::udp4_packet;
+use tun_system_tests::{retry_eintr, udp4_packet};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -66,9 +66,7 @@ fn garbage_truncated_and_oversized_packets_are_refused_and_the_device_keeps_work
         other => panic!("expected a batch error for packets 0, 2 and 3, got {other:?}"),
     }
     let mut buf = [0u8; 64];
-    let n = socket
-        .recv(&mut buf)
-        .expect("the good packet of the batch arrives");
+    let n = retry_eintr(|| socket.recv(&mut buf)).expect("the good packet of the batch arrives");
     assert_eq!(&buf[..n], b"still here");
     // Each bad packet alone is an error too, and the device carries traffic afterwards.
     for bad in [&garbage, &truncated, &oversized] {

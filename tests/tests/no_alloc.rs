@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tun::{Builder, PacketBatch};
-use tun_system_tests::{NetNs, PAIR_A, PAIR_B, with_deadline};
+use tun_system_tests::{NetNs, PAIR_A, PAIR_B, retry_eintr, with_deadline};
 
 /// How a forwarding cycle handles its buffers.
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +59,7 @@ fn measured_forwarding(offload: bool, gso: Option<u16>, cycle: Cycle) -> (u64, u
         s.spawn(|| {
             let mut buf = [0u8; 2048];
             while !stop.load(Ordering::Relaxed) {
-                let _ = receiver.recv_from(&mut buf);
+                let _ = retry_eintr(|| receiver.recv_from(&mut buf));
             }
         });
         let result = with_deadline(&ta, Duration::from_secs(30), || {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tun::{Builder, Error, Offloads};
 use tun_system_tests::{
-    Forwarding, NetNs, PAIR_A, PAIR_B, TunnelPair, is_udp4_to_port, read_until, tcp_transfer,
-    udp4_checksum_ok, udp4_packet,
+    Forwarding, NetNs, PAIR_A, PAIR_B, TunnelPair, is_udp4_to_port, read_until, retry_eintr,
+    tcp_transfer, udp4_checksum_ok, udp4_packet,
 };
 
 const MIB: u64 = 1 << 20;
@@ -160,7 +160,7 @@ fn udp_gso_datagrams_are_split_and_arrive_whole() {
     let mut got = Vec::new();
     let mut buf = [0u8; 2048];
     for _ in 0..20 {
-        let (n, _) = receiver.recv_from(&mut buf).unwrap();
+        let (n, _) = retry_eintr(|| receiver.recv_from(&mut buf)).unwrap();
         assert_eq!(n, 1200);
         got.extend_from_slice(&buf[..n]);
     }
@@ -222,7 +222,7 @@ fn garbage_truncated_and_oversized_writes_are_errors_and_traffic_goes_on() {
     assert_eq!(report.failed.len(), cases.len(), "{report}");
     for _ in 0..2 {
         let mut buf = [0u8; 32];
-        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        let (n, _) = retry_eintr(|| sock.recv_from(&mut buf)).unwrap();
         assert_eq!(&buf[..n], b"still here");
     }
     // And the device still carries traffic both ways.
@@ -350,7 +350,7 @@ impl UdpSink {
         let writes = self.ns.rx_packets(&name) - before;
         let mut buf = [0u8; 2048];
         for i in 0..count {
-            let (n, _) = self.sock.recv_from(&mut buf).unwrap();
+            let (n, _) = retry_eintr(|| self.sock.recv_from(&mut buf)).unwrap();
             assert_eq!(&buf[..n], &[i as u8; 1000], "datagram {i}");
         }
         writes

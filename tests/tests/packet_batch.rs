@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::Duration;
 
 use tun::{Builder, PacketBatch, Tun};
-use tun_system_tests::{NetNs, is_udp4_to_port, with_deadline};
+use tun_system_tests::{NetNs, is_udp4_to_port, retry_eintr, with_deadline};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const PEER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 4242);
@@ -68,7 +68,7 @@ fn echo_through_a_batch(offload: bool, mtu: u32, len: usize) -> u64 {
     assert_eq!(batch.write_to(&tun).unwrap(), held);
     assert!(batch.is_empty());
     let mut buf = vec![0u8; len + 1];
-    let (n, from) = sock.recv_from(&mut buf).unwrap();
+    let (n, from) = retry_eintr(|| sock.recv_from(&mut buf)).unwrap();
     assert_eq!(buf[..n], payload[..]);
     assert_eq!(from, SocketAddr::V4(PEER));
     batch.grown()

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tun::{Builder, Error, Tun};
-use tun_system_tests::{NetNs, is_udp4_to_port, read_until, udp4_packet, with_deadline};
+use tun_system_tests::{
+    NetNs, is_udp4_to_port, read_until, retry_eintr, udp4_packet, with_deadline,
+};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
@@ -54,7 +56,7 @@ fn round_trip(offload: bool) {
     frame.extend_from_slice(&reply);
     assert_eq!(tun.write_packets(&mut [frame], offset).unwrap(), 1);
     let mut buf = [0u8; 128];
-    let (n, from) = sock.recv_from(&mut buf).unwrap();
+    let (n, from) = retry_eintr(|| sock.recv_from(&mut buf)).unwrap();
     assert_eq!(&buf[..n], b"pong from the other side");
     assert_eq!(from, std::net::SocketAddr::V4(peer));
 }
@@ -94,7 +96,7 @@ fn io_read_and_write_carry_one_packet_each() {
         let reply = udp4_packet(peer, me, b"via io::Write");
         assert_eq!((&tun).write(&reply).unwrap(), reply.len());
         let mut buf = [0u8; 64];
-        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        let (n, _) = retry_eintr(|| sock.recv_from(&mut buf)).unwrap();
         assert_eq!(&buf[..n], b"via io::Write", "offload {offload}");
     }
 }
@@ -162,7 +164,7 @@ fn offset_is_honoured_on_read_and_write() {
     frame.extend_from_slice(&udp4_packet(peer, me, b"back"));
     tun.write_packets(&mut [frame], 32).unwrap();
     let mut buf = [0u8; 16];
-    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let (n, _) = retry_eintr(|| sock.recv_from(&mut buf)).unwrap();
     assert_eq!(&buf[..n], b"back");
 }
 
@@ -243,7 +245,7 @@ fn one_thread_reads_while_another_writes() {
             let mut frame = [udp4_packet(peer, me, &[i; 10])];
             tun.write_packets(&mut frame, 0).unwrap();
             let mut buf = [0u8; 16];
-            let (n, _) = sock.recv_from(&mut buf).unwrap();
+            let (n, _) = retry_eintr(|| sock.recv_from(&mut buf)).unwrap();
             assert_eq!(&buf[..n], &[i; 10]);
         }
         sock.send_to(b"now the reader", peer).unwrap();
@@ -272,7 +274,7 @@ fn write_batch_reports_bad_packets_and_writes_the_good_ones() {
     assert_eq!(batch.not_attempted, 0);
     for tag in 1..=3u8 {
         let mut buf = [0u8; 16];
-        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        let (n, _) = retry_eintr(|| sock.recv_from(&mut buf)).unwrap();
         assert_eq!(&buf[..n], &[tag; 8]);
     }
 }
@@ -341,7 +343,7 @@ fn both_queues_of_a_multi_queue_device_can_write() {
         q.write_packets(&mut [udp4_packet(peer, me, &[i as u8; 4])], 0)
             .unwrap();
         let mut buf = [0u8; 8];
-        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        let (n, _) = retry_eintr(|| sock.recv_from(&mut buf)).unwrap();
         assert_eq!(&buf[..n], &[i as u8; 4]);
     }
 }
@@ -439,7 +441,7 @@ fn random_bytes_and_arguments_never_panic_and_the_device_keeps_working() {
         let mut buf = [0u8; 16];
         let mut alive = false;
         for _ in 0..4 {
-            let (n, _) = sock.recv_from(&mut buf).unwrap();
+            let (n, _) = retry_eintr(|| sock.recv_from(&mut buf)).unwrap();
             if &buf[..n] == b"alive" {
                 alive = true;
                 break;
