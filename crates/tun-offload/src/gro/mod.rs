@@ -134,11 +134,7 @@ pub fn handle_gro_with(
 ) -> Result<(), OffloadError> {
     // A merged packet is built in its first buffer as it grows (while the payload just verified is still in
     // cache), so it may only grow as far as that `Vec`'s capacity.
-    let room = |buf: &Vec<u8>| buf.capacity().saturating_sub(offset);
-    let append = |bufs: &mut [Vec<u8>], dst: usize, src: usize, headers_len: usize| {
-        append_payload(bufs, offset, dst, src, headers_len);
-    };
-    plan(bufs, offset, table, options, to_write, &room, &append)?;
+    plan(bufs, offset, table, options, to_write, InPlace)?;
     table.clear();
     Ok(())
 }
@@ -198,28 +194,17 @@ pub fn plan_gro<B: AsMut<[u8]>>(
     options: GroOptions,
     to_write: &mut Vec<usize>,
 ) -> Result<(), OffloadError> {
-    plan(
-        bufs,
-        offset,
-        table,
-        options,
-        to_write,
-        &|_: &B| MAX_PACKET,
-        &|_: &mut [B], _, _, _| {},
-    )
+    plan(bufs, offset, table, options, to_write, Linked)
 }
 
-/// The batch walk shared by both ways of coalescing: `room` is how long a merged packet whose first segment
-/// is in a given buffer may grow, and `append(bufs, dst, src, headers_len)` is called for each payload that
-/// joins the packet in `dst` (after it, or in front of it just before the two buffers swap).
-fn plan<B: AsMut<[u8]>>(
+/// The batch walk shared by both ways of coalescing; `merge` says where merged payloads go.
+fn plan<B: AsMut<[u8]>, M: Merge<B>>(
     bufs: &mut [B],
     offset: usize,
     table: &mut GroTable,
     options: GroOptions,
     to_write: &mut Vec<usize>,
-    room: &dyn Fn(&B) -> usize,
-    append: Append<'_, B>,
+    merge: M,
 ) -> Result<(), OffloadError> {
     table.start(bufs.len());
     to_write.clear();
@@ -240,11 +225,7 @@ fn plan<B: AsMut<[u8]>>(
             have,
         });
     }
-    let batch = Batch {
-        offset,
-        room,
-        append,
-    };
+    let batch = Batch { offset, merge };
     for index in 0..bufs.len() {
         let packet = packet_at(bufs, index, offset);
         let outcome = match Candidate::parse(packet, options) {
@@ -283,15 +264,53 @@ fn plan<B: AsMut<[u8]>>(
     Ok(())
 }
 
-/// What the coalescing functions need to know of the batch besides its buffers (see [`plan`]).
-struct Batch<'r, B> {
+/// What the coalescing functions need to know of the batch besides its buffers.
+struct Batch<M> {
     offset: usize,
-    room: &'r dyn Fn(&B) -> usize,
-    append: Append<'r, B>,
+    merge: M,
 }
 
-/// `append(bufs, dst, src, headers_len)`: see [`plan`].
-type Append<'r, B> = &'r dyn Fn(&mut [B], usize, usize, usize);
+/// Where the payload of a segment goes when it joins a held packet.
+trait Merge<B> {
+    /// How long a merged packet whose first segment is in `buf` may grow.
+    fn room(&self, buf: &B, offset: usize) -> usize;
+
+    /// Called for each payload that joins the packet in `bufs[dst]`: after it, or in front of it just before
+    /// the two buffers swap places.
+    fn append(&self, bufs: &mut [B], offset: usize, dst: usize, src: usize, headers_len: usize);
+}
+
+/// [`handle_gro`]'s way: the merged packet is built in its first `Vec` as segments join, while the payload
+/// just verified is still in cache, so it may only grow as far as that `Vec`'s capacity.
+struct InPlace;
+
+impl Merge<Vec<u8>> for InPlace {
+    fn room(&self, buf: &Vec<u8>, offset: usize) -> usize {
+        buf.capacity().saturating_sub(offset)
+    }
+
+    fn append(
+        &self,
+        bufs: &mut [Vec<u8>],
+        offset: usize,
+        dst: usize,
+        src: usize,
+        headers_len: usize,
+    ) {
+        append_payload(bufs, offset, dst, src, headers_len);
+    }
+}
+
+/// [`plan_gro`]'s way: payloads stay where they are, linked in the table.
+struct Linked;
+
+impl<B> Merge<B> for Linked {
+    fn room(&self, _: &B, _: usize) -> usize {
+        MAX_PACKET
+    }
+
+    fn append(&self, _: &mut [B], _: usize, _: usize, _: usize, _: usize) {}
+}
 
 /// What became of one packet of the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -431,10 +450,24 @@ fn two_packets<B: AsMut<[u8]>>(
     Some((a.as_mut().get(offset..)?, b.as_mut().get(offset..)?))
 }
 
-impl<B> Batch<'_, B> {
+impl<M> Batch<M> {
     /// True when a merged packet of `len` bytes may start in `bufs[index]`.
-    fn fits(&self, bufs: &[B], index: usize, len: usize) -> bool {
-        len <= MAX_PACKET && bufs.get(index).is_some_and(|buf| (self.room)(buf) >= len)
+    fn fits<B>(&self, bufs: &[B], index: usize, len: usize) -> bool
+    where
+        M: Merge<B>,
+    {
+        len <= MAX_PACKET
+            && bufs
+                .get(index)
+                .is_some_and(|buf| self.merge.room(buf, self.offset) >= len)
+    }
+
+    /// Hands the payload of `bufs[src]` to the packet in `bufs[dst]`.
+    fn append<B>(&self, bufs: &mut [B], dst: usize, src: usize, headers_len: usize)
+    where
+        M: Merge<B>,
+    {
+        self.merge.append(bufs, self.offset, dst, src, headers_len);
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::table::{Candidate, Csum, GroTable, Item};
 use super::{
-    Batch, Outcome, held_checksum_valid, ip_headers_agree, l4_checksum_valid, packet_at,
+    Batch, Merge, Outcome, held_checksum_valid, ip_headers_agree, l4_checksum_valid, packet_at,
     two_packets,
 };
 use crate::wire::{TcpHeader, Transport, same_bytes, tcp_flags};
@@ -18,9 +18,9 @@ enum Join {
 
 /// Tries the flow's held packets, newest first, and merges the segment in `bufs[index]` into the first that
 /// takes it; otherwise holds it as a new item (or writes it alone when its checksum is bad).
-pub(super) fn coalesce<B: AsMut<[u8]>>(
+pub(super) fn coalesce<B: AsMut<[u8]>, M: Merge<B>>(
     bufs: &mut [B],
-    batch: &Batch<'_, B>,
+    batch: &Batch<M>,
     table: &mut GroTable,
     index: usize,
     c: &Candidate,
@@ -67,10 +67,10 @@ pub(super) fn coalesce<B: AsMut<[u8]>>(
                 held.last_buf = index;
                 held.psh = c.psh;
                 table.link_after(after, index, headers_len);
-                (batch.append)(bufs, item.buf, index, headers_len);
+                batch.append(bufs, item.buf, index, headers_len);
             }
             Join::Prepend => {
-                (batch.append)(bufs, index, item.buf, headers_len);
+                batch.append(bufs, index, item.buf, headers_len);
                 // The merged packet keeps the item's slot, which is already in line to be written: the
                 // segment moves into it, and the item's old first segment (now in the segment's slot)
                 // follows it.

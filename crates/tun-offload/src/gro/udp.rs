@@ -2,17 +2,17 @@
 
 use super::table::{Candidate, Csum, GroTable};
 use super::{
-    Batch, Outcome, UDP_MAX_SEGMENTS, held_checksum_valid, ip_headers_agree, l4_checksum_valid,
-    packet_at, two_packets,
+    Batch, Merge, Outcome, UDP_MAX_SEGMENTS, held_checksum_valid, ip_headers_agree,
+    l4_checksum_valid, packet_at, two_packets,
 };
 use crate::wire::Transport;
 
 /// Appends the datagram in `bufs[index]` to its flow's newest held packet when the rules allow, and
 /// otherwise holds it as the flow's new newest item (even with a bad checksum, so that no later datagram
 /// can be merged in front of it).
-pub(super) fn coalesce<B: AsMut<[u8]>>(
+pub(super) fn coalesce<B: AsMut<[u8]>, M: Merge<B>>(
     bufs: &mut [B],
-    batch: &Batch<'_, B>,
+    batch: &Batch<M>,
     table: &mut GroTable,
     index: usize,
     c: &Candidate,
@@ -39,7 +39,7 @@ pub(super) fn coalesce<B: AsMut<[u8]>>(
             held.segments += 1;
             let headers_len = held.iph_len + held.l4h_len;
             table.link_after(after, index, headers_len);
-            (batch.append)(bufs, item.buf, index, headers_len);
+            batch.append(bufs, item.buf, index, headers_len);
             return Outcome::Merged;
         }
     }
