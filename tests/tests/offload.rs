@@ -296,6 +296,34 @@ fn packets_in_buffers_without_spare_room_are_coalesced_too() {
     assert_eq!(writes, 1, "boxed slices: one super-packet");
 }
 
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn a_flow_of_more_tiny_segments_than_one_writev_takes_is_written_whole() {
+    // 1100 in-order segments of 10 bytes fit one 64 KiB packet, but gathered from separate buffers they would
+    // need more slices than writev accepts (1024): the merge stops in time and every segment is written.
+    const SEGMENTS: usize = 1100;
+    let ns = NetNs::new();
+    let tun = ns
+        .tun(Builder::new().name("tt-iov0").offload(true))
+        .unwrap();
+    ns.address("tt-iov0", "10.77.0.1/24");
+    let segment = |i: usize| {
+        let seq = 1 + 10 * i as u32;
+        let builder = etherparse::PacketBuilder::ipv4([10, 77, 0, 2], [10, 77, 0, 1], 64)
+            .tcp(4000, 5000, seq, 502)
+            .ack(1);
+        let mut out = vec![0u8; 10];
+        builder.write(&mut out, &[i as u8; 10]).unwrap();
+        out
+    };
+    let mut storage: Vec<Vec<u8>> = (0..SEGMENTS).map(segment).collect();
+    let mut slices: Vec<&mut [u8]> = storage.iter_mut().map(Vec::as_mut_slice).collect();
+    let before = ns.rx_packets("tt-iov0");
+    assert_eq!(tun.write_packets(&mut slices, 10).unwrap(), SEGMENTS);
+    let writes = ns.rx_packets("tt-iov0") - before;
+    assert_eq!(writes, 2, "1023 segments, then the other 77");
+}
+
 /// A device with offloads at 10.77.0.1/24 in a fresh namespace, a UDP socket bound on it and a peer address
 /// on its subnet: datagrams written to the device from `peer` to `me` reach `sock`.
 struct UdpSink {

@@ -54,6 +54,9 @@ pub mod wire;
 mod test_packets;
 
 pub use error::OffloadError;
-pub use gro::{GroOptions, GroTable, UDP_MAX_SEGMENTS, handle_gro, handle_gro_with, plan_gro};
+pub use gro::{
+    GroOptions, GroTable, PLAN_MAX_SEGMENTS, UDP_MAX_SEGMENTS, handle_gro, handle_gro_with,
+    plan_gro,
+};
 pub use split::{Segmenter, SplitState, gso_split};
 pub use virtio::VirtioNetHdr;

@@ -169,7 +169,8 @@ impl Tun {
                 iov[used] = IoSlice::new(payload);
                 used += 1;
             } else {
-                // More segments than a 64 KiB packet of full-sized ones has: rare enough to allocate.
+                // More segments than a 64 KiB packet of full-sized ones has (segments under 1 KiB): rare enough
+                // to allocate. plan_gro keeps it within one writev (PLAN_MAX_SEGMENTS).
                 if spilled.is_empty() {
                     spilled.extend_from_slice(&iov);
                 }

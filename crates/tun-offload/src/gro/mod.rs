@@ -74,6 +74,11 @@ use table::{Candidate, Csum, Item};
 /// after), so that older kernels accept every coalesced packet.
 pub const UDP_MAX_SEGMENTS: usize = 64;
 
+/// The most segments [`plan_gro`] merges into one packet, so that writing it (its first packet, then one slice
+/// per payload that follows) takes at most 1024 slices, the most one `writev` accepts on Linux (`UIO_MAXIOV`).
+/// Only segments below 64 bytes of payload ever reach it: 65535 bytes run out first.
+pub const PLAN_MAX_SEGMENTS: usize = 1023;
+
 /// The largest IP packet (IPv4 total length and IPv6 payload length are 16-bit; BIG TCP is refused on TUN).
 const MAX_PACKET: usize = 65535;
 
@@ -147,7 +152,8 @@ pub fn handle_gro_with(
 /// header at `bufs[i][offset - 10..offset]` and a packet; for a merged packet those are the headers of the
 /// whole merged packet (lengths, checksums, PSH) followed by the first segment's payload only. A prepend
 /// may swap two buffers within `bufs` (the merged packet keeps the earlier slot). A buffer's length marks
-/// its packet's end. Merged packets are limited to 65535 bytes, not by the buffers' sizes.
+/// its packet's end. Merged packets are limited to 65535 bytes and [`PLAN_MAX_SEGMENTS`] segments, not by
+/// the buffers' sizes.
 ///
 /// The plan stays in `table` until its next use; once warmed up, a call allocates nothing.
 ///
@@ -275,6 +281,9 @@ trait Merge<B> {
     /// How long a merged packet whose first segment is in `buf` may grow.
     fn room(&self, buf: &B, offset: usize) -> usize;
 
+    /// The most segments one merged packet may have.
+    fn max_segments(&self) -> usize;
+
     /// Called for each payload that joins the packet in `bufs[dst]`: after it, or in front of it just before
     /// the two buffers swap places.
     fn append(&self, bufs: &mut [B], offset: usize, dst: usize, src: usize, headers_len: usize);
@@ -287,6 +296,10 @@ struct InPlace;
 impl Merge<Vec<u8>> for InPlace {
     fn room(&self, buf: &Vec<u8>, offset: usize) -> usize {
         buf.capacity().saturating_sub(offset)
+    }
+
+    fn max_segments(&self) -> usize {
+        usize::MAX
     }
 
     fn append(
@@ -307,6 +320,10 @@ struct Linked;
 impl<B> Merge<B> for Linked {
     fn room(&self, _: &B, _: usize) -> usize {
         MAX_PACKET
+    }
+
+    fn max_segments(&self) -> usize {
+        PLAN_MAX_SEGMENTS
     }
 
     fn append(&self, _: &mut [B], _: usize, _: usize, _: usize, _: usize) {}
@@ -451,12 +468,13 @@ fn two_packets<B: AsMut<[u8]>>(
 }
 
 impl<M> Batch<M> {
-    /// True when a merged packet of `len` bytes may start in `bufs[index]`.
-    fn fits<B>(&self, bufs: &[B], index: usize, len: usize) -> bool
+    /// True when a merged packet of `len` bytes and `segments` segments may start in `bufs[index]`.
+    fn fits<B>(&self, bufs: &[B], index: usize, len: usize, segments: usize) -> bool
     where
         M: Merge<B>,
     {
         len <= MAX_PACKET
+            && segments <= self.merge.max_segments()
             && bufs
                 .get(index)
                 .is_some_and(|buf| self.merge.room(buf, self.offset) >= len)

@@ -57,7 +57,8 @@ impl GroTable {
         }
     }
 
-    /// True when nothing is held (always, between calls).
+    /// True when nothing is held: always after [`handle_gro`](super::handle_gro); after
+    /// [`plan_gro`](super::plan_gro) the plan is held until the table's next use.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -81,8 +82,9 @@ impl GroTable {
     }
 
     /// The payloads that follow the packet in `bufs[front][offset..]` in the packet merged into it by
-    /// [`plan_gro`](super::plan_gro), in order; nothing for a packet that was not merged. Valid until the
-    /// table's next use.
+    /// [`plan_gro`](super::plan_gro), in order; nothing for a packet written on its own. `front` is an index
+    /// the plan listed to be written (for a buffer merged into another packet this would be the rest of that
+    /// packet). Valid until the table's next use.
     ///
     /// Write the merged packet as the virtio-net header and packet of `bufs[front]` followed by these
     /// slices, in one `writev`.

@@ -45,7 +45,7 @@ pub(super) fn coalesce<B: AsMut<[u8]>, M: Merge<B>>(
             Join::Append => item.buf,
             Join::Prepend => index,
         };
-        if !batch.fits(bufs, front, item.len() + c.payload_len) {
+        if !batch.fits(bufs, front, item.len() + c.payload_len, item.segments + 1) {
             continue;
         }
         if !held_checksum_valid(bufs, offset, table, at) {

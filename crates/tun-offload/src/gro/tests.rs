@@ -826,3 +826,31 @@ fn every_corruption_of_a_batch_is_handled_without_panic() {
         gro(&cut, true);
     }
 }
+
+#[test]
+fn plan_gro_merges_at_most_plan_max_segments_so_one_writev_can_take_the_packet() {
+    let specs = stream(&Spec::tcp4(0, 0), &[10; PLAN_MAX_SEGMENTS + 77]);
+    let packets = build(&specs);
+    let mut bufs: Vec<Box<[u8]>> = packets
+        .iter()
+        .map(|p| {
+            let mut buf = vec![0u8; OFF];
+            buf.extend_from_slice(p);
+            buf.into_boxed_slice()
+        })
+        .collect();
+    let mut table = GroTable::new();
+    let mut to_write = Vec::new();
+    let options = GroOptions {
+        tcp: true,
+        udp: false,
+    };
+    plan_gro(&mut bufs, OFF, &mut table, options, &mut to_write).unwrap();
+    let segments: Vec<usize> = to_write
+        .iter()
+        .map(|&i| 1 + table.merged_payloads(&bufs, i, OFF).count())
+        .collect();
+    assert_eq!(segments, [PLAN_MAX_SEGMENTS, 77]);
+    // Built in place, nothing has to be gathered: the same batch is one packet.
+    assert_eq!(gro(&packets, false).len(), 1);
+}

@@ -27,7 +27,12 @@ pub(super) fn coalesce<B: AsMut<[u8]>, M: Merge<B>>(
         && item.segments < UDP_MAX_SEGMENTS
         && two_packets(bufs, index, item.buf, offset)
             .is_some_and(|(packet, held)| ip_headers_agree(packet, held))
-        && batch.fits(bufs, item.buf, item.len() + c.payload_len)
+        && batch.fits(
+            bufs,
+            item.buf,
+            item.len() + c.payload_len,
+            item.segments + 1,
+        )
         && held_checksum_valid(bufs, offset, table, at)
     {
         if !l4_checksum_valid(packet_at(bufs, index, offset), c.iph_len, Transport::Udp) {
