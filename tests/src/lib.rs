@@ -506,16 +506,7 @@ fn tun_offload_header_room(tun: &Tun) -> usize {
     if tun.has_vnet_hdr() { 10 } else { 0 }
 }
 
-/// Runs `op` again while it fails with `Interrupted`. A blocking socket call with a timeout fails with EINTR
-/// when the process is stopped and continued (signal(7)), even with no signal handler: that is no test failure.
-pub fn retry_eintr<T>(mut op: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
-    loop {
-        match op() {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            other => return other,
-        }
-    }
-}
+pub use tun_sys::io::retry_eintr;
 
 /// The byte at position `i` of the test streams: varied enough that a lost, duplicated or reordered segment
 /// shows.

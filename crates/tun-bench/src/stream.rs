@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use tun_sys::io::retry_eintr;
 
 /// Bytes handed to one `write` (and the granularity of the generator).
 const CHUNK: usize = 256 * 1024;
@@ -91,7 +92,7 @@ pub fn send(to: SocketAddr, bytes: u64, seed: u64, timeout: Duration) -> io::Res
     // Wait for the receiver to close, so that "sent" means "received by the peer's socket".
     stream.set_read_timeout(Some(timeout))?;
     let mut rest = [0u8; 16];
-    while read_retrying(&mut stream, &mut rest)? > 0 {}
+    while retry_eintr(|| stream.read(&mut rest))? > 0 {}
     Ok(Summary {
         bytes,
         sha256: hex(&hasher.finalize()),
@@ -107,7 +108,7 @@ pub fn receive(listener: &TcpListener, timeout: Duration) -> io::Result<Summary>
     let mut buf = vec![0u8; CHUNK];
     let mut bytes = 0u64;
     loop {
-        let n = read_retrying(&mut stream, &mut buf)?;
+        let n = retry_eintr(|| stream.read(&mut buf))?;
         if n == 0 {
             break;
         }
@@ -118,17 +119,6 @@ pub fn receive(listener: &TcpListener, timeout: Duration) -> io::Result<Summary>
         bytes,
         sha256: hex(&hasher.finalize()),
     })
-}
-
-/// One `read`, again while it fails with `Interrupted`: a read with a timeout fails with EINTR when the
-/// process is stopped and continued (signal(7)), and that loses nothing.
-fn read_retrying(stream: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match stream.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            other => return other,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Plain I/O on borrowed descriptors: open, read, write, writev, and retiring an fd in place.
+//! Plain I/O on borrowed descriptors: open, read, write, writev, and retiring an fd in place; and retrying a
+//! call that EINTR interrupted.
 //!
 //! These are single non-blocking calls: on a non-blocking fd they return `WouldBlock` instead of waiting.
 //! Waiting is [`crate::wait`]'s job.
@@ -8,6 +9,26 @@ use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::sys::{cvt, cvt_size};
+
+/// Runs `op` again while it fails with `Interrupted` (EINTR). Besides signal handlers, a blocking socket call
+/// with a timeout fails that way when the process is stopped and continued, with no handler at all
+/// (signal(7)); retrying loses nothing.
+///
+/// ```
+/// use std::io::Read;
+/// let mut data: &[u8] = b"abc";
+/// let mut buf = [0u8; 3];
+/// assert_eq!(tun_sys::io::retry_eintr(|| data.read(&mut buf))?, 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn retry_eintr<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
 
 /// `open(path, flags)`; `flags` should include `O_CLOEXEC`.
 pub fn open(path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
@@ -151,5 +172,26 @@ mod tests {
             write(w.as_fd(), b"y").unwrap_err().raw_os_error(),
             Some(libc::EPIPE)
         );
+    }
+
+    #[test]
+    fn interrupted_calls_are_retried_and_other_errors_returned_at_once() {
+        let mut calls = 0;
+        let result = retry_eintr(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(io::Error::from(io::ErrorKind::Interrupted))
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(result.unwrap(), 3);
+        let mut calls = 0;
+        let result: io::Result<()> = retry_eintr(|| {
+            calls += 1;
+            Err(io::Error::from_raw_os_error(libc::EBADF))
+        });
+        assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::EBADF));
+        assert_eq!(calls, 1);
     }
 }
