@@ -508,6 +508,26 @@ fn tun_offload_header_room(tun: &Tun) -> usize {
 
 pub use tun_sys::io::retry_eintr;
 
+/// A device `name` (built by `builder`) up with 10.77.0.1/24 in `ns`, and a UDP socket bound to
+/// 10.77.0.1 (any port) there, reads timing out after 10 s.
+pub fn addressed(ns: &NetNs, builder: tun::Builder, name: &str) -> (Tun, std::net::UdpSocket) {
+    let tun = ns.tun(builder.name(name)).unwrap();
+    ns.address(name, "10.77.0.1/24");
+    let local = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(10, 77, 0, 1), 0);
+    let sock = ns.run_in(|| std::net::UdpSocket::bind(local).unwrap());
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    (tun, sock)
+}
+
+/// The IPv4 address `sock` is bound to.
+pub fn local_addr(sock: &std::net::UdpSocket) -> std::net::SocketAddrV4 {
+    match sock.local_addr().unwrap() {
+        std::net::SocketAddr::V4(a) => a,
+        other => panic!("not IPv4: {other}"),
+    }
+}
+
 /// The byte at position `i` of the test streams: varied enough that a lost, duplicated or reordered segment
 /// shows.
 pub fn stream_byte(i: u64) -> u8 {

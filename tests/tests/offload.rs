@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tun::{Builder, Error, Offloads};
 use tun_system_tests::{
-    Forwarding, NetNs, PAIR_A, PAIR_B, TunnelPair, is_udp4_to_port, read_until, retry_eintr,
-    tcp_transfer, udp4_checksum_ok, udp4_packet,
+    Forwarding, NetNs, PAIR_A, PAIR_B, TunnelPair, addressed, is_udp4_to_port, local_addr,
+    read_until, retry_eintr, tcp_transfer, udp4_checksum_ok, udp4_packet,
 };
 
 const MIB: u64 = 1 << 20;
@@ -173,17 +173,8 @@ fn udp_gso_datagrams_are_split_and_arrive_whole() {
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn garbage_truncated_and_oversized_writes_are_errors_and_traffic_goes_on() {
     let ns = NetNs::new();
-    let tun = ns
-        .tun(Builder::new().name("tt-bad0").offload(true))
-        .unwrap();
-    ns.address("tt-bad0", "10.77.0.1/24");
-    let sock = ns.run_in(|| UdpSocket::bind("10.77.0.1:0").unwrap());
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let me = match sock.local_addr().unwrap() {
-        SocketAddr::V4(a) => a,
-        SocketAddr::V6(_) => unreachable!("bound to IPv4"),
-    };
+    let (tun, sock) = addressed(&ns, Builder::new().offload(true), "tt-bad0");
+    let me = local_addr(&sock);
     let peer = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 4100);
     let good = udp4_packet(peer, me, b"still here");
     let with_room = |packet: &[u8]| {
@@ -250,7 +241,7 @@ fn gro_can_be_switched_off_at_run_time() {
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn udp_gro_switch_decides_whether_datagrams_of_a_flow_are_merged_on_write() {
     const DATAGRAMS: usize = 16;
-    let Some(sink) = UdpSink::new("tt-ugro0", 9300) else {
+    let Some(sink) = UdpSink::new("tt-ugro0") else {
         return;
     };
     // One flow of equal datagrams in buffers with room to merge, written as one batch.
@@ -277,7 +268,7 @@ fn udp_gro_switch_decides_whether_datagrams_of_a_flow_are_merged_on_write() {
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn packets_in_buffers_without_spare_room_are_coalesced_too() {
     const DATAGRAMS: usize = 16;
-    let Some(sink) = UdpSink::new("tt-gather0", 9310) else {
+    let Some(sink) = UdpSink::new("tt-gather0") else {
         return;
     };
     // Each buffer exactly header room plus its datagram: nothing can grow in place.
@@ -303,10 +294,7 @@ fn a_flow_of_more_tiny_segments_than_one_writev_takes_is_written_whole() {
     // need more slices than writev accepts (1024): the merge stops in time and every segment is written.
     const SEGMENTS: usize = 1100;
     let ns = NetNs::new();
-    let tun = ns
-        .tun(Builder::new().name("tt-iov0").offload(true))
-        .unwrap();
-    ns.address("tt-iov0", "10.77.0.1/24");
+    let (tun, _sock) = addressed(&ns, Builder::new().offload(true), "tt-iov0");
     let segment = |i: usize| {
         let seq = 1 + 10 * i as u32;
         let builder = etherparse::PacketBuilder::ipv4([10, 77, 0, 2], [10, 77, 0, 1], 64)
@@ -336,19 +324,15 @@ struct UdpSink {
 
 impl UdpSink {
     /// `None` (said on stderr) when the kernel has no USO: UDP is then never coalesced.
-    fn new(name: &str, port: u16) -> Option<Self> {
+    fn new(name: &str) -> Option<Self> {
         let ns = NetNs::new();
-        let tun = ns.tun(Builder::new().name(name).offload(true)).unwrap();
+        let (tun, sock) = addressed(&ns, Builder::new().offload(true), name);
         if !tun.offloads().contains(Offloads::USO4 | Offloads::USO6) {
             eprintln!("no USO on this kernel: UDP is never coalesced");
             return None;
         }
-        ns.address(name, "10.77.0.1/24");
-        let me = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 1), port);
-        let sock = ns.run_in(|| UdpSocket::bind(me).unwrap());
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let peer = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), port + 1);
+        let me = local_addr(&sock);
+        let peer = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 9301);
         Some(Self {
             ns,
             tun,

@@ -1,13 +1,12 @@
 //! `PacketBatch` on a real device: what a socket sends comes out of `read_from` whole, even after the MTU
 //! grew past the batch's buffers, and what `write_to` puts back reaches the socket.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use tun::{Builder, PacketBatch, Tun};
-use tun_system_tests::{NetNs, is_udp4_to_port, retry_eintr, with_deadline};
+use tun_system_tests::{NetNs, addressed, is_udp4_to_port, retry_eintr, with_deadline};
 
-const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const PEER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 4242);
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -41,20 +40,11 @@ fn swap_endpoints(packet: &mut [u8]) {
 /// back with its endpoints swapped, reaches the socket; returns the batch's growth count.
 fn echo_through_a_batch(offload: bool, mtu: u32, len: usize) -> u64 {
     let ns = NetNs::new();
-    let tun = ns
-        .tun(
-            Builder::new()
-                .name("tt-batch0")
-                .offload(offload)
-                .monitor(false),
-        )
-        .unwrap();
-    ns.address("tt-batch0", "10.77.0.1/24");
+    let builder = Builder::new().offload(offload).monitor(false);
+    let (tun, sock) = addressed(&ns, builder, "tt-batch0");
     // Sized for the device as it is now; the MTU grows afterwards.
     let mut batch = PacketBatch::for_device(&tun);
     tun.set_mtu(mtu).unwrap();
-    let sock = ns.run_in(|| UdpSocket::bind(SocketAddrV4::new(LOCAL, 0)).unwrap());
-    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
     let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
     sock.send_to(&payload, PEER).unwrap();
 

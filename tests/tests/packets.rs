@@ -8,28 +8,13 @@ use std::time::{Duration, Instant};
 
 use tun::{Builder, Error, Tun};
 use tun_system_tests::{
-    NetNs, is_udp4_to_port, read_until, retry_eintr, udp4_packet, with_deadline,
+    NetNs, addressed, is_udp4_to_port, local_addr, read_until, retry_eintr, udp4_packet,
+    with_deadline,
 };
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A device `name` up with 10.77.0.1/24 in `ns`, and a UDP socket bound to 10.77.0.1 there.
-fn addressed(ns: &NetNs, builder: Builder, name: &str) -> (Tun, UdpSocket) {
-    let tun = ns.tun(builder.name(name)).unwrap();
-    ns.address(name, "10.77.0.1/24");
-    let sock = ns.run_in(|| UdpSocket::bind(SocketAddrV4::new(LOCAL, 0)).unwrap());
-    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
-    (tun, sock)
-}
-
-fn local_addr(sock: &UdpSocket) -> SocketAddrV4 {
-    match sock.local_addr().unwrap() {
-        std::net::SocketAddr::V4(a) => a,
-        other => panic!("not IPv4: {other}"),
-    }
-}
 
 fn round_trip(offload: bool) {
     let ns = NetNs::new();
