@@ -93,6 +93,8 @@ impl Tun {
         let coalesce = !self.offloads.is_empty()
             && self.gro.load(Ordering::Relaxed)
             && bufs.iter().all(|buf| buf.as_ref().len() >= offset);
+        // True when merged packets are to be gathered from the buffers the plan in `table` links.
+        let mut gathered = false;
         if coalesce {
             let uso = Offloads::USO4 | Offloads::USO6;
             let options = GroOptions {
@@ -102,7 +104,10 @@ impl Tun {
             let room = offset + crate::read::MAX_PACKET;
             match B::as_vecs(bufs).filter(|vecs| vecs.iter().all(|v| v.capacity() >= room)) {
                 Some(vecs) => tun_offload::handle_gro_with(vecs, offset, table, options, to_write)?,
-                None => tun_offload::plan_gro(bufs, offset, table, options, to_write)?,
+                None => {
+                    tun_offload::plan_gro(bufs, offset, table, options, to_write)?;
+                    gathered = true;
+                }
             }
         } else {
             to_write.extend(0..bufs.len());
@@ -113,7 +118,7 @@ impl Tun {
             }
         }
         let bufs: &[B] = bufs;
-        let merged = coalesce.then_some(&*table);
+        let merged = gathered.then_some(&*table);
         let mut written = 0;
         let mut failed = Vec::new();
         for (position, &index) in to_write.iter().enumerate() {
