@@ -125,7 +125,11 @@ pub struct Tunnel {
     pub tun_a: Arc<Tun>,
     /// `tunB`, in B.
     pub tun_b: Arc<Tun>,
-    threads: Vec<JoinHandle<DirectionStats>>,
+    /// Every queue of `tunA` (the first is `tun_a`) and of `tunB`, forwarded pairwise: queue `i` of A to queue
+    /// `i` of B and back.
+    pub queues: Vec<(Arc<Tun>, Arc<Tun>)>,
+    /// Per queue pair: the thread forwarding A -> B, then the one forwarding B -> A.
+    threads: Vec<(JoinHandle<DirectionStats>, JoinHandle<DirectionStats>)>,
 }
 
 /// What both directions of a [`Tunnel`] saw, once it stopped.
@@ -135,6 +139,20 @@ pub struct TunnelStats {
     pub a_to_b: DirectionStats,
     /// Direction B -> A.
     pub b_to_a: DirectionStats,
+    /// Packets forwarded A -> B by each queue pair.
+    pub a_to_b_per_queue: Vec<u64>,
+}
+
+impl DirectionStats {
+    /// Adds what another thread of the same direction saw.
+    fn absorb(&mut self, other: DirectionStats) {
+        self.packets += other.packets;
+        self.reads += other.reads;
+        self.multi_packet_reads += other.multi_packet_reads;
+        self.buffer_too_small += other.buffer_too_small;
+        self.read_errors.extend(other.read_errors);
+        self.write_errors.extend(other.write_errors);
+    }
 }
 
 impl Tunnel {
@@ -142,16 +160,37 @@ impl Tunnel {
     /// routes to the peer through the device), then starts forwarding with `batch` buffers per read
     /// (`None`: the device's `batch_size()`).
     pub fn new(offload: bool, batch: Option<usize>) -> Tunnel {
+        Self::with_queues(offload, batch, 1)
+    }
+
+    /// Like [`new`](Self::new) with `queues` queues per device (multi-queue devices when more than one),
+    /// each pair of queues forwarded by its own two threads.
+    pub fn with_queues(offload: bool, batch: Option<usize>, queues: usize) -> Tunnel {
         let a = NetNs::new();
         let b = NetNs::new();
         let build = |ns: &NetNs, name: &str| {
-            let tun = ns
-                .tun(Builder::new().name(name).offload(offload).monitor(false))
+            let builder = Builder::new()
+                .name(name)
+                .offload(offload)
+                .multi_queue(queues > 1)
+                .monitor(false);
+            let first = ns
+                .tun(builder)
                 .unwrap_or_else(|e| panic!("create {name}: {e}"));
-            Arc::new(tun)
+            let mut all = Vec::new();
+            for _ in 1..queues {
+                let more = first
+                    .open_queue()
+                    .unwrap_or_else(|e| panic!("open a queue of {name}: {e}"));
+                all.push(Arc::new(more));
+            }
+            all.insert(0, Arc::new(first));
+            all
         };
-        let tun_a = build(&a, DEV_A);
-        let tun_b = build(&b, DEV_B);
+        let queues: Vec<(Arc<Tun>, Arc<Tun>)> =
+            build(&a, DEV_A).into_iter().zip(build(&b, DEV_B)).collect();
+        let tun_a = Arc::clone(&queues[0].0);
+        let tun_b = Arc::clone(&queues[0].1);
         configure(
             &a,
             DEV_A,
@@ -168,23 +207,30 @@ impl Tunnel {
             &B6.to_string(),
             &A6.to_string(),
         );
-        let mut threads = Vec::new();
-        for (name, from, to) in [
-            ("fwd a->b", Arc::clone(&tun_a), Arc::clone(&tun_b)),
-            ("fwd b->a", Arc::clone(&tun_b), Arc::clone(&tun_a)),
-        ] {
+        let spawn = |name: String, from: &Arc<Tun>, to: &Arc<Tun>| {
+            let (from, to) = (Arc::clone(from), Arc::clone(to));
             let batch = batch.unwrap_or_else(|| from.batch_size());
-            let handle = std::thread::Builder::new()
-                .name(name.into())
+            std::thread::Builder::new()
+                .name(name)
                 .spawn(move || forward(&from, &to, batch))
-                .expect("spawn a forwarding thread");
-            threads.push(handle);
-        }
+                .expect("spawn a forwarding thread")
+        };
+        let threads = queues
+            .iter()
+            .enumerate()
+            .map(|(i, (qa, qb))| {
+                (
+                    spawn(format!("fwd{i} a->b"), qa, qb),
+                    spawn(format!("fwd{i} b->a"), qb, qa),
+                )
+            })
+            .collect();
         Tunnel {
             a,
             b,
             tun_a,
             tun_b,
+            queues,
             threads,
         }
     }
@@ -195,16 +241,20 @@ impl Tunnel {
     }
 
     fn close_and_join(&mut self) -> TunnelStats {
-        let _ = self.tun_a.close();
-        let _ = self.tun_b.close();
-        let mut stats: Vec<DirectionStats> = self
-            .threads
-            .drain(..)
-            .map(|h| h.join().expect("a forwarding thread panicked"))
-            .collect();
-        let b_to_a = stats.pop().unwrap_or_default();
-        let a_to_b = stats.pop().unwrap_or_default();
-        TunnelStats { a_to_b, b_to_a }
+        for (qa, qb) in &self.queues {
+            let _ = qa.close();
+            let _ = qb.close();
+        }
+        let mut stats = TunnelStats::default();
+        for (a_to_b, b_to_a) in self.threads.drain(..) {
+            let a_to_b = a_to_b.join().expect("a forwarding thread panicked");
+            stats.a_to_b_per_queue.push(a_to_b.packets);
+            stats.a_to_b.absorb(a_to_b);
+            stats
+                .b_to_a
+                .absorb(b_to_a.join().expect("a forwarding thread panicked"));
+        }
+        stats
     }
 }
 

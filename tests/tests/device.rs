@@ -134,17 +134,41 @@ fn name_of_a_tap_device_is_a_busy_device() {
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn multi_queue_and_single_queue_do_not_mix() {
+    // The kernel refuses both with EINVAL; the error names the setting that differs.
     let ns = NetNs::new();
     let _single = ns.tun(Builder::new().name("tt-mix0")).unwrap();
     let err = ns
         .tun(Builder::new().name("tt-mix0").multi_queue(true))
         .unwrap_err();
-    assert!(matches!(err, Error::DeviceBusy { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::SettingsMismatch {
+                setting: "multi_queue",
+                device: false,
+                asked: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let _multi = ns
         .tun(Builder::new().name("tt-mix1").multi_queue(true))
         .unwrap();
     let err = ns.tun(Builder::new().name("tt-mix1")).unwrap_err();
-    assert!(matches!(err, Error::DeviceBusy { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::SettingsMismatch {
+                setting: "multi_queue",
+                device: true,
+                asked: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("multi_queue on"), "{err}");
 }
 
 #[test]
@@ -256,7 +280,7 @@ fn device_opened_from_an_existing_fd_is_usable_monitored_or_not() {
         let tun = if monitored {
             tun::Tun::from_fd(fd)
         } else {
-            tun::Tun::from_fd_unmonitored(fd)
+            tun::Builder::new().monitor(false).build_from_fd(fd)
         }
         .unwrap();
         assert_eq!(tun.is_monitored(), monitored);
@@ -300,4 +324,32 @@ fn mtu_and_index_follow_the_device_into_another_namespace() {
     tun.set_mtu(1350).unwrap();
     assert_eq!(second.link("tt-move0").unwrap().mtu, 1350);
     assert_eq!(tun.mtu().unwrap(), 1350);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn fd_of_a_tap_device_or_one_with_packet_information_is_refused() {
+    use tun_sys::TunFlags;
+    let ns = NetNs::new();
+    let tap = TunFlags::from_bits_retain(libc::IFF_TAP as u16);
+    for (i, flags) in [tap | TunFlags::NO_PI, TunFlags::TUN]
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("tt-badfd{i}");
+        let fd = ns.run_in(|| {
+            let fd = tun_sys::tun::open_clone_device(false).unwrap();
+            let ifname = tun_sys::IfName::new(&name).unwrap();
+            tun_sys::tun::set_iff_exact(fd.as_fd(), ifname, flags).unwrap();
+            fd
+        });
+        match tun::Tun::from_fd(fd) {
+            Err(tun::Error::UnsupportedDevice { name: n, reason }) => {
+                assert_eq!(n, name);
+                let expected = if i == 0 { "TAP" } else { "packet information" };
+                assert!(reason.contains(expected), "{reason}");
+            }
+            other => panic!("{flags:?}: {other:?}"),
+        }
+    }
 }

@@ -4,7 +4,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use tun_sys::{IfName, TunFlags};
 
-use crate::device::{Setup, Tun};
+use crate::device::{Setup, Tun, in_device_netns};
 use crate::error::{Error, Result};
 
 /// Settings for creating (or attaching to) a TUN device.
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// println!("{} is up to {} packets per batch", tun.name()?, tun.batch_size());
 /// # Ok::<(), tun::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Builder {
     name: Option<String>,
     mtu: Option<u32>,
@@ -31,8 +31,14 @@ impl Builder {
     /// persistent, link monitoring on.
     pub fn new() -> Self {
         Self {
+            name: None,
+            mtu: None,
+            offload: false,
+            multi_queue: false,
+            persist: None,
+            owner: None,
+            group: None,
             monitor: true,
-            ..Self::default()
         }
     }
 
@@ -58,8 +64,9 @@ impl Builder {
         self
     }
 
-    /// Opens the device with `IFF_MULTI_QUEUE`: further [`Tun`]s built with the same name and this flag are
-    /// further queues of the same interface.
+    /// Opens the device with `IFF_MULTI_QUEUE`, so that [`Tun::open_queue`] can add queues to it (the way to
+    /// get more). A build with the name of an existing multi-queue device attaches a queue to it too, and is
+    /// refused with [`Error::SettingsMismatch`] unless its [`offload`](Self::offload) setting is the device's.
     pub fn multi_queue(mut self, on: bool) -> Self {
         self.multi_queue = on;
         self
@@ -120,30 +127,108 @@ impl Builder {
                     source,
                 },
                 // EINVAL for a name that exists: a TAP device, or a TUN device of the other queue kind.
-                Some(libc::EINVAL) if interface_exists(name) => Error::DeviceBusy {
-                    name: shown,
-                    source,
-                },
+                Some(libc::EINVAL) if interface_exists(name) => {
+                    match tun_sys::netlink::tun_link_info(name.bytes()) {
+                        Ok(Some(info)) if info.tun && info.multi_queue != self.multi_queue => {
+                            Error::SettingsMismatch {
+                                name: shown,
+                                setting: "multi_queue",
+                                device: info.multi_queue,
+                                asked: self.multi_queue,
+                            }
+                        }
+                        _ => Error::DeviceBusy {
+                            name: shown,
+                            source,
+                        },
+                    }
+                }
                 _ => Error::io("TUNSETIFF", shown, source),
             }
         })?;
-        Tun::setup(
-            fd,
-            Setup {
-                name,
-                offload: self.offload,
-                mtu: self.mtu,
-                persist: self.persist,
-                owner: self.owner,
-                group: self.group,
-                monitor: self.monitor,
-            },
-        )
+        // Attaching to a multi-queue device that has queues leaves its flags as they are, whatever this queue
+        // asked for: what the kernel kept is the truth, and a queue that differs is refused before it changes
+        // anything device-wide.
+        let (_, kept) =
+            tun_sys::tun::get_iff(fd.as_fd()).map_err(|e| Error::io("TUNGETIFF", name, e))?;
+        for (setting, bit) in [
+            ("offload", TunFlags::VNET_HDR),
+            ("multi_queue", TunFlags::MULTI_QUEUE),
+        ] {
+            if kept.contains(bit) != flags.contains(bit) {
+                return Err(Error::SettingsMismatch {
+                    name: name.to_string_lossy(),
+                    setting,
+                    device: kept.contains(bit),
+                    asked: flags.contains(bit),
+                });
+            }
+        }
+        Tun::setup(fd, kept, self.setup(name))
     }
 
-    /// Same as [`build`](Self::build).
-    pub fn create(self) -> Result<Tun> {
-        self.build()
+    /// Takes over `fd`, a `/dev/net/tun` fd on which TUNSETIFF was already done (for example passed in by a
+    /// privileged parent), with this builder's [`monitor`](Self::monitor), [`mtu`](Self::mtu),
+    /// [`persist`](Self::persist), [`owner`](Self::owner) and [`group`](Self::group) settings; the name,
+    /// offloads and multi-queue flag are the device's own. Offloads are negotiated if the device was opened
+    /// with `IFF_VNET_HDR`, and explicitly turned off otherwise. The fd is switched to non-blocking mode.
+    ///
+    /// ```no_run
+    /// # fn fd_from_parent() -> std::os::fd::OwnedFd { unimplemented!() }
+    /// let tun = tun::Builder::new().monitor(false).build_from_fd(fd_from_parent())?;
+    /// assert!(!tun.is_monitored());
+    /// # Ok::<(), tun::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedDevice`] for anything but a TUN device with `IFF_NO_PI` (a TAP device, or one with
+    /// packet information); [`Error::Io`] when an ioctl fails (TUNGETIFF on an fd that is not a TUN device).
+    pub fn build_from_fd(self, fd: OwnedFd) -> Result<Tun> {
+        let (name, flags) =
+            tun_sys::tun::get_iff(fd.as_fd()).map_err(|e| Error::io("TUNGETIFF", "fd", e))?;
+        // TUNGETIFF tells TUN from TAP, but its IFF_NO_PI bit means "no socket filter" (IFF_NOFILTER): only
+        // rtnetlink tells whether packets carry packet information. Kernels without that (before 4.15) are
+        // taken at their word.
+        let info = in_device_netns(fd.as_fd(), || tun_sys::netlink::tun_link_info(name.bytes()))
+            .ok()
+            .flatten();
+        let tap = TunFlags::from_bits_retain(libc::IFF_TAP as u16);
+        let reason = if flags.contains(tap) || !flags.contains(TunFlags::TUN) {
+            Some("a TAP device (Ethernet frames, not IP packets)")
+        } else if info.is_some_and(|info| info.packet_info) {
+            Some("a TUN device with packet information (opened without IFF_NO_PI)")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(Error::UnsupportedDevice {
+                name: name.to_string_lossy(),
+                reason,
+            });
+        }
+        tun_sys::io::set_nonblocking(fd.as_fd(), true)
+            .map_err(|e| Error::io("fcntl(O_NONBLOCK)", name, e))?;
+        Tun::setup(fd, flags, self.setup(name))
+    }
+
+    /// The settings [`Tun::setup`] applies once the device is attached.
+    fn setup(&self, name: IfName) -> Setup {
+        Setup {
+            name,
+            mtu: self.mtu,
+            persist: self.persist,
+            owner: self.owner,
+            group: self.group,
+            monitor: self.monitor,
+        }
+    }
+}
+
+/// The same as [`Builder::new`].
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -159,32 +244,16 @@ fn interface_exists(name: IfName) -> bool {
 /// Opening a [`Tun`] from a TUN fd made elsewhere (for example passed in by a privileged parent).
 impl Tun {
     /// Takes over `fd`, a `/dev/net/tun` fd on which TUNSETIFF was already done, with link monitoring (the
-    /// counterpart of wireguard-go's `CreateTUNFromFile`). Offloads are negotiated if the device was opened
-    /// with `IFF_VNET_HDR`, and explicitly turned off otherwise. The fd is switched to non-blocking mode.
+    /// counterpart of wireguard-go's `CreateTUNFromFile`): the same as
+    /// [`Builder::new().build_from_fd(fd)`](Builder::build_from_fd), where the other settings are (such as
+    /// `monitor(false)`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::build_from_fd`]: [`Error::UnsupportedDevice`] for a TAP fd or one with packet
+    /// information.
     pub fn from_fd(fd: OwnedFd) -> Result<Tun> {
-        Self::from_fd_with(fd, true)
-    }
-
-    /// Like [`from_fd`](Self::from_fd) without link monitoring (wireguard-go's `CreateUnmonitoredTUNFromFD`).
-    pub fn from_fd_unmonitored(fd: OwnedFd) -> Result<Tun> {
-        Self::from_fd_with(fd, false)
-    }
-
-    fn from_fd_with(fd: OwnedFd, monitor: bool) -> Result<Tun> {
-        let (name, flags) =
-            tun_sys::tun::get_iff(fd.as_fd()).map_err(|e| Error::io("TUNGETIFF", "fd", e))?;
-        tun_sys::io::set_nonblocking(fd.as_fd(), true)
-            .map_err(|e| Error::io("fcntl(O_NONBLOCK)", name, e))?;
-        let setup = Setup {
-            name,
-            offload: flags.contains(TunFlags::VNET_HDR),
-            mtu: None,
-            persist: None,
-            owner: None,
-            group: None,
-            monitor,
-        };
-        Tun::setup(fd, setup)
+        Builder::new().build_from_fd(fd)
     }
 }
 

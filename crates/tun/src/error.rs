@@ -25,7 +25,8 @@ pub enum Error {
         reason: tun_sys::NameError,
     },
     /// An interface of that name exists and cannot be attached to: another fd holds its only queue (`EBUSY`),
-    /// or it is not a TUN device of the same kind (a TAP device, single versus multi-queue: `EINVAL`).
+    /// or it is not a TUN device (a TAP device, `EINVAL`). A TUN device of the other queue kind is
+    /// [`Error::SettingsMismatch`] instead.
     #[error(
         "interface {name} exists and cannot be attached to (in use, or not a TUN device of this kind)"
     )]
@@ -35,6 +36,42 @@ pub enum Error {
         /// The kernel's answer to TUNSETIFF.
         #[source]
         source: io::Error,
+    },
+    /// A queue was attached to an existing device whose settings differ from the builder's: the queues of one
+    /// device share its virtio-net header (offloads) and multi-queue flag, so the new queue was refused and
+    /// closed. Build it with the device's settings, or use [`Tun::open_queue`](crate::Tun::open_queue).
+    #[error(
+        "interface {name} exists with {setting} {}, the builder asked for {setting} {}: queues of one device \
+         share it",
+        on_off(*.device),
+        on_off(*.asked)
+    )]
+    SettingsMismatch {
+        /// The device name.
+        name: String,
+        /// The builder setting that differs: `"offload"` or `"multi_queue"`.
+        setting: &'static str,
+        /// The device's value.
+        device: bool,
+        /// The builder's value.
+        asked: bool,
+    },
+    /// [`Tun::open_queue`](crate::Tun::open_queue) on a device built without
+    /// [`multi_queue(true)`](crate::Builder::multi_queue): it has exactly one queue.
+    #[error("interface {name} has a single queue (built without multi_queue(true))")]
+    NotMultiQueue {
+        /// The device name.
+        name: String,
+    },
+    /// [`Tun::from_fd`](crate::Tun::from_fd) was given an fd that is not a TUN device without packet
+    /// information (`IFF_TUN | IFF_NO_PI`): a TAP device hands over Ethernet frames and a device with packet
+    /// information puts 4 bytes before each packet, neither of which is an IP packet.
+    #[error("{name} cannot be used: {reason}")]
+    UnsupportedDevice {
+        /// The device name.
+        name: String,
+        /// What it is instead.
+        reason: &'static str,
     },
     /// The caller's buffer cannot hold the next packet. Nothing was lost: the packet is returned by the next
     /// call that has room for it.
@@ -137,6 +174,11 @@ impl Error {
     }
 }
 
+/// `on` or `off`, for messages about settings.
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
 /// What happened to a write batch in which some packets failed.
 #[derive(Debug)]
 pub struct BatchError {
@@ -190,6 +232,9 @@ impl From<Error> for io::Error {
                 source.kind()
             }
             Error::InvalidName { .. }
+            | Error::SettingsMismatch { .. }
+            | Error::NotMultiQueue { .. }
+            | Error::UnsupportedDevice { .. }
             | Error::InvalidArgument(_)
             | Error::BufferTooSmall { .. } => io::ErrorKind::InvalidInput,
             Error::Offload(_) | Error::InvalidPacket(_) => io::ErrorKind::InvalidData,
