@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: TCP bulk throughput through each forwarder, side by side in one run.
 //!
-//! For every test (TCP v4/v6, 1 and 4 streams) the four forwarders run one after the other, and the whole
+//! For every test (TCP v4/v6, 1 and 4 streams) the five forwarders run one after the other, and the whole
 //! sequence repeats `--rounds` times (starting with a different forwarder each round); each cell of the
 //! table is the round with the median throughput. Traffic comes from iperf3 (Debian's package).
 
@@ -264,6 +264,12 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
             continue;
         };
         let t = targets(test);
+        // Two queues do not scale on a host with fewer free cores than forwarding threads; they must not cost.
+        if let Some(queues) =
+            results.paired_ratio(test, Forwarder::OffloadQueues2, Forwarder::Offload)
+        {
+            let _ = writeln!(out, "  (5)/(1) = {queues:.3}");
+        }
         let user_per_gbit = results
             .median(test, Forwarder::Offload)
             .map_or(0.0, |(s, _)| s.cpu.user / s.gbits);
@@ -286,8 +292,9 @@ Gbit/s: iperf3 receiver throughput from namespace A to B through tunA -> forward
 spread: (max - min) / median over the rounds. CPU %: the forwarder process (user + system) in % of one
 core; system time includes the kernel's delivery of each written packet into namespace B's stack.
 pkts/read, pkts/write: MTU-sized packets per read(2) / write(2) system call of the A -> B thread.
-(1)/(3), (1)/(4): throughput ratios within each round (the forwarders of a round run back to back), median
-over the rounds.";
+(1)/(3), (1)/(4), (5)/(1): throughput ratios within each round (the forwarders of a round run back to back),
+median over the rounds. (5) spreads flows over 2 queues per device, a thread per queue and direction: it
+scales with cores to spare (one per queue), and a single stream stays on one queue.";
 
 fn parse_plan(args: &[String]) -> Result<Plan, String> {
     let mut plan = Plan {
@@ -338,8 +345,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     print_pinning(&pair);
     let per_cell = plan.seconds + plan.omit + 1;
     eprintln!(
-        "xtask: {} measurements of ~{per_cell} s (4 tests x 4 forwarders x {} rounds)",
+        "xtask: {} measurements of ~{per_cell} s ({} tests x {} forwarders x {} rounds)",
         TESTS.len() * Forwarder::ALL.len() * plan.rounds as usize,
+        TESTS.len(),
+        Forwarder::ALL.len(),
         plan.rounds
     );
     let results = run_all(&bins, &pair, &TESTS, plan);

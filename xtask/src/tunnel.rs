@@ -101,11 +101,19 @@ pub(crate) enum Forwarder {
     Passthrough,
     /// tun-rs 2.8.16 with offloads (recv_multiple / send_multiple with its GROTable).
     TunRs,
+    /// The library with offloads on multi-queue devices of 2 queues, a thread per queue and direction.
+    OffloadQueues2,
 }
 
 impl Forwarder {
     /// Every forwarder, in the order of the table.
-    pub(crate) const ALL: [Self; 4] = [Self::Offload, Self::Plain, Self::Passthrough, Self::TunRs];
+    pub(crate) const ALL: [Self; 5] = [
+        Self::Offload,
+        Self::Plain,
+        Self::Passthrough,
+        Self::TunRs,
+        Self::OffloadQueues2,
+    ];
 
     /// How the table names it.
     pub(crate) fn label(self) -> &'static str {
@@ -114,6 +122,7 @@ impl Forwarder {
             Self::Plain => "(2) tun, no offload",
             Self::Passthrough => "(3) passthrough",
             Self::TunRs => "(4) tun-rs 2.8.16",
+            Self::OffloadQueues2 => "(5) tun, offload, 2 q",
         }
     }
 
@@ -142,6 +151,9 @@ impl Forwarder {
             }
             Self::Passthrough => {
                 cmd.arg("--passthrough");
+            }
+            Self::OffloadQueues2 => {
+                cmd.args(["--queues", "2"]);
             }
             Self::Offload | Self::TunRs => {}
         }

@@ -156,3 +156,9 @@ fn forward_without_offloads_carries_traffic_and_reports_on_sigterm() {
 fn forward_passthrough_carries_traffic_and_reports_on_sigterm() {
     forward_carries_traffic_and_reports_on_sigterm(&["--passthrough"]);
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn forward_with_two_queues_per_device_carries_traffic_and_reports_on_sigterm() {
+    forward_carries_traffic_and_reports_on_sigterm(&["--queues", "2"]);
+}

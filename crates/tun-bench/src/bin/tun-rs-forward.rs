@@ -99,6 +99,11 @@ fn run() -> Result<(), String> {
             "--passthrough is the `forward` example's ceiling, not a tun-rs data path".into(),
         );
     }
+    if args.queues != 1 {
+        return Err(
+            "--queues is the `forward` example's; this peer forwards one queue per device".into(),
+        );
+    }
     let signals = SignalSet::termination();
     signals
         .block_in_thread()

@@ -20,6 +20,8 @@ pub struct ForwardArgs {
     pub batch: Option<usize>,
     /// Write each raw frame unchanged instead of going through a library's data path.
     pub passthrough: bool,
+    /// Queues per device (multi-queue devices when more than one), each pair forwarded by its own threads.
+    pub queues: usize,
 }
 
 /// A command line that could not be understood, or a request for help (`-h`, `--help`).
@@ -42,9 +44,12 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// The most queues per device `--queues` takes (the kernel allows 256; a thread per queue and direction).
+pub const MAX_QUEUES: usize = 64;
+
 /// The usage line of the forwarders.
 pub const USAGE: &str = "usage: --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB \
-                         [--no-offload] [--batch N] [--passthrough]";
+                         [--no-offload] [--batch N] [--passthrough] [--queues N]";
 
 impl ForwardArgs {
     /// Parses the arguments after the program name.
@@ -64,6 +69,7 @@ impl ForwardArgs {
         let mut offload = true;
         let mut batch = None;
         let mut passthrough = false;
+        let mut queues = 1;
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             let mut value = || {
@@ -89,6 +95,18 @@ impl ForwardArgs {
                         })?;
                     batch = Some(n);
                 }
+                "--queues" => {
+                    let text = value()?;
+                    queues = text
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_QUEUES).contains(n))
+                        .ok_or_else(|| {
+                            UsageError::Invalid(format!(
+                                "--queues must be 1..={MAX_QUEUES}, got {text}"
+                            ))
+                        })?;
+                }
                 other => {
                     return Err(UsageError::Invalid(format!(
                         "unknown argument {other}\n{USAGE}"
@@ -105,6 +123,7 @@ impl ForwardArgs {
             offload,
             batch,
             passthrough,
+            queues,
         })
     }
 }
@@ -135,6 +154,19 @@ mod tests {
         assert_eq!((ok.netns_a.as_str(), ok.name_b.as_str()), ("n1", "tb"));
         assert!(ok.offload);
         assert_eq!(ok.batch, None);
+        assert_eq!(ok.queues, 1);
+    }
+
+    #[test]
+    fn queues_are_read_and_bounded() {
+        let mut args = BASE.to_vec();
+        args.extend(["--queues", "4"]);
+        assert_eq!(parse(&args).expect("valid").queues, 4);
+        for bad in ["0", "65", "x"] {
+            let mut args = BASE.to_vec();
+            args.extend(["--queues", bad]);
+            assert!(parse(&args).is_err(), "--queues {bad}");
+        }
     }
 
     #[test]
