@@ -43,14 +43,15 @@ impl Builder {
     }
 
     /// The interface name, or a kernel template such as `tun%d` (the kernel picks the number). At most 15
-    /// bytes, not `.` or `..`, no `/`, `:`, NUL or whitespace: anything else fails [`build`](Self::build)
-    /// with [`Error::InvalidName`] before any system call.
+    /// bytes, not `.` or `..`, no `/`, `:`, NUL or whitespace, and a template has one `%`, followed by `d`:
+    /// anything else fails [`build`](Self::build) with [`Error::InvalidName`] before any system call.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
 
-    /// The MTU to set once the device exists.
+    /// The MTU to set once the device exists: 68 to 65535 (IPv6 needs 1280 or more); anything else fails
+    /// [`build`](Self::build) with [`Error::InvalidMtu`] before any system call.
     pub fn mtu(mut self, mtu: u32) -> Self {
         self.mtu = Some(mtu);
         self
@@ -100,6 +101,9 @@ impl Builder {
     /// Creates the device (or attaches to it if it exists with matching flags) in the calling thread's
     /// network namespace.
     pub fn build(self) -> Result<Tun> {
+        if let Some(mtu) = self.mtu {
+            crate::device::check_mtu(mtu)?;
+        }
         let name = match &self.name {
             None => IfName::empty(),
             Some(name) => IfName::new(name).map_err(|reason| Error::InvalidName {
@@ -185,6 +189,9 @@ impl Builder {
     /// [`Error::UnsupportedDevice`] for anything but a TUN device with `IFF_NO_PI` (a TAP device, or one with
     /// packet information); [`Error::Io`] when an ioctl fails (TUNGETIFF on an fd that is not a TUN device).
     pub fn build_from_fd(self, fd: OwnedFd) -> Result<Tun> {
+        if let Some(mtu) = self.mtu {
+            crate::device::check_mtu(mtu)?;
+        }
         let (name, flags) =
             tun_sys::tun::get_iff(fd.as_fd()).map_err(|e| Error::io("TUNGETIFF", "fd", e))?;
         // TUNGETIFF tells TUN from TAP, but its IFF_NO_PI bit means "no socket filter" (IFF_NOFILTER): only
@@ -274,6 +281,30 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn impossible_mtus_and_templates_are_refused_before_any_syscall() {
+        for mtu in [0, 67, 65536, u32::MAX] {
+            let err = Builder::new().mtu(mtu).build().unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidMtu { mtu: m } if m == mtu),
+                "{err:?}"
+            );
+        }
+        for name in ["tun%d%d", "tun%"] {
+            let err = Builder::new().name(name).build().unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::InvalidName {
+                        reason: tun_sys::NameError::BadTemplate,
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

@@ -253,9 +253,14 @@ impl Tun {
         self.with_ctl("SIOCGIFMTU", tun_sys::iface::mtu)
     }
 
-    /// Sets the interface's MTU. Values the kernel refuses (below 68 or above 65535 for TUN) are an
-    /// [`Error::Io`] with `EINVAL`.
+    /// Sets the interface's MTU: 68 to 65535 (IPv6 needs 1280 or more on the link).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMtu`] outside 68..=65535, before any system call; [`Error::Closed`] after
+    /// [`close`](Self::close); [`Error::Io`] when the kernel refuses (`SIOCSIFMTU`).
     pub fn set_mtu(&self, mtu: u32) -> Result<()> {
+        check_mtu(mtu)?;
         self.with_ctl("SIOCSIFMTU", |sock, name| {
             tun_sys::iface::set_mtu(sock, name, mtu)
         })
@@ -397,6 +402,18 @@ impl Tun {
             .map_err(|e| Error::io("eventfd write", self.label, e));
         self.device.queue_closed();
         Some(woken)
+    }
+}
+
+/// The MTUs a TUN device takes (the kernel's `tun_net_change_mtu` bounds: ETH_MIN_MTU to 65535).
+const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
+
+/// [`Error::InvalidMtu`] for an MTU no TUN device takes, so that it is refused before any system call.
+pub(crate) fn check_mtu(mtu: u32) -> Result<()> {
+    if MTU_RANGE.contains(&mtu) {
+        Ok(())
+    } else {
+        Err(Error::InvalidMtu { mtu })
     }
 }
 

@@ -8,7 +8,26 @@ use tun_offload::OffloadError;
 ///
 /// Match on the variants, or ask [`is_transient`](Self::is_transient) (try again later) and
 /// [`is_fatal`](Self::is_fatal) (the device is unusable). The `errno` stays reachable through
-/// [`std::error::Error::source`] and [`raw_os_error`](Self::raw_os_error).
+/// [`std::error::Error::source`] and [`raw_os_error`](Self::raw_os_error). Each message says what failed;
+/// the cause (the kernel's error, the broken rule) is not repeated in it but returned by `source()`, so
+/// print the chain to see both:
+///
+/// ```no_run
+/// use std::error::Error as _;
+///
+/// if let Err(e) = tun::Builder::new().name("tun%d").mtu(1420).build() {
+///     let mut text = e.to_string();
+///     let mut cause = e.source();
+///     while let Some(c) = cause {
+///         text += &format!(": {c}");
+///         cause = c.source();
+///     }
+///     eprintln!("{text}"); // e.g. "open on /dev/net/tun: No such file or directory (os error 2)"
+///     if e.is_fatal() {
+///         std::process::exit(1);
+///     }
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -16,13 +35,19 @@ pub enum Error {
     #[error("TUN device is closed")]
     Closed,
     /// The interface name breaks the kernel's rules; nothing was created.
-    #[error("invalid interface name {name:?}: {reason}")]
+    #[error("invalid interface name {name:?}")]
     InvalidName {
         /// The name as given.
         name: String,
         /// Which rule it breaks.
         #[source]
         reason: tun_sys::NameError,
+    },
+    /// The MTU is outside what a TUN device takes: 68 to 65535 (1280 or more for IPv6 to work on it).
+    #[error("invalid MTU {mtu}: a TUN device takes 68..=65535")]
+    InvalidMtu {
+        /// The MTU as given.
+        mtu: u32,
     },
     /// An interface of that name exists and cannot be attached to: another fd holds its only queue (`EBUSY`),
     /// or it is not a TUN device (a TAP device, `EINVAL`). A TUN device of the other queue kind is
@@ -89,7 +114,7 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
     /// A system call failed.
-    #[error("{op} on {device}: {source}")]
+    #[error("{op} on {device}")]
     Io {
         /// The operation (ioctl name or call) that failed.
         op: &'static str,
@@ -99,22 +124,20 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// A packet given to a write is not a well-formed IP packet (no IPv4/IPv6 header, a header cut short, a
-    /// length field claiming more bytes than the buffer holds, or more than 65535 bytes). The kernel would take
-    /// some of these silently and drop them later; they are refused before the write.
-    #[error("invalid packet: {0}")]
-    InvalidPacket(#[source] OffloadError),
-    /// One packet could not be split or coalesced by the offload engine (it was malformed or inconsistent with
-    /// its virtio-net header).
-    #[error("offload: {0}")]
-    Offload(#[from] OffloadError),
+    /// A packet is not one the offload engine can handle. On write: not a well-formed IP packet (no
+    /// IPv4/IPv6 header, a header cut short, a length field claiming more bytes than the buffer holds, or more
+    /// than 65535 bytes), refused before the write because the kernel would take some of these silently and
+    /// drop them later. On read: a super-packet from the kernel that could not be split (malformed, or
+    /// inconsistent with its virtio-net header); it is dropped and the next read goes on.
+    #[error("invalid packet")]
+    InvalidPacket(#[from] OffloadError),
     /// Some packets of a write batch failed; the others were written.
-    #[error("{}", .0)]
+    #[error(transparent)]
     Batch(BatchError),
     /// The link monitor failed (a netlink receive error, say); returned once, by the next read.
     /// [`MonitorError::is_fatal`](tun_events::MonitorError::is_fatal) tells whether it stopped: its events
     /// receiver is then disconnected, while packet I/O goes on.
-    #[error("{0}")]
+    #[error(transparent)]
     Monitor(#[from] tun_events::MonitorError),
 }
 
@@ -179,10 +202,11 @@ fn on_off(on: bool) -> &'static str {
     if on { "on" } else { "off" }
 }
 
-/// What happened to a write batch in which some packets failed.
+/// What happened to a write batch in which some packets failed. Its [`source`](std::error::Error::source) is
+/// the first failure.
 #[derive(Debug)]
 pub struct BatchError {
-    /// Packets written. With offloads this counts writes after coalescing: one super-packet counts once.
+    /// The caller's packets written (a packet coalesced into a written super-packet counts, as in `Ok(n)`).
     pub written: usize,
     /// The packets that failed, in order, each with the index of its buffer in the caller's batch (after
     /// coalescing, the buffer that held the merged packet).
@@ -202,42 +226,45 @@ impl std::fmt::Display for BatchError {
         if self.not_attempted > 0 {
             write!(f, ", {} not attempted", self.not_attempted)?;
         }
-        if let Some(first) = self.failed.first() {
-            write!(f, " (first: packet {}: {})", first.index, first.error)?;
-        }
         Ok(())
     }
 }
 
-/// One packet of a batch that failed.
-#[derive(Debug)]
+impl std::error::Error for BatchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.failed
+            .first()
+            .map(|first| first as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// One packet of a batch that failed; its [`source`](std::error::Error::source) says why.
+#[derive(Debug, thiserror::Error)]
+#[error("packet {index} failed")]
 pub struct PacketError {
     /// Index of the packet in the caller's batch.
     pub index: usize,
     /// Why it failed.
+    #[source]
     pub error: Error,
 }
 
 impl From<Error> for io::Error {
-    /// Keeps the kernel's error kind where there is one; `Closed` becomes `BrokenPipe`, bad arguments and
-    /// too-small buffers `InvalidInput`.
+    /// Wraps the error, context and all (get it back with [`io::Error::get_ref`] and `downcast_ref::<Error>`,
+    /// the `errno` with [`Error::raw_os_error`]), with the kind of the kernel's error where there is one;
+    /// `Closed` becomes `BrokenPipe`, bad arguments and too-small buffers `InvalidInput`.
     fn from(err: Error) -> io::Error {
         let kind = match &err {
             Error::Closed => io::ErrorKind::BrokenPipe,
-            Error::Io { source, .. } | Error::DeviceBusy { source, .. } => {
-                if let Some(errno) = source.raw_os_error() {
-                    // Keep the errno itself visible to callers of the std traits.
-                    return io::Error::from_raw_os_error(errno);
-                }
-                source.kind()
-            }
+            Error::Io { source, .. } | Error::DeviceBusy { source, .. } => source.kind(),
             Error::InvalidName { .. }
+            | Error::InvalidMtu { .. }
             | Error::SettingsMismatch { .. }
             | Error::NotMultiQueue { .. }
             | Error::UnsupportedDevice { .. }
             | Error::InvalidArgument(_)
             | Error::BufferTooSmall { .. } => io::ErrorKind::InvalidInput,
-            Error::Offload(_) | Error::InvalidPacket(_) => io::ErrorKind::InvalidData,
+            Error::InvalidPacket(_) => io::ErrorKind::InvalidData,
             Error::Batch(_) | Error::Monitor(_) => io::ErrorKind::Other,
         };
         io::Error::new(kind, err)
@@ -259,7 +286,11 @@ mod tests {
             io::Error::from_raw_os_error(libc::EINVAL),
         );
         let text = err.to_string();
-        assert!(text.starts_with("SIOCSIFMTU on tun7: "), "{text}");
+        assert!(text.starts_with("SIOCSIFMTU on tun7"), "{text}");
+        // The cause is returned, not repeated.
+        assert!(!text.contains("Invalid argument"), "{text}");
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(source.is_some_and(|s| s.contains("Invalid argument")));
         assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
     }
 
@@ -337,7 +368,14 @@ mod tests {
     fn conversion_to_io_error_keeps_the_errno() {
         let err: io::Error =
             Error::io("write", "t", io::Error::from_raw_os_error(libc::EMSGSIZE)).into();
-        assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE));
+        assert_eq!(
+            err.kind(),
+            io::Error::from_raw_os_error(libc::EMSGSIZE).kind()
+        );
+        // The context travels with it.
+        assert!(err.to_string().starts_with("write on t"), "{err}");
+        let inner = err.get_ref().and_then(|e| e.downcast_ref::<Error>());
+        assert_eq!(inner.and_then(Error::raw_os_error), Some(libc::EMSGSIZE));
         let closed: io::Error = Error::Closed.into();
         assert_eq!(closed.kind(), io::ErrorKind::BrokenPipe);
     }

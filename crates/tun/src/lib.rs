@@ -72,7 +72,8 @@ pub use builder::Builder;
 pub use device::Tun;
 pub use error::{BatchError, Error, PacketError, Result};
 pub use tun_events::{
-    Event, Events, MAX_PENDING as MAX_PENDING_EVENTS, MonitorError, RecvTimeoutError, TryRecvError,
+    Event, Events, Iter as EventsIter, MAX_PENDING as MAX_PENDING_EVENTS, MonitorError,
+    RecvTimeoutError, TryRecvError,
 };
 pub use tun_offload::OffloadError;
 pub use tun_sys::{NameError, Offloads};

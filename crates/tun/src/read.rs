@@ -100,7 +100,7 @@ impl Reader {
                         OffloadError::BufferTooSmall { index, need, have } => {
                             Error::BufferTooSmall { index, need, have }
                         }
-                        other => Error::Offload(other),
+                        other => Error::InvalidPacket(other),
                     });
                 if state.is_done()
                     || count.is_err() && !matches!(count, Err(Error::BufferTooSmall { .. }))
@@ -348,7 +348,7 @@ mod tests {
         reader.buf[..read.len()].copy_from_slice(&read);
         assert!(matches!(
             reader.accept(read.len(), true),
-            Err(Error::Offload(_))
+            Err(Error::InvalidPacket(_))
         ));
         assert_eq!(
             reader.deliver(&mut [vec![0u8; 1500]], &mut [0], 0).unwrap(),
