@@ -11,7 +11,7 @@ use tun_system_tests::{NetNs, wait_until};
 fn device_created_by_name_matches_what_the_kernel_reports() {
     let ns = NetNs::new();
     let tun = ns.tun(Builder::new().name("tt-named0")).unwrap();
-    assert_eq!(tun.name().unwrap(), "tt-named0");
+    assert_eq!(tun.name(), "tt-named0");
     let link = ns.link("tt-named0").expect("ip link lists the device");
     assert_eq!(tun.index().unwrap(), link.index);
     assert_eq!(tun.mtu().unwrap(), link.mtu);
@@ -24,7 +24,7 @@ fn device_created_by_template_gets_a_kernel_chosen_name() {
     let ns = NetNs::new();
     let first = ns.tun(Builder::new().name("ttpl%d")).unwrap();
     let second = ns.tun(Builder::new().name("ttpl%d")).unwrap();
-    let (a, b) = (first.name().unwrap(), second.name().unwrap());
+    let (a, b) = (first.name(), second.name());
     assert_eq!(a, "ttpl0");
     assert_eq!(b, "ttpl1");
     assert_eq!(ns.link(&a).unwrap().index, first.index().unwrap());
@@ -36,7 +36,7 @@ fn device_created_by_template_gets_a_kernel_chosen_name() {
 fn device_without_a_name_gets_tun_n() {
     let ns = NetNs::new();
     let tun = ns.tun(Builder::new()).unwrap();
-    let name = tun.name().unwrap();
+    let name = tun.name();
     assert!(name.starts_with("tun"), "{name}");
     assert!(ns.link(&name).is_some());
 }
@@ -188,7 +188,8 @@ fn closing_a_device_removes_the_interface_and_is_idempotent() {
         .is_none()));
     tun.close().unwrap();
     assert!(tun.is_closed());
-    assert!(matches!(tun.name(), Err(Error::Closed)));
+    // The name still answers: the last one the kernel reported.
+    assert_eq!(tun.name(), "tt-close0");
     assert!(matches!(tun.mtu(), Err(Error::Closed)));
     assert!(matches!(tun.set_mtu(1400), Err(Error::Closed)));
     // The descriptor number stays valid until drop (it no longer refers to the device).
@@ -278,7 +279,7 @@ fn device_opened_from_an_existing_fd_is_usable_monitored_or_not() {
         }
         .unwrap();
         assert_eq!(tun.is_monitored(), monitored);
-        assert_eq!(tun.name().unwrap(), name);
+        assert_eq!(tun.name(), name);
         assert_eq!(tun.index().unwrap(), ns.link(&name).unwrap().index);
         tun.set_mtu(1300).unwrap();
         assert_eq!(ns.link(&name).unwrap().mtu, 1300);
@@ -346,4 +347,16 @@ fn fd_of_a_tap_device_or_one_with_packet_information_is_refused() {
             other => panic!("{flags:?}: {other:?}"),
         }
     }
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn renamed_device_reports_its_new_name_also_after_close() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tt-ren0")).unwrap();
+    ns.ip(&["link", "set", "dev", "tt-ren0", "name", "tt-ren1"]);
+    assert_eq!(tun.name(), "tt-ren1");
+    assert_eq!(tun.index().unwrap(), ns.link("tt-ren1").unwrap().index);
+    tun.close().unwrap();
+    assert_eq!(tun.name(), "tt-ren1");
 }

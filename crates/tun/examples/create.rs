@@ -37,7 +37,7 @@ fn run(name: &str, offload: bool, count: Option<u64>) -> Result<(), tun::Error> 
     tun.set_up(true)?;
     println!(
         "created {} (index {}, mtu {}, offloads {:?}, batch size {})",
-        tun.name()?,
+        tun.name(),
         tun.index()?,
         tun.mtu()?,
         tun.offloads(),

@@ -48,7 +48,7 @@ fn run(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let signal = signals.wait()?;
-    eprintln!("events: {signal:?}, closing {}", tun.name()?);
+    eprintln!("events: {signal:?}, closing {}", tun.name());
     // Stops the monitor, which disconnects the receiver and so ends the printer.
     tun.close()?;
     match printer.join() {

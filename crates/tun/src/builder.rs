@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 ///
 /// ```no_run
 /// let tun = tun::Builder::new().name("tun%d").mtu(1420).offload(true).build()?;
-/// println!("{} is up to {} packets per batch", tun.name()?, tun.batch_size());
+/// println!("{} is up to {} packets per batch", tun.name(), tun.batch_size());
 /// # Ok::<(), tun::Error>(())
 /// ```
 #[derive(Debug, Clone)]

@@ -30,7 +30,7 @@ use crate::write::Writer;
 /// tun.set_up(true)?;
 /// let mut batch = tun::PacketBatch::for_device(&tun);
 /// let n = batch.read_from(&tun)?;
-/// println!("{}: {n} packet(s)", tun.name()?);
+/// println!("{}: {n} packet(s)", tun.name());
 /// # Ok::<(), tun::Error>(())
 /// ```
 #[derive(Debug)]
@@ -61,6 +61,8 @@ pub struct Tun {
 struct Device {
     /// The name at creation.
     label: IfName,
+    /// The name last reported by the kernel, for [`Tun::name`] once no queue can ask.
+    name: Mutex<IfName>,
     /// The flags TUNGETIFF reported once the device was set up: the truth about the virtio-net header and
     /// multi-queue, whatever a builder asked for.
     flags: TunFlags,
@@ -141,6 +143,7 @@ impl Tun {
         }
         let device = Arc::new(Device {
             label: name,
+            name: Mutex::new(name),
             flags,
             offloads,
             ctl: Mutex::new(ctl),
@@ -231,15 +234,21 @@ impl Tun {
         }
     }
 
-    /// The interface's current name, as the kernel reports it (TUNGETIFF).
-    pub fn name(&self) -> Result<String> {
-        Ok(self.current_name()?.to_string_lossy())
+    /// The interface's name. While the queue is open it is asked of the kernel (TUNGETIFF), so that a rename
+    /// (`ip link set dev X name Y`, possible while the link is down) shows; after [`close`](Self::close), or
+    /// when the kernel cannot answer, it is the last name known, so it always answers.
+    pub fn name(&self) -> String {
+        self.current_name()
+            .unwrap_or_else(|_| *self.device.name.lock())
+            .to_string_lossy()
     }
 
+    /// The name the kernel reports now (remembered for [`name`](Self::name) after close).
     pub(crate) fn current_name(&self) -> Result<IfName> {
         self.check_open()?;
         let (name, _) =
             tun_sys::tun::get_iff(self.fd()).map_err(|e| Error::io("TUNGETIFF", self.label, e))?;
+        *self.device.name.lock() = name;
         Ok(name)
     }
 

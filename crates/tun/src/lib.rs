@@ -12,7 +12,7 @@
 //! let mut bufs = vec![vec![0u8; 65535]; tun.batch_size()];
 //! let mut sizes = vec![0usize; bufs.len()];
 //! let n = tun.read_packets(&mut bufs, &mut sizes, 0)?;
-//! println!("{}: {n} packet(s), the first {} bytes", tun.name()?, sizes[0]);
+//! println!("{}: {n} packet(s), the first {} bytes", tun.name(), sizes[0]);
 //! tun.close()?;
 //! # Ok::<(), tun::Error>(())
 //! ```
