@@ -360,3 +360,25 @@ fn renamed_device_reports_its_new_name_also_after_close() {
     tun.close().unwrap();
     assert_eq!(tun.name(), "tt-ren1");
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn exclusive_build_fails_when_the_name_exists_instead_of_attaching() {
+    let ns = NetNs::new();
+    let exclusive = Builder::new()
+        .name("tt-excl0")
+        .multi_queue(true)
+        .exclusive(true);
+    let first = ns.tun(exclusive.clone()).unwrap();
+    // Without the option this would attach a second queue.
+    let err = ns.tun(exclusive).unwrap_err();
+    assert!(
+        matches!(&err, Error::DeviceExists { name, .. } if name == "tt-excl0"),
+        "{err:?}"
+    );
+    assert!(
+        ns.tun(Builder::new().name("tt-excl0").multi_queue(true))
+            .is_ok()
+    );
+    drop(first);
+}

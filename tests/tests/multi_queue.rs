@@ -137,10 +137,15 @@ fn open_queue_shares_the_monitor_and_starts_no_thread() {
     let first = ns
         .tun(Builder::new().name("tt-mqmon").multi_queue(true))
         .unwrap();
+    first.set_udp_gro(false);
     let threads = tun_system_tests::thread_count();
     let more: Vec<Tun> = (0..3).map(|_| first.open_queue().unwrap()).collect();
     assert_eq!(tun_system_tests::thread_count(), threads);
     assert!(more.iter().all(Tun::is_monitored));
+    // The switches as the queue it was opened from had them, then its own.
+    assert!(more.iter().all(|q| q.gro() && !q.udp_gro()));
+    more[0].set_gro(false);
+    assert!(first.gro() && !more[0].gro());
     // One monitor for the device: its events reach a receiver taken from any queue.
     let events = more[2].events();
     ns.ip(&["link", "set", "tt-mqmon", "up"]);

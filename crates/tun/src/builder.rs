@@ -20,6 +20,7 @@ pub struct Builder {
     mtu: Option<u32>,
     offload: bool,
     multi_queue: bool,
+    exclusive: bool,
     persist: Option<bool>,
     owner: Option<libc::uid_t>,
     group: Option<libc::gid_t>,
@@ -35,6 +36,7 @@ impl Builder {
             mtu: None,
             offload: false,
             multi_queue: false,
+            exclusive: false,
             persist: None,
             owner: None,
             group: None,
@@ -70,6 +72,13 @@ impl Builder {
     /// refused with [`Error::SettingsMismatch`] unless its [`offload`](Self::offload) setting is the device's.
     pub fn multi_queue(mut self, on: bool) -> Self {
         self.multi_queue = on;
+        self
+    }
+
+    /// Fails with [`Error::DeviceExists`] when an interface of this name exists (`IFF_TUN_EXCL`), instead of
+    /// attaching to it: the device is then surely a new one, with this builder's settings. Off by default.
+    pub fn exclusive(mut self, on: bool) -> Self {
+        self.exclusive = on;
         self
     }
 
@@ -118,6 +127,9 @@ impl Builder {
         if self.multi_queue {
             flags |= TunFlags::MULTI_QUEUE;
         }
+        if self.exclusive {
+            flags |= TunFlags::TUN_EXCL;
+        }
         let fd = tun_sys::tun::open_clone_device(true)
             .map_err(|e| Error::io("open", "/dev/net/tun", e))?;
         let name = tun_sys::tun::set_iff(fd.as_fd(), name, flags).map_err(|source| {
@@ -126,6 +138,11 @@ impl Builder {
                 .clone()
                 .unwrap_or_else(|| "(kernel-chosen)".into());
             match source.raw_os_error() {
+                // IFF_TUN_EXCL: EBUSY means exactly "exists".
+                Some(libc::EBUSY) if self.exclusive => Error::DeviceExists {
+                    name: shown,
+                    source,
+                },
                 Some(libc::EBUSY) => Error::DeviceBusy {
                     name: shown,
                     source,
@@ -155,6 +172,7 @@ impl Builder {
         // anything device-wide.
         let (_, kept) =
             tun_sys::tun::get_iff(fd.as_fd()).map_err(|e| Error::io("TUNGETIFF", name, e))?;
+        let flags = flags.without(TunFlags::TUN_EXCL);
         for (setting, bit) in [
             ("offload", TunFlags::VNET_HDR),
             ("multi_queue", TunFlags::MULTI_QUEUE),

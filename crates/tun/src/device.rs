@@ -209,12 +209,7 @@ impl Tun {
         let name = self.current_name()?;
         let fd = attach_queue(self.fd(), name, device.flags)?;
         device.open_queues.fetch_add(1, Ordering::AcqRel);
-        Tun::queue(
-            fd,
-            Arc::clone(device),
-            self.gro.load(Ordering::Relaxed),
-            self.udp_gro.load(Ordering::Relaxed),
-        )
+        Tun::queue(fd, Arc::clone(device), self.gro(), self.udp_gro())
     }
 
     /// The TUN fd. Present for the whole life of a `Tun`: only `into_raw_fd`, which consumes it, takes it.
@@ -341,6 +336,17 @@ impl Tun {
     /// only coalesced when the kernel accepted USO (see [`offloads`](Self::offloads)).
     pub fn set_udp_gro(&self, on: bool) {
         self.udp_gro.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether coalescing on write is on (see [`set_gro`](Self::set_gro)); it takes effect only with offloads.
+    pub fn gro(&self) -> bool {
+        self.gro.load(Ordering::Relaxed)
+    }
+
+    /// Whether UDP coalescing on write is on (see [`set_udp_gro`](Self::set_udp_gro)); it takes effect only
+    /// with USO among the [`offloads`](Self::offloads) and [`gro`](Self::gro) on.
+    pub fn udp_gro(&self) -> bool {
+        self.udp_gro.load(Ordering::Relaxed)
     }
 
     /// Whether the device was built with link monitoring.

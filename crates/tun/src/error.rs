@@ -98,6 +98,16 @@ pub enum Error {
         /// What it is instead.
         reason: &'static str,
     },
+    /// An interface of that name exists, and the builder asked for a new one
+    /// ([`exclusive`](crate::Builder::exclusive)).
+    #[error("interface {name} exists (an exclusive build creates a new device)")]
+    DeviceExists {
+        /// The device name.
+        name: String,
+        /// The kernel's answer to TUNSETIFF (`EBUSY`).
+        #[source]
+        source: io::Error,
+    },
     /// The caller's buffer cannot hold the next packet. Nothing was lost: the packet is returned by the next
     /// call that has room for it.
     #[error("buffer {index} too small: packet needs {need} bytes (with offset), buffer has {have}")]
@@ -154,7 +164,9 @@ impl Error {
     /// The `errno` behind this error, if it came from the kernel.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            Error::Io { source, .. } | Error::DeviceBusy { source, .. } => source.raw_os_error(),
+            Error::Io { source, .. }
+            | Error::DeviceBusy { source, .. }
+            | Error::DeviceExists { source, .. } => source.raw_os_error(),
             Error::Monitor(e) => e.io_error().and_then(io::Error::raw_os_error),
             _ => None,
         }
@@ -256,7 +268,9 @@ impl From<Error> for io::Error {
     fn from(err: Error) -> io::Error {
         let kind = match &err {
             Error::Closed => io::ErrorKind::BrokenPipe,
-            Error::Io { source, .. } | Error::DeviceBusy { source, .. } => source.kind(),
+            Error::Io { source, .. }
+            | Error::DeviceBusy { source, .. }
+            | Error::DeviceExists { source, .. } => source.kind(),
             Error::InvalidName { .. }
             | Error::InvalidMtu { .. }
             | Error::SettingsMismatch { .. }
