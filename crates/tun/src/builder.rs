@@ -107,8 +107,17 @@ impl Builder {
         self
     }
 
-    /// Creates the device (or attaches to it if it exists with matching flags) in the calling thread's
-    /// network namespace.
+    /// Creates the device (or attaches a queue to it if it exists with matching flags, unless
+    /// [`exclusive`](Self::exclusive)) in the calling thread's network namespace.
+    ///
+    /// # Errors
+    ///
+    /// Before any system call: [`Error::InvalidName`], [`Error::InvalidMtu`]. From the kernel:
+    /// [`Error::DeviceBusy`] (the name is held by another fd, or is not a TUN device),
+    /// [`Error::DeviceExists`] (with `exclusive(true)`), [`Error::SettingsMismatch`] (a device of that name
+    /// has other offload or multi-queue settings), [`Error::Io`] for a failed ioctl (opening
+    /// `/dev/net/tun` without CAP_NET_ADMIN, say), [`Error::Monitor`] when the link monitor cannot start.
+    /// Nothing is left behind: a device this call created goes with its fd.
     pub fn build(self) -> Result<Tun> {
         if let Some(mtu) = self.mtu {
             crate::device::check_mtu(mtu)?;

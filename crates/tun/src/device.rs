@@ -248,11 +248,20 @@ impl Tun {
     }
 
     /// The interface index.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Io`] when the kernel cannot answer
+    /// (`SIOCGIFINDEX`; `ENODEV` once the device is deleted).
     pub fn index(&self) -> Result<u32> {
         self.with_ctl("SIOCGIFINDEX", tun_sys::iface::index)
     }
 
     /// The interface's MTU.
+    ///
+    /// # Errors
+    ///
+    /// As [`index`](Self::index) (`SIOCGIFMTU`).
     pub fn mtu(&self) -> Result<u32> {
         self.with_ctl("SIOCGIFMTU", tun_sys::iface::mtu)
     }
@@ -271,6 +280,11 @@ impl Tun {
     }
 
     /// Brings the interface administratively up (`true`) or down (`false`), like `ip link set dev X up`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Io`] when the kernel refuses
+    /// (`SIOCGIFFLAGS`/`SIOCSIFFLAGS`; `EPERM` without CAP_NET_ADMIN in the device's namespace).
     pub fn set_up(&self, up: bool) -> Result<()> {
         let flags = self.with_ctl("SIOCGIFFLAGS", tun_sys::iface::flags)?;
         let wanted = if up {
@@ -357,7 +371,22 @@ impl Tun {
     /// A receiver of link events: [`Event::Up`](tun_events::Event::Up), `Down` and `MtuUpdate`, reported
     /// only when they change. The monitor never waits for readers: unread events are folded (at most
     /// [`tun_events::MAX_PENDING`] wait) and the newest state is kept. The receiver disconnects when the device
-    /// is closed; for an unmonitored device it is disconnected from the start.
+    /// is closed; for an unmonitored device it is disconnected from the start. All queues of a device share
+    /// its monitor.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let tun = tun::Builder::new().name("tun%d").build()?;
+    /// let events = tun.events();
+    /// tun.set_up(true)?;
+    /// match events.recv_timeout(Duration::from_secs(1)) {
+    ///     Ok(tun::Event::Up) => println!("{} is up", tun.name()),
+    ///     Ok(other) => println!("{other}"),
+    ///     Err(e) => println!("no event: {e}"),
+    /// }
+    /// # Ok::<(), tun::Error>(())
+    /// ```
     pub fn events(&self) -> tun_events::Events {
         self.device
             .monitor
@@ -389,6 +418,28 @@ impl Tun {
     /// more: a child process being forked by another thread at that moment holds it until it executes its
     /// program (every fd here is close-on-exec), so reusing the name at once may briefly see
     /// [`Error::DeviceBusy`].
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    ///
+    /// let tun = Arc::new(tun::Builder::new().name("tun%d").build()?);
+    /// let reader = {
+    ///     let tun = Arc::clone(&tun);
+    ///     std::thread::spawn(move || {
+    ///         let mut batch = tun::PacketBatch::for_device(&tun);
+    ///         // Blocks until packets come, or until close() below wakes it with Error::Closed.
+    ///         while batch.read_from(&tun).is_ok() {}
+    ///     })
+    /// };
+    /// tun.close()?;
+    /// reader.join().unwrap();
+    /// # Ok::<(), tun::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when waking blocked threads (`eventfd write`) or releasing the queue failed; the `Tun` is
+    /// closed all the same. A second call returns `Ok(())`.
     pub fn close(&self) -> Result<()> {
         let Some(woken) = self.begin_close() else {
             return Ok(());

@@ -77,6 +77,28 @@ impl Tun {
     ///
     /// A packet the kernel refuses does not stop the others: the result is then [`Error::Batch`] listing each
     /// failed buffer by index. A closed device gives [`Error::Closed`].
+    ///
+    /// ```no_run
+    /// let tun = tun::Builder::new().name("tun%d").offload(true).build()?;
+    /// // Room for the virtio-net header in front of each packet.
+    /// let offset = if tun.has_vnet_hdr() { 10 } else { 0 };
+    /// # let packet: &[u8] = &[];
+    /// let mut buf = vec![0u8; offset];
+    /// buf.extend_from_slice(packet); // an IPv4 or IPv6 packet
+    /// match tun.write_packets(&mut [buf], offset) {
+    ///     Ok(n) => println!("{n} packet(s) written"),
+    ///     Err(e) if e.is_transient() => println!("try again later: {e}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), tun::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once closed; [`Error::InvalidArgument`] for an `offset` below 10 with a virtio-net
+    /// header; for a single failure, that failure ([`Error::InvalidPacket`] for a packet refused before the
+    /// write, [`Error::Io`] for one the kernel refused); for several, or one after others were written,
+    /// [`Error::Batch`] with the caller's packets written and each failure by buffer index.
     pub fn write_packets<B: PacketBuf>(&self, bufs: &mut [B], offset: usize) -> Result<usize> {
         // Closed comes first: once closed, no argument makes a call useful.
         self.check_open()?;
