@@ -57,6 +57,13 @@
 //! A [`Tun`] is `Send + Sync`. Reads and writes take separate locks, so one thread can block in a read while
 //! another writes. [`Tun::close`] from any thread wakes a blocked reader at once (it gets [`Error::Closed`]),
 //! stops the link monitor, and removes a non-persistent interface; dropping the `Tun` does the same.
+//!
+//! # Queues
+//!
+//! A device built with [`Builder::multi_queue`]`(true)` gets more queues from [`Tun::open_queue`]: each is a
+//! `Tun` of its own (fd, buffers, locks) sharing the device's settings and link monitor, and the kernel
+//! steers each flow to one of them by its hash. Serve each queue from its own thread, on a host with a core
+//! for each; the device goes when its last queue is closed.
 
 mod batch;
 mod builder;
