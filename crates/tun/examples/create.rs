@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     match run(&name, offload, count) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("error: {}", err.report());
             ExitCode::FAILURE
         }
     }

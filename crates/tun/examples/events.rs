@@ -24,7 +24,14 @@ fn main() -> ExitCode {
     match run(&name) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("events: {e}");
+            // The message and each of its causes.
+            let mut text = e.to_string();
+            let mut cause = e.source();
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            eprintln!("events: {text}");
             ExitCode::FAILURE
         }
     }

@@ -92,9 +92,9 @@ fn forward(from: &Tun, to: &Tun, batch: usize, counters: &Counters) {
     loop {
         let n = match packets.read_from(from) {
             Ok(n) => n,
-            Err(e) if e.is_fatal() => return eprintln!("forward: read: {e}"),
+            Err(e) if e.is_fatal() => return eprintln!("forward: read: {}", e.report()),
             Err(e) => {
-                if budget.failed("read", &e, counters) {
+                if budget.failed("read", &e.report(), counters) {
                     continue;
                 }
                 return;
@@ -103,9 +103,9 @@ fn forward(from: &Tun, to: &Tun, batch: usize, counters: &Counters) {
         counters.record_read(n, packets.bytes());
         match packets.write_to(to) {
             Ok(_) => budget.consecutive = 0,
-            Err(e) if e.is_fatal() => return eprintln!("forward: write: {e}"),
+            Err(e) if e.is_fatal() => return eprintln!("forward: write: {}", e.report()),
             Err(e) => {
-                if !budget.failed("write", &e, counters) {
+                if !budget.failed("write", &e.report(), counters) {
                     return;
                 }
             }
@@ -207,12 +207,12 @@ fn open_devices(args: &ForwardArgs) -> Result<Devices, String> {
             .multi_queue(args.queues > 1)
             .monitor(false)
             .build()
-            .map_err(|e| format!("create {name}: {e}"))?;
+            .map_err(|e| format!("create {name}: {}", e.report()))?;
         let mut queues = Vec::with_capacity(args.queues);
         for _ in 1..args.queues {
             let queue = first
                 .open_queue()
-                .map_err(|e| format!("open a queue of {name}: {e}"))?;
+                .map_err(|e| format!("open a queue of {name}: {}", e.report()))?;
             queues.push(Arc::new(queue));
         }
         queues.insert(0, Arc::new(first));

@@ -9,20 +9,13 @@ use tun_offload::OffloadError;
 /// Match on the variants, or ask [`is_transient`](Self::is_transient) (try again later) and
 /// [`is_fatal`](Self::is_fatal) (the device is unusable). The `errno` stays reachable through
 /// [`std::error::Error::source`] and [`raw_os_error`](Self::raw_os_error). Each message says what failed;
-/// the cause (the kernel's error, the broken rule) is not repeated in it but returned by `source()`, so
-/// print the chain to see both:
+/// the cause (the kernel's error, the broken rule) is not repeated in it but returned by `source()`.
+/// [`report`](Self::report) prints the whole chain:
 ///
 /// ```no_run
-/// use std::error::Error as _;
-///
 /// if let Err(e) = tun::Builder::new().name("tun%d").mtu(1420).build() {
-///     let mut text = e.to_string();
-///     let mut cause = e.source();
-///     while let Some(c) = cause {
-///         text += &format!(": {c}");
-///         cause = c.source();
-///     }
-///     eprintln!("{text}"); // e.g. "open on /dev/net/tun: No such file or directory (os error 2)"
+///     // e.g. "open on /dev/net/tun: No such file or directory (os error 2)"
+///     eprintln!("{}", e.report());
 ///     if e.is_fatal() {
 ///         std::process::exit(1);
 ///     }
@@ -161,6 +154,11 @@ impl Error {
         }
     }
 
+    /// This error followed by each of its causes, `": "` between them: for a log line.
+    pub fn report(&self) -> impl std::fmt::Display + '_ {
+        Report(self)
+    }
+
     /// The `errno` behind this error, if it came from the kernel.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
@@ -206,6 +204,21 @@ impl Error {
             Error::Batch(batch) => batch.failed.iter().any(|p| p.error.is_fatal()),
             _ => false,
         }
+    }
+}
+
+/// Displays an error and its chain of causes (see [`Error::report`]).
+struct Report<'a>(&'a Error);
+
+impl std::fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = std::error::Error::source(self.0);
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
     }
 }
 
@@ -301,10 +314,15 @@ mod tests {
         );
         let text = err.to_string();
         assert!(text.starts_with("SIOCSIFMTU on tun7"), "{text}");
-        // The cause is returned, not repeated.
+        // The cause is returned, not repeated; the report shows both.
         assert!(!text.contains("Invalid argument"), "{text}");
         let source = std::error::Error::source(&err).map(ToString::to_string);
         assert!(source.is_some_and(|s| s.contains("Invalid argument")));
+        let report = err.report().to_string();
+        assert!(
+            report.starts_with("SIOCSIFMTU on tun7: Invalid argument"),
+            "{report}"
+        );
         assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
     }
 
