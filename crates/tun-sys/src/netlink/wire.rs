@@ -612,19 +612,11 @@ mod tests {
             change: 0,
         };
         let mut out = info.as_bytes().to_vec();
-        for (ty, value) in attrs {
-            let header = RtAttr {
-                len: u16::try_from(4 + value.len()).unwrap(),
-                ty: *ty,
-            };
-            out.extend_from_slice(header.as_bytes());
-            out.extend_from_slice(value);
-            out.resize(rta_align(out.len()).unwrap(), 0);
-        }
+        out.extend(nest(attrs));
         out
     }
 
-    /// Attributes nested as the kernel nests them (each padded to 4 bytes).
+    /// Attributes laid out as the kernel lays them out (each padded to 4 bytes), also for nesting.
     fn nest(attrs: &[(u16, &[u8])]) -> Vec<u8> {
         let mut out = Vec::new();
         for (ty, value) in attrs {
