@@ -526,11 +526,18 @@ fn spawn_monitor(
     if !flags.contains(TunFlags::MULTI_QUEUE) {
         return Ok(tun_events::Monitor::spawn(dev)?);
     }
-    let watch = attach_queue(dev, name, flags)?;
-    tun_sys::tun::set_queue(watch.as_fd(), false)
-        .map_err(|e| Error::io("TUNSETQUEUE (detach)", name, e))?;
-    // The monitor duplicates the fd; this one closes here.
-    Ok(tun_events::Monitor::spawn(watch.as_fd())?)
+    let detached = attach_queue(dev, name, flags).and_then(|watch| {
+        tun_sys::tun::set_queue(watch.as_fd(), false)
+            .map_err(|e| Error::io("TUNSETQUEUE (detach)", name, e))?;
+        Ok(watch)
+    });
+    match detached {
+        // The monitor duplicates the fd; this one closes here.
+        Ok(watch) => Ok(tun_events::Monitor::spawn(watch.as_fd())?),
+        // Attaching needs the rights over the device that a process handed a queue fd may lack: then the
+        // monitor holds this queue, which stays attached until the monitor stops with the device's last queue.
+        Err(_) => Ok(tun_events::Monitor::spawn(dev)?),
+    }
 }
 
 impl Drop for Tun {
