@@ -44,6 +44,23 @@ pub(crate) struct Plan {
     pub(crate) omit: u32,
     /// Times the whole sequence runs.
     pub(crate) rounds: u32,
+    /// The forwarders to measure: bit `i` for `Forwarder::ALL[i]`.
+    pub(crate) forwarders: u8,
+}
+
+impl Plan {
+    /// Every forwarder.
+    pub(crate) const ALL_FORWARDERS: u8 = (1 << Forwarder::ALL.len()) - 1;
+
+    /// The forwarders this plan measures, in the table's order.
+    fn kinds(&self) -> Vec<Forwarder> {
+        Forwarder::ALL
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| self.forwarders & (1 << i) != 0)
+            .map(|(_, kind)| kind)
+            .collect()
+    }
 }
 
 /// One measurement of one forwarder in one test.
@@ -103,12 +120,19 @@ pub(crate) struct Results {
     /// (test, forwarder, round, sample).
     samples: Vec<(TcpTest, Forwarder, usize, Sample)>,
     failures: Vec<String>,
+    /// Forwarders with a failed measurement (shown as failed rather than left out).
+    failed_kinds: Vec<Forwarder>,
 }
 
 impl Results {
     /// Whether any measurement failed.
     pub(crate) fn failed(&self) -> bool {
         !self.failures.is_empty()
+    }
+
+    /// Whether `kind` was measured at all (successfully or not).
+    fn ran(&self, kind: Forwarder) -> bool {
+        self.failed_kinds.contains(&kind) || self.samples.iter().any(|(_, k, _, _)| *k == kind)
     }
 
     fn cell(&self, test: TcpTest, kind: Forwarder) -> Vec<Sample> {
@@ -122,6 +146,12 @@ impl Results {
     /// Throughput of `ours` over `other`, taken within each round (where the two ran back to back, so that
     /// slow changes of the machine's load cancel out), then the median over the rounds.
     fn paired_ratio(&self, test: TcpTest, ours: Forwarder, other: Forwarder) -> Option<f64> {
+        let ratios = self.paired_ratios(test, ours, other);
+        ratios.get(ratios.len().checked_sub(1)? / 2).copied()
+    }
+
+    /// The ratios of [`paired_ratio`](Self::paired_ratio), one per round in which both ran, sorted.
+    fn paired_ratios(&self, test: TcpTest, ours: Forwarder, other: Forwarder) -> Vec<f64> {
         let find = |kind: Forwarder, round: usize| {
             self.samples
                 .iter()
@@ -138,7 +168,7 @@ impl Results {
             })
             .collect();
         ratios.sort_by(f64::total_cmp);
-        ratios.get(ratios.len().checked_sub(1)? / 2).copied()
+        ratios
     }
 
     /// The sample with the median throughput, and the spread (max - min) / median of the throughput.
@@ -157,12 +187,13 @@ impl Results {
 /// Measures every forwarder in every test of `tests`, interleaved, `plan.rounds` times.
 pub(crate) fn run_all(bins: &Binaries, pair: &Pair, tests: &[TcpTest], plan: Plan) -> Results {
     let mut results = Results::default();
-    let total = plan.rounds as usize * tests.len() * Forwarder::ALL.len();
+    let kinds = plan.kinds();
+    let total = plan.rounds as usize * tests.len() * kinds.len();
     let mut done = 0;
     for round in 0..plan.rounds as usize {
         for &test in tests {
-            for i in 0..Forwarder::ALL.len() {
-                let kind = Forwarder::ALL[(i + round) % Forwarder::ALL.len()];
+            for i in 0..kinds.len() {
+                let kind = kinds[(i + round) % kinds.len()];
                 done += 1;
                 eprint!(
                     "\r  [{done}/{total}] round {} {:<18} {:<22}",
@@ -174,6 +205,7 @@ pub(crate) fn run_all(bins: &Binaries, pair: &Pair, tests: &[TcpTest], plan: Pla
                     Ok(sample) => results.samples.push((test, kind, round, sample)),
                     Err(e) => {
                         eprintln!("\n  failed: {e}");
+                        results.failed_kinds.push(kind);
                         results
                             .failures
                             .push(format!("{} / {}: {e}", test.label(), kind.label()));
@@ -227,7 +259,7 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
         } else {
             let _ = writeln!(out, "{} (median of {rounds} rounds)", test.label());
         }
-        for kind in Forwarder::ALL {
+        for kind in Forwarder::ALL.into_iter().filter(|k| results.ran(*k)) {
             match results.median(test, kind) {
                 Some((s, spread)) => {
                     let per_gbit = if s.gbits > 0.0 {
@@ -257,6 +289,16 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
                 }
             }
         }
+        // Two queues do not scale on a host with fewer free cores than forwarding threads; they must not cost.
+        let queues = results.paired_ratios(test, Forwarder::OffloadQueues2, Forwarder::Offload);
+        if let Some(median) = queues.get(queues.len().saturating_sub(1) / 2) {
+            let rounds: Vec<String> = queues.iter().map(|r| format!("{r:.2}")).collect();
+            let _ = writeln!(
+                out,
+                "  (5)/(1) = {median:.3} (per round, sorted: {})",
+                rounds.join(" ")
+            );
+        }
         let ratio = |other| results.paired_ratio(test, Forwarder::Offload, other);
         let (Some(vs_ceiling), Some(vs_peer)) =
             (ratio(Forwarder::Passthrough), ratio(Forwarder::TunRs))
@@ -264,12 +306,6 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
             continue;
         };
         let t = targets(test);
-        // Two queues do not scale on a host with fewer free cores than forwarding threads; they must not cost.
-        if let Some(queues) =
-            results.paired_ratio(test, Forwarder::OffloadQueues2, Forwarder::Offload)
-        {
-            let _ = writeln!(out, "  (5)/(1) = {queues:.3}");
-        }
         let user_per_gbit = results
             .median(test, Forwarder::Offload)
             .map_or(0.0, |(s, _)| s.cpu.user / s.gbits);
@@ -301,10 +337,15 @@ fn parse_plan(args: &[String]) -> Result<Plan, String> {
         seconds: 5,
         omit: 1,
         rounds: 3,
+        forwarders: Plan::ALL_FORWARDERS,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        if flag == "--forwarders" {
+            plan.forwarders = parse_forwarders(value)?;
+            continue;
+        }
         let number: u32 = value
             .parse()
             .map_err(|_| format!("{flag}: not a number: {value}"))?;
@@ -314,12 +355,29 @@ fn parse_plan(args: &[String]) -> Result<Plan, String> {
             "--time" | "--rounds" => return Err(format!("{flag} {number} is out of range")),
             other => {
                 return Err(format!(
-                    "unknown option {other} (bench takes --time S and --rounds N)"
+                    "unknown option {other} (bench takes --time S, --rounds N and --forwarders 1,5)"
                 ));
             }
         }
     }
     Ok(plan)
+}
+
+/// `--forwarders` takes the table's numbers of the forwarders to measure, such as `1,5`.
+fn parse_forwarders(list: &str) -> Result<u8, String> {
+    let mut mask = 0;
+    for item in list.split(',') {
+        match item.trim().parse::<usize>() {
+            Ok(n) if (1..=Forwarder::ALL.len()).contains(&n) => mask |= 1 << (n - 1),
+            _ => {
+                return Err(format!(
+                    "--forwarders: {item:?} is not one of 1..={}",
+                    Forwarder::ALL.len()
+                ));
+            }
+        }
+    }
+    Ok(mask)
 }
 
 /// Says where the forwarder and the traffic run.
@@ -333,7 +391,7 @@ pub(crate) fn print_pinning(pair: &Pair) {
     }
 }
 
-/// `cargo xtask bench [--time S] [--rounds N]`.
+/// `cargo xtask bench [--time S] [--rounds N] [--forwarders 1,5]`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let plan = parse_plan(args)?;
     require_root("cargo xtask bench")?;
@@ -346,9 +404,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let per_cell = plan.seconds + plan.omit + 1;
     eprintln!(
         "xtask: {} measurements of ~{per_cell} s ({} tests x {} forwarders x {} rounds)",
-        TESTS.len() * Forwarder::ALL.len() * plan.rounds as usize,
+        TESTS.len() * plan.kinds().len() * plan.rounds as usize,
         TESTS.len(),
-        Forwarder::ALL.len(),
+        plan.kinds().len(),
         plan.rounds
     );
     let results = run_all(&bins, &pair, &TESTS, plan);
@@ -448,5 +506,12 @@ mod tests {
         assert_eq!((plan.seconds, plan.rounds), (3, 5));
         assert!(parse_plan(&args(&["--time", "0"])).is_err());
         assert!(parse_plan(&args(&["--fast"])).is_err());
+        let plan = parse_plan(&args(&["--forwarders", "1,5"])).expect("valid");
+        assert_eq!(
+            plan.kinds(),
+            [Forwarder::Offload, Forwarder::OffloadQueues2]
+        );
+        assert!(parse_plan(&args(&["--forwarders", "0"])).is_err());
+        assert!(parse_plan(&args(&["--forwarders", "6"])).is_err());
     }
 }

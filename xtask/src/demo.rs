@@ -43,6 +43,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         seconds: 2,
         omit: 0,
         rounds: 1,
+        forwarders: Plan::ALL_FORWARDERS,
     };
     println!(
         "Throughput, 2 s per forwarder and test (`cargo xtask bench` measures longer, with repeats):\n"
