@@ -132,10 +132,11 @@ impl Monitor {
         }
     }
 
-    /// A receiver of this monitor's events. Receivers share one queue: each event goes to one of them.
+    /// A new receiver of this monitor's events: it sees every event from now on (the first receiver also
+    /// those from before it), whatever other receivers take.
     #[must_use]
     pub fn events(&self) -> Events {
-        Events::new(Arc::clone(&self.queue))
+        self.queue.subscribe()
     }
 
     /// Takes the error the monitor hit since the last call, if any. Cheap when there is none (one atomic
@@ -572,7 +573,7 @@ mod tests {
     /// follow the device (not exercised here).
     fn worker(phase: Phase) -> (Worker, Events) {
         let queue = Queue::new();
-        let events = Events::new(Arc::clone(&queue));
+        let events = queue.subscribe();
         let worker = Worker {
             tun: std::fs::File::open("/dev/null")
                 .expect("open /dev/null")
