@@ -35,5 +35,5 @@ pub use error::MonitorError;
 pub use event::Event;
 pub use monitor::Monitor;
 pub use receiver::{
-    Events, Iter, MAX_PENDING, Recv, MAX_PENDING_TRANSITIONS, RecvTimeoutError, TryRecvError,
+    Events, Iter, MAX_PENDING, MAX_PENDING_TRANSITIONS, Recv, RecvTimeoutError, TryRecvError,
 };

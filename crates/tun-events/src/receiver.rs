@@ -552,7 +552,10 @@ mod tests {
         assert_eq!(queue.hub.lock().receivers.len(), 1);
         queue.close();
         assert_eq!(events.recv(), Some(Up));
-        assert_eq!(queue.subscribe().try_recv(), Err(TryRecvError::Disconnected));
+        assert_eq!(
+            queue.subscribe().try_recv(),
+            Err(TryRecvError::Disconnected)
+        );
     }
 
     /// Polls `future` to completion on this thread, parking between polls (a minimal executor).

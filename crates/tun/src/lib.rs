@@ -58,21 +58,27 @@
 //! another writes. [`Tun::close`] from any thread wakes a blocked reader at once (it gets [`Error::Closed`]),
 //! stops the link monitor, and removes a non-persistent interface; dropping the `Tun` does the same.
 
+#[cfg(feature = "tokio")]
+mod async_tun;
 mod batch;
 mod builder;
 mod device;
 mod error;
 mod io_impls;
 mod offload;
+mod patience;
 mod read;
 mod write;
 
+#[cfg(feature = "tokio")]
+pub use async_tun::AsyncTun;
 pub use batch::PacketBatch;
 pub use builder::Builder;
 pub use device::Tun;
 pub use error::{BatchError, Error, PacketError, Result};
 pub use tun_events::{
-    Event, Events, MAX_PENDING as MAX_PENDING_EVENTS, MonitorError, RecvTimeoutError, TryRecvError,
+    Event, Events, MAX_PENDING as MAX_PENDING_EVENTS, MonitorError, Recv as RecvEvent,
+    RecvTimeoutError, TryRecvError,
 };
 pub use tun_offload::OffloadError;
 pub use tun_sys::{NameError, Offloads};
