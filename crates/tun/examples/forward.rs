@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! forward --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB [--no-offload] [--batch N] [--passthrough]
+//!         [--async]
 //! ```
 //!
 //! Creates `tunA` inside the existing namespace NS1 and `tunB` inside NS2 (each opened from a thread that
@@ -18,6 +19,8 @@
 //!   MTU-sized packets (what a VPN encrypts one by one), `write_packets` coalesces them again (GRO).
 //! - `--no-offload`: one packet per read and per write.
 //! - `--batch N`: buffers per `read_packets` call (default: the device's `batch_size()`).
+//! - `--async`: the same data path on a tokio runtime (two worker threads), one task per direction, with
+//!   [`tun::AsyncTun`] and `PacketBatch::read_from_async` / `write_to_async`.
 //! - `--passthrough`: no library data path at all: each raw frame (virtio-net header + super-packet) is written
 //!   unchanged to the other device. The ceiling of any TUN data path, for comparison.
 //!
@@ -35,7 +38,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tun::{Builder, PacketBatch, Tun};
+use tun::{AsyncTun, Builder, PacketBatch, Tun};
 use tun_offload::VirtioNetHdr;
 use tun_offload::virtio::{GSO_NONE, GSO_TCPV4, GSO_TCPV6};
 use tun_sys::signal::SignalSet;
@@ -77,6 +80,56 @@ impl ErrorBudget {
     }
 }
 
+/// What a direction does after a read or a write.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// Write the packets read.
+    Write,
+    /// Read again.
+    Read,
+    /// Stop: the device is gone, or too many failures in a row.
+    Stop,
+}
+
+impl ErrorBudget {
+    /// Counts a read of `packets` (its result `read`) and says what comes next.
+    fn after_read(
+        &mut self,
+        read: tun::Result<usize>,
+        packets: &PacketBatch,
+        counters: &Counters,
+    ) -> Next {
+        match read {
+            Ok(n) => {
+                counters.record_read(n, packets.bytes());
+                Next::Write
+            }
+            Err(e) if e.is_fatal() => {
+                eprintln!("forward: read: {e}");
+                Next::Stop
+            }
+            Err(e) if self.failed("read", &e, counters) => Next::Read,
+            Err(_) => Next::Stop,
+        }
+    }
+
+    /// Counts a write's result and says what comes next.
+    fn after_write(&mut self, written: tun::Result<usize>, counters: &Counters) -> Next {
+        match written {
+            Ok(_) => {
+                self.consecutive = 0;
+                Next::Read
+            }
+            Err(e) if e.is_fatal() => {
+                eprintln!("forward: write: {e}");
+                Next::Stop
+            }
+            Err(e) if self.failed("write", &e, counters) => Next::Read,
+            Err(_) => Next::Stop,
+        }
+    }
+}
+
 /// One direction through the library: `read_packets` from `from`, `write_packets` to `to`, through a
 /// [`PacketBatch`]. With offloads: batches of MTU-sized packets split from super-packets, coalesced again on
 /// write. Without: one packet per read and per write, read straight into a buffer that fits any packet.
@@ -84,27 +137,56 @@ fn forward(from: &Tun, to: &Tun, batch: usize, counters: &Counters) {
     let mut packets = PacketBatch::for_device_with_count(from, batch);
     let mut budget = ErrorBudget::default();
     loop {
-        let n = match packets.read_from(from) {
-            Ok(n) => n,
-            Err(e) if e.is_fatal() => return eprintln!("forward: read: {e}"),
-            Err(e) => {
-                if budget.failed("read", &e, counters) {
-                    continue;
-                }
-                return;
-            }
+        let next = match budget.after_read(packets.read_from(from), &packets, counters) {
+            Next::Write => budget.after_write(packets.write_to(to), counters),
+            other => other,
         };
-        counters.record_read(n, packets.bytes());
-        match packets.write_to(to) {
-            Ok(_) => budget.consecutive = 0,
-            Err(e) if e.is_fatal() => return eprintln!("forward: write: {e}"),
-            Err(e) => {
-                if !budget.failed("write", &e, counters) {
-                    return;
-                }
-            }
+        if next == Next::Stop {
+            return;
         }
     }
+}
+
+/// [`forward`] as a task on an async runtime: the same loop, awaiting instead of blocking.
+async fn forward_async(from: &AsyncTun, to: &AsyncTun, batch: usize, counters: &Counters) {
+    let mut packets = PacketBatch::for_device_with_count(from.get_ref(), batch);
+    let mut budget = ErrorBudget::default();
+    loop {
+        let read = packets.read_from_async(from).await;
+        let next = match budget.after_read(read, &packets, counters) {
+            Next::Write => budget.after_write(packets.write_to_async(to).await, counters),
+            other => other,
+        };
+        if next == Next::Stop {
+            return;
+        }
+    }
+}
+
+/// Starts both directions as tasks on a new multi-thread tokio runtime (two workers, as many threads as the
+/// blocking forwarder has), which is returned: it runs until dropped.
+fn start_async(
+    a: Tun,
+    b: Tun,
+    batch: Option<usize>,
+    counters: &[Arc<Counters>; 2],
+) -> Result<tokio::runtime::Runtime, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("fwd tokio")
+        .enable_io()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let (a, b) = {
+        let _inside = runtime.enter();
+        let wrap = |tun| AsyncTun::new(tun).map_err(|e| format!("AsyncTun: {e}"));
+        (wrap(a)?, wrap(b)?)
+    };
+    for ((from, to), counters) in directions(a, b).into_iter().zip(counters.iter().cloned()) {
+        let batch = batch.unwrap_or_else(|| from.get_ref().batch_size());
+        runtime.spawn(async move { forward_async(&from, &to, batch, &counters).await });
+    }
+    Ok(runtime)
 }
 
 /// Creates a raw TUN device for the passthrough: blocking fd, virtio-net header, the same offloads the
@@ -179,15 +261,15 @@ fn passthrough(from: BorrowedFd<'_>, to: BorrowedFd<'_>, counters: &Counters) {
 
 /// The two devices of a run, either through the library or raw.
 enum Devices {
-    Library(Arc<Tun>, Arc<Tun>),
-    Raw(Arc<OwnedFd>, Arc<OwnedFd>),
+    Library(Tun, Tun),
+    Raw(OwnedFd, OwnedFd),
 }
 
 fn open_devices(args: &ForwardArgs) -> Result<Devices, String> {
     if args.passthrough {
         let a = in_netns(&args.netns_a, || open_raw(&args.name_a))?;
         let b = in_netns(&args.netns_b, || open_raw(&args.name_b))?;
-        return Ok(Devices::Raw(Arc::new(a), Arc::new(b)));
+        return Ok(Devices::Raw(a, b));
     }
     let open = |name: &str| {
         Builder::new()
@@ -199,7 +281,46 @@ fn open_devices(args: &ForwardArgs) -> Result<Devices, String> {
     };
     let a = in_netns(&args.netns_a, || open(&args.name_a))?;
     let b = in_netns(&args.netns_b, || open(&args.name_b))?;
-    Ok(Devices::Library(Arc::new(a), Arc::new(b)))
+    Ok(Devices::Library(a, b))
+}
+
+/// Both directions between `a` and `b`: (a, b), then (b, a).
+fn directions<T>(a: T, b: T) -> [(Arc<T>, Arc<T>); 2] {
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    [(Arc::clone(&a), Arc::clone(&b)), (b, a)]
+}
+
+/// Starts one thread per direction.
+fn start_threads(
+    devices: Devices,
+    args: &ForwardArgs,
+    counters: &[Arc<Counters>; 2],
+) -> Result<(), String> {
+    type Body = Box<dyn FnOnce() + Send>;
+    let bodies: Vec<Body> = match devices {
+        Devices::Library(a, b) => directions(a, b)
+            .into_iter()
+            .zip(counters.iter().cloned())
+            .map(|((from, to), counters)| {
+                let batch = args.batch.unwrap_or_else(|| from.batch_size());
+                Box::new(move || forward(&from, &to, batch, &counters)) as Body
+            })
+            .collect(),
+        Devices::Raw(a, b) => directions(a, b)
+            .into_iter()
+            .zip(counters.iter().cloned())
+            .map(|((from, to), counters)| {
+                Box::new(move || passthrough(from.as_fd(), to.as_fd(), &counters)) as Body
+            })
+            .collect(),
+    };
+    for (body, thread) in bodies.into_iter().zip(["fwd a->b", "fwd b->a"]) {
+        std::thread::Builder::new()
+            .name(thread.into())
+            .spawn(body)
+            .map_err(|e| format!("spawn {thread}: {e}"))?;
+    }
+    Ok(())
 }
 
 fn run(args: &ForwardArgs) -> Result<(), String> {
@@ -211,31 +332,13 @@ fn run(args: &ForwardArgs) -> Result<(), String> {
         .map_err(|e| format!("block signals: {e}"))?;
     let devices = open_devices(args)?;
     let counters = [Arc::new(Counters::default()), Arc::new(Counters::default())];
-    for (index, thread) in ["fwd a->b", "fwd b->a"].into_iter().enumerate() {
-        let counters = Arc::clone(&counters[index]);
-        let body: Box<dyn FnOnce() + Send> = match &devices {
-            Devices::Library(a, b) => {
-                let (from, to) = if index == 0 {
-                    (Arc::clone(a), Arc::clone(b))
-                } else {
-                    (Arc::clone(b), Arc::clone(a))
-                };
-                let batch = args.batch.unwrap_or_else(|| from.batch_size());
-                Box::new(move || forward(&from, &to, batch, &counters))
-            }
-            Devices::Raw(a, b) => {
-                let (from, to) = if index == 0 {
-                    (Arc::clone(a), Arc::clone(b))
-                } else {
-                    (Arc::clone(b), Arc::clone(a))
-                };
-                Box::new(move || passthrough(from.as_fd(), to.as_fd(), &counters))
-            }
-        };
-        std::thread::Builder::new()
-            .name(thread.into())
-            .spawn(body)
-            .map_err(|e| format!("spawn {thread}: {e}"))?;
+    // Kept until the end: the async forwarder's tasks run on it.
+    let mut _runtime = None;
+    match devices {
+        Devices::Library(a, b) if args.async_io => {
+            _runtime = Some(start_async(a, b, args.batch, &counters)?);
+        }
+        devices => start_threads(devices, args, &counters)?,
     }
     let signal = signals
         .wait()

@@ -20,6 +20,8 @@ pub struct ForwardArgs {
     pub batch: Option<usize>,
     /// Write each raw frame unchanged instead of going through a library's data path.
     pub passthrough: bool,
+    /// Forward on a tokio runtime (one task per direction) with the library's async device.
+    pub async_io: bool,
 }
 
 /// A command line that could not be understood, or a request for help (`-h`, `--help`).
@@ -44,7 +46,7 @@ impl std::error::Error for UsageError {}
 
 /// The usage line of the forwarders.
 pub const USAGE: &str = "usage: --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB \
-                         [--no-offload] [--batch N] [--passthrough]";
+                         [--no-offload] [--batch N] [--passthrough] [--async]";
 
 impl ForwardArgs {
     /// Parses the arguments after the program name.
@@ -64,6 +66,7 @@ impl ForwardArgs {
         let mut offload = true;
         let mut batch = None;
         let mut passthrough = false;
+        let mut async_io = false;
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             let mut value = || {
@@ -77,6 +80,7 @@ impl ForwardArgs {
                 "--name-b" => name_b = Some(value()?),
                 "--no-offload" => offload = false,
                 "--passthrough" => passthrough = true,
+                "--async" => async_io = true,
                 "-h" | "--help" => return Err(UsageError::Help),
                 "--batch" => {
                     let text = value()?;
@@ -105,6 +109,7 @@ impl ForwardArgs {
             offload,
             batch,
             passthrough,
+            async_io,
         })
     }
 }
@@ -147,6 +152,9 @@ mod tests {
         assert!(!ok.passthrough);
         args.push("--passthrough");
         assert!(parse(&args).expect("valid").passthrough);
+        assert!(!parse(&args).expect("valid").async_io);
+        args.push("--async");
+        assert!(parse(&args).expect("valid").async_io);
     }
 
     #[test]
