@@ -260,6 +260,8 @@ fn passthrough(from: BorrowedFd<'_>, to: BorrowedFd<'_>, counters: &Counters) {
 }
 
 /// The two devices of a run, either through the library or raw.
+// Made once per run and moved straight into the forwarders: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Devices {
     Library(Tun, Tun),
     Raw(OwnedFd, OwnedFd),
