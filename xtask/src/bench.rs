@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: TCP bulk throughput through each forwarder, side by side in one run.
 //!
-//! For every test (TCP v4/v6, 1 and 4 streams) the four forwarders run one after the other, and the whole
+//! For every test (TCP v4/v6, 1 and 4 streams) the six forwarders run one after the other, and the whole
 //! sequence repeats `--rounds` times (starting with a different forwarder each round); each cell of the
 //! table is the round with the median throughput. Traffic comes from iperf3 (Debian's package).
 
@@ -53,10 +53,11 @@ pub(crate) struct Sample {
     pub(crate) gbits: f64,
     /// Forwarder CPU, % of one core.
     pub(crate) cpu: CpuUse,
-    /// Packets (MTU-sized) per read(2) in direction A -> B.
-    pub(crate) per_read: f64,
+    /// Packets (MTU-sized) per read(2) in direction A -> B (`None` for async forwarders, whose directions
+    /// share threads).
+    pub(crate) per_read: Option<f64>,
     /// Packets per write(2) in direction A -> B.
-    pub(crate) per_write: f64,
+    pub(crate) per_write: Option<f64>,
 }
 
 /// Runs one forwarder through one test.
@@ -70,7 +71,12 @@ pub(crate) fn measure(
     let ticks = ticks_per_second();
     let tunnel = Tunnel::start(bins, kind, pair)?;
     let pid = tunnel.pid();
-    let io_start = SyscallCounts::of_thread(pid, A_TO_B_THREAD)?;
+    let per_direction = !kind.is_async();
+    let io_start = if per_direction {
+        Some(SyscallCounts::of_thread(pid, A_TO_B_THREAD)?)
+    } else {
+        None
+    };
     let cpus = pair.pinning.as_ref().map(|p| p.traffic.as_str());
     let server = IperfServer::start(&pair.b, cpus)?;
     let client = IperfClient::start(&pair.a, &server, test, plan.seconds, plan.omit, cpus)?;
@@ -78,7 +84,10 @@ pub(crate) fn measure(
     let cpu_start = CpuTime::read(pid)?;
     let finished = client.finish();
     let cpu_end = CpuTime::read(pid)?;
-    let io = SyscallCounts::of_thread(pid, A_TO_B_THREAD)?.since(&io_start);
+    let io = match &io_start {
+        Some(start) => Some(SyscallCounts::of_thread(pid, A_TO_B_THREAD)?.since(start)),
+        None => None,
+    };
     let report = tunnel.stop()?;
     let gbits = finished?;
     let packets = report.a_to_b.get("packets") as f64;
@@ -92,8 +101,8 @@ pub(crate) fn measure(
     Ok(Sample {
         gbits,
         cpu: cpu_start.until(&cpu_end, ticks),
-        per_read: ratio(io.reads),
-        per_write: ratio(io.writes),
+        per_read: io.as_ref().map(|io| ratio(io.reads)),
+        per_write: io.as_ref().map(|io| ratio(io.writes)),
     })
 }
 
@@ -218,7 +227,7 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<24} {:>7} {:>7} {:>6} {:>7} {:>10} {:>9} {:>10}",
+        "{:<26} {:>7} {:>7} {:>6} {:>7} {:>10} {:>9} {:>10}",
         "forwarder", "Gbit/s", "spread", "CPU %", "user %", "user%/Gbit", "pkts/read", "pkts/write"
     );
     for &test in tests {
@@ -235,9 +244,11 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
                     } else {
                         0.0
                     };
+                    let per_call =
+                        |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
                     let _ = writeln!(
                         out,
-                        "  {:<22} {:>7.2} {:>7} {:>6.0} {:>7.1} {:>10.2} {:>9.1} {:>10.1}",
+                        "  {:<24} {:>7.2} {:>7} {:>6.0} {:>7.1} {:>10.2} {:>9} {:>10}",
                         kind.label(),
                         s.gbits,
                         if rounds == 1 {
@@ -248,45 +259,78 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
                         s.cpu.total(),
                         s.cpu.user,
                         per_gbit,
-                        s.per_read,
-                        s.per_write
+                        per_call(s.per_read),
+                        per_call(s.per_write)
                     );
                 }
                 None => {
-                    let _ = writeln!(out, "  {:<22} {:>7}", kind.label(), "failed");
+                    let _ = writeln!(out, "  {:<24} {:>7}", kind.label(), "failed");
                 }
             }
         }
-        let ratio = |other| results.paired_ratio(test, Forwarder::Offload, other);
-        let (Some(vs_ceiling), Some(vs_peer)) =
-            (ratio(Forwarder::Passthrough), ratio(Forwarder::TunRs))
-        else {
-            continue;
-        };
-        let t = targets(test);
-        let user_per_gbit = results
-            .median(test, Forwarder::Offload)
-            .map_or(0.0, |(s, _)| s.cpu.user / s.gbits);
-        let _ = writeln!(
-            out,
-            "  (1)/(3) = {vs_ceiling:.3} [target >= {:.2}: {}]   (1)/(4) = {vs_peer:.3} [target >= {:.2}: {}]   (1) user%/Gbit {user_per_gbit:.2} [<= {USER_CPU_PER_GBIT_TARGET}: {}]",
-            t.vs_passthrough,
-            mark(vs_ceiling >= t.vs_passthrough),
-            t.vs_tun_rs,
-            mark(vs_peer >= t.vs_tun_rs),
-            mark(user_per_gbit <= USER_CPU_PER_GBIT_TARGET),
-        );
+        if let Some(line) = blocking_targets(results, test) {
+            out.push_str(&line);
+        }
+        if let Some(line) = async_targets(results, test) {
+            out.push_str(&line);
+        }
     }
     out
 }
+
+/// Median user CPU per Gbit/s of `kind` in `test`.
+fn user_per_gbit(results: &Results, test: TcpTest, kind: Forwarder) -> Option<f64> {
+    results
+        .median(test, kind)
+        .filter(|(s, _)| s.gbits > 0.0)
+        .map(|(s, _)| s.cpu.user / s.gbits)
+}
+
+/// The offload forwarder against the ceiling and the peer, with its targets.
+fn blocking_targets(results: &Results, test: TcpTest) -> Option<String> {
+    let ratio = |other| results.paired_ratio(test, Forwarder::Offload, other);
+    let vs_ceiling = ratio(Forwarder::Passthrough)?;
+    let vs_peer = ratio(Forwarder::TunRs)?;
+    let t = targets(test);
+    let user = user_per_gbit(results, test, Forwarder::Offload)?;
+    Some(format!(
+        "  (1)/(3) = {vs_ceiling:.3} [target >= {:.2}: {}]   (1)/(4) = {vs_peer:.3} [target >= {:.2}: {}]   (1) user%/Gbit {user:.2} [<= {USER_CPU_PER_GBIT_TARGET}: {}]\n",
+        t.vs_passthrough,
+        mark(vs_ceiling >= t.vs_passthrough),
+        t.vs_tun_rs,
+        mark(vs_peer >= t.vs_tun_rs),
+        mark(user <= USER_CPU_PER_GBIT_TARGET),
+    ))
+}
+
+/// The async forwarder against the blocking one and tun-rs's async device, with its targets.
+fn async_targets(results: &Results, test: TcpTest) -> Option<String> {
+    let ratio = |other| results.paired_ratio(test, Forwarder::Async, other);
+    let vs_blocking = ratio(Forwarder::Offload)?;
+    let vs_peer = ratio(Forwarder::TunRsAsync)?;
+    let cpu = user_per_gbit(results, test, Forwarder::Async)?
+        / user_per_gbit(results, test, Forwarder::Offload)?;
+    Some(format!(
+        "  (5)/(1) = {vs_blocking:.3} [target >= {ASYNC_VS_BLOCKING:.2}: {}]   (5)/(6) = {vs_peer:.3} [target >= 1.00: {}]   (5)/(1) user%/Gbit {cpu:.2} [<= {ASYNC_CPU_VS_BLOCKING}: {}]\n",
+        mark(vs_blocking >= ASYNC_VS_BLOCKING),
+        mark(vs_peer >= 1.0),
+        mark(cpu <= ASYNC_CPU_VS_BLOCKING),
+    ))
+}
+
+/// Throughput the async forwarder keeps of the blocking one.
+const ASYNC_VS_BLOCKING: f64 = 0.95;
+/// User CPU per Gbit/s the async forwarder may spend, relative to the blocking one.
+const ASYNC_CPU_VS_BLOCKING: f64 = 1.15;
 
 /// What the columns mean, printed under the table.
 pub(crate) const LEGEND: &str = "\
 Gbit/s: iperf3 receiver throughput from namespace A to B through tunA -> forwarder -> tunB.
 spread: (max - min) / median over the rounds. CPU %: the forwarder process (user + system) in % of one
 core; system time includes the kernel's delivery of each written packet into namespace B's stack.
-pkts/read, pkts/write: MTU-sized packets per read(2) / write(2) system call of the A -> B thread.
-(1)/(3), (1)/(4): throughput ratios within each round (the forwarders of a round run back to back), median
+pkts/read, pkts/write: MTU-sized packets per read(2) / write(2) system call of the A -> B thread (async
+forwarders: '-', their two directions share the runtime's threads).
+(1)/(3), (1)/(4), (5)/(1), (5)/(6): throughput ratios within each round (the forwarders of a round run back to back), median
 over the rounds.";
 
 fn parse_plan(args: &[String]) -> Result<Plan, String> {
@@ -338,8 +382,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     print_pinning(&pair);
     let per_cell = plan.seconds + plan.omit + 1;
     eprintln!(
-        "xtask: {} measurements of ~{per_cell} s (4 tests x 4 forwarders x {} rounds)",
+        "xtask: {} measurements of ~{per_cell} s ({} tests x {} forwarders x {} rounds)",
         TESTS.len() * Forwarder::ALL.len() * plan.rounds as usize,
+        TESTS.len(),
+        Forwarder::ALL.len(),
         plan.rounds
     );
     let results = run_all(&bins, &pair, &TESTS, plan);
@@ -365,8 +411,8 @@ mod tests {
                 user: 10.0,
                 system: 50.0,
             },
-            per_read: 40.0,
-            per_write: 40.0,
+            per_read: Some(40.0),
+            per_write: Some(40.0),
         }
     }
 

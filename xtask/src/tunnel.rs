@@ -101,11 +101,22 @@ pub(crate) enum Forwarder {
     Passthrough,
     /// tun-rs 2.8.16 with offloads (recv_multiple / send_multiple with its GROTable).
     TunRs,
+    /// The library with offloads on tokio (`AsyncTun`), one task per direction.
+    Async,
+    /// tun-rs 2.8.16's tokio `AsyncDevice` with offloads, one task per direction.
+    TunRsAsync,
 }
 
 impl Forwarder {
     /// Every forwarder, in the order of the table.
-    pub(crate) const ALL: [Self; 4] = [Self::Offload, Self::Plain, Self::Passthrough, Self::TunRs];
+    pub(crate) const ALL: [Self; 6] = [
+        Self::Offload,
+        Self::Plain,
+        Self::Passthrough,
+        Self::TunRs,
+        Self::Async,
+        Self::TunRsAsync,
+    ];
 
     /// How the table names it.
     pub(crate) fn label(self) -> &'static str {
@@ -114,11 +125,18 @@ impl Forwarder {
             Self::Plain => "(2) tun, no offload",
             Self::Passthrough => "(3) passthrough",
             Self::TunRs => "(4) tun-rs 2.8.16",
+            Self::Async => "(5) tun, async",
+            Self::TunRsAsync => "(6) tun-rs 2.8.16 async",
         }
     }
 
+    /// Whether it forwards with tasks on a runtime rather than one thread per direction.
+    pub(crate) fn is_async(self) -> bool {
+        matches!(self, Self::Async | Self::TunRsAsync)
+    }
+
     fn command(self, bins: &Binaries, a: &NetNs, b: &NetNs, cpu: Option<&str>) -> Command {
-        let program = if self == Self::TunRs {
+        let program = if matches!(self, Self::TunRs | Self::TunRsAsync) {
             &bins.tun_rs
         } else {
             &bins.forward
@@ -142,6 +160,9 @@ impl Forwarder {
             }
             Self::Passthrough => {
                 cmd.arg("--passthrough");
+            }
+            Self::Async | Self::TunRsAsync => {
+                cmd.arg("--async");
             }
             Self::Offload | Self::TunRs => {}
         }
