@@ -36,7 +36,7 @@ pub(crate) const TESTS: [TcpTest; 4] = [
 ];
 
 /// How long and how often to measure.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Plan {
     /// Seconds of each measurement.
     pub(crate) seconds: u32,
@@ -109,6 +109,8 @@ pub(crate) fn measure(
 /// Results of a run: samples per test and forwarder, and the cells that failed.
 #[derive(Debug, Default)]
 pub(crate) struct Results {
+    /// The forwarders measured, in the order of the table.
+    forwarders: Vec<Forwarder>,
     /// (test, forwarder, round, sample).
     samples: Vec<(TcpTest, Forwarder, usize, Sample)>,
     failures: Vec<String>,
@@ -164,14 +166,23 @@ impl Results {
 }
 
 /// Measures every forwarder in every test of `tests`, interleaved, `plan.rounds` times.
-pub(crate) fn run_all(bins: &Binaries, pair: &Pair, tests: &[TcpTest], plan: Plan) -> Results {
-    let mut results = Results::default();
-    let total = plan.rounds as usize * tests.len() * Forwarder::ALL.len();
+pub(crate) fn run_all(
+    bins: &Binaries,
+    pair: &Pair,
+    tests: &[TcpTest],
+    forwarders: &[Forwarder],
+    plan: Plan,
+) -> Results {
+    let mut results = Results {
+        forwarders: forwarders.to_vec(),
+        ..Results::default()
+    };
+    let total = plan.rounds as usize * tests.len() * forwarders.len();
     let mut done = 0;
     for round in 0..plan.rounds as usize {
         for &test in tests {
-            for i in 0..Forwarder::ALL.len() {
-                let kind = Forwarder::ALL[(i + round) % Forwarder::ALL.len()];
+            for i in 0..forwarders.len() {
+                let kind = forwarders[(i + round) % forwarders.len()];
                 done += 1;
                 eprint!(
                     "\r  [{done}/{total}] round {} {:<18} {:<22}",
@@ -236,7 +247,7 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
         } else {
             let _ = writeln!(out, "{} (median of {rounds} rounds)", test.label());
         }
-        for kind in Forwarder::ALL {
+        for &kind in &results.forwarders {
             match results.median(test, kind) {
                 Some((s, spread)) => {
                     let per_gbit = if s.gbits > 0.0 {
@@ -333,30 +344,67 @@ forwarders: '-', their two directions share the runtime's threads).
 (1)/(3), (1)/(4), (5)/(1), (5)/(6): throughput ratios within each round (the forwarders of a round run back to back), median
 over the rounds.";
 
-fn parse_plan(args: &[String]) -> Result<Plan, String> {
-    let mut plan = Plan {
-        seconds: 5,
-        omit: 1,
-        rounds: 3,
+/// What `cargo xtask bench` was asked for.
+#[derive(Debug, Clone, PartialEq)]
+struct Options {
+    plan: Plan,
+    /// Pin the forwarder and the traffic to CPUs of their own (`--no-pin` turns it off).
+    pin: bool,
+    /// The forwarders to compare (`--only 1,4`), by their number in the table.
+    forwarders: Vec<Forwarder>,
+}
+
+fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        plan: Plan {
+            seconds: 5,
+            omit: 1,
+            rounds: 3,
+        },
+        pin: true,
+        forwarders: Forwarder::ALL.to_vec(),
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--no-pin" {
+            options.pin = false;
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        if flag == "--only" {
+            options.forwarders = value
+                .split(',')
+                .map(|n| {
+                    n.trim()
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|n| n.checked_sub(1))
+                        .and_then(|i| Forwarder::ALL.get(i).copied())
+                        .ok_or_else(|| {
+                            format!(
+                                "--only: {n} is not a forwarder number (1..={})",
+                                Forwarder::ALL.len()
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+            continue;
+        }
         let number: u32 = value
             .parse()
             .map_err(|_| format!("{flag}: not a number: {value}"))?;
         match flag.as_str() {
-            "--time" if (1..=60).contains(&number) => plan.seconds = number,
-            "--rounds" if (1..=20).contains(&number) => plan.rounds = number,
+            "--time" if (1..=60).contains(&number) => options.plan.seconds = number,
+            "--rounds" if (1..=20).contains(&number) => options.plan.rounds = number,
             "--time" | "--rounds" => return Err(format!("{flag} {number} is out of range")),
             other => {
                 return Err(format!(
-                    "unknown option {other} (bench takes --time S and --rounds N)"
+                    "unknown option {other} (bench takes --time S, --rounds N, --no-pin and --only 1,2,...)"
                 ));
             }
         }
     }
-    Ok(plan)
+    Ok(options)
 }
 
 /// Says where the forwarder and the traffic run.
@@ -366,29 +414,36 @@ pub(crate) fn print_pinning(pair: &Pair) {
             "Forwarder pinned to CPU {}, iperf3 client and server to CPU {} (taskset).",
             p.forwarder, p.traffic
         ),
-        None => println!("Not pinned to CPUs (one CPU, or no taskset): expect noisier figures."),
+        None => println!(
+            "Not pinned to CPUs (as users run it; or one CPU, or no taskset): the scheduler places the \
+             forwarder and iperf3."
+        ),
     }
 }
 
-/// `cargo xtask bench [--time S] [--rounds N]`.
+/// `cargo xtask bench [--time S] [--rounds N] [--no-pin] [--only 1,2,...]`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let plan = parse_plan(args)?;
+    let Options {
+        plan,
+        pin,
+        forwarders,
+    } = parse_options(args)?;
     require_root("cargo xtask bench")?;
     clean_up_on_signal()?;
     sweep_stale_namespaces();
     ensure_installed("iperf3", "iperf3")?;
     let bins = Binaries::build()?;
-    let pair = Pair::create()?;
+    let pair = Pair::create(pin)?;
     print_pinning(&pair);
     let per_cell = plan.seconds + plan.omit + 1;
     eprintln!(
         "xtask: {} measurements of ~{per_cell} s ({} tests x {} forwarders x {} rounds)",
-        TESTS.len() * Forwarder::ALL.len() * plan.rounds as usize,
+        TESTS.len() * forwarders.len() * plan.rounds as usize,
         TESTS.len(),
-        Forwarder::ALL.len(),
+        forwarders.len(),
         plan.rounds
     );
-    let results = run_all(&bins, &pair, &TESTS, plan);
+    let results = run_all(&bins, &pair, &TESTS, &forwarders, plan);
     println!("{}", table(&results, &TESTS, plan.rounds));
     println!("{LEGEND}");
     if results.failed() {
@@ -436,7 +491,10 @@ mod tests {
     #[test]
     fn the_table_shows_ratios_against_the_ceiling_and_the_peer() {
         let test = TESTS[0];
-        let mut results = Results::default();
+        let mut results = Results {
+            forwarders: Forwarder::ALL.to_vec(),
+            ..Results::default()
+        };
         for (kind, gbits) in [
             (Forwarder::Offload, 9.6),
             (Forwarder::Plain, 2.0),
@@ -481,9 +539,19 @@ mod tests {
     #[test]
     fn plan_options_are_checked() {
         let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        let plan = parse_plan(&args(&["--time", "3", "--rounds", "5"])).expect("valid");
-        assert_eq!((plan.seconds, plan.rounds), (3, 5));
-        assert!(parse_plan(&args(&["--time", "0"])).is_err());
-        assert!(parse_plan(&args(&["--fast"])).is_err());
+        let options = parse_options(&args(&["--time", "3", "--rounds", "5"])).expect("valid");
+        assert_eq!((options.plan.seconds, options.plan.rounds), (3, 5));
+        assert!(options.pin);
+        assert_eq!(options.forwarders, Forwarder::ALL);
+        assert!(parse_options(&args(&["--time", "0"])).is_err());
+        assert!(parse_options(&args(&["--fast"])).is_err());
+        let options = parse_options(&args(&["--no-pin", "--only", "1,5,6"])).expect("valid");
+        assert!(!options.pin);
+        assert_eq!(
+            options.forwarders,
+            [Forwarder::Offload, Forwarder::Async, Forwarder::TunRsAsync]
+        );
+        assert!(parse_options(&args(&["--only", "0"])).is_err());
+        assert!(parse_options(&args(&["--only", "7"])).is_err());
     }
 }
