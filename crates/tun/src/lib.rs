@@ -52,6 +52,15 @@
 //! # Ok::<(), tun::Error>(())
 //! ```
 //!
+//! # Async
+//!
+//! With the `tokio` feature, `AsyncTun` (from `Builder::build_async` or `AsyncTun::new`) drives the same
+//! data path from tasks: its `read_packets` / `write_packets` / `recv` / `send` await readiness on tokio's
+//! reactor instead of blocking a thread, and [`PacketBatch`] has `read_from_async` / `write_to_async`. Any other
+//! runtime can build on [`Tun::try_read_packets`] and [`Tun::try_write_packets`], which never wait
+//! ([`Error::WouldBlock`]), and on the fd ([`AsFd`](std::os::fd::AsFd)); [`Events::recv_async`] waits for link
+//! events on any executor.
+//!
 //! # Threads and closing
 //!
 //! A [`Tun`] is `Send + Sync`. Reads and writes take separate locks, so one thread can block in a read while
