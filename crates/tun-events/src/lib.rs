@@ -26,10 +26,12 @@
 //! ```
 
 mod error;
+mod error_slot;
 mod event;
 mod monitor;
 mod receiver;
 mod tracker;
+mod worker;
 
 pub use error::MonitorError;
 pub use event::Event;
