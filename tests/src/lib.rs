@@ -604,3 +604,15 @@ pub fn udp4_checksum_ok(packet: &[u8]) -> bool {
     udp.calc_checksum_ipv4(&ip, payload)
         .is_ok_and(|sum| sum == udp.checksum)
 }
+
+/// A tokio runtime for the async tests: current-thread, or multi-thread with two workers (one per core here).
+pub fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
+    let mut builder = if multi_thread {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().expect("a tokio runtime")
+}

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tun::{Builder, Error, PacketBatch, Tun};
+use tun::{AsyncTun, Builder, Error, PacketBatch, Tun};
 
 use crate::NetNs;
 
@@ -79,57 +79,130 @@ impl DirectionStats {
     }
 }
 
+/// Bounded: a device that fails every call is given up after this many errors in a row.
+const MAX_CONSECUTIVE_ERRORS: u32 = 1000;
+
+impl DirectionStats {
+    /// Records the result of one read into `packets`: `Some(n)` packets to write, or `None` (nothing to
+    /// write: an error was recorded, or the device is closed and `closed` is set).
+    fn after_read(
+        &mut self,
+        read: Result<usize, Error>,
+        packets: &PacketBatch,
+        errors: &mut u32,
+    ) -> Option<usize> {
+        self.buffer_too_small = packets.grown();
+        match read {
+            Ok(n) => {
+                self.reads += 1;
+                self.packets += n as u64;
+                if n > 1 {
+                    self.multi_packet_reads += 1;
+                }
+                Some(n)
+            }
+            Err(Error::Closed) => {
+                *errors = MAX_CONSECUTIVE_ERRORS;
+                None
+            }
+            Err(e) => {
+                self.read_errors.push(e.to_string());
+                *errors += 1;
+                None
+            }
+        }
+    }
+
+    /// Records the result of one write; false when the device is closed and forwarding ends.
+    fn after_write(&mut self, written: Result<usize, Error>, errors: &mut u32) -> bool {
+        match written {
+            Ok(_) => *errors = 0,
+            Err(Error::Closed) => return false,
+            Err(e) => {
+                self.write_errors.push(e.to_string());
+                *errors += 1;
+            }
+        }
+        true
+    }
+}
+
 /// Forwards `from -> to` through a [`PacketBatch`] until `from` is closed; `batch` buffers per read.
 fn forward(from: &Tun, to: &Tun, batch: usize) -> DirectionStats {
     let mut stats = DirectionStats::default();
     let mut packets = PacketBatch::for_device_with_count(from, batch);
-    // Bounded: a device that fails every call is given up after this many errors in a row.
-    let mut consecutive_errors = 0;
-    while consecutive_errors < 1000 {
+    let mut errors = 0;
+    while errors < MAX_CONSECUTIVE_ERRORS {
         let read = packets.read_from(from);
-        stats.buffer_too_small = packets.grown();
-        let n = match read {
-            Ok(n) => n,
-            Err(Error::Closed) => break,
-            Err(e) => {
-                stats.read_errors.push(e.to_string());
-                consecutive_errors += 1;
-                continue;
-            }
-        };
-        stats.reads += 1;
-        stats.packets += n as u64;
-        if n > 1 {
-            stats.multi_packet_reads += 1;
-        }
-        match packets.write_to(to) {
-            Ok(_) => consecutive_errors = 0,
-            Err(Error::Closed) => break,
-            Err(e) => {
-                stats.write_errors.push(e.to_string());
-                consecutive_errors += 1;
-            }
+        if stats.after_read(read, &packets, &mut errors).is_some()
+            && !stats.after_write(packets.write_to(to), &mut errors)
+        {
+            break;
         }
     }
     stats
 }
 
-/// Namespaces A and B, their devices, and the forwarding threads between them.
+/// [`forward`] on an async device: the same loop, awaiting instead of blocking.
+async fn forward_async(from: &AsyncTun, to: &AsyncTun) -> DirectionStats {
+    let mut stats = DirectionStats::default();
+    let mut packets = PacketBatch::for_device(from.get_ref());
+    let mut errors = 0;
+    while errors < MAX_CONSECUTIVE_ERRORS {
+        let read = packets.read_from_async(from).await;
+        if stats.after_read(read, &packets, &mut errors).is_some()
+            && !stats.after_write(packets.write_to_async(to).await, &mut errors)
+        {
+            break;
+        }
+    }
+    stats
+}
+
+/// How a [`Tunnel`] forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forwarder {
+    /// One blocking thread per direction, `Some(n)` buffers per read (`None`: the device's `batch_size()`).
+    Threads(Option<usize>),
+    /// One task per direction on a tokio runtime with [`AsyncTun`]: the multi-thread runtime (two workers)
+    /// when `true`, else the current-thread one.
+    Tokio {
+        /// Multi-thread runtime rather than current-thread.
+        multi_thread: bool,
+    },
+    /// Multi-queue devices of this many queues, queue `i` of A forwarded to queue `i` of B and back by a
+    /// blocking thread per queue and direction (the device's `batch_size()` buffers per read).
+    Queues(usize),
+}
+
+/// The two devices of a [`Tunnel`], blocking or async.
+#[derive(Debug)]
+enum Devices {
+    Blocking(Arc<Tun>, Arc<Tun>),
+    Async(Arc<AsyncTun>, Arc<AsyncTun>),
+    /// Every queue of A and of B, in pairs; the first pair are the queues the devices were built with.
+    Queues(Vec<(Arc<Tun>, Arc<Tun>)>),
+}
+
+/// What forwards between the devices of a [`Tunnel`].
+#[derive(Debug)]
+enum Workers {
+    /// One thread per direction (a to b, then b to a), for each pair of queues.
+    Threads(Vec<JoinHandle<DirectionStats>>),
+    /// A thread running the runtime of both tasks.
+    Runtime(JoinHandle<TunnelStats>),
+    Stopped,
+}
+
+/// Namespaces A and B, their devices, and the forwarders between them.
 #[derive(Debug)]
 pub struct Tunnel {
     /// Namespace A (the sender's).
     pub a: NetNs,
     /// Namespace B (the receiver's).
     pub b: NetNs,
-    /// `tunA`, in A.
-    pub tun_a: Arc<Tun>,
-    /// `tunB`, in B.
-    pub tun_b: Arc<Tun>,
-    /// Every queue of `tunA` (the first is `tun_a`) and of `tunB`, forwarded pairwise: queue `i` of A to queue
-    /// `i` of B and back.
-    pub queues: Vec<(Arc<Tun>, Arc<Tun>)>,
-    /// Per queue pair: the thread forwarding A -> B, then the one forwarding B -> A.
-    threads: Vec<(JoinHandle<DirectionStats>, JoinHandle<DirectionStats>)>,
+    devices: Devices,
+    workers: Workers,
 }
 
 /// What both directions of a [`Tunnel`] saw, once it stopped.
@@ -158,116 +231,184 @@ impl DirectionStats {
 impl Tunnel {
     /// Creates both namespaces and devices (offloads on or off), addresses them (IPv4 and IPv6, host
     /// routes to the peer through the device), then starts forwarding with `batch` buffers per read
-    /// (`None`: the device's `batch_size()`).
+    /// (`None`: the device's `batch_size()`) on two threads.
     pub fn new(offload: bool, batch: Option<usize>) -> Tunnel {
-        Self::with_queues(offload, batch, 1)
+        Self::with_forwarder(offload, Forwarder::Threads(batch))
     }
 
-    /// Like [`new`](Self::new) with `queues` queues per device (multi-queue devices when more than one),
-    /// each pair of queues forwarded by its own two threads.
-    pub fn with_queues(offload: bool, batch: Option<usize>, queues: usize) -> Tunnel {
+    /// [`new`](Self::new) with the forwarder chosen.
+    pub fn with_forwarder(offload: bool, forwarder: Forwarder) -> Tunnel {
         let a = NetNs::new();
         let b = NetNs::new();
+        let queues = match forwarder {
+            Forwarder::Queues(n) => n,
+            _ => 1,
+        };
         let build = |ns: &NetNs, name: &str| {
             let builder = Builder::new()
                 .name(name)
                 .offload(offload)
                 .multi_queue(queues > 1)
                 .monitor(false);
-            let first = ns
-                .tun(builder)
-                .unwrap_or_else(|e| panic!("create {name}: {e}"));
-            let mut all = Vec::new();
-            for _ in 1..queues {
-                let more = first
-                    .open_queue()
-                    .unwrap_or_else(|e| panic!("open a queue of {name}: {e}"));
-                all.push(Arc::new(more));
+            ns.tun(builder)
+                .unwrap_or_else(|e| panic!("create {name}: {e}"))
+        };
+        let tun_a = build(&a, DEV_A);
+        let tun_b = build(&b, DEV_B);
+        configure(&a, DEV_A, A4, B4, A6, B6);
+        configure(&b, DEV_B, B4, A4, B6, A6);
+        let (devices, workers) = match forwarder {
+            Forwarder::Threads(batch) => {
+                let (tun_a, tun_b) = (Arc::new(tun_a), Arc::new(tun_b));
+                let mut threads = Vec::new();
+                for (name, from, to) in [
+                    ("fwd a->b", Arc::clone(&tun_a), Arc::clone(&tun_b)),
+                    ("fwd b->a", Arc::clone(&tun_b), Arc::clone(&tun_a)),
+                ] {
+                    let batch = batch.unwrap_or_else(|| from.batch_size());
+                    let handle = std::thread::Builder::new()
+                        .name(name.into())
+                        .spawn(move || forward(&from, &to, batch))
+                        .expect("spawn a forwarding thread");
+                    threads.push(handle);
+                }
+                (Devices::Blocking(tun_a, tun_b), Workers::Threads(threads))
             }
-            all.insert(0, Arc::new(first));
-            all
+            Forwarder::Queues(_) => {
+                let mut pairs = vec![(Arc::new(tun_a), Arc::new(tun_b))];
+                for _ in 1..queues {
+                    let open = |tun: &Tun| {
+                        Arc::new(
+                            tun.open_queue()
+                                .unwrap_or_else(|e| panic!("open a queue: {e}")),
+                        )
+                    };
+                    let more = (open(&pairs[0].0), open(&pairs[0].1));
+                    pairs.push(more);
+                }
+                let mut threads = Vec::new();
+                for (i, (qa, qb)) in pairs.iter().enumerate() {
+                    for (name, from, to) in [
+                        (format!("fwd{i} a->b"), qa, qb),
+                        (format!("fwd{i} b->a"), qb, qa),
+                    ] {
+                        let (from, to) = (Arc::clone(from), Arc::clone(to));
+                        let handle = std::thread::Builder::new()
+                            .name(name)
+                            .spawn(move || forward(&from, &to, from.batch_size()))
+                            .expect("spawn a forwarding thread");
+                        threads.push(handle);
+                    }
+                }
+                (Devices::Queues(pairs), Workers::Threads(threads))
+            }
+            Forwarder::Tokio { multi_thread } => {
+                let runtime = crate::runtime(multi_thread);
+                let (tun_a, tun_b) = {
+                    let _inside = runtime.enter();
+                    let wrap = |tun| Arc::new(AsyncTun::new(tun).expect("AsyncTun::new"));
+                    (wrap(tun_a), wrap(tun_b))
+                };
+                let (from_a, from_b) = (Arc::clone(&tun_a), Arc::clone(&tun_b));
+                let handle = std::thread::Builder::new()
+                    .name("fwd tokio".into())
+                    .spawn(move || {
+                        runtime.block_on(async move {
+                            let a_to_b = tokio::spawn({
+                                let (from, to) = (Arc::clone(&from_a), Arc::clone(&from_b));
+                                async move { forward_async(&from, &to).await }
+                            });
+                            let b_to_a =
+                                tokio::spawn(async move { forward_async(&from_b, &from_a).await });
+                            TunnelStats {
+                                a_to_b: a_to_b.await.expect("a->b task"),
+                                b_to_a: b_to_a.await.expect("b->a task"),
+                                a_to_b_per_queue: Vec::new(),
+                            }
+                        })
+                    })
+                    .expect("spawn the runtime thread");
+                (Devices::Async(tun_a, tun_b), Workers::Runtime(handle))
+            }
         };
-        let queues: Vec<(Arc<Tun>, Arc<Tun>)> =
-            build(&a, DEV_A).into_iter().zip(build(&b, DEV_B)).collect();
-        let tun_a = Arc::clone(&queues[0].0);
-        let tun_b = Arc::clone(&queues[0].1);
-        configure(
-            &a,
-            DEV_A,
-            &A4.to_string(),
-            &B4.to_string(),
-            &A6.to_string(),
-            &B6.to_string(),
-        );
-        configure(
-            &b,
-            DEV_B,
-            &B4.to_string(),
-            &A4.to_string(),
-            &B6.to_string(),
-            &A6.to_string(),
-        );
-        let spawn = |name: String, from: &Arc<Tun>, to: &Arc<Tun>| {
-            let (from, to) = (Arc::clone(from), Arc::clone(to));
-            let batch = batch.unwrap_or_else(|| from.batch_size());
-            std::thread::Builder::new()
-                .name(name)
-                .spawn(move || forward(&from, &to, batch))
-                .expect("spawn a forwarding thread")
-        };
-        let threads = queues
-            .iter()
-            .enumerate()
-            .map(|(i, (qa, qb))| {
-                (
-                    spawn(format!("fwd{i} a->b"), qa, qb),
-                    spawn(format!("fwd{i} b->a"), qb, qa),
-                )
-            })
-            .collect();
         Tunnel {
             a,
             b,
-            tun_a,
-            tun_b,
-            queues,
-            threads,
+            devices,
+            workers,
         }
     }
 
-    /// Closes both devices (which wakes the forwarding threads) and returns what they saw.
+    /// `tunA`, in A.
+    pub fn tun_a(&self) -> &Tun {
+        match &self.devices {
+            Devices::Blocking(a, _) => a,
+            Devices::Async(a, _) => a.get_ref(),
+            Devices::Queues(pairs) => &pairs[0].0,
+        }
+    }
+
+    /// `tunB`, in B.
+    pub fn tun_b(&self) -> &Tun {
+        match &self.devices {
+            Devices::Blocking(_, b) => b,
+            Devices::Async(_, b) => b.get_ref(),
+            Devices::Queues(pairs) => &pairs[0].1,
+        }
+    }
+
+    /// Closes both devices (which wakes the forwarders) and returns what they saw.
     pub fn stop(mut self) -> TunnelStats {
         self.close_and_join()
     }
 
     fn close_and_join(&mut self) -> TunnelStats {
-        for (qa, qb) in &self.queues {
-            let _ = qa.close();
-            let _ = qb.close();
+        let _ = self.tun_a().close();
+        let _ = self.tun_b().close();
+        if let Devices::Queues(pairs) = &self.devices {
+            for (qa, qb) in pairs {
+                let _ = qa.close();
+                let _ = qb.close();
+            }
         }
-        let mut stats = TunnelStats::default();
-        for (a_to_b, b_to_a) in self.threads.drain(..) {
-            let a_to_b = a_to_b.join().expect("a forwarding thread panicked");
-            stats.a_to_b_per_queue.push(a_to_b.packets);
-            stats.a_to_b.absorb(a_to_b);
-            stats
-                .b_to_a
-                .absorb(b_to_a.join().expect("a forwarding thread panicked"));
+        match std::mem::replace(&mut self.workers, Workers::Stopped) {
+            Workers::Threads(threads) => {
+                let mut stats = TunnelStats::default();
+                let mut threads = threads.into_iter();
+                // In pairs: a to b, then b to a, of each pair of queues.
+                while let (Some(a_to_b), Some(b_to_a)) = (threads.next(), threads.next()) {
+                    let a_to_b = a_to_b.join().expect("a forwarding thread panicked");
+                    stats.a_to_b_per_queue.push(a_to_b.packets);
+                    stats.a_to_b.absorb(a_to_b);
+                    stats
+                        .b_to_a
+                        .absorb(b_to_a.join().expect("a forwarding thread panicked"));
+                }
+                stats
+            }
+            Workers::Runtime(handle) => handle.join().expect("the runtime thread panicked"),
+            Workers::Stopped => TunnelStats::default(),
         }
-        stats
     }
 }
 
 impl Drop for Tunnel {
     fn drop(&mut self) {
-        if !self.threads.is_empty() {
+        if !matches!(self.workers, Workers::Stopped) {
             self.close_and_join();
         }
     }
 }
 
 /// Brings `dev` up with a local address and host routes to the peer through it, for both IP versions.
-fn configure(ns: &NetNs, dev: &str, local4: &str, peer4: &str, local6: &str, peer6: &str) {
+fn configure(
+    ns: &NetNs,
+    dev: &str,
+    local4: Ipv4Addr,
+    peer4: Ipv4Addr,
+    local6: Ipv6Addr,
+    peer6: Ipv6Addr,
+) {
     ns.ip(&["link", "set", "dev", dev, "up"]);
     ns.ip(&["addr", "add", &format!("{local4}/32"), "dev", dev]);
     ns.ip(&["route", "add", &format!("{peer4}/32"), "dev", dev]);

@@ -194,3 +194,19 @@ fn unmonitored_device_gives_a_receiver_that_is_closed_at_once() {
     ns.ip(&["link", "set", "te-quiet0", "up"]);
     assert_eq!(events.pending(), 0);
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn two_receivers_each_see_every_event() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("te-two0")).unwrap();
+    let first = tun.events();
+    let second = tun.events();
+    let third = second.clone();
+    ns.ip(&["link", "set", "te-two0", "up"]);
+    ns.ip(&["link", "set", "te-two0", "mtu", "1400"]);
+    for events in [&first, &second, &third] {
+        expect(events, Event::Up);
+        expect(events, Event::MtuUpdate(1400));
+    }
+}

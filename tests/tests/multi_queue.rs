@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tun::{Builder, Error, Offloads, Tun};
-use tun_system_tests::traffic::{Tunnel, hundred_mib, tcp_transfer};
+use tun_system_tests::traffic::{Forwarder, Tunnel, hundred_mib, tcp_transfer};
 use tun_system_tests::{NetNs, addressed, local_addr, retry_eintr, wait_until, with_deadline};
 
 /// Destination of the test flows: routed through the device, owned by nobody.
@@ -194,7 +194,7 @@ fn closing_one_queue_leaves_the_others_working() {
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn tcp_through_a_multi_queue_forwarder_arrives_sha256_identical() {
     let (data, digest) = hundred_mib();
-    let tunnel = Tunnel::with_queues(true, None, 2);
+    let tunnel = Tunnel::with_forwarder(true, Forwarder::Queues(2));
     let received = tcp_transfer(&tunnel, false, data, Duration::from_secs(60)).expect("transfer");
     let stats = tunnel.stop();
     eprintln!(

@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: TCP bulk throughput through each forwarder, side by side in one run.
 //!
-//! For every test (TCP v4/v6, 1 and 4 streams) the five forwarders run one after the other, and the whole
+//! For every test (TCP v4/v6, 1 and 4 streams) the seven forwarders run one after the other, and the whole
 //! sequence repeats `--rounds` times (starting with a different forwarder each round); each cell of the
 //! table is the round with the median throughput. Traffic comes from iperf3 (Debian's package).
 
@@ -36,7 +36,7 @@ pub(crate) const TESTS: [TcpTest; 4] = [
 ];
 
 /// How long and how often to measure.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Plan {
     /// Seconds of each measurement.
     pub(crate) seconds: u32,
@@ -44,23 +44,6 @@ pub(crate) struct Plan {
     pub(crate) omit: u32,
     /// Times the whole sequence runs.
     pub(crate) rounds: u32,
-    /// The forwarders to measure: bit `i` for `Forwarder::ALL[i]`.
-    pub(crate) forwarders: u8,
-}
-
-impl Plan {
-    /// Every forwarder.
-    pub(crate) const ALL_FORWARDERS: u8 = (1 << Forwarder::ALL.len()) - 1;
-
-    /// The forwarders this plan measures, in the table's order.
-    fn kinds(&self) -> Vec<Forwarder> {
-        Forwarder::ALL
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| self.forwarders & (1 << i) != 0)
-            .map(|(_, kind)| kind)
-            .collect()
-    }
 }
 
 /// One measurement of one forwarder in one test.
@@ -70,10 +53,11 @@ pub(crate) struct Sample {
     pub(crate) gbits: f64,
     /// Forwarder CPU, % of one core.
     pub(crate) cpu: CpuUse,
-    /// Packets (MTU-sized) per read(2) in direction A -> B.
-    pub(crate) per_read: f64,
+    /// Packets (MTU-sized) per read(2) in direction A -> B (`None` for async forwarders, whose directions
+    /// share threads).
+    pub(crate) per_read: Option<f64>,
     /// Packets per write(2) in direction A -> B.
-    pub(crate) per_write: f64,
+    pub(crate) per_write: Option<f64>,
 }
 
 /// Runs one forwarder through one test.
@@ -87,7 +71,12 @@ pub(crate) fn measure(
     let ticks = ticks_per_second();
     let tunnel = Tunnel::start(bins, kind, pair)?;
     let pid = tunnel.pid();
-    let io_start = SyscallCounts::of_thread(pid, A_TO_B_THREAD)?;
+    let per_direction = !kind.is_async();
+    let io_start = if per_direction {
+        Some(SyscallCounts::of_thread(pid, A_TO_B_THREAD)?)
+    } else {
+        None
+    };
     let cpus = pair.pinning.as_ref().map(|p| p.traffic.as_str());
     let server = IperfServer::start(&pair.b, cpus)?;
     let client = IperfClient::start(&pair.a, &server, test, plan.seconds, plan.omit, cpus)?;
@@ -95,7 +84,10 @@ pub(crate) fn measure(
     let cpu_start = CpuTime::read(pid)?;
     let finished = client.finish();
     let cpu_end = CpuTime::read(pid)?;
-    let io = SyscallCounts::of_thread(pid, A_TO_B_THREAD)?.since(&io_start);
+    let io = match &io_start {
+        Some(start) => Some(SyscallCounts::of_thread(pid, A_TO_B_THREAD)?.since(start)),
+        None => None,
+    };
     let report = tunnel.stop()?;
     let gbits = finished?;
     let packets = report.a_to_b.get("packets") as f64;
@@ -109,30 +101,25 @@ pub(crate) fn measure(
     Ok(Sample {
         gbits,
         cpu: cpu_start.until(&cpu_end, ticks),
-        per_read: ratio(io.reads),
-        per_write: ratio(io.writes),
+        per_read: io.as_ref().map(|io| ratio(io.reads)),
+        per_write: io.as_ref().map(|io| ratio(io.writes)),
     })
 }
 
 /// Results of a run: samples per test and forwarder, and the cells that failed.
 #[derive(Debug, Default)]
 pub(crate) struct Results {
+    /// The forwarders measured, in the order of the table.
+    forwarders: Vec<Forwarder>,
     /// (test, forwarder, round, sample).
     samples: Vec<(TcpTest, Forwarder, usize, Sample)>,
     failures: Vec<String>,
-    /// Forwarders with a failed measurement (shown as failed rather than left out).
-    failed_kinds: Vec<Forwarder>,
 }
 
 impl Results {
     /// Whether any measurement failed.
     pub(crate) fn failed(&self) -> bool {
         !self.failures.is_empty()
-    }
-
-    /// Whether `kind` was measured at all (successfully or not).
-    fn ran(&self, kind: Forwarder) -> bool {
-        self.failed_kinds.contains(&kind) || self.samples.iter().any(|(_, k, _, _)| *k == kind)
     }
 
     fn cell(&self, test: TcpTest, kind: Forwarder) -> Vec<Sample> {
@@ -185,15 +172,23 @@ impl Results {
 }
 
 /// Measures every forwarder in every test of `tests`, interleaved, `plan.rounds` times.
-pub(crate) fn run_all(bins: &Binaries, pair: &Pair, tests: &[TcpTest], plan: Plan) -> Results {
-    let mut results = Results::default();
-    let kinds = plan.kinds();
-    let total = plan.rounds as usize * tests.len() * kinds.len();
+pub(crate) fn run_all(
+    bins: &Binaries,
+    pair: &Pair,
+    tests: &[TcpTest],
+    forwarders: &[Forwarder],
+    plan: Plan,
+) -> Results {
+    let mut results = Results {
+        forwarders: forwarders.to_vec(),
+        ..Results::default()
+    };
+    let total = plan.rounds as usize * tests.len() * forwarders.len();
     let mut done = 0;
     for round in 0..plan.rounds as usize {
         for &test in tests {
-            for i in 0..kinds.len() {
-                let kind = kinds[(i + round) % kinds.len()];
+            for i in 0..forwarders.len() {
+                let kind = forwarders[(i + round) % forwarders.len()];
                 done += 1;
                 eprint!(
                     "\r  [{done}/{total}] round {} {:<18} {:<22}",
@@ -205,7 +200,6 @@ pub(crate) fn run_all(bins: &Binaries, pair: &Pair, tests: &[TcpTest], plan: Pla
                     Ok(sample) => results.samples.push((test, kind, round, sample)),
                     Err(e) => {
                         eprintln!("\n  failed: {e}");
-                        results.failed_kinds.push(kind);
                         results
                             .failures
                             .push(format!("{} / {}: {e}", test.label(), kind.label()));
@@ -250,7 +244,7 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<24} {:>7} {:>7} {:>6} {:>7} {:>10} {:>9} {:>10}",
+        "{:<26} {:>7} {:>7} {:>6} {:>7} {:>10} {:>9} {:>10}",
         "forwarder", "Gbit/s", "spread", "CPU %", "user %", "user%/Gbit", "pkts/read", "pkts/write"
     );
     for &test in tests {
@@ -259,7 +253,7 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
         } else {
             let _ = writeln!(out, "{} (median of {rounds} rounds)", test.label());
         }
-        for kind in Forwarder::ALL.into_iter().filter(|k| results.ran(*k)) {
+        for &kind in &results.forwarders {
             match results.median(test, kind) {
                 Some((s, spread)) => {
                     let per_gbit = if s.gbits > 0.0 {
@@ -267,9 +261,11 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
                     } else {
                         0.0
                     };
+                    let per_call =
+                        |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
                     let _ = writeln!(
                         out,
-                        "  {:<22} {:>7.2} {:>7} {:>6.0} {:>7.1} {:>10.2} {:>9.1} {:>10.1}",
+                        "  {:<24} {:>7.2} {:>7} {:>6.0} {:>7.1} {:>10.2} {:>9} {:>10}",
                         kind.label(),
                         s.gbits,
                         if rounds == 1 {
@@ -280,104 +276,157 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
                         s.cpu.total(),
                         s.cpu.user,
                         per_gbit,
-                        s.per_read,
-                        s.per_write
+                        per_call(s.per_read),
+                        per_call(s.per_write)
                     );
                 }
                 None => {
-                    let _ = writeln!(out, "  {:<22} {:>7}", kind.label(), "failed");
+                    let _ = writeln!(out, "  {:<24} {:>7}", kind.label(), "failed");
                 }
             }
         }
-        // Two queues do not scale on a host with fewer free cores than forwarding threads; they must not cost.
-        let queues = results.paired_ratios(test, Forwarder::OffloadQueues2, Forwarder::Offload);
-        if let Some(median) = queues.get(queues.len().saturating_sub(1) / 2) {
-            let rounds: Vec<String> = queues.iter().map(|r| format!("{r:.2}")).collect();
-            let _ = writeln!(
-                out,
-                "  (5)/(1) = {median:.3} (per round, sorted: {})",
-                rounds.join(" ")
-            );
+        if let Some(line) = blocking_targets(results, test) {
+            out.push_str(&line);
         }
-        let ratio = |other| results.paired_ratio(test, Forwarder::Offload, other);
-        let (Some(vs_ceiling), Some(vs_peer)) =
-            (ratio(Forwarder::Passthrough), ratio(Forwarder::TunRs))
-        else {
-            continue;
-        };
-        let t = targets(test);
-        let user_per_gbit = results
-            .median(test, Forwarder::Offload)
-            .map_or(0.0, |(s, _)| s.cpu.user / s.gbits);
-        let _ = writeln!(
-            out,
-            "  (1)/(3) = {vs_ceiling:.3} [target >= {:.2}: {}]   (1)/(4) = {vs_peer:.3} [target >= {:.2}: {}]   (1) user%/Gbit {user_per_gbit:.2} [<= {USER_CPU_PER_GBIT_TARGET}: {}]",
-            t.vs_passthrough,
-            mark(vs_ceiling >= t.vs_passthrough),
-            t.vs_tun_rs,
-            mark(vs_peer >= t.vs_tun_rs),
-            mark(user_per_gbit <= USER_CPU_PER_GBIT_TARGET),
-        );
+        if let Some(line) = async_targets(results, test) {
+            out.push_str(&line);
+        }
+        if let Some(line) = queues_ratio(results, test) {
+            out.push_str(&line);
+        }
     }
     out
 }
+
+/// Two queues against one, every round's ratio beside the median: on a host with fewer free cores than
+/// forwarding threads they cannot scale, and must not cost; on a busy small host the spread says as much.
+fn queues_ratio(results: &Results, test: TcpTest) -> Option<String> {
+    let ratios = results.paired_ratios(test, Forwarder::OffloadQueues2, Forwarder::Offload);
+    let median = ratios.get(ratios.len().checked_sub(1)? / 2)?;
+    let rounds: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    Some(format!(
+        "  (7)/(1) = {median:.3} (per round, sorted: {})\n",
+        rounds.join(" ")
+    ))
+}
+
+/// Median user CPU per Gbit/s of `kind` in `test`.
+fn user_per_gbit(results: &Results, test: TcpTest, kind: Forwarder) -> Option<f64> {
+    results
+        .median(test, kind)
+        .filter(|(s, _)| s.gbits > 0.0)
+        .map(|(s, _)| s.cpu.user / s.gbits)
+}
+
+/// The offload forwarder against the ceiling and the peer, with its targets.
+fn blocking_targets(results: &Results, test: TcpTest) -> Option<String> {
+    let ratio = |other| results.paired_ratio(test, Forwarder::Offload, other);
+    let vs_ceiling = ratio(Forwarder::Passthrough)?;
+    let vs_peer = ratio(Forwarder::TunRs)?;
+    let t = targets(test);
+    let user = user_per_gbit(results, test, Forwarder::Offload)?;
+    Some(format!(
+        "  (1)/(3) = {vs_ceiling:.3} [target >= {:.2}: {}]   (1)/(4) = {vs_peer:.3} [target >= {:.2}: {}]   (1) user%/Gbit {user:.2} [<= {USER_CPU_PER_GBIT_TARGET}: {}]\n",
+        t.vs_passthrough,
+        mark(vs_ceiling >= t.vs_passthrough),
+        t.vs_tun_rs,
+        mark(vs_peer >= t.vs_tun_rs),
+        mark(user <= USER_CPU_PER_GBIT_TARGET),
+    ))
+}
+
+/// The async forwarder against the blocking one and tun-rs's async device, with its targets.
+fn async_targets(results: &Results, test: TcpTest) -> Option<String> {
+    let ratio = |other| results.paired_ratio(test, Forwarder::Async, other);
+    let vs_blocking = ratio(Forwarder::Offload)?;
+    let vs_peer = ratio(Forwarder::TunRsAsync)?;
+    let cpu = user_per_gbit(results, test, Forwarder::Async)?
+        / user_per_gbit(results, test, Forwarder::Offload)?;
+    Some(format!(
+        "  (5)/(1) = {vs_blocking:.3} [target >= {ASYNC_VS_BLOCKING:.2}: {}]   (5)/(6) = {vs_peer:.3} [target >= 1.00: {}]   (5)/(1) user%/Gbit {cpu:.2} [<= {ASYNC_CPU_VS_BLOCKING}: {}]\n",
+        mark(vs_blocking >= ASYNC_VS_BLOCKING),
+        mark(vs_peer >= 1.0),
+        mark(cpu <= ASYNC_CPU_VS_BLOCKING),
+    ))
+}
+
+/// Throughput the async forwarder keeps of the blocking one.
+const ASYNC_VS_BLOCKING: f64 = 0.95;
+/// User CPU per Gbit/s the async forwarder may spend, relative to the blocking one.
+const ASYNC_CPU_VS_BLOCKING: f64 = 1.15;
 
 /// What the columns mean, printed under the table.
 pub(crate) const LEGEND: &str = "\
 Gbit/s: iperf3 receiver throughput from namespace A to B through tunA -> forwarder -> tunB.
 spread: (max - min) / median over the rounds. CPU %: the forwarder process (user + system) in % of one
 core; system time includes the kernel's delivery of each written packet into namespace B's stack.
-pkts/read, pkts/write: MTU-sized packets per read(2) / write(2) system call of the A -> B thread.
-(1)/(3), (1)/(4), (5)/(1): throughput ratios within each round (the forwarders of a round run back to back),
-median over the rounds. (5) spreads flows over 2 queues per device, a thread per queue and direction: it
-scales with cores to spare (one per queue), and a single stream stays on one queue.";
+pkts/read, pkts/write: MTU-sized packets per read(2) / write(2) system call of the A -> B thread (async
+forwarders: '-', their two directions share the runtime's threads).
+(1)/(3), (1)/(4), (5)/(1), (5)/(6), (7)/(1): throughput ratios within each round (the forwarders of a round
+run back to back), median over the rounds. (7) spreads flows over 2 queues per device, a thread per queue and
+direction: it scales with cores to spare (one per queue), and a single stream stays on one queue.";
 
-fn parse_plan(args: &[String]) -> Result<Plan, String> {
-    let mut plan = Plan {
-        seconds: 5,
-        omit: 1,
-        rounds: 3,
-        forwarders: Plan::ALL_FORWARDERS,
+/// What `cargo xtask bench` was asked for.
+#[derive(Debug, Clone, PartialEq)]
+struct Options {
+    plan: Plan,
+    /// Pin the forwarder and the traffic to CPUs of their own (`--no-pin` turns it off).
+    pin: bool,
+    /// The forwarders to compare (`--only 1,4`), by their number in the table.
+    forwarders: Vec<Forwarder>,
+}
+
+fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        plan: Plan {
+            seconds: 5,
+            omit: 1,
+            rounds: 3,
+        },
+        pin: true,
+        forwarders: Forwarder::ALL.to_vec(),
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--no-pin" {
+            options.pin = false;
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        if flag == "--forwarders" {
-            plan.forwarders = parse_forwarders(value)?;
+        if flag == "--only" {
+            options.forwarders = value
+                .split(',')
+                .map(|n| {
+                    n.trim()
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|n| n.checked_sub(1))
+                        .and_then(|i| Forwarder::ALL.get(i).copied())
+                        .ok_or_else(|| {
+                            format!(
+                                "--only: {n} is not a forwarder number (1..={})",
+                                Forwarder::ALL.len()
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?;
             continue;
         }
         let number: u32 = value
             .parse()
             .map_err(|_| format!("{flag}: not a number: {value}"))?;
         match flag.as_str() {
-            "--time" if (1..=60).contains(&number) => plan.seconds = number,
-            "--rounds" if (1..=20).contains(&number) => plan.rounds = number,
+            "--time" if (1..=60).contains(&number) => options.plan.seconds = number,
+            "--rounds" if (1..=20).contains(&number) => options.plan.rounds = number,
             "--time" | "--rounds" => return Err(format!("{flag} {number} is out of range")),
             other => {
                 return Err(format!(
-                    "unknown option {other} (bench takes --time S, --rounds N and --forwarders 1,5)"
+                    "unknown option {other} (bench takes --time S, --rounds N, --no-pin and --only 1,2,...)"
                 ));
             }
         }
     }
-    Ok(plan)
-}
-
-/// `--forwarders` takes the table's numbers of the forwarders to measure, such as `1,5`.
-fn parse_forwarders(list: &str) -> Result<u8, String> {
-    let mut mask = 0;
-    for item in list.split(',') {
-        match item.trim().parse::<usize>() {
-            Ok(n) if (1..=Forwarder::ALL.len()).contains(&n) => mask |= 1 << (n - 1),
-            _ => {
-                return Err(format!(
-                    "--forwarders: {item:?} is not one of 1..={}",
-                    Forwarder::ALL.len()
-                ));
-            }
-        }
-    }
-    Ok(mask)
+    Ok(options)
 }
 
 /// Says where the forwarder and the traffic run.
@@ -387,29 +436,36 @@ pub(crate) fn print_pinning(pair: &Pair) {
             "Forwarder pinned to CPU {}, iperf3 client and server to CPU {} (taskset).",
             p.forwarder, p.traffic
         ),
-        None => println!("Not pinned to CPUs (one CPU, or no taskset): expect noisier figures."),
+        None => println!(
+            "Not pinned to CPUs (as users run it; or one CPU, or no taskset): the scheduler places the \
+             forwarder and iperf3."
+        ),
     }
 }
 
-/// `cargo xtask bench [--time S] [--rounds N] [--forwarders 1,5]`.
+/// `cargo xtask bench [--time S] [--rounds N] [--no-pin] [--only 1,2,...]`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let plan = parse_plan(args)?;
+    let Options {
+        plan,
+        pin,
+        forwarders,
+    } = parse_options(args)?;
     require_root("cargo xtask bench")?;
     clean_up_on_signal()?;
     sweep_stale_namespaces();
     ensure_installed("iperf3", "iperf3")?;
     let bins = Binaries::build()?;
-    let pair = Pair::create()?;
+    let pair = Pair::create(pin)?;
     print_pinning(&pair);
     let per_cell = plan.seconds + plan.omit + 1;
     eprintln!(
         "xtask: {} measurements of ~{per_cell} s ({} tests x {} forwarders x {} rounds)",
-        TESTS.len() * plan.kinds().len() * plan.rounds as usize,
+        TESTS.len() * forwarders.len() * plan.rounds as usize,
         TESTS.len(),
-        plan.kinds().len(),
+        forwarders.len(),
         plan.rounds
     );
-    let results = run_all(&bins, &pair, &TESTS, plan);
+    let results = run_all(&bins, &pair, &TESTS, &forwarders, plan);
     println!("{}", table(&results, &TESTS, plan.rounds));
     println!("{LEGEND}");
     if results.failed() {
@@ -432,8 +488,8 @@ mod tests {
                 user: 10.0,
                 system: 50.0,
             },
-            per_read: 40.0,
-            per_write: 40.0,
+            per_read: Some(40.0),
+            per_write: Some(40.0),
         }
     }
 
@@ -457,7 +513,10 @@ mod tests {
     #[test]
     fn the_table_shows_ratios_against_the_ceiling_and_the_peer() {
         let test = TESTS[0];
-        let mut results = Results::default();
+        let mut results = Results {
+            forwarders: Forwarder::ALL.to_vec(),
+            ..Results::default()
+        };
         for (kind, gbits) in [
             (Forwarder::Offload, 9.6),
             (Forwarder::Plain, 2.0),
@@ -502,16 +561,19 @@ mod tests {
     #[test]
     fn plan_options_are_checked() {
         let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        let plan = parse_plan(&args(&["--time", "3", "--rounds", "5"])).expect("valid");
-        assert_eq!((plan.seconds, plan.rounds), (3, 5));
-        assert!(parse_plan(&args(&["--time", "0"])).is_err());
-        assert!(parse_plan(&args(&["--fast"])).is_err());
-        let plan = parse_plan(&args(&["--forwarders", "1,5"])).expect("valid");
+        let options = parse_options(&args(&["--time", "3", "--rounds", "5"])).expect("valid");
+        assert_eq!((options.plan.seconds, options.plan.rounds), (3, 5));
+        assert!(options.pin);
+        assert_eq!(options.forwarders, Forwarder::ALL);
+        assert!(parse_options(&args(&["--time", "0"])).is_err());
+        assert!(parse_options(&args(&["--fast"])).is_err());
+        let options = parse_options(&args(&["--no-pin", "--only", "1,5,6"])).expect("valid");
+        assert!(!options.pin);
         assert_eq!(
-            plan.kinds(),
-            [Forwarder::Offload, Forwarder::OffloadQueues2]
+            options.forwarders,
+            [Forwarder::Offload, Forwarder::Async, Forwarder::TunRsAsync]
         );
-        assert!(parse_plan(&args(&["--forwarders", "0"])).is_err());
-        assert!(parse_plan(&args(&["--forwarders", "6"])).is_err());
+        assert!(parse_options(&args(&["--only", "0"])).is_err());
+        assert!(parse_options(&args(&["--only", "7"])).is_err());
     }
 }

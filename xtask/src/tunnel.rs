@@ -101,17 +101,23 @@ pub(crate) enum Forwarder {
     Passthrough,
     /// tun-rs 2.8.16 with offloads (recv_multiple / send_multiple with its GROTable).
     TunRs,
+    /// The library with offloads on tokio (`AsyncTun`), one task per direction.
+    Async,
+    /// tun-rs 2.8.16's tokio `AsyncDevice` with offloads, one task per direction.
+    TunRsAsync,
     /// The library with offloads on multi-queue devices of 2 queues, a thread per queue and direction.
     OffloadQueues2,
 }
 
 impl Forwarder {
     /// Every forwarder, in the order of the table.
-    pub(crate) const ALL: [Self; 5] = [
+    pub(crate) const ALL: [Self; 7] = [
         Self::Offload,
         Self::Plain,
         Self::Passthrough,
         Self::TunRs,
+        Self::Async,
+        Self::TunRsAsync,
         Self::OffloadQueues2,
     ];
 
@@ -122,12 +128,19 @@ impl Forwarder {
             Self::Plain => "(2) tun, no offload",
             Self::Passthrough => "(3) passthrough",
             Self::TunRs => "(4) tun-rs 2.8.16",
-            Self::OffloadQueues2 => "(5) tun, offload, 2 q",
+            Self::Async => "(5) tun, async",
+            Self::TunRsAsync => "(6) tun-rs 2.8.16 async",
+            Self::OffloadQueues2 => "(7) tun, offload, 2 q",
         }
     }
 
+    /// Whether it forwards with tasks on a runtime rather than one thread per direction.
+    pub(crate) fn is_async(self) -> bool {
+        matches!(self, Self::Async | Self::TunRsAsync)
+    }
+
     fn command(self, bins: &Binaries, a: &NetNs, b: &NetNs, cpu: Option<&str>) -> Command {
-        let program = if self == Self::TunRs {
+        let program = if matches!(self, Self::TunRs | Self::TunRsAsync) {
             &bins.tun_rs
         } else {
             &bins.forward
@@ -151,6 +164,9 @@ impl Forwarder {
             }
             Self::Passthrough => {
                 cmd.arg("--passthrough");
+            }
+            Self::Async | Self::TunRsAsync => {
+                cmd.arg("--async");
             }
             Self::OffloadQueues2 => {
                 cmd.args(["--queues", "2"]);
@@ -226,12 +242,13 @@ pub(crate) struct Pair {
 }
 
 impl Pair {
-    /// Creates both namespaces.
-    pub(crate) fn create() -> Result<Self, String> {
+    /// Creates both namespaces; `pin` pins the forwarder and the traffic to CPUs of their own where the
+    /// machine allows it.
+    pub(crate) fn create(pin: bool) -> Result<Self, String> {
         Ok(Self {
             a: NetNs::create("a")?,
             b: NetNs::create("b")?,
-            pinning: Pinning::detect(),
+            pinning: if pin { Pinning::detect() } else { None },
         })
     }
 }

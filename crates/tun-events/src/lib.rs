@@ -26,14 +26,16 @@
 //! ```
 
 mod error;
+mod error_slot;
 mod event;
 mod monitor;
 mod receiver;
 mod tracker;
+mod worker;
 
 pub use error::MonitorError;
 pub use event::Event;
 pub use monitor::Monitor;
 pub use receiver::{
-    Events, Iter, MAX_PENDING, MAX_PENDING_TRANSITIONS, RecvTimeoutError, TryRecvError,
+    Events, Iter, MAX_PENDING, MAX_PENDING_TRANSITIONS, Recv, RecvTimeoutError, TryRecvError,
 };

@@ -1,16 +1,25 @@
-//! The receiving end of a monitor: a small queue that folds what the reader has not taken yet.
+//! The receiving ends of a monitor: one small queue per receiver, each folding what its reader has not taken
+//! yet.
 //!
-//! The monitor thread must never wait for the reader, and the reader must always end up with the newest
-//! state. So the queue is bounded by folding instead of blocking or dropping the newest:
+//! Every receiver sees every event (from the moment it was made), so one part of a program watching the link
+//! never steals another part's events. The monitor thread must never wait for a reader, and each reader must
+//! always end up with the newest state. So each queue is bounded by folding instead of blocking or dropping
+//! the newest:
 //!
 //! - at most [`MAX_PENDING_TRANSITIONS`] `Up`/`Down` events wait; when one more arrives, the two oldest are
 //!   removed. Transitions alternate (the monitor reports changes only), so the two oldest are an `Up` and a
 //!   `Down` in some order, and removing both leaves the reader's view consistent: it still sees every
 //!   transition it needs to reach the newest state, in order;
 //! - at most one `MtuUpdate` waits: a newer MTU replaces an older one that was not read yet.
+//!
+//! Receivers wait either by blocking (a condition variable) or asynchronously ([`Events::recv_async`], a
+//! future woken through the task's `Waker`, with any executor and without a thread of its own).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -45,9 +54,26 @@ pub enum RecvTimeoutError {
     Disconnected,
 }
 
-/// The queue shared by a monitor (the only writer) and its [`Events`] receivers.
+/// What a monitor (the only writer) shares with its [`Events`] receivers: the list of receivers to deliver
+/// to.
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
+    hub: Mutex<Hub>,
+}
+
+#[derive(Debug)]
+struct Hub {
+    /// The receivers still alive (dead ones are pruned on the next push).
+    receivers: Vec<Weak<Inbox>>,
+    /// Events pushed before the first receiver existed: they are that receiver's (a device found running
+    /// when the monitor starts is reported `Up` this way).
+    early: Option<State>,
+    closed: bool,
+}
+
+/// One receiver's queue.
+#[derive(Debug, Default)]
+struct Inbox {
     state: Mutex<State>,
     ready: Condvar,
 }
@@ -56,6 +82,8 @@ pub(crate) struct Queue {
 struct State {
     events: VecDeque<Event>,
     closed: bool,
+    /// Tasks waiting in [`Recv`] futures; woken (and removed) by the next push or close.
+    wakers: Vec<Waker>,
 }
 
 impl State {
@@ -87,52 +115,139 @@ impl State {
     }
 }
 
+impl Inbox {
+    fn new(state: State) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(state),
+            ready: Condvar::new(),
+        })
+    }
+
+    /// Changes the state under its lock, then wakes every reader waiting on it.
+    fn update(&self, change: impl FnOnce(&mut State)) {
+        let mut state = self.state.lock();
+        change(&mut state);
+        let wakers = std::mem::take(&mut state.wakers);
+        drop(state);
+        self.ready.notify_all();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
 impl Queue {
-    /// A new, open, empty queue.
+    /// A new, open queue without receivers.
     pub(crate) fn new() -> Arc<Self> {
         Arc::default()
     }
 
-    /// Adds an event, folding older pending ones to stay within [`MAX_PENDING`]. Never blocks on readers
-    /// (the lock is only ever held for a few instructions).
+    /// Adds an event to every receiver, folding older pending ones to stay within [`MAX_PENDING`]. Never
+    /// blocks on readers (each lock is only ever held for a few instructions).
     pub(crate) fn push(&self, event: Event) {
-        let mut state = self.state.lock();
-        if state.closed {
+        let mut hub = self.hub.lock();
+        if hub.closed {
             return;
         }
-        state.push(event);
-        drop(state);
-        self.ready.notify_all();
+        if hub.receivers.is_empty()
+            && let Some(early) = hub.early.as_mut()
+        {
+            early.push(event);
+            return;
+        }
+        hub.receivers.retain(|receiver| match receiver.upgrade() {
+            Some(inbox) => {
+                inbox.update(|state| state.push(event));
+                true
+            }
+            None => false,
+        });
+    }
+
+    /// A new receiver: it gets every event pushed from now on (and, if it is the first, those pushed before).
+    pub(crate) fn subscribe(self: &Arc<Self>) -> Events {
+        let mut hub = self.hub.lock();
+        let state = match hub.early.take() {
+            Some(early) => early,
+            None => State {
+                closed: hub.closed,
+                ..State::default()
+            },
+        };
+        self.register(&mut hub, state)
+    }
+
+    fn register(self: &Arc<Self>, hub: &mut Hub, state: State) -> Events {
+        let inbox = Inbox::new(state);
+        hub.receivers.push(Arc::downgrade(&inbox));
+        Events {
+            link: Some((Arc::clone(self), inbox)),
+        }
     }
 
     /// True once [`Queue::close`] was called.
     pub(crate) fn is_closed(&self) -> bool {
-        self.state.lock().closed
+        self.hub.lock().closed
     }
 
     /// Marks the queue closed: readers take what is pending, then see it disconnected.
     pub(crate) fn close(&self) {
-        self.state.lock().closed = true;
-        self.ready.notify_all();
+        let mut hub = self.hub.lock();
+        hub.closed = true;
+        if let Some(early) = hub.early.as_mut() {
+            early.closed = true;
+        }
+        for inbox in hub.receivers.iter().filter_map(Weak::upgrade) {
+            inbox.update(|state| state.closed = true);
+        }
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            receivers: Vec::new(),
+            early: Some(State::default()),
+            closed: false,
+        }
     }
 }
 
 /// A receiver of a monitor's [`Event`]s.
 ///
-/// Clones share one queue: each event goes to one of them. Once the monitor stops (the device was closed,
-/// or the monitor failed; see the device's read error), the pending events can still be taken, after which
-/// the receiver reports that it is disconnected. Receivers of unmonitored devices are disconnected from the
-/// start ([`Events::closed`]).
-#[derive(Debug, Clone)]
+/// Every receiver gets every event from the moment it was made: one from `events()` starts empty (the first
+/// one a monitor hands out also gets what happened before it, such as `Up` for a device found running), a
+/// clone starts with a copy of what is pending in the original. Once the monitor stops (the device was
+/// closed, or the monitor failed; see the device's read error), the pending events can still be taken, after
+/// which the receiver reports that it is disconnected. Receivers of unmonitored devices are disconnected from
+/// the start ([`Events::closed`]).
+///
+/// Wait for events by blocking ([`recv`](Self::recv), [`recv_timeout`](Self::recv_timeout), [`iter`](Self::iter))
+/// or in async code ([`recv_async`](Self::recv_async), with any executor).
+#[derive(Debug)]
 pub struct Events {
-    queue: Option<Arc<Queue>>,
+    /// The monitor's queue (to clone into) and this receiver's inbox; `None` for [`Events::closed`].
+    link: Option<(Arc<Queue>, Arc<Inbox>)>,
+}
+
+impl Clone for Events {
+    /// Another receiver that sees the same events from now on, starting with a copy of the pending ones.
+    fn clone(&self) -> Self {
+        let Some((queue, inbox)) = &self.link else {
+            return Self::closed();
+        };
+        let mut hub = queue.hub.lock();
+        let state = {
+            let mine = inbox.state.lock();
+            State {
+                events: mine.events.clone(),
+                closed: mine.closed,
+                wakers: Vec::new(),
+            }
+        };
+        queue.register(&mut hub, state)
+    }
 }
 
 impl Events {
-    pub(crate) fn new(queue: Arc<Queue>) -> Self {
-        Self { queue: Some(queue) }
-    }
-
     /// A receiver that never yields an event: what an unmonitored device gives.
     ///
     /// ```
@@ -141,14 +256,18 @@ impl Events {
     /// ```
     #[must_use]
     pub const fn closed() -> Self {
-        Self { queue: None }
+        Self { link: None }
+    }
+
+    fn inbox(&self) -> Option<&Inbox> {
+        self.link.as_ref().map(|(_, inbox)| &**inbox)
     }
 
     /// Waits for the next event; `None` once the monitor has stopped and nothing is pending.
     #[must_use]
     pub fn recv(&self) -> Option<Event> {
-        let queue = self.queue.as_ref()?;
-        let mut state = queue.state.lock();
+        let inbox = self.inbox()?;
+        let mut state = inbox.state.lock();
         loop {
             if let Some(event) = state.events.pop_front() {
                 return Some(event);
@@ -156,16 +275,16 @@ impl Events {
             if state.closed {
                 return None;
             }
-            queue.ready.wait(&mut state);
+            inbox.ready.wait(&mut state);
         }
     }
 
     /// Waits up to `timeout` for the next event.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
-        let queue = self.queue.as_ref().ok_or(RecvTimeoutError::Disconnected)?;
+        let inbox = self.inbox().ok_or(RecvTimeoutError::Disconnected)?;
         // A timeout too large for an Instant is as good as forever.
         let deadline = Instant::now().checked_add(timeout);
-        let mut state = queue.state.lock();
+        let mut state = inbox.state.lock();
         loop {
             if let Some(event) = state.events.pop_front() {
                 return Ok(event);
@@ -175,22 +294,22 @@ impl Events {
             }
             match deadline {
                 Some(deadline) => {
-                    if queue.ready.wait_until(&mut state, deadline).timed_out()
+                    if inbox.ready.wait_until(&mut state, deadline).timed_out()
                         && state.events.is_empty()
                         && !state.closed
                     {
                         return Err(RecvTimeoutError::Timeout);
                     }
                 }
-                None => queue.ready.wait(&mut state),
+                None => inbox.ready.wait(&mut state),
             }
         }
     }
 
     /// Takes the next event if one is pending, without waiting.
     pub fn try_recv(&self) -> Result<Event, TryRecvError> {
-        let queue = self.queue.as_ref().ok_or(TryRecvError::Disconnected)?;
-        let mut state = queue.state.lock();
+        let inbox = self.inbox().ok_or(TryRecvError::Disconnected)?;
+        let mut state = inbox.state.lock();
         match state.events.pop_front() {
             Some(event) => Ok(event),
             None if state.closed => Err(TryRecvError::Disconnected),
@@ -198,26 +317,67 @@ impl Events {
         }
     }
 
+    /// Waits for the next event without blocking the thread: the future resolves to the event, or to `None`
+    /// once the monitor has stopped and nothing is pending. It works with any executor (the monitor wakes the
+    /// task through its `Waker`; no thread or timer of its own), and dropping it loses no event.
+    ///
+    /// ```no_run
+    /// # async fn watch(events: tun_events::Events) {
+    /// while let Some(event) = events.recv_async().await {
+    ///     println!("link: {event:?}");
+    /// }
+    /// # }
+    /// ```
+    pub fn recv_async(&self) -> Recv<'_> {
+        Recv { events: self }
+    }
+
     /// How many events wait to be read (never more than [`MAX_PENDING`]).
     #[must_use]
     pub fn pending(&self) -> usize {
-        self.queue
-            .as_ref()
-            .map_or(0, |queue| queue.state.lock().events.len())
+        self.inbox()
+            .map_or(0, |inbox| inbox.state.lock().events.len())
     }
 
     /// True once the monitor has stopped; events it queued before may still be pending.
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.queue
-            .as_ref()
-            .is_none_or(|queue| queue.state.lock().closed)
+        self.inbox().is_none_or(|inbox| inbox.state.lock().closed)
     }
 
     /// A blocking iterator over the events, ending when the monitor stops.
     #[must_use]
     pub const fn iter(&self) -> Iter<'_> {
         Iter { events: self }
+    }
+}
+
+/// The future of [`Events::recv_async`]: the next event, or `None` once the monitor has stopped and nothing
+/// is pending.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Recv<'a> {
+    events: &'a Events,
+}
+
+impl Future for Recv<'_> {
+    type Output = Option<Event>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let Some(inbox) = self.events.inbox() else {
+            return Poll::Ready(None);
+        };
+        let mut state = inbox.state.lock();
+        if let Some(event) = state.events.pop_front() {
+            return Poll::Ready(Some(event));
+        }
+        if state.closed {
+            return Poll::Ready(None);
+        }
+        if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            state.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 
@@ -254,7 +414,7 @@ mod tests {
         for event in events {
             queue.push(*event);
         }
-        let receiver = Events::new(Arc::clone(&queue));
+        let receiver = queue.subscribe();
         (queue, receiver)
     }
 
@@ -279,7 +439,7 @@ mod tests {
     #[test]
     fn unread_flaps_fold_to_the_bound_and_end_in_the_newest_state() {
         let queue = Queue::new();
-        let events = Events::new(Arc::clone(&queue));
+        let events = queue.subscribe();
         for i in 0..1001 {
             queue.push(if i % 2 == 0 { Up } else { Down });
             queue.push(MtuUpdate(1000 + i));
@@ -357,12 +517,104 @@ mod tests {
     }
 
     #[test]
-    fn clones_share_one_queue() {
-        let (_queue, events) = queue_with(&[Up, Down]);
-        let other = events.clone();
+    fn every_receiver_sees_every_event() {
+        let (queue, first) = queue_with(&[]);
+        let second = queue.subscribe();
+        queue.push(Up);
+        queue.push(Down);
+        assert_eq!(drain(&first), vec![Up, Down]);
+        assert_eq!(drain(&second), vec![Up, Down]);
+    }
+
+    #[test]
+    fn a_clone_starts_with_the_pending_events_then_sees_every_new_one() {
+        let (queue, events) = queue_with(&[Up, Down]);
         assert_eq!(events.try_recv(), Ok(Up));
-        assert_eq!(other.try_recv(), Ok(Down));
-        assert_eq!(events.try_recv(), Err(TryRecvError::Empty));
+        let other = events.clone();
+        queue.push(MtuUpdate(1400));
+        assert_eq!(drain(&events), vec![Down, MtuUpdate(1400)]);
+        assert_eq!(drain(&other), vec![Down, MtuUpdate(1400)]);
+    }
+
+    #[test]
+    fn events_before_the_first_receiver_go_to_it_and_not_to_later_ones() {
+        let (queue, first) = queue_with(&[Up]);
+        let later = queue.subscribe();
+        assert_eq!(drain(&first), vec![Up]);
+        assert_eq!(later.try_recv(), Err(TryRecvError::Empty));
+    }
+
+    #[test]
+    fn dropped_receivers_are_forgotten_and_a_receiver_made_after_close_is_disconnected() {
+        let (queue, events) = queue_with(&[]);
+        drop(queue.subscribe());
+        queue.push(Up);
+        assert_eq!(queue.hub.lock().receivers.len(), 1);
+        queue.close();
+        assert_eq!(events.recv(), Some(Up));
+        assert_eq!(
+            queue.subscribe().try_recv(),
+            Err(TryRecvError::Disconnected)
+        );
+    }
+
+    /// Polls `future` to completion on this thread, parking between polls (a minimal executor).
+    fn block_on<F: Future>(future: F) -> F::Output {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::park();
+        }
+    }
+
+    #[test]
+    fn async_recv_is_woken_by_a_push_and_by_close() {
+        let (queue, events) = queue_with(&[]);
+        let reader = std::thread::spawn(move || {
+            let first = block_on(events.recv_async());
+            (first, block_on(events.recv_async()))
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        queue.push(Up);
+        std::thread::sleep(Duration::from_millis(20));
+        queue.close();
+        assert_eq!(reader.join().unwrap(), (Some(Up), None));
+    }
+
+    #[test]
+    fn pending_async_recv_registers_its_waker_once() {
+        let (queue, events) = queue_with(&[]);
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let count = Arc::new(Count(0.into()));
+        let waker = Waker::from(Arc::clone(&count));
+        let mut cx = Context::from_waker(&waker);
+        let mut recv = events.recv_async();
+        for _ in 0..3 {
+            assert!(Pin::new(&mut recv).poll(&mut cx).is_pending());
+        }
+        assert_eq!(events.inbox().unwrap().state.lock().wakers.len(), 1);
+        queue.push(MtuUpdate(1280));
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(
+            Pin::new(&mut recv).poll(&mut cx),
+            Poll::Ready(Some(MtuUpdate(1280)))
+        );
+        assert!(events.inbox().unwrap().state.lock().wakers.is_empty());
     }
 
     #[test]

@@ -10,18 +10,18 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use common::{Netns, REPORT_WITHIN, flaps};
-use tun_events::{Event, MAX_PENDING, Monitor, RecvTimeoutError};
+use tun_events::{Event, Events, MAX_PENDING, Monitor, RecvTimeoutError};
 
-fn expect_event(monitor: &Monitor, expected: Event) {
-    match monitor.events().recv_timeout(REPORT_WITHIN) {
+fn expect_event(events: &Events, expected: Event) {
+    match events.recv_timeout(REPORT_WITHIN) {
         Ok(event) => assert_eq!(event, expected),
         Err(e) => panic!("waiting for {expected:?}: {e}"),
     }
 }
 
-fn expect_quiet(monitor: &Monitor) {
+fn expect_quiet(events: &Events) {
     assert_eq!(
-        monitor.events().recv_timeout(Duration::from_millis(200)),
+        events.recv_timeout(Duration::from_millis(200)),
         Err(RecvTimeoutError::Timeout)
     );
 }
@@ -47,17 +47,18 @@ fn up_mtu_down_are_reported_in_order_and_only_once() {
     let ns = Netns::new("order");
     let tun = ns.create_tun("evt0");
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
-    expect_quiet(&monitor);
+    let events = monitor.events();
+    expect_quiet(&events);
     ns.ip(&["link", "set", "evt0", "up"]);
-    expect_event(&monitor, Event::Up);
+    expect_event(&events, Event::Up);
     ns.ip(&["link", "set", "evt0", "mtu", "1400"]);
-    expect_event(&monitor, Event::MtuUpdate(1400));
+    expect_event(&events, Event::MtuUpdate(1400));
     // Setting what is already set produces no event.
     ns.ip(&["link", "set", "evt0", "mtu", "1400"]);
     ns.ip(&["link", "set", "evt0", "up"]);
     ns.ip(&["link", "set", "evt0", "down"]);
-    expect_event(&monitor, Event::Down);
-    expect_quiet(&monitor);
+    expect_event(&events, Event::Down);
+    expect_quiet(&events);
     assert!(monitor.take_error().is_none());
 }
 
@@ -79,26 +80,27 @@ fn device_is_followed_into_a_second_and_a_third_namespace() {
     let third = Netns::new("then");
     let tun = first.create_tun("evt0");
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
+    let events = monitor.events();
     first.ip(&["link", "set", "evt0", "up"]);
-    expect_event(&monitor, Event::Up);
+    expect_event(&events, Event::Up);
 
     // Moving closes the link in the old namespace.
     first.ip(&["link", "set", "dev", "evt0", "netns", &second.name]);
-    expect_event(&monitor, Event::Down);
+    expect_event(&events, Event::Down);
     second.ip(&["link", "set", "evt0", "up"]);
-    expect_event(&monitor, Event::Up);
+    expect_event(&events, Event::Up);
     second.ip(&["link", "set", "evt0", "mtu", "1300"]);
-    expect_event(&monitor, Event::MtuUpdate(1300));
+    expect_event(&events, Event::MtuUpdate(1300));
     second.ip(&["link", "set", "evt0", "down"]);
-    expect_event(&monitor, Event::Down);
+    expect_event(&events, Event::Down);
 
     second.ip(&["link", "set", "dev", "evt0", "netns", &third.name]);
     third.ip(&["link", "set", "evt0", "mtu", "1280"]);
-    expect_event(&monitor, Event::MtuUpdate(1280));
+    expect_event(&events, Event::MtuUpdate(1280));
     third.ip(&["link", "set", "evt0", "up"]);
-    expect_event(&monitor, Event::Up);
+    expect_event(&events, Event::Up);
     third.ip(&["link", "set", "evt0", "down"]);
-    expect_event(&monitor, Event::Down);
+    expect_event(&events, Event::Down);
     assert!(monitor.take_error().is_none());
 }
 
@@ -114,13 +116,14 @@ fn device_renamed_and_moved_with_a_new_index_is_still_followed() {
     let old_index = first.index_of("evt0");
     assert_eq!(old_index, second.index_of("filler"));
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
+    let events = monitor.events();
     first.ip(&["link", "set", "evt0", "name", "evt-renamed"]);
     first.ip(&["link", "set", "dev", "evt-renamed", "netns", &second.name]);
     assert_ne!(second.index_of("evt-renamed"), old_index);
     second.ip(&["link", "set", "evt-renamed", "up"]);
-    expect_event(&monitor, Event::Up);
+    expect_event(&events, Event::Up);
     second.ip(&["link", "set", "evt-renamed", "mtu", "1450"]);
-    expect_event(&monitor, Event::MtuUpdate(1450));
+    expect_event(&events, Event::MtuUpdate(1450));
 }
 
 #[test]
@@ -129,12 +132,13 @@ fn deleting_the_device_reports_down_and_stops_the_monitor() {
     let ns = Netns::new("del");
     let tun = ns.create_tun("evt0");
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
+    let events = monitor.events();
     ns.ip(&["link", "set", "evt0", "up"]);
-    expect_event(&monitor, Event::Up);
+    expect_event(&events, Event::Up);
     ns.ip(&["link", "del", "evt0"]);
-    expect_event(&monitor, Event::Down);
+    expect_event(&events, Event::Down);
     assert_eq!(
-        monitor.events().recv_timeout(REPORT_WITHIN),
+        events.recv_timeout(REPORT_WITHIN),
         Err(RecvTimeoutError::Disconnected)
     );
     assert!(monitor.is_stopped());

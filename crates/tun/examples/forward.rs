@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! forward --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB [--no-offload] [--batch N] [--passthrough]
-//!         [--queues N]
+//!         [--async] [--queues N]
 //! ```
 //!
 //! Creates `tunA` inside the existing namespace NS1 and `tunB` inside NS2 (each opened from a thread that
@@ -19,13 +19,15 @@
 //!   MTU-sized packets (what a VPN encrypts one by one), `write_packets` coalesces them again (GRO).
 //! - `--no-offload`: one packet per read and per write.
 //! - `--batch N`: buffers per `read_packets` call (default: the device's `batch_size()`).
+//! - `--async`: the same data path on a tokio runtime (two worker threads), one task per direction, with
+//!   [`tun::AsyncTun`] and `PacketBatch::read_from_async` / `write_to_async`.
 //! - `--passthrough`: no library data path at all: each raw frame (virtio-net header + super-packet) is written
 //!   unchanged to the other device. The ceiling of any TUN data path, for comparison.
 //! - `--queues N`: multi-queue devices with N queues each (the first built, the others from
 //!   [`Tun::open_queue`]), queue i of A forwarded to queue i of B and back by a thread per queue and direction.
 //!   The kernel steers each flow to one queue by its hash, so several flows spread over the threads: on a
 //!   host with a core per queue that multiplies what one core forwards. One flow stays on one queue, and on
-//!   a host with fewer cores than threads it gains nothing.
+//!   a host with fewer cores than threads it gains nothing. Not with `--async` or `--passthrough`.
 //!
 //! On SIGINT or SIGTERM it prints, per direction, `a->b: packets N bytes N reads N super-packets N errors N`
 //! (packets are MTU-sized; reads are calls that returned packets; super-packets are reads that returned more
@@ -41,7 +43,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tun::{Builder, PacketBatch, Tun};
+use tun::{AsyncTun, Builder, PacketBatch, Tun};
 use tun_offload::VirtioNetHdr;
 use tun_offload::virtio::{GSO_NONE, GSO_TCPV4, GSO_TCPV6};
 use tun_sys::signal::SignalSet;
@@ -83,6 +85,56 @@ impl ErrorBudget {
     }
 }
 
+/// What a direction does after a read or a write.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// Write the packets read.
+    Write,
+    /// Read again.
+    Read,
+    /// Stop: the device is gone, or too many failures in a row.
+    Stop,
+}
+
+impl ErrorBudget {
+    /// Counts a read of `packets` (its result `read`) and says what comes next.
+    fn after_read(
+        &mut self,
+        read: tun::Result<usize>,
+        packets: &PacketBatch,
+        counters: &Counters,
+    ) -> Next {
+        match read {
+            Ok(n) => {
+                counters.record_read(n, packets.bytes());
+                Next::Write
+            }
+            Err(e) if e.is_fatal() => {
+                eprintln!("forward: read: {}", e.report());
+                Next::Stop
+            }
+            Err(e) if self.failed("read", &e.report(), counters) => Next::Read,
+            Err(_) => Next::Stop,
+        }
+    }
+
+    /// Counts a write's result and says what comes next.
+    fn after_write(&mut self, written: tun::Result<usize>, counters: &Counters) -> Next {
+        match written {
+            Ok(_) => {
+                self.consecutive = 0;
+                Next::Read
+            }
+            Err(e) if e.is_fatal() => {
+                eprintln!("forward: write: {}", e.report());
+                Next::Stop
+            }
+            Err(e) if self.failed("write", &e.report(), counters) => Next::Read,
+            Err(_) => Next::Stop,
+        }
+    }
+}
+
 /// One direction through the library: `read_packets` from `from`, `write_packets` to `to`, through a
 /// [`PacketBatch`]. With offloads: batches of MTU-sized packets split from super-packets, coalesced again on
 /// write. Without: one packet per read and per write, read straight into a buffer that fits any packet.
@@ -90,27 +142,56 @@ fn forward(from: &Tun, to: &Tun, batch: usize, counters: &Counters) {
     let mut packets = PacketBatch::for_device_with_count(from, batch);
     let mut budget = ErrorBudget::default();
     loop {
-        let n = match packets.read_from(from) {
-            Ok(n) => n,
-            Err(e) if e.is_fatal() => return eprintln!("forward: read: {}", e.report()),
-            Err(e) => {
-                if budget.failed("read", &e.report(), counters) {
-                    continue;
-                }
-                return;
-            }
+        let next = match budget.after_read(packets.read_from(from), &packets, counters) {
+            Next::Write => budget.after_write(packets.write_to(to), counters),
+            other => other,
         };
-        counters.record_read(n, packets.bytes());
-        match packets.write_to(to) {
-            Ok(_) => budget.consecutive = 0,
-            Err(e) if e.is_fatal() => return eprintln!("forward: write: {}", e.report()),
-            Err(e) => {
-                if !budget.failed("write", &e.report(), counters) {
-                    return;
-                }
-            }
+        if next == Next::Stop {
+            return;
         }
     }
+}
+
+/// [`forward`] as a task on an async runtime: the same loop, awaiting instead of blocking.
+async fn forward_async(from: &AsyncTun, to: &AsyncTun, batch: usize, counters: &Counters) {
+    let mut packets = PacketBatch::for_device_with_count(from.get_ref(), batch);
+    let mut budget = ErrorBudget::default();
+    loop {
+        let read = packets.read_from_async(from).await;
+        let next = match budget.after_read(read, &packets, counters) {
+            Next::Write => budget.after_write(packets.write_to_async(to).await, counters),
+            other => other,
+        };
+        if next == Next::Stop {
+            return;
+        }
+    }
+}
+
+/// Starts both directions as tasks on a new multi-thread tokio runtime (two workers, as many threads as the
+/// blocking forwarder has), which is returned: it runs until dropped.
+fn start_async(
+    a: Tun,
+    b: Tun,
+    batch: Option<usize>,
+    counters: &[Arc<Counters>; 2],
+) -> Result<tokio::runtime::Runtime, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("fwd tokio")
+        .enable_io()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let (a, b) = {
+        let _inside = runtime.enter();
+        let wrap = |tun| AsyncTun::new(tun).map_err(|e| format!("AsyncTun: {e}"));
+        (wrap(a)?, wrap(b)?)
+    };
+    for ((from, to), counters) in directions(a, b).into_iter().zip(counters.iter().cloned()) {
+        let batch = batch.unwrap_or_else(|| from.get_ref().batch_size());
+        runtime.spawn(async move { forward_async(&from, &to, batch, &counters).await });
+    }
+    Ok(runtime)
 }
 
 /// Creates a raw TUN device for the passthrough: blocking fd, virtio-net header, the same offloads the
@@ -183,44 +264,95 @@ fn passthrough(from: BorrowedFd<'_>, to: BorrowedFd<'_>, counters: &Counters) {
     }
 }
 
-/// The two devices of a run, either through the library (every queue of each) or raw.
+/// The two devices of a run, either through the library or raw.
+// Made once per run and moved straight into the forwarders: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Devices {
-    Library(Vec<Arc<Tun>>, Vec<Arc<Tun>>),
-    Raw(Arc<OwnedFd>, Arc<OwnedFd>),
+    Library(Tun, Tun),
+    Raw(OwnedFd, OwnedFd),
 }
 
 fn open_devices(args: &ForwardArgs) -> Result<Devices, String> {
+    if args.queues != 1 && (args.passthrough || args.async_io) {
+        return Err(
+            "--queues needs the threaded library forwarder (not --passthrough or --async)".into(),
+        );
+    }
     if args.passthrough {
-        if args.queues != 1 {
-            return Err(
-                "--passthrough forwards one queue per device; --queues needs the library".into(),
-            );
-        }
         let a = in_netns(&args.netns_a, || open_raw(&args.name_a))?;
         let b = in_netns(&args.netns_b, || open_raw(&args.name_b))?;
-        return Ok(Devices::Raw(Arc::new(a), Arc::new(b)));
+        return Ok(Devices::Raw(a, b));
     }
     let open = |name: &str| {
-        let first = Builder::new()
+        Builder::new()
             .name(name)
             .offload(args.offload)
             .multi_queue(args.queues > 1)
             .monitor(false)
             .build()
-            .map_err(|e| format!("create {name}: {}", e.report()))?;
-        let mut queues = Vec::with_capacity(args.queues);
-        for _ in 1..args.queues {
-            let queue = first
-                .open_queue()
-                .map_err(|e| format!("open a queue of {name}: {}", e.report()))?;
-            queues.push(Arc::new(queue));
-        }
-        queues.insert(0, Arc::new(first));
-        Ok(queues)
+            .map_err(|e| format!("create {name}: {}", e.report()))
     };
     let a = in_netns(&args.netns_a, || open(&args.name_a))?;
     let b = in_netns(&args.netns_b, || open(&args.name_b))?;
     Ok(Devices::Library(a, b))
+}
+
+/// Both directions between `a` and `b`: (a, b), then (b, a).
+fn directions<T>(a: T, b: T) -> [(Arc<T>, Arc<T>); 2] {
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    [(Arc::clone(&a), Arc::clone(&b)), (b, a)]
+}
+
+/// Starts one thread per direction (per pair of queues with `--queues`). Counters stay per direction, shared
+/// by the queues.
+fn start_threads(
+    devices: Devices,
+    args: &ForwardArgs,
+    counters: &[Arc<Counters>; 2],
+) -> Result<(), String> {
+    type Body = Box<dyn FnOnce() + Send>;
+    let bodies: Vec<Body> = match devices {
+        Devices::Library(a, b) => {
+            let mut pairs = Vec::with_capacity(args.queues);
+            for _ in 1..args.queues {
+                let open = |tun: &Tun| {
+                    let name = tun.name();
+                    tun.open_queue()
+                        .map_err(|e| format!("open a queue of {name}: {}", e.report()))
+                };
+                pairs.push((open(&a)?, open(&b)?));
+            }
+            pairs.insert(0, (a, b));
+            pairs
+                .into_iter()
+                .flat_map(|(a, b)| directions(a, b).into_iter().zip(counters.iter().cloned()))
+                .map(|((from, to), counters)| {
+                    let batch = args.batch.unwrap_or_else(|| from.batch_size());
+                    Box::new(move || forward(&from, &to, batch, &counters)) as Body
+                })
+                .collect()
+        }
+        Devices::Raw(a, b) => directions(a, b)
+            .into_iter()
+            .zip(counters.iter().cloned())
+            .map(|((from, to), counters)| {
+                Box::new(move || passthrough(from.as_fd(), to.as_fd(), &counters)) as Body
+            })
+            .collect(),
+    };
+    for (i, body) in bodies.into_iter().enumerate() {
+        // The first queue's threads keep the plain names the benchmark looks for; the others add a suffix.
+        let direction = ["fwd a->b", "fwd b->a"][i % 2];
+        let thread = match i / 2 {
+            0 => direction.to_owned(),
+            queue => format!("{direction} q{queue}"),
+        };
+        std::thread::Builder::new()
+            .name(thread.clone())
+            .spawn(body)
+            .map_err(|e| format!("spawn {thread}: {e}"))?;
+    }
+    Ok(())
 }
 
 fn run(args: &ForwardArgs) -> Result<(), String> {
@@ -231,41 +363,14 @@ fn run(args: &ForwardArgs) -> Result<(), String> {
         .block_in_thread()
         .map_err(|e| format!("block signals: {e}"))?;
     let devices = open_devices(args)?;
-    // One counter per direction, shared by the threads of all queues.
     let counters = [Arc::new(Counters::default()), Arc::new(Counters::default())];
-    for queue in 0..args.queues {
-        for (index, direction) in ["fwd a->b", "fwd b->a"].into_iter().enumerate() {
-            let counters = Arc::clone(&counters[index]);
-            let body: Box<dyn FnOnce() + Send> = match &devices {
-                Devices::Library(a, b) => {
-                    let (from, to) = if index == 0 {
-                        (Arc::clone(&a[queue]), Arc::clone(&b[queue]))
-                    } else {
-                        (Arc::clone(&b[queue]), Arc::clone(&a[queue]))
-                    };
-                    let batch = args.batch.unwrap_or_else(|| from.batch_size());
-                    Box::new(move || forward(&from, &to, batch, &counters))
-                }
-                Devices::Raw(a, b) => {
-                    let (from, to) = if index == 0 {
-                        (Arc::clone(a), Arc::clone(b))
-                    } else {
-                        (Arc::clone(b), Arc::clone(a))
-                    };
-                    Box::new(move || passthrough(from.as_fd(), to.as_fd(), &counters))
-                }
-            };
-            // The first queue's threads keep the plain names the benchmark looks for; the others add a suffix.
-            let thread = if queue == 0 {
-                direction.to_owned()
-            } else {
-                format!("{direction} q{queue}")
-            };
-            std::thread::Builder::new()
-                .name(thread.clone())
-                .spawn(body)
-                .map_err(|e| format!("spawn {thread}: {e}"))?;
+    // Kept until the end: the async forwarder's tasks run on it.
+    let mut _runtime = None;
+    match devices {
+        Devices::Library(a, b) if args.async_io => {
+            _runtime = Some(start_async(a, b, args.batch, &counters)?);
         }
+        devices => start_threads(devices, args, &counters)?,
     }
     let signal = signals
         .wait()

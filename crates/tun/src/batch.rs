@@ -171,18 +171,28 @@ impl PacketBatch {
         self.len = 0;
         let mut growths = 0;
         loop {
-            match read(&mut self.bufs, &mut self.sizes, self.offset) {
-                Ok(n) => {
-                    self.len = n.min(self.bufs.len());
-                    return Ok(self.len);
-                }
-                Err(Error::BufferTooSmall { need, .. })
-                    if growths < MAX_GROWTHS_PER_READ && self.grow_to(need) =>
-                {
-                    growths += 1;
-                }
-                Err(e) => return Err(e),
+            let result = read(&mut self.bufs, &mut self.sizes, self.offset);
+            if let Some(done) = self.settle_read(result, &mut growths) {
+                return done;
             }
+        }
+    }
+
+    /// Takes in the result of one read into the buffers: `Some` final result, or `None` when the buffers
+    /// grew for a packet that did not fit and the read is to be repeated.
+    fn settle_read(&mut self, result: Result<usize>, growths: &mut u32) -> Option<Result<usize>> {
+        match result {
+            Ok(n) => {
+                self.len = n.min(self.bufs.len());
+                Some(Ok(self.len))
+            }
+            Err(Error::BufferTooSmall { need, .. })
+                if *growths < MAX_GROWTHS_PER_READ && self.grow_to(need) =>
+            {
+                *growths += 1;
+                None
+            }
+            Err(e) => Some(Err(e)),
         }
     }
 
@@ -223,27 +233,84 @@ impl PacketBatch {
         one: impl FnOnce(&mut [u8]) -> Result<usize>,
         many: impl FnOnce(&mut [Vec<u8>]) -> Result<usize>,
     ) -> Result<usize> {
+        match self.take_for_write() {
+            Held::Nothing => Ok(0),
+            Held::One(stop) => one(&mut self.bufs[0][..stop]),
+            Held::Many(n) => {
+                let written = many(&mut self.bufs[..n]);
+                self.restore_after_write(n);
+                written
+            }
+        }
+    }
+
+    /// Empties the batch for a write of what it held, and says how to write it: buffers of several packets
+    /// are cut to their packets (undone by [`restore_after_write`](Self::restore_after_write)).
+    fn take_for_write(&mut self) -> Held {
         let n = std::mem::take(&mut self.len);
-        let offset = self.offset;
         match n {
-            0 => Ok(0),
+            0 => Held::Nothing,
             // Nothing to coalesce: a slice of the buffer is written as it is, so that the buffer needs neither
             // cutting nor restoring (which, for a 64 KiB buffer and a small packet, would mean zeroing 64 KiB).
-            1 => {
-                let stop = offset + self.sizes[0];
-                one(&mut self.bufs[0][..stop])
-            }
+            1 => Held::One(self.offset + self.sizes[0]),
             _ => {
                 for (buf, &size) in self.bufs.iter_mut().zip(&self.sizes[..n]) {
-                    buf.truncate(offset + size);
+                    buf.truncate(self.offset + size);
                 }
-                let written = many(&mut self.bufs[..n]);
-                // Coalescing moved and grew packets within these buffers (never beyond them).
-                let full = offset + self.segment;
-                for buf in &mut self.bufs[..n] {
-                    buf.resize(full, 0);
-                }
-                written
+                Held::Many(n)
+            }
+        }
+    }
+
+    /// Makes the first `n` buffers whole again after a write from them.
+    fn restore_after_write(&mut self, n: usize) {
+        // Coalescing moved and grew packets within these buffers (never beyond them).
+        let full = self.offset + self.segment;
+        for buf in &mut self.bufs[..n] {
+            buf.resize(full, 0);
+        }
+    }
+
+    /// [`read_from`](Self::read_from) on an [`AsyncTun`](crate::AsyncTun): waits for packets without
+    /// blocking the thread. Dropping the future loses no packet.
+    ///
+    /// # Errors
+    /// Those of [`AsyncTun::read_packets`](crate::AsyncTun::read_packets); the batch is then empty.
+    #[cfg(feature = "tokio")]
+    pub async fn read_from_async(&mut self, tun: &crate::AsyncTun) -> Result<usize> {
+        self.len = 0;
+        let mut growths = 0;
+        loop {
+            let result = tun
+                .read_packets(&mut self.bufs, &mut self.sizes, self.offset)
+                .await;
+            if let Some(done) = self.settle_read(result, &mut growths) {
+                return done;
+            }
+        }
+    }
+
+    /// [`write_to`](Self::write_to) on an [`AsyncTun`](crate::AsyncTun): waits without blocking the thread
+    /// while the kernel's queue is full. Afterwards the batch is empty, written or not; if the future is
+    /// dropped before it finished, the batch is empty too and its buffers stay usable (see
+    /// [`AsyncTun`](crate::AsyncTun) on what a dropped write has written).
+    ///
+    /// # Errors
+    /// Those of [`AsyncTun::write_packets`](crate::AsyncTun::write_packets).
+    #[cfg(feature = "tokio")]
+    pub async fn write_to_async(&mut self, tun: &crate::AsyncTun) -> Result<usize> {
+        let offset = self.offset;
+        match self.take_for_write() {
+            Held::Nothing => Ok(0),
+            Held::One(stop) => {
+                tun.write_packets(&mut [&mut self.bufs[0][..stop]], offset)
+                    .await
+            }
+            Held::Many(n) => {
+                // Restored also when the future is dropped half-way, so the buffers keep their full length.
+                let batch = RestoreOnDrop { batch: self, n };
+                let bufs = &mut batch.batch.bufs[..n];
+                tun.write_packets(bufs, offset).await
             }
         }
     }
@@ -293,6 +360,29 @@ impl PacketBatch {
     /// How many times the buffers grew because a packet did not fit them (see [`read_from`](Self::read_from)).
     pub fn grown(&self) -> u64 {
         self.grown
+    }
+}
+
+/// What a batch held when it was taken for a write.
+enum Held {
+    Nothing,
+    /// One packet: written from the first buffer's first `usize` bytes.
+    One(usize),
+    /// This many packets, their buffers cut to them.
+    Many(usize),
+}
+
+/// Makes a batch's buffers whole again once their write is over, finished or dropped.
+#[cfg(feature = "tokio")]
+struct RestoreOnDrop<'a> {
+    batch: &'a mut PacketBatch,
+    n: usize,
+}
+
+#[cfg(feature = "tokio")]
+impl Drop for RestoreOnDrop<'_> {
+    fn drop(&mut self) {
+        self.batch.restore_after_write(self.n);
     }
 }
 

@@ -220,6 +220,12 @@ impl Tun {
         }
     }
 
+    /// The eventfd `close()` signals (and leaves signalled).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn cancel_fd(&self) -> BorrowedFd<'_> {
+        self.cancel.as_fd()
+    }
+
     /// `Err(Error::Closed)` once [`close`](Self::close) has begun.
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {

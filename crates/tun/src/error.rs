@@ -27,6 +27,18 @@ pub enum Error {
     /// The device was closed; every call after `close()` (or one blocked while it happened) gets this.
     #[error("TUN device is closed")]
     Closed,
+    /// A non-blocking call could not go on without waiting: nothing to read now, or the kernel's queue is full
+    /// (see [`Tun::try_read_packets`](crate::Tun::try_read_packets)). Transient: try again once the fd is
+    /// ready.
+    #[error("the operation would block")]
+    WouldBlock,
+    /// A read with a timeout saw no packet in time ([`Tun::read_packets_timeout`](crate::Tun::read_packets_timeout)).
+    /// Transient; nothing was lost.
+    #[error("no packet within the timeout")]
+    TimedOut,
+    /// An async device was made outside a tokio runtime (or in one without IO enabled); nothing was created.
+    #[error("no tokio runtime with IO enabled is running on this thread")]
+    NoAsyncRuntime,
     /// The interface name breaks the kernel's rules; nothing was created.
     #[error("invalid interface name {name:?}")]
     InvalidName {
@@ -170,10 +182,11 @@ impl Error {
         }
     }
 
-    /// True when retrying later can succeed: the call was interrupted or would block, the kernel was short
+    /// True when retrying later can succeed: the call was interrupted or would block, timed out, the kernel was short
     /// of buffers, or the link is down (writes to a down TUN device fail with `EIO`).
     pub fn is_transient(&self) -> bool {
         match self {
+            Error::WouldBlock | Error::TimedOut => true,
             Error::Io { source, .. } => {
                 matches!(
                     source.kind(),
@@ -281,6 +294,9 @@ impl From<Error> for io::Error {
     fn from(err: Error) -> io::Error {
         let kind = match &err {
             Error::Closed => io::ErrorKind::BrokenPipe,
+            Error::WouldBlock => io::ErrorKind::WouldBlock,
+            Error::TimedOut => io::ErrorKind::TimedOut,
+            Error::NoAsyncRuntime => io::ErrorKind::Unsupported,
             Error::Io { source, .. }
             | Error::DeviceBusy { source, .. }
             | Error::DeviceExists { source, .. } => source.kind(),
@@ -337,6 +353,17 @@ mod tests {
 
     #[test]
     fn would_block_and_no_buffers_are_transient() {
+        assert!(Error::WouldBlock.is_transient());
+        assert!(!Error::WouldBlock.is_fatal());
+        assert!(Error::TimedOut.is_transient());
+        assert_eq!(
+            io::Error::from(Error::WouldBlock).kind(),
+            io::ErrorKind::WouldBlock
+        );
+        assert_eq!(
+            io::Error::from(Error::TimedOut).kind(),
+            io::ErrorKind::TimedOut
+        );
         assert!(Error::io("write", "t", io::Error::from(io::ErrorKind::WouldBlock)).is_transient());
         assert!(
             Error::io("write", "t", io::Error::from_raw_os_error(libc::ENOBUFS)).is_transient()

@@ -3,6 +3,7 @@
 use std::io;
 
 use crate::device::Tun;
+use crate::patience::Patience;
 
 /// Reads one packet per call. With offloads on, the packets of a super-packet come out one per call, none lost.
 /// A buffer too small for the next packet is `InvalidInput`, and the packet stays for the next call.
@@ -22,7 +23,7 @@ impl io::Write for &Tun {
             self.check_open()?;
             return Ok(0);
         }
-        Ok(self.write_one(buf)?)
+        Ok(self.write_one(buf, Patience::Forever)?)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -52,6 +52,15 @@
 //! # Ok::<(), tun::Error>(())
 //! ```
 //!
+//! # Async
+//!
+//! With the `tokio` feature, `AsyncTun` (from `Builder::build_async` or `AsyncTun::new`) drives the same
+//! data path from tasks: its `read_packets` / `write_packets` / `recv` / `send` await readiness on tokio's
+//! reactor instead of blocking a thread, and [`PacketBatch`] has `read_from_async` / `write_to_async`. Any other
+//! runtime can build on [`Tun::try_read_packets`] and [`Tun::try_write_packets`], which never wait
+//! ([`Error::WouldBlock`]), and on the fd ([`AsFd`](std::os::fd::AsFd)); [`Events::recv_async`] waits for link
+//! events on any executor.
+//!
 //! # Threads and closing
 //!
 //! A [`Tun`] is `Send + Sync`. Reads and writes take separate locks, so one thread can block in a read while
@@ -65,22 +74,27 @@
 //! steers each flow to one of them by its hash. Serve each queue from its own thread, on a host with a core
 //! for each; the device goes when its last queue is closed.
 
+#[cfg(feature = "tokio")]
+mod async_tun;
 mod batch;
 mod builder;
 mod device;
 mod error;
 mod io_impls;
 mod offload;
+mod patience;
 mod read;
 mod write;
 
+#[cfg(feature = "tokio")]
+pub use async_tun::AsyncTun;
 pub use batch::PacketBatch;
 pub use builder::Builder;
 pub use device::Tun;
 pub use error::{BatchError, Error, PacketError, Result};
 pub use tun_events::{
     Event, Events, Iter as EventsIter, MAX_PENDING as MAX_PENDING_EVENTS, MonitorError,
-    RecvTimeoutError, TryRecvError,
+    Recv as RecvEvent, RecvTimeoutError, TryRecvError,
 };
 pub use tun_offload::OffloadError;
 pub use tun_sys::{NameError, Offloads};

@@ -1,13 +1,14 @@
 //! The read path: one `read()` per packet (or super-packet), handed out into the caller's buffers.
 
-use std::io;
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
 use tun_offload::{OffloadError, SplitState, VirtioNetHdr};
-use tun_sys::{Interest, Wait};
+use tun_sys::Interest;
 
 use crate::device::Tun;
 use crate::error::{Error, Result};
+use crate::patience::Patience;
 
 /// The largest IP packet a TUN device hands over (also the largest TSO/USO super-packet: BIG TCP is refused).
 pub(crate) const MAX_PACKET: usize = 65535;
@@ -149,6 +150,48 @@ impl Tun {
         sizes: &mut [usize],
         offset: usize,
     ) -> Result<usize> {
+        self.read_packets_within(bufs, sizes, offset, Patience::Forever)
+    }
+
+    /// [`read_packets`](Self::read_packets) that never waits: packets split from an earlier read are handed
+    /// out without a system call; otherwise one non-blocking `read()`, and [`Error::WouldBlock`] when the
+    /// kernel has nothing. Wait for readiness on the fd ([`AsFd`](std::os::fd::AsFd), `POLLIN`) with any
+    /// event loop, then call it again.
+    ///
+    /// A thread blocked in [`read_packets`](Self::read_packets) on the same `Tun` holds the read side until it
+    /// returns; this call then waits for it.
+    pub fn try_read_packets<B: AsMut<[u8]>>(
+        &self,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+    ) -> Result<usize> {
+        self.read_packets_within(bufs, sizes, offset, Patience::Never)
+    }
+
+    /// [`read_packets`](Self::read_packets) that waits at most `timeout` for a packet: [`Error::TimedOut`]
+    /// when none came (a transient error; nothing is lost).
+    pub fn read_packets_timeout<B: AsMut<[u8]>>(
+        &self,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+        timeout: Duration,
+    ) -> Result<usize> {
+        // A timeout too large for an Instant is as good as none.
+        let patience = Instant::now()
+            .checked_add(timeout)
+            .map_or(Patience::Forever, Patience::Until);
+        self.read_packets_within(bufs, sizes, offset, patience)
+    }
+
+    fn read_packets_within<B: AsMut<[u8]>>(
+        &self,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+        patience: Patience,
+    ) -> Result<usize> {
         if bufs.is_empty() {
             return Err(Error::InvalidArgument("bufs is empty"));
         }
@@ -167,38 +210,23 @@ impl Tun {
                 && room.len() >= MAX_PACKET
             {
                 // The caller's buffer holds any packet: read straight into it, no copy.
-                let len = self.read_once(room)?;
+                let len = self.read_once(room, patience)?;
                 if len > 0 {
                     sizes[0] = len;
                     return Ok(1);
                 }
                 continue;
             }
-            let len = self.read_once(&mut reader.buf)?;
+            let len = self.read_once(&mut reader.buf, patience)?;
             reader.accept(len, self.vnet_hdr)?;
         }
     }
 
-    /// One `read()`, waiting (cancellably) while the fd has nothing.
-    pub(crate) fn read_once(&self, buf: &mut [u8]) -> Result<usize> {
-        loop {
-            self.check_open()?;
-            match tun_sys::io::read(self.fd(), buf) {
-                Ok(len) => return Ok(len),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(Interest::Read)?,
-                Err(e) => return Err(Error::io("read", self.label, e)),
-            }
-        }
-    }
-
-    /// Blocks until the fd is ready for `interest` or the device is closed.
-    pub(crate) fn wait(&self, interest: Interest) -> Result<()> {
-        match tun_sys::wait::wait(self.fd(), interest, &self.cancel, None) {
-            Ok(Wait::Cancelled) => Err(Error::Closed),
-            Ok(Wait::Ready | Wait::TimedOut) => Ok(()),
-            Err(e) => Err(Error::io("poll", self.label, e)),
-        }
+    /// One `read()`, waiting (cancellably) as `patience` allows while the fd has nothing.
+    pub(crate) fn read_once(&self, buf: &mut [u8], patience: Patience) -> Result<usize> {
+        self.retry_io("read", Interest::Read, patience, |fd| {
+            tun_sys::io::read(fd, buf)
+        })
     }
 }
 

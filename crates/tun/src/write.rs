@@ -1,7 +1,7 @@
 //! The write path: coalescing (GRO) with offloads, then one `write()` per resulting packet, errors reported
 //! per packet.
 
-use std::io::{self, IoSlice};
+use std::io::IoSlice;
 use std::sync::atomic::Ordering;
 
 use tun_offload::wire::IpPacket;
@@ -10,6 +10,7 @@ use tun_sys::{Interest, Offloads};
 
 use crate::device::Tun;
 use crate::error::{BatchError, Error, PacketError, Result};
+use crate::patience::Patience;
 
 /// Write-side state, guarded by the write lock: the GRO table and the list of buffers to write, both reused
 /// so that a batch allocates nothing once warm.
@@ -17,6 +18,39 @@ use crate::error::{BatchError, Error, PacketError, Result};
 pub(crate) struct Writer {
     table: GroTable,
     to_write: Vec<usize>,
+    /// A batch that stopped at a full queue ([`Error::WouldBlock`]) with part of it written, and where to go on
+    /// when the same batch is offered again: it was coalesced already, and must not be coalesced twice.
+    resume: Option<Resume>,
+}
+
+/// Where a non-blocking write batch stopped.
+#[derive(Debug)]
+struct Resume {
+    batch: BatchId,
+    /// The position in `to_write` of the next packet to write.
+    next: usize,
+    written: usize,
+    failed: Vec<PacketError>,
+    /// Whether merged packets are gathered from the buffers the plan in the table links.
+    gathered: bool,
+}
+
+/// What tells one batch from another while its write is pending: where its buffers are, how many, the offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BatchId {
+    addr: usize,
+    len: usize,
+    offset: usize,
+}
+
+impl BatchId {
+    fn of<B>(bufs: &[B], offset: usize) -> Self {
+        Self {
+            addr: bufs.as_ptr() as usize,
+            len: bufs.len(),
+            offset,
+        }
+    }
 }
 
 impl Writer {
@@ -29,7 +63,18 @@ impl Writer {
         } else {
             (GroTable::new(), Vec::new())
         };
-        Self { table, to_write }
+        Self {
+            table,
+            to_write,
+            resume: None,
+        }
+    }
+
+    /// Forgets a batch left half-written by a non-blocking write whose caller gave up on it: the rest of it is
+    /// not written.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn abandon(&mut self) {
+        self.resume = None;
     }
 }
 
@@ -100,6 +145,27 @@ impl Tun {
     /// write, [`Error::Io`] for one the kernel refused); for several, or one after others were written,
     /// [`Error::Batch`] with the caller's packets written and each failure by buffer index.
     pub fn write_packets<B: PacketBuf>(&self, bufs: &mut [B], offset: usize) -> Result<usize> {
+        self.write_packets_within(bufs, offset, Patience::Forever)
+    }
+
+    /// [`write_packets`](Self::write_packets) that never waits: when the kernel's queue is full it returns
+    /// [`Error::WouldBlock`]. Wait for the fd to be writable (`POLLOUT`) with any event loop, then call it
+    /// again **with the same batch, unchanged**: the batch was coalesced already and part of it may have been
+    /// written, so the call goes on where it stopped and returns the count for the whole batch. A call with
+    /// another batch (other buffers, count or offset) drops what was left of the earlier one.
+    ///
+    /// A TUN device's queue is rarely full (its send buffer is unlimited unless lowered), so this almost
+    /// always writes the whole batch at once.
+    pub fn try_write_packets<B: PacketBuf>(&self, bufs: &mut [B], offset: usize) -> Result<usize> {
+        self.write_packets_within(bufs, offset, Patience::Never)
+    }
+
+    fn write_packets_within<B: PacketBuf>(
+        &self,
+        bufs: &mut [B],
+        offset: usize,
+        patience: Patience,
+    ) -> Result<usize> {
         // Closed comes first: once closed, no argument makes a call useful.
         self.check_open()?;
         let hdr_len = if self.vnet_hdr { VirtioNetHdr::LEN } else { 0 };
@@ -110,44 +176,44 @@ impl Tun {
         };
         let mut writer = self.writer.lock();
         self.check_open()?;
-        let Writer { table, to_write } = &mut *writer;
-        to_write.clear();
-        // A buffer shorter than the offset is one bad packet, not a bad batch: such a batch is written one by
-        // one, so that it is reported alone.
-        let coalesce = !self.offloads.is_empty()
-            && self.gro.load(Ordering::Relaxed)
-            && bufs.iter().all(|buf| buf.as_ref().len() >= offset);
-        // True when merged packets are to be gathered from the buffers the plan in `table` links.
-        let mut gathered = false;
-        if coalesce {
-            let uso = Offloads::USO4 | Offloads::USO6;
-            let options = GroOptions {
-                tcp: true,
-                udp: self.offloads.contains(uso) && self.udp_gro.load(Ordering::Relaxed),
-            };
-            let room = offset + crate::read::MAX_PACKET;
-            match B::as_vecs(bufs).filter(|vecs| vecs.iter().all(|v| v.capacity() >= room)) {
-                Some(vecs) => tun_offload::handle_gro_with(vecs, offset, table, options, to_write)?,
-                None => {
-                    tun_offload::plan_gro(bufs, offset, table, options, to_write)?;
-                    gathered = true;
-                }
-            }
-        } else {
-            to_write.extend(0..bufs.len());
-            for buf in bufs.iter_mut() {
-                if let Some(hdr) = buf.as_mut().get_mut(frame_start..offset) {
-                    hdr.fill(0);
-                }
-            }
-        }
+        let Writer {
+            table,
+            to_write,
+            resume,
+        } = &mut *writer;
+        let batch = BatchId::of(bufs, offset);
+        let progress = match resume.take() {
+            Some(saved) if saved.batch == batch => saved,
+            _ => Resume {
+                batch,
+                next: 0,
+                written: 0,
+                failed: Vec::new(),
+                gathered: self.coalesce(bufs, offset, frame_start, table, to_write)?,
+            },
+        };
+        let Resume {
+            next,
+            mut written,
+            mut failed,
+            gathered,
+            ..
+        } = progress;
         let bufs: &[B] = bufs;
         let merged = gathered.then_some(&*table);
-        let mut written = 0;
-        let mut failed = Vec::new();
-        for (position, &index) in to_write.iter().enumerate() {
-            match self.write_planned(bufs, index, frame_start, hdr_len, merged) {
+        for (position, &index) in to_write.iter().enumerate().skip(next) {
+            match self.write_planned(bufs, index, frame_start, hdr_len, merged, patience) {
                 Ok(packets) => written += packets,
+                Err(Error::WouldBlock) => {
+                    *resume = Some(Resume {
+                        batch,
+                        next: position,
+                        written,
+                        failed,
+                        gathered,
+                    });
+                    return Err(Error::WouldBlock);
+                }
                 Err(error) => {
                     let stop = error.is_fatal();
                     failed.push(PacketError { index, error });
@@ -165,6 +231,50 @@ impl Tun {
         }
     }
 
+    /// Plans the writes of a new batch into `to_write`: coalesced with offloads (GRO), else one write per
+    /// buffer. Returns whether merged packets are to be gathered from the buffers the plan in `table` links
+    /// (rather than merged in place).
+    fn coalesce<B: PacketBuf>(
+        &self,
+        bufs: &mut [B],
+        offset: usize,
+        frame_start: usize,
+        table: &mut GroTable,
+        to_write: &mut Vec<usize>,
+    ) -> Result<bool> {
+        to_write.clear();
+        // A buffer shorter than the offset is one bad packet, not a bad batch: such a batch is written one by
+        // one, so that it is reported alone.
+        let coalesce = !self.offloads.is_empty()
+            && self.gro.load(Ordering::Relaxed)
+            && bufs.iter().all(|buf| buf.as_ref().len() >= offset);
+        if !coalesce {
+            to_write.extend(0..bufs.len());
+            for buf in bufs.iter_mut() {
+                if let Some(hdr) = buf.as_mut().get_mut(frame_start..offset) {
+                    hdr.fill(0);
+                }
+            }
+            return Ok(false);
+        }
+        let uso = Offloads::USO4 | Offloads::USO6;
+        let options = GroOptions {
+            tcp: true,
+            udp: self.offloads.contains(uso) && self.udp_gro.load(Ordering::Relaxed),
+        };
+        let room = offset + crate::read::MAX_PACKET;
+        match B::as_vecs(bufs).filter(|vecs| vecs.iter().all(|v| v.capacity() >= room)) {
+            Some(vecs) => {
+                tun_offload::handle_gro_with(vecs, offset, table, options, to_write)?;
+                Ok(false)
+            }
+            None => {
+                tun_offload::plan_gro(bufs, offset, table, options, to_write)?;
+                Ok(true)
+            }
+        }
+    }
+
     /// Writes `bufs[index]` from `frame_start` on (virtio-net header, then packet), followed by the payloads
     /// `merged` says were merged into it. Returns how many of the caller's packets that was.
     fn write_planned<B: AsRef<[u8]>>(
@@ -174,6 +284,7 @@ impl Tun {
         frame_start: usize,
         hdr_len: usize,
         merged: Option<&GroTable>,
+        patience: Patience,
     ) -> Result<usize> {
         let Some(frame) = bufs[index]
             .as_ref()
@@ -212,32 +323,27 @@ impl Tun {
         } else {
             &spilled[..]
         };
-        self.write_frame(slices)
+        self.write_frame(slices, patience)
             .map_err(|e| explain_gso_failure(e, frame, hdr_len))?;
         Ok(packets_in(frame, hdr_len, len))
     }
 
-    /// One `writev()` of one packet (its header first when there is one), waiting while the queue is full.
-    pub(crate) fn write_frame(&self, frame: &[IoSlice<'_>]) -> Result<usize> {
-        loop {
-            self.check_open()?;
-            match tun_sys::io::writev(self.fd(), frame) {
-                Ok(len) => return Ok(len),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(Interest::Write)?,
-                Err(e) => return Err(Error::io("write", self.label, e)),
-            }
-        }
+    /// One `writev()` of one packet (its header first when there is one), waiting while the queue is full as
+    /// `patience` allows.
+    pub(crate) fn write_frame(&self, frame: &[IoSlice<'_>], patience: Patience) -> Result<usize> {
+        self.retry_io("write", Interest::Write, patience, |fd| {
+            tun_sys::io::writev(fd, frame)
+        })
     }
 
-    /// One packet for `io::Write`: sent with a zero virtio-net header when the fd has one.
-    pub(crate) fn write_one(&self, packet: &[u8]) -> Result<usize> {
+    /// One packet for `io::Write` and async sends: sent with a zero virtio-net header when the fd has one.
+    pub(crate) fn write_one(&self, packet: &[u8], patience: Patience) -> Result<usize> {
         let _writer = self.writer.lock();
         self.check_open()?;
         check_packet(packet, packet.len())?;
         let zero = [0u8; VirtioNetHdr::LEN];
         let hdr: &[u8] = if self.vnet_hdr { &zero } else { &[] };
-        let written = self.write_frame(&[IoSlice::new(hdr), IoSlice::new(packet)])?;
+        let written = self.write_frame(&[IoSlice::new(hdr), IoSlice::new(packet)], patience)?;
         Ok(written.saturating_sub(hdr.len()))
     }
 }
@@ -315,6 +421,7 @@ fn batch_result(written: usize, mut failed: Vec<PacketError>, not_attempted: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
 
     fn ipv4(total_len: u16, buf_len: usize) -> Vec<u8> {
         let mut p = vec![0u8; buf_len];

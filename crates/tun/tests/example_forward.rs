@@ -1,6 +1,6 @@
 //! The `forward` example as a user runs it: it creates tunA and tunB in two existing namespaces, carries
 //! traffic between them, and on SIGTERM prints its counters per direction and exits 0, removing both
-//! devices. Checked in each of its modes: offloads, no offloads, and the raw passthrough.
+//! devices. Checked in each of its modes: offloads, no offloads, async (tokio), and the raw passthrough.
 //!
 //! `cargo test -p tun` builds the package's examples next to its test binaries (`target/*/examples/`), so the
 //! test runs the example binary of this very build, inside namespaces it creates and removes.
@@ -155,6 +155,18 @@ fn forward_without_offloads_carries_traffic_and_reports_on_sigterm() {
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn forward_passthrough_carries_traffic_and_reports_on_sigterm() {
     forward_carries_traffic_and_reports_on_sigterm(&["--passthrough"]);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn forward_async_carries_traffic_and_reports_on_sigterm() {
+    forward_carries_traffic_and_reports_on_sigterm(&["--async"]);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn forward_async_without_offloads_carries_traffic() {
+    forward_carries_traffic_and_reports_on_sigterm(&["--async", "--no-offload"]);
 }
 
 #[test]

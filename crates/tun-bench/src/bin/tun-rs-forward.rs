@@ -1,9 +1,11 @@
 //! The benchmark's peer: a two-namespace forwarder built on tun-rs 2.8.16's offload API.
 //!
 //! Same command line and output as the `tun` crate's `forward` example:
-//! `tun-rs-forward --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB [--no-offload] [--batch N]`.
+//! `tun-rs-forward --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB [--no-offload] [--batch N] [--async]`.
 //! Each direction is one thread running tun-rs's own loop: `recv_multiple` (one read, split into
 //! MTU-sized packets) then `send_multiple` with a reused `GROTable` (coalesce, then one write per packet).
+//! With `--async`, the same loop on tun-rs's tokio `AsyncDevice`, one task per direction on a multi-thread
+//! runtime of two workers (as the library's async forwarder runs).
 //! On SIGINT or SIGTERM it prints the counters of both directions and exits 0.
 
 use std::process::ExitCode;
@@ -11,7 +13,9 @@ use std::sync::Arc;
 
 use tun_bench::cli::ForwardArgs;
 use tun_bench::stats::Counters;
-use tun_rs::{DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, SyncDevice, VIRTIO_NET_HDR_LEN};
+use tun_rs::{
+    AsyncDevice, DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, SyncDevice, VIRTIO_NET_HDR_LEN,
+};
 use tun_sys::signal::SignalSet;
 
 /// Room for the largest IPv4/IPv6 packet: segments are MTU-sized, but a GSO_NONE packet or a coalesced one
@@ -33,63 +37,168 @@ fn open(netns: &str, name: &str, offload: bool) -> Result<SyncDevice, String> {
     .map_err(|e| format!("create {name} in {netns}: {e}"))
 }
 
-/// One direction: read from `from`, write to `to`, until the process exits or `to`/`from` fail for good.
-fn forward(from: &SyncDevice, to: &SyncDevice, offload: bool, batch: usize, counters: &Counters) {
-    // With offloads, send_multiple writes the virtio header in front of each packet, and coalescing needs
-    // room for a 64 KiB packet plus twice the header in the first buffer of each flow.
-    let offset = if offload { VIRTIO_NET_HDR_LEN } else { 0 };
-    let segment = offset + from.mtu().map_or(1500, usize::from);
-    let mut original = vec![0u8; VIRTIO_NET_HDR_LEN + MAX_PACKET];
-    let mut bufs: Vec<Vec<u8>> = (0..batch)
-        .map(|_| {
-            let mut b = Vec::with_capacity(2 * offset + MAX_PACKET);
-            b.resize(segment, 0);
-            b
-        })
-        .collect();
-    let mut sizes = vec![0usize; batch];
-    let mut gro = GROTable::new();
-    let mut consecutive_errors = 0;
-    while consecutive_errors < MAX_CONSECUTIVE_ERRORS {
-        let n = if offload {
-            from.recv_multiple(&mut original, &mut bufs, &mut sizes, offset)
-        } else {
-            from.recv(&mut bufs[0][..]).map(|len| {
-                sizes[0] = len;
-                1
-            })
-        };
-        let n = match n {
-            Ok(n) => n,
-            Err(e) => {
-                counters.record_error();
-                consecutive_errors += 1;
-                eprintln!("tun-rs-forward: receive: {e}");
-                continue;
-            }
-        };
-        counters.record_read(n, sizes[..n].iter().sum());
-        for (buf, &size) in bufs.iter_mut().zip(&sizes[..n]) {
-            buf.truncate(offset + size);
+/// The buffers of one direction, shaped as tun-rs's offload API wants them.
+struct Buffers {
+    offset: usize,
+    segment: usize,
+    /// Where a super-packet is read before it is split.
+    original: Vec<u8>,
+    bufs: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
+    gro: GROTable,
+    consecutive_errors: u32,
+}
+
+impl Buffers {
+    fn new(offload: bool, mtu: usize, batch: usize) -> Self {
+        // With offloads, send_multiple writes the virtio header in front of each packet, and coalescing needs
+        // room for a 64 KiB packet plus twice the header in the first buffer of each flow.
+        let offset = if offload { VIRTIO_NET_HDR_LEN } else { 0 };
+        let segment = offset + mtu;
+        Self {
+            offset,
+            segment,
+            original: vec![0u8; VIRTIO_NET_HDR_LEN + MAX_PACKET],
+            bufs: (0..batch)
+                .map(|_| {
+                    let mut b = Vec::with_capacity(2 * offset + MAX_PACKET);
+                    b.resize(segment, 0);
+                    b
+                })
+                .collect(),
+            sizes: vec![0usize; batch],
+            gro: GROTable::new(),
+            consecutive_errors: 0,
         }
-        let sent = if offload {
-            to.send_multiple(&mut gro, &mut bufs[..n], offset).map(drop)
-        } else {
-            to.send(&bufs[0][..sizes[0]]).map(drop)
-        };
-        match sent {
-            Ok(()) => consecutive_errors = 0,
+    }
+
+    fn go_on(&self) -> bool {
+        self.consecutive_errors < MAX_CONSECUTIVE_ERRORS
+    }
+
+    /// Counts a receive; `Some(n)` packets to send.
+    fn received(&mut self, n: std::io::Result<usize>, counters: &Counters) -> Option<usize> {
+        match n {
+            Ok(n) => {
+                counters.record_read(n, self.sizes[..n].iter().sum());
+                for (buf, &size) in self.bufs.iter_mut().zip(&self.sizes[..n]) {
+                    buf.truncate(self.offset + size);
+                }
+                Some(n)
+            }
             Err(e) => {
                 counters.record_error();
-                consecutive_errors += 1;
+                self.consecutive_errors += 1;
+                eprintln!("tun-rs-forward: receive: {e}");
+                None
+            }
+        }
+    }
+
+    /// Counts a send of the first `n` buffers and makes them whole again.
+    fn sent(&mut self, n: usize, sent: std::io::Result<()>, counters: &Counters) {
+        match sent {
+            Ok(()) => self.consecutive_errors = 0,
+            Err(e) => {
+                counters.record_error();
+                self.consecutive_errors += 1;
                 eprintln!("tun-rs-forward: send: {e}");
             }
         }
-        for buf in &mut bufs[..n] {
-            buf.resize(segment, 0);
+        for buf in &mut self.bufs[..n] {
+            buf.resize(self.segment, 0);
         }
     }
+}
+
+/// One direction: read from `from`, write to `to`, until the process exits or `to`/`from` fail for good.
+fn forward(from: &SyncDevice, to: &SyncDevice, offload: bool, batch: usize, counters: &Counters) {
+    let mut b = Buffers::new(offload, from.mtu().map_or(1500, usize::from), batch);
+    while b.go_on() {
+        let n = if offload {
+            from.recv_multiple(&mut b.original, &mut b.bufs, &mut b.sizes, b.offset)
+        } else {
+            from.recv(&mut b.bufs[0][..]).map(|len| {
+                b.sizes[0] = len;
+                1
+            })
+        };
+        let Some(n) = b.received(n, counters) else {
+            continue;
+        };
+        let sent = if offload {
+            to.send_multiple(&mut b.gro, &mut b.bufs[..n], b.offset)
+                .map(drop)
+        } else {
+            to.send(&b.bufs[0][..b.sizes[0]]).map(drop)
+        };
+        b.sent(n, sent, counters);
+    }
     eprintln!("tun-rs-forward: giving up after {MAX_CONSECUTIVE_ERRORS} consecutive errors");
+}
+
+/// [`forward`] on tun-rs's async device.
+async fn forward_async(
+    from: &AsyncDevice,
+    to: &AsyncDevice,
+    offload: bool,
+    batch: usize,
+    counters: &Counters,
+) {
+    let mut b = Buffers::new(offload, from.mtu().map_or(1500, usize::from), batch);
+    while b.go_on() {
+        let n = if offload {
+            from.recv_multiple(&mut b.original, &mut b.bufs, &mut b.sizes, b.offset)
+                .await
+        } else {
+            from.recv(&mut b.bufs[0][..]).await.map(|len| {
+                b.sizes[0] = len;
+                1
+            })
+        };
+        let Some(n) = b.received(n, counters) else {
+            continue;
+        };
+        let sent = if offload {
+            to.send_multiple(&mut b.gro, &mut b.bufs[..n], b.offset)
+                .await
+                .map(drop)
+        } else {
+            to.send(&b.bufs[0][..b.sizes[0]]).await.map(drop)
+        };
+        b.sent(n, sent, counters);
+    }
+    eprintln!("tun-rs-forward: giving up after {MAX_CONSECUTIVE_ERRORS} consecutive errors");
+}
+
+/// Both directions as tasks on a new multi-thread runtime of two workers, which runs until dropped.
+fn start_async(
+    a: SyncDevice,
+    b: SyncDevice,
+    offload: bool,
+    batch: usize,
+    counters: [Arc<Counters>; 2],
+) -> Result<tokio::runtime::Runtime, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("fwd tokio")
+        .enable_io()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let (a, b) = {
+        let _inside = runtime.enter();
+        let wrap = |dev| {
+            AsyncDevice::new(dev)
+                .map(Arc::new)
+                .map_err(|e| format!("AsyncDevice: {e}"))
+        };
+        (wrap(a)?, wrap(b)?)
+    };
+    let [a_to_b, b_to_a] = counters;
+    for (from, to, counters) in [(Arc::clone(&a), Arc::clone(&b), a_to_b), (b, a, b_to_a)] {
+        runtime.spawn(async move { forward_async(&from, &to, offload, batch, &counters).await });
+    }
+    Ok(runtime)
 }
 
 fn run() -> Result<(), String> {
@@ -108,8 +217,8 @@ fn run() -> Result<(), String> {
     signals
         .block_in_thread()
         .map_err(|e| format!("block signals: {e}"))?;
-    let a = Arc::new(open(&args.netns_a, &args.name_a, args.offload)?);
-    let b = Arc::new(open(&args.netns_b, &args.name_b, args.offload)?);
+    let a = open(&args.netns_a, &args.name_a, args.offload)?;
+    let b = open(&args.netns_b, &args.name_b, args.offload)?;
     let batch = if args.offload {
         args.batch.unwrap_or(IDEAL_BATCH_SIZE)
     } else {
@@ -117,25 +226,33 @@ fn run() -> Result<(), String> {
     };
     let a_to_b = Arc::new(Counters::default());
     let b_to_a = Arc::new(Counters::default());
-    for (name, from, to, counters) in [
-        (
-            "fwd a->b",
-            Arc::clone(&a),
-            Arc::clone(&b),
-            Arc::clone(&a_to_b),
-        ),
-        (
-            "fwd b->a",
-            Arc::clone(&b),
-            Arc::clone(&a),
-            Arc::clone(&b_to_a),
-        ),
-    ] {
-        let offload = args.offload;
-        std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || forward(&from, &to, offload, batch, &counters))
-            .map_err(|e| format!("spawn {name}: {e}"))?;
+    // Kept until the end: the async forwarder's tasks run on it.
+    let mut _runtime = None;
+    if args.async_io {
+        let counters = [Arc::clone(&a_to_b), Arc::clone(&b_to_a)];
+        _runtime = Some(start_async(a, b, args.offload, batch, counters)?);
+    } else {
+        let (a, b) = (Arc::new(a), Arc::new(b));
+        for (name, from, to, counters) in [
+            (
+                "fwd a->b",
+                Arc::clone(&a),
+                Arc::clone(&b),
+                Arc::clone(&a_to_b),
+            ),
+            (
+                "fwd b->a",
+                Arc::clone(&b),
+                Arc::clone(&a),
+                Arc::clone(&b_to_a),
+            ),
+        ] {
+            let offload = args.offload;
+            std::thread::Builder::new()
+                .name(name.to_owned())
+                .spawn(move || forward(&from, &to, offload, batch, &counters))
+                .map_err(|e| format!("spawn {name}: {e}"))?;
+        }
     }
     let signal = signals
         .wait()

@@ -20,6 +20,8 @@ pub struct ForwardArgs {
     pub batch: Option<usize>,
     /// Write each raw frame unchanged instead of going through a library's data path.
     pub passthrough: bool,
+    /// Forward on a tokio runtime (one task per direction) with the library's async device.
+    pub async_io: bool,
     /// Queues per device (multi-queue devices when more than one), each pair forwarded by its own threads.
     pub queues: usize,
 }
@@ -49,7 +51,7 @@ pub const MAX_QUEUES: usize = 64;
 
 /// The usage line of the forwarders.
 pub const USAGE: &str = "usage: --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB \
-                         [--no-offload] [--batch N] [--passthrough] [--queues N]";
+                         [--no-offload] [--batch N] [--passthrough] [--async] [--queues N]";
 
 impl ForwardArgs {
     /// Parses the arguments after the program name.
@@ -69,6 +71,7 @@ impl ForwardArgs {
         let mut offload = true;
         let mut batch = None;
         let mut passthrough = false;
+        let mut async_io = false;
         let mut queues = 1;
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
@@ -83,6 +86,7 @@ impl ForwardArgs {
                 "--name-b" => name_b = Some(value()?),
                 "--no-offload" => offload = false,
                 "--passthrough" => passthrough = true,
+                "--async" => async_io = true,
                 "-h" | "--help" => return Err(UsageError::Help),
                 "--batch" => {
                     let text = value()?;
@@ -123,6 +127,7 @@ impl ForwardArgs {
             offload,
             batch,
             passthrough,
+            async_io,
             queues,
         })
     }
@@ -179,6 +184,9 @@ mod tests {
         assert!(!ok.passthrough);
         args.push("--passthrough");
         assert!(parse(&args).expect("valid").passthrough);
+        assert!(!parse(&args).expect("valid").async_io);
+        args.push("--async");
+        assert!(parse(&args).expect("valid").async_io);
     }
 
     #[test]

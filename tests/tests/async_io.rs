@@ -1,0 +1,441 @@
+//! `AsyncTun` on tokio against real devices, each test in namespaces it creates: echo with and without
+//! offloads on both runtime flavours, close waking pending futures, cancelled reads losing nothing, a reader
+//! and a writer task on one device, and a 100 MiB TCP transfer through two async devices.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tun::{AsyncTun, Builder, Error, Event, PacketBatch};
+use tun_system_tests::traffic::{Forwarder, Tunnel, hundred_mib, tcp_transfer};
+use tun_system_tests::{NetNs, addressed, local_addr, runtime, udp4_packet};
+
+/// The peer address the tests' datagrams are sent to: routed through the device (10.77.0.0/24).
+const PEER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 7);
+
+/// Bounds every wait of these tests.
+const WITHIN: Duration = Duration::from_secs(20);
+
+/// The payload of datagram `i`: its number, then filler up to `len` bytes.
+fn payload(i: u32, len: usize) -> Vec<u8> {
+    let mut p = vec![(i % 251) as u8; len.max(4)];
+    p[..4].copy_from_slice(&i.to_be_bytes());
+    p
+}
+
+/// The datagram's number, if `packet` is IPv4 UDP to `PEER` from anything.
+fn number_of(packet: &[u8]) -> Option<u32> {
+    let sliced = etherparse::SlicedPacket::from_ip(packet).ok()?;
+    let Some(etherparse::TransportSlice::Udp(udp)) = &sliced.transport else {
+        return None;
+    };
+    if udp.destination_port() != PEER.port() {
+        return None;
+    }
+    let bytes = udp.payload().get(..4)?;
+    Some(u32::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// The reply to a UDP packet to `PEER`: the same payload from `PEER` back to its sender.
+fn echo_of(packet: &[u8]) -> Option<Vec<u8>> {
+    let sliced = etherparse::SlicedPacket::from_ip(packet).ok()?;
+    let (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Udp(udp))) =
+        (&sliced.net, &sliced.transport)
+    else {
+        return None;
+    };
+    let from = SocketAddrV4::new(ip.header().source_addr(), udp.source_port());
+    Some(udp4_packet(PEER, from, udp.payload()))
+}
+
+/// Sends `count` datagrams of `len` bytes from `sock` to `PEER` and returns the numbers of the echoes that
+/// came back (the socket's read timeout bounds the wait).
+fn send_and_collect(sock: &UdpSocket, count: u32, len: usize) -> BTreeSet<u32> {
+    let mut echoed = BTreeSet::new();
+    let mut buf = vec![0u8; 65536];
+    for i in 0..count {
+        sock.send_to(&payload(i, len), PEER).unwrap();
+        // Keep at most a few in flight: the device's queue is short without a reader yet.
+        if i % 8 == 7 || i + 1 == count {
+            while echoed.len() < (i + 1) as usize {
+                match tun_system_tests::retry_eintr(|| sock.recv(&mut buf)) {
+                    Ok(n) => {
+                        let number = u32::from_be_bytes(buf[..4].try_into().unwrap());
+                        assert_eq!(buf[..n], payload(number, len), "echo of {number}");
+                        echoed.insert(number);
+                    }
+                    Err(e) => panic!("echo {} of {count} missing: {e}", echoed.len()),
+                }
+            }
+        }
+    }
+    echoed
+}
+
+/// Echoes every datagram to `PEER` back through `tun` until it is closed: batches of packets in, replies
+/// out as one batch. Returns how many it echoed.
+async fn echo_batches(tun: &AsyncTun) -> u64 {
+    let mut batch = PacketBatch::for_device(tun.get_ref());
+    let mut replies: Vec<Vec<u8>> = Vec::new();
+    let mut echoed = 0;
+    loop {
+        match batch.read_from_async(tun).await {
+            Ok(_) => {}
+            Err(Error::Closed) => return echoed,
+            Err(e) => panic!("read: {e}"),
+        }
+        replies.clear();
+        for packet in batch.packets() {
+            if let Some(reply) = echo_of(packet) {
+                let mut buf = vec![0u8; 10];
+                buf.extend_from_slice(&reply);
+                replies.push(buf);
+            }
+        }
+        echoed += replies.len() as u64;
+        if !replies.is_empty() {
+            match tun.write_packets(&mut replies, 10).await {
+                Ok(n) => assert_eq!(n, replies.len()),
+                Err(Error::Closed) => return echoed,
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+    }
+}
+
+/// Echoes one packet at a time with `recv` / `send`.
+async fn echo_single(tun: &AsyncTun) -> u64 {
+    let mut buf = vec![0u8; 65535];
+    let mut echoed = 0;
+    loop {
+        let n = match tun.recv(&mut buf).await {
+            Ok(n) => n,
+            Err(Error::Closed) => return echoed,
+            Err(e) => panic!("recv: {e}"),
+        };
+        if let Some(reply) = echo_of(&buf[..n]) {
+            assert_eq!(tun.send(&reply).await.expect("send"), reply.len());
+            echoed += 1;
+        }
+    }
+}
+
+/// A device up with 10.77.0.1/24 and a socket on it, echo on an `AsyncTun` on the chosen runtime.
+fn echo(offload: bool, multi_thread: bool, single: bool) {
+    let ns = NetNs::new();
+    let (tun, sock) = addressed(&ns, Builder::new().offload(offload), "tae0");
+    tun.set_up(true).unwrap();
+    let rt = runtime(multi_thread);
+    let tun = Arc::new(rt.block_on(async { AsyncTun::new(tun) }).unwrap());
+    let task = {
+        let tun = Arc::clone(&tun);
+        rt.spawn(async move {
+            if single {
+                echo_single(&tun).await
+            } else {
+                echo_batches(&tun).await
+            }
+        })
+    };
+    let runner = std::thread::spawn(move || rt.block_on(task));
+    let echoed = send_and_collect(&sock, 200, 1200);
+    tun.close().unwrap();
+    let count = runner.join().unwrap().unwrap();
+    assert_eq!(echoed, (0..200).collect());
+    assert_eq!(count, 200);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn udp_echo_with_offloads_on_the_current_thread_runtime() {
+    echo(true, false, false);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn udp_echo_with_offloads_on_the_multi_thread_runtime() {
+    echo(true, true, false);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn udp_echo_without_offloads_on_both_runtimes() {
+    echo(false, false, false);
+    echo(false, true, false);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn single_packet_recv_and_send_echo_with_and_without_offloads() {
+    echo(true, true, true);
+    echo(false, false, true);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn close_wakes_pending_reads_and_writes_and_later_calls_are_closed() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tac0").offload(true)).unwrap();
+    let rt = runtime(true);
+    let tun = Arc::new(rt.block_on(async { AsyncTun::new(tun) }).unwrap());
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let tun = Arc::clone(&tun);
+            rt.spawn(async move {
+                let mut buf = vec![0u8; 65535];
+                tun.recv(&mut buf).await
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(readers.iter().all(|r| !r.is_finished()));
+    let closed_at = Instant::now();
+    // From a plain thread, as a signal handler's thread would.
+    let closer = Arc::clone(&tun);
+    std::thread::spawn(move || closer.close().unwrap())
+        .join()
+        .unwrap();
+    for reader in readers {
+        let result = rt.block_on(async { tokio::time::timeout(WITHIN, reader).await });
+        assert!(matches!(result, Ok(Ok(Err(Error::Closed)))), "{result:?}");
+    }
+    eprintln!("close woke the readers in {:?}", closed_at.elapsed());
+    rt.block_on(async {
+        let mut bufs = vec![vec![0u8; 1500]];
+        assert!(matches!(
+            tun.read_packets(&mut bufs, &mut [0], 0).await,
+            Err(Error::Closed)
+        ));
+        assert!(matches!(
+            tun.write_packets(&mut bufs, 10).await,
+            Err(Error::Closed)
+        ));
+        assert!(matches!(tun.send(&[0x45; 20]).await, Err(Error::Closed)));
+    });
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn dropped_reads_lose_no_segment_of_a_super_packet() {
+    let ns = NetNs::new();
+    let (tun, sock) = addressed(&ns, Builder::new().offload(true), "tax0");
+    tun.set_up(true).unwrap();
+    // Each send is one UDP_SEGMENT super-packet of 8 datagrams, read one packet at a time: most of a split
+    // waits in the device across reads, while other read futures are dropped before they got a packet.
+    const PER_SEND: u32 = 8;
+    const SENDS: u32 = 40;
+    const LEN: usize = 1000;
+    tun_sys::sockopt::set_udp_segment(&sock, LEN as u16).unwrap();
+    let rt = runtime(false);
+    let tun = rt.block_on(async { AsyncTun::new(tun) }).unwrap();
+    // Sent a little at a time, so that reads find the device empty as often as not.
+    let sender = std::thread::spawn(move || {
+        for s in 0..SENDS {
+            let data: Vec<u8> = (0..PER_SEND)
+                .flat_map(|k| payload(s * PER_SEND + k, LEN))
+                .collect();
+            sock.send_to(&data, PEER).unwrap();
+            std::thread::sleep(Duration::from_millis(3));
+        }
+    });
+    let expected = SENDS * PER_SEND;
+    let (got, cancelled) = rt.block_on(async {
+        let mut got = Vec::new();
+        let mut cancelled = 0u32;
+        let deadline = Instant::now() + WITHIN;
+        let mut bufs = [vec![0u8; 65535]];
+        let mut sizes = [0usize];
+        let mut attempt = 0u32;
+        while got.len() < expected as usize && Instant::now() < deadline {
+            // Reads are dropped after a single poll or after a millisecond, whether or not a packet came.
+            attempt += 1;
+            let read = tun.read_packets(&mut bufs, &mut sizes, 0);
+            let packet = if attempt.is_multiple_of(2) {
+                tokio::select! {
+                    biased;
+                    read = read => Some(read),
+                    () = std::future::ready(()) => None,
+                }
+            } else {
+                tokio::time::timeout(Duration::from_millis(1), read)
+                    .await
+                    .ok()
+            };
+            match packet {
+                Some(Ok(1)) => got.extend(number_of(&bufs[0][..sizes[0]])),
+                Some(other) => panic!("read: {other:?}"),
+                None => {
+                    cancelled += 1;
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        (got, cancelled)
+    });
+    sender.join().unwrap();
+    assert_eq!(
+        got,
+        (0..expected).collect::<Vec<_>>(),
+        "in order, none lost"
+    );
+    assert!(cancelled > 0);
+    eprintln!("{expected} datagrams read with {cancelled} reads dropped on the way");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn a_reader_task_and_a_writer_task_share_one_device() {
+    let ns = NetNs::new();
+    let (tun, sock) = addressed(&ns, Builder::new().offload(true), "taw0");
+    tun.set_up(true).unwrap();
+    let to_socket = local_addr(&sock);
+    let rt = runtime(true);
+    let tun = Arc::new(rt.block_on(async { AsyncTun::new(tun) }).unwrap());
+    const COUNT: u32 = 300;
+    let reader = {
+        let tun = Arc::clone(&tun);
+        rt.spawn(async move {
+            let mut seen = BTreeSet::new();
+            let mut batch = PacketBatch::for_device(tun.get_ref());
+            while seen.len() < COUNT as usize {
+                batch.read_from_async(&tun).await.expect("read");
+                seen.extend(batch.packets().filter_map(number_of));
+            }
+            seen
+        })
+    };
+    let writer = {
+        let tun = Arc::clone(&tun);
+        rt.spawn(async move {
+            for i in 0..COUNT {
+                let mut packet = vec![0u8; 10];
+                packet.extend(udp4_packet(PEER, to_socket, &payload(i, 200)));
+                tun.write_packets(&mut [packet], 10).await.expect("write");
+                if i.is_multiple_of(16) {
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+    // Send while the writer writes: both directions run at once.
+    let sender = {
+        let sock = sock.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for i in 0..COUNT {
+                sock.send_to(&payload(i, 300), PEER).unwrap();
+                if i % 32 == 31 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    let mut received = BTreeSet::new();
+    let mut buf = [0u8; 2048];
+    while received.len() < COUNT as usize {
+        let n = tun_system_tests::retry_eintr(|| sock.recv(&mut buf)).expect("a written datagram");
+        received.insert(u32::from_be_bytes(buf[..4].try_into().unwrap()));
+        assert_eq!(n, 200);
+    }
+    sender.join().unwrap();
+    let seen = rt.block_on(async { tokio::time::timeout(WITHIN, reader).await });
+    rt.block_on(writer).unwrap();
+    assert_eq!(seen.unwrap().unwrap(), (0..COUNT).collect());
+    assert_eq!(received, (0..COUNT).collect());
+    tun.close().unwrap();
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn async_refuses_bad_input_as_the_blocking_calls_do() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tab0").offload(true)).unwrap();
+    let rt = runtime(false);
+    rt.block_on(async {
+        let tun = AsyncTun::new(tun).unwrap();
+        let mut empty: [Vec<u8>; 0] = [];
+        assert!(matches!(
+            tun.read_packets(&mut empty, &mut [], 0).await,
+            Err(Error::InvalidArgument(_))
+        ));
+        let mut short = [vec![0x45u8; 28]];
+        assert!(matches!(
+            tun.write_packets(&mut short, 4).await,
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            tun.send(&[0xff; 40]).await,
+            Err(Error::InvalidPacket(_))
+        ));
+        let blocking = tun.get_ref();
+        assert!(matches!(
+            blocking.try_write_packets(&mut short, 4),
+            Err(Error::InvalidArgument(_))
+        ));
+        // Nothing to read: the non-blocking call says so rather than waiting.
+        assert!(matches!(
+            blocking.try_read_packets(&mut [vec![0u8; 1500]], &mut [0], 0),
+            Err(Error::WouldBlock)
+        ));
+        let started = Instant::now();
+        assert!(matches!(
+            blocking.read_packets_timeout(
+                &mut [vec![0u8; 1500]],
+                &mut [0],
+                0,
+                Duration::from_millis(50)
+            ),
+            Err(Error::TimedOut)
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    });
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn link_events_arrive_through_recv_async() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tav0")).unwrap();
+    let events = tun.events();
+    let rt = runtime(false);
+    let waiting = rt.spawn(async move {
+        let first = events.recv_async().await;
+        (first, events.recv_async().await)
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    tun.set_up(true).unwrap();
+    tun.set_mtu(1400).unwrap();
+    let got = rt.block_on(async { tokio::time::timeout(WITHIN, waiting).await });
+    assert_eq!(
+        got.unwrap().unwrap(),
+        (Some(Event::Up), Some(Event::MtuUpdate(1400)))
+    );
+}
+
+/// 100 MiB of TCP through two async devices, SHA-256 at both ends.
+fn tcp_through_async(multi_thread: bool) {
+    let (data, digest) = hundred_mib();
+    let tunnel = Tunnel::with_forwarder(true, Forwarder::Tokio { multi_thread });
+    let started = Instant::now();
+    let received = tcp_transfer(&tunnel, false, data, Duration::from_secs(60)).expect("transfer");
+    let elapsed = started.elapsed();
+    let stats = tunnel.stop();
+    eprintln!("100 MiB in {elapsed:?}; a->b {:?}", stats.a_to_b);
+    assert_eq!(received.bytes, data.len() as u64);
+    assert_eq!(&received.sha256, digest);
+    stats.a_to_b.assert_no_errors();
+    stats.b_to_a.assert_no_errors();
+    assert!(stats.a_to_b.multi_packet_reads > 0, "{:?}", stats.a_to_b);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tcp_100_mib_through_two_async_devices_arrives_sha256_identical() {
+    tcp_through_async(true);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tcp_100_mib_through_async_devices_on_one_thread_arrives_sha256_identical() {
+    tcp_through_async(false);
+}
