@@ -574,6 +574,11 @@ mod tests {
             [Forwarder::Offload, Forwarder::Async, Forwarder::TunRsAsync]
         );
         assert!(parse_options(&args(&["--only", "0"])).is_err());
-        assert!(parse_options(&args(&["--only", "7"])).is_err());
+        let options = parse_options(&args(&["--only", "1,7"])).expect("valid");
+        assert_eq!(
+            options.forwarders,
+            [Forwarder::Offload, Forwarder::OffloadQueues2]
+        );
+        assert!(parse_options(&args(&["--only", "8"])).is_err());
     }
 }
