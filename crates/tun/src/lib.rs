@@ -62,6 +62,7 @@
 mod async_tun;
 mod batch;
 mod builder;
+mod config;
 mod device;
 mod error;
 mod io_impls;
@@ -74,6 +75,7 @@ mod write;
 pub use async_tun::AsyncTun;
 pub use batch::PacketBatch;
 pub use builder::Builder;
+pub use config::{DeviceAddress, DeviceRoute};
 pub use device::Tun;
 pub use error::{BatchError, Error, PacketError, Result};
 pub use tun_events::{
