@@ -4,6 +4,7 @@
 //! inside it with [`NetNs::run_in`], configures them with [`NetNs::ip`], and checks what the kernel says with
 //! [`NetNs::link`]. Nothing here touches the host's own interfaces, routes or firewall.
 
+pub mod ipconfig;
 pub mod traffic;
 
 use std::os::fd::OwnedFd;
@@ -167,6 +168,8 @@ pub struct Link {
     pub flags: Vec<String>,
     /// `operstate` (`UP`, `DOWN`, `UNKNOWN`).
     pub operstate: String,
+    /// `txqlen`.
+    pub txqlen: u32,
 }
 
 impl Link {
@@ -189,6 +192,11 @@ impl Link {
                 .and_then(|s| s.as_str())
                 .unwrap_or_default()
                 .to_owned(),
+            txqlen: v
+                .get("txqlen")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|q| u32::try_from(q).ok())
+                .unwrap_or_default(),
         })
     }
 

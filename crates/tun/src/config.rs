@@ -17,7 +17,7 @@ use crate::device::{Tun, in_device_netns};
 use crate::error::{Error, Result};
 
 /// One address of a device, as the kernel reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DeviceAddress {
     /// The device's own address.
     pub addr: IpAddr,
@@ -28,7 +28,7 @@ pub struct DeviceAddress {
 }
 
 /// One route of the main table that leaves through a device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DeviceRoute {
     /// The destination network address.
     pub dest: IpAddr,
@@ -123,13 +123,19 @@ impl Tun {
     /// Removes `addr/prefix_len` from the device, like `ip addr del`. An address the device does not have
     /// (or has with another prefix length) is an [`Error::Io`] (`EADDRNOTAVAIL`).
     pub fn remove_address(&self, addr: IpAddr, prefix_len: u8) -> Result<()> {
-        let address = DeviceAddress {
+        let mut address = DeviceAddress {
             addr,
             prefix_len,
             peer: None,
         };
         check_address(&address)?;
         let netlink = self.netlink()?;
+        // The kernel wants an address with a peer named with its peer: look it up.
+        address.peer = netlink
+            .addresses()?
+            .into_iter()
+            .find(|a| a.addr == addr && a.prefix_len == prefix_len)
+            .and_then(|a| a.peer);
         netlink
             .socket
             .remove_address(&netlink.address_spec(&address))
@@ -148,21 +154,7 @@ impl Tun {
 
     /// The device's addresses with their point-to-point peers.
     pub fn device_addresses(&self) -> Result<Vec<DeviceAddress>> {
-        let netlink = self.netlink()?;
-        let found = netlink
-            .socket
-            .addresses(netlink.index)
-            .map_err(|e| Error::io("RTM_GETADDR", netlink.name, e))?;
-        Ok(found
-            .iter()
-            .filter_map(|a| {
-                Some(DeviceAddress {
-                    addr: a.own_address()?,
-                    prefix_len: a.prefix_len,
-                    peer: a.peer(),
-                })
-            })
-            .collect())
+        self.netlink()?.addresses()
     }
 
     /// Routes `dest/prefix_len` through the device in the main table, like `ip route add DEST/LEN dev NAME`
@@ -330,6 +322,23 @@ impl Netlink {
         self.socket
             .add_address(&self.address_spec(address))
             .map_err(|e| Error::io("RTM_NEWADDR", self.name, e))
+    }
+
+    fn addresses(&self) -> Result<Vec<DeviceAddress>> {
+        let found = self
+            .socket
+            .addresses(self.index)
+            .map_err(|e| Error::io("RTM_GETADDR", self.name, e))?;
+        Ok(found
+            .iter()
+            .filter_map(|a| {
+                Some(DeviceAddress {
+                    addr: a.own_address()?,
+                    prefix_len: a.prefix_len,
+                    peer: a.peer(),
+                })
+            })
+            .collect())
     }
 
     fn add_route(&self, route: &DeviceRoute) -> Result<()> {

@@ -104,10 +104,12 @@ pub(crate) fn encode_new_address(out: &mut Vec<u8>, seq: u32, spec: &AddressSpec
     finish_request(out);
 }
 
-/// Encodes an `RTM_DELADDR` request for the address `spec.local` with `spec.prefix_len`; the kernel answers
-/// `EADDRNOTAVAIL` when the interface has no such address.
+/// Encodes an `RTM_DELADDR` request for the address `spec.local` with `spec.prefix_len` (and `spec.peer`, which
+/// must be the address's peer if it has one); the kernel answers `EADDRNOTAVAIL` when the interface has no
+/// such address.
 pub(crate) fn encode_del_address(out: &mut Vec<u8>, seq: u32, spec: &AddressSpec) {
-    // IFA_LOCAL alone identifies the address for both families; IFA_ADDRESS would have to match the peer.
+    // Without IFA_ADDRESS the IPv4 code would ignore the prefix length and remove any address with this
+    // IFA_LOCAL; with it, it also wants the peer's network to match.
     begin_request(
         out,
         RTM_DELADDR,
@@ -116,6 +118,7 @@ pub(crate) fn encode_del_address(out: &mut Vec<u8>, seq: u32, spec: &AddressSpec
         spec.fixed(0).as_bytes(),
     );
     push_ip_attribute(out, IFA_LOCAL, spec.local);
+    push_ip_attribute(out, IFA_ADDRESS, spec.peer.unwrap_or(spec.local));
     finish_request(out);
 }
 
@@ -287,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn delete_request_names_the_address_by_ifa_local_only() {
+    fn delete_request_names_the_address_and_its_peer() {
         let mut out = Vec::new();
         let spec = AddressSpec {
             index: 9,
@@ -296,11 +299,12 @@ mod tests {
             prefix_len: 32,
         };
         encode_del_address(&mut out, 5, &spec);
-        assert_eq!(out.len(), 32);
+        assert_eq!(out.len(), 40);
         assert_eq!(u16::from_ne_bytes([out[4], out[5]]), RTM_DELADDR);
         assert_eq!(u16::from_ne_bytes([out[6], out[7]]), 0x0005); // REQUEST | ACK
         assert_eq!(&out[16..24], &[2, 32, 0, 0, 9, 0, 0, 0]);
-        assert_eq!(&out[24..], &[8, 0, 2, 0, 192, 0, 2, 1]);
+        assert_eq!(&out[24..32], &[8, 0, 2, 0, 192, 0, 2, 1]); // IFA_LOCAL
+        assert_eq!(&out[32..], &[8, 0, 1, 0, 192, 0, 2, 2]); // IFA_ADDRESS: the peer
     }
 
     #[test]
