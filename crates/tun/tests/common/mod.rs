@@ -43,7 +43,10 @@ impl Netns {
     /// Whether `dev` has a route to exactly `prefix` (`ip route show dev DEV PREFIX` lists one).
     pub fn has_route(&self, dev: &str, prefix: &str) -> bool {
         Command::new("ip")
-            .args(["-n", &self.0, "route", "show", "dev", dev, prefix])
+            .args(["-n", &self.0])
+            // Without -6, `ip route show` lists IPv4 routes only.
+            .arg(if prefix.contains(':') { "-6" } else { "-4" })
+            .args(["route", "show", "dev", dev, prefix])
             .output()
             .is_ok_and(|out| out.status.success() && !out.stdout.is_empty())
     }
