@@ -136,10 +136,7 @@ impl Tun {
             .into_iter()
             .find(|a| a.addr == addr && a.prefix_len == prefix_len)
             .and_then(|a| a.peer);
-        netlink
-            .socket
-            .remove_address(&netlink.address_spec(&address))
-            .map_err(|e| Error::io("RTM_DELADDR", netlink.name, e))
+        netlink.remove_address(&address)
     }
 
     /// The device's IPv4 and IPv6 addresses with their prefix lengths, in the kernel's order (IPv6
@@ -221,11 +218,7 @@ impl Tun {
 
     fn remove_device_route(&self, route: &DeviceRoute) -> Result<()> {
         check_route(route.dest, route.prefix_len)?;
-        let netlink = self.netlink()?;
-        netlink
-            .socket
-            .remove_route(&netlink.route_spec(route))
-            .map_err(|e| Error::io("RTM_DELROUTE", netlink.name, e))
+        self.netlink()?.remove_route(route)
     }
 
     /// The routes of the main table that leave through the device, IPv4 and IPv6, as destination and prefix
@@ -324,6 +317,12 @@ impl Netlink {
             .map_err(|e| Error::io("RTM_NEWADDR", self.name, e))
     }
 
+    fn remove_address(&self, address: &DeviceAddress) -> Result<()> {
+        self.socket
+            .remove_address(&self.address_spec(address))
+            .map_err(|e| Error::io("RTM_DELADDR", self.name, e))
+    }
+
     fn addresses(&self) -> Result<Vec<DeviceAddress>> {
         let found = self
             .socket
@@ -345,6 +344,12 @@ impl Netlink {
         self.socket
             .add_route(&self.route_spec(route))
             .map_err(|e| Error::io("RTM_NEWROUTE", self.name, e))
+    }
+
+    fn remove_route(&self, route: &DeviceRoute) -> Result<()> {
+        self.socket
+            .remove_route(&self.route_spec(route))
+            .map_err(|e| Error::io("RTM_DELROUTE", self.name, e))
     }
 }
 

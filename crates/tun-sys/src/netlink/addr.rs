@@ -419,6 +419,32 @@ mod tests {
     }
 
     #[test]
+    fn captured_ipv4_address_is_local_with_its_prefix_and_no_peer() {
+        let address = only_address(&crate::netlink::captures::address_ipv4());
+        assert_eq!((address.seq, address.index), (5, 2));
+        assert_eq!(
+            address.own_address(),
+            Some(Ipv4Addr::new(10, 9, 0, 1).into())
+        );
+        assert_eq!(address.prefix_len, 24);
+        assert_eq!(address.peer(), None);
+        assert!(!address.is_tentative());
+    }
+
+    #[test]
+    fn captured_ipv6_nodad_address_has_only_ifa_address_and_is_not_tentative() {
+        let address = only_address(&crate::netlink::captures::address_ipv6());
+        assert_eq!(address.local, None);
+        assert_eq!(
+            address.own_address(),
+            Some("fd00::1".parse::<Ipv6Addr>().unwrap().into())
+        );
+        assert_eq!(address.prefix_len, 64);
+        assert_eq!(address.flags & IFA_F_NODAD, IFA_F_NODAD);
+        assert!(!address.is_tentative());
+    }
+
+    #[test]
     fn every_prefix_of_an_address_reply_parses_without_panic() {
         let buf = ipv4_reply();
         for end in 0..=buf.len() {

@@ -235,16 +235,20 @@ mod tests {
     use crate::netlink::{Message, Messages};
     use std::net::{Ipv4Addr, Ipv6Addr};
 
-    #[test]
-    fn new_ipv4_route_request_is_exact() {
-        let mut out = Vec::new();
-        let spec = RouteSpec {
+    /// 10.20.0.0/16 out of interface 5.
+    fn ten_twenty(metric: Option<u32>) -> RouteSpec {
+        RouteSpec {
             index: 5,
             dest: Ipv4Addr::new(10, 20, 0, 0).into(),
             prefix_len: 16,
-            metric: Some(50),
-        };
-        encode_new_route(&mut out, 7, &spec);
+            metric,
+        }
+    }
+
+    #[test]
+    fn new_ipv4_route_request_is_exact() {
+        let mut out = Vec::new();
+        encode_new_route(&mut out, 7, &ten_twenty(Some(50)));
         #[rustfmt::skip]
         let expected: Vec<u8> = [
             &[52, 0, 0, 0][..],
@@ -288,13 +292,7 @@ mod tests {
     #[test]
     fn delete_request_matches_any_protocol_and_scope() {
         let mut out = Vec::new();
-        let spec = RouteSpec {
-            index: 5,
-            dest: Ipv4Addr::new(10, 20, 0, 0).into(),
-            prefix_len: 16,
-            metric: None,
-        };
-        encode_del_route(&mut out, 2, &spec);
+        encode_del_route(&mut out, 2, &ten_twenty(None));
         assert_eq!(u16::from_ne_bytes([out[4], out[5]]), RTM_DELROUTE);
         assert_eq!(u16::from_ne_bytes([out[6], out[7]]), 0x0005);
         assert_eq!(&out[16..24], &[2, 16, 0, 0, 254, 0, 255, 1]);
@@ -385,6 +383,38 @@ mod tests {
                 expected: 4
             }))
         );
+    }
+
+    #[test]
+    fn captured_routes_give_destination_prefix_interface_metric_and_table() {
+        use crate::netlink::captures;
+        let kernel = only_route(&captures::route_kernel_ipv4());
+        assert_eq!(
+            kernel.destination(),
+            Some(Ipv4Addr::new(10, 9, 0, 0).into())
+        );
+        assert_eq!(
+            (kernel.dst_len, kernel.oif, kernel.priority),
+            (24, Some(2), None)
+        );
+        assert_eq!((kernel.table, kernel.scope), (RT_TABLE_MAIN, RT_SCOPE_LINK));
+        let added = only_route(&captures::route_metric_ipv4());
+        assert_eq!(
+            added.destination(),
+            Some(Ipv4Addr::new(10, 20, 0, 0).into())
+        );
+        assert_eq!((added.dst_len, added.priority), (16, Some(50)));
+        assert_eq!((added.protocol, added.kind), (RTPROT_BOOT, RTN_UNICAST));
+        let ipv6 = only_route(&captures::route_kernel_ipv6());
+        assert_eq!(
+            ipv6.destination(),
+            Some(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0).into())
+        );
+        assert_eq!(
+            (ipv6.dst_len, ipv6.oif, ipv6.priority),
+            (64, Some(2), Some(256))
+        );
+        assert_eq!(ipv6.seq, 6);
     }
 
     #[test]
