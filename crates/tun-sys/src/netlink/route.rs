@@ -85,6 +85,21 @@ pub struct RouteSpec {
 }
 
 impl RouteSpec {
+    /// The `rtmsg` of a unicast route of the main table to this destination.
+    fn fixed(&self, protocol: u8, scope: u8) -> RtMsg {
+        RtMsg {
+            family: family_of(self.dest),
+            dst_len: self.prefix_len,
+            src_len: 0,
+            tos: 0,
+            table: RT_TABLE_MAIN as u8,
+            protocol,
+            scope,
+            kind: RTN_UNICAST,
+            flags: 0,
+        }
+    }
+
     fn push_attributes(&self, out: &mut Vec<u8>) {
         push_ip_attribute(out, RTA_DST, self.dest);
         push_attribute(out, RTA_OIF, &[&self.index.to_ne_bytes()]);
@@ -96,23 +111,14 @@ impl RouteSpec {
 
 /// Encodes an `RTM_NEWROUTE` request that fails with `EEXIST` when the same route exists.
 pub(crate) fn encode_new_route(out: &mut Vec<u8>, seq: u32, spec: &RouteSpec) {
-    let fixed = RtMsg {
-        family: family_of(spec.dest),
-        dst_len: spec.prefix_len,
-        src_len: 0,
-        tos: 0,
-        table: RT_TABLE_MAIN as u8,
-        protocol: RTPROT_BOOT,
-        // What `ip route add ... dev X` picks: link scope for IPv4 without a gateway; IPv6 has no scopes.
-        scope: if spec.dest.is_ipv4() {
-            RT_SCOPE_LINK
-        } else {
-            RT_SCOPE_UNIVERSE
-        },
-        kind: RTN_UNICAST,
-        flags: 0,
+    // What `ip route add ... dev X` picks: link scope for IPv4 without a gateway; IPv6 has no scopes.
+    let scope = if spec.dest.is_ipv4() {
+        RT_SCOPE_LINK
+    } else {
+        RT_SCOPE_UNIVERSE
     };
     let create = (libc::NLM_F_ACK | libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
+    let fixed = spec.fixed(RTPROT_BOOT, scope);
     begin_request(out, RTM_NEWROUTE, create, seq, fixed.as_bytes());
     spec.push_attributes(out);
     finish_request(out);
@@ -121,18 +127,8 @@ pub(crate) fn encode_new_route(out: &mut Vec<u8>, seq: u32, spec: &RouteSpec) {
 /// Encodes an `RTM_DELROUTE` request for the route to `spec.dest/prefix_len` out of `spec.index` in the
 /// main table (with `spec.metric` when given); the kernel answers `ESRCH` when there is none.
 pub(crate) fn encode_del_route(out: &mut Vec<u8>, seq: u32, spec: &RouteSpec) {
-    let fixed = RtMsg {
-        family: family_of(spec.dest),
-        dst_len: spec.prefix_len,
-        src_len: 0,
-        tos: 0,
-        table: RT_TABLE_MAIN as u8,
-        // Any protocol and scope: the route may have been added by someone else.
-        protocol: 0,
-        scope: RT_SCOPE_NOWHERE,
-        kind: RTN_UNICAST,
-        flags: 0,
-    };
+    // Any protocol and scope: the route may have been added by someone else.
+    let fixed = spec.fixed(0, RT_SCOPE_NOWHERE);
     begin_request(
         out,
         RTM_DELROUTE,
