@@ -1,9 +1,11 @@
 //! [`Builder`]: the settings of a new device, checked before any system call.
 
+use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
 use tun_sys::{IfName, TunFlags};
 
+use crate::config::{DeviceAddress, DeviceRoute, Plan};
 use crate::device::{Setup, Tun};
 use crate::error::{Error, Result};
 
@@ -24,6 +26,8 @@ pub struct Builder {
     owner: Option<libc::uid_t>,
     group: Option<libc::gid_t>,
     monitor: bool,
+    /// Link state, addresses and routes applied once the device exists.
+    config: Plan,
 }
 
 impl Builder {
@@ -90,8 +94,61 @@ impl Builder {
         self
     }
 
+    /// An address for the device (repeatable, IPv4 and IPv6), added as by [`Tun::add_address`] once the
+    /// device exists: IPv6 ones are usable at once. Bad ones fail [`build`](Self::build) with
+    /// [`Error::InvalidAddress`] before any system call.
+    ///
+    /// ```no_run
+    /// use std::net::Ipv4Addr;
+    ///
+    /// let tun = tun::Builder::new()
+    ///     .name("tun%d")
+    ///     .address(Ipv4Addr::new(10, 8, 0, 1).into(), 24)
+    ///     .address("fd00:8::1".parse::<std::net::Ipv6Addr>().unwrap().into(), 64)
+    ///     .up(true)
+    ///     .build()?;
+    /// # Ok::<(), tun::Error>(())
+    /// ```
+    pub fn address(mut self, addr: IpAddr, prefix_len: u8) -> Self {
+        self.config.addresses.push(DeviceAddress {
+            addr,
+            prefix_len,
+            peer: None,
+        });
+        self
+    }
+
+    /// An address with a point-to-point peer (repeatable), added as by [`Tun::add_peer_address`].
+    pub fn peer_address(mut self, addr: IpAddr, peer: IpAddr, prefix_len: u8) -> Self {
+        self.config.addresses.push(DeviceAddress {
+            addr,
+            prefix_len,
+            peer: Some(peer),
+        });
+        self
+    }
+
+    /// A route through the device (repeatable), added as by [`Tun::add_route`] after the addresses. IPv4
+    /// routes need the device [`up`](Self::up).
+    pub fn route(mut self, dest: IpAddr, prefix_len: u8) -> Self {
+        self.config.routes.push(DeviceRoute {
+            dest,
+            prefix_len,
+            metric: None,
+        });
+        self
+    }
+
+    /// Brings the device up (`true`) or down once it exists, before addresses and routes are added. Unset:
+    /// left as it is (a new device is down).
+    pub fn up(mut self, on: bool) -> Self {
+        self.config.up = Some(on);
+        self
+    }
+
     /// Creates the device (or attaches to it if it exists with matching flags) in the calling thread's
-    /// network namespace.
+    /// network namespace, then applies the link state, addresses and routes. If any of that fails the build
+    /// fails, and a device it created is removed again.
     pub fn build(self) -> Result<Tun> {
         let name = match &self.name {
             None => IfName::empty(),
@@ -100,6 +157,7 @@ impl Builder {
                 reason,
             })?,
         };
+        self.config.check()?;
         let mut flags = TunFlags::empty();
         if self.offload {
             flags |= TunFlags::VNET_HDR;
@@ -127,18 +185,25 @@ impl Builder {
                 _ => Error::io("TUNSETIFF", shown, source),
             }
         })?;
-        Tun::setup(
+        let tun = Tun::setup(
             fd,
             Setup {
                 name,
                 offload: self.offload,
                 mtu: self.mtu,
-                persist: self.persist,
                 owner: self.owner,
                 group: self.group,
                 monitor: self.monitor,
             },
-        )
+        )?;
+        // On failure `tun` drops, which removes a device that is not persistent.
+        self.config.apply(&tun)?;
+        // Last, so that a failure above leaves no persistent device behind.
+        if let Some(persist) = self.persist {
+            tun_sys::tun::set_persist(tun.fd(), persist)
+                .map_err(|e| Error::io("TUNSETPERSIST", name, e))?;
+        }
+        Ok(tun)
     }
 
     /// Same as [`build`](Self::build).
@@ -179,7 +244,6 @@ impl Tun {
             name,
             offload: flags.contains(TunFlags::VNET_HDR),
             mtu: None,
-            persist: None,
             owner: None,
             group: None,
             monitor,

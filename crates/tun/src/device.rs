@@ -47,7 +47,6 @@ pub(crate) struct Setup {
     pub(crate) name: IfName,
     pub(crate) offload: bool,
     pub(crate) mtu: Option<u32>,
-    pub(crate) persist: Option<bool>,
     pub(crate) owner: Option<libc::uid_t>,
     pub(crate) group: Option<libc::gid_t>,
     pub(crate) monitor: bool,
@@ -59,7 +58,8 @@ impl Tun {
         crate::Builder::new().name(name).build()
     }
 
-    /// Configures a freshly attached TUN fd. On error the fd is dropped, which removes a non-persistent device.
+    /// Configures a freshly attached TUN fd. On error the fd is dropped, which removes a non-persistent device;
+    /// persistence is the builder's last step, after addresses and routes, for the same reason.
     pub(crate) fn setup(fd: OwnedFd, setup: Setup) -> Result<Tun> {
         let name = setup.name;
         let dev = fd.as_fd();
@@ -85,17 +85,11 @@ impl Tun {
             tun_sys::iface::set_mtu(ctl.as_fd(), name, mtu)
                 .map_err(|e| Error::io("SIOCSIFMTU", name, e))?;
         }
-        // Before persist, for the same reason as below.
         let monitor = if setup.monitor {
             Some(tun_events::Monitor::spawn(dev)?)
         } else {
             None
         };
-        // Last, so that a failure above leaves no persistent device behind.
-        if let Some(persist) = setup.persist {
-            tun_sys::tun::set_persist(dev, persist)
-                .map_err(|e| Error::io("TUNSETPERSIST", name, e))?;
-        }
         let cancel = EventFd::new().map_err(|e| Error::io("eventfd", name, e))?;
         Ok(Tun {
             fd: Some(fd),
@@ -182,7 +176,7 @@ impl Tun {
     /// Runs the interface ioctl `op` on the device's current name. When the device has been moved to another
     /// network namespace since the control socket was made there (`ENODEV`), makes one in the new namespace
     /// and tries once more.
-    fn with_ctl<T>(
+    pub(crate) fn with_ctl<T>(
         &self,
         op: &'static str,
         call: impl Fn(BorrowedFd<'_>, IfName) -> io::Result<T>,
@@ -308,17 +302,27 @@ impl Tun {
 /// Turns a TUN fd's namespace into a control socket there, so the SIOC* ioctls find the device whatever
 /// namespace the calling thread is in later.
 fn control_socket_for(dev: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    in_device_netns(dev, tun_sys::iface::control_socket)
+}
+
+/// Runs `make` in the network namespace the device of `dev` lives in now: directly when that is the calling
+/// thread's, else on a helper thread that entered it (the caller's namespace never changes). What `make`
+/// creates (a socket) stays in that namespace.
+pub(crate) fn in_device_netns<T: Send>(
+    dev: BorrowedFd<'_>,
+    make: impl FnOnce() -> io::Result<T> + Send,
+) -> io::Result<T> {
     use tun_sys::netns;
     // TUNGETDEVNETNS needs CAP_NET_ADMIN over the device's namespace; without it (or on old kernels) the
     // device is where the fd was opened, which is the caller's namespace in the common case.
     let Ok(ns) = tun_sys::tun::get_dev_netns(dev) else {
-        return tun_sys::iface::control_socket();
+        return make();
     };
     let here = netns::current()?;
     if netns::same(ns.as_fd(), here.as_fd())? {
-        tun_sys::iface::control_socket()
+        make()
     } else {
-        netns::run_in(&ns, tun_sys::iface::control_socket)?
+        netns::run_in(&ns, make)?
     }
 }
 

@@ -208,6 +208,9 @@ fn run() -> Result<(), String> {
             "--passthrough is the `forward` example's ceiling, not a tun-rs data path".into(),
         );
     }
+    if !args.config_a.is_empty() || !args.config_b.is_empty() {
+        return Err("tun-rs-forward configures no addresses or routes: use `ip`".into());
+    }
     let signals = SignalSet::termination();
     signals
         .block_in_thread()
