@@ -1,9 +1,10 @@
 //! Shared harness of the whole-system privileged tests.
 //!
 //! Each test makes its own [`NetNs`] (removed again when it drops, whatever happens), creates its devices
-//! inside it with [`NetNs::run_in`], configures them with [`NetNs::ip`], and checks what the kernel says with
-//! [`NetNs::link`]. Nothing here touches the host's own interfaces, routes or firewall.
+//! inside it with [`NetNs::run_in`], configures them through the library (addresses, routes, up) or with
+//! [`NetNs::ip`] for what the library does not do, and checks what the kernel says with [`NetNs::link`]. Nothing here touches the host's own interfaces, routes or firewall.
 
+pub mod ipconfig;
 pub mod traffic;
 
 use std::os::fd::OwnedFd;
@@ -128,15 +129,18 @@ impl NetNs {
             .unwrap_or_else(|| panic!("no rx packets for {dev} in {out}"))
     }
 
-    /// Brings `dev` up with `addr` (CIDR) and IPv6 off, so the only traffic on it is the test's own.
-    pub fn address(&self, dev: &str, addr: &str) {
+    /// Brings `tun` up with `addr/prefix_len` and IPv6 off, so the only traffic on it is the test's own.
+    pub fn address(&self, tun: &Tun, addr: std::net::IpAddr, prefix_len: u8) {
+        let dev = tun.name();
         // IPv6 router and neighbour solicitations would otherwise show up among the packets a test reads.
         let _ = self.exec(
             "sysctl",
             &["-qw", &format!("net.ipv6.conf.{dev}.disable_ipv6=1")],
         );
-        self.ip(&["addr", "add", addr, "dev", dev]);
-        self.ip(&["link", "set", dev, "up"]);
+        tun.add_address(addr, prefix_len)
+            .unwrap_or_else(|e| panic!("address {addr}/{prefix_len} on {dev}: {e}"));
+        tun.set_up(true)
+            .unwrap_or_else(|e| panic!("bring {dev} up: {e}"));
     }
 }
 
@@ -167,6 +171,8 @@ pub struct Link {
     pub flags: Vec<String>,
     /// `operstate` (`UP`, `DOWN`, `UNKNOWN`).
     pub operstate: String,
+    /// `txqlen`.
+    pub txqlen: u32,
 }
 
 impl Link {
@@ -189,6 +195,11 @@ impl Link {
                 .and_then(|s| s.as_str())
                 .unwrap_or_default()
                 .to_owned(),
+            txqlen: v
+                .get("txqlen")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|q| u32::try_from(q).ok())
+                .unwrap_or_default(),
         })
     }
 
@@ -376,26 +387,16 @@ impl TunnelPair {
         let tb = b
             .tun(tun::Builder::new().name("tb").offload(offload))
             .unwrap();
-        a.address("ta", "10.78.0.1/24");
-        b.address("tb", "10.78.0.2/24");
-        for (ns, dev) in [(&a, "ta"), (&b, "tb")] {
+        a.address(&ta, PAIR_A.into(), 24);
+        b.address(&tb, PAIR_B.into(), 24);
+        for (ns, tun, dev, addr) in [(&a, &ta, "ta", "fd78::1"), (&b, &tb, "tb", "fd78::2")] {
             let _ = ns.exec(
                 "sysctl",
                 &["-qw", &format!("net.ipv6.conf.{dev}.disable_ipv6=0")],
             );
-            ns.ip(&[
-                "-6",
-                "addr",
-                "add",
-                if dev == "ta" {
-                    "fd78::1/64"
-                } else {
-                    "fd78::2/64"
-                },
-                "dev",
-                dev,
-                "nodad",
-            ]);
+            let addr: std::net::Ipv6Addr = addr.parse().unwrap();
+            tun.add_address(addr.into(), 64)
+                .unwrap_or_else(|e| panic!("address {addr}/64 on {dev}: {e}"));
         }
         let tuns = std::sync::Arc::new((ta, tb));
         let threads = [false, true]
@@ -512,7 +513,7 @@ pub use tun_sys::io::retry_eintr;
 /// 10.77.0.1 (any port) there, reads timing out after 10 s.
 pub fn addressed(ns: &NetNs, builder: tun::Builder, name: &str) -> (Tun, std::net::UdpSocket) {
     let tun = ns.tun(builder.name(name)).unwrap();
-    ns.address(name, "10.77.0.1/24");
+    ns.address(&tun, std::net::Ipv4Addr::new(10, 77, 0, 1).into(), 24);
     let local = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(10, 77, 0, 1), 0);
     let sock = ns.run_in(|| std::net::UdpSocket::bind(local).unwrap());
     sock.set_read_timeout(Some(Duration::from_secs(10)))

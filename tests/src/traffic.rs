@@ -244,19 +244,24 @@ impl Tunnel {
             Forwarder::Queues(n) => n,
             _ => 1,
         };
-        let build = |ns: &NetNs, name: &str| {
-            let builder = Builder::new()
-                .name(name)
-                .offload(offload)
-                .multi_queue(queues > 1)
-                .monitor(false);
-            ns.tun(builder)
-                .unwrap_or_else(|e| panic!("create {name}: {e}"))
-        };
-        let tun_a = build(&a, DEV_A);
-        let tun_b = build(&b, DEV_B);
-        configure(&a, DEV_A, A4, B4, A6, B6);
-        configure(&b, DEV_B, B4, A4, B6, A6);
+        // Up, with a local address and host routes to the peer through the device, for both IP versions.
+        let build =
+            |ns: &NetNs, name: &str, local: (Ipv4Addr, Ipv6Addr), peer: (Ipv4Addr, Ipv6Addr)| {
+                let builder = Builder::new()
+                    .name(name)
+                    .offload(offload)
+                    .multi_queue(queues > 1)
+                    .monitor(false)
+                    .up(true)
+                    .address(local.0.into(), 32)
+                    .address(local.1.into(), 128)
+                    .route(peer.0.into(), 32)
+                    .route(peer.1.into(), 128);
+                ns.tun(builder)
+                    .unwrap_or_else(|e| panic!("create {name}: {e}"))
+            };
+        let tun_a = build(&a, DEV_A, (A4, A6), (B4, B6));
+        let tun_b = build(&b, DEV_B, (B4, B6), (A4, A6));
         let (devices, workers) = match forwarder {
             Forwarder::Threads(batch) => {
                 let (tun_a, tun_b) = (Arc::new(tun_a), Arc::new(tun_b));
@@ -398,30 +403,6 @@ impl Drop for Tunnel {
             self.close_and_join();
         }
     }
-}
-
-/// Brings `dev` up with a local address and host routes to the peer through it, for both IP versions.
-fn configure(
-    ns: &NetNs,
-    dev: &str,
-    local4: Ipv4Addr,
-    peer4: Ipv4Addr,
-    local6: Ipv6Addr,
-    peer6: Ipv6Addr,
-) {
-    ns.ip(&["link", "set", "dev", dev, "up"]);
-    ns.ip(&["addr", "add", &format!("{local4}/32"), "dev", dev]);
-    ns.ip(&["route", "add", &format!("{peer4}/32"), "dev", dev]);
-    ns.ip(&[
-        "-6",
-        "addr",
-        "add",
-        &format!("{local6}/128"),
-        "dev",
-        dev,
-        "nodad",
-    ]);
-    ns.ip(&["-6", "route", "add", &format!("{peer6}/128"), "dev", dev]);
 }
 
 /// `len` bytes of a splitmix64 stream from `seed`: no period a dropped, duplicated or reordered block

@@ -1,6 +1,6 @@
 //! `AsyncTun` on tokio against real devices, each test in namespaces it creates: echo with and without
 //! offloads on both runtime flavours, close waking pending futures, cancelled reads losing nothing, a reader
-//! and a writer task on one device, and a 100 MiB TCP transfer through two async devices.
+//! and a writer task on one device (the 100 MiB TCP transfers through async devices are in `forward.rs`).
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tun::{AsyncTun, Builder, Error, Event, PacketBatch};
-use tun_system_tests::traffic::{Forwarder, Tunnel, hundred_mib, tcp_transfer};
 use tun_system_tests::{NetNs, addressed, local_addr, runtime, udp4_packet};
 
 /// The peer address the tests' datagrams are sent to: routed through the device (10.77.0.0/24).
@@ -410,32 +409,4 @@ fn link_events_arrive_through_recv_async() {
         got.unwrap().unwrap(),
         (Some(Event::Up), Some(Event::MtuUpdate(1400)))
     );
-}
-
-/// 100 MiB of TCP through two async devices, SHA-256 at both ends.
-fn tcp_through_async(multi_thread: bool) {
-    let (data, digest) = hundred_mib();
-    let tunnel = Tunnel::with_forwarder(true, Forwarder::Tokio { multi_thread });
-    let started = Instant::now();
-    let received = tcp_transfer(&tunnel, false, data, Duration::from_secs(60)).expect("transfer");
-    let elapsed = started.elapsed();
-    let stats = tunnel.stop();
-    eprintln!("100 MiB in {elapsed:?}; a->b {:?}", stats.a_to_b);
-    assert_eq!(received.bytes, data.len() as u64);
-    assert_eq!(&received.sha256, digest);
-    stats.a_to_b.assert_no_errors();
-    stats.b_to_a.assert_no_errors();
-    assert!(stats.a_to_b.multi_packet_reads > 0, "{:?}", stats.a_to_b);
-}
-
-#[test]
-#[ignore = "privileged: run by cargo xtask test as root"]
-fn tcp_100_mib_through_two_async_devices_arrives_sha256_identical() {
-    tcp_through_async(true);
-}
-
-#[test]
-#[ignore = "privileged: run by cargo xtask test as root"]
-fn tcp_100_mib_through_async_devices_on_one_thread_arrives_sha256_identical() {
-    tcp_through_async(false);
 }

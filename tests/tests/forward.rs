@@ -3,14 +3,21 @@
 
 use std::time::{Duration, Instant};
 
-use tun_system_tests::traffic::{Tunnel, UdpSettings, hundred_mib, tcp_transfer, udp_gso_transfer};
+use tun_system_tests::traffic::{
+    Forwarder, Tunnel, UdpSettings, hundred_mib, tcp_transfer, udp_gso_transfer,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Sends 100 MiB over TCP through a tunnel and checks both digests and the forwarder's record.
 fn tcp_through(offload: bool, v6: bool) {
+    tcp_through_with(Forwarder::Threads(None), offload, v6);
+}
+
+/// [`tcp_through`] with the forwarder chosen.
+fn tcp_through_with(forwarder: Forwarder, offload: bool, v6: bool) {
     let (data, digest) = hundred_mib();
-    let tunnel = Tunnel::new(offload, None);
+    let tunnel = Tunnel::with_forwarder(offload, forwarder);
     let started = Instant::now();
     let received = tcp_transfer(&tunnel, v6, data, TIMEOUT).expect("transfer");
     let elapsed = started.elapsed();
@@ -19,6 +26,7 @@ fn tcp_through(offload: bool, v6: bool) {
     assert_eq!(received.bytes, data.len() as u64);
     assert_eq!(&received.sha256, digest);
     stats.a_to_b.assert_no_errors();
+    stats.b_to_a.assert_no_errors();
     if offload {
         // The kernel handed over TSO super-packets, and the library split them.
         assert!(stats.a_to_b.multi_packet_reads > 0, "{:?}", stats.a_to_b);
@@ -43,6 +51,24 @@ fn tcp_v6_with_offloads_arrives_sha256_identical() {
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn tcp_v4_without_offloads_arrives_sha256_identical() {
     tcp_through(false, false);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tcp_v4_through_async_devices_on_the_multi_thread_runtime_arrives_sha256_identical() {
+    tcp_through_with(Forwarder::Tokio { multi_thread: true }, true, false);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tcp_v6_through_async_devices_on_one_thread_arrives_sha256_identical() {
+    tcp_through_with(
+        Forwarder::Tokio {
+            multi_thread: false,
+        },
+        true,
+        true,
+    );
 }
 
 /// Sends 100 MiB in UDP datagrams with UDP_SEGMENT through a tunnel with offloads.

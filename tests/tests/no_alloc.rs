@@ -29,8 +29,8 @@ fn measured_forwarding(offload: bool, gso: Option<u16>, cycle: Cycle) -> (u64, u
     let tb = b
         .tun(Builder::new().name("tb").offload(offload).monitor(false))
         .unwrap();
-    a.address("ta", "10.78.0.1/24");
-    b.address("tb", "10.78.0.2/24");
+    a.address(&ta, PAIR_A.into(), 24);
+    b.address(&tb, PAIR_B.into(), 24);
     let receiver = b.run_in(|| UdpSocket::bind(SocketAddrV4::new(PAIR_B, 6000)).unwrap());
     receiver
         .set_read_timeout(Some(Duration::from_millis(100)))

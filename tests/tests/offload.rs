@@ -70,7 +70,7 @@ fn attaching_without_offloads_turns_a_persistent_devices_offloads_off() {
         .tun_reattach(Builder::new().name("tt-ofl2").persist(false))
         .unwrap();
     assert!(tun.offloads().is_empty());
-    ns.address("tt-ofl2", "10.77.0.1/24");
+    ns.address(&tun, std::net::Ipv4Addr::new(10, 77, 0, 1).into(), 24);
     let sock = ns.run_in(|| UdpSocket::bind("10.77.0.1:0").unwrap());
     sock.send_to(b"checksum me", "10.77.0.2:4000").unwrap();
     let packet = read_until(&tun, Duration::from_secs(10), |p| is_udp4_to_port(p, 4000))

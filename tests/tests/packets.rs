@@ -275,7 +275,7 @@ fn multi_queue_device_carries_packets_on_both_queues() {
         .tun(Builder::new().name("tt-mq0").multi_queue(true))
         .unwrap();
     assert_eq!(q0.index().unwrap(), q1.index().unwrap());
-    ns.address("tt-mq0", "10.77.0.1/24");
+    ns.address(&q0, LOCAL.into(), 24);
     // The kernel spreads flows over the queues by hash: 64 flows (source ports) land on both with
     // overwhelming probability.
     let socks: Vec<UdpSocket> = ns.run_in(|| {
@@ -319,7 +319,7 @@ fn both_queues_of_a_multi_queue_device_can_write() {
     let q1 = ns
         .tun(Builder::new().name("tt-mq1").multi_queue(true))
         .unwrap();
-    ns.address("tt-mq1", "10.77.0.1/24");
+    ns.address(&q0, LOCAL.into(), 24);
     let sock = ns.run_in(|| UdpSocket::bind(SocketAddrV4::new(LOCAL, 0)).unwrap());
     sock.set_read_timeout(Some(TIMEOUT)).unwrap();
     let me = local_addr(&sock);

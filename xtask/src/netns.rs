@@ -188,6 +188,17 @@ impl NetNs {
             .is_ok_and(|s| s.success())
     }
 
+    /// Whether `dev` has a route to exactly `prefix` (`ip route show dev DEV PREFIX` lists one).
+    pub(crate) fn has_route(&self, dev: &str, prefix: &str) -> bool {
+        Command::new("ip")
+            .args(["-n", &self.name])
+            // Without -6, `ip route show` lists IPv4 routes only.
+            .arg(if prefix.contains(':') { "-6" } else { "-4" })
+            .args(["route", "show", "dev", dev, prefix])
+            .output()
+            .is_ok_and(|out| out.status.success() && !out.stdout.is_empty())
+    }
+
     /// A command that runs `program` inside the namespace.
     pub(crate) fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");

@@ -158,6 +158,24 @@ impl Forwarder {
             "--name-b",
             DEV_B,
         ]);
+        if self != Self::TunRs {
+            // Our forwarder brings its devices up with their addresses and routes through the library.
+            for (side, local4, peer4, local6, peer6) in [
+                ("a", ADDR_A4, ADDR_B4, ADDR_A6, ADDR_B6),
+                ("b", ADDR_B4, ADDR_A4, ADDR_B6, ADDR_A6),
+            ] {
+                cmd.args([
+                    format!("--address-{side}"),
+                    format!("{local4}/32"),
+                    format!("--address-{side}"),
+                    format!("{local6}/128"),
+                    format!("--route-{side}"),
+                    format!("{peer4}/32"),
+                    format!("--route-{side}"),
+                    format!("{peer6}/128"),
+                ]);
+            }
+        }
         match self {
             Self::Plain => {
                 cmd.arg("--no-offload");
@@ -261,7 +279,8 @@ pub(crate) struct Tunnel {
 }
 
 impl Tunnel {
-    /// Starts `kind` between the namespaces of `pair`, waits for its devices, then configures them.
+    /// Starts `kind` between the namespaces of `pair` and waits until its devices are up with addresses and
+    /// routes (ours configure their own; the peer's are configured here with `ip`).
     pub(crate) fn start(bins: &Binaries, kind: Forwarder, pair: &Pair) -> Result<Self, String> {
         let cpu = pair.pinning.as_ref().map(|p| p.forwarder.as_str());
         let mut cmd = kind.command(bins, &pair.a, &pair.b, cpu);
@@ -284,8 +303,19 @@ impl Tunnel {
                 kind.label()
             ));
         }
-        configure(&pair.a, DEV_A, ADDR_A4, ADDR_B4, ADDR_A6, ADDR_B6)?;
-        configure(&pair.b, DEV_B, ADDR_B4, ADDR_A4, ADDR_B6, ADDR_A6)?;
+        if kind == Forwarder::TunRs {
+            // The peer's forwarder configures nothing itself.
+            configure(&pair.a, DEV_A, ADDR_A4, ADDR_B4, ADDR_A6, ADDR_B6)?;
+            configure(&pair.b, DEV_B, ADDR_B4, ADDR_A4, ADDR_B6, ADDR_A6)?;
+        }
+        // The IPv6 route to the peer is the last thing configured, by either.
+        let configured = wait_until(Duration::from_secs(10), || {
+            pair.a.has_route(DEV_A, &format!("{ADDR_B6}/128"))
+                && pair.b.has_route(DEV_B, &format!("{ADDR_A6}/128"))
+        });
+        if !configured {
+            return Err(format!("{} did not configure its devices", kind.label()));
+        }
         Ok(Self { process, kind })
     }
 
@@ -306,7 +336,8 @@ impl Tunnel {
     }
 }
 
-/// Brings `dev` up with the local addresses and host routes to the peer's addresses through it.
+/// Brings `dev` up with the local addresses and host routes to the peer's addresses through it, for a
+/// forwarder that does not do it itself.
 fn configure(
     ns: &NetNs,
     dev: &str,

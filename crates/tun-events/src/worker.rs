@@ -403,7 +403,14 @@ fn decode(bytes: &[u8], notices: &mut Vec<Notice>) -> Option<netlink::MalformedM
             Ok(Message::DelLink(link)) => notices.push(Notice::Removed { index: link.index }),
             Ok(Message::Error { errno, seq }) => notices.push(Notice::Error { errno, seq }),
             Ok(Message::Overrun) => notices.push(Notice::Overrun),
-            Ok(Message::Done { .. } | Message::Other { .. }) => {}
+            Ok(
+                Message::Done { .. }
+                | Message::Other { .. }
+                | Message::NewAddress(_)
+                | Message::DelAddress(_)
+                | Message::NewRoute(_)
+                | Message::DelRoute(_),
+            ) => {}
             Err(e) => return Some(e),
         }
     }

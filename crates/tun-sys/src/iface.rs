@@ -30,6 +30,11 @@ pub fn mtu(sock: BorrowedFd<'_>, name: IfName) -> io::Result<u32> {
     get_int(sock, name, IntGetter::Mtu)
 }
 
+/// SIOCGIFTXQLEN: the transmit queue length of `name` (packets the kernel queues for the device).
+pub fn tx_queue_len(sock: BorrowedFd<'_>, name: IfName) -> io::Result<u32> {
+    get_int(sock, name, IntGetter::TxQueueLen)
+}
+
 /// The SIOCG* requests that answer with one non-negative `int` in the `struct ifreq`.
 #[derive(Debug, Clone, Copy)]
 enum IntGetter {
@@ -37,15 +42,18 @@ enum IntGetter {
     Index,
     /// SIOCGIFMTU (`ifr_mtu`).
     Mtu,
+    /// SIOCGIFTXQLEN (`ifr_qlen`).
+    TxQueueLen,
 }
 
 fn get_int(sock: BorrowedFd<'_>, name: IfName, getter: IntGetter) -> io::Result<u32> {
     let request = match getter {
         IntGetter::Index => libc::SIOCGIFINDEX,
         IntGetter::Mtu => libc::SIOCGIFMTU,
+        IntGetter::TxQueueLen => libc::SIOCGIFTXQLEN,
     };
     let mut req = IfreqInt::new(name, 0);
-    // SAFETY: both requests read the name from and write one `int` (`ifr_ifindex` or `ifr_mtu`) into a
+    // SAFETY: these requests read the name from and write one `int` (`ifr_ifindex`, `ifr_mtu`, `ifr_qlen`) into a
     // `struct ifreq`, which `IfreqInt` is, size for size.
     unsafe { ioctl_ptr(sock, request as libc::Ioctl, &mut req) }?;
     u32::try_from(req.value).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
@@ -57,6 +65,14 @@ pub fn set_mtu(sock: BorrowedFd<'_>, name: IfName, mtu: u32) -> io::Result<()> {
     let mut req = IfreqInt::new(name, value);
     // SAFETY: SIOCSIFMTU reads a `struct ifreq` (`IfreqInt`) with the name and `ifr_mtu`.
     unsafe { ioctl_ptr(sock, libc::SIOCSIFMTU as libc::Ioctl, &mut req) }.map(drop)
+}
+
+/// SIOCSIFTXQLEN: sets the transmit queue length of `name` (`EINVAL` beyond `i32::MAX`).
+pub fn set_tx_queue_len(sock: BorrowedFd<'_>, name: IfName, len: u32) -> io::Result<()> {
+    let value = i32::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut req = IfreqInt::new(name, value);
+    // SAFETY: SIOCSIFTXQLEN reads a `struct ifreq` (`IfreqInt`) with the name and `ifr_qlen`.
+    unsafe { ioctl_ptr(sock, libc::SIOCSIFTXQLEN as libc::Ioctl, &mut req) }.map(drop)
 }
 
 /// SIOCGIFFLAGS: the interface flags of `name`.
@@ -85,6 +101,8 @@ mod tests {
         let lo = IfName::new("lo").unwrap();
         assert!(index(sock.as_fd(), lo).unwrap() >= 1);
         assert!(mtu(sock.as_fd(), lo).unwrap() >= 1280);
+        // Loopback has a queue length of 1000 by default; any answer proves the request shape.
+        assert!(tx_queue_len(sock.as_fd(), lo).is_ok());
         let missing = IfName::new("no-such-if0").unwrap();
         assert_eq!(
             index(sock.as_fd(), missing).unwrap_err().raw_os_error(),

@@ -1,10 +1,12 @@
-//! rtnetlink: the kernel's link notifications and link queries.
+//! rtnetlink: the kernel's link notifications and link queries, interface addresses and routes.
 //!
 //! [`RouteSocket`] is a `NETLINK_ROUTE` socket (close-on-exec, non-blocking) subscribed to the link group;
 //! it sends `RTM_GETLINK` requests and receives datagrams into a caller's buffer. [`Messages`] walks such a
 //! buffer one message at a time, checking every length and alignment before reading, and yields a typed
 //! [`Message`] or a [`MalformedMessage`] error after which it stops: a malformed buffer never panics and
-//! never loops.
+//! never loops. [`addr`] and [`route`] build the requests that add and remove interface addresses and
+//! routes and parse the kernel's reports of them; [`RouteSocket::add_address`] and its siblings send such a
+//! request and wait for its acknowledgement (or dump), so every error the kernel reports is returned.
 //!
 //! ```no_run
 //! use tun_sys::netlink::{Message, Messages, RecvError, RouteSocket};
@@ -26,7 +28,9 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod addr;
 mod query;
+pub mod route;
 mod socket;
 mod wire;
 

@@ -131,7 +131,7 @@ pub fn wait(
 }
 
 /// `poll(fds, timeout)`, `None` meaning forever; the number of fds with events.
-fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
+pub(crate) fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
     let millis = match timeout {
         None => -1,
         // Round up so a short timeout does not become a busy 0 ms poll.

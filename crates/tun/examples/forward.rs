@@ -3,16 +3,17 @@
 //!
 //! ```text
 //! forward --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB [--no-offload] [--batch N] [--passthrough]
-//!         [--async] [--queues N]
+//!         [--async] [--queues N] [--address-a|--address-b|--route-a|--route-b ADDRESS/PREFIX]...
 //! ```
 //!
 //! Creates `tunA` inside the existing namespace NS1 and `tunB` inside NS2 (each opened from a thread that
 //! joined its namespace; the fds then work from any thread), and forwards A -> B and B -> A, one thread per
-//! direction. It configures no addresses: do that with `ip`, for example
+//! direction. With addresses or routes for a device, the library brings it up with them before any packet
+//! flows, for example
 //!
 //! ```text
-//! ip -n NS1 link set tunA up; ip -n NS1 addr add 10.77.0.1/32 dev tunA; ip -n NS1 route add 10.77.0.2/32 dev tunA
-//! ip -n NS2 link set tunB up; ip -n NS2 addr add 10.77.0.2/32 dev tunB; ip -n NS2 route add 10.77.0.1/32 dev tunB
+//! forward --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB \
+//!     --address-a 10.77.0.1/32 --route-a 10.77.0.2/32 --address-b 10.77.0.2/32 --route-b 10.77.0.1/32
 //! ```
 //!
 //! - Default: the library with offloads. `read_packets` splits each TSO/USO super-packet from the kernel into
@@ -39,7 +40,7 @@ pub mod cli;
 pub mod stats;
 
 use std::fmt;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -47,9 +48,8 @@ use tun::{AsyncTun, Builder, PacketBatch, Tun};
 use tun_offload::VirtioNetHdr;
 use tun_offload::virtio::{GSO_NONE, GSO_TCPV4, GSO_TCPV6};
 use tun_sys::signal::SignalSet;
-use tun_sys::{IfName, Offloads, TunFlags};
 
-use cli::{ForwardArgs, USAGE, UsageError};
+use cli::{DeviceConfig, ForwardArgs, USAGE, UsageError};
 use stats::Counters;
 
 /// The largest IP packet (and TSO/USO super-packet) a TUN device hands over.
@@ -194,22 +194,6 @@ fn start_async(
     Ok(runtime)
 }
 
-/// Creates a raw TUN device for the passthrough: blocking fd, virtio-net header, the same offloads the
-/// library asks for (CSUM|TSO4|TSO6|USO4|USO6, else without USO).
-fn open_raw(name: &str) -> Result<OwnedFd, String> {
-    let fail = |what: &str, e: std::io::Error| format!("{what} {name}: {e}");
-    let ifname = IfName::new(name).map_err(|e| format!("device name {name}: {e}"))?;
-    let fd =
-        tun_sys::tun::open_clone_device(false).map_err(|e| fail("open /dev/net/tun for", e))?;
-    tun_sys::tun::set_iff(fd.as_fd(), ifname, TunFlags::VNET_HDR)
-        .map_err(|e| fail("TUNSETIFF", e))?;
-    let tcp = Offloads::CSUM | Offloads::TSO4 | Offloads::TSO6;
-    if tun_sys::tun::set_offload(fd.as_fd(), tcp | Offloads::USO4 | Offloads::USO6).is_err() {
-        tun_sys::tun::set_offload(fd.as_fd(), tcp).map_err(|e| fail("TUNSETOFFLOAD", e))?;
-    }
-    Ok(fd)
-}
-
 /// MTU-sized packets in one raw frame (virtio-net header + packet), and their IP bytes, for the counters.
 fn frame_packets(frame: &[u8]) -> (usize, usize) {
     let Some(packet) = frame.get(VirtioNetHdr::LEN..) else {
@@ -264,12 +248,10 @@ fn passthrough(from: BorrowedFd<'_>, to: BorrowedFd<'_>, counters: &Counters) {
     }
 }
 
-/// The two devices of a run, either through the library or raw.
-// Made once per run and moved straight into the forwarders: its size does not matter.
-#[allow(clippy::large_enum_variant)]
+/// The two devices of a run, used through the library or raw.
 enum Devices {
     Library(Tun, Tun),
-    Raw(OwnedFd, OwnedFd),
+    Raw(Tun, Tun),
 }
 
 fn open_devices(args: &ForwardArgs) -> Result<Devices, String> {
@@ -278,22 +260,38 @@ fn open_devices(args: &ForwardArgs) -> Result<Devices, String> {
             "--queues needs the threaded library forwarder (not --passthrough or --async)".into(),
         );
     }
-    if args.passthrough {
-        let a = in_netns(&args.netns_a, || open_raw(&args.name_a))?;
-        let b = in_netns(&args.netns_b, || open_raw(&args.name_b))?;
-        return Ok(Devices::Raw(a, b));
-    }
-    let open = |name: &str| {
-        Builder::new()
+    // The passthrough needs the virtio-net header; the library negotiates the offloads it would use itself
+    // (CSUM|TSO4|TSO6|USO4|USO6, else without USO), so the ceiling sees the same super-packets.
+    let offload = args.offload || args.passthrough;
+    let open = |name: &str, config: &DeviceConfig| {
+        let mut builder = Builder::new()
             .name(name)
-            .offload(args.offload)
+            .offload(offload)
             .multi_queue(args.queues > 1)
-            .monitor(false)
+            .monitor(false);
+        if !config.is_empty() {
+            builder = builder.up(true);
+        }
+        for &(addr, prefix_len) in &config.addresses {
+            builder = builder.address(addr, prefix_len);
+        }
+        for &(dest, prefix_len) in &config.routes {
+            builder = builder.route(dest, prefix_len);
+        }
+        builder
             .build()
             .map_err(|e| format!("create {name}: {}", e.report()))
     };
-    let a = in_netns(&args.netns_a, || open(&args.name_a))?;
-    let b = in_netns(&args.netns_b, || open(&args.name_b))?;
+    let a = in_netns(&args.netns_a, || open(&args.name_a, &args.config_a))?;
+    let b = in_netns(&args.netns_b, || open(&args.name_b, &args.config_b))?;
+    if args.passthrough {
+        // Raw blocking reads and writes on the library's fds: no library data path at all.
+        for tun in [&a, &b] {
+            tun_sys::io::set_nonblocking(tun.as_fd(), false)
+                .map_err(|e| format!("make the fd blocking: {e}"))?;
+        }
+        return Ok(Devices::Raw(a, b));
+    }
     Ok(Devices::Library(a, b))
 }
 

@@ -1,7 +1,7 @@
 //! Answers pings sent into a TUN device: the smallest useful read-modify-write loop.
 //!
-//! `cargo run -p tun --example pong -- [NAME]` (as root or with CAP_NET_ADMIN), then from another shell:
-//! `ip addr add 10.9.0.1/24 dev NAME` and `ping 10.9.0.2`: every address of the subnet but our own answers.
+//! `cargo run -p tun --example pong -- [NAME]` (as root or with CAP_NET_ADMIN) brings the device up as
+//! 10.9.0.1/24; then, from another shell, `ping 10.9.0.2`: every address of the subnet but our own answers.
 //! IPv4 echo requests are turned into replies in place (addresses swapped, type 0, checksum fixed) and written
 //! back; everything else is counted and ignored. Stops on the first error (for example when the device is
 //! deleted).
@@ -24,10 +24,14 @@ fn main() -> ExitCode {
 }
 
 fn run(name: &str) -> Result<(), tun::Error> {
-    let tun = tun::Builder::new().name(name).build()?;
-    tun.set_up(true)?;
+    let address = std::net::Ipv4Addr::new(10, 9, 0, 1);
+    let tun = tun::Builder::new()
+        .name(name)
+        .address(address.into(), 24)
+        .up(true)
+        .build()?;
     println!(
-        "{} is up: give it an address and ping its subnet",
+        "{} is up as {address}/24: ping any other address of its subnet",
         tun.name()
     );
     let mut buf = vec![0u8; 65535];

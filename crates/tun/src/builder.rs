@@ -1,9 +1,11 @@
 //! [`Builder`]: the settings of a new device, checked before any system call.
 
+use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
 use tun_sys::{IfName, TunFlags};
 
+use crate::config::{DeviceAddress, DeviceRoute, Plan};
 use crate::device::{Setup, Tun, in_device_netns};
 use crate::error::{Error, Result};
 
@@ -25,6 +27,8 @@ pub struct Builder {
     owner: Option<libc::uid_t>,
     group: Option<libc::gid_t>,
     monitor: bool,
+    /// Link state, addresses and routes applied once the device exists.
+    config: Plan,
 }
 
 impl Builder {
@@ -41,6 +45,7 @@ impl Builder {
             owner: None,
             group: None,
             monitor: true,
+            config: Plan::default(),
         }
     }
 
@@ -107,17 +112,70 @@ impl Builder {
         self
     }
 
+    /// An address for the device (repeatable, IPv4 and IPv6), added as by [`Tun::add_address`] once the
+    /// device exists: IPv6 ones are usable at once. Bad ones fail [`build`](Self::build) with
+    /// [`Error::InvalidAddress`] before any system call.
+    ///
+    /// ```no_run
+    /// use std::net::Ipv4Addr;
+    ///
+    /// let tun = tun::Builder::new()
+    ///     .name("tun%d")
+    ///     .address(Ipv4Addr::new(10, 8, 0, 1).into(), 24)
+    ///     .address("fd00:8::1".parse::<std::net::Ipv6Addr>().unwrap().into(), 64)
+    ///     .up(true)
+    ///     .build()?;
+    /// # Ok::<(), tun::Error>(())
+    /// ```
+    pub fn address(mut self, addr: IpAddr, prefix_len: u8) -> Self {
+        self.config.addresses.push(DeviceAddress {
+            addr,
+            prefix_len,
+            peer: None,
+        });
+        self
+    }
+
+    /// An address with a point-to-point peer (repeatable), added as by [`Tun::add_peer_address`].
+    pub fn peer_address(mut self, addr: IpAddr, peer: IpAddr, prefix_len: u8) -> Self {
+        self.config.addresses.push(DeviceAddress {
+            addr,
+            prefix_len,
+            peer: Some(peer),
+        });
+        self
+    }
+
+    /// A route through the device (repeatable), added as by [`Tun::add_route`] after the addresses. IPv4
+    /// routes need the device [`up`](Self::up).
+    pub fn route(mut self, dest: IpAddr, prefix_len: u8) -> Self {
+        self.config.routes.push(DeviceRoute {
+            dest,
+            prefix_len,
+            metric: None,
+        });
+        self
+    }
+
+    /// Brings the device up (`true`) or down once it exists, before addresses and routes are added. Unset:
+    /// left as it is (a new device is down).
+    pub fn up(mut self, on: bool) -> Self {
+        self.config.up = Some(on);
+        self
+    }
+
     /// Creates the device (or attaches a queue to it if it exists with matching flags, unless
-    /// [`exclusive`](Self::exclusive)) in the calling thread's network namespace.
+    /// [`exclusive`](Self::exclusive)) in the calling thread's network namespace, then applies the link
+    /// state, addresses and routes. If any of that fails the build fails, and a device it created is removed
+    /// again.
     ///
     /// # Errors
     ///
-    /// Before any system call: [`Error::InvalidName`], [`Error::InvalidMtu`]. From the kernel:
-    /// [`Error::DeviceBusy`] (the name is held by another fd, or is not a TUN device),
+    /// Before any system call: [`Error::InvalidName`], [`Error::InvalidMtu`], [`Error::InvalidAddress`].
+    /// From the kernel: [`Error::DeviceBusy`] (the name is held by another fd, or is not a TUN device),
     /// [`Error::DeviceExists`] (with `exclusive(true)`), [`Error::SettingsMismatch`] (a device of that name
     /// has other offload or multi-queue settings), [`Error::Io`] for a failed ioctl (opening
     /// `/dev/net/tun` without CAP_NET_ADMIN, say), [`Error::Monitor`] when the link monitor cannot start.
-    /// Nothing is left behind: a device this call created goes with its fd.
     pub fn build(self) -> Result<Tun> {
         if let Some(mtu) = self.mtu {
             crate::device::check_mtu(mtu)?;
@@ -129,6 +187,7 @@ impl Builder {
                 reason,
             })?,
         };
+        self.config.check()?;
         let mut flags = TunFlags::empty();
         if self.offload {
             flags |= TunFlags::VNET_HDR;
@@ -195,7 +254,8 @@ impl Builder {
                 });
             }
         }
-        Tun::setup(fd, kept, self.setup(name))
+        let tun = Tun::setup(fd, kept, self.setup(name))?;
+        self.finish(tun)
     }
 
     /// Takes over `fd`, a `/dev/net/tun` fd on which TUNSETIFF was already done (for example passed in by a
@@ -216,6 +276,7 @@ impl Builder {
     /// [`Error::UnsupportedDevice`] for anything but a TUN device with `IFF_NO_PI` (a TAP device, or one with
     /// packet information); [`Error::Io`] when an ioctl fails (TUNGETIFF on an fd that is not a TUN device).
     pub fn build_from_fd(self, fd: OwnedFd) -> Result<Tun> {
+        self.config.check()?;
         if let Some(mtu) = self.mtu {
             crate::device::check_mtu(mtu)?;
         }
@@ -243,7 +304,8 @@ impl Builder {
         }
         tun_sys::io::set_nonblocking(fd.as_fd(), true)
             .map_err(|e| Error::io("fcntl(O_NONBLOCK)", name, e))?;
-        Tun::setup(fd, flags, self.setup(name))
+        let tun = Tun::setup(fd, flags, self.setup(name))?;
+        self.finish(tun)
     }
 
     /// The settings [`Tun::setup`] applies once the device is attached.
@@ -251,11 +313,22 @@ impl Builder {
         Setup {
             name,
             mtu: self.mtu,
-            persist: self.persist,
             owner: self.owner,
             group: self.group,
             monitor: self.monitor,
         }
+    }
+
+    /// Applies the link state, addresses and routes to the set-up `tun`, then persistence. On failure `tun`
+    /// drops, which removes a device that is not persistent.
+    fn finish(&self, tun: Tun) -> Result<Tun> {
+        self.config.apply(&tun)?;
+        // Last, so that a failure above leaves no persistent device behind.
+        if let Some(persist) = self.persist {
+            tun_sys::tun::set_persist(tun.fd(), persist)
+                .map_err(|e| Error::io("TUNSETPERSIST", tun.label, e))?;
+        }
+        Ok(tun)
     }
 }
 

@@ -92,7 +92,6 @@ impl Device {
 pub(crate) struct Setup {
     pub(crate) name: IfName,
     pub(crate) mtu: Option<u32>,
-    pub(crate) persist: Option<bool>,
     pub(crate) owner: Option<libc::uid_t>,
     pub(crate) group: Option<libc::gid_t>,
     pub(crate) monitor: bool,
@@ -100,7 +99,8 @@ pub(crate) struct Setup {
 
 impl Tun {
     /// Configures a freshly attached TUN fd whose kernel flags are `flags` (TUNGETIFF). On error the fd is
-    /// dropped, which removes a non-persistent device.
+    /// dropped, which removes a non-persistent device; persistence is the builder's last step, after addresses
+    /// and routes, for the same reason.
     pub(crate) fn setup(fd: OwnedFd, flags: TunFlags, setup: Setup) -> Result<Tun> {
         let name = setup.name;
         let dev = fd.as_fd();
@@ -130,17 +130,11 @@ impl Tun {
             tun_sys::iface::set_mtu(ctl.as_fd(), name, mtu)
                 .map_err(|e| Error::io("SIOCSIFMTU", name, e))?;
         }
-        // Before persist, for the same reason as below.
         let monitor = if setup.monitor {
             Some(spawn_monitor(dev, name, flags)?)
         } else {
             None
         };
-        // Last, so that a failure above leaves no persistent device behind.
-        if let Some(persist) = setup.persist {
-            tun_sys::tun::set_persist(dev, persist)
-                .map_err(|e| Error::io("TUNSETPERSIST", name, e))?;
-        }
         let device = Arc::new(Device {
             label: name,
             name: Mutex::new(name),
@@ -306,7 +300,7 @@ impl Tun {
     /// Runs the interface ioctl `op` on the device's current name. When the device has been moved to another
     /// network namespace since the control socket was made there (`ENODEV`), makes one in the new namespace
     /// and tries once more.
-    fn with_ctl<T>(
+    pub(crate) fn with_ctl<T>(
         &self,
         op: &'static str,
         call: impl Fn(BorrowedFd<'_>, IfName) -> io::Result<T>,
@@ -489,23 +483,24 @@ pub(crate) fn check_mtu(mtu: u32) -> Result<()> {
     }
 }
 
-/// Runs `f` in the network namespace of the device behind `dev`, so that what it creates (a control socket, a
-/// queue) finds the device whatever namespace the calling thread is in.
+/// Runs `make` in the network namespace the device of `dev` lives in now: directly when that is the calling
+/// thread's, else on a helper thread that entered it (the caller's namespace never changes). What `make`
+/// creates (a socket) stays in that namespace.
 pub(crate) fn in_device_netns<T: Send>(
     dev: BorrowedFd<'_>,
-    f: impl FnOnce() -> io::Result<T> + Send,
+    make: impl FnOnce() -> io::Result<T> + Send,
 ) -> io::Result<T> {
     use tun_sys::netns;
     // TUNGETDEVNETNS needs CAP_NET_ADMIN over the device's namespace; without it (or on old kernels) the
     // device is where the fd was opened, which is the caller's namespace in the common case.
     let Ok(ns) = tun_sys::tun::get_dev_netns(dev) else {
-        return f();
+        return make();
     };
     let here = netns::current()?;
     if netns::same(ns.as_fd(), here.as_fd())? {
-        f()
+        make()
     } else {
-        netns::run_in(&ns, f)?
+        netns::run_in(&ns, make)?
     }
 }
 

@@ -128,6 +128,18 @@ pub enum Error {
     /// an `offset` too small for the virtio-net header).
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// An address or route given to the configuration is impossible (a prefix longer than the address, host
+    /// bits set in a route's destination, a multicast or unspecified interface address); refused before
+    /// any system call, nothing was changed.
+    #[error("invalid address {addr}/{prefix_len}: {reason}")]
+    InvalidAddress {
+        /// The address or route destination as given.
+        addr: std::net::IpAddr,
+        /// The prefix length as given.
+        prefix_len: u8,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
     /// A system call failed.
     #[error("{op} on {device}")]
     Io {
@@ -306,6 +318,7 @@ impl From<Error> for io::Error {
             | Error::NotMultiQueue { .. }
             | Error::UnsupportedDevice { .. }
             | Error::InvalidArgument(_)
+            | Error::InvalidAddress { .. }
             | Error::BufferTooSmall { .. } => io::ErrorKind::InvalidInput,
             Error::InvalidPacket(_) => io::ErrorKind::InvalidData,
             Error::Batch(_) | Error::Monitor(_) => io::ErrorKind::Other,

@@ -17,6 +17,13 @@
 //! # Ok::<(), tun::Error>(())
 //! ```
 //!
+//! # Configuration
+//!
+//! [`Builder::address`], [`Builder::route`] and [`Builder::up`] bring a new device up with its addresses and
+//! routes (a failure fails the build and removes the device); [`Tun::add_address`], [`Tun::add_route`],
+//! [`Tun::addresses`], [`Tun::routes`], [`Tun::set_up`] and their siblings change and read them later. All of it
+//! goes over rtnetlink, each request acknowledged, in the network namespace the device lives in now.
+//!
 //! # Offloads and batches
 //!
 //! With [`Builder::offload`]`(true)` the kernel hands over TCP and UDP super-packets of up to 64 KiB and takes
@@ -78,6 +85,7 @@
 mod async_tun;
 mod batch;
 mod builder;
+mod config;
 mod device;
 mod error;
 mod io_impls;
@@ -90,6 +98,7 @@ mod write;
 pub use async_tun::AsyncTun;
 pub use batch::PacketBatch;
 pub use builder::Builder;
+pub use config::{DeviceAddress, DeviceRoute};
 pub use device::Tun;
 pub use error::{BatchError, Error, PacketError, Result};
 pub use tun_events::{

@@ -1,4 +1,5 @@
-//! The `forward` example as a user runs it: it creates tunA and tunB in two existing namespaces, carries
+//! The `forward` example as a user runs it: it creates tunA and tunB in two existing namespaces, brings them up
+//! with the addresses and routes given on its command line, carries
 //! traffic between them, and on SIGTERM prints its counters per direction and exits 0, removing both
 //! devices. Checked in each of its modes: offloads, no offloads, async (tokio), and the raw passthrough.
 //!
@@ -60,23 +61,28 @@ fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
         &b.0,
         "--name-b",
         "tunB",
+        // The example brings each device up with its address and a route to the other side.
+        "--address-a",
+        &format!("{A4}/32"),
+        "--route-a",
+        &format!("{B4}/32"),
+        "--address-b",
+        &format!("{B4}/32"),
+        "--route-b",
+        &format!("{A4}/32"),
     ])
     .args(mode)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     let mut running = Running(cmd.spawn().expect("start the forward example"));
+    // The route is the last thing the library configures.
     assert!(
-        wait_until(|| a.has_link("tunA") && b.has_link("tunB")),
-        "the devices did not appear"
+        wait_until(
+            || a.has_route("tunA", &format!("{B4}/32")) && b.has_route("tunB", &format!("{A4}/32"))
+        ),
+        "the devices did not appear configured"
     );
-    // B first: the packets A's link emits as it comes up (IPv6 router solicitations) then meet a link that
-    // is up, so direction a->b sees no write errors at all.
-    for (ns, dev, local, peer) in [(&b, "tunB", B4, A4), (&a, "tunA", A4, B4)] {
-        ns.ip(&["link", "set", "dev", dev, "up"]);
-        ns.ip(&["addr", "add", &format!("{local}/32"), "dev", dev]);
-        ns.ip(&["route", "add", &format!("{peer}/32"), "dev", dev]);
-    }
 
     // 4 MiB over TCP from A to B, through the example.
     let data: Vec<u8> = (0..4u32 << 20)

@@ -213,6 +213,9 @@ fn run() -> Result<(), String> {
             "--queues is the `forward` example's; this peer forwards one queue per device".into(),
         );
     }
+    if !args.config_a.is_empty() || !args.config_b.is_empty() {
+        return Err("tun-rs-forward configures no addresses or routes: use `ip`".into());
+    }
     let signals = SignalSet::termination();
     signals
         .block_in_thread()

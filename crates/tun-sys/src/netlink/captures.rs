@@ -188,3 +188,48 @@ pub(super) fn no_such_device() -> Vec<u8> {
         "00000000",
     ))
 }
+
+// Dump replies captured from Linux 6.18 in a scratch namespace holding the TUN device `cap0` (index 2), up,
+// after `ip addr add 10.9.0.1/24`, `ip -6 addr add fd00::1/64 nodad` and
+// `ip route add 10.20.0.0/16 dev cap0 metric 50`: one message each, flagged NLM_F_MULTI.
+
+/// `RTM_GETADDR` dump (seq 5): 10.9.0.1/24, with `IFA_LABEL`, `IFA_FLAGS` (permanent) and `IFA_CACHEINFO`.
+pub(super) fn address_ipv4() -> Vec<u8> {
+    decode(concat!(
+        "5000000014000200050000004c4000000218800002000000080001000a090001080002000a090001090003006361703000",
+        "000000080008008000000014000600ffffffffffffffff74c6020074c60200",
+    ))
+}
+
+/// `RTM_GETADDR` dump (seq 5): fd00::1/64 added with nodad: only `IFA_ADDRESS`, `IFA_FLAGS` permanent|nodad.
+pub(super) fn address_ipv6() -> Vec<u8> {
+    decode(concat!(
+        "4800000014000200050000004c4000000a4082000200000014000100fd00000000000000000000000000000114000600ff",
+        "ffffffffffffff75c6020075c602000800080082000000",
+    ))
+}
+
+/// `RTM_GETROUTE` dump (seq 6): the kernel's 10.9.0.0/24 for the address, with `RTA_PREFSRC`.
+pub(super) fn route_kernel_ipv4() -> Vec<u8> {
+    decode(concat!(
+        "3c00000018000200060000004c40000002180000fe02fd011000000008000f00fe000000080001000a090000080007000a",
+        "0900010800040002000000",
+    ))
+}
+
+/// `RTM_GETROUTE` dump (seq 6): 10.20.0.0/16 metric 50, as `ip route add` made it (protocol boot).
+pub(super) fn route_metric_ipv4() -> Vec<u8> {
+    decode(concat!(
+        "3c00000018000200060000004c40000002100000fe03fd011000000008000f00fe000000080001000a1400000800060032",
+        "0000000800040002000000",
+    ))
+}
+
+/// `RTM_GETROUTE` dump (seq 6): the kernel's fd00::/64 metric 256, with `RTA_CACHEINFO` and `RTA_PREF`.
+pub(super) fn route_kernel_ipv6() -> Vec<u8> {
+    decode(concat!(
+        "7400000018000200060000004c4000000a400000fe0200011000000008000f00fe00000014000100fd0000000000000000",
+        "000000000000000800060000010000080004000200000024000c0000000000000000000000000000000000000000000000",
+        "000000000000000000000500140000000000",
+    ))
+}

@@ -1,10 +1,23 @@
-//! The `NETLINK_ROUTE` socket: open, subscribe to link notifications, ask for one link, receive.
+//! The `NETLINK_ROUTE` socket: open, subscribe to link notifications, ask for one link, receive; and
+//! acknowledged requests and dumps for interface addresses and routes.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
-use super::wire::encode_getlink;
+use super::addr::{
+    AddressMessage, AddressSpec, encode_del_address, encode_get_addresses, encode_new_address,
+};
+use super::route::{
+    RouteMessage, RouteSpec, encode_del_route, encode_get_routes, encode_new_route,
+};
+use super::wire::{Message, Messages, encode_getlink};
 use crate::sys::cvt;
+
+/// How long a request waits for the kernel's answer. The kernel answers at once; this only bounds a wait
+/// that something unforeseen would otherwise make endless.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A receive buffer this large holds any datagram the kernel sends on a route socket: it sizes them to
 /// at most 32 KiB (and a single link message on 6.18 is about 1.5 KiB).
@@ -51,6 +64,8 @@ impl From<RecvError> for io::Error {
 #[derive(Debug)]
 pub struct RouteSocket {
     fd: OwnedFd,
+    /// Sequence numbers of the requests this socket makes itself (addresses and routes).
+    seq: AtomicU32,
 }
 
 impl RouteSocket {
@@ -83,7 +98,10 @@ impl RouteSocket {
             )
         };
         cvt(rc)?;
-        Ok(Self { fd })
+        Ok(Self {
+            fd,
+            seq: AtomicU32::new(1),
+        })
     }
 
     /// Asks the kernel for the state of the link with interface index `index`. The reply is an
@@ -182,6 +200,133 @@ impl RouteSocket {
         }
     }
 
+    /// Adds an address to an interface and waits for the kernel's answer: `EEXIST` when the interface has
+    /// it already. An IPv6 address skips duplicate address detection, so it can be bound to on return.
+    pub fn add_address(&self, spec: &AddressSpec) -> io::Result<()> {
+        self.acknowledged(|out, seq| encode_new_address(out, seq, spec))
+    }
+
+    /// Removes an address from an interface and waits for the kernel's answer: `EADDRNOTAVAIL` when the
+    /// interface has no such address with that prefix length.
+    pub fn remove_address(&self, spec: &AddressSpec) -> io::Result<()> {
+        self.acknowledged(|out, seq| encode_del_address(out, seq, spec))
+    }
+
+    /// Every IPv4 and IPv6 address of the interface with index `index`.
+    pub fn addresses(&self, index: u32) -> io::Result<Vec<AddressMessage>> {
+        self.dump(encode_get_addresses, |message| match message {
+            Message::NewAddress(address) if address.index == index => Some(address),
+            _ => None,
+        })
+    }
+
+    /// Adds a route and waits for the kernel's answer: `EEXIST` when the same route exists.
+    pub fn add_route(&self, spec: &RouteSpec) -> io::Result<()> {
+        self.acknowledged(|out, seq| encode_new_route(out, seq, spec))
+    }
+
+    /// Removes a route and waits for the kernel's answer: `ESRCH` when there is no such route.
+    pub fn remove_route(&self, spec: &RouteSpec) -> io::Result<()> {
+        self.acknowledged(|out, seq| encode_del_route(out, seq, spec))
+    }
+
+    /// Every IPv4 and IPv6 route of every table of this socket's namespace.
+    pub fn routes(&self) -> io::Result<Vec<RouteMessage>> {
+        self.dump(encode_get_routes, |message| match message {
+            Message::NewRoute(route) => Some(route),
+            _ => None,
+        })
+    }
+
+    /// Sends the request `encode` writes (with `NLM_F_ACK`) and waits for the acknowledgement: `Ok` for
+    /// error 0, the kernel's errno otherwise.
+    fn acknowledged(&self, encode: impl FnOnce(&mut Vec<u8>, u32)) -> io::Result<()> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let mut request = Vec::with_capacity(96);
+        encode(&mut request, seq);
+        self.send(&request)?;
+        let mut done = None;
+        self.replies(seq, |message| {
+            if let Message::Error { errno, .. } = message {
+                done = Some(errno);
+            }
+            done.is_some()
+        })?;
+        match done {
+            Some(0) | None => Ok(()),
+            Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+        }
+    }
+
+    /// Sends the dump request `encode` writes and collects what `pick` keeps of the reply's messages until
+    /// `NLMSG_DONE`; an `NLMSG_ERROR` in the reply is returned as the kernel's errno.
+    fn dump<T>(
+        &self,
+        encode: impl FnOnce(&mut Vec<u8>, u32),
+        mut pick: impl FnMut(Message<'_>) -> Option<T>,
+    ) -> io::Result<Vec<T>> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let mut request = Vec::with_capacity(32);
+        encode(&mut request, seq);
+        self.send(&request)?;
+        let mut found = Vec::new();
+        let mut error = 0;
+        self.replies(seq, |message| match message {
+            Message::Done { .. } => true,
+            Message::Error { errno, .. } => {
+                error = errno;
+                true
+            }
+            message => {
+                found.extend(pick(message));
+                false
+            }
+        })?;
+        if error == 0 {
+            Ok(found)
+        } else {
+            Err(io::Error::from_raw_os_error(error))
+        }
+    }
+
+    /// Receives datagrams (waiting at most [`REPLY_TIMEOUT`] in all) and hands every message answering
+    /// request `seq` to `each` until it returns `true`. Messages of other requests (an answer that came
+    /// too late for an earlier call) are skipped. A malformed datagram is `InvalidData`.
+    fn replies(&self, seq: u32, mut each: impl FnMut(Message<'_>) -> bool) -> io::Result<()> {
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        let mut buf = vec![0u8; RECV_BUFFER_LEN];
+        loop {
+            let len = match self.recv(&mut buf) {
+                Ok(len) => len,
+                Err(RecvError::WouldBlock) => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    if remaining.is_zero() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "no netlink reply within 5 s",
+                        ));
+                    }
+                    let mut fds = [libc::pollfd {
+                        fd: self.fd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    }];
+                    match crate::wait::poll(&mut fds, Some(remaining)) {
+                        Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
+                        _ => continue,
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
+            for message in Messages::new(buf.get(..len).unwrap_or_default()) {
+                let message = message.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                if message_seq(&message) == Some(seq) && each(message) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
     /// Sets the receive queue size (`SO_RCVBUF`; the kernel doubles it and caps it at `rmem_max`), so that
     /// bursts of notifications are less likely to overrun.
     pub fn set_recv_buffer_size(&self, bytes: u32) -> io::Result<()> {
@@ -199,6 +344,17 @@ impl AsFd for RouteSocket {
 impl AsRawFd for RouteSocket {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+/// The sequence number of a reply message; `None` for those that carry none this crate reads.
+fn message_seq(message: &Message<'_>) -> Option<u32> {
+    match message {
+        Message::NewLink(link) | Message::DelLink(link) => Some(link.seq),
+        Message::NewAddress(address) | Message::DelAddress(address) => Some(address.seq),
+        Message::NewRoute(route) | Message::DelRoute(route) => Some(route.seq),
+        Message::Error { seq, .. } | Message::Done { seq } => Some(*seq),
+        Message::Overrun | Message::Other { .. } => None,
     }
 }
 
@@ -276,6 +432,51 @@ mod tests {
                 errno: libc::ENODEV,
                 seq: 3
             }))
+        );
+    }
+
+    #[test]
+    fn loopback_addresses_include_127_0_0_1_slash_8() {
+        let socket = RouteSocket::open(0).expect("open");
+        let addresses = socket.addresses(1).expect("dump");
+        assert!(
+            addresses.iter().any(
+                |a| a.own_address() == Some(std::net::Ipv4Addr::LOCALHOST.into())
+                    && a.prefix_len == 8
+            ),
+            "{addresses:?}"
+        );
+        assert!(addresses.iter().all(|a| a.index == 1));
+    }
+
+    #[test]
+    fn route_dump_holds_the_local_route_to_127_0_0_1() {
+        let socket = RouteSocket::open(0).expect("open");
+        let routes = socket.routes().expect("dump");
+        assert!(
+            routes.iter().any(
+                |r| r.destination() == Some(std::net::Ipv4Addr::LOCALHOST.into())
+                    && r.dst_len == 32
+                    && r.oif == Some(1)
+            ),
+            "{routes:?}"
+        );
+    }
+
+    #[test]
+    fn refused_request_returns_the_kernels_errno() {
+        // No interface has this index: ENODEV as root, EPERM without CAP_NET_ADMIN; either way an error.
+        let socket = RouteSocket::open(0).expect("open");
+        let spec = crate::netlink::addr::AddressSpec {
+            index: 0x7fff_fff0,
+            local: std::net::Ipv4Addr::new(192, 0, 2, 1).into(),
+            peer: None,
+            prefix_len: 24,
+        };
+        let error = socket.add_address(&spec).unwrap_err();
+        assert!(
+            matches!(error.raw_os_error(), Some(libc::ENODEV | libc::EPERM)),
+            "{error}"
         );
     }
 

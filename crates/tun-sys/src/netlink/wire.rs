@@ -8,6 +8,9 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+use super::addr::{AddressMessage, RTM_DELADDR, RTM_NEWADDR};
+use super::route::{RTM_DELROUTE, RTM_NEWROUTE, RouteMessage};
+
 /// `NLMSG_HDRLEN`: bytes of a netlink message header.
 pub const NLMSG_HDRLEN: usize = size_of::<NlMsgHdr>();
 /// `NLMSG_NOOP`: a message to skip.
@@ -177,6 +180,14 @@ pub enum Message<'a> {
     NewLink(LinkMessage<'a>),
     /// `RTM_DELLINK`: a link was deleted or moved out of this namespace.
     DelLink(LinkMessage<'a>),
+    /// `RTM_NEWADDR`: an address was added (also each part of the reply to an address dump).
+    NewAddress(AddressMessage),
+    /// `RTM_DELADDR`: an address was removed.
+    DelAddress(AddressMessage),
+    /// `RTM_NEWROUTE`: a route was added (also each part of the reply to a route dump).
+    NewRoute(RouteMessage),
+    /// `RTM_DELROUTE`: a route was removed.
+    DelRoute(RouteMessage),
     /// `NLMSG_ERROR`: `errno` is positive for an error, 0 for an acknowledgement.
     Error {
         /// The positive errno (the kernel sends it negated), or 0.
@@ -283,16 +294,7 @@ impl<'a> LinkMessage<'a> {
     }
 
     fn parse(header: &NlMsgHdr, payload: &'a [u8]) -> Result<LinkMessage<'a>, MalformedMessage> {
-        let (info, _) = IfInfoMsg::read_from_prefix(payload).map_err(|_| {
-            MalformedMessage::PayloadTooShort {
-                ty: header.ty,
-                len: payload.len(),
-                needed: size_of::<IfInfoMsg>(),
-            }
-        })?;
-        // The attributes start at NLMSG_ALIGN(sizeof ifinfomsg) = 16, which is within the payload because
-        // read_from_prefix succeeded.
-        let attributes = payload.get(size_of::<IfInfoMsg>()..).unwrap_or_default();
+        let (info, attributes) = split_fixed::<IfInfoMsg>(header, payload)?;
         let mut link = LinkMessage {
             seq: header.seq,
             index: info.index.cast_unsigned(),
@@ -312,6 +314,23 @@ impl<'a> LinkMessage<'a> {
         }
         Ok(link)
     }
+}
+
+/// Splits a message's payload into its fixed part `T` (`ifinfomsg`, `ifaddrmsg`, `rtmsg`) and the
+/// attributes that follow it at the next 4-byte boundary.
+pub(crate) fn split_fixed<'a, T: FromBytes>(
+    header: &NlMsgHdr,
+    payload: &'a [u8],
+) -> Result<(T, &'a [u8]), MalformedMessage> {
+    let (fixed, _) =
+        T::read_from_prefix(payload).map_err(|_| MalformedMessage::PayloadTooShort {
+            ty: header.ty,
+            len: payload.len(),
+            needed: size_of::<T>(),
+        })?;
+    // Within the payload once read_from_prefix succeeded, when T's size is a multiple of 4 (all three are).
+    let start = nlmsg_align(size_of::<T>()).unwrap_or(usize::MAX);
+    Ok((fixed, payload.get(start..).unwrap_or_default()))
 }
 
 /// An iterator over the messages of one received buffer.
@@ -399,6 +418,10 @@ fn parse_message<'a>(
     Ok(match header.ty {
         RTM_NEWLINK => Message::NewLink(LinkMessage::parse(header, payload)?),
         RTM_DELLINK => Message::DelLink(LinkMessage::parse(header, payload)?),
+        RTM_NEWADDR => Message::NewAddress(AddressMessage::parse(header, payload)?),
+        RTM_DELADDR => Message::DelAddress(AddressMessage::parse(header, payload)?),
+        RTM_NEWROUTE => Message::NewRoute(RouteMessage::parse(header, payload)?),
+        RTM_DELROUTE => Message::DelRoute(RouteMessage::parse(header, payload)?),
         NLMSG_ERROR => {
             let (error, _) =
                 i32::read_from_prefix(payload).map_err(|_| MalformedMessage::PayloadTooShort {
@@ -445,6 +468,25 @@ impl<'a> Attribute<'a> {
             len: self.value.len(),
             expected: size_of::<u32>(),
         })
+    }
+
+    /// The value as an IP address of `family` (`AF_INET`: 4 bytes, `AF_INET6`: 16, network byte order);
+    /// `None` for other families, whose addresses this crate does not read.
+    pub fn ip(&self, family: u8) -> Result<Option<std::net::IpAddr>, MalformedMessage> {
+        let bad = |expected| MalformedMessage::BadAttributeValue {
+            ty: self.ty,
+            len: self.value.len(),
+            expected,
+        };
+        match i32::from(family) {
+            libc::AF_INET => <[u8; 4]>::read_from_bytes(self.value)
+                .map(|octets| Some(std::net::Ipv4Addr::from(octets).into()))
+                .map_err(|_| bad(4)),
+            libc::AF_INET6 => <[u8; 16]>::read_from_bytes(self.value)
+                .map(|octets| Some(std::net::Ipv6Addr::from(octets).into()))
+                .map_err(|_| bad(16)),
+            _ => Ok(None),
+        }
     }
 
     /// The value as a C string: the bytes before the first NUL (all of them if there is none).
@@ -547,17 +589,8 @@ impl std::iter::FusedIterator for Attributes<'_> {}
 
 /// Encodes an `RTM_GETLINK` request for one link, by index or (with index 0) by name, into `out`.
 ///
-/// Returns the request's length. `name` must not contain NUL; the request carries it NUL-terminated.
+/// `name` must not contain NUL; the request carries it NUL-terminated.
 pub(crate) fn encode_getlink(out: &mut Vec<u8>, seq: u32, index: i32, name: Option<&[u8]>) {
-    out.clear();
-    let mut header = NlMsgHdr {
-        len: 0,
-        ty: RTM_GETLINK,
-        flags: libc::NLM_F_REQUEST as u16,
-        seq,
-        pid: 0,
-    };
-    out.extend_from_slice(header.as_bytes());
     let info = IfInfoMsg {
         family: libc::AF_UNSPEC as u8,
         pad: 0,
@@ -566,22 +599,57 @@ pub(crate) fn encode_getlink(out: &mut Vec<u8>, seq: u32, index: i32, name: Opti
         flags: 0,
         change: 0,
     };
-    out.extend_from_slice(info.as_bytes());
+    begin_request(out, RTM_GETLINK, 0, seq, info.as_bytes());
     if let Some(name) = name {
-        let len = size_of::<RtAttr>() + name.len() + 1;
-        let attr = RtAttr {
-            len: u16::try_from(len).unwrap_or(u16::MAX),
-            ty: IFLA_IFNAME,
-        };
-        out.extend_from_slice(attr.as_bytes());
-        out.extend_from_slice(name);
-        out.push(0);
-        out.resize(nlmsg_align(out.len()).unwrap_or(out.len()), 0);
+        push_attribute(out, IFLA_IFNAME, &[name, &[0]]);
     }
-    header.len = u32::try_from(out.len()).unwrap_or(u32::MAX);
-    out.get_mut(..NLMSG_HDRLEN)
-        .unwrap_or_default()
-        .copy_from_slice(header.as_bytes());
+    finish_request(out);
+}
+
+/// Starts a request in `out` (cleared first): a header of type `ty` with `NLM_F_REQUEST | flags` and `seq`,
+/// then the fixed part of the message. [`finish_request`] fills in the length.
+pub(crate) fn begin_request(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, fixed: &[u8]) {
+    out.clear();
+    let header = NlMsgHdr {
+        len: 0,
+        ty,
+        flags: libc::NLM_F_REQUEST as u16 | flags,
+        seq,
+        pid: 0,
+    };
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(fixed);
+    out.resize(nlmsg_align(out.len()).unwrap_or(out.len()), 0);
+}
+
+/// Appends one attribute whose value is the concatenation of `parts`, padded to the 4-byte boundary.
+pub(crate) fn push_attribute(out: &mut Vec<u8>, ty: u16, parts: &[&[u8]]) {
+    let value_len: usize = parts.iter().map(|part| part.len()).sum();
+    let header = RtAttr {
+        len: u16::try_from(size_of::<RtAttr>() + value_len).unwrap_or(u16::MAX),
+        ty,
+    };
+    out.extend_from_slice(header.as_bytes());
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out.resize(rta_align(out.len()).unwrap_or(out.len()), 0);
+}
+
+/// Appends an address attribute: 4 bytes for IPv4, 16 for IPv6, in network byte order.
+pub(crate) fn push_ip_attribute(out: &mut Vec<u8>, ty: u16, addr: std::net::IpAddr) {
+    match addr {
+        std::net::IpAddr::V4(v4) => push_attribute(out, ty, &[&v4.octets()]),
+        std::net::IpAddr::V6(v6) => push_attribute(out, ty, &[&v6.octets()]),
+    }
+}
+
+/// Writes the request's final length into its header.
+pub(crate) fn finish_request(out: &mut [u8]) {
+    let len = u32::try_from(out.len()).unwrap_or(u32::MAX);
+    if let Some(field) = out.get_mut(..size_of::<u32>()) {
+        field.copy_from_slice(&len.to_ne_bytes());
+    }
 }
 
 #[cfg(test)]

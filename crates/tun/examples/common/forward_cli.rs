@@ -2,6 +2,7 @@
 //! (`tun-bench`, which includes this file) take the same arguments, so the benchmark drives them alike.
 
 use std::fmt;
+use std::net::IpAddr;
 
 /// What a forwarder was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,42 @@ pub struct ForwardArgs {
     pub async_io: bool,
     /// Queues per device (multi-queue devices when more than one), each pair forwarded by its own threads.
     pub queues: usize,
+    /// Addresses and routes of device A; when any is given the forwarder brings the device up with them.
+    pub config_a: DeviceConfig,
+    /// Addresses and routes of device B.
+    pub config_b: DeviceConfig,
+}
+
+/// Addresses (`--address-a 10.77.0.1/32`) and routes (`--route-a 10.77.0.2/32`) a forwarder gives one
+/// device, each as address and prefix length.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// Addresses of the device.
+    pub addresses: Vec<(IpAddr, u8)>,
+    /// Routes through the device.
+    pub routes: Vec<(IpAddr, u8)>,
+}
+
+impl DeviceConfig {
+    /// True when nothing is to be configured (the caller configures the device itself).
+    pub fn is_empty(&self) -> bool {
+        self.addresses.is_empty() && self.routes.is_empty()
+    }
+}
+
+/// `ADDRESS/PREFIX`, or a bare address with its full length (32 or 128).
+fn parse_cidr(flag: &str, text: &str) -> Result<(IpAddr, u8), UsageError> {
+    let bad = || UsageError::Invalid(format!("{flag} wants ADDRESS/PREFIX, got {text}"));
+    let (addr, len) = text
+        .split_once('/')
+        .map_or((text, None), |(a, l)| (a, Some(l)));
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let len = match len {
+        None if addr.is_ipv4() => 32,
+        None => 128,
+        Some(len) => len.parse().map_err(|_| bad())?,
+    };
+    Ok((addr, len))
 }
 
 /// A command line that could not be understood, or a request for help (`-h`, `--help`).
@@ -51,7 +88,8 @@ pub const MAX_QUEUES: usize = 64;
 
 /// The usage line of the forwarders.
 pub const USAGE: &str = "usage: --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB \
-                         [--no-offload] [--batch N] [--passthrough] [--async] [--queues N]";
+                         [--no-offload] [--batch N] [--passthrough] [--async] [--queues N] \
+                         [--address-a|--address-b|--route-a|--route-b ADDRESS/PREFIX]...";
 
 impl ForwardArgs {
     /// Parses the arguments after the program name.
@@ -73,6 +111,8 @@ impl ForwardArgs {
         let mut passthrough = false;
         let mut async_io = false;
         let mut queues = 1;
+        let mut config_a = DeviceConfig::default();
+        let mut config_b = DeviceConfig::default();
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             let mut value = || {
@@ -88,6 +128,10 @@ impl ForwardArgs {
                 "--passthrough" => passthrough = true,
                 "--async" => async_io = true,
                 "-h" | "--help" => return Err(UsageError::Help),
+                "--address-a" => config_a.addresses.push(parse_cidr(&flag, &value()?)?),
+                "--address-b" => config_b.addresses.push(parse_cidr(&flag, &value()?)?),
+                "--route-a" => config_a.routes.push(parse_cidr(&flag, &value()?)?),
+                "--route-b" => config_b.routes.push(parse_cidr(&flag, &value()?)?),
                 "--batch" => {
                     let text = value()?;
                     let n: usize = text
@@ -129,6 +173,8 @@ impl ForwardArgs {
             passthrough,
             async_io,
             queues,
+            config_a,
+            config_b,
         })
     }
 }
@@ -187,6 +233,31 @@ mod tests {
         assert!(!parse(&args).expect("valid").async_io);
         args.push("--async");
         assert!(parse(&args).expect("valid").async_io);
+    }
+
+    #[test]
+    fn addresses_and_routes_are_read_per_device() {
+        let mut args = BASE.to_vec();
+        args.extend([
+            "--address-a",
+            "10.77.0.1/32",
+            "--address-a",
+            "fd77::1",
+            "--route-b",
+            "10.77.0.0/24",
+        ]);
+        let ok = parse(&args).expect("valid");
+        assert_eq!(
+            ok.config_a.addresses,
+            vec![
+                ("10.77.0.1".parse().unwrap(), 32),
+                ("fd77::1".parse().unwrap(), 128)
+            ]
+        );
+        assert!(ok.config_a.routes.is_empty());
+        assert_eq!(ok.config_b.routes, vec![("10.77.0.0".parse().unwrap(), 24)]);
+        args.extend(["--route-a", "10.77.0.0/x"]);
+        assert!(parse(&args).is_err());
     }
 
     #[test]

@@ -40,6 +40,17 @@ impl Netns {
             .is_ok_and(|s| s.success())
     }
 
+    /// Whether `dev` has a route to exactly `prefix` (`ip route show dev DEV PREFIX` lists one).
+    pub fn has_route(&self, dev: &str, prefix: &str) -> bool {
+        Command::new("ip")
+            .args(["-n", &self.0])
+            // Without -6, `ip route show` lists IPv4 routes only.
+            .arg(if prefix.contains(':') { "-6" } else { "-4" })
+            .args(["route", "show", "dev", dev, prefix])
+            .output()
+            .is_ok_and(|out| out.status.success() && !out.stdout.is_empty())
+    }
+
     /// Runs `f` on a thread inside this namespace (sockets it creates live here).
     pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         let fd = tun_sys::netns::open_named(&self.0).expect("open the namespace");

@@ -1,0 +1,412 @@
+//! Addresses, routes and link state configured through the library, checked against what the kernel reports
+//! (`ip -j addr`, `ip -j route`, `ip -j link`) and against the traffic the routes send into the device.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use tun::{Builder, DeviceAddress, DeviceRoute, Error, Tun};
+use tun_system_tests::{NetNs, read_until, wait_until};
+
+fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+    Ipv4Addr::new(a, b, c, d).into()
+}
+
+fn v6(text: &str) -> IpAddr {
+    text.parse::<Ipv6Addr>().unwrap().into()
+}
+
+/// The library's view of the device's addresses and `ip`'s, as sets: they must agree.
+fn both_address_views(
+    ns: &NetNs,
+    tun: &Tun,
+    dev: &str,
+) -> (BTreeSet<DeviceAddress>, BTreeSet<DeviceAddress>) {
+    let ours = tun.device_addresses().unwrap().into_iter().collect();
+    let theirs = ns
+        .addresses(dev)
+        .into_iter()
+        .map(|a| DeviceAddress {
+            addr: a.addr,
+            prefix_len: a.prefix_len,
+            peer: a.peer,
+        })
+        .collect();
+    (ours, theirs)
+}
+
+/// `ip`'s routes through `dev` as (destination, prefix length).
+fn ip_routes(ns: &NetNs, dev: &str) -> BTreeSet<(IpAddr, u8)> {
+    ns.routes(dev)
+        .into_iter()
+        .map(|r| (r.dest, r.prefix_len))
+        .collect()
+}
+
+fn has_address(ns: &NetNs, dev: &str, addr: IpAddr, prefix_len: u8) -> bool {
+    ns.addresses(dev)
+        .iter()
+        .any(|a| a.addr == addr && a.prefix_len == prefix_len)
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn builder_addresses_of_both_versions_and_up_are_applied() {
+    let ns = NetNs::new();
+    let tun = ns
+        .tun(
+            Builder::new()
+                .name("tc-build0")
+                .address(v4(10, 60, 0, 1), 24)
+                .address(v6("fd60::1"), 64)
+                .up(true),
+        )
+        .unwrap();
+    assert!(ns.link("tc-build0").unwrap().is_up());
+    assert!(tun.is_up().unwrap());
+    let addresses = ns.addresses("tc-build0");
+    assert!(
+        has_address(&ns, "tc-build0", v4(10, 60, 0, 1), 24),
+        "{addresses:?}"
+    );
+    let ipv6 = addresses
+        .iter()
+        .find(|a| a.addr == v6("fd60::1"))
+        .unwrap_or_else(|| panic!("no fd60::1 in {addresses:?}"));
+    assert_eq!(ipv6.prefix_len, 64);
+    assert!(
+        !ipv6.tentative,
+        "duplicate address detection pending: {ipv6:?}"
+    );
+    // Usable at once: a socket binds to it with no wait.
+    ns.run_in(|| UdpSocket::bind("[fd60::1]:0"))
+        .expect("bind to the new IPv6 address right after build");
+    let (ours, theirs) = both_address_views(&ns, &tun, "tc-build0");
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn device_left_down_by_the_builder_is_down() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tc-down0").up(false)).unwrap();
+    assert!(!tun.is_up().unwrap());
+    assert!(!ns.link("tc-down0").unwrap().is_up());
+    tun.set_up(true).unwrap();
+    assert!(tun.is_up().unwrap());
+    assert!(ns.link("tc-down0").unwrap().is_up());
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn addresses_added_and_removed_at_run_time_match_ip() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tc-addr0").up(true)).unwrap();
+    tun.add_address(v4(10, 61, 0, 1), 16).unwrap();
+    tun.add_address(v4(10, 62, 0, 1), 32).unwrap();
+    tun.add_address(v6("fd61::1"), 64).unwrap();
+    for (addr, len) in [
+        (v4(10, 61, 0, 1), 16),
+        (v4(10, 62, 0, 1), 32),
+        (v6("fd61::1"), 64),
+    ] {
+        assert!(has_address(&ns, "tc-addr0", addr, len), "{addr}/{len}");
+        assert!(
+            tun.addresses().unwrap().contains(&(addr, len)),
+            "{addr}/{len}"
+        );
+    }
+    let (ours, theirs) = both_address_views(&ns, &tun, "tc-addr0");
+    assert_eq!(ours, theirs);
+
+    tun.remove_address(v4(10, 61, 0, 1), 16).unwrap();
+    tun.remove_address(v6("fd61::1"), 64).unwrap();
+    assert!(!has_address(&ns, "tc-addr0", v4(10, 61, 0, 1), 16));
+    assert!(!has_address(&ns, "tc-addr0", v6("fd61::1"), 64));
+    assert!(has_address(&ns, "tc-addr0", v4(10, 62, 0, 1), 32));
+    let (ours, theirs) = both_address_views(&ns, &tun, "tc-addr0");
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn point_to_point_peer_is_what_ip_shows_as_address() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tc-peer0").up(true)).unwrap();
+    tun.add_peer_address(v4(10, 63, 0, 1), v4(10, 63, 0, 2), 32)
+        .unwrap();
+    let addresses = ns.addresses("tc-peer0");
+    let found = addresses
+        .iter()
+        .find(|a| a.addr == v4(10, 63, 0, 1))
+        .unwrap_or_else(|| panic!("{addresses:?}"));
+    assert_eq!(found.peer, Some(v4(10, 63, 0, 2)));
+    assert!(tun.device_addresses().unwrap().contains(&DeviceAddress {
+        addr: v4(10, 63, 0, 1),
+        prefix_len: 32,
+        peer: Some(v4(10, 63, 0, 2)),
+    }));
+    // The kernel routes the peer through the device.
+    assert!(ip_routes(&ns, "tc-peer0").contains(&(v4(10, 63, 0, 2), 32)));
+    tun.remove_address(v4(10, 63, 0, 1), 32).unwrap();
+    assert!(
+        ns.addresses("tc-peer0")
+            .iter()
+            .all(|a| a.addr != v4(10, 63, 0, 1))
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn duplicate_address_is_eexist_and_absent_one_cannot_be_removed() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tc-dup0")).unwrap();
+    tun.add_address(v4(10, 64, 0, 1), 24).unwrap();
+    tun.add_address(v6("fd64::1"), 64).unwrap();
+    let again = tun.add_address(v4(10, 64, 0, 1), 24).unwrap_err();
+    assert_eq!(again.raw_os_error(), Some(libc::EEXIST), "{again}");
+    assert!(
+        matches!(
+            again,
+            Error::Io {
+                op: "RTM_NEWADDR",
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+    let again6 = tun.add_address(v6("fd64::1"), 64).unwrap_err();
+    assert_eq!(again6.raw_os_error(), Some(libc::EEXIST), "{again6}");
+
+    let absent = tun.remove_address(v4(10, 64, 0, 9), 24).unwrap_err();
+    assert_eq!(absent.raw_os_error(), Some(libc::EADDRNOTAVAIL), "{absent}");
+    let wrong_prefix = tun.remove_address(v4(10, 64, 0, 1), 16).unwrap_err();
+    assert_eq!(
+        wrong_prefix.raw_os_error(),
+        Some(libc::EADDRNOTAVAIL),
+        "{wrong_prefix}"
+    );
+    let absent6 = tun.remove_address(v6("fd64::9"), 64).unwrap_err();
+    assert_eq!(
+        absent6.raw_os_error(),
+        Some(libc::EADDRNOTAVAIL),
+        "{absent6}"
+    );
+    // The failed calls changed nothing.
+    assert!(has_address(&ns, "tc-dup0", v4(10, 64, 0, 1), 24));
+    assert_eq!(ns.addresses("tc-dup0").len(), 2);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn impossible_input_is_refused_and_a_refused_build_leaves_no_device() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tc-bad0").up(true)).unwrap();
+    let refused = [
+        tun.add_address(v4(10, 65, 0, 1), 33),
+        tun.add_address(v6("fd65::1"), 129),
+        tun.add_address(v4(224, 0, 0, 1), 24),
+        tun.add_address(v6("::"), 64),
+        tun.add_route(v4(10, 65, 1, 1), 24),
+        tun.add_route(v6("fd65::1"), 64),
+        tun.add_route(v4(10, 65, 0, 0), 40),
+        tun.add_route(v4(239, 0, 0, 0), 8),
+    ];
+    for result in refused {
+        assert!(
+            matches!(result, Err(Error::InvalidAddress { .. })),
+            "{result:?}"
+        );
+    }
+    assert!(
+        ns.addresses("tc-bad0").is_empty()
+            || ns.addresses("tc-bad0").iter().all(|a| a.addr.is_ipv6())
+    );
+    assert!(
+        ip_routes(&ns, "tc-bad0")
+            .iter()
+            .all(|(dest, _)| dest.is_ipv6())
+    );
+
+    let bad_build = ns.tun(
+        Builder::new()
+            .name("tc-bad1")
+            .address(v4(10, 65, 0, 1), 24)
+            .address(v4(10, 65, 0, 2), 33),
+    );
+    assert!(
+        matches!(bad_build, Err(Error::InvalidAddress { prefix_len: 33, .. })),
+        "{bad_build:?}"
+    );
+    assert!(ns.link("tc-bad1").is_none());
+
+    // Refused by the kernel after the device was made (the second address is a duplicate): the build fails
+    // and the device it created is gone again.
+    let kernel_refused = ns.tun(
+        Builder::new()
+            .name("tc-bad2")
+            .persist(true)
+            .address(v4(10, 66, 0, 1), 24)
+            .address(v4(10, 66, 0, 1), 24),
+    );
+    let error = kernel_refused.unwrap_err();
+    assert_eq!(error.raw_os_error(), Some(libc::EEXIST), "{error}");
+    assert!(
+        wait_until(Duration::from_secs(5), || ns.link("tc-bad2").is_none()),
+        "the failed build left tc-bad2 behind"
+    );
+}
+
+/// A UDP datagram sent inside `ns` to `dest` comes out of `tun`.
+fn datagram_comes_out(ns: &NetNs, tun: &Tun, dest: IpAddr) -> bool {
+    let target = SocketAddr::new(dest, 4711);
+    let sent = ns.run_in(|| {
+        let any: SocketAddr = if dest.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        }
+        .parse()
+        .unwrap();
+        let sock = UdpSocket::bind(any).unwrap();
+        sock.send_to(b"through the route", target)
+    });
+    sent.unwrap_or_else(|e| panic!("send to {target}: {e}"));
+    read_until(tun, Duration::from_secs(5), |packet| {
+        let Ok(sliced) = etherparse::SlicedPacket::from_ip(packet) else {
+            return false;
+        };
+        let to: Option<IpAddr> = match &sliced.net {
+            Some(etherparse::NetSlice::Ipv4(ip)) => Some(ip.header().destination_addr().into()),
+            Some(etherparse::NetSlice::Ipv6(ip)) => Some(ip.header().destination_addr().into()),
+            _ => None,
+        };
+        matches!(&sliced.transport, Some(etherparse::TransportSlice::Udp(udp)) if udp.destination_port() == 4711)
+            && to == Some(dest)
+    })
+    .is_some()
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn routes_of_both_versions_are_listed_used_and_removed() {
+    let ns = NetNs::new();
+    let tun = ns
+        .tun(
+            Builder::new()
+                .name("tc-route0")
+                .address(v4(10, 67, 0, 1), 32)
+                .address(v6("fd67::1"), 128)
+                .up(true),
+        )
+        .unwrap();
+    let _ = ns.exec("sysctl", &["-qw", "net.ipv6.conf.tc-route0.accept_ra=0"]);
+    tun.add_route(v4(10, 68, 0, 0), 16).unwrap();
+    tun.add_route(v6("fd68::"), 32).unwrap();
+    tun.add_route_with_metric(v4(10, 69, 0, 0), 24, 77).unwrap();
+
+    let listed = ip_routes(&ns, "tc-route0");
+    for route in [
+        (v4(10, 68, 0, 0), 16),
+        (v6("fd68::"), 32),
+        (v4(10, 69, 0, 0), 24),
+    ] {
+        assert!(listed.contains(&route), "{route:?} not in {listed:?}");
+    }
+    let ours: BTreeSet<(IpAddr, u8)> = tun.routes().unwrap().into_iter().collect();
+    assert_eq!(ours, listed);
+    let metric = ns
+        .routes("tc-route0")
+        .into_iter()
+        .find(|r| r.dest == v4(10, 69, 0, 0))
+        .and_then(|r| r.metric);
+    assert_eq!(metric, Some(77));
+    assert!(tun.device_routes().unwrap().contains(&DeviceRoute {
+        dest: v4(10, 69, 0, 0),
+        prefix_len: 24,
+        metric: Some(77),
+    }));
+
+    assert!(
+        datagram_comes_out(&ns, &tun, v4(10, 68, 3, 4)),
+        "no IPv4 datagram through the route"
+    );
+    assert!(
+        datagram_comes_out(&ns, &tun, v6("fd68::5")),
+        "no IPv6 datagram through the route"
+    );
+
+    let again = tun.add_route(v4(10, 68, 0, 0), 16).unwrap_err();
+    assert_eq!(again.raw_os_error(), Some(libc::EEXIST), "{again}");
+
+    tun.remove_route(v4(10, 68, 0, 0), 16).unwrap();
+    tun.remove_route(v6("fd68::"), 32).unwrap();
+    tun.remove_route_with_metric(v4(10, 69, 0, 0), 24, 77)
+        .unwrap();
+    let listed = ip_routes(&ns, "tc-route0");
+    assert!(!listed.contains(&(v4(10, 68, 0, 0), 16)), "{listed:?}");
+    assert!(!listed.contains(&(v6("fd68::"), 32)), "{listed:?}");
+    assert!(!listed.contains(&(v4(10, 69, 0, 0), 24)), "{listed:?}");
+    let ours: BTreeSet<(IpAddr, u8)> = tun.routes().unwrap().into_iter().collect();
+    assert_eq!(ours, listed);
+
+    let absent = tun.remove_route(v4(10, 68, 0, 0), 16).unwrap_err();
+    assert_eq!(absent.raw_os_error(), Some(libc::ESRCH), "{absent}");
+    let absent6 = tun.remove_route(v6("fd68::"), 32).unwrap_err();
+    assert_eq!(absent6.raw_os_error(), Some(libc::ESRCH), "{absent6}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn configuration_follows_the_device_into_another_namespace() {
+    let first = NetNs::new();
+    let second = NetNs::new();
+    let here = tun_sys::netns::current().unwrap();
+    let tun = first
+        .tun(
+            Builder::new()
+                .name("tc-move0")
+                .address(v4(10, 70, 0, 1), 24),
+        )
+        .unwrap();
+    first.ip(&["link", "set", "dev", "tc-move0", "netns", second.name()]);
+    // A move drops the device's addresses and routes; what is set now goes to where the device is.
+    tun.set_up(true).unwrap();
+    assert!(tun.is_up().unwrap());
+    tun.add_address(v4(10, 71, 0, 1), 24).unwrap();
+    tun.add_address(v6("fd71::1"), 64).unwrap();
+    tun.add_route(v4(10, 72, 0, 0), 16).unwrap();
+    assert!(second.link("tc-move0").unwrap().is_up());
+    assert!(has_address(&second, "tc-move0", v4(10, 71, 0, 1), 24));
+    assert!(has_address(&second, "tc-move0", v6("fd71::1"), 64));
+    assert!(ip_routes(&second, "tc-move0").contains(&(v4(10, 72, 0, 0), 16)));
+    assert!(first.link("tc-move0").is_none());
+    let (ours, theirs) = both_address_views(&second, &tun, "tc-move0");
+    assert_eq!(ours, theirs);
+    assert!(datagram_comes_out(&second, &tun, v4(10, 72, 1, 1)));
+    tun.remove_route(v4(10, 72, 0, 0), 16).unwrap();
+    assert!(!ip_routes(&second, "tc-move0").contains(&(v4(10, 72, 0, 0), 16)));
+    // The calling thread never left its namespace.
+    let now = tun_sys::netns::current().unwrap();
+    assert!(
+        tun_sys::netns::same(
+            std::os::fd::AsFd::as_fd(&here),
+            std::os::fd::AsFd::as_fd(&now)
+        )
+        .unwrap()
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn transmit_queue_length_is_read_and_set() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tc-txq0")).unwrap();
+    assert_eq!(
+        tun.tx_queue_len().unwrap(),
+        ns.link("tc-txq0").unwrap().txqlen
+    );
+    tun.set_tx_queue_len(4321).unwrap();
+    assert_eq!(ns.link("tc-txq0").unwrap().txqlen, 4321);
+    assert_eq!(tun.tx_queue_len().unwrap(), 4321);
+}
