@@ -29,7 +29,6 @@
 //! ```
 
 pub mod addr;
-mod query;
 pub mod route;
 mod socket;
 mod wire;
@@ -37,7 +36,6 @@ mod wire;
 #[cfg(test)]
 mod captures;
 
-pub use query::tun_link_info;
 pub use socket::{RECV_BUFFER_LEN, RecvError, RouteSocket};
 pub use wire::{
     Attribute, Attributes, IFF_RUNNING, IFF_UP, IFLA_IFNAME, IFLA_LINKINFO, IFLA_MTU, IfInfoMsg,

@@ -217,7 +217,9 @@ impl Builder {
                 },
                 // EINVAL for a name that exists: a TAP device, or a TUN device of the other queue kind.
                 Some(libc::EINVAL) if interface_exists(name) => {
-                    match tun_sys::netlink::tun_link_info(name.bytes()) {
+                    match tun_sys::netlink::RouteSocket::open(0)
+                        .and_then(|socket| socket.tun_link_info(name.bytes()))
+                    {
                         Ok(Some(info)) if info.tun && info.multi_queue != self.multi_queue => {
                             Error::SettingsMismatch {
                                 name: shown,
@@ -285,9 +287,11 @@ impl Builder {
         // TUNGETIFF tells TUN from TAP, but its IFF_NO_PI bit means "no socket filter" (IFF_NOFILTER): only
         // rtnetlink tells whether packets carry packet information. Kernels without that (before 4.15) are
         // taken at their word.
-        let info = in_device_netns(fd.as_fd(), || tun_sys::netlink::tun_link_info(name.bytes()))
-            .ok()
-            .flatten();
+        let info = in_device_netns(fd.as_fd(), || {
+            tun_sys::netlink::RouteSocket::open(0)?.tun_link_info(name.bytes())
+        })
+        .ok()
+        .flatten();
         let tap = TunFlags::from_bits_retain(libc::IFF_TAP as u16);
         let reason = if flags.contains(tap) || !flags.contains(TunFlags::TUN) {
             Some("a TAP device (Ethernet frames, not IP packets)")
