@@ -131,7 +131,7 @@ impl NetNs {
 
     /// Brings `tun` up with `addr/prefix_len` and IPv6 off, so the only traffic on it is the test's own.
     pub fn address(&self, tun: &Tun, addr: std::net::IpAddr, prefix_len: u8) {
-        let dev = tun.name().unwrap();
+        let dev = tun.name();
         // IPv6 router and neighbour solicitations would otherwise show up among the packets a test reads.
         let _ = self.exec(
             "sysctl",

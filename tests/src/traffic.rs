@@ -170,6 +170,9 @@ pub enum Forwarder {
         /// Multi-thread runtime rather than current-thread.
         multi_thread: bool,
     },
+    /// Multi-queue devices of this many queues, queue `i` of A forwarded to queue `i` of B and back by a
+    /// blocking thread per queue and direction (the device's `batch_size()` buffers per read).
+    Queues(usize),
 }
 
 /// The two devices of a [`Tunnel`], blocking or async.
@@ -177,12 +180,14 @@ pub enum Forwarder {
 enum Devices {
     Blocking(Arc<Tun>, Arc<Tun>),
     Async(Arc<AsyncTun>, Arc<AsyncTun>),
+    /// Every queue of A and of B, in pairs; the first pair are the queues the devices were built with.
+    Queues(Vec<(Arc<Tun>, Arc<Tun>)>),
 }
 
 /// What forwards between the devices of a [`Tunnel`].
 #[derive(Debug)]
 enum Workers {
-    /// One thread per direction (a to b, then b to a).
+    /// One thread per direction (a to b, then b to a), for each pair of queues.
     Threads(Vec<JoinHandle<DirectionStats>>),
     /// A thread running the runtime of both tasks.
     Runtime(JoinHandle<TunnelStats>),
@@ -207,6 +212,20 @@ pub struct TunnelStats {
     pub a_to_b: DirectionStats,
     /// Direction B -> A.
     pub b_to_a: DirectionStats,
+    /// Packets forwarded A -> B by each queue pair.
+    pub a_to_b_per_queue: Vec<u64>,
+}
+
+impl DirectionStats {
+    /// Adds what another thread of the same direction saw.
+    fn absorb(&mut self, other: DirectionStats) {
+        self.packets += other.packets;
+        self.reads += other.reads;
+        self.multi_packet_reads += other.multi_packet_reads;
+        self.buffer_too_small += other.buffer_too_small;
+        self.read_errors.extend(other.read_errors);
+        self.write_errors.extend(other.write_errors);
+    }
 }
 
 impl Tunnel {
@@ -221,12 +240,17 @@ impl Tunnel {
     pub fn with_forwarder(offload: bool, forwarder: Forwarder) -> Tunnel {
         let a = NetNs::new();
         let b = NetNs::new();
+        let queues = match forwarder {
+            Forwarder::Queues(n) => n,
+            _ => 1,
+        };
         // Up, with a local address and host routes to the peer through the device, for both IP versions.
         let build =
             |ns: &NetNs, name: &str, local: (Ipv4Addr, Ipv6Addr), peer: (Ipv4Addr, Ipv6Addr)| {
                 let builder = Builder::new()
                     .name(name)
                     .offload(offload)
+                    .multi_queue(queues > 1)
                     .monitor(false)
                     .up(true)
                     .address(local.0.into(), 32)
@@ -255,6 +279,34 @@ impl Tunnel {
                 }
                 (Devices::Blocking(tun_a, tun_b), Workers::Threads(threads))
             }
+            Forwarder::Queues(_) => {
+                let mut pairs = vec![(Arc::new(tun_a), Arc::new(tun_b))];
+                for _ in 1..queues {
+                    let open = |tun: &Tun| {
+                        Arc::new(
+                            tun.open_queue()
+                                .unwrap_or_else(|e| panic!("open a queue: {e}")),
+                        )
+                    };
+                    let more = (open(&pairs[0].0), open(&pairs[0].1));
+                    pairs.push(more);
+                }
+                let mut threads = Vec::new();
+                for (i, (qa, qb)) in pairs.iter().enumerate() {
+                    for (name, from, to) in [
+                        (format!("fwd{i} a->b"), qa, qb),
+                        (format!("fwd{i} b->a"), qb, qa),
+                    ] {
+                        let (from, to) = (Arc::clone(from), Arc::clone(to));
+                        let handle = std::thread::Builder::new()
+                            .name(name)
+                            .spawn(move || forward(&from, &to, from.batch_size()))
+                            .expect("spawn a forwarding thread");
+                        threads.push(handle);
+                    }
+                }
+                (Devices::Queues(pairs), Workers::Threads(threads))
+            }
             Forwarder::Tokio { multi_thread } => {
                 let runtime = crate::runtime(multi_thread);
                 let (tun_a, tun_b) = {
@@ -276,6 +328,7 @@ impl Tunnel {
                             TunnelStats {
                                 a_to_b: a_to_b.await.expect("a->b task"),
                                 b_to_a: b_to_a.await.expect("b->a task"),
+                                a_to_b_per_queue: Vec::new(),
                             }
                         })
                     })
@@ -296,6 +349,7 @@ impl Tunnel {
         match &self.devices {
             Devices::Blocking(a, _) => a,
             Devices::Async(a, _) => a.get_ref(),
+            Devices::Queues(pairs) => &pairs[0].0,
         }
     }
 
@@ -304,6 +358,7 @@ impl Tunnel {
         match &self.devices {
             Devices::Blocking(_, b) => b,
             Devices::Async(_, b) => b.get_ref(),
+            Devices::Queues(pairs) => &pairs[0].1,
         }
     }
 
@@ -315,15 +370,26 @@ impl Tunnel {
     fn close_and_join(&mut self) -> TunnelStats {
         let _ = self.tun_a().close();
         let _ = self.tun_b().close();
+        if let Devices::Queues(pairs) = &self.devices {
+            for (qa, qb) in pairs {
+                let _ = qa.close();
+                let _ = qb.close();
+            }
+        }
         match std::mem::replace(&mut self.workers, Workers::Stopped) {
             Workers::Threads(threads) => {
-                let mut stats: Vec<DirectionStats> = threads
-                    .into_iter()
-                    .map(|h| h.join().expect("a forwarding thread panicked"))
-                    .collect();
-                let b_to_a = stats.pop().unwrap_or_default();
-                let a_to_b = stats.pop().unwrap_or_default();
-                TunnelStats { a_to_b, b_to_a }
+                let mut stats = TunnelStats::default();
+                let mut threads = threads.into_iter();
+                // In pairs: a to b, then b to a, of each pair of queues.
+                while let (Some(a_to_b), Some(b_to_a)) = (threads.next(), threads.next()) {
+                    let a_to_b = a_to_b.join().expect("a forwarding thread panicked");
+                    stats.a_to_b_per_queue.push(a_to_b.packets);
+                    stats.a_to_b.absorb(a_to_b);
+                    stats
+                        .b_to_a
+                        .absorb(b_to_a.join().expect("a forwarding thread panicked"));
+                }
+                stats
             }
             Workers::Runtime(handle) => handle.join().expect("the runtime thread panicked"),
             Workers::Stopped => TunnelStats::default(),

@@ -11,7 +11,7 @@ use tun_system_tests::{NetNs, wait_until};
 fn device_created_by_name_matches_what_the_kernel_reports() {
     let ns = NetNs::new();
     let tun = ns.tun(Builder::new().name("tt-named0")).unwrap();
-    assert_eq!(tun.name().unwrap(), "tt-named0");
+    assert_eq!(tun.name(), "tt-named0");
     let link = ns.link("tt-named0").expect("ip link lists the device");
     assert_eq!(tun.index().unwrap(), link.index);
     assert_eq!(tun.mtu().unwrap(), link.mtu);
@@ -24,7 +24,7 @@ fn device_created_by_template_gets_a_kernel_chosen_name() {
     let ns = NetNs::new();
     let first = ns.tun(Builder::new().name("ttpl%d")).unwrap();
     let second = ns.tun(Builder::new().name("ttpl%d")).unwrap();
-    let (a, b) = (first.name().unwrap(), second.name().unwrap());
+    let (a, b) = (first.name(), second.name());
     assert_eq!(a, "ttpl0");
     assert_eq!(b, "ttpl1");
     assert_eq!(ns.link(&a).unwrap().index, first.index().unwrap());
@@ -36,7 +36,7 @@ fn device_created_by_template_gets_a_kernel_chosen_name() {
 fn device_without_a_name_gets_tun_n() {
     let ns = NetNs::new();
     let tun = ns.tun(Builder::new()).unwrap();
-    let name = tun.name().unwrap();
+    let name = tun.name();
     assert!(name.starts_with("tun"), "{name}");
     assert!(ns.link(&name).is_some());
 }
@@ -68,19 +68,13 @@ fn impossible_mtu_is_an_error_and_leaves_the_mtu_alone() {
     let ns = NetNs::new();
     let tun = ns.tun(Builder::new().name("tt-mtu2").mtu(1400)).unwrap();
     for bad in [0, 67, 65536, u32::MAX] {
+        // Refused before the kernel is asked.
         let err = tun.set_mtu(bad).unwrap_err();
         assert!(
-            matches!(
-                err,
-                Error::Io {
-                    op: "SIOCSIFMTU",
-                    ..
-                }
-            ),
+            matches!(err, Error::InvalidMtu { mtu } if mtu == bad),
             "mtu {bad}: {err:?}"
         );
-        assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "mtu {bad}");
-        assert!(err.to_string().contains("tt-mtu2"), "{err}");
+        assert!(err.to_string().contains(&bad.to_string()), "{err}");
     }
     assert_eq!(ns.link("tt-mtu2").unwrap().mtu, 1400);
 }
@@ -90,7 +84,7 @@ fn impossible_mtu_is_an_error_and_leaves_the_mtu_alone() {
 fn impossible_builder_mtu_fails_the_build_and_leaves_no_device() {
     let ns = NetNs::new();
     let err = ns.tun(Builder::new().name("tt-mtu3").mtu(10)).unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err:?}");
+    assert!(matches!(err, Error::InvalidMtu { mtu: 10 }), "{err:?}");
     assert!(ns.link("tt-mtu3").is_none());
 }
 
@@ -134,17 +128,41 @@ fn name_of_a_tap_device_is_a_busy_device() {
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn multi_queue_and_single_queue_do_not_mix() {
+    // The kernel refuses both with EINVAL; the error names the setting that differs.
     let ns = NetNs::new();
     let _single = ns.tun(Builder::new().name("tt-mix0")).unwrap();
     let err = ns
         .tun(Builder::new().name("tt-mix0").multi_queue(true))
         .unwrap_err();
-    assert!(matches!(err, Error::DeviceBusy { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::SettingsMismatch {
+                setting: "multi_queue",
+                device: false,
+                asked: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let _multi = ns
         .tun(Builder::new().name("tt-mix1").multi_queue(true))
         .unwrap();
     let err = ns.tun(Builder::new().name("tt-mix1")).unwrap_err();
-    assert!(matches!(err, Error::DeviceBusy { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::SettingsMismatch {
+                setting: "multi_queue",
+                device: true,
+                asked: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("multi_queue on"), "{err}");
 }
 
 #[test]
@@ -170,7 +188,8 @@ fn closing_a_device_removes_the_interface_and_is_idempotent() {
         .is_none()));
     tun.close().unwrap();
     assert!(tun.is_closed());
-    assert!(matches!(tun.name(), Err(Error::Closed)));
+    // The name still answers: the last one the kernel reported.
+    assert_eq!(tun.name(), "tt-close0");
     assert!(matches!(tun.mtu(), Err(Error::Closed)));
     assert!(matches!(tun.set_mtu(1400), Err(Error::Closed)));
     // The descriptor number stays valid until drop (it no longer refers to the device).
@@ -256,11 +275,11 @@ fn device_opened_from_an_existing_fd_is_usable_monitored_or_not() {
         let tun = if monitored {
             tun::Tun::from_fd(fd)
         } else {
-            tun::Tun::from_fd_unmonitored(fd)
+            tun::Builder::new().monitor(false).build_from_fd(fd)
         }
         .unwrap();
         assert_eq!(tun.is_monitored(), monitored);
-        assert_eq!(tun.name().unwrap(), name);
+        assert_eq!(tun.name(), name);
         assert_eq!(tun.index().unwrap(), ns.link(&name).unwrap().index);
         tun.set_mtu(1300).unwrap();
         assert_eq!(ns.link(&name).unwrap().mtu, 1300);
@@ -300,4 +319,66 @@ fn mtu_and_index_follow_the_device_into_another_namespace() {
     tun.set_mtu(1350).unwrap();
     assert_eq!(second.link("tt-move0").unwrap().mtu, 1350);
     assert_eq!(tun.mtu().unwrap(), 1350);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn fd_of_a_tap_device_or_one_with_packet_information_is_refused() {
+    use tun_sys::TunFlags;
+    let ns = NetNs::new();
+    let tap = TunFlags::from_bits_retain(libc::IFF_TAP as u16);
+    for (i, flags) in [tap | TunFlags::NO_PI, TunFlags::TUN]
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("tt-badfd{i}");
+        let fd = ns.run_in(|| {
+            let fd = tun_sys::tun::open_clone_device(false).unwrap();
+            let ifname = tun_sys::IfName::new(&name).unwrap();
+            tun_sys::tun::set_iff_exact(fd.as_fd(), ifname, flags).unwrap();
+            fd
+        });
+        match tun::Tun::from_fd(fd) {
+            Err(tun::Error::UnsupportedDevice { name: n, reason }) => {
+                assert_eq!(n, name);
+                let expected = if i == 0 { "TAP" } else { "packet information" };
+                assert!(reason.contains(expected), "{reason}");
+            }
+            other => panic!("{flags:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn renamed_device_reports_its_new_name_also_after_close() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tt-ren0")).unwrap();
+    ns.ip(&["link", "set", "dev", "tt-ren0", "name", "tt-ren1"]);
+    assert_eq!(tun.name(), "tt-ren1");
+    assert_eq!(tun.index().unwrap(), ns.link("tt-ren1").unwrap().index);
+    tun.close().unwrap();
+    assert_eq!(tun.name(), "tt-ren1");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn exclusive_build_fails_when_the_name_exists_instead_of_attaching() {
+    let ns = NetNs::new();
+    let exclusive = Builder::new()
+        .name("tt-excl0")
+        .multi_queue(true)
+        .exclusive(true);
+    let first = ns.tun(exclusive.clone()).unwrap();
+    // Without the option this would attach a second queue.
+    let err = ns.tun(exclusive).unwrap_err();
+    assert!(
+        matches!(&err, Error::DeviceExists { name, .. } if name == "tt-excl0"),
+        "{err:?}"
+    );
+    assert!(
+        ns.tun(Builder::new().name("tt-excl0").multi_queue(true))
+            .is_ok()
+    );
+    drop(first);
 }

@@ -356,7 +356,7 @@ impl UdpSink {
     /// Runs `write` (which must write datagrams `0..count` in order), checks that they all arrive intact and
     /// in order, and returns how many writes reached the device.
     fn writes_to_receive(&self, count: usize, write: impl FnOnce() -> tun::Result<usize>) -> u64 {
-        let name = self.tun.name().unwrap();
+        let name = self.tun.name();
         let before = self.ns.rx_packets(&name);
         assert_eq!(write().unwrap(), count);
         let writes = self.ns.rx_packets(&name) - before;

@@ -440,3 +440,27 @@ fn random_bytes_and_arguments_never_panic_and_the_device_keeps_working() {
         );
     }
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn every_call_after_close_is_closed_whatever_its_arguments() {
+    let ns = NetNs::new();
+    for (i, offload) in [true, false].into_iter().enumerate() {
+        let tun = ns
+            .tun(Builder::new().name(format!("tt-after{i}")).offload(offload))
+            .unwrap();
+        tun.close().unwrap();
+        // Offset 0 leaves no room for the virtio-net header: still Closed, not InvalidArgument.
+        let mut bufs = [vec![0x45u8; 60]];
+        assert!(matches!(
+            tun.write_packets(&mut bufs, 0),
+            Err(Error::Closed)
+        ));
+        let empty = std::io::Write::write(&mut &tun, &[]).unwrap_err();
+        assert_eq!(empty.kind(), std::io::ErrorKind::BrokenPipe);
+        assert!(matches!(
+            tun.open_queue(),
+            Err(Error::Closed | Error::NotMultiQueue { .. })
+        ));
+    }
+}

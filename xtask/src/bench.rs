@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: TCP bulk throughput through each forwarder, side by side in one run.
 //!
-//! For every test (TCP v4/v6, 1 and 4 streams) the six forwarders run one after the other, and the whole
+//! For every test (TCP v4/v6, 1 and 4 streams) the seven forwarders run one after the other, and the whole
 //! sequence repeats `--rounds` times (starting with a different forwarder each round); each cell of the
 //! table is the round with the median throughput. Traffic comes from iperf3 (Debian's package).
 
@@ -133,6 +133,12 @@ impl Results {
     /// Throughput of `ours` over `other`, taken within each round (where the two ran back to back, so that
     /// slow changes of the machine's load cancel out), then the median over the rounds.
     fn paired_ratio(&self, test: TcpTest, ours: Forwarder, other: Forwarder) -> Option<f64> {
+        let ratios = self.paired_ratios(test, ours, other);
+        ratios.get(ratios.len().checked_sub(1)? / 2).copied()
+    }
+
+    /// The ratios of [`paired_ratio`](Self::paired_ratio), one per round in which both ran, sorted.
+    fn paired_ratios(&self, test: TcpTest, ours: Forwarder, other: Forwarder) -> Vec<f64> {
         let find = |kind: Forwarder, round: usize| {
             self.samples
                 .iter()
@@ -149,7 +155,7 @@ impl Results {
             })
             .collect();
         ratios.sort_by(f64::total_cmp);
-        ratios.get(ratios.len().checked_sub(1)? / 2).copied()
+        ratios
     }
 
     /// The sample with the median throughput, and the spread (max - min) / median of the throughput.
@@ -285,8 +291,23 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
         if let Some(line) = async_targets(results, test) {
             out.push_str(&line);
         }
+        if let Some(line) = queues_ratio(results, test) {
+            out.push_str(&line);
+        }
     }
     out
+}
+
+/// Two queues against one, every round's ratio beside the median: on a host with fewer free cores than
+/// forwarding threads they cannot scale, and must not cost; on a busy small host the spread says as much.
+fn queues_ratio(results: &Results, test: TcpTest) -> Option<String> {
+    let ratios = results.paired_ratios(test, Forwarder::OffloadQueues2, Forwarder::Offload);
+    let median = ratios.get(ratios.len().checked_sub(1)? / 2)?;
+    let rounds: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    Some(format!(
+        "  (7)/(1) = {median:.3} (per round, sorted: {})\n",
+        rounds.join(" ")
+    ))
 }
 
 /// Median user CPU per Gbit/s of `kind` in `test`.
@@ -341,8 +362,9 @@ spread: (max - min) / median over the rounds. CPU %: the forwarder process (user
 core; system time includes the kernel's delivery of each written packet into namespace B's stack.
 pkts/read, pkts/write: MTU-sized packets per read(2) / write(2) system call of the A -> B thread (async
 forwarders: '-', their two directions share the runtime's threads).
-(1)/(3), (1)/(4), (5)/(1), (5)/(6): throughput ratios within each round (the forwarders of a round run back to back), median
-over the rounds.";
+(1)/(3), (1)/(4), (5)/(1), (5)/(6), (7)/(1): throughput ratios within each round (the forwarders of a round
+run back to back), median over the rounds. (7) spreads flows over 2 queues per device, a thread per queue and
+direction: it scales with cores to spare (one per queue), and a single stream stays on one queue.";
 
 /// What `cargo xtask bench` was asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -552,6 +574,11 @@ mod tests {
             [Forwarder::Offload, Forwarder::Async, Forwarder::TunRsAsync]
         );
         assert!(parse_options(&args(&["--only", "0"])).is_err());
-        assert!(parse_options(&args(&["--only", "7"])).is_err());
+        let options = parse_options(&args(&["--only", "1,7"])).expect("valid");
+        assert_eq!(
+            options.forwarders,
+            [Forwarder::Offload, Forwarder::OffloadQueues2]
+        );
+        assert!(parse_options(&args(&["--only", "8"])).is_err());
     }
 }

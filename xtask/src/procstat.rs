@@ -94,21 +94,30 @@ pub(crate) struct SyscallCounts {
 }
 
 impl SyscallCounts {
-    /// Counts of the thread of `pid` named `thread` (its comm), if there is one.
+    /// Counts of the threads of `pid` named `thread` (their comm), summed with those of its siblings named
+    /// `thread` followed by a space and a suffix (`fwd a->b q1`: the same direction on another queue).
     pub(crate) fn of_thread(pid: u32, thread: &str) -> Result<Self, String> {
         let tasks = PathBuf::from(format!("/proc/{pid}/task"));
         let entries = std::fs::read_dir(&tasks).map_err(|e| format!("{}: {e}", tasks.display()))?;
+        let mut total = None::<Self>;
         for entry in entries.flatten() {
             let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-            if comm.trim_end() == thread {
+            let comm = comm.trim_end();
+            let sibling = comm
+                .strip_prefix(thread)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '));
+            if sibling {
                 let io_path = entry.path().join("io");
                 let io = std::fs::read_to_string(&io_path)
                     .map_err(|e| format!("{}: {e}", io_path.display()))?;
-                return parse_io(&io)
-                    .ok_or_else(|| format!("{}: unexpected format", io_path.display()));
+                let counts = parse_io(&io)
+                    .ok_or_else(|| format!("{}: unexpected format", io_path.display()))?;
+                let sum = total.get_or_insert_default();
+                sum.reads += counts.reads;
+                sum.writes += counts.writes;
             }
         }
-        Err(format!("process {pid} has no thread named {thread:?}"))
+        total.ok_or_else(|| format!("process {pid} has no thread named {thread:?}"))
     }
 
     /// Calls made since the earlier reading `start`.

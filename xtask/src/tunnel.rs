@@ -105,17 +105,20 @@ pub(crate) enum Forwarder {
     Async,
     /// tun-rs 2.8.16's tokio `AsyncDevice` with offloads, one task per direction.
     TunRsAsync,
+    /// The library with offloads on multi-queue devices of 2 queues, a thread per queue and direction.
+    OffloadQueues2,
 }
 
 impl Forwarder {
     /// Every forwarder, in the order of the table.
-    pub(crate) const ALL: [Self; 6] = [
+    pub(crate) const ALL: [Self; 7] = [
         Self::Offload,
         Self::Plain,
         Self::Passthrough,
         Self::TunRs,
         Self::Async,
         Self::TunRsAsync,
+        Self::OffloadQueues2,
     ];
 
     /// How the table names it.
@@ -127,6 +130,7 @@ impl Forwarder {
             Self::TunRs => "(4) tun-rs 2.8.16",
             Self::Async => "(5) tun, async",
             Self::TunRsAsync => "(6) tun-rs 2.8.16 async",
+            Self::OffloadQueues2 => "(7) tun, offload, 2 q",
         }
     }
 
@@ -181,6 +185,9 @@ impl Forwarder {
             }
             Self::Async | Self::TunRsAsync => {
                 cmd.arg("--async");
+            }
+            Self::OffloadQueues2 => {
+                cmd.args(["--queues", "2"]);
             }
             Self::Offload | Self::TunRs => {}
         }

@@ -7,6 +7,7 @@ use tun_sys::netlink::MalformedMessage;
 /// A link monitor's failure: returned by [`Monitor::spawn`](crate::Monitor::spawn), or handed to the device's
 /// next read (see [`Monitor::take_error`](crate::Monitor::take_error)).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MonitorError {
     /// A system call or netlink request failed; the monitor has stopped.
     #[error("link monitor of {device}: {operation} failed")]

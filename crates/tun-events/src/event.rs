@@ -4,6 +4,7 @@ use std::fmt;
 
 /// A change in the state of the monitored link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Event {
     /// The link became running (`IFF_RUNNING`): administratively up with a queue attached.
     Up,

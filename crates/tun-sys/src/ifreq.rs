@@ -17,6 +17,7 @@ const UNION_LEN: usize = size_of::<libc::ifreq>() - IFNAMSIZ;
 
 /// Why a string is not a valid interface name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NameError {
     /// The empty string names nothing (to let the kernel choose, pass no name at all).
     #[error("interface name is empty")]
@@ -30,6 +31,9 @@ pub enum NameError {
     /// `.` and `..` are refused by the kernel.
     #[error("interface name may not be \".\" or \"..\"")]
     Dots,
+    /// A template (a name with `%`) must have exactly one `%`, followed by `d` (`tun%d`).
+    #[error("interface name template must have one %, followed by d")]
+    BadTemplate,
 }
 
 /// A valid Linux interface name (or kernel template such as `tun%d`), stored NUL-padded as the kernel
@@ -67,6 +71,12 @@ impl IfName {
             .find(|b| matches!(b, b'/' | b':' | 0) || b.is_ascii_whitespace())
         {
             return Err(NameError::ForbiddenByte(bad));
+        }
+        // The kernel's dev_alloc_name: one `%`, and it must be `%d`.
+        if let Some(at) = name.find('%')
+            && (!name[at + 1..].starts_with('d') || name[at + 1..].contains('%'))
+        {
+            return Err(NameError::BadTemplate);
         }
         let mut raw = [0u8; IFNAMSIZ];
         raw[..bytes.len()].copy_from_slice(bytes);
@@ -208,6 +218,15 @@ mod tests {
         let name = IfName::new("tun%d").unwrap();
         assert!(name.is_template());
         assert!(!IfName::new("tun0").unwrap().is_template());
+    }
+
+    #[test]
+    fn templates_the_kernel_would_refuse_are_refused() {
+        for bad in ["tun%d%d", "tun%", "%x", "a%%d", "%d%"] {
+            assert_eq!(IfName::new(bad), Err(NameError::BadTemplate), "{bad}");
+        }
+        assert!(IfName::new("%d").is_ok());
+        assert!(IfName::new("t%dx").is_ok());
     }
 
     #[test]

@@ -27,10 +27,31 @@ pub fn open_clone_device(nonblocking: bool) -> io::Result<OwnedFd> {
 /// `IFF_TUN | IFF_NO_PI` always added to `flags`. An empty name lets the kernel choose; a template such as
 /// `tun%d` is filled in. Returns the name the device got.
 pub fn set_iff(fd: BorrowedFd<'_>, name: IfName, flags: TunFlags) -> io::Result<IfName> {
-    let mut req = IfreqFlags::new(name, (flags | TunFlags::TUN | TunFlags::NO_PI).bits());
+    set_iff_exact(fd, name, flags | TunFlags::TUN | TunFlags::NO_PI)
+}
+
+/// TUNSETIFF with exactly `flags`, nothing added: also TAP devices (`IFF_TAP`) or devices with packet
+/// information (no `IFF_NO_PI`), which the library refuses to drive but which tests and tools make.
+pub fn set_iff_exact(fd: BorrowedFd<'_>, name: IfName, flags: TunFlags) -> io::Result<IfName> {
+    let mut req = IfreqFlags::new(name, flags.bits());
     // SAFETY: TUNSETIFF reads and writes back a `struct ifreq`, which `IfreqFlags` is, size for size.
     unsafe { ioctl_ptr(fd, libc::TUNSETIFF, &mut req) }?;
     Ok(req.name)
+}
+
+/// TUNSETQUEUE: detaches this queue of a multi-queue device (`attach == false`): the kernel steers no packets
+/// to it any more, while the fd keeps the device alive and still answers its ioctls (TUNGETIFF,
+/// TUNGETDEVNETNS). `attach == true` puts it back. `EINVAL` on a single-queue device.
+pub fn set_queue(fd: BorrowedFd<'_>, attach: bool) -> io::Result<()> {
+    let flag = if attach {
+        libc::IFF_ATTACH_QUEUE
+    } else {
+        libc::IFF_DETACH_QUEUE
+    };
+    // Both flags fit the 16-bit `ifr_flags` (0x200 and 0x400).
+    let mut req = IfreqFlags::new(IfName::empty(), flag as u16);
+    // SAFETY: TUNSETQUEUE reads a `struct ifreq`, which `IfreqFlags` is, size for size.
+    unsafe { ioctl_ptr(fd, libc::TUNSETQUEUE, &mut req) }.map(drop)
 }
 
 /// TUNGETIFF: the device's name and flags. (`IFF_NO_PI` and `IFF_NOFILTER` share one bit here.)

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     match run(&name, offload, &addresses, count) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("error: {}", err.report());
             ExitCode::FAILURE
         }
     }
@@ -57,7 +57,7 @@ fn run(
     let tun = builder.build()?;
     println!(
         "created {} (index {}, mtu {}, offloads {:?}, batch size {})",
-        tun.name()?,
+        tun.name(),
         tun.index()?,
         tun.mtu()?,
         tun.offloads(),

@@ -24,7 +24,14 @@ fn main() -> ExitCode {
     match run(&name) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("events: {e}");
+            // The message and each of its causes.
+            let mut text = e.to_string();
+            let mut cause = e.source();
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            eprintln!("events: {text}");
             ExitCode::FAILURE
         }
     }
@@ -48,7 +55,7 @@ fn run(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let signal = signals.wait()?;
-    eprintln!("events: {signal:?}, closing {}", tun.name()?);
+    eprintln!("events: {signal:?}, closing {}", tun.name());
     // Stops the monitor, which disconnects the receiver and so ends the printer.
     tun.close()?;
     match printer.join() {

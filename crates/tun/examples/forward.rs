@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! forward --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB [--no-offload] [--batch N] [--passthrough]
-//!         [--async] [--address-a|--address-b|--route-a|--route-b ADDRESS/PREFIX]...
+//!         [--async] [--queues N] [--address-a|--address-b|--route-a|--route-b ADDRESS/PREFIX]...
 //! ```
 //!
 //! Creates `tunA` inside the existing namespace NS1 and `tunB` inside NS2 (each opened from a thread that
@@ -24,6 +24,11 @@
 //!   [`tun::AsyncTun`] and `PacketBatch::read_from_async` / `write_to_async`.
 //! - `--passthrough`: no library data path at all: each raw frame (virtio-net header + super-packet) is written
 //!   unchanged to the other device. The ceiling of any TUN data path, for comparison.
+//! - `--queues N`: multi-queue devices with N queues each (the first built, the others from
+//!   [`Tun::open_queue`]), queue i of A forwarded to queue i of B and back by a thread per queue and direction.
+//!   The kernel steers each flow to one queue by its hash, so several flows spread over the threads: on a
+//!   host with a core per queue that multiplies what one core forwards. One flow stays on one queue, and on
+//!   a host with fewer cores than threads it gains nothing. Not with `--async` or `--passthrough`.
 //!
 //! On SIGINT or SIGTERM it prints, per direction, `a->b: packets N bytes N reads N super-packets N errors N`
 //! (packets are MTU-sized; reads are calls that returned packets; super-packets are reads that returned more
@@ -105,10 +110,10 @@ impl ErrorBudget {
                 Next::Write
             }
             Err(e) if e.is_fatal() => {
-                eprintln!("forward: read: {e}");
+                eprintln!("forward: read: {}", e.report());
                 Next::Stop
             }
-            Err(e) if self.failed("read", &e, counters) => Next::Read,
+            Err(e) if self.failed("read", &e.report(), counters) => Next::Read,
             Err(_) => Next::Stop,
         }
     }
@@ -121,10 +126,10 @@ impl ErrorBudget {
                 Next::Read
             }
             Err(e) if e.is_fatal() => {
-                eprintln!("forward: write: {e}");
+                eprintln!("forward: write: {}", e.report());
                 Next::Stop
             }
-            Err(e) if self.failed("write", &e, counters) => Next::Read,
+            Err(e) if self.failed("write", &e.report(), counters) => Next::Read,
             Err(_) => Next::Stop,
         }
     }
@@ -250,11 +255,20 @@ enum Devices {
 }
 
 fn open_devices(args: &ForwardArgs) -> Result<Devices, String> {
+    if args.queues != 1 && (args.passthrough || args.async_io) {
+        return Err(
+            "--queues needs the threaded library forwarder (not --passthrough or --async)".into(),
+        );
+    }
     // The passthrough needs the virtio-net header; the library negotiates the offloads it would use itself
     // (CSUM|TSO4|TSO6|USO4|USO6, else without USO), so the ceiling sees the same super-packets.
     let offload = args.offload || args.passthrough;
     let open = |name: &str, config: &DeviceConfig| {
-        let mut builder = Builder::new().name(name).offload(offload).monitor(false);
+        let mut builder = Builder::new()
+            .name(name)
+            .offload(offload)
+            .multi_queue(args.queues > 1)
+            .monitor(false);
         if !config.is_empty() {
             builder = builder.up(true);
         }
@@ -264,7 +278,9 @@ fn open_devices(args: &ForwardArgs) -> Result<Devices, String> {
         for &(dest, prefix_len) in &config.routes {
             builder = builder.route(dest, prefix_len);
         }
-        builder.build().map_err(|e| format!("create {name}: {e}"))
+        builder
+            .build()
+            .map_err(|e| format!("create {name}: {}", e.report()))
     };
     let a = in_netns(&args.netns_a, || open(&args.name_a, &args.config_a))?;
     let b = in_netns(&args.netns_b, || open(&args.name_b, &args.config_b))?;
@@ -285,7 +301,8 @@ fn directions<T>(a: T, b: T) -> [(Arc<T>, Arc<T>); 2] {
     [(Arc::clone(&a), Arc::clone(&b)), (b, a)]
 }
 
-/// Starts one thread per direction.
+/// Starts one thread per direction (per pair of queues with `--queues`). Counters stay per direction, shared
+/// by the queues.
 fn start_threads(
     devices: Devices,
     args: &ForwardArgs,
@@ -293,14 +310,26 @@ fn start_threads(
 ) -> Result<(), String> {
     type Body = Box<dyn FnOnce() + Send>;
     let bodies: Vec<Body> = match devices {
-        Devices::Library(a, b) => directions(a, b)
-            .into_iter()
-            .zip(counters.iter().cloned())
-            .map(|((from, to), counters)| {
-                let batch = args.batch.unwrap_or_else(|| from.batch_size());
-                Box::new(move || forward(&from, &to, batch, &counters)) as Body
-            })
-            .collect(),
+        Devices::Library(a, b) => {
+            let mut pairs = Vec::with_capacity(args.queues);
+            for _ in 1..args.queues {
+                let open = |tun: &Tun| {
+                    let name = tun.name();
+                    tun.open_queue()
+                        .map_err(|e| format!("open a queue of {name}: {}", e.report()))
+                };
+                pairs.push((open(&a)?, open(&b)?));
+            }
+            pairs.insert(0, (a, b));
+            pairs
+                .into_iter()
+                .flat_map(|(a, b)| directions(a, b).into_iter().zip(counters.iter().cloned()))
+                .map(|((from, to), counters)| {
+                    let batch = args.batch.unwrap_or_else(|| from.batch_size());
+                    Box::new(move || forward(&from, &to, batch, &counters)) as Body
+                })
+                .collect()
+        }
         Devices::Raw(a, b) => directions(a, b)
             .into_iter()
             .zip(counters.iter().cloned())
@@ -309,9 +338,15 @@ fn start_threads(
             })
             .collect(),
     };
-    for (body, thread) in bodies.into_iter().zip(["fwd a->b", "fwd b->a"]) {
+    for (i, body) in bodies.into_iter().enumerate() {
+        // The first queue's threads keep the plain names the benchmark looks for; the others add a suffix.
+        let direction = ["fwd a->b", "fwd b->a"][i % 2];
+        let thread = match i / 2 {
+            0 => direction.to_owned(),
+            queue => format!("{direction} q{queue}"),
+        };
         std::thread::Builder::new()
-            .name(thread.into())
+            .name(thread.clone())
             .spawn(body)
             .map_err(|e| format!("spawn {thread}: {e}"))?;
     }

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     match run(&name) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("error: {}", err.report());
             ExitCode::FAILURE
         }
     }
@@ -32,7 +32,7 @@ fn run(name: &str) -> Result<(), tun::Error> {
         .build()?;
     println!(
         "{} is up as {address}/24: ping any other address of its subnet",
-        tun.name()?
+        tun.name()
     );
     let mut buf = vec![0u8; 65535];
     let (mut answered, mut ignored) = (0u64, 0u64);

@@ -6,22 +6,23 @@ use std::os::fd::{AsFd, OwnedFd};
 use tun_sys::{IfName, TunFlags};
 
 use crate::config::{DeviceAddress, DeviceRoute, Plan};
-use crate::device::{Setup, Tun};
+use crate::device::{Setup, Tun, in_device_netns};
 use crate::error::{Error, Result};
 
 /// Settings for creating (or attaching to) a TUN device.
 ///
 /// ```no_run
 /// let tun = tun::Builder::new().name("tun%d").mtu(1420).offload(true).build()?;
-/// println!("{} is up to {} packets per batch", tun.name()?, tun.batch_size());
+/// println!("{} is up to {} packets per batch", tun.name(), tun.batch_size());
 /// # Ok::<(), tun::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Builder {
     name: Option<String>,
     mtu: Option<u32>,
     offload: bool,
     multi_queue: bool,
+    exclusive: bool,
     persist: Option<bool>,
     owner: Option<libc::uid_t>,
     group: Option<libc::gid_t>,
@@ -35,20 +36,29 @@ impl Builder {
     /// persistent, link monitoring on.
     pub fn new() -> Self {
         Self {
+            name: None,
+            mtu: None,
+            offload: false,
+            multi_queue: false,
+            exclusive: false,
+            persist: None,
+            owner: None,
+            group: None,
             monitor: true,
-            ..Self::default()
+            config: Plan::default(),
         }
     }
 
     /// The interface name, or a kernel template such as `tun%d` (the kernel picks the number). At most 15
-    /// bytes, not `.` or `..`, no `/`, `:`, NUL or whitespace: anything else fails [`build`](Self::build)
-    /// with [`Error::InvalidName`] before any system call.
+    /// bytes, not `.` or `..`, no `/`, `:`, NUL or whitespace, and a template has one `%`, followed by `d`:
+    /// anything else fails [`build`](Self::build) with [`Error::InvalidName`] before any system call.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
 
-    /// The MTU to set once the device exists.
+    /// The MTU to set once the device exists: 68 to 65535 (IPv6 needs 1280 or more); anything else fails
+    /// [`build`](Self::build) with [`Error::InvalidMtu`] before any system call.
     pub fn mtu(mut self, mtu: u32) -> Self {
         self.mtu = Some(mtu);
         self
@@ -62,10 +72,18 @@ impl Builder {
         self
     }
 
-    /// Opens the device with `IFF_MULTI_QUEUE`: further [`Tun`]s built with the same name and this flag are
-    /// further queues of the same interface.
+    /// Opens the device with `IFF_MULTI_QUEUE`, so that [`Tun::open_queue`] can add queues to it (the way to
+    /// get more). A build with the name of an existing multi-queue device attaches a queue to it too, and is
+    /// refused with [`Error::SettingsMismatch`] unless its [`offload`](Self::offload) setting is the device's.
     pub fn multi_queue(mut self, on: bool) -> Self {
         self.multi_queue = on;
+        self
+    }
+
+    /// Fails with [`Error::DeviceExists`] when an interface of this name exists (`IFF_TUN_EXCL`), instead of
+    /// attaching to it: the device is then surely a new one, with this builder's settings. Off by default.
+    pub fn exclusive(mut self, on: bool) -> Self {
+        self.exclusive = on;
         self
     }
 
@@ -146,10 +164,22 @@ impl Builder {
         self
     }
 
-    /// Creates the device (or attaches to it if it exists with matching flags) in the calling thread's
-    /// network namespace, then applies the link state, addresses and routes. If any of that fails the build
-    /// fails, and a device it created is removed again.
+    /// Creates the device (or attaches a queue to it if it exists with matching flags, unless
+    /// [`exclusive`](Self::exclusive)) in the calling thread's network namespace, then applies the link
+    /// state, addresses and routes. If any of that fails the build fails, and a device it created is removed
+    /// again.
+    ///
+    /// # Errors
+    ///
+    /// Before any system call: [`Error::InvalidName`], [`Error::InvalidMtu`], [`Error::InvalidAddress`].
+    /// From the kernel: [`Error::DeviceBusy`] (the name is held by another fd, or is not a TUN device),
+    /// [`Error::DeviceExists`] (with `exclusive(true)`), [`Error::SettingsMismatch`] (a device of that name
+    /// has other offload or multi-queue settings), [`Error::Io`] for a failed ioctl (opening
+    /// `/dev/net/tun` without CAP_NET_ADMIN, say), [`Error::Monitor`] when the link monitor cannot start.
     pub fn build(self) -> Result<Tun> {
+        if let Some(mtu) = self.mtu {
+            crate::device::check_mtu(mtu)?;
+        }
         let name = match &self.name {
             None => IfName::empty(),
             Some(name) => IfName::new(name).map_err(|reason| Error::InvalidName {
@@ -165,6 +195,9 @@ impl Builder {
         if self.multi_queue {
             flags |= TunFlags::MULTI_QUEUE;
         }
+        if self.exclusive {
+            flags |= TunFlags::TUN_EXCL;
+        }
         let fd = tun_sys::tun::open_clone_device(true)
             .map_err(|e| Error::io("open", "/dev/net/tun", e))?;
         let name = tun_sys::tun::set_iff(fd.as_fd(), name, flags).map_err(|source| {
@@ -173,42 +206,140 @@ impl Builder {
                 .clone()
                 .unwrap_or_else(|| "(kernel-chosen)".into());
             match source.raw_os_error() {
+                // IFF_TUN_EXCL: EBUSY means exactly "exists".
+                Some(libc::EBUSY) if self.exclusive => Error::DeviceExists {
+                    name: shown,
+                    source,
+                },
                 Some(libc::EBUSY) => Error::DeviceBusy {
                     name: shown,
                     source,
                 },
                 // EINVAL for a name that exists: a TAP device, or a TUN device of the other queue kind.
-                Some(libc::EINVAL) if interface_exists(name) => Error::DeviceBusy {
-                    name: shown,
-                    source,
-                },
+                Some(libc::EINVAL) if interface_exists(name) => {
+                    match tun_sys::netlink::RouteSocket::open(0)
+                        .and_then(|socket| socket.tun_link_info(name.bytes()))
+                    {
+                        Ok(Some(info)) if info.tun && info.multi_queue != self.multi_queue => {
+                            Error::SettingsMismatch {
+                                name: shown,
+                                setting: "multi_queue",
+                                device: info.multi_queue,
+                                asked: self.multi_queue,
+                            }
+                        }
+                        _ => Error::DeviceBusy {
+                            name: shown,
+                            source,
+                        },
+                    }
+                }
                 _ => Error::io("TUNSETIFF", shown, source),
             }
         })?;
-        let tun = Tun::setup(
-            fd,
-            Setup {
-                name,
-                offload: self.offload,
-                mtu: self.mtu,
-                owner: self.owner,
-                group: self.group,
-                monitor: self.monitor,
-            },
-        )?;
-        // On failure `tun` drops, which removes a device that is not persistent.
+        // Attaching to a multi-queue device that has queues leaves its flags as they are, whatever this queue
+        // asked for: what the kernel kept is the truth, and a queue that differs is refused before it changes
+        // anything device-wide.
+        let (_, kept) =
+            tun_sys::tun::get_iff(fd.as_fd()).map_err(|e| Error::io("TUNGETIFF", name, e))?;
+        let flags = flags.without(TunFlags::TUN_EXCL);
+        for (setting, bit) in [
+            ("offload", TunFlags::VNET_HDR),
+            ("multi_queue", TunFlags::MULTI_QUEUE),
+        ] {
+            if kept.contains(bit) != flags.contains(bit) {
+                return Err(Error::SettingsMismatch {
+                    name: name.to_string_lossy(),
+                    setting,
+                    device: kept.contains(bit),
+                    asked: flags.contains(bit),
+                });
+            }
+        }
+        let tun = Tun::setup(fd, kept, self.setup(name))?;
+        self.finish(tun)
+    }
+
+    /// Takes over `fd`, a `/dev/net/tun` fd on which TUNSETIFF was already done (for example passed in by a
+    /// privileged parent), with this builder's [`monitor`](Self::monitor), [`mtu`](Self::mtu),
+    /// [`persist`](Self::persist), [`owner`](Self::owner) and [`group`](Self::group) settings; the name,
+    /// offloads and multi-queue flag are the device's own. Offloads are negotiated if the device was opened
+    /// with `IFF_VNET_HDR`, and explicitly turned off otherwise. The fd is switched to non-blocking mode.
+    ///
+    /// ```no_run
+    /// # fn fd_from_parent() -> std::os::fd::OwnedFd { unimplemented!() }
+    /// let tun = tun::Builder::new().monitor(false).build_from_fd(fd_from_parent())?;
+    /// assert!(!tun.is_monitored());
+    /// # Ok::<(), tun::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedDevice`] for anything but a TUN device with `IFF_NO_PI` (a TAP device, or one with
+    /// packet information); [`Error::Io`] when an ioctl fails (TUNGETIFF on an fd that is not a TUN device).
+    pub fn build_from_fd(self, fd: OwnedFd) -> Result<Tun> {
+        self.config.check()?;
+        if let Some(mtu) = self.mtu {
+            crate::device::check_mtu(mtu)?;
+        }
+        let (name, flags) =
+            tun_sys::tun::get_iff(fd.as_fd()).map_err(|e| Error::io("TUNGETIFF", "fd", e))?;
+        // TUNGETIFF tells TUN from TAP, but its IFF_NO_PI bit means "no socket filter" (IFF_NOFILTER): only
+        // rtnetlink tells whether packets carry packet information. Kernels without that (before 4.15) are
+        // taken at their word.
+        let info = in_device_netns(fd.as_fd(), || {
+            tun_sys::netlink::RouteSocket::open(0)?.tun_link_info(name.bytes())
+        })
+        .ok()
+        .flatten();
+        let tap = TunFlags::from_bits_retain(libc::IFF_TAP as u16);
+        let reason = if flags.contains(tap) || !flags.contains(TunFlags::TUN) {
+            Some("a TAP device (Ethernet frames, not IP packets)")
+        } else if info.is_some_and(|info| info.packet_info) {
+            Some("a TUN device with packet information (opened without IFF_NO_PI)")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(Error::UnsupportedDevice {
+                name: name.to_string_lossy(),
+                reason,
+            });
+        }
+        tun_sys::io::set_nonblocking(fd.as_fd(), true)
+            .map_err(|e| Error::io("fcntl(O_NONBLOCK)", name, e))?;
+        let tun = Tun::setup(fd, flags, self.setup(name))?;
+        self.finish(tun)
+    }
+
+    /// The settings [`Tun::setup`] applies once the device is attached.
+    fn setup(&self, name: IfName) -> Setup {
+        Setup {
+            name,
+            mtu: self.mtu,
+            owner: self.owner,
+            group: self.group,
+            monitor: self.monitor,
+        }
+    }
+
+    /// Applies the link state, addresses and routes to the set-up `tun`, then persistence. On failure `tun`
+    /// drops, which removes a device that is not persistent.
+    fn finish(&self, tun: Tun) -> Result<Tun> {
         self.config.apply(&tun)?;
         // Last, so that a failure above leaves no persistent device behind.
         if let Some(persist) = self.persist {
             tun_sys::tun::set_persist(tun.fd(), persist)
-                .map_err(|e| Error::io("TUNSETPERSIST", name, e))?;
+                .map_err(|e| Error::io("TUNSETPERSIST", tun.label, e))?;
         }
         Ok(tun)
     }
+}
 
-    /// Same as [`build`](Self::build).
-    pub fn create(self) -> Result<Tun> {
-        self.build()
+/// The same as [`Builder::new`].
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -224,31 +355,16 @@ fn interface_exists(name: IfName) -> bool {
 /// Opening a [`Tun`] from a TUN fd made elsewhere (for example passed in by a privileged parent).
 impl Tun {
     /// Takes over `fd`, a `/dev/net/tun` fd on which TUNSETIFF was already done, with link monitoring (the
-    /// counterpart of wireguard-go's `CreateTUNFromFile`). Offloads are negotiated if the device was opened
-    /// with `IFF_VNET_HDR`, and explicitly turned off otherwise. The fd is switched to non-blocking mode.
+    /// counterpart of wireguard-go's `CreateTUNFromFile`): the same as
+    /// [`Builder::new().build_from_fd(fd)`](Builder::build_from_fd), where the other settings are (such as
+    /// `monitor(false)`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::build_from_fd`]: [`Error::UnsupportedDevice`] for a TAP fd or one with packet
+    /// information.
     pub fn from_fd(fd: OwnedFd) -> Result<Tun> {
-        Self::from_fd_with(fd, true)
-    }
-
-    /// Like [`from_fd`](Self::from_fd) without link monitoring (wireguard-go's `CreateUnmonitoredTUNFromFD`).
-    pub fn from_fd_unmonitored(fd: OwnedFd) -> Result<Tun> {
-        Self::from_fd_with(fd, false)
-    }
-
-    fn from_fd_with(fd: OwnedFd, monitor: bool) -> Result<Tun> {
-        let (name, flags) =
-            tun_sys::tun::get_iff(fd.as_fd()).map_err(|e| Error::io("TUNGETIFF", "fd", e))?;
-        tun_sys::io::set_nonblocking(fd.as_fd(), true)
-            .map_err(|e| Error::io("fcntl(O_NONBLOCK)", name, e))?;
-        let setup = Setup {
-            name,
-            offload: flags.contains(TunFlags::VNET_HDR),
-            mtu: None,
-            owner: None,
-            group: None,
-            monitor,
-        };
-        Tun::setup(fd, setup)
+        Builder::new().build_from_fd(fd)
     }
 }
 
@@ -269,6 +385,30 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn impossible_mtus_and_templates_are_refused_before_any_syscall() {
+        for mtu in [0, 67, 65536, u32::MAX] {
+            let err = Builder::new().mtu(mtu).build().unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidMtu { mtu: m } if m == mtu),
+                "{err:?}"
+            );
+        }
+        for name in ["tun%d%d", "tun%"] {
+            let err = Builder::new().name(name).build().unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::InvalidName {
+                        reason: tun_sys::NameError::BadTemplate,
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

@@ -2,10 +2,11 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
-use tun_sys::{EventFd, IfFlags, IfName, Offloads};
+use tun_sys::{EventFd, IfFlags, IfName, Offloads, TunFlags};
 
 use crate::error::{Error, Result};
 use crate::read::Reader;
@@ -17,23 +18,36 @@ use crate::write::Writer;
 /// reads and writes each take their own lock. A read blocks until a packet arrives or the device is closed.
 /// [`close`](Self::close) from any thread wakes a blocked reader, which then gets [`Error::Closed`], as does
 /// every later call.
+///
+/// A device built with [`Builder::multi_queue`](crate::Builder::multi_queue) can have more queues:
+/// [`open_queue`](Self::open_queue) gives another `Tun` of the same device, and the kernel spreads the flows
+/// over them by flow hash, so that each queue can be served by its own thread (and core).
+///
+/// ```no_run
+/// use tun::Builder;
+///
+/// let tun = Builder::new().name("tun%d").offload(true).build()?;
+/// tun.set_up(true)?;
+/// let mut batch = tun::PacketBatch::for_device(&tun);
+/// let n = batch.read_from(&tun)?;
+/// println!("{}: {n} packet(s)", tun.name());
+/// # Ok::<(), tun::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Tun {
     /// `None` only after [`IntoRawFd::into_raw_fd`] took it, which consumes the `Tun`.
     fd: Option<OwnedFd>,
-    /// The name at creation, for error messages (the kernel's current name comes from TUNGETIFF).
+    /// What this queue shares with the other queues of its device.
+    device: Arc<Device>,
+    /// The name at creation, for error messages (copied from the device for the data path).
     pub(crate) label: IfName,
-    /// Datagram socket in the device's namespace for the SIOC* ioctls (replaced when the device moves).
-    ctl: Mutex<OwnedFd>,
-    /// Whether each packet is preceded by a virtio-net header (IFF_VNET_HDR).
+    /// Whether each packet is preceded by a virtio-net header (IFF_VNET_HDR, as the kernel reports it).
     pub(crate) vnet_hdr: bool,
     /// What TUNSETOFFLOAD accepted (empty without offloads).
     pub(crate) offloads: Offloads,
     /// Runtime switches: coalesce on write at all / also UDP.
     pub(crate) gro: AtomicBool,
     pub(crate) udp_gro: AtomicBool,
-    /// The link monitor (`None` when unmonitored); stopped by `close()`.
-    monitor: Option<tun_events::Monitor>,
     pub(crate) closed: AtomicBool,
     /// Signalled (and left signalled) by `close()`: wakes every blocked wait.
     pub(crate) cancel: EventFd,
@@ -41,11 +55,42 @@ pub struct Tun {
     pub(crate) writer: Mutex<Writer>,
 }
 
+/// The part of a device its queues share: settings read back from the kernel, the control socket and the one
+/// link monitor.
+#[derive(Debug)]
+struct Device {
+    /// The name at creation.
+    label: IfName,
+    /// The name last reported by the kernel, for [`Tun::name`] once no queue can ask.
+    name: Mutex<IfName>,
+    /// The flags TUNGETIFF reported once the device was set up: the truth about the virtio-net header and
+    /// multi-queue, whatever a builder asked for.
+    flags: TunFlags,
+    offloads: Offloads,
+    /// Datagram socket in the device's namespace for the SIOC* ioctls (replaced when the device moves).
+    ctl: Mutex<OwnedFd>,
+    /// The link monitor (`None` when unmonitored); stopped when the last queue closes.
+    monitor: Option<tun_events::Monitor>,
+    /// Queues of this device not closed yet.
+    open_queues: AtomicUsize,
+}
+
+impl Device {
+    /// One queue fewer; stops the monitor when it was the last, as the device may go away now.
+    fn queue_closed(&self) {
+        if self.open_queues.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(monitor) = &self.monitor
+        {
+            // Wakes and joins the monitor thread, which also drops its descriptor of the device.
+            monitor.stop();
+        }
+    }
+}
+
 /// What [`Tun::setup`] needs besides the fd; filled by the builder or from an existing fd.
 #[derive(Debug)]
 pub(crate) struct Setup {
     pub(crate) name: IfName,
-    pub(crate) offload: bool,
     pub(crate) mtu: Option<u32>,
     pub(crate) owner: Option<libc::uid_t>,
     pub(crate) group: Option<libc::gid_t>,
@@ -53,14 +98,10 @@ pub(crate) struct Setup {
 }
 
 impl Tun {
-    /// A new device with default settings and the given name (or template such as `tun%d`).
-    pub fn new(name: &str) -> Result<Tun> {
-        crate::Builder::new().name(name).build()
-    }
-
-    /// Configures a freshly attached TUN fd. On error the fd is dropped, which removes a non-persistent device;
-    /// persistence is the builder's last step, after addresses and routes, for the same reason.
-    pub(crate) fn setup(fd: OwnedFd, setup: Setup) -> Result<Tun> {
+    /// Configures a freshly attached TUN fd whose kernel flags are `flags` (TUNGETIFF). On error the fd is
+    /// dropped, which removes a non-persistent device; persistence is the builder's last step, after addresses
+    /// and routes, for the same reason.
+    pub(crate) fn setup(fd: OwnedFd, flags: TunFlags, setup: Setup) -> Result<Tun> {
         let name = setup.name;
         let dev = fd.as_fd();
         if let Some(uid) = setup.owner {
@@ -69,42 +110,100 @@ impl Tun {
         if let Some(gid) = setup.group {
             tun_sys::tun::set_group(dev, gid).map_err(|e| Error::io("TUNSETGROUP", name, e))?;
         }
-        let offloads = if setup.offload {
-            // The header size is device-wide: a persistent device may have been left with another one.
+        // Both settings below are device-wide; a queue attaching to a device with the same flags sets them to
+        // what they already are.
+        let offloads = if flags.contains(TunFlags::VNET_HDR) {
+            // A persistent device may have been left with another header size.
             tun_sys::tun::set_vnet_hdr_size(dev, tun_offload::VirtioNetHdr::LEN)
                 .map_err(|e| Error::io("TUNSETVNETHDRSZ", name, e))?;
             crate::offload::negotiate(dev).map_err(|e| Error::io("TUNSETOFFLOAD", name, e))?
         } else {
-            // The offload mask is device-wide and outlives fds: clear what an earlier user may have left.
+            // The offload mask outlives fds: clear what an earlier user may have left, or the kernel hands
+            // over super-packets with nothing to say where their segments end.
             tun_sys::tun::set_offload(dev, Offloads::empty())
                 .map_err(|e| Error::io("TUNSETOFFLOAD", name, e))?;
             Offloads::empty()
         };
-        let ctl = control_socket_for(dev).map_err(|e| Error::io("socket", name, e))?;
+        let ctl = in_device_netns(dev, tun_sys::iface::control_socket)
+            .map_err(|e| Error::io("socket", name, e))?;
         if let Some(mtu) = setup.mtu {
             tun_sys::iface::set_mtu(ctl.as_fd(), name, mtu)
                 .map_err(|e| Error::io("SIOCSIFMTU", name, e))?;
         }
         let monitor = if setup.monitor {
-            Some(tun_events::Monitor::spawn(dev)?)
+            Some(spawn_monitor(dev, name, flags)?)
         } else {
             None
         };
-        let cancel = EventFd::new().map_err(|e| Error::io("eventfd", name, e))?;
+        let device = Arc::new(Device {
+            label: name,
+            name: Mutex::new(name),
+            flags,
+            offloads,
+            ctl: Mutex::new(ctl),
+            monitor,
+            open_queues: AtomicUsize::new(1),
+        });
+        Tun::queue(fd, device, true, true)
+    }
+
+    /// A `Tun` for one queue `fd` of `device`, counted among its open queues by the caller.
+    fn queue(fd: OwnedFd, device: Arc<Device>, gro: bool, udp_gro: bool) -> Result<Tun> {
+        let name = device.label;
+        let cancel = match EventFd::new() {
+            Ok(cancel) => cancel,
+            Err(e) => {
+                device.queue_closed();
+                return Err(Error::io("eventfd", name, e));
+            }
+        };
+        let vnet_hdr = device.flags.contains(TunFlags::VNET_HDR);
         Ok(Tun {
             fd: Some(fd),
             label: name,
-            ctl: Mutex::new(ctl),
-            vnet_hdr: setup.offload,
-            offloads,
-            gro: AtomicBool::new(true),
-            udp_gro: AtomicBool::new(true),
-            monitor,
+            vnet_hdr,
+            offloads: device.offloads,
+            gro: AtomicBool::new(gro),
+            udp_gro: AtomicBool::new(udp_gro),
             closed: AtomicBool::new(false),
             cancel,
-            reader: Mutex::new(Reader::new(setup.offload)),
-            writer: Mutex::new(Writer::new(setup.offload)),
+            reader: Mutex::new(Reader::new(vnet_hdr)),
+            writer: Mutex::new(Writer::new(vnet_hdr)),
+            device,
         })
+    }
+
+    /// Opens another queue of this device: a `Tun` with the same flags, offloads and batch size, and the GRO
+    /// switches as they are now. It shares this device's link monitor (no thread of its own) and
+    /// [`events`](Self::events); the device lives until its last queue is closed (unless persistent).
+    ///
+    /// The kernel steers each flow to one queue by its hash, so the queues of a device are served best by
+    /// one thread each, on a host with a core for each.
+    ///
+    /// ```no_run
+    /// let first = tun::Builder::new().name("mq%d").multi_queue(true).offload(true).build()?;
+    /// let second = first.open_queue()?;
+    /// assert_eq!(second.offloads(), first.offloads());
+    /// # Ok::<(), tun::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotMultiQueue`] when the device was not built with
+    /// [`multi_queue(true)`](crate::Builder::multi_queue); [`Error::Closed`] after [`close`](Self::close);
+    /// [`Error::Io`] when the kernel refuses the new queue (TUNSETIFF, for example at its limit of 256 queues).
+    pub fn open_queue(&self) -> Result<Tun> {
+        self.check_open()?;
+        let device = &self.device;
+        if !device.flags.contains(TunFlags::MULTI_QUEUE) {
+            return Err(Error::NotMultiQueue {
+                name: device.label.to_string_lossy(),
+            });
+        }
+        let name = self.current_name()?;
+        let fd = attach_queue(self.fd(), name, device.flags)?;
+        device.open_queues.fetch_add(1, Ordering::AcqRel);
+        Tun::queue(fd, Arc::clone(device), self.gro(), self.udp_gro())
     }
 
     /// The TUN fd. Present for the whole life of a `Tun`: only `into_raw_fd`, which consumes it, takes it.
@@ -130,37 +229,62 @@ impl Tun {
         }
     }
 
-    /// The interface's current name, as the kernel reports it (TUNGETIFF).
-    pub fn name(&self) -> Result<String> {
-        Ok(self.current_name()?.to_string_lossy())
+    /// The interface's name. While the queue is open it is asked of the kernel (TUNGETIFF), so that a rename
+    /// (`ip link set dev X name Y`, possible while the link is down) shows; after [`close`](Self::close), or
+    /// when the kernel cannot answer, it is the last name known, so it always answers.
+    pub fn name(&self) -> String {
+        self.current_name()
+            .unwrap_or_else(|_| *self.device.name.lock())
+            .to_string_lossy()
     }
 
+    /// The name the kernel reports now (remembered for [`name`](Self::name) after close).
     pub(crate) fn current_name(&self) -> Result<IfName> {
         self.check_open()?;
         let (name, _) =
             tun_sys::tun::get_iff(self.fd()).map_err(|e| Error::io("TUNGETIFF", self.label, e))?;
+        *self.device.name.lock() = name;
         Ok(name)
     }
 
     /// The interface index.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Io`] when the kernel cannot answer
+    /// (`SIOCGIFINDEX`; `ENODEV` once the device is deleted).
     pub fn index(&self) -> Result<u32> {
         self.with_ctl("SIOCGIFINDEX", tun_sys::iface::index)
     }
 
     /// The interface's MTU.
+    ///
+    /// # Errors
+    ///
+    /// As [`index`](Self::index) (`SIOCGIFMTU`).
     pub fn mtu(&self) -> Result<u32> {
         self.with_ctl("SIOCGIFMTU", tun_sys::iface::mtu)
     }
 
-    /// Sets the interface's MTU. Values the kernel refuses (below 68 or above 65535 for TUN) are an
-    /// [`Error::Io`] with `EINVAL`.
+    /// Sets the interface's MTU: 68 to 65535 (IPv6 needs 1280 or more on the link).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMtu`] outside 68..=65535, before any system call; [`Error::Closed`] after
+    /// [`close`](Self::close); [`Error::Io`] when the kernel refuses (`SIOCSIFMTU`).
     pub fn set_mtu(&self, mtu: u32) -> Result<()> {
+        check_mtu(mtu)?;
         self.with_ctl("SIOCSIFMTU", |sock, name| {
             tun_sys::iface::set_mtu(sock, name, mtu)
         })
     }
 
     /// Brings the interface administratively up (`true`) or down (`false`), like `ip link set dev X up`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Io`] when the kernel refuses
+    /// (`SIOCGIFFLAGS`/`SIOCSIFFLAGS`; `EPERM` without CAP_NET_ADMIN in the device's namespace).
     pub fn set_up(&self, up: bool) -> Result<()> {
         let flags = self.with_ctl("SIOCGIFFLAGS", tun_sys::iface::flags)?;
         let wanted = if up {
@@ -182,10 +306,11 @@ impl Tun {
         call: impl Fn(BorrowedFd<'_>, IfName) -> io::Result<T>,
     ) -> Result<T> {
         let name = self.current_name()?;
-        let mut ctl = self.ctl.lock();
+        let mut ctl = self.device.ctl.lock();
         match call(ctl.as_fd(), name) {
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
-                *ctl = control_socket_for(self.fd()).map_err(|e| Error::io("socket", name, e))?;
+                *ctl = in_device_netns(self.fd(), tun_sys::iface::control_socket)
+                    .map_err(|e| Error::io("socket", name, e))?;
                 call(ctl.as_fd(), name).map_err(|e| Error::io(op, name, e))
             }
             result => result.map_err(|e| Error::io(op, name, e)),
@@ -227,17 +352,44 @@ impl Tun {
         self.udp_gro.store(on, Ordering::Relaxed);
     }
 
+    /// Whether coalescing on write is on (see [`set_gro`](Self::set_gro)); it takes effect only with offloads.
+    pub fn gro(&self) -> bool {
+        self.gro.load(Ordering::Relaxed)
+    }
+
+    /// Whether UDP coalescing on write is on (see [`set_udp_gro`](Self::set_udp_gro)); it takes effect only
+    /// with USO among the [`offloads`](Self::offloads) and [`gro`](Self::gro) on.
+    pub fn udp_gro(&self) -> bool {
+        self.udp_gro.load(Ordering::Relaxed)
+    }
+
     /// Whether the device was built with link monitoring.
     pub fn is_monitored(&self) -> bool {
-        self.monitor.is_some()
+        self.device.monitor.is_some()
     }
 
     /// A receiver of link events: [`Event::Up`](tun_events::Event::Up), `Down` and `MtuUpdate`, reported
     /// only when they change. The monitor never waits for readers: unread events are folded (at most
     /// [`tun_events::MAX_PENDING`] wait) and the newest state is kept. The receiver disconnects when the device
-    /// is closed; for an unmonitored device it is disconnected from the start.
+    /// is closed; for an unmonitored device it is disconnected from the start. All queues of a device share
+    /// its monitor.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let tun = tun::Builder::new().name("tun%d").build()?;
+    /// let events = tun.events();
+    /// tun.set_up(true)?;
+    /// match events.recv_timeout(Duration::from_secs(1)) {
+    ///     Ok(tun::Event::Up) => println!("{} is up", tun.name()),
+    ///     Ok(other) => println!("{other}"),
+    ///     Err(e) => println!("no event: {e}"),
+    /// }
+    /// # Ok::<(), tun::Error>(())
+    /// ```
     pub fn events(&self) -> tun_events::Events {
-        self.monitor
+        self.device
+            .monitor
             .as_ref()
             .map_or_else(tun_events::Events::closed, tun_events::Monitor::events)
     }
@@ -245,6 +397,7 @@ impl Tun {
     /// The link monitor's error since the last read, if any, as [`Error::Monitor`]: the reads return it.
     pub(crate) fn check_monitor(&self) -> Result<()> {
         let error = self
+            .device
             .monitor
             .as_ref()
             .and_then(tun_events::Monitor::take_error);
@@ -265,6 +418,28 @@ impl Tun {
     /// more: a child process being forked by another thread at that moment holds it until it executes its
     /// program (every fd here is close-on-exec), so reusing the name at once may briefly see
     /// [`Error::DeviceBusy`].
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    ///
+    /// let tun = Arc::new(tun::Builder::new().name("tun%d").build()?);
+    /// let reader = {
+    ///     let tun = Arc::clone(&tun);
+    ///     std::thread::spawn(move || {
+    ///         let mut batch = tun::PacketBatch::for_device(&tun);
+    ///         // Blocks until packets come, or until close() below wakes it with Error::Closed.
+    ///         while batch.read_from(&tun).is_ok() {}
+    ///     })
+    /// };
+    /// tun.close()?;
+    /// reader.join().unwrap();
+    /// # Ok::<(), tun::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when waking blocked threads (`eventfd write`) or releasing the queue failed; the `Tun` is
+    /// closed all the same. A second call returns `Ok(())`.
     pub fn close(&self) -> Result<()> {
         let Some(woken) = self.begin_close() else {
             return Ok(());
@@ -274,7 +449,7 @@ impl Tun {
         let _writer = self.writer.lock();
         let released = tun_sys::io::retire(self.fd())
             // Out of descriptors for /dev/null: park the number on the control socket instead.
-            .or_else(|_| tun_sys::io::replace(self.fd(), self.ctl.lock().as_fd()))
+            .or_else(|_| tun_sys::io::replace(self.fd(), self.device.ctl.lock().as_fd()))
             .map_err(|e| Error::io("close", self.label, e));
         woken.and(released)
     }
@@ -291,18 +466,21 @@ impl Tun {
             .cancel
             .signal()
             .map_err(|e| Error::io("eventfd write", self.label, e));
-        // Wakes and joins the monitor thread, which also drops its duplicate of the fd.
-        if let Some(monitor) = &self.monitor {
-            monitor.stop();
-        }
+        self.device.queue_closed();
         Some(woken)
     }
 }
 
-/// Turns a TUN fd's namespace into a control socket there, so the SIOC* ioctls find the device whatever
-/// namespace the calling thread is in later.
-fn control_socket_for(dev: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    in_device_netns(dev, tun_sys::iface::control_socket)
+/// The MTUs a TUN device takes (the kernel's `tun_net_change_mtu` bounds: ETH_MIN_MTU to 65535).
+const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
+
+/// [`Error::InvalidMtu`] for an MTU no TUN device takes, so that it is refused before any system call.
+pub(crate) fn check_mtu(mtu: u32) -> Result<()> {
+    if MTU_RANGE.contains(&mtu) {
+        Ok(())
+    } else {
+        Err(Error::InvalidMtu { mtu })
+    }
 }
 
 /// Runs `make` in the network namespace the device of `dev` lives in now: directly when that is the calling
@@ -323,6 +501,43 @@ pub(crate) fn in_device_netns<T: Send>(
         make()
     } else {
         netns::run_in(&ns, make)?
+    }
+}
+
+/// A new non-blocking fd attached to the device `dev` belongs to (called `name`), with `flags`. Refused with
+/// [`Error::Io`] when the kernel's flags for the new queue are not `flags`.
+fn attach_queue(dev: BorrowedFd<'_>, name: IfName, flags: TunFlags) -> Result<OwnedFd> {
+    let fd = in_device_netns(dev, || {
+        let fd = tun_sys::tun::open_clone_device(true)?;
+        tun_sys::tun::set_iff(fd.as_fd(), name, flags)?;
+        Ok(fd)
+    })
+    .map_err(|e| Error::io("TUNSETIFF (new queue)", name, e))?;
+    Ok(fd)
+}
+
+/// Starts the device's link monitor. The monitor keeps a descriptor of the device for as long as it runs;
+/// for a multi-queue device that is a queue of its own, detached at once, so that the kernel steers no
+/// packets to it and closing any of the device's queues really removes that queue.
+fn spawn_monitor(
+    dev: BorrowedFd<'_>,
+    name: IfName,
+    flags: TunFlags,
+) -> Result<tun_events::Monitor> {
+    if !flags.contains(TunFlags::MULTI_QUEUE) {
+        return Ok(tun_events::Monitor::spawn(dev)?);
+    }
+    let detached = attach_queue(dev, name, flags).and_then(|watch| {
+        tun_sys::tun::set_queue(watch.as_fd(), false)
+            .map_err(|e| Error::io("TUNSETQUEUE (detach)", name, e))?;
+        Ok(watch)
+    });
+    match detached {
+        // The monitor duplicates the fd; this one closes here.
+        Ok(watch) => Ok(tun_events::Monitor::spawn(watch.as_fd())?),
+        // Attaching needs the rights over the device that a process handed a queue fd may lack: then the
+        // monitor holds this queue, which stays attached until the monitor stops with the device's last queue.
+        Err(_) => Ok(tun_events::Monitor::spawn(dev)?),
     }
 }
 

@@ -8,7 +8,19 @@ use tun_offload::OffloadError;
 ///
 /// Match on the variants, or ask [`is_transient`](Self::is_transient) (try again later) and
 /// [`is_fatal`](Self::is_fatal) (the device is unusable). The `errno` stays reachable through
-/// [`std::error::Error::source`] and [`raw_os_error`](Self::raw_os_error).
+/// [`std::error::Error::source`] and [`raw_os_error`](Self::raw_os_error). Each message says what failed;
+/// the cause (the kernel's error, the broken rule) is not repeated in it but returned by `source()`.
+/// [`report`](Self::report) prints the whole chain:
+///
+/// ```no_run
+/// if let Err(e) = tun::Builder::new().name("tun%d").mtu(1420).build() {
+///     // e.g. "open on /dev/net/tun: No such file or directory (os error 2)"
+///     eprintln!("{}", e.report());
+///     if e.is_fatal() {
+///         std::process::exit(1);
+///     }
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -28,7 +40,7 @@ pub enum Error {
     #[error("no tokio runtime with IO enabled is running on this thread")]
     NoAsyncRuntime,
     /// The interface name breaks the kernel's rules; nothing was created.
-    #[error("invalid interface name {name:?}: {reason}")]
+    #[error("invalid interface name {name:?}")]
     InvalidName {
         /// The name as given.
         name: String,
@@ -36,8 +48,15 @@ pub enum Error {
         #[source]
         reason: tun_sys::NameError,
     },
+    /// The MTU is outside what a TUN device takes: 68 to 65535 (1280 or more for IPv6 to work on it).
+    #[error("invalid MTU {mtu}: a TUN device takes 68..=65535")]
+    InvalidMtu {
+        /// The MTU as given.
+        mtu: u32,
+    },
     /// An interface of that name exists and cannot be attached to: another fd holds its only queue (`EBUSY`),
-    /// or it is not a TUN device of the same kind (a TAP device, single versus multi-queue: `EINVAL`).
+    /// or it is not a TUN device (a TAP device, `EINVAL`). A TUN device of the other queue kind is
+    /// [`Error::SettingsMismatch`] instead.
     #[error(
         "interface {name} exists and cannot be attached to (in use, or not a TUN device of this kind)"
     )]
@@ -45,6 +64,52 @@ pub enum Error {
         /// The device name.
         name: String,
         /// The kernel's answer to TUNSETIFF.
+        #[source]
+        source: io::Error,
+    },
+    /// A queue was attached to an existing device whose settings differ from the builder's: the queues of one
+    /// device share its virtio-net header (offloads) and multi-queue flag, so the new queue was refused and
+    /// closed. Build it with the device's settings, or use [`Tun::open_queue`](crate::Tun::open_queue).
+    #[error(
+        "interface {name} exists with {setting} {}, the builder asked for {setting} {}: queues of one device \
+         share it",
+        on_off(*.device),
+        on_off(*.asked)
+    )]
+    SettingsMismatch {
+        /// The device name.
+        name: String,
+        /// The builder setting that differs: `"offload"` or `"multi_queue"`.
+        setting: &'static str,
+        /// The device's value.
+        device: bool,
+        /// The builder's value.
+        asked: bool,
+    },
+    /// [`Tun::open_queue`](crate::Tun::open_queue) on a device built without
+    /// [`multi_queue(true)`](crate::Builder::multi_queue): it has exactly one queue.
+    #[error("interface {name} has a single queue (built without multi_queue(true))")]
+    NotMultiQueue {
+        /// The device name.
+        name: String,
+    },
+    /// [`Tun::from_fd`](crate::Tun::from_fd) was given an fd that is not a TUN device without packet
+    /// information (`IFF_TUN | IFF_NO_PI`): a TAP device hands over Ethernet frames and a device with packet
+    /// information puts 4 bytes before each packet, neither of which is an IP packet.
+    #[error("{name} cannot be used: {reason}")]
+    UnsupportedDevice {
+        /// The device name.
+        name: String,
+        /// What it is instead.
+        reason: &'static str,
+    },
+    /// An interface of that name exists, and the builder asked for a new one
+    /// ([`exclusive`](crate::Builder::exclusive)).
+    #[error("interface {name} exists (an exclusive build creates a new device)")]
+    DeviceExists {
+        /// The device name.
+        name: String,
+        /// The kernel's answer to TUNSETIFF (`EBUSY`).
         #[source]
         source: io::Error,
     },
@@ -76,7 +141,7 @@ pub enum Error {
         reason: &'static str,
     },
     /// A system call failed.
-    #[error("{op} on {device}: {source}")]
+    #[error("{op} on {device}")]
     Io {
         /// The operation (ioctl name or call) that failed.
         op: &'static str,
@@ -86,22 +151,20 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// A packet given to a write is not a well-formed IP packet (no IPv4/IPv6 header, a header cut short, a
-    /// length field claiming more bytes than the buffer holds, or more than 65535 bytes). The kernel would take
-    /// some of these silently and drop them later; they are refused before the write.
-    #[error("invalid packet: {0}")]
-    InvalidPacket(#[source] OffloadError),
-    /// One packet could not be split or coalesced by the offload engine (it was malformed or inconsistent with
-    /// its virtio-net header).
-    #[error("offload: {0}")]
-    Offload(#[from] OffloadError),
+    /// A packet is not one the offload engine can handle. On write: not a well-formed IP packet (no
+    /// IPv4/IPv6 header, a header cut short, a length field claiming more bytes than the buffer holds, or more
+    /// than 65535 bytes), refused before the write because the kernel would take some of these silently and
+    /// drop them later. On read: a super-packet from the kernel that could not be split (malformed, or
+    /// inconsistent with its virtio-net header); it is dropped and the next read goes on.
+    #[error("invalid packet")]
+    InvalidPacket(#[from] OffloadError),
     /// Some packets of a write batch failed; the others were written.
-    #[error("{}", .0)]
+    #[error(transparent)]
     Batch(BatchError),
     /// The link monitor failed (a netlink receive error, say); returned once, by the next read.
     /// [`MonitorError::is_fatal`](tun_events::MonitorError::is_fatal) tells whether it stopped: its events
     /// receiver is then disconnected, while packet I/O goes on.
-    #[error("{0}")]
+    #[error(transparent)]
     Monitor(#[from] tun_events::MonitorError),
 }
 
@@ -115,10 +178,17 @@ impl Error {
         }
     }
 
+    /// This error followed by each of its causes, `": "` between them: for a log line.
+    pub fn report(&self) -> impl std::fmt::Display + '_ {
+        Report(self)
+    }
+
     /// The `errno` behind this error, if it came from the kernel.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            Error::Io { source, .. } | Error::DeviceBusy { source, .. } => source.raw_os_error(),
+            Error::Io { source, .. }
+            | Error::DeviceBusy { source, .. }
+            | Error::DeviceExists { source, .. } => source.raw_os_error(),
             Error::Monitor(e) => e.io_error().and_then(io::Error::raw_os_error),
             _ => None,
         }
@@ -162,10 +232,31 @@ impl Error {
     }
 }
 
-/// What happened to a write batch in which some packets failed.
+/// Displays an error and its chain of causes (see [`Error::report`]).
+struct Report<'a>(&'a Error);
+
+impl std::fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = std::error::Error::source(self.0);
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}
+
+/// `on` or `off`, for messages about settings.
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+/// What happened to a write batch in which some packets failed. Its [`source`](std::error::Error::source) is
+/// the first failure.
 #[derive(Debug)]
 pub struct BatchError {
-    /// Packets written. With offloads this counts writes after coalescing: one super-packet counts once.
+    /// The caller's packets written (a packet coalesced into a written super-packet counts, as in `Ok(n)`).
     pub written: usize,
     /// The packets that failed, in order, each with the index of its buffer in the caller's batch (after
     /// coalescing, the buffer that held the merged packet).
@@ -185,43 +276,51 @@ impl std::fmt::Display for BatchError {
         if self.not_attempted > 0 {
             write!(f, ", {} not attempted", self.not_attempted)?;
         }
-        if let Some(first) = self.failed.first() {
-            write!(f, " (first: packet {}: {})", first.index, first.error)?;
-        }
         Ok(())
     }
 }
 
-/// One packet of a batch that failed.
-#[derive(Debug)]
+impl std::error::Error for BatchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.failed
+            .first()
+            .map(|first| first as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// One packet of a batch that failed; its [`source`](std::error::Error::source) says why.
+#[derive(Debug, thiserror::Error)]
+#[error("packet {index} failed")]
 pub struct PacketError {
     /// Index of the packet in the caller's batch.
     pub index: usize,
     /// Why it failed.
+    #[source]
     pub error: Error,
 }
 
 impl From<Error> for io::Error {
-    /// Keeps the kernel's error kind where there is one; `Closed` becomes `BrokenPipe`, bad arguments and
-    /// too-small buffers `InvalidInput`.
+    /// Wraps the error, context and all (get it back with [`io::Error::get_ref`] and `downcast_ref::<Error>`,
+    /// the `errno` with [`Error::raw_os_error`]), with the kind of the kernel's error where there is one;
+    /// `Closed` becomes `BrokenPipe`, bad arguments and too-small buffers `InvalidInput`.
     fn from(err: Error) -> io::Error {
         let kind = match &err {
             Error::Closed => io::ErrorKind::BrokenPipe,
             Error::WouldBlock => io::ErrorKind::WouldBlock,
             Error::TimedOut => io::ErrorKind::TimedOut,
             Error::NoAsyncRuntime => io::ErrorKind::Unsupported,
-            Error::Io { source, .. } | Error::DeviceBusy { source, .. } => {
-                if let Some(errno) = source.raw_os_error() {
-                    // Keep the errno itself visible to callers of the std traits.
-                    return io::Error::from_raw_os_error(errno);
-                }
-                source.kind()
-            }
+            Error::Io { source, .. }
+            | Error::DeviceBusy { source, .. }
+            | Error::DeviceExists { source, .. } => source.kind(),
             Error::InvalidName { .. }
+            | Error::InvalidMtu { .. }
+            | Error::SettingsMismatch { .. }
+            | Error::NotMultiQueue { .. }
+            | Error::UnsupportedDevice { .. }
             | Error::InvalidArgument(_)
             | Error::InvalidAddress { .. }
             | Error::BufferTooSmall { .. } => io::ErrorKind::InvalidInput,
-            Error::Offload(_) | Error::InvalidPacket(_) => io::ErrorKind::InvalidData,
+            Error::InvalidPacket(_) => io::ErrorKind::InvalidData,
             Error::Batch(_) | Error::Monitor(_) => io::ErrorKind::Other,
         };
         io::Error::new(kind, err)
@@ -243,7 +342,16 @@ mod tests {
             io::Error::from_raw_os_error(libc::EINVAL),
         );
         let text = err.to_string();
-        assert!(text.starts_with("SIOCSIFMTU on tun7: "), "{text}");
+        assert!(text.starts_with("SIOCSIFMTU on tun7"), "{text}");
+        // The cause is returned, not repeated; the report shows both.
+        assert!(!text.contains("Invalid argument"), "{text}");
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(source.is_some_and(|s| s.contains("Invalid argument")));
+        let report = err.report().to_string();
+        assert!(
+            report.starts_with("SIOCSIFMTU on tun7: Invalid argument"),
+            "{report}"
+        );
         assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
     }
 
@@ -332,7 +440,14 @@ mod tests {
     fn conversion_to_io_error_keeps_the_errno() {
         let err: io::Error =
             Error::io("write", "t", io::Error::from_raw_os_error(libc::EMSGSIZE)).into();
-        assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE));
+        assert_eq!(
+            err.kind(),
+            io::Error::from_raw_os_error(libc::EMSGSIZE).kind()
+        );
+        // The context travels with it.
+        assert!(err.to_string().starts_with("write on t"), "{err}");
+        let inner = err.get_ref().and_then(|e| e.downcast_ref::<Error>());
+        assert_eq!(inner.and_then(Error::raw_os_error), Some(libc::EMSGSIZE));
         let closed: io::Error = Error::Closed.into();
         assert_eq!(closed.kind(), io::ErrorKind::BrokenPipe);
     }

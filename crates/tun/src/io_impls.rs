@@ -16,10 +16,11 @@ impl io::Read for &Tun {
 }
 
 /// Writes one packet per call (with a zero virtio-net header when offloads are on). An empty buffer writes
-/// nothing.
+/// nothing (and after `close()` is `BrokenPipe`, as every call then).
 impl io::Write for &Tun {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
+            self.check_open()?;
             return Ok(0);
         }
         Ok(self.write_one(buf, Patience::Forever)?)

@@ -12,7 +12,7 @@
 //! let mut bufs = vec![vec![0u8; 65535]; tun.batch_size()];
 //! let mut sizes = vec![0usize; bufs.len()];
 //! let n = tun.read_packets(&mut bufs, &mut sizes, 0)?;
-//! println!("{}: {n} packet(s), the first {} bytes", tun.name()?, sizes[0]);
+//! println!("{}: {n} packet(s), the first {} bytes", tun.name(), sizes[0]);
 //! tun.close()?;
 //! # Ok::<(), tun::Error>(())
 //! ```
@@ -73,6 +73,13 @@
 //! A [`Tun`] is `Send + Sync`. Reads and writes take separate locks, so one thread can block in a read while
 //! another writes. [`Tun::close`] from any thread wakes a blocked reader at once (it gets [`Error::Closed`]),
 //! stops the link monitor, and removes a non-persistent interface; dropping the `Tun` does the same.
+//!
+//! # Queues
+//!
+//! A device built with [`Builder::multi_queue`]`(true)` gets more queues from [`Tun::open_queue`]: each is a
+//! `Tun` of its own (fd, buffers, locks) sharing the device's settings and link monitor, and the kernel
+//! steers each flow to one of them by its hash. Serve each queue from its own thread, on a host with a core
+//! for each; the device goes when its last queue is closed.
 
 #[cfg(feature = "tokio")]
 mod async_tun;
@@ -95,8 +102,8 @@ pub use config::{DeviceAddress, DeviceRoute};
 pub use device::Tun;
 pub use error::{BatchError, Error, PacketError, Result};
 pub use tun_events::{
-    Event, Events, MAX_PENDING as MAX_PENDING_EVENTS, MonitorError, Recv as RecvEvent,
-    RecvTimeoutError, TryRecvError,
+    Event, Events, Iter as EventsIter, MAX_PENDING as MAX_PENDING_EVENTS, MonitorError,
+    Recv as RecvEvent, RecvTimeoutError, TryRecvError,
 };
 pub use tun_offload::OffloadError;
 pub use tun_sys::{NameError, Offloads};

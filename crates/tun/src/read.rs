@@ -101,7 +101,7 @@ impl Reader {
                         OffloadError::BufferTooSmall { index, need, have } => {
                             Error::BufferTooSmall { index, need, have }
                         }
-                        other => Error::Offload(other),
+                        other => Error::InvalidPacket(other),
                     });
                 if state.is_done()
                     || count.is_err() && !matches!(count, Err(Error::BufferTooSmall { .. }))
@@ -126,6 +126,24 @@ impl Tun {
     /// super-packet from the kernel becomes several packets; if `bufs` is shorter than that, the rest are
     /// returned by the next call. A buffer too small for its packet is [`Error::BufferTooSmall`] and loses
     /// nothing: the packet waits for the next call.
+    ///
+    /// ```no_run
+    /// let tun = tun::Builder::new().name("tun%d").offload(true).build()?;
+    /// let mut bufs = vec![vec![0u8; 65535]; tun.batch_size()];
+    /// let mut sizes = vec![0usize; bufs.len()];
+    /// let n = tun.read_packets(&mut bufs, &mut sizes, 0)?;
+    /// for (buf, &len) in bufs.iter().zip(&sizes).take(n) {
+    ///     println!("IPv{} packet of {len} bytes", buf[0] >> 4);
+    /// }
+    /// # Ok::<(), tun::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for no buffers or `sizes` shorter than `bufs`; [`Error::BufferTooSmall`]
+    /// (nothing lost); [`Error::Closed`] once closed; [`Error::InvalidPacket`] for a super-packet the kernel
+    /// handed over that cannot be split (dropped; the next call goes on); [`Error::Monitor`] once for a link
+    /// monitor failure; [`Error::Io`] when `read` fails (`EBADFD` once the device is deleted).
     pub fn read_packets<B: AsMut<[u8]>>(
         &self,
         bufs: &mut [B],
@@ -376,7 +394,7 @@ mod tests {
         reader.buf[..read.len()].copy_from_slice(&read);
         assert!(matches!(
             reader.accept(read.len(), true),
-            Err(Error::Offload(_))
+            Err(Error::InvalidPacket(_))
         ));
         assert_eq!(
             reader.deliver(&mut [vec![0u8; 1500]], &mut [0], 0).unwrap(),

@@ -122,6 +122,28 @@ impl Tun {
     ///
     /// A packet the kernel refuses does not stop the others: the result is then [`Error::Batch`] listing each
     /// failed buffer by index. A closed device gives [`Error::Closed`].
+    ///
+    /// ```no_run
+    /// let tun = tun::Builder::new().name("tun%d").offload(true).build()?;
+    /// // Room for the virtio-net header in front of each packet.
+    /// let offset = if tun.has_vnet_hdr() { 10 } else { 0 };
+    /// # let packet: &[u8] = &[];
+    /// let mut buf = vec![0u8; offset];
+    /// buf.extend_from_slice(packet); // an IPv4 or IPv6 packet
+    /// match tun.write_packets(&mut [buf], offset) {
+    ///     Ok(n) => println!("{n} packet(s) written"),
+    ///     Err(e) if e.is_transient() => println!("try again later: {e}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), tun::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once closed; [`Error::InvalidArgument`] for an `offset` below 10 with a virtio-net
+    /// header; for a single failure, that failure ([`Error::InvalidPacket`] for a packet refused before the
+    /// write, [`Error::Io`] for one the kernel refused); for several, or one after others were written,
+    /// [`Error::Batch`] with the caller's packets written and each failure by buffer index.
     pub fn write_packets<B: PacketBuf>(&self, bufs: &mut [B], offset: usize) -> Result<usize> {
         self.write_packets_within(bufs, offset, Patience::Forever)
     }
@@ -144,6 +166,8 @@ impl Tun {
         offset: usize,
         patience: Patience,
     ) -> Result<usize> {
+        // Closed comes first: once closed, no argument makes a call useful.
+        self.check_open()?;
         let hdr_len = if self.vnet_hdr { VirtioNetHdr::LEN } else { 0 };
         let Some(frame_start) = offset.checked_sub(hdr_len) else {
             return Err(Error::InvalidArgument(
@@ -179,7 +203,7 @@ impl Tun {
         let merged = gathered.then_some(&*table);
         for (position, &index) in to_write.iter().enumerate().skip(next) {
             match self.write_planned(bufs, index, frame_start, hdr_len, merged, patience) {
-                Ok(_) => written += 1,
+                Ok(packets) => written += packets,
                 Err(Error::WouldBlock) => {
                     *resume = Some(Resume {
                         batch,
@@ -252,7 +276,7 @@ impl Tun {
     }
 
     /// Writes `bufs[index]` from `frame_start` on (virtio-net header, then packet), followed by the payloads
-    /// `merged` says were merged into it.
+    /// `merged` says were merged into it. Returns how many of the caller's packets that was.
     fn write_planned<B: AsRef<[u8]>>(
         &self,
         bufs: &[B],
@@ -300,7 +324,8 @@ impl Tun {
             &spilled[..]
         };
         self.write_frame(slices, patience)
-            .map_err(|e| explain_gso_failure(e, frame, hdr_len))
+            .map_err(|e| explain_gso_failure(e, frame, hdr_len))?;
+        Ok(packets_in(frame, hdr_len, len))
     }
 
     /// One `writev()` of one packet (its header first when there is one), waiting while the queue is full as
@@ -341,6 +366,20 @@ fn check_packet(packet: &[u8], len: usize) -> Result<()> {
         }));
     }
     Ok(())
+}
+
+/// The caller's packets in one written frame (virtio-net header when `hdr_len > 0`, then an IP packet of
+/// `len` bytes): the segments of a coalesced super-packet, each of which was one packet of the batch, or 1.
+fn packets_in(frame: &[u8], hdr_len: usize, len: usize) -> usize {
+    let Some(hdr) = VirtioNetHdr::decode(frame)
+        .ok()
+        .filter(|h| hdr_len > 0 && h.gso_kind() != tun_offload::virtio::GSO_NONE && h.gso_size > 0)
+    else {
+        return 1;
+    };
+    len.saturating_sub(usize::from(hdr.hdr_len))
+        .div_ceil(usize::from(hdr.gso_size))
+        .max(1)
 }
 
 /// A refused write of a coalesced super-packet says so: some kernels reject GSO writes the offload rules
@@ -425,6 +464,26 @@ mod tests {
             check_packet(&ipv4(3000, 1500), 2999),
             Err(Error::InvalidPacket(_))
         ));
+    }
+
+    #[test]
+    fn a_super_packet_counts_as_the_packets_merged_into_it() {
+        let hdr = VirtioNetHdr {
+            flags: 0,
+            gso_type: tun_offload::virtio::GSO_TCPV4,
+            hdr_len: 40,
+            gso_size: 1000,
+            csum_start: 20,
+            csum_offset: 16,
+        };
+        let mut frame = hdr.to_bytes().to_vec();
+        frame.resize(10 + 40, 0);
+        // Three full segments and a short one.
+        assert_eq!(packets_in(&frame, 10, 40 + 3500), 4);
+        assert_eq!(packets_in(&frame, 10, 40 + 3000), 3);
+        // A packet on its own, with or without a header.
+        assert_eq!(packets_in(&[0u8; 60], 10, 50), 1);
+        assert_eq!(packets_in(&frame[10..], 0, 40), 1);
     }
 
     #[test]

@@ -174,3 +174,9 @@ fn forward_async_carries_traffic_and_reports_on_sigterm() {
 fn forward_async_without_offloads_carries_traffic() {
     forward_carries_traffic_and_reports_on_sigterm(&["--async", "--no-offload"]);
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn forward_with_two_queues_per_device_carries_traffic_and_reports_on_sigterm() {
+    forward_carries_traffic_and_reports_on_sigterm(&["--queues", "2"]);
+}

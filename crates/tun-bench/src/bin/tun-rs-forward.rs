@@ -208,6 +208,11 @@ fn run() -> Result<(), String> {
             "--passthrough is the `forward` example's ceiling, not a tun-rs data path".into(),
         );
     }
+    if args.queues != 1 {
+        return Err(
+            "--queues is the `forward` example's; this peer forwards one queue per device".into(),
+        );
+    }
     if !args.config_a.is_empty() || !args.config_b.is_empty() {
         return Err("tun-rs-forward configures no addresses or routes: use `ip`".into());
     }

@@ -12,7 +12,7 @@ use super::addr::{
 use super::route::{
     RouteMessage, RouteSpec, encode_del_route, encode_get_routes, encode_new_route,
 };
-use super::wire::{Message, Messages, encode_getlink};
+use super::wire::{Message, Messages, TunLinkInfo, encode_getlink};
 use crate::sys::cvt;
 
 /// How long a request waits for the kernel's answer. The kernel answers at once; this only bounds a wait
@@ -236,6 +236,26 @@ impl RouteSocket {
             Message::NewRoute(route) => Some(route),
             _ => None,
         })
+    }
+
+    /// The TUN settings of the link called `name` (bytes without NUL) in this socket's namespace, from
+    /// `RTM_GETLINK`: `Ok(None)` when it is not a TUN/TAP link or the kernel does not report them (before
+    /// Linux 4.15); `ENODEV` when there is no such link.
+    pub fn tun_link_info(&self, name: &[u8]) -> io::Result<Option<TunLinkInfo>> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.request_link_by_name(name, seq)?;
+        let mut answer = None;
+        self.replies(seq, |message| {
+            answer = match message {
+                Message::NewLink(link) => Some(link.tun_info().map_err(io::Error::other)),
+                Message::Error { errno, .. } if errno != 0 => {
+                    Some(Err(io::Error::from_raw_os_error(errno)))
+                }
+                _ => None,
+            };
+            answer.is_some()
+        })?;
+        answer.unwrap_or(Ok(None))
     }
 
     /// Sends the request `encode` writes (with `NLM_F_ACK`) and waits for the acknowledgement: `Ok` for

@@ -228,6 +228,33 @@ pub struct LinkMessage<'a> {
     pub attributes: &'a [u8],
 }
 
+/// `IFLA_LINKINFO`: nested attributes naming the link's kind and its kind-specific data.
+pub const IFLA_LINKINFO: u16 = 18;
+/// `IFLA_INFO_KIND` (inside `IFLA_LINKINFO`): the driver's kind, `"tun"` for TUN and TAP devices.
+const IFLA_INFO_KIND: u16 = 1;
+/// `IFLA_INFO_DATA` (inside `IFLA_LINKINFO`): the kind's own nested attributes.
+const IFLA_INFO_DATA: u16 = 2;
+/// `IFLA_TUN_*` (inside `IFLA_INFO_DATA` of a `tun` link): one byte each.
+const IFLA_TUN_TYPE: u16 = 3;
+const IFLA_TUN_PI: u16 = 4;
+const IFLA_TUN_VNET_HDR: u16 = 5;
+const IFLA_TUN_MULTI_QUEUE: u16 = 7;
+
+/// What rtnetlink says of a TUN or TAP link (`IFLA_INFO_DATA` of kind `tun`, Linux 4.15 and later): unlike
+/// TUNGETIFF, whose `IFF_NO_PI` bit means "no socket filter", it tells whether packets carry packet
+/// information.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunLinkInfo {
+    /// A layer-3 TUN device (`IFF_TUN`), not a TAP device.
+    pub tun: bool,
+    /// Packets carry the 4-byte packet information header (no `IFF_NO_PI`).
+    pub packet_info: bool,
+    /// Packets carry a virtio-net header (`IFF_VNET_HDR`).
+    pub vnet_hdr: bool,
+    /// The device is multi-queue (`IFF_MULTI_QUEUE`).
+    pub multi_queue: bool,
+}
+
 impl<'a> LinkMessage<'a> {
     /// Whether `IFF_RUNNING` is set: the link is up and operational.
     #[must_use]
@@ -239,6 +266,31 @@ impl<'a> LinkMessage<'a> {
     #[must_use]
     pub const fn is_up(&self) -> bool {
         self.flags & IFF_UP != 0
+    }
+
+    /// The TUN settings in this message's `IFLA_LINKINFO`: `Ok(None)` when it has none or the link is not of
+    /// kind `tun` (a TAP device is of kind `tun` too, with `tun == false`).
+    pub fn tun_info(&self) -> Result<Option<TunLinkInfo>, MalformedMessage> {
+        let Some(link_info) = find(self.attributes, IFLA_LINKINFO)? else {
+            return Ok(None);
+        };
+        let kind = find(link_info.value, IFLA_INFO_KIND)?.map(|a| a.c_string());
+        let Some(data) = find(link_info.value, IFLA_INFO_DATA)? else {
+            return Ok(None);
+        };
+        if kind != Some(b"tun".as_slice()) {
+            return Ok(None);
+        }
+        let byte = |ty| -> Result<bool, MalformedMessage> {
+            Ok(find(data.value, ty)?.and_then(|a| a.value.first().copied()) == Some(1))
+        };
+        let ty = find(data.value, IFLA_TUN_TYPE)?.and_then(|a| a.value.first().copied());
+        Ok(Some(TunLinkInfo {
+            tun: ty == Some(libc::IFF_TUN as u8),
+            packet_info: byte(IFLA_TUN_PI)?,
+            vnet_hdr: byte(IFLA_TUN_VNET_HDR)?,
+            multi_queue: byte(IFLA_TUN_MULTI_QUEUE)?,
+        }))
     }
 
     fn parse(header: &NlMsgHdr, payload: &'a [u8]) -> Result<LinkMessage<'a>, MalformedMessage> {
@@ -386,6 +438,17 @@ fn parse_message<'a>(
         NLMSG_OVERRUN => Message::Overrun,
         ty => Message::Other { ty },
     })
+}
+
+/// The first attribute of type `ty` among `attributes`.
+fn find(attributes: &[u8], ty: u16) -> Result<Option<Attribute<'_>>, MalformedMessage> {
+    for attribute in Attributes::new(attributes) {
+        let attribute = attribute?;
+        if attribute.ty == ty {
+            return Ok(Some(attribute));
+        }
+    }
+    Ok(None)
 }
 
 /// One attribute: its type (flag bits removed) and its value without padding.
@@ -617,6 +680,13 @@ mod tests {
             change: 0,
         };
         let mut out = info.as_bytes().to_vec();
+        out.extend(nest(attrs));
+        out
+    }
+
+    /// Attributes laid out as the kernel lays them out (each padded to 4 bytes), also for nesting.
+    fn nest(attrs: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
         for (ty, value) in attrs {
             let header = RtAttr {
                 len: u16::try_from(4 + value.len()).unwrap(),
@@ -627,6 +697,64 @@ mod tests {
             out.resize(rta_align(out.len()).unwrap(), 0);
         }
         out
+    }
+
+    fn tun_link(kind: &[u8], ty: u8, pi: u8, vnet: u8, mq: u8) -> Vec<u8> {
+        let data = nest(&[
+            (IFLA_TUN_TYPE, &[ty]),
+            (IFLA_TUN_PI, &[pi]),
+            (IFLA_TUN_VNET_HDR, &[vnet]),
+            (6, &[0]),
+            (IFLA_TUN_MULTI_QUEUE, &[mq]),
+        ]);
+        let info = nest(&[(IFLA_INFO_KIND, kind), (IFLA_INFO_DATA | 0x8000, &data)]);
+        link_payload(
+            5,
+            0,
+            &[
+                (IFLA_MTU, &1500u32.to_ne_bytes()),
+                (IFLA_LINKINFO | 0x8000, &info),
+            ],
+        )
+    }
+
+    fn tun_info_of(payload: &[u8]) -> Option<TunLinkInfo> {
+        let header = NlMsgHdr {
+            len: 0,
+            ty: RTM_NEWLINK,
+            flags: 0,
+            seq: 1,
+            pid: 0,
+        };
+        LinkMessage::parse(&header, payload)
+            .unwrap()
+            .tun_info()
+            .unwrap()
+    }
+
+    #[test]
+    fn tun_link_info_tells_packet_information_and_queue_kind() {
+        let info = tun_info_of(&tun_link(b"tun\0", 1, 1, 0, 1)).unwrap();
+        assert_eq!(
+            info,
+            TunLinkInfo {
+                tun: true,
+                packet_info: true,
+                vnet_hdr: false,
+                multi_queue: true
+            }
+        );
+        let tap = tun_info_of(&tun_link(b"tun\0", 2, 0, 1, 0)).unwrap();
+        assert!(!tap.tun && !tap.packet_info && tap.vnet_hdr && !tap.multi_queue);
+    }
+
+    #[test]
+    fn link_of_another_kind_or_without_link_info_has_no_tun_info() {
+        assert_eq!(tun_info_of(&tun_link(b"veth\0", 1, 0, 0, 0)), None);
+        assert_eq!(
+            tun_info_of(&link_payload(5, 0, &[(IFLA_MTU, &[0; 4])])),
+            None
+        );
     }
 
     fn collect(buf: &[u8]) -> Vec<Result<Message<'_>, MalformedMessage>> {

@@ -23,6 +23,8 @@ pub struct ForwardArgs {
     pub passthrough: bool,
     /// Forward on a tokio runtime (one task per direction) with the library's async device.
     pub async_io: bool,
+    /// Queues per device (multi-queue devices when more than one), each pair forwarded by its own threads.
+    pub queues: usize,
     /// Addresses and routes of device A; when any is given the forwarder brings the device up with them.
     pub config_a: DeviceConfig,
     /// Addresses and routes of device B.
@@ -81,9 +83,12 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// The most queues per device `--queues` takes (the kernel allows 256; a thread per queue and direction).
+pub const MAX_QUEUES: usize = 64;
+
 /// The usage line of the forwarders.
 pub const USAGE: &str = "usage: --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB \
-                         [--no-offload] [--batch N] [--passthrough] [--async] \
+                         [--no-offload] [--batch N] [--passthrough] [--async] [--queues N] \
                          [--address-a|--address-b|--route-a|--route-b ADDRESS/PREFIX]...";
 
 impl ForwardArgs {
@@ -105,6 +110,7 @@ impl ForwardArgs {
         let mut batch = None;
         let mut passthrough = false;
         let mut async_io = false;
+        let mut queues = 1;
         let mut config_a = DeviceConfig::default();
         let mut config_b = DeviceConfig::default();
         let mut args = args.into_iter();
@@ -137,6 +143,18 @@ impl ForwardArgs {
                         })?;
                     batch = Some(n);
                 }
+                "--queues" => {
+                    let text = value()?;
+                    queues = text
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_QUEUES).contains(n))
+                        .ok_or_else(|| {
+                            UsageError::Invalid(format!(
+                                "--queues must be 1..={MAX_QUEUES}, got {text}"
+                            ))
+                        })?;
+                }
                 other => {
                     return Err(UsageError::Invalid(format!(
                         "unknown argument {other}\n{USAGE}"
@@ -154,6 +172,7 @@ impl ForwardArgs {
             batch,
             passthrough,
             async_io,
+            queues,
             config_a,
             config_b,
         })
@@ -186,6 +205,19 @@ mod tests {
         assert_eq!((ok.netns_a.as_str(), ok.name_b.as_str()), ("n1", "tb"));
         assert!(ok.offload);
         assert_eq!(ok.batch, None);
+        assert_eq!(ok.queues, 1);
+    }
+
+    #[test]
+    fn queues_are_read_and_bounded() {
+        let mut args = BASE.to_vec();
+        args.extend(["--queues", "4"]);
+        assert_eq!(parse(&args).expect("valid").queues, 4);
+        for bad in ["0", "65", "x"] {
+            let mut args = BASE.to_vec();
+            args.extend(["--queues", bad]);
+            assert!(parse(&args).is_err(), "--queues {bad}");
+        }
     }
 
     #[test]

@@ -1,0 +1,273 @@
+//! Multi-queue devices: `Tun::open_queue` adds queues the kernel spreads flows over, none of them loses a
+//! datagram, a TCP stream crosses a forwarder with several queues per device intact, closing one queue leaves
+//! the others working, and a queue attached with other settings than the device's is refused.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tun::{Builder, Error, Offloads, Tun};
+use tun_system_tests::traffic::{Forwarder, Tunnel, hundred_mib, tcp_transfer};
+use tun_system_tests::{NetNs, addressed, local_addr, retry_eintr, wait_until, with_deadline};
+
+/// Destination of the test flows: routed through the device, owned by nobody.
+const PEER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+/// Flows (destination ports) per round, and datagrams per flow.
+const FLOWS: u16 = 64;
+const PER_FLOW: u16 = 8;
+/// First destination port of the flows.
+const BASE_PORT: u16 = 20_000;
+
+/// The flow (destination port offset) and sequence number of a test datagram read from a device.
+fn flow_and_seq(packet: &[u8]) -> Option<(u16, u16)> {
+    let sliced = etherparse::SlicedPacket::from_ip(packet).ok()?;
+    let Some(etherparse::TransportSlice::Udp(udp)) = sliced.transport else {
+        return None;
+    };
+    let flow = udp.destination_port().checked_sub(BASE_PORT)?;
+    let seq = udp.payload().get(..2)?;
+    (flow < FLOWS).then(|| (flow, u16::from_be_bytes([seq[0], seq[1]])))
+}
+
+/// Sends `PER_FLOW` datagrams to each of `FLOWS` ports of `PEER` (flows interleaved) from `sock` while every
+/// queue is read on its own thread, until all arrived (at most 10 s); then closes the queues. Returns the
+/// queue each flow came out of; panics if a datagram was lost or duplicated, or a flow split over queues.
+fn spread(queues: &[Arc<Tun>], sock: &UdpSocket) -> BTreeMap<u16, usize> {
+    let total = usize::from(FLOWS) * usize::from(PER_FLOW);
+    let arrived = AtomicUsize::new(0);
+    let seen: Vec<(usize, u16, u16)> = std::thread::scope(|s| {
+        let arrived = &arrived;
+        let readers: Vec<_> = queues
+            .iter()
+            .enumerate()
+            .map(|(q, tun)| {
+                s.spawn(move || {
+                    let mut got = Vec::new();
+                    let mut bufs = vec![vec![0u8; 65535]; tun.batch_size()];
+                    let mut sizes = vec![0usize; bufs.len()];
+                    // Ends when the queue is closed: below, or by the watchdog.
+                    with_deadline(tun, Duration::from_secs(20), || {
+                        while let Ok(n) = tun.read_packets(&mut bufs, &mut sizes, 0) {
+                            for (buf, &len) in bufs.iter().zip(&sizes).take(n) {
+                                if let Some((flow, seq)) = flow_and_seq(&buf[..len]) {
+                                    got.push((q, flow, seq));
+                                    arrived.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                    });
+                    got
+                })
+            })
+            .collect();
+        for seq in 0..PER_FLOW {
+            for flow in 0..FLOWS {
+                let to = SocketAddrV4::new(PEER, BASE_PORT + flow);
+                retry_eintr(|| sock.send_to(&seq.to_be_bytes(), to)).unwrap();
+            }
+        }
+        wait_until(Duration::from_secs(10), || {
+            arrived.load(Ordering::Relaxed) >= total
+        });
+        // A moment for duplicates to show, then the readers end.
+        std::thread::sleep(Duration::from_millis(50));
+        for tun in queues {
+            tun.close().unwrap();
+        }
+        readers
+            .into_iter()
+            .flat_map(|r| r.join().expect("a reader panicked"))
+            .collect()
+    });
+    let distinct: BTreeSet<(u16, u16)> = seen.iter().map(|&(_, f, s)| (f, s)).collect();
+    assert_eq!(distinct.len(), total, "datagrams lost");
+    assert_eq!(seen.len(), total, "datagrams duplicated");
+    let mut queue_of = BTreeMap::new();
+    for &(q, flow, _) in &seen {
+        let first = *queue_of.entry(flow).or_insert(q);
+        assert_eq!(first, q, "flow {flow} came out of queues {first} and {q}");
+    }
+    queue_of
+}
+
+/// The queues of the device `name` in `ns`, built with `builder` (multi-queue) and `count - 1` more opened
+/// from the first, plus a UDP socket in the namespace, the device addressed and up.
+fn queues(ns: &NetNs, builder: Builder, name: &str, count: usize) -> (Vec<Tun>, UdpSocket) {
+    let (first, sock) = addressed(ns, builder.multi_queue(true), name);
+    let mut all = vec![];
+    for _ in 1..count {
+        all.push(first.open_queue().expect("open_queue"));
+    }
+    all.insert(0, first);
+    (all, sock)
+}
+
+/// Four queues of a fresh device `name`, shareable with reader threads.
+fn four(ns: &NetNs, name: &str, offload: bool) -> (Vec<Arc<Tun>>, UdpSocket) {
+    let (all, sock) = queues(ns, Builder::new().offload(offload), name, 4);
+    (all.into_iter().map(Arc::new).collect(), sock)
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn flows_spread_over_the_queues_and_no_datagram_is_lost() {
+    for (i, offload) in [true, false].into_iter().enumerate() {
+        let ns = NetNs::new();
+        let (queues, sock) = four(&ns, &format!("tt-mq{i}"), offload);
+        assert!(queues.iter().all(|q| q.has_vnet_hdr() == offload));
+        assert!(queues.iter().all(|q| q.offloads() == queues[0].offloads()));
+        assert!(
+            queues
+                .iter()
+                .all(|q| q.batch_size() == queues[0].batch_size())
+        );
+        let queue_of = spread(&queues, &sock);
+        let used: BTreeSet<usize> = queue_of.values().copied().collect();
+        // 64 flows hashed over 4 queues: all on one would be a 1 in 2^126 chance.
+        assert!(used.len() >= 2, "every flow on queue(s) {used:?}");
+    }
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn open_queue_shares_the_monitor_and_starts_no_thread() {
+    let ns = NetNs::new();
+    let first = ns
+        .tun(Builder::new().name("tt-mqmon").multi_queue(true))
+        .unwrap();
+    first.set_udp_gro(false);
+    let threads = tun_system_tests::thread_count();
+    let more: Vec<Tun> = (0..3).map(|_| first.open_queue().unwrap()).collect();
+    assert_eq!(tun_system_tests::thread_count(), threads);
+    assert!(more.iter().all(Tun::is_monitored));
+    // The switches as the queue it was opened from had them, then its own.
+    assert!(more.iter().all(|q| q.gro() && !q.udp_gro()));
+    more[0].set_gro(false);
+    assert!(first.gro() && !more[0].gro());
+    // One monitor for the device: its events reach a receiver taken from any queue.
+    let events = more[2].events();
+    ns.ip(&["link", "set", "tt-mqmon", "up"]);
+    assert_eq!(
+        events.recv_timeout(Duration::from_secs(5)),
+        Ok(tun::Event::Up)
+    );
+    // The monitor runs until the last queue is closed, whichever that is.
+    first.close().unwrap();
+    more[0].close().unwrap();
+    more[1].close().unwrap();
+    assert!(ns.link("tt-mqmon").is_some());
+    ns.ip(&["link", "set", "tt-mqmon", "mtu", "1300"]);
+    assert_eq!(
+        events.recv_timeout(Duration::from_secs(5)),
+        Ok(tun::Event::MtuUpdate(1300))
+    );
+    more[2].close().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || ns.link("tt-mqmon").is_none()),
+        "the device outlived its last queue"
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn closing_one_queue_leaves_the_others_working() {
+    let ns = NetNs::new();
+    // Monitored: the monitor's hold on the device must not keep a closed queue attached, where the datagrams
+    // hashed to it would be lost.
+    let (mut queues, sock) = four(&ns, "tt-mqcl", true);
+    assert!(queues[0].is_monitored());
+    for gone in queues.drain(..2) {
+        gone.close().unwrap();
+    }
+    let queue_of = spread(&queues, &sock);
+    assert_eq!(queue_of.len(), usize::from(FLOWS));
+    // spread() closed the last two: the device is gone with its last queue.
+    assert!(
+        wait_until(Duration::from_secs(5), || ns.link("tt-mqcl").is_none()),
+        "the device outlived its last queue"
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tcp_through_a_multi_queue_forwarder_arrives_sha256_identical() {
+    let (data, digest) = hundred_mib();
+    let tunnel = Tunnel::with_forwarder(true, Forwarder::Queues(2));
+    let received = tcp_transfer(&tunnel, false, data, Duration::from_secs(60)).expect("transfer");
+    let stats = tunnel.stop();
+    eprintln!(
+        "a->b {:?} per queue {:?}",
+        stats.a_to_b, stats.a_to_b_per_queue
+    );
+    assert_eq!(received.bytes, data.len() as u64);
+    assert_eq!(&received.sha256, digest);
+    stats.a_to_b.assert_no_errors();
+    assert_eq!(stats.a_to_b_per_queue.len(), 2);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn queue_with_other_settings_than_the_device_is_refused() {
+    let ns = NetNs::new();
+    let with = Builder::new()
+        .name("tt-mqx0")
+        .multi_queue(true)
+        .offload(true);
+    let without = Builder::new().name("tt-mqx1").multi_queue(true);
+    let (q1, sock) = addressed(&ns, with.clone(), "tt-mqx0");
+    let plain = ns.tun(without.clone()).unwrap();
+    for (builder, device) in [(with.offload(false), true), (without.offload(true), false)] {
+        match ns.tun(builder) {
+            Err(Error::SettingsMismatch {
+                setting: "offload",
+                device: d,
+                asked,
+                ..
+            }) => assert_eq!((d, asked), (device, !device)),
+            other => panic!("{other:?}"),
+        }
+    }
+    // A queue with the device's settings attaches.
+    let q2 = ns
+        .tun(
+            Builder::new()
+                .name("tt-mqx0")
+                .multi_queue(true)
+                .offload(true),
+        )
+        .unwrap();
+    assert!(q2.has_vnet_hdr());
+    assert_eq!(q2.offloads(), q1.offloads());
+    assert!(!plain.has_vnet_hdr());
+    // The refused build changed nothing device-wide: q1 still gets UDP super-packets where the kernel has USO.
+    drop(q2);
+    if q1.offloads().contains(Offloads::USO4) {
+        tun_sys::sockopt::set_udp_segment(&sock, 100).unwrap();
+        let to = SocketAddrV4::new(PEER, 4000);
+        retry_eintr(|| sock.send_to(&[7u8; 400], to)).unwrap();
+        let from = local_addr(&sock);
+        let mut bufs = vec![vec![0u8; 65535]; q1.batch_size()];
+        let mut sizes = vec![0usize; bufs.len()];
+        let n = with_deadline(&q1, Duration::from_secs(10), || {
+            q1.read_packets(&mut bufs, &mut sizes, 0)
+        })
+        .unwrap();
+        assert_eq!(n, 4, "one USO super-packet of 4 datagrams from {from}");
+    }
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn open_queue_on_a_single_queue_device_is_an_error() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tt-mqsq")).unwrap();
+    assert!(matches!(tun.open_queue(), Err(Error::NotMultiQueue { .. })));
+    tun.close().unwrap();
+    let mq = ns
+        .tun(Builder::new().name("tt-mqsq2").multi_queue(true))
+        .unwrap();
+    mq.close().unwrap();
+    assert!(matches!(mq.open_queue(), Err(Error::Closed)));
+}
