@@ -374,6 +374,22 @@ struct Options {
     pin: bool,
     /// The forwarders to compare (`--only 1,4`), by their number in the table.
     forwarders: Vec<Forwarder>,
+    /// The tests to run (`--tests 1,3`), by their place in [`TESTS`].
+    tests: Vec<TcpTest>,
+}
+
+/// The items of `all` that a comma-separated list of 1-based numbers names (`--only`, `--tests`).
+fn pick<T: Copy>(flag: &str, list: &str, all: &[T]) -> Result<Vec<T>, String> {
+    list.split(',')
+        .map(|n| {
+            n.trim()
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|i| all.get(i).copied())
+                .ok_or_else(|| format!("{flag}: {n} is not a number from 1 to {}", all.len()))
+        })
+        .collect()
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
@@ -385,6 +401,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         },
         pin: true,
         forwarders: Forwarder::ALL.to_vec(),
+        tests: TESTS.to_vec(),
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -393,24 +410,16 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             continue;
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        if flag == "--only" {
-            options.forwarders = value
-                .split(',')
-                .map(|n| {
-                    n.trim()
-                        .parse::<usize>()
-                        .ok()
-                        .and_then(|n| n.checked_sub(1))
-                        .and_then(|i| Forwarder::ALL.get(i).copied())
-                        .ok_or_else(|| {
-                            format!(
-                                "--only: {n} is not a forwarder number (1..={})",
-                                Forwarder::ALL.len()
-                            )
-                        })
-                })
-                .collect::<Result<_, _>>()?;
-            continue;
+        match flag.as_str() {
+            "--only" => {
+                options.forwarders = pick(flag, value, &Forwarder::ALL)?;
+                continue;
+            }
+            "--tests" => {
+                options.tests = pick(flag, value, &TESTS)?;
+                continue;
+            }
+            _ => {}
         }
         let number: u32 = value
             .parse()
@@ -421,7 +430,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--time" | "--rounds" => return Err(format!("{flag} {number} is out of range")),
             other => {
                 return Err(format!(
-                    "unknown option {other} (bench takes --time S, --rounds N, --no-pin and --only 1,2,...)"
+                    "unknown option {other} (bench takes --time S, --rounds N, --no-pin, --only 1,2,... and --tests 1,2,...)"
                 ));
             }
         }
@@ -449,6 +458,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         plan,
         pin,
         forwarders,
+        tests,
     } = parse_options(args)?;
     require_root("cargo xtask bench")?;
     clean_up_on_signal()?;
@@ -460,13 +470,13 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let per_cell = plan.seconds + plan.omit + 1;
     eprintln!(
         "xtask: {} measurements of ~{per_cell} s ({} tests x {} forwarders x {} rounds)",
-        TESTS.len() * forwarders.len() * plan.rounds as usize,
-        TESTS.len(),
+        tests.len() * forwarders.len() * plan.rounds as usize,
+        tests.len(),
         forwarders.len(),
         plan.rounds
     );
-    let results = run_all(&bins, &pair, &TESTS, &forwarders, plan);
-    println!("{}", table(&results, &TESTS, plan.rounds));
+    let results = run_all(&bins, &pair, &tests, &forwarders, plan);
+    println!("{}", table(&results, &tests, plan.rounds));
     println!("{LEGEND}");
     if results.failed() {
         return Err(format!(
@@ -574,6 +584,9 @@ mod tests {
             [Forwarder::Offload, Forwarder::Async, Forwarder::TunRsAsync]
         );
         assert!(parse_options(&args(&["--only", "0"])).is_err());
+        let options = parse_options(&args(&["--tests", "1,3"])).expect("valid");
+        assert_eq!(options.tests, [TESTS[0], TESTS[2]]);
+        assert!(parse_options(&args(&["--tests", "5"])).is_err());
         let options = parse_options(&args(&["--only", "1,7"])).expect("valid");
         assert_eq!(
             options.forwarders,
