@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tun::{Builder, PacketBatch};
-use tun_system_tests::{NetNs, PAIR_A, PAIR_B, retry_eintr, with_deadline};
+use tun_system_tests::traffic::{A4, B4};
+use tun_system_tests::{NetNs, retry_eintr, with_deadline};
 
 /// How a forwarding cycle handles its buffers.
 #[derive(Debug, Clone, Copy)]
@@ -29,13 +30,13 @@ fn measured_forwarding(offload: bool, gso: Option<u16>, cycle: Cycle) -> (u64, u
     let tb = b
         .tun(Builder::new().name("tb").offload(offload).monitor(false))
         .unwrap();
-    a.address(&ta, PAIR_A.into(), 24);
-    b.address(&tb, PAIR_B.into(), 24);
-    let receiver = b.run_in(|| UdpSocket::bind(SocketAddrV4::new(PAIR_B, 6000)).unwrap());
+    a.address(&ta, A4.into(), 24);
+    b.address(&tb, B4.into(), 24);
+    let receiver = b.run_in(|| UdpSocket::bind(SocketAddrV4::new(B4, 6000)).unwrap());
     receiver
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let sender = a.run_in(|| UdpSocket::bind(SocketAddrV4::new(PAIR_A, 0)).unwrap());
+    let sender = a.run_in(|| UdpSocket::bind(SocketAddrV4::new(A4, 0)).unwrap());
     let burst = match gso {
         Some(size) => {
             tun_sys::sockopt::set_udp_segment(&sender, size).unwrap();
@@ -52,7 +53,7 @@ fn measured_forwarding(offload: bool, gso: Option<u16>, cycle: Cycle) -> (u64, u
             let deadline = Instant::now() + Duration::from_secs(30);
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                 // The device's queue may be full; a dropped burst is fine, the reader only needs traffic.
-                let _ = sender.send_to(&burst, SocketAddrV4::new(PAIR_B, 6000));
+                let _ = sender.send_to(&burst, SocketAddrV4::new(B4, 6000));
                 std::thread::sleep(Duration::from_micros(200));
             }
         });
