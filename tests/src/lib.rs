@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use tun::Tun;
 
-pub use tun_sys::io::retry_eintr;
 pub use tun_test_support::packets::{
     is_udp4_to_port, tcp4_segment, udp4_checksum_ok, udp4_packet, with_room,
 };
+pub use tun_test_support::retry_eintr;
 pub use tun_test_support::{Link, NetNs, flaps, ipconfig, runtime, wait_until};
 
 /// Open file descriptors of this process.

@@ -254,7 +254,7 @@ fn send_datagrams(
             Ok((socket, acks))
         })
         .map_err(|e| format!("connect to {to}: {e}"))?;
-    tun_sys::sockopt::set_udp_segment(
+    tun_test_support::sockopt::set_udp_segment(
         &socket,
         u16::try_from(settings.datagram).unwrap_or(u16::MAX),
     )

@@ -39,7 +39,7 @@ fn measured_forwarding(offload: bool, gso: Option<u16>, cycle: Cycle) -> (u64, u
     let sender = a.run_in(|| UdpSocket::bind(SocketAddrV4::new(A4, 0)).unwrap());
     let burst = match gso {
         Some(size) => {
-            tun_sys::sockopt::set_udp_segment(&sender, size).unwrap();
+            tun_test_support::sockopt::set_udp_segment(&sender, size).unwrap();
             vec![7u8; usize::from(size) * 20]
         }
         None => vec![7u8; 1200],

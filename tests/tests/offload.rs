@@ -160,7 +160,7 @@ fn udp_gso_datagrams_are_split_and_arrive_whole() {
     let sender = tunnel
         .a
         .run_in(|| UdpSocket::bind(SocketAddrV4::new(A4, 0)).unwrap());
-    tun_sys::sockopt::set_udp_segment(&sender, 1200).unwrap();
+    tun_test_support::sockopt::set_udp_segment(&sender, 1200).unwrap();
     // One send of 20 datagrams of 1200 bytes: one USO super-packet.
     let payload = &hundred_mib().0[..24_000];
     sender

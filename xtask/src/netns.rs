@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 pub(crate) use tun_test_support::{delete_namespace, run, wait_until};
 
-use tun_sys::signal::{Signal, SignalSet};
+use tun_test_support::signal::{Signal, SignalSet};
 
 /// Prefix of every namespace this tool creates; the creating process's pid follows it.
 const PREFIX: &str = "xtask-";
@@ -58,7 +58,7 @@ pub(crate) fn clean_up_on_signal() -> Result<(), String> {
 fn clean_up_everything() {
     let mut registry = registry();
     for pid in registry.pids.drain(..) {
-        let _ = tun_sys::signal::send(pid, Signal::Kill);
+        let _ = tun_test_support::signal::send(pid, Signal::Kill);
     }
     for name in registry.namespaces.drain(..) {
         delete_namespace(&name);
@@ -149,7 +149,8 @@ impl Spawned {
 
     /// Sends `signal` to the process.
     pub(crate) fn signal(&self, signal: Signal) -> Result<(), String> {
-        tun_sys::signal::send(self.pid(), signal).map_err(|e| format!("signal {}: {e}", self.what))
+        tun_test_support::signal::send(self.pid(), signal)
+            .map_err(|e| format!("signal {}: {e}", self.what))
     }
 
     /// Waits up to `timeout` for the process to exit, then returns its status and whatever it wrote to

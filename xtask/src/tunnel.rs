@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tun_sys::signal::Signal;
+use tun_test_support::signal::Signal;
 
 use crate::cpus::{Pinning, pinned};
 use crate::netns::{NetNs, Spawned, run, wait_until};

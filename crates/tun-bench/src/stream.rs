@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tun_sys::io::retry_eintr;
+use tun_test_support::retry_eintr;
 
 /// Bytes handed to one `write` (and the granularity of the generator).
 const CHUNK: usize = 256 * 1024;

@@ -8,11 +8,18 @@
 //! - [`tunnel`] (feature `device`): two namespaces joined by a forwarder through the library, the topology
 //!   of a VPN without the crypto.
 //!
+//! - [`signal`], [`sockopt`], [`netns::open_named`], [`netns::unshare`], [`retry_eintr`]: the system calls that
+//!   tests, examples and `xtask` make and the library does not, on nix's safe API (`unsafe` stays in
+//!   tun-sys alone).
+//!
 //! Nothing here touches the host's own interfaces, routes or firewall.
 
+mod io;
 pub mod ipconfig;
-mod netns;
+pub mod netns;
 pub mod packets;
+pub mod signal;
+pub mod sockopt;
 mod wait;
 
 #[cfg(feature = "device")]
@@ -20,6 +27,7 @@ mod device;
 #[cfg(feature = "device")]
 pub mod tunnel;
 
+pub use io::retry_eintr;
 pub use netns::{IpBatch, Link, NetNs, delete_namespace, flaps, run};
 pub use wait::wait_until;
 

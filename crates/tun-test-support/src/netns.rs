@@ -1,7 +1,8 @@
 //! Network namespaces made for one test or one run, deleted when dropped whatever happens.
 
+use std::io;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -33,7 +34,7 @@ impl NetNs {
         run(Command::new("ip").args(["netns", "add", &name]))
             .map_err(|e| format!("ip netns add {name}: {e}"))?;
         // From here on the namespace exists: remove it again on every failure.
-        let fd = match tun_sys::netns::open_named(&name) {
+        let fd = match open_named(&name) {
             Ok(fd) => fd,
             Err(e) => {
                 delete_namespace(&name);
@@ -177,6 +178,22 @@ impl NetNs {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_namespace_with_slash_is_refused() {
+        for bad in ["a/b", "", ".", ".."] {
+            assert_eq!(
+                open_named(bad).unwrap_err().kind(),
+                io::ErrorKind::InvalidInput,
+                "{bad:?}"
+            );
+        }
+    }
+}
+
 impl Default for NetNs {
     fn default() -> Self {
         Self::new()
@@ -230,6 +247,27 @@ impl Drop for IpBatch {
 /// `count` pairs of `link set LINK up` / `link set LINK down`, as `ip -batch` commands.
 pub fn flaps(link: &str, count: usize) -> String {
     format!("link set {link} up\nlink set {link} down\n").repeat(count)
+}
+
+/// Where `ip netns add NAME` bind-mounts its namespaces.
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// Opens the namespace named `name` as `ip netns` knows it (`/run/netns/NAME`), for
+/// `tun_sys::netns::run_in`.
+pub fn open_named(name: &str) -> io::Result<OwnedFd> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "invalid network namespace name",
+        ));
+    }
+    // std opens with O_CLOEXEC.
+    Ok(std::fs::File::open(Path::new(NETNS_RUN_DIR).join(name))?.into())
+}
+
+/// Moves the calling thread into a new, empty network namespace (`unshare(CLONE_NEWNET)`).
+pub fn unshare() -> io::Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
 }
 
 /// Deletes the namespace `name`, retrying briefly: one whose processes were just killed can still be busy.

@@ -47,7 +47,7 @@ use std::sync::Arc;
 use tun::{AsyncTun, Builder, PacketBatch, Tun};
 use tun_offload::VirtioNetHdr;
 use tun_offload::virtio::{GSO_NONE, GSO_TCPV4, GSO_TCPV6};
-use tun_sys::signal::SignalSet;
+use tun_test_support::signal::SignalSet;
 
 use cli::{DeviceConfig, ForwardArgs, USAGE, UsageError};
 use stats::Counters;
@@ -62,7 +62,7 @@ fn in_netns<T: Send>(
     netns: &str,
     open: impl FnOnce() -> Result<T, String> + Send,
 ) -> Result<T, String> {
-    let ns = tun_sys::netns::open_named(netns)
+    let ns = tun_test_support::netns::open_named(netns)
         .map_err(|e| format!("open network namespace {netns}: {e}"))?;
     tun_sys::netns::run_in(&ns, open)
         .map_err(|e| format!("enter network namespace {netns}: {e}"))?

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{NetNs, Running, example_path, wait_until};
-use tun_sys::signal::{self, Signal};
+use tun_test_support::signal::{self, Signal};
 
 const WITHIN: Duration = Duration::from_secs(2);
 

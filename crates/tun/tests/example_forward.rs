@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{NetNs, Running, example_path};
-use tun_sys::signal::{self, Signal};
+use tun_test_support::signal::{self, Signal};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const A4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);

@@ -16,7 +16,7 @@ use tun_bench::stats::Counters;
 use tun_rs::{
     AsyncDevice, DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, SyncDevice, VIRTIO_NET_HDR_LEN,
 };
-use tun_sys::signal::SignalSet;
+use tun_test_support::signal::SignalSet;
 
 /// Room for the largest IPv4/IPv6 packet: segments are MTU-sized, but a GSO_NONE packet or a coalesced one
 /// may be as large as this.
@@ -25,7 +25,8 @@ const MAX_PACKET: usize = 65_535;
 const MAX_CONSECUTIVE_ERRORS: u32 = 1000;
 
 fn open(netns: &str, name: &str, offload: bool) -> Result<SyncDevice, String> {
-    let ns = tun_sys::netns::open_named(netns).map_err(|e| format!("open netns {netns}: {e}"))?;
+    let ns = tun_test_support::netns::open_named(netns)
+        .map_err(|e| format!("open netns {netns}: {e}"))?;
     tun_sys::netns::run_in(&ns, || {
         DeviceBuilder::new()
             .name(name)
