@@ -6,6 +6,7 @@
 //! and its value, also padded to 4 bytes (`RTA_ALIGN`). Every length is checked against the bytes actually
 //! present before anything is read, so a hostile or truncated buffer yields an error value.
 
+use crate::flags::IfFlags;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::addr::{AddressMessage, RTM_DELADDR, RTM_NEWADDR};
@@ -31,10 +32,6 @@ pub const RTM_GETLINK: u16 = libc::RTM_GETLINK;
 pub const IFLA_IFNAME: u16 = 3;
 /// `IFLA_MTU`: the MTU attribute (`u32`).
 pub const IFLA_MTU: u16 = 4;
-/// `IFF_UP` in `ifi_flags`: administratively up.
-pub const IFF_UP: u32 = 0x1;
-/// `IFF_RUNNING` in `ifi_flags`: up and operational (for TUN: a queue is attached).
-pub const IFF_RUNNING: u32 = 0x40;
 
 /// The attribute type bits; the two high bits are the `NLA_F_NESTED` and `NLA_F_NET_BYTEORDER` flags.
 const NLA_TYPE_MASK: u16 = 0x3fff;
@@ -217,9 +214,9 @@ pub struct LinkMessage<'a> {
     /// The interface index.
     pub index: u32,
     /// `ifi_flags`.
-    pub flags: u32,
-    /// `ifi_change`.
-    pub change: u32,
+    pub flags: IfFlags,
+    /// `ifi_change`: which flags changed.
+    pub change: IfFlags,
     /// `IFLA_MTU`, when present.
     pub mtu: Option<u32>,
     /// `IFLA_IFNAME` without its terminating NUL, when present.
@@ -259,13 +256,13 @@ impl<'a> LinkMessage<'a> {
     /// Whether `IFF_RUNNING` is set: the link is up and operational.
     #[must_use]
     pub const fn is_running(&self) -> bool {
-        self.flags & IFF_RUNNING != 0
+        self.flags.contains(IfFlags::RUNNING)
     }
 
     /// Whether `IFF_UP` is set: the link is administratively up.
     #[must_use]
     pub const fn is_up(&self) -> bool {
-        self.flags & IFF_UP != 0
+        self.flags.contains(IfFlags::UP)
     }
 
     /// The TUN settings in this message's `IFLA_LINKINFO`: `Ok(None)` when it has none or the link is not of
@@ -298,8 +295,8 @@ impl<'a> LinkMessage<'a> {
         let mut link = LinkMessage {
             seq: header.seq,
             index: info.index.cast_unsigned(),
-            flags: info.flags,
-            change: info.change,
+            flags: IfFlags::from_bits_retain(info.flags),
+            change: IfFlags::from_bits_retain(info.change),
             mtu: None,
             name: None,
             attributes,
@@ -793,7 +790,7 @@ mod tests {
         assert_eq!(link.seq, 0);
         assert!(link.is_up());
         assert!(link.is_running());
-        assert_eq!(link.change, IFF_UP);
+        assert_eq!(link.change, IfFlags::UP);
     }
 
     #[test]
@@ -801,7 +798,7 @@ mod tests {
         let buf = captures::mtu_1400();
         let link = only_link(&buf);
         assert_eq!(link.mtu, Some(1400));
-        assert_eq!(link.change, 0);
+        assert_eq!(link.change, IfFlags::empty());
         assert!(link.is_running());
     }
 
@@ -820,7 +817,7 @@ mod tests {
         assert!(matches!(collect(&buf)[0], Ok(Message::DelLink(_))));
         let link = only_link(&buf);
         assert_eq!(link.index, 2);
-        assert_eq!(link.change, u32::MAX);
+        assert_eq!(link.change.bits(), u32::MAX);
     }
 
     #[test]
