@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use crate::sys::{cvt, cvt_size};
 
 /// `open(path, flags)`; `flags` should include `O_CLOEXEC`.
-pub fn open(path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+pub(crate) fn open(path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: `path` is a NUL-terminated string valid for the call; no mode is needed without O_CREAT.
     let raw = cvt(unsafe { libc::open(path.as_ptr(), flags) })?;
     // SAFETY: `open` returned a new descriptor that nothing else owns.
@@ -24,7 +24,7 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// `write(fd, buf)`: one call, the number of bytes written.
-pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the call; `fd` is live for the borrow.
     cvt_size(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
 }
