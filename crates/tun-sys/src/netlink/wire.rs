@@ -420,12 +420,8 @@ fn parse_message<'a>(
         RTM_NEWROUTE => Message::NewRoute(RouteMessage::parse(header, payload)?),
         RTM_DELROUTE => Message::DelRoute(RouteMessage::parse(header, payload)?),
         NLMSG_ERROR => {
-            let (error, _) =
-                i32::read_from_prefix(payload).map_err(|_| MalformedMessage::PayloadTooShort {
-                    ty: header.ty,
-                    len: payload.len(),
-                    needed: size_of::<i32>(),
-                })?;
+            // `struct nlmsgerr` starts with the negated errno; the request it answers follows.
+            let (error, _) = split_fixed::<i32>(header, payload)?;
             Message::Error {
                 errno: error.checked_neg().unwrap_or(i32::MAX),
                 seq: header.seq,
