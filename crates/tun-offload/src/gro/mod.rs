@@ -59,6 +59,7 @@
 //! # Ok::<(), tun_offload::OffloadError>(())
 //! ```
 
+mod hasher;
 mod table;
 mod tcp;
 mod udp;
