@@ -59,6 +59,7 @@
 //! # Ok::<(), tun_offload::OffloadError>(())
 //! ```
 
+mod flow_key;
 mod hasher;
 mod table;
 mod tcp;
