@@ -59,6 +59,7 @@
 //! # Ok::<(), tun_offload::OffloadError>(())
 //! ```
 
+mod candidate;
 mod flow_key;
 mod hasher;
 mod table;
@@ -69,8 +70,9 @@ use crate::checksum;
 use crate::virtio::{FLAG_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
 use crate::wire::{IpPacket, IpVersion, TcpHeader, Transport, UdpHeader, tcp_flags};
 use crate::{OffloadError, VirtioNetHdr};
+use candidate::Candidate;
 pub use table::GroTable;
-use table::{Candidate, Csum, Item};
+use table::{Csum, Item};
 
 /// The most datagrams merged into one UDP packet: the kernel's `UDP_MAX_SEGMENTS` before Linux 6.9 (128
 /// after), so that older kernels accept every coalesced packet.

@@ -1,6 +1,7 @@
 //! TCP coalescing: which held packet a segment may join, and at which end.
 
-use super::table::{Candidate, Csum, GroTable, Item};
+use super::candidate::Candidate;
+use super::table::{Csum, GroTable, Item};
 use super::{
     Batch, Merge, Outcome, held_checksum_valid, ip_headers_agree, l4_checksum_valid, packet_at,
     two_packets,
