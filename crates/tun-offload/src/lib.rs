@@ -46,6 +46,7 @@
 pub mod checksum;
 mod error;
 mod gro;
+mod invariant;
 mod split;
 pub mod virtio;
 pub mod wire;

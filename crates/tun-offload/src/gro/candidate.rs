@@ -3,6 +3,7 @@
 
 use super::flow_key::FlowKey;
 use super::{GroOptions, MAX_PACKET};
+use crate::invariant::Invariant;
 use crate::wire::{IpPacket, TcpHeader, Transport, UdpHeader, tcp_flags};
 
 /// A packet that may be coalesced, with the facts the rules need, read once.
@@ -88,5 +89,8 @@ impl Candidate {
 }
 
 fn port_bytes(ports: &[u8]) -> [u8; 4] {
-    ports.try_into().unwrap_or_default()
+    ports
+        .try_into()
+        .invariant("a checked header's ports are 4 bytes")
+        .unwrap_or_default()
 }

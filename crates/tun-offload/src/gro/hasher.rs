@@ -17,11 +17,11 @@ impl FlowHasher {
 impl Hasher for FlowHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            self.mix(u64::from_le_bytes(word.try_into().unwrap_or_default()));
+        let (words, rest) = bytes.as_chunks::<8>();
+        for word in words {
+            self.mix(u64::from_le_bytes(*word));
         }
-        for &byte in words.remainder() {
+        for &byte in rest {
             self.mix(u64::from(byte));
         }
     }

@@ -67,6 +67,7 @@ mod tcp;
 mod udp;
 
 use crate::checksum;
+use crate::invariant::Invariant;
 use crate::virtio::{FLAG_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
 use crate::wire::{IpPacket, IpVersion, TcpHeader, Transport, UdpHeader, tcp_flags};
 use crate::{OffloadError, VirtioNetHdr};
@@ -265,7 +266,12 @@ fn plan<B: AsMut<[u8]>, M: Merge<B>>(
         let buf = bufs.get_mut(item.buf);
         let hdr = match buf {
             Some(buf) if item.segments > 1 => {
-                finish_merged(buf.as_mut().get_mut(offset..).unwrap_or_default(), item)
+                let packet = buf
+                    .as_mut()
+                    .get_mut(offset..)
+                    .invariant("every buffer was checked to hold `offset` bytes")
+                    .unwrap_or_default();
+                finish_merged(packet, item)
             }
             _ => VirtioNetHdr::default(),
         };
@@ -345,10 +351,13 @@ enum Outcome {
 }
 
 fn write_virtio_header<B: AsMut<[u8]>>(buf: Option<&mut B>, offset: usize, hdr: &VirtioNetHdr) {
-    if let Some(slot) = buf.and_then(|buf| buf.as_mut().get_mut(offset - VirtioNetHdr::LEN..offset))
+    if let Some(slot) = buf
+        .and_then(|buf| buf.as_mut().get_mut(offset - VirtioNetHdr::LEN..offset))
+        .invariant("an index of the batch, whose buffers were checked to hold `offset` bytes")
     {
-        // The slot is exactly LEN bytes, so encoding cannot fail.
-        let _ = hdr.encode(slot);
+        let _ = hdr
+            .encode(slot)
+            .invariant("the slot is exactly the header's length");
     }
 }
 
@@ -358,19 +367,24 @@ fn finish_merged(packet: &mut [u8], item: &Item) -> VirtioNetHdr {
     let len = item.len();
     let l4_len = len - item.iph_len;
     let transport = item.key.transport;
-    let seed = match IpPacket::new_checked(&mut *packet) {
-        Ok(mut ip) => {
+    let seed = match IpPacket::new_checked(&mut *packet).invariant("a candidate's IP header") {
+        Some(mut ip) => {
             ip.set_total_len(len);
             ip.fill_header_checksum();
             // The folded, not inverted, pseudo-header sum over the new length: the kernel adds the rest.
             checksum::fold(ip.pseudo_header_sum(transport.protocol(), l4_len))
         }
-        Err(_) => 0,
+        None => 0,
     };
-    let l4 = packet.get_mut(item.iph_len..).unwrap_or_default();
+    let l4 = packet
+        .get_mut(item.iph_len..)
+        .invariant("a candidate's transport header follows its IP header")
+        .unwrap_or_default();
     match transport {
         Transport::Tcp => {
-            if let Ok(mut tcp) = TcpHeader::new_checked(&mut *l4) {
+            if let Some(mut tcp) =
+                TcpHeader::new_checked(&mut *l4).invariant("a candidate's TCP header")
+            {
                 if item.psh {
                     tcp.set_flags(tcp.flags() | tcp_flags::PSH);
                 }
@@ -378,7 +392,9 @@ fn finish_merged(packet: &mut [u8], item: &Item) -> VirtioNetHdr {
             }
         }
         Transport::Udp => {
-            if let Ok(mut udp) = UdpHeader::new_checked(&mut *l4) {
+            if let Some(mut udp) =
+                UdpHeader::new_checked(&mut *l4).invariant("a candidate's UDP header")
+            {
                 udp.set_length(l4_len as u16);
                 udp.set_checksum(seed);
             }
@@ -401,10 +417,13 @@ fn finish_merged(packet: &mut [u8], item: &Item) -> VirtioNetHdr {
 
 /// True when the packet's transport checksum verifies over the pseudo-header and the whole L4 part.
 fn l4_checksum_valid(packet: &[u8], iph_len: usize, transport: Transport) -> bool {
-    let Ok(ip) = IpPacket::new_checked(packet) else {
+    let Some(ip) = IpPacket::new_checked(packet).invariant("a candidate's IP header") else {
         return false;
     };
-    let l4 = packet.get(iph_len..).unwrap_or_default();
+    let l4 = packet
+        .get(iph_len..)
+        .invariant("a candidate's transport header follows its IP header")
+        .unwrap_or_default();
     let seed = ip.pseudo_header_sum(transport.protocol(), l4.len());
     checksum::checksum(l4, seed) == 0xffff
 }
@@ -438,8 +457,12 @@ fn held_checksum_valid<B: AsMut<[u8]>>(
 /// Appends the payload of `bufs[src]` (after `headers_len`) to `bufs[dst]`, within `dst`'s capacity (which
 /// the plan checked).
 fn append_payload(bufs: &mut [Vec<u8>], offset: usize, dst: usize, src: usize, headers_len: usize) {
-    if let Ok([dst, src]) = bufs.get_disjoint_mut([dst, src])
-        && let Some(payload) = src.get(offset + headers_len..)
+    if let Some([dst, src]) = bufs
+        .get_disjoint_mut([dst, src])
+        .invariant("a packet joins another buffer's packet")
+        && let Some(payload) = src
+            .get(offset + headers_len..)
+            .invariant("a candidate's payload follows its headers")
     {
         dst.extend_from_slice(payload);
     }
@@ -447,16 +470,19 @@ fn append_payload(bufs: &mut [Vec<u8>], offset: usize, dst: usize, src: usize, h
 
 /// The IP headers of two packets agree (see [`IpPacket::agrees_with`]).
 fn ip_headers_agree(a: &[u8], b: &[u8]) -> bool {
-    match (IpPacket::new_checked(a), IpPacket::new_checked(b)) {
-        (Ok(a), Ok(b)) => a.agrees_with(&b),
+    let a = IpPacket::new_checked(a).invariant("a candidate's IP header");
+    let b = IpPacket::new_checked(b).invariant("a held packet's IP header");
+    match (a, b) {
+        (Some(a), Some(b)) => a.agrees_with(&b),
         _ => false,
     }
 }
 
-/// The packet at `bufs[index][offset..]`, or an empty slice.
+/// The packet at `bufs[index][offset..]` of an index of the batch (an empty slice only if that broke).
 fn packet_at<B: AsMut<[u8]>>(bufs: &mut [B], index: usize, offset: usize) -> &[u8] {
     bufs.get_mut(index)
         .and_then(|buf| buf.as_mut().get(offset..))
+        .invariant("an index of the batch, whose buffers were checked to hold `offset` bytes")
         .unwrap_or_default()
 }
 
@@ -467,8 +493,14 @@ fn two_packets<B: AsMut<[u8]>>(
     b: usize,
     offset: usize,
 ) -> Option<(&[u8], &[u8])> {
-    let [a, b] = bufs.get_disjoint_mut([a, b]).ok()?;
-    Some((a.as_mut().get(offset..)?, b.as_mut().get(offset..)?))
+    let [a, b] = bufs
+        .get_disjoint_mut([a, b])
+        .invariant("a packet is compared with other buffers' packets")?;
+    let why = "buffers were checked to hold `offset` bytes";
+    Some((
+        a.as_mut().get(offset..).invariant(why)?,
+        b.as_mut().get(offset..).invariant(why)?,
+    ))
 }
 
 impl<M> Batch<M> {
