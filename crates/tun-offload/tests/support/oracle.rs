@@ -31,6 +31,13 @@ pub(crate) struct Parsed {
     pub(crate) payload: Vec<u8>,
 }
 
+/// True when the packet's headers (as etherparse reads them, nothing checked) carry UDP: the only
+/// packets whose [`parse_checked`] result can be UDP.
+pub(crate) fn is_udp(pkt: &[u8]) -> bool {
+    PacketHeaders::from_ip_slice(pkt)
+        .is_ok_and(|h| matches!(h.transport, Some(TransportHeader::Udp(_))))
+}
+
 /// Parses one IP packet carrying TCP or UDP and checks that it is fit to hand to a network stack: lengths
 /// agree with the buffer, the IPv4 header checksum is right, the L4 checksum is complete and valid (UDP:
 /// not the "no checksum" zero).
