@@ -1,6 +1,9 @@
-//! `cargo xtask fuzz [--time S] [TARGET...]`: runs tun-offload's cargo-fuzz targets for S seconds each
-//! (default 60) with the nightly toolchain, installing cargo-fuzz first if it is missing, and prints
-//! how many inputs each target executed.
+//! `cargo xtask fuzz [--time S] [--runs N] [TARGET...]`: runs tun-offload's cargo-fuzz targets one after
+//! the other with the nightly toolchain, installing cargo-fuzz first if it is missing, and prints how many
+//! inputs each target executed and how many per second.
+//!
+//! Each target runs for S seconds (default 60), or, with `--runs N`, until it has executed N inputs
+//! (`--runs 10000000` for a deep run); given both, whichever comes first ends it.
 //!
 //! New inputs go to a scratch corpus under `fuzz/target/` (ignored by git), seeded from the committed
 //! corpus in `fuzz/corpus/<target>/`, so a run never changes the repository; minimize and commit
@@ -14,8 +17,29 @@ use std::time::Instant;
 const TARGETS: [&str; 3] = ["decode", "gso_split", "handle_gro"];
 const DEFAULT_SECONDS: u64 = 60;
 
+/// When a target's run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limits {
+    seconds: Option<u64>,
+    runs: Option<u64>,
+}
+
+impl Limits {
+    /// libFuzzer's flags for these limits.
+    fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if let Some(s) = self.seconds {
+            flags.push(format!("-max_total_time={s}"));
+        }
+        if let Some(n) = self.runs {
+            flags.push(format!("-runs={n}"));
+        }
+        flags
+    }
+}
+
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let (seconds, targets) = parse_args(args)?;
+    let (limits, targets) = parse_args(args)?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("xtask has no parent directory")?;
@@ -23,10 +47,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     ensure_cargo_fuzz()?;
     let mut summary = Vec::new();
     for target in &targets {
-        let execs = run_target(&crate_dir, target, seconds)?;
+        let (execs, seconds) = run_target(&crate_dir, target, limits)?;
         summary.push(format!(
-            "{target:<12} {execs:>12} execs in {seconds} s ({} /s)",
-            execs / seconds.max(1)
+            "{target:<12} {execs:>12} execs in {seconds:.0} s ({:.0} /s)",
+            execs as f64 / seconds.max(1.0)
         ));
     }
     println!("\nfuzz summary:");
@@ -36,17 +60,26 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_args(args: &[String]) -> Result<(u64, Vec<String>), String> {
-    let mut seconds = DEFAULT_SECONDS;
+fn parse_args(args: &[String]) -> Result<(Limits, Vec<String>), String> {
+    let mut seconds = None;
+    let mut runs = None;
     let mut targets = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--time" => {
                 let v = it.next().ok_or("--time needs a number of seconds")?;
-                seconds = v
-                    .parse()
-                    .map_err(|_| format!("--time: `{v}` is not a number of seconds"))?;
+                seconds = Some(
+                    v.parse()
+                        .map_err(|_| format!("--time: `{v}` is not a number of seconds"))?,
+                );
+            }
+            "--runs" => {
+                let v = it.next().ok_or("--runs needs a number of inputs")?;
+                runs = Some(
+                    v.parse()
+                        .map_err(|_| format!("--runs: `{v}` is not a number of inputs"))?,
+                );
             }
             t if TARGETS.contains(&t) => targets.push(t.to_string()),
             other => {
@@ -60,7 +93,10 @@ fn parse_args(args: &[String]) -> Result<(u64, Vec<String>), String> {
     if targets.is_empty() {
         targets = TARGETS.iter().map(|t| t.to_string()).collect();
     }
-    Ok((seconds, targets))
+    if seconds.is_none() && runs.is_none() {
+        seconds = Some(DEFAULT_SECONDS);
+    }
+    Ok((Limits { seconds, runs }, targets))
 }
 
 /// cargo-fuzz is a cargo subcommand installed per user; install it from crates.io when absent.
@@ -86,8 +122,9 @@ fn ensure_cargo_fuzz() -> Result<(), String> {
     }
 }
 
-/// Runs one target and returns its executed-input count, read from libFuzzer's final statistics.
-fn run_target(crate_dir: &Path, target: &str, seconds: u64) -> Result<u64, String> {
+/// Runs one target and returns its executed-input count, read from libFuzzer's final statistics, and
+/// the seconds the run took.
+fn run_target(crate_dir: &Path, target: &str, limits: Limits) -> Result<(u64, f64), String> {
     let seeds = crate_dir.join("fuzz/corpus").join(target);
     let scratch: PathBuf = crate_dir.join("fuzz/target/corpus").join(target);
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
@@ -101,18 +138,16 @@ fn run_target(crate_dir: &Path, target: &str, seconds: u64) -> Result<u64, Strin
     if !build.success() {
         return Err(format!("cargo fuzz build {target} failed: {build}"));
     }
-    eprintln!("xtask fuzz: {target} for {seconds} s");
+    eprintln!("xtask fuzz: {target} ({})", limits.flags().join(" "));
     let started = Instant::now();
     let mut child = Command::new("cargo")
         .current_dir(crate_dir)
         .args(["+nightly", "fuzz", "run", "--sanitizer", "none", target])
         .arg(&scratch)
         .arg(&seeds)
-        .args([
-            "--",
-            &format!("-max_total_time={seconds}"),
-            "-print_final_stats=1",
-        ])
+        .arg("--")
+        .args(limits.flags())
+        .arg("-print_final_stats=1")
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cargo fuzz run {target}: {e}"))?;
@@ -135,5 +170,8 @@ fn run_target(crate_dir: &Path, target: &str, seconds: u64) -> Result<u64, Strin
             crate_dir.join("fuzz/artifacts").join(target).display()
         ));
     }
-    execs.ok_or_else(|| format!("fuzz target `{target}` printed no execution count"))
+    let seconds = started.elapsed().as_secs_f64();
+    execs
+        .map(|n| (n, seconds))
+        .ok_or_else(|| format!("fuzz target `{target}` printed no execution count"))
 }
