@@ -1,8 +1,9 @@
 //! How a packet becomes a coalescing candidate: the checks that keep it apart, and the facts the rules
 //! need, read once.
 
+use super::GroOptions;
 use super::flow_key::FlowKey;
-use super::{GroOptions, MAX_PACKET};
+use crate::MAX_PACKET;
 use crate::invariant::Invariant;
 use crate::wire::{IpPacket, TcpHeader, Transport, UdpHeader, tcp_flags};
 

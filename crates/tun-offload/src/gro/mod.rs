@@ -29,7 +29,8 @@
 //!   UDP flow between its two addresses.
 //! - Both packets' transport checksums must verify; a packet that fails is written on its own, unchanged.
 //! - The merged packet fits in 65535 bytes and in the capacity of its `Vec`: coalescing never reallocates,
-//!   so give each buffer capacity `offset + 65535` to let merges reach the limit.
+//!   so give each buffer a capacity of `offset` plus [`MAX_PACKET`](crate::MAX_PACKET) to let merges
+//!   reach the limit.
 //!
 //! A merged packet gets a virtio-net header with `NEEDS_CSUM`, its GSO type, `gso_size`, `hdr_len`,
 //! `csum_start` and `csum_offset`, and its transport checksum field holds the pseudo-header seed (folded,
@@ -37,14 +38,14 @@
 //! header.
 //!
 //! ```
-//! use tun_offload::{GroTable, VirtioNetHdr, handle_gro};
+//! use tun_offload::{GroTable, MAX_PACKET, VirtioNetHdr, handle_gro};
 //! # fn ping() -> Vec<u8> {
 //! #     vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 8, 0, 0, 0, 0, 0, 0, 0]
 //! # }
 //! const OFFSET: usize = VirtioNetHdr::LEN;
 //! let mut bufs: Vec<Vec<u8>> = (0..2)
 //!     .map(|_| {
-//!         let mut buf = Vec::with_capacity(OFFSET + 65535);
+//!         let mut buf = Vec::with_capacity(OFFSET + MAX_PACKET);
 //!         buf.resize(OFFSET, 0);
 //!         buf.extend_from_slice(&ping());
 //!         buf
@@ -66,6 +67,7 @@ mod table;
 mod tcp;
 mod udp;
 
+use crate::MAX_PACKET;
 use crate::checksum;
 use crate::invariant::Invariant;
 use crate::virtio::{FLAG_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
@@ -83,9 +85,6 @@ pub const UDP_MAX_SEGMENTS: usize = 64;
 /// per payload that follows) takes at most 1024 slices, the most one `writev` accepts on Linux (`UIO_MAXIOV`).
 /// Only segments below 64 bytes of payload ever reach it: 65535 bytes run out first.
 pub const PLAN_MAX_SEGMENTS: usize = 1023;
-
-/// The largest IP packet (IPv4 total length and IPv6 payload length are 16-bit; BIG TCP is refused on TUN).
-const MAX_PACKET: usize = 65535;
 
 /// Coalesces the packets at `bufs[i][offset..]` and lists in `to_write` (cleared first) the indices of the
 /// buffers to write, in order. Each of those holds, at `bufs[idx][offset - 10..]`, a virtio-net header and a

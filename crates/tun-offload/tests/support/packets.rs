@@ -4,8 +4,8 @@
 use etherparse::{
     IpDscp, IpEcn, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header, TcpHeader, UdpHeader,
 };
-use tun_offload::VirtioNetHdr;
 use tun_offload::virtio::{FLAG_NEEDS_CSUM, GSO_ECN, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
+use tun_offload::{MAX_PACKET, VirtioNetHdr};
 
 use super::reference;
 
@@ -82,7 +82,7 @@ impl Flow {
     /// The largest payload of a packet of this flow no longer than 65535 bytes in all: the kernel's
     /// super-packets never are (gso_max_size, BIG TCP refused on TUN), and coalescing stops there too.
     pub(crate) fn max_payload(&self) -> usize {
-        65535 - self.header_len()
+        MAX_PACKET - self.header_len()
     }
 
     /// The GSO type the kernel gives a super-packet of this flow.
