@@ -5,9 +5,21 @@
 //! Each target runs for S seconds (default 60), or, with `--runs N`, until it has executed N inputs
 //! (`--runs 10000000` for a deep run); given both, whichever comes first ends it.
 //!
+//! The targets are built without AddressSanitizer (safe Rust throughout, so it would only slow the search)
+//! but with debug assertions and overflow checks, so that a broken invariant is a crash. Comparison tracing
+//! is switched off for the build (`--no-trace-compares`) and back on for tun-offload alone by a per-package
+//! profile in `fuzz/Cargo.toml`: the checks around the engine (etherparse, the reference checksum, the
+//! packet builders) only judge its output, and tracing their every loop comparison cost more than the
+//! engine itself. The fuzzer runs with glibc's malloc told to keep freed memory (`GLIBC_TUNABLES`), as
+//! each input allocates and frees up to a few megabytes and returning them to the kernel every time made
+//! page faults a fifth of each run.
+//!
 //! New inputs go to a scratch corpus under `fuzz/target/` (ignored by git), seeded from the committed
-//! corpus in `fuzz/corpus/<target>/`, so a run never changes the repository; minimize and commit
-//! interesting inputs by hand (`cargo +nightly fuzz cmin`). A crash leaves its input in `fuzz/artifacts/`.
+//! corpus in `fuzz/corpus/<target>/`, so a run never changes the repository. To keep what a run found,
+//! minimize the two together into the committed corpus, which the stable test `tests/fuzz_corpus.rs`
+//! replays, and commit it (from `crates/tun-offload`):
+//! `cargo +nightly fuzz cmin --sanitizer none --no-trace-compares TARGET fuzz/corpus/TARGET fuzz/target/corpus/TARGET`.
+//! A crash leaves its input in `fuzz/artifacts/`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,6 +28,13 @@ use std::time::Instant;
 
 const TARGETS: [&str; 3] = ["decode", "gso_split", "handle_gro"];
 const DEFAULT_SECONDS: u64 = 60;
+
+/// cargo fuzz's build options, for `build` and `run` alike (see the module documentation).
+const BUILD_FLAGS: [&str; 3] = ["--sanitizer", "none", "--no-trace-compares"];
+
+/// Keeps freed memory in the process: no mmap for large blocks, no trimming of the heap.
+const MALLOC_TUNABLES: &str = "glibc.malloc.mmap_threshold=4294967296:\
+glibc.malloc.trim_threshold=4294967296:glibc.malloc.top_pad=67108864";
 
 /// When a target's run ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,11 +147,13 @@ fn run_target(crate_dir: &Path, target: &str, limits: Limits) -> Result<(u64, f6
     let seeds = crate_dir.join("fuzz/corpus").join(target);
     let scratch: PathBuf = crate_dir.join("fuzz/target/corpus").join(target);
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
-    // Safe Rust throughout, so AddressSanitizer would only slow the search down; debug assertions and
-    // overflow checks stay on. Built first, so that the run's clock counts fuzzing only.
+    // Built first, so that the run's clock counts fuzzing only; the run must use the same flags, or cargo
+    // fuzz would build again.
     let build = Command::new("cargo")
         .current_dir(crate_dir)
-        .args(["+nightly", "fuzz", "build", "--sanitizer", "none", target])
+        .args(["+nightly", "fuzz", "build"])
+        .args(BUILD_FLAGS)
+        .arg(target)
         .status()
         .map_err(|e| format!("cargo fuzz build {target}: {e}"))?;
     if !build.success() {
@@ -142,12 +163,15 @@ fn run_target(crate_dir: &Path, target: &str, limits: Limits) -> Result<(u64, f6
     let started = Instant::now();
     let mut child = Command::new("cargo")
         .current_dir(crate_dir)
-        .args(["+nightly", "fuzz", "run", "--sanitizer", "none", target])
+        .args(["+nightly", "fuzz", "run"])
+        .args(BUILD_FLAGS)
+        .arg(target)
         .arg(&scratch)
         .arg(&seeds)
         .arg("--")
         .args(limits.flags())
         .arg("-print_final_stats=1")
+        .env("GLIBC_TUNABLES", MALLOC_TUNABLES)
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cargo fuzz run {target}: {e}"))?;

@@ -364,7 +364,8 @@ pub(crate) fn segments(
         .collect()
 }
 
-/// Deterministic payload bytes, different for every `salt`.
+/// Deterministic payload bytes, different for every `salt`; a longer payload of a salt begins with every
+/// shorter one.
 pub(crate) fn payload(len: usize, salt: u32) -> Vec<u8> {
     let mut x = salt.wrapping_mul(0x9e37_79b9) | 1;
     (0..len)
