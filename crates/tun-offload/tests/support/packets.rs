@@ -364,6 +364,16 @@ pub(crate) fn segments(
         .collect()
 }
 
+/// How many packets [`segments`] makes of a `payload_len`-byte payload, and the length of the longest (the
+/// first), without building them.
+pub(crate) fn segments_shape(flow: &Flow, payload_len: usize, gso_size: u16) -> (usize, usize) {
+    let gso = usize::from(gso_size);
+    (
+        payload_len.div_ceil(gso).max(1),
+        flow.header_len() + payload_len.min(gso),
+    )
+}
+
 /// Deterministic payload bytes, different for every `salt`; a longer payload of a salt begins with every
 /// shorter one.
 pub(crate) fn payload(len: usize, salt: u32) -> Vec<u8> {
