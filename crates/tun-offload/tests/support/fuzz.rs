@@ -6,7 +6,7 @@ use tun_offload::virtio::{FLAG_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_U
 use tun_offload::{GroOptions, GroTable, OffloadError, UDP_MAX_SEGMENTS, VirtioNetHdr, gso_split};
 
 use super::batch::{canonical, coalesce_with, unpack};
-use super::oracle::{check_headers_and_sums, is_udp, parse_checked};
+use super::oracle::{check_headers_and_sums, names_tcp, parse_checked};
 use super::packets::{self, Flags, Flow, HdrLen, Seg};
 use super::reference;
 
@@ -493,8 +493,8 @@ fn check_udp_order(pkts: &[Vec<u8>], back: &mut [(usize, Vec<u8>)]) {
     // Every well-formed datagram (valid checksums, not a fragment), candidate or not: one written on
     // its own keeps its place too.
     fn udp_key(p: &[u8]) -> Option<Vec<u8>> {
-        // Only UDP packets have a key: the headers tell, before the full check sums the payload.
-        if !is_udp(p) {
+        // Half the packets are TCP: one byte tells, before the full check parses and sums them.
+        if names_tcp(p) {
             return None;
         }
         let parsed = check_headers_and_sums(p).ok()?;

@@ -31,11 +31,15 @@ pub(crate) struct Parsed {
     pub(crate) payload: Vec<u8>,
 }
 
-/// True when the packet's headers (as etherparse reads them, nothing checked) carry UDP: the only
-/// packets whose [`parse_checked`] result can be UDP.
-pub(crate) fn is_udp(pkt: &[u8]) -> bool {
-    PacketHeaders::from_ip_slice(pkt)
-        .is_ok_and(|h| matches!(h.transport, Some(TransportHeader::Udp(_))))
+/// True when an IPv4 or IPv6 packet names TCP right after its fixed header: such a packet is never one
+/// that [`parse_checked`] finds to be UDP, which a caller can tell without parsing.
+pub(crate) fn names_tcp(pkt: &[u8]) -> bool {
+    let protocol_at = match pkt.first().map(|b| b >> 4) {
+        Some(4) => 9,
+        Some(6) => 6,
+        _ => return false,
+    };
+    pkt.get(protocol_at) == Some(&6)
 }
 
 /// Parses one IP packet carrying TCP or UDP and checks that it is fit to hand to a network stack: lengths
