@@ -69,9 +69,13 @@ fn gathered(
     offset: usize,
     options: GroOptions,
 ) -> Result<Vec<(usize, Vec<u8>)>, OffloadError> {
-    let mut bufs: Vec<Box<[u8]>> = buffers(pkts, offset)
-        .into_iter()
-        .map(Vec::into_boxed_slice)
+    let mut bufs: Vec<Box<[u8]>> = pkts
+        .iter()
+        .map(|p| {
+            let mut b = vec![0u8; offset + p.len()];
+            b[offset..].copy_from_slice(p);
+            b.into_boxed_slice()
+        })
         .collect();
     let mut table = GroTable::new();
     let mut to_write = Vec::new();
