@@ -16,9 +16,12 @@
 //!
 //! New inputs go to a scratch corpus under `fuzz/target/` (ignored by git), seeded from the committed
 //! corpus in `fuzz/corpus/<target>/`, so a run never changes the repository. To keep what a run found,
-//! minimize the two together into the committed corpus, which the stable test `tests/fuzz_corpus.rs`
-//! replays, and commit it (from `crates/tun-offload`):
-//! `cargo +nightly fuzz cmin --sanitizer none --no-trace-compares TARGET fuzz/corpus/TARGET fuzz/target/corpus/TARGET`.
+//! merge the two into a fresh directory with libFuzzer's `-merge=1` (it keeps the smallest inputs that
+//! cover every feature), put that in place of the committed corpus, which the stable test
+//! `tests/fuzz_corpus.rs` replays, and commit it. From `crates/tun-offload/fuzz`, after a run:
+//! `mkdir /tmp/min && target/x86_64-unknown-linux-gnu/release/TARGET -merge=1 /tmp/min corpus/TARGET
+//! target/corpus/TARGET`, then replace `corpus/TARGET` with `/tmp/min`. (`cargo fuzz cmin` minimizes one
+//! directory in place; given the scratch corpus as an extra directory, it merges into that one instead.)
 //! A crash leaves its input in `fuzz/artifacts/`.
 
 use std::io::{BufRead, BufReader};
