@@ -3,15 +3,12 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use tun_offload::{OffloadError, SplitState, VirtioNetHdr};
+use tun_offload::{MAX_PACKET, OffloadError, SplitState, VirtioNetHdr};
 use tun_sys::Interest;
 
 use crate::device::Tun;
 use crate::error::{Error, Result};
 use crate::patience::Patience;
-
-/// The largest IP packet a TUN device hands over (also the largest TSO/USO super-packet: BIG TCP is refused).
-pub(crate) const MAX_PACKET: usize = 65535;
 
 /// A wait shorter than this returned at once: the fd was not idle.
 const SLEPT: Duration = Duration::from_micros(5);
