@@ -6,9 +6,9 @@ use std::net::{SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tun::{Builder, PacketBatch};
+use tun::{AsyncTun, Builder, PacketBatch};
 use tun_system_tests::traffic::{A4, B4};
-use tun_system_tests::{NetNs, retry_eintr, with_deadline};
+use tun_system_tests::{NetNs, retry_eintr, runtime, with_deadline};
 
 /// How a forwarding cycle handles its buffers.
 #[derive(Debug, Clone, Copy)]
@@ -17,6 +17,9 @@ enum Cycle {
     Manual,
     /// Through a [`PacketBatch`].
     Batch,
+    /// Through a [`PacketBatch`] on [`AsyncTun`]s, on a current-thread tokio runtime driven by the measuring
+    /// thread (so that the runtime's own work is counted too).
+    Async,
 }
 
 /// Forwards `rounds` batches from `ta` to `tb` after `warmup` batches, while a sender in `a` keeps `ta` busy;
@@ -32,6 +35,10 @@ fn measured_forwarding(offload: bool, gso: Option<u16>, cycle: Cycle) -> (u64, u
         .unwrap();
     a.address(&ta, A4.into(), 24);
     b.address(&tb, B4.into(), 24);
+    let rt = runtime(false);
+    let (ta, tb) = rt.block_on(async { (AsyncTun::new(ta).unwrap(), AsyncTun::new(tb).unwrap()) });
+    let (ata, atb) = (&ta, &tb);
+    let (ta, tb) = (ta.get_ref(), tb.get_ref());
     let receiver = b.run_in(|| UdpSocket::bind(SocketAddrV4::new(B4, 6000)).unwrap());
     receiver
         .set_read_timeout(Some(Duration::from_millis(100)))
@@ -63,10 +70,10 @@ fn measured_forwarding(offload: bool, gso: Option<u16>, cycle: Cycle) -> (u64, u
                 let _ = retry_eintr(|| receiver.recv_from(&mut buf));
             }
         });
-        let result = with_deadline(&ta, Duration::from_secs(30), || {
+        let result = with_deadline(ta, Duration::from_secs(30), || {
             let mut bufs: Vec<Vec<u8>> = (0..ta.batch_size()).map(|_| vec![0u8; full]).collect();
             let mut sizes = vec![0usize; bufs.len()];
-            let mut batch = PacketBatch::for_device(&ta);
+            let mut batch = PacketBatch::for_device(ta);
             let (mut allocations, mut most) = (0u64, 0usize);
             for round in 0..warmup + rounds {
                 let mut n = 0;
@@ -82,9 +89,13 @@ fn measured_forwarding(offload: bool, gso: Option<u16>, cycle: Cycle) -> (u64, u
                         }
                     }
                     Cycle::Batch => {
-                        n = batch.read_from(&ta).unwrap();
-                        batch.write_to(&tb).unwrap();
+                        n = batch.read_from(ta).unwrap();
+                        batch.write_to(tb).unwrap();
                     }
+                    Cycle::Async => rt.block_on(async {
+                        n = batch.read_from_async(ata).await.unwrap();
+                        batch.write_to_async(atb).await.unwrap();
+                    }),
                 });
                 if round >= warmup {
                     allocations += info.count_total;
@@ -111,6 +122,14 @@ fn warm_offload_data_path_with_split_and_coalescing_allocates_nothing() {
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn warm_packet_batch_cycle_with_split_and_coalescing_allocates_nothing() {
     let (allocations, most) = measured_forwarding(true, Some(1200), Cycle::Batch);
+    assert_eq!(allocations, 0);
+    assert!(most > 1, "at most {most} packet(s) per read");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn warm_async_packet_batch_cycle_with_split_and_coalescing_allocates_nothing() {
+    let (allocations, most) = measured_forwarding(true, Some(1200), Cycle::Async);
     assert_eq!(allocations, 0);
     assert!(most > 1, "at most {most} packet(s) per read");
 }

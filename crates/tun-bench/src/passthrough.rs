@@ -5,13 +5,10 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::BorrowedFd;
 
-use tun_offload::VirtioNetHdr;
 use tun_offload::virtio::{GSO_NONE, GSO_TCPV4, GSO_TCPV6};
+use tun_offload::{MAX_PACKET, VirtioNetHdr};
 
 use crate::stats::{Counters, ErrorBudget};
-
-/// The largest IP packet (and TSO/USO super-packet) a TUN device hands over.
-const MAX_PACKET: usize = 65_535;
 
 /// A device's fd for blocking raw reads and writes: a duplicate (the same open file, so the same queue),
 /// switched to blocking mode, as a [`File`].

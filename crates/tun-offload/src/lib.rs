@@ -14,7 +14,7 @@
 //! - [`wire`]: the checked IPv4/IPv6/TCP/UDP header views the rest is built on.
 //!
 //! ```
-//! use tun_offload::{gso_split, handle_gro, GroTable, VirtioNetHdr};
+//! use tun_offload::{gso_split, handle_gro, GroTable, VirtioNetHdr, MAX_PACKET};
 //! # let mut read = vec![0u8; VirtioNetHdr::LEN];
 //! # read.extend_from_slice(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
 //! // Read path: one read() of the device into packets.
@@ -26,7 +26,7 @@
 //! let offset = VirtioNetHdr::LEN;
 //! let mut out: Vec<Vec<u8>> = (0..n)
 //!     .map(|i| {
-//!         let mut buf = Vec::with_capacity(offset + 65535);
+//!         let mut buf = Vec::with_capacity(offset + MAX_PACKET);
 //!         buf.resize(offset, 0);
 //!         buf.extend_from_slice(&bufs[i][..sizes[i]]);
 //!         buf
@@ -46,12 +46,21 @@
 pub mod checksum;
 mod error;
 mod gro;
+mod invariant;
 mod split;
 pub mod virtio;
 pub mod wire;
 
 #[cfg(test)]
 mod test_packets;
+
+/// The largest IP packet, and so the largest packet or super-packet one `read()` of a TUN device returns
+/// or one `write()` takes after its virtio-net header: 65535 bytes, as IPv4's total length and IPv6's
+/// payload length are 16-bit fields (BIG TCP, which goes beyond them, is refused on TUN devices).
+///
+/// Size a read buffer `VirtioNetHdr::LEN + MAX_PACKET`, and give each buffer passed to [`handle_gro`] a
+/// capacity of `offset + MAX_PACKET` so that merges can reach the limit; coalesced packets never exceed it.
+pub const MAX_PACKET: usize = 65535;
 
 pub use error::OffloadError;
 pub use gro::{

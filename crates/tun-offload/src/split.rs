@@ -43,6 +43,7 @@
 //! ```
 
 use crate::checksum;
+use crate::invariant::Invariant;
 use crate::virtio::{GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
 use crate::wire::{IpPacket, IpVersion, TcpHeader, Transport, UdpHeader, tcp_flags};
 use crate::{OffloadError, VirtioNetHdr};
@@ -154,7 +155,10 @@ impl SplitState {
     /// packet whose checksum field lies beyond it.
     pub fn new(read: &[u8]) -> Result<Self, OffloadError> {
         let hdr = VirtioNetHdr::decode(read)?;
-        let packet = read.get(VirtioNetHdr::LEN..).unwrap_or_default();
+        let packet = read
+            .get(VirtioNetHdr::LEN..)
+            .invariant("decode checked the header's length")
+            .unwrap_or_default();
         if packet.is_empty() {
             return Err(OffloadError::TooShort {
                 what: "IP packet after the virtio-net header",
@@ -297,7 +301,10 @@ impl SplitState {
                 "read buffer differs from the one the split started with",
             ));
         }
-        Ok(read.get(VirtioNetHdr::LEN..).unwrap_or_default())
+        Ok(read
+            .get(VirtioNetHdr::LEN..)
+            .invariant("the read's length was checked when the state was made")
+            .unwrap_or_default())
     }
 
     /// Length of segment `index` (an IP packet).
@@ -353,9 +360,16 @@ fn whole_packet_csum(
 /// the pseudo-header seed, so the sum from `start` to the end (field included), taken while copying,
 /// inverted and stored in the field completes it.
 fn copy_finishing_checksum(packet: &[u8], out: &mut [u8], start: usize, field: usize) {
-    let (head, tail) = out.split_at_mut(start.min(out.len()));
-    head.copy_from_slice(packet.get(..head.len()).unwrap_or_default());
-    let sum = checksum::copy_and_sum(tail, packet.get(head.len()..).unwrap_or_default(), 0);
+    debug_assert_eq!(
+        out.len(),
+        packet.len(),
+        "write_next sized out to the packet"
+    );
+    let at = start.min(out.len()).min(packet.len());
+    let (head, tail) = out.split_at_mut(at);
+    let (packet_head, packet_tail) = packet.split_at(at);
+    head.copy_from_slice(packet_head);
+    let sum = checksum::copy_and_sum(tail, packet_tail, 0);
     // A computed zero is stored as all ones, as the kernel does (CSUM_MANGLED_0): to UDP zero means "no
     // checksum", which IPv6 forbids; to TCP the two are the same.
     let csum = match !checksum::fold(sum) {
@@ -406,7 +420,10 @@ impl Segments {
                 "csum_offset is not the transport checksum field",
             ));
         }
-        let l4 = packet.get(l4_start..).unwrap_or_default();
+        let l4 = packet
+            .get(l4_start..)
+            .invariant("transport() checked the transport header's offset")
+            .unwrap_or_default();
         let (l4_header_len, first_seq, tcp_flags, l4_fixed_sum) = match transport {
             Transport::Tcp => {
                 let tcp = TcpHeader::new_checked(l4)?;
@@ -453,21 +470,32 @@ impl Segments {
     fn write(&self, packet: &[u8], index: usize, last: bool, out: &mut [u8]) {
         let payload = packet
             .get(self.payload_range(index, packet.len()))
+            .invariant("payload_range lies within the packet")
             .unwrap_or_default();
         let (headers, payload_out) = out.split_at_mut(self.header_len.min(out.len()));
-        headers.copy_from_slice(packet.get(..self.header_len).unwrap_or_default());
+        if let Some(packet_headers) = packet
+            .get(..headers.len())
+            .invariant("new() checked the headers lie within the packet")
+        {
+            headers.copy_from_slice(packet_headers);
+        }
         // Each payload byte is read once: copied and summed in the same pass.
         let payload_sum = checksum::copy_and_sum(payload_out, payload, 0);
 
         let seg_len = self.header_len + payload.len();
         let l4_len = seg_len - self.l4_start;
-        if let Ok(mut ip) = IpPacket::new_checked(&mut *headers) {
+        if let Some(mut ip) = IpPacket::new_checked(&mut *headers)
+            .invariant("the headers are the super-packet's, checked by new()")
+        {
             ip.set_total_len(seg_len);
             // IPv4 IDs count up per segment, as the kernel's own segmentation does.
             ip.set_ident(self.first_ident.wrapping_add(index as u16));
             ip.fill_header_checksum_from(self.ip_fixed_sum);
         }
-        let l4_header = headers.get_mut(self.l4_start..).unwrap_or_default();
+        let l4_header = headers
+            .get_mut(self.l4_start..)
+            .invariant("the transport header starts within the headers")
+            .unwrap_or_default();
         // The fields set here, summed as the checksum sees them, on top of the rest of the header.
         let variable = match self.transport {
             Transport::Tcp => {
@@ -479,14 +507,18 @@ impl Segments {
                 if self.ecn && index > 0 {
                     flags &= !tcp_flags::CWR;
                 }
-                if let Ok(mut tcp) = TcpHeader::new_checked(&mut *l4_header) {
+                if let Some(mut tcp) = TcpHeader::new_checked(&mut *l4_header)
+                    .invariant("new() checked the TCP header")
+                {
                     tcp.set_seq(seq);
                     tcp.set_flags(flags);
                 }
                 u64::from(seq >> 16) + u64::from(seq & 0xffff) + u64::from(flags)
             }
             Transport::Udp => {
-                if let Ok(mut udp) = UdpHeader::new_checked(&mut *l4_header) {
+                if let Some(mut udp) = UdpHeader::new_checked(&mut *l4_header)
+                    .invariant("new() checked the UDP header")
+                {
                     udp.set_length(l4_len as u16);
                 }
                 l4_len as u64

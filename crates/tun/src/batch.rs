@@ -6,7 +6,7 @@ use tun_offload::VirtioNetHdr;
 
 use crate::device::Tun;
 use crate::error::{Error, Result};
-use crate::read::MAX_PACKET;
+use tun_offload::MAX_PACKET;
 
 /// Growths of the buffers one [`PacketBatch::read_from`] may do before it gives up and returns the
 /// [`Error::BufferTooSmall`]: a read needs at most one (every segment of a split fits the buffer the first one

@@ -3,15 +3,15 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use tun_offload::{OffloadError, SplitState, VirtioNetHdr};
+use tun_offload::{MAX_PACKET, OffloadError, SplitState, VirtioNetHdr};
 use tun_sys::Interest;
 
 use crate::device::Tun;
 use crate::error::{Error, Result};
 use crate::patience::Patience;
 
-/// The largest IP packet a TUN device hands over (also the largest TSO/USO super-packet: BIG TCP is refused).
-pub(crate) const MAX_PACKET: usize = 65535;
+/// A wait shorter than this returned at once: the fd was not idle.
+const SLEPT: Duration = Duration::from_micros(5);
 
 /// Read-side state, guarded by the read lock: the buffer one `read()` lands in and what of it is still owed to
 /// the caller.
@@ -19,6 +19,10 @@ pub(crate) struct Reader {
     /// Room for one virtio-net header (when the device has it) and the largest packet. Allocated once.
     buf: Vec<u8>,
     pending: Pending,
+    /// The fd had nothing at the last read: the next blocking read waits for it first instead of trying a
+    /// `read()` that most likely fails (a sparse flow, such as the ACKs of a TCP stream, sleeps before every
+    /// packet, and this saves one system call per packet).
+    idle: bool,
 }
 
 impl std::fmt::Debug for Reader {
@@ -50,6 +54,7 @@ impl Reader {
         Self {
             buf: vec![0; hdr + MAX_PACKET],
             pending: Pending::Nothing,
+            idle: false,
         }
     }
 
@@ -192,12 +197,7 @@ impl Tun {
         offset: usize,
         patience: Patience,
     ) -> Result<usize> {
-        if bufs.is_empty() {
-            return Err(Error::InvalidArgument("bufs is empty"));
-        }
-        if sizes.len() < bufs.len() {
-            return Err(Error::InvalidArgument("sizes is shorter than bufs"));
-        }
+        check_read_args(bufs.len(), sizes.len())?;
         let mut reader = self.reader.lock();
         loop {
             self.check_open()?;
@@ -210,24 +210,59 @@ impl Tun {
                 && room.len() >= MAX_PACKET
             {
                 // The caller's buffer holds any packet: read straight into it, no copy.
-                let len = self.read_once(room, patience)?;
+                let len = self.read_once(room, patience, &mut reader.idle)?;
                 if len > 0 {
                     sizes[0] = len;
                     return Ok(1);
                 }
                 continue;
             }
-            let len = self.read_once(&mut reader.buf, patience)?;
+            let reader = &mut *reader;
+            let len = self.read_once(&mut reader.buf, patience, &mut reader.idle)?;
             reader.accept(len, self.vnet_hdr)?;
         }
     }
 
-    /// One `read()`, waiting (cancellably) as `patience` allows while the fd has nothing.
-    pub(crate) fn read_once(&self, buf: &mut [u8], patience: Patience) -> Result<usize> {
-        self.retry_io("read", Interest::Read, patience, |fd| {
-            tun_sys::io::read(fd, buf)
-        })
+    /// True when packets split from an earlier read wait to be handed out: a read returns them without the fd.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn has_pending_read(&self) -> bool {
+        !matches!(self.reader.lock().pending, Pending::Nothing)
     }
+
+    /// One `read()`, waiting (cancellably) as `patience` allows while the fd has nothing. `idle` says
+    /// whether the fd had nothing last time: then it waits before reading, and it is updated for next time.
+    pub(crate) fn read_once(
+        &self,
+        buf: &mut [u8],
+        patience: Patience,
+        idle: &mut bool,
+    ) -> Result<usize> {
+        if *idle && patience != Patience::Never {
+            let started = Instant::now();
+            self.wait(Interest::Read, patience)?;
+            // Ready at once: packets come faster than they are read, so reads go first again.
+            *idle = started.elapsed() >= SLEPT;
+        }
+        let mut empty = false;
+        let len = self.retry_io("read", Interest::Read, patience, |fd| {
+            let read = tun_sys::io::read(fd, buf);
+            empty |= matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+            read
+        })?;
+        *idle |= empty;
+        Ok(len)
+    }
+}
+
+/// Refuses a read into no buffers, or with fewer sizes than buffers.
+pub(crate) fn check_read_args(bufs: usize, sizes: usize) -> Result<()> {
+    if bufs == 0 {
+        return Err(Error::InvalidArgument("bufs is empty"));
+    }
+    if sizes < bufs {
+        return Err(Error::InvalidArgument("sizes is shorter than bufs"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -262,7 +262,7 @@ impl Tun {
             tcp: true,
             udp: self.offloads.contains(uso) && self.udp_gro.load(Ordering::Relaxed),
         };
-        let room = offset + crate::read::MAX_PACKET;
+        let room = offset + tun_offload::MAX_PACKET;
         match B::as_vecs(bufs).filter(|vecs| vecs.iter().all(|v| v.capacity() >= room)) {
             Some(vecs) => {
                 tun_offload::handle_gro_with(vecs, offset, table, options, to_write)?;
@@ -353,7 +353,7 @@ impl Tun {
 /// the whole packet (more than `packet` when payloads merged into it follow in other buffers).
 fn check_packet(packet: &[u8], len: usize) -> Result<()> {
     let ip = IpPacket::new_checked(packet).map_err(Error::InvalidPacket)?;
-    if len > crate::read::MAX_PACKET {
+    if len > tun_offload::MAX_PACKET {
         return Err(Error::InvalidPacket(OffloadError::Malformed(
             "packet longer than 65535 bytes",
         )));

@@ -14,13 +14,11 @@ use std::sync::Arc;
 use tun_bench::cli::ForwardArgs;
 use tun_bench::setup::{block_termination, in_netns, report_on_signal, runtime, spawn_threads};
 use tun_bench::stats::{Counters, ErrorBudget, MAX_CONSECUTIVE_ERRORS};
+use tun_offload::MAX_PACKET;
 use tun_rs::{
     AsyncDevice, DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, SyncDevice, VIRTIO_NET_HDR_LEN,
 };
 
-/// Room for the largest IPv4/IPv6 packet: segments are MTU-sized, but a GSO_NONE packet or a coalesced one
-/// may be as large as this.
-const MAX_PACKET: usize = 65_535;
 fn open(netns: &str, name: &str, offload: bool) -> Result<SyncDevice, String> {
     in_netns(netns, || {
         DeviceBuilder::new()

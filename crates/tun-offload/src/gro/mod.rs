@@ -29,7 +29,8 @@
 //!   UDP flow between its two addresses.
 //! - Both packets' transport checksums must verify; a packet that fails is written on its own, unchanged.
 //! - The merged packet fits in 65535 bytes and in the capacity of its `Vec`: coalescing never reallocates,
-//!   so give each buffer capacity `offset + 65535` to let merges reach the limit.
+//!   so give each buffer a capacity of `offset` plus [`MAX_PACKET`](crate::MAX_PACKET) to let merges
+//!   reach the limit.
 //!
 //! A merged packet gets a virtio-net header with `NEEDS_CSUM`, its GSO type, `gso_size`, `hdr_len`,
 //! `csum_start` and `csum_offset`, and its transport checksum field holds the pseudo-header seed (folded,
@@ -37,14 +38,14 @@
 //! header.
 //!
 //! ```
-//! use tun_offload::{GroTable, VirtioNetHdr, handle_gro};
+//! use tun_offload::{GroTable, MAX_PACKET, VirtioNetHdr, handle_gro};
 //! # fn ping() -> Vec<u8> {
 //! #     vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 8, 0, 0, 0, 0, 0, 0, 0]
 //! # }
 //! const OFFSET: usize = VirtioNetHdr::LEN;
 //! let mut bufs: Vec<Vec<u8>> = (0..2)
 //!     .map(|_| {
-//!         let mut buf = Vec::with_capacity(OFFSET + 65535);
+//!         let mut buf = Vec::with_capacity(OFFSET + MAX_PACKET);
 //!         buf.resize(OFFSET, 0);
 //!         buf.extend_from_slice(&ping());
 //!         buf
@@ -59,16 +60,22 @@
 //! # Ok::<(), tun_offload::OffloadError>(())
 //! ```
 
+mod candidate;
+mod flow_key;
+mod hasher;
 mod table;
 mod tcp;
 mod udp;
 
+use crate::MAX_PACKET;
 use crate::checksum;
+use crate::invariant::Invariant;
 use crate::virtio::{FLAG_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
 use crate::wire::{IpPacket, IpVersion, TcpHeader, Transport, UdpHeader, tcp_flags};
 use crate::{OffloadError, VirtioNetHdr};
+use candidate::Candidate;
 pub use table::GroTable;
-use table::{Candidate, Csum, Item};
+use table::{Csum, Item};
 
 /// The most datagrams merged into one UDP packet: the kernel's `UDP_MAX_SEGMENTS` before Linux 6.9 (128
 /// after), so that older kernels accept every coalesced packet.
@@ -78,9 +85,6 @@ pub const UDP_MAX_SEGMENTS: usize = 64;
 /// per payload that follows) takes at most 1024 slices, the most one `writev` accepts on Linux (`UIO_MAXIOV`).
 /// Only segments below 64 bytes of payload ever reach it: 65535 bytes run out first.
 pub const PLAN_MAX_SEGMENTS: usize = 1023;
-
-/// The largest IP packet (IPv4 total length and IPv6 payload length are 16-bit; BIG TCP is refused on TUN).
-const MAX_PACKET: usize = 65535;
 
 /// Coalesces the packets at `bufs[i][offset..]` and lists in `to_write` (cleared first) the indices of the
 /// buffers to write, in order. Each of those holds, at `bufs[idx][offset - 10..]`, a virtio-net header and a
@@ -261,7 +265,12 @@ fn plan<B: AsMut<[u8]>, M: Merge<B>>(
         let buf = bufs.get_mut(item.buf);
         let hdr = match buf {
             Some(buf) if item.segments > 1 => {
-                finish_merged(buf.as_mut().get_mut(offset..).unwrap_or_default(), item)
+                let packet = buf
+                    .as_mut()
+                    .get_mut(offset..)
+                    .invariant("every buffer was checked to hold `offset` bytes")
+                    .unwrap_or_default();
+                finish_merged(packet, item)
             }
             _ => VirtioNetHdr::default(),
         };
@@ -341,10 +350,13 @@ enum Outcome {
 }
 
 fn write_virtio_header<B: AsMut<[u8]>>(buf: Option<&mut B>, offset: usize, hdr: &VirtioNetHdr) {
-    if let Some(slot) = buf.and_then(|buf| buf.as_mut().get_mut(offset - VirtioNetHdr::LEN..offset))
+    if let Some(slot) = buf
+        .and_then(|buf| buf.as_mut().get_mut(offset - VirtioNetHdr::LEN..offset))
+        .invariant("an index of the batch, whose buffers were checked to hold `offset` bytes")
     {
-        // The slot is exactly LEN bytes, so encoding cannot fail.
-        let _ = hdr.encode(slot);
+        let _ = hdr
+            .encode(slot)
+            .invariant("the slot is exactly the header's length");
     }
 }
 
@@ -354,19 +366,24 @@ fn finish_merged(packet: &mut [u8], item: &Item) -> VirtioNetHdr {
     let len = item.len();
     let l4_len = len - item.iph_len;
     let transport = item.key.transport;
-    let seed = match IpPacket::new_checked(&mut *packet) {
-        Ok(mut ip) => {
+    let seed = match IpPacket::new_checked(&mut *packet).invariant("a candidate's IP header") {
+        Some(mut ip) => {
             ip.set_total_len(len);
             ip.fill_header_checksum();
             // The folded, not inverted, pseudo-header sum over the new length: the kernel adds the rest.
             checksum::fold(ip.pseudo_header_sum(transport.protocol(), l4_len))
         }
-        Err(_) => 0,
+        None => 0,
     };
-    let l4 = packet.get_mut(item.iph_len..).unwrap_or_default();
+    let l4 = packet
+        .get_mut(item.iph_len..)
+        .invariant("a candidate's transport header follows its IP header")
+        .unwrap_or_default();
     match transport {
         Transport::Tcp => {
-            if let Ok(mut tcp) = TcpHeader::new_checked(&mut *l4) {
+            if let Some(mut tcp) =
+                TcpHeader::new_checked(&mut *l4).invariant("a candidate's TCP header")
+            {
                 if item.psh {
                     tcp.set_flags(tcp.flags() | tcp_flags::PSH);
                 }
@@ -374,7 +391,9 @@ fn finish_merged(packet: &mut [u8], item: &Item) -> VirtioNetHdr {
             }
         }
         Transport::Udp => {
-            if let Ok(mut udp) = UdpHeader::new_checked(&mut *l4) {
+            if let Some(mut udp) =
+                UdpHeader::new_checked(&mut *l4).invariant("a candidate's UDP header")
+            {
                 udp.set_length(l4_len as u16);
                 udp.set_checksum(seed);
             }
@@ -397,10 +416,13 @@ fn finish_merged(packet: &mut [u8], item: &Item) -> VirtioNetHdr {
 
 /// True when the packet's transport checksum verifies over the pseudo-header and the whole L4 part.
 fn l4_checksum_valid(packet: &[u8], iph_len: usize, transport: Transport) -> bool {
-    let Ok(ip) = IpPacket::new_checked(packet) else {
+    let Some(ip) = IpPacket::new_checked(packet).invariant("a candidate's IP header") else {
         return false;
     };
-    let l4 = packet.get(iph_len..).unwrap_or_default();
+    let l4 = packet
+        .get(iph_len..)
+        .invariant("a candidate's transport header follows its IP header")
+        .unwrap_or_default();
     let seed = ip.pseudo_header_sum(transport.protocol(), l4.len());
     checksum::checksum(l4, seed) == 0xffff
 }
@@ -434,8 +456,12 @@ fn held_checksum_valid<B: AsMut<[u8]>>(
 /// Appends the payload of `bufs[src]` (after `headers_len`) to `bufs[dst]`, within `dst`'s capacity (which
 /// the plan checked).
 fn append_payload(bufs: &mut [Vec<u8>], offset: usize, dst: usize, src: usize, headers_len: usize) {
-    if let Ok([dst, src]) = bufs.get_disjoint_mut([dst, src])
-        && let Some(payload) = src.get(offset + headers_len..)
+    if let Some([dst, src]) = bufs
+        .get_disjoint_mut([dst, src])
+        .invariant("a packet joins another buffer's packet")
+        && let Some(payload) = src
+            .get(offset + headers_len..)
+            .invariant("a candidate's payload follows its headers")
     {
         dst.extend_from_slice(payload);
     }
@@ -443,16 +469,19 @@ fn append_payload(bufs: &mut [Vec<u8>], offset: usize, dst: usize, src: usize, h
 
 /// The IP headers of two packets agree (see [`IpPacket::agrees_with`]).
 fn ip_headers_agree(a: &[u8], b: &[u8]) -> bool {
-    match (IpPacket::new_checked(a), IpPacket::new_checked(b)) {
-        (Ok(a), Ok(b)) => a.agrees_with(&b),
+    let a = IpPacket::new_checked(a).invariant("a candidate's IP header");
+    let b = IpPacket::new_checked(b).invariant("a held packet's IP header");
+    match (a, b) {
+        (Some(a), Some(b)) => a.agrees_with(&b),
         _ => false,
     }
 }
 
-/// The packet at `bufs[index][offset..]`, or an empty slice.
+/// The packet at `bufs[index][offset..]` of an index of the batch (an empty slice only if that broke).
 fn packet_at<B: AsMut<[u8]>>(bufs: &mut [B], index: usize, offset: usize) -> &[u8] {
     bufs.get_mut(index)
         .and_then(|buf| buf.as_mut().get(offset..))
+        .invariant("an index of the batch, whose buffers were checked to hold `offset` bytes")
         .unwrap_or_default()
 }
 
@@ -463,8 +492,14 @@ fn two_packets<B: AsMut<[u8]>>(
     b: usize,
     offset: usize,
 ) -> Option<(&[u8], &[u8])> {
-    let [a, b] = bufs.get_disjoint_mut([a, b]).ok()?;
-    Some((a.as_mut().get(offset..)?, b.as_mut().get(offset..)?))
+    let [a, b] = bufs
+        .get_disjoint_mut([a, b])
+        .invariant("a packet is compared with other buffers' packets")?;
+    let why = "buffers were checked to hold `offset` bytes";
+    Some((
+        a.as_mut().get(offset..).invariant(why)?,
+        b.as_mut().get(offset..).invariant(why)?,
+    ))
 }
 
 impl<M> Batch<M> {

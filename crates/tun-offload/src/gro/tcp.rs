@@ -1,10 +1,12 @@
 //! TCP coalescing: which held packet a segment may join, and at which end.
 
-use super::table::{Candidate, Csum, GroTable, Item};
+use super::candidate::Candidate;
+use super::table::{Csum, GroTable, Item};
 use super::{
     Batch, Merge, Outcome, held_checksum_valid, ip_headers_agree, l4_checksum_valid, packet_at,
     two_packets,
 };
+use crate::invariant::Invariant;
 use crate::wire::{TcpHeader, Transport, same_bytes, tcp_flags};
 
 /// Where a segment joins a held packet.
@@ -97,8 +99,10 @@ fn can_join(packet: &[u8], held: &[u8], c: &Candidate, item: &Item) -> Option<Jo
     if c.l4h_len != item.l4h_len || !ip_headers_agree(packet, held) {
         return None;
     }
-    let tcp = TcpHeader::new_checked(packet.get(c.iph_len..)?).ok()?;
-    let held_tcp = TcpHeader::new_checked(held.get(item.iph_len..)?).ok()?;
+    let tcp =
+        TcpHeader::new_checked(packet.get(c.iph_len..)?).invariant("a candidate's TCP header")?;
+    let held_tcp = TcpHeader::new_checked(held.get(item.iph_len..)?)
+        .invariant("a held packet's TCP header")?;
     if tcp.data_offset_byte() != held_tcp.data_offset_byte()
         || tcp.flags() & !tcp_flags::PSH != held_tcp.flags() & !tcp_flags::PSH
         || tcp.window() != held_tcp.window()

@@ -1,6 +1,7 @@
 //! UDP coalescing: a datagram joins only the newest held packet of its flow, so datagrams keep their order.
 
-use super::table::{Candidate, Csum, GroTable};
+use super::candidate::Candidate;
+use super::table::{Csum, GroTable};
 use super::{
     Batch, Merge, Outcome, UDP_MAX_SEGMENTS, held_checksum_valid, ip_headers_agree,
     l4_checksum_valid, packet_at, two_packets,

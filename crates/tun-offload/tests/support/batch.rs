@@ -1,8 +1,8 @@
 //! Running a batch through `handle_gro` and taking the result apart again.
 
 use tun_offload::{
-    GroOptions, GroTable, OffloadError, VirtioNetHdr, gso_split, handle_gro, handle_gro_with,
-    plan_gro,
+    GroOptions, GroTable, MAX_PACKET, OffloadError, VirtioNetHdr, gso_split, handle_gro,
+    handle_gro_with, plan_gro,
 };
 
 use super::oracle::parse_coalesced;
@@ -12,7 +12,7 @@ use super::oracle::parse_coalesced;
 pub(crate) fn buffers(pkts: &[Vec<u8>], offset: usize) -> Vec<Vec<u8>> {
     pkts.iter()
         .map(|p| {
-            let mut b = Vec::with_capacity(offset + 65535);
+            let mut b = Vec::with_capacity(offset + MAX_PACKET);
             b.resize(offset, 0);
             b.extend_from_slice(p);
             b
@@ -69,9 +69,13 @@ fn gathered(
     offset: usize,
     options: GroOptions,
 ) -> Result<Vec<(usize, Vec<u8>)>, OffloadError> {
-    let mut bufs: Vec<Box<[u8]>> = buffers(pkts, offset)
-        .into_iter()
-        .map(Vec::into_boxed_slice)
+    let mut bufs: Vec<Box<[u8]>> = pkts
+        .iter()
+        .map(|p| {
+            let mut b = vec![0u8; offset + p.len()];
+            b[offset..].copy_from_slice(p);
+            b.into_boxed_slice()
+        })
         .collect();
     let mut table = GroTable::new();
     let mut to_write = Vec::new();
@@ -96,7 +100,7 @@ pub(crate) fn unpack(wire: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     if hdr == VirtioNetHdr::default() {
         return Ok(vec![wire[VirtioNetHdr::LEN..].to_vec()]);
     }
-    if wire.len() - VirtioNetHdr::LEN > 65535 {
+    if wire.len() - VirtioNetHdr::LEN > MAX_PACKET {
         return Err(format!(
             "coalesced packet of {} bytes",
             wire.len() - VirtioNetHdr::LEN

@@ -6,7 +6,7 @@ use tun_offload::virtio::{FLAG_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_U
 use tun_offload::{GroOptions, GroTable, OffloadError, UDP_MAX_SEGMENTS, VirtioNetHdr, gso_split};
 
 use super::batch::{canonical, coalesce_with, unpack};
-use super::oracle::parse_checked;
+use super::oracle::{check_headers_and_sums, names_tcp, parse_checked};
 use super::packets::{self, Flags, Flow, HdrLen, Seg};
 use super::reference;
 
@@ -119,44 +119,59 @@ pub(crate) fn check_gso_split(data: &[u8]) {
             },
         };
         let hdr_len = HdrLen::Bogus(input.u16());
-        let payload = packets::payload(len, u32::from(mode));
+        let payload = cached_payload(len, mode);
         let mut read = packets::super_packet(&flow, seg, &payload, gso, hdr_len, ecn);
         let mutations = usize::from(mode >> 3 & 3);
         for _ in 0..mutations {
             let at = usize::from(input.u16()) % read.len();
             read[at] = input.u8();
         }
-        let exact =
-            (mutations == 0 && len > 0).then(|| packets::segments(&flow, seg, &payload, gso, ecn));
+        // The kernel's segments are built only once the split succeeded (at most 64 of them): a valid
+        // super-packet with a small gso_size has thousands, and building them all for every input that
+        // asks for too few buffers cost more than the rest of the check.
+        let exact = (mutations == 0 && len > 0).then_some(Expected {
+            flow,
+            seg,
+            payload,
+            gso,
+            ecn,
+        });
         (read, exact)
     };
-    let mut bufs = vec![vec![0u8; buf_len]; nbufs];
     let mut sizes = vec![0usize; nbufs];
     let mut work = read.clone();
-    let result = gso_split(&mut work, &mut bufs, &mut sizes, offset);
+    let (result, written) = split_into_pool(&mut work, nbufs, buf_len, &mut sizes, offset);
     let got: Vec<Vec<u8>> = match &result {
         Ok(n) => {
             assert!(*n <= nbufs, "{n} packets into {nbufs} buffers");
-            (0..*n)
-                .map(|i| {
-                    assert!(
-                        offset + sizes[i] <= buf_len,
-                        "packet {i} of {} bytes overruns its buffer",
-                        sizes[i]
-                    );
-                    bufs[i][offset..offset + sizes[i]].to_vec()
+            written
+                .into_iter()
+                .enumerate()
+                .map(|(i, packet)| {
+                    packet.unwrap_or_else(|| {
+                        panic!("packet {i} of {} bytes overruns its buffer", sizes[i])
+                    })
                 })
                 .collect()
         }
         Err(_) => Vec::new(),
     };
-    if let Some(want) = exact {
-        let fits = want.len() <= nbufs && want.iter().all(|p| offset + p.len() <= buf_len);
+    if let Some(e) = exact {
+        let (count, longest) = packets::segments_shape(&e.flow, e.payload.len(), e.gso);
+        let fits = count <= nbufs && offset + longest <= buf_len;
         match result {
-            Ok(_) => assert!(
-                got == want,
-                "a valid super-packet must split into the kernel's segments"
-            ),
+            Ok(_) => {
+                let want = packets::segments(&e.flow, e.seg, &e.payload, e.gso, e.ecn);
+                assert_eq!(
+                    (want.len(), want.iter().map(Vec::len).max().unwrap_or(0)),
+                    (count, longest),
+                    "segments_shape describes the segments"
+                );
+                assert!(
+                    got == want,
+                    "a valid super-packet must split into the kernel's segments"
+                );
+            }
             Err(
                 OffloadError::BufferTooSmall { .. }
                 | OffloadError::TooFewBuffers { .. }
@@ -169,6 +184,79 @@ pub(crate) fn check_gso_split(data: &[u8]) {
     if result.is_ok() {
         check_split_output(&read, &got);
     }
+}
+
+/// A valid super-packet's parameters, from which the kernel's segments are built.
+struct Expected {
+    flow: Flow,
+    seg: Seg,
+    payload: Vec<u8>,
+    gso: u16,
+    ecn: bool,
+}
+
+/// `packets::payload(len, salt)`, cut from the longest payload of `salt` made so far on this thread: the
+/// payloads of a salt extend one another, and generating 64 KB byte by byte for every input was a large part
+/// of each run.
+fn cached_payload(len: usize, salt: u8) -> Vec<u8> {
+    thread_local! {
+        static PAYLOADS: std::cell::RefCell<Vec<Vec<u8>>> =
+            std::cell::RefCell::new(vec![Vec::new(); 256]);
+    }
+    PAYLOADS.with_borrow_mut(|payloads| {
+        let longest = &mut payloads[usize::from(salt)];
+        if longest.len() < len {
+            *longest = packets::payload(len, u32::from(salt));
+        }
+        longest[..len].to_vec()
+    })
+}
+
+/// Runs `gso_split` of `read` into `nbufs` zeroed buffers of `buf_len` bytes and returns its result and a
+/// copy of each packet it reports writing (`None` for one that would overrun its buffer).
+///
+/// The buffers come from a per-thread pool kept zeroed between inputs: what a split wrote is zeroed again
+/// once copied out. Allocating and zeroing up to 64 buffers of 64 KB for every input, most of which a
+/// split never touches, was most of the work of a run.
+fn split_into_pool(
+    read: &mut [u8],
+    nbufs: usize,
+    buf_len: usize,
+    sizes: &mut [usize],
+    offset: usize,
+) -> (Result<usize, OffloadError>, Vec<Option<Vec<u8>>>) {
+    /// As many buffers as a check asks for, as long as it asks (`u16` lengths).
+    const POOL: usize = 64;
+    const POOL_LEN: usize = u16::MAX as usize;
+    thread_local! {
+        static BUFFERS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    assert!(nbufs <= POOL && buf_len <= POOL_LEN, "pool too small");
+    BUFFERS.with_borrow_mut(|pool| {
+        if pool.is_empty() {
+            *pool = vec![vec![0u8; POOL_LEN]; POOL];
+        }
+        let mut bufs: Vec<&mut [u8]> = pool
+            .iter_mut()
+            .take(nbufs)
+            .map(|b| &mut b[..buf_len])
+            .collect();
+        let result = gso_split(read, &mut bufs, sizes, offset);
+        let written = result.as_ref().map_or(0, |&n| n.min(nbufs));
+        let copies = bufs
+            .iter_mut()
+            .zip(sizes.iter())
+            .take(written)
+            .map(|(buf, &size)| {
+                let end = offset.saturating_add(size);
+                let copy = buf.get(offset..end).map(<[u8]>::to_vec);
+                let dirty = offset.min(buf.len())..end.min(buf.len());
+                buf[dirty].fill(0);
+                copy
+            })
+            .collect();
+        (result, copies)
+    })
 }
 
 /// What any accepted split must satisfy: for a segmenting GSO type with NEEDS_CSUM, every packet is
@@ -339,7 +427,7 @@ pub(crate) fn check_handle_gro(data: &[u8]) {
             ip_id: u16::from(index),
             flags,
         };
-        let mut p = packets::packet(&flow, seg, &packets::payload(len, u32::from(index & 0x7f)));
+        let mut p = packets::packet(&flow, seg, &cached_payload(len, index & 0x7f));
         if flags_sel & 4 != 0 {
             let at = usize::from(input.u16()) % p.len();
             p[at] ^= input.u8() | 1;
@@ -405,7 +493,11 @@ fn check_udp_order(pkts: &[Vec<u8>], back: &mut [(usize, Vec<u8>)]) {
     // Every well-formed datagram (valid checksums, not a fragment), candidate or not: one written on
     // its own keeps its place too.
     fn udp_key(p: &[u8]) -> Option<Vec<u8>> {
-        let parsed = parse_checked(p).ok()?;
+        // Half the packets are TCP: one byte tells, before the full check parses and sums them.
+        if names_tcp(p) {
+            return None;
+        }
+        let parsed = check_headers_and_sums(p).ok()?;
         parsed.udp.then(|| {
             [
                 parsed.src,

@@ -31,10 +31,30 @@ pub(crate) struct Parsed {
     pub(crate) payload: Vec<u8>,
 }
 
+/// True when an IPv4 or IPv6 packet names TCP right after its fixed header: such a packet is never one
+/// that [`parse_checked`] finds to be UDP, which a caller can tell without parsing.
+pub(crate) fn names_tcp(pkt: &[u8]) -> bool {
+    let protocol_at = match pkt.first().map(|b| b >> 4) {
+        Some(4) => 9,
+        Some(6) => 6,
+        _ => return false,
+    };
+    pkt.get(protocol_at) == Some(&6)
+}
+
 /// Parses one IP packet carrying TCP or UDP and checks that it is fit to hand to a network stack: lengths
 /// agree with the buffer, the IPv4 header checksum is right, the L4 checksum is complete and valid (UDP:
 /// not the "no checksum" zero).
 pub(crate) fn parse_checked(pkt: &[u8]) -> Result<Parsed, String> {
+    parse(pkt, true)
+}
+
+/// [`parse_checked`] without copying the payload out (`payload` is left empty): every check is made.
+pub(crate) fn check_headers_and_sums(pkt: &[u8]) -> Result<Parsed, String> {
+    parse(pkt, false)
+}
+
+fn parse(pkt: &[u8], copy_payload: bool) -> Result<Parsed, String> {
     let h = PacketHeaders::from_ip_slice(pkt)
         .map_err(|e| format!("etherparse rejects the packet: {e}"))?;
     let (v6, src, dst, tos, ttl, df, ip_id, flow_label, ip_header_len, proto) = match &h.net {
@@ -148,7 +168,9 @@ pub(crate) fn parse_checked(pkt: &[u8]) -> Result<Parsed, String> {
             };
             p.options = t.options.as_slice().to_vec();
             p.l4_header_len = t.header_len();
-            p.payload = data.to_vec();
+            if copy_payload {
+                p.payload = data.to_vec();
+            }
         }
         (Some(TransportHeader::Udp(u)), PayloadSlice::Udp(data)) => {
             if usize::from(u.length) != l4.len() {
@@ -165,7 +187,9 @@ pub(crate) fn parse_checked(pkt: &[u8]) -> Result<Parsed, String> {
             p.sport = u.source_port;
             p.dport = u.destination_port;
             p.l4_header_len = 8;
-            p.payload = data.to_vec();
+            if copy_payload {
+                p.payload = data.to_vec();
+            }
         }
         _ => return Err("neither TCP nor UDP".into()),
     }

@@ -4,8 +4,8 @@
 use etherparse::{
     IpDscp, IpEcn, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header, TcpHeader, UdpHeader,
 };
-use tun_offload::VirtioNetHdr;
 use tun_offload::virtio::{FLAG_NEEDS_CSUM, GSO_ECN, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
+use tun_offload::{MAX_PACKET, VirtioNetHdr};
 
 use super::reference;
 
@@ -82,7 +82,7 @@ impl Flow {
     /// The largest payload of a packet of this flow no longer than 65535 bytes in all: the kernel's
     /// super-packets never are (gso_max_size, BIG TCP refused on TUN), and coalescing stops there too.
     pub(crate) fn max_payload(&self) -> usize {
-        65535 - self.header_len()
+        MAX_PACKET - self.header_len()
     }
 
     /// The GSO type the kernel gives a super-packet of this flow.
@@ -183,6 +183,20 @@ pub(crate) fn burst(flow: &Flow, count: usize, gso: u16, salt: u32) -> Vec<Vec<u
 ///
 /// Panics if the payload does not fit one IP packet: the generators never ask for that.
 pub(crate) fn packet(flow: &Flow, seg: Seg, payload: &[u8]) -> Vec<u8> {
+    build(flow, seg, payload, L4Checksum::Complete)
+}
+
+/// What [`build`] puts in the L4 checksum field.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum L4Checksum {
+    /// The complete checksum over pseudo-header, header and payload.
+    Complete,
+    /// Zero, for a caller that overwrites the field (summing a 64 KB payload only to overwrite the
+    /// result was most of the cost of a fuzzed super-packet).
+    Zero,
+}
+
+fn build(flow: &Flow, seg: Seg, payload: &[u8], l4_checksum: L4Checksum) -> Vec<u8> {
     let l4_len = flow.l4_header_len() + payload.len();
     let mut out = Vec::with_capacity(flow.ip_header_len() + l4_len);
     let proto = if flow.udp {
@@ -222,9 +236,12 @@ pub(crate) fn packet(flow: &Flow, seg: Seg, payload: &[u8]) -> Vec<u8> {
         ip4 = Some(h);
     }
     if flow.udp {
-        let u = match (&ip4, &ip6) {
-            (Some(h), _) => UdpHeader::with_ipv4_checksum(flow.sport, flow.dport, h, payload),
-            (_, Some(h)) => UdpHeader::with_ipv6_checksum(flow.sport, flow.dport, h, payload),
+        let u = match (&ip4, &ip6, l4_checksum) {
+            (_, _, L4Checksum::Zero) => {
+                UdpHeader::without_ipv4_checksum(flow.sport, flow.dport, payload.len())
+            }
+            (Some(h), _, _) => UdpHeader::with_ipv4_checksum(flow.sport, flow.dport, h, payload),
+            (_, Some(h), _) => UdpHeader::with_ipv6_checksum(flow.sport, flow.dport, h, payload),
             _ => unreachable!("one IP header is always built"),
         }
         .expect("UDP length fits");
@@ -237,12 +254,12 @@ pub(crate) fn packet(flow: &Flow, seg: Seg, payload: &[u8]) -> Vec<u8> {
             (f.fin, f.syn, f.rst, f.psh, f.ack, f.urg, f.ece, f.cwr);
         t.set_options_raw(&flow.options)
             .expect("options are a multiple of 4, at most 40 bytes");
-        t.checksum = match (&ip4, &ip6) {
-            (Some(h), _) => t.calc_checksum_ipv4(h, payload),
-            (_, Some(h)) => t.calc_checksum_ipv6(h, payload),
+        t.checksum = match (&ip4, &ip6, l4_checksum) {
+            (_, _, L4Checksum::Zero) => 0,
+            (Some(h), _, _) => t.calc_checksum_ipv4(h, payload).expect("TCP length fits"),
+            (_, Some(h), _) => t.calc_checksum_ipv6(h, payload).expect("TCP length fits"),
             _ => unreachable!("one IP header is always built"),
-        }
-        .expect("TCP length fits");
+        };
         t.write(&mut out).expect("write to a Vec");
     }
     out.extend_from_slice(payload);
@@ -272,7 +289,8 @@ pub(crate) fn super_packet(
     hdr_len: HdrLen,
     ecn: bool,
 ) -> Vec<u8> {
-    let ip = packet(flow, seg, payload);
+    // The L4 checksum field is overwritten with the seed below.
+    let ip = build(flow, seg, payload, L4Checksum::Zero);
     let iph = flow.ip_header_len();
     let hdr = VirtioNetHdr {
         flags: FLAG_NEEDS_CSUM,
@@ -346,7 +364,18 @@ pub(crate) fn segments(
         .collect()
 }
 
-/// Deterministic payload bytes, different for every `salt`.
+/// How many packets [`segments`] makes of a `payload_len`-byte payload, and the length of the longest (the
+/// first), without building them.
+pub(crate) fn segments_shape(flow: &Flow, payload_len: usize, gso_size: u16) -> (usize, usize) {
+    let gso = usize::from(gso_size);
+    (
+        payload_len.div_ceil(gso).max(1),
+        flow.header_len() + payload_len.min(gso),
+    )
+}
+
+/// Deterministic payload bytes, different for every `salt`; a longer payload of a salt begins with every
+/// shorter one.
 pub(crate) fn payload(len: usize, salt: u32) -> Vec<u8> {
     let mut x = salt.wrapping_mul(0x9e37_79b9) | 1;
     (0..len)
