@@ -13,25 +13,26 @@ use super::addr::{AddressMessage, RTM_DELADDR, RTM_NEWADDR};
 use super::route::{RTM_DELROUTE, RTM_NEWROUTE, RouteMessage};
 
 /// `NLMSG_HDRLEN`: bytes of a netlink message header.
-pub const NLMSG_HDRLEN: usize = size_of::<NlMsgHdr>();
-/// `NLMSG_NOOP`: a message to skip.
-pub const NLMSG_NOOP: u16 = 1;
+pub(crate) const NLMSG_HDRLEN: usize = size_of::<NlMsgHdr>();
+/// `NLMSG_NOOP`: a message to skip (as any type this crate does not know; the tests send one).
+#[cfg(test)]
+pub(crate) const NLMSG_NOOP: u16 = 1;
 /// `NLMSG_ERROR`: an error report, or an acknowledgement when the error is 0.
-pub const NLMSG_ERROR: u16 = 2;
+pub(crate) const NLMSG_ERROR: u16 = 2;
 /// `NLMSG_DONE`: the end of a multi-part reply.
-pub const NLMSG_DONE: u16 = 3;
+pub(crate) const NLMSG_DONE: u16 = 3;
 /// `NLMSG_OVERRUN`: data was lost.
-pub const NLMSG_OVERRUN: u16 = 4;
+pub(crate) const NLMSG_OVERRUN: u16 = 4;
 /// `RTM_NEWLINK`: a link was created or changed (also the reply to `RTM_GETLINK`).
-pub const RTM_NEWLINK: u16 = libc::RTM_NEWLINK;
+pub(crate) const RTM_NEWLINK: u16 = libc::RTM_NEWLINK;
 /// `RTM_DELLINK`: a link was deleted or left this network namespace.
-pub const RTM_DELLINK: u16 = libc::RTM_DELLINK;
+pub(crate) const RTM_DELLINK: u16 = libc::RTM_DELLINK;
 /// `RTM_GETLINK`: ask for a link's state.
-pub const RTM_GETLINK: u16 = libc::RTM_GETLINK;
+pub(crate) const RTM_GETLINK: u16 = libc::RTM_GETLINK;
 /// `IFLA_IFNAME`: the interface name attribute (NUL-terminated string).
-pub const IFLA_IFNAME: u16 = 3;
+pub(crate) const IFLA_IFNAME: u16 = 3;
 /// `IFLA_MTU`: the MTU attribute (`u32`).
-pub const IFLA_MTU: u16 = 4;
+pub(crate) const IFLA_MTU: u16 = 4;
 
 /// The attribute type bits; the two high bits are the `NLA_F_NESTED` and `NLA_F_NET_BYTEORDER` flags.
 const NLA_TYPE_MASK: u16 = 0x3fff;
@@ -40,7 +41,7 @@ const ALIGN_TO: usize = 4;
 
 /// `NLMSG_ALIGN`: `len` rounded up to the 4-byte boundary, or `None` on overflow.
 #[must_use]
-pub const fn nlmsg_align(len: usize) -> Option<usize> {
+pub(crate) const fn nlmsg_align(len: usize) -> Option<usize> {
     match len.checked_add(ALIGN_TO - 1) {
         Some(n) => Some(n & !(ALIGN_TO - 1)),
         None => None,
@@ -49,14 +50,14 @@ pub const fn nlmsg_align(len: usize) -> Option<usize> {
 
 /// `RTA_ALIGN`: attributes use the same 4-byte alignment as messages.
 #[must_use]
-pub const fn rta_align(len: usize) -> Option<usize> {
+pub(crate) const fn rta_align(len: usize) -> Option<usize> {
     nlmsg_align(len)
 }
 
 /// `struct nlmsghdr`, in host byte order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
-pub struct NlMsgHdr {
+pub(crate) struct NlMsgHdr {
     /// `nlmsg_len`: bytes of header and payload, without trailing padding.
     pub len: u32,
     /// `nlmsg_type`: `RTM_*` or `NLMSG_*`.
@@ -72,7 +73,7 @@ pub struct NlMsgHdr {
 /// `struct ifinfomsg`: the fixed part of every link message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
-pub struct IfInfoMsg {
+pub(crate) struct IfInfoMsg {
     /// `ifi_family`: `AF_UNSPEC`.
     pub family: u8,
     /// Padding.
@@ -90,7 +91,7 @@ pub struct IfInfoMsg {
 /// `struct rtattr`: the header of one attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
-pub struct RtAttr {
+pub(crate) struct RtAttr {
     /// `rta_len`: bytes of this header and the value, without padding.
     pub len: u16,
     /// `rta_type`: `IFLA_*` for link messages.
@@ -226,7 +227,7 @@ pub struct LinkMessage<'a> {
 }
 
 /// `IFLA_LINKINFO`: nested attributes naming the link's kind and its kind-specific data.
-pub const IFLA_LINKINFO: u16 = 18;
+pub(crate) const IFLA_LINKINFO: u16 = 18;
 /// `IFLA_INFO_KIND` (inside `IFLA_LINKINFO`): the driver's kind, `"tun"` for TUN and TAP devices.
 const IFLA_INFO_KIND: u16 = 1;
 /// `IFLA_INFO_DATA` (inside `IFLA_LINKINFO`): the kind's own nested attributes.
