@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
+use tun_test_support::stream::StreamHash;
+pub use tun_test_support::stream::{Summary as Received, pseudo_random, sha256_hex};
 
 pub use tun_test_support::tunnel::{
     A4, A6, B4, B6, DEV_A, DEV_B, DirectionStats, Forwarder, Tunnel, TunnelStats, a_addr, b_addr,
@@ -24,22 +25,6 @@ fn next_port() -> u16 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// `len` bytes of a splitmix64 stream from `seed`: no period a dropped, duplicated or reordered block
-/// could hide in.
-pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed;
-    let mut data = vec![0u8; len.next_multiple_of(8)];
-    for chunk in data.chunks_exact_mut(8) {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-    }
-    data.truncate(len);
-    data
-}
-
 /// 100 MiB of test data and its SHA-256, generated once per test process and shared by its tests.
 pub fn hundred_mib() -> &'static (Vec<u8>, String) {
     static DATA: OnceLock<(Vec<u8>, String)> = OnceLock::new();
@@ -48,30 +33,6 @@ pub fn hundred_mib() -> &'static (Vec<u8>, String) {
         let digest = sha256_hex(&data);
         (data, digest)
     })
-}
-
-/// Lower-case hex SHA-256 of `data`.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-/// What arrived at the receiving end of a transfer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    /// Bytes received.
-    pub bytes: u64,
-    /// Their SHA-256.
-    pub sha256: String,
 }
 
 /// Sends `data` over TCP from A to B (IPv4 or IPv6) and returns what B received. Every socket call is
@@ -93,23 +54,20 @@ pub fn tcp_transfer(
         stream
             .set_read_timeout(Some(timeout))
             .map_err(|e| e.to_string())?;
-        let mut hasher = Sha256::new();
+        let mut hash = StreamHash::default();
         let mut buf = vec![0u8; 256 * 1024];
         let mut bytes = 0u64;
         loop {
             match crate::retry_eintr(|| stream.read(&mut buf)) {
                 Ok(0) => break,
                 Ok(n) => {
-                    hasher.update(&buf[..n]);
+                    hash.update(&buf[..n]);
                     bytes += n as u64;
                 }
                 Err(e) => return Err(format!("receive after {bytes} bytes: {e}")),
             }
         }
-        Ok(Received {
-            bytes,
-            sha256: hex(&hasher.finalize()),
-        })
+        Ok(hash.finish())
     });
     let sent = (|| -> Result<(), String> {
         let mut stream = tunnel
@@ -360,8 +318,8 @@ fn receive_datagrams(
     socket
         .set_read_timeout(Some(Duration::from_millis(50)))
         .map_err(|e| e.to_string())?;
-    let mut hasher = Sha256::new();
-    let (mut expected, mut bytes, mut gaps) = (0u64, 0u64, 0u64);
+    let mut hash = StreamHash::default();
+    let (mut expected, mut gaps) = (0u64, 0u64);
     let mut last_gap_ack = None;
     let ack_every = (settings.window / 4).max(1);
     let mut buf = vec![0u8; 65_536];
@@ -395,8 +353,7 @@ fn receive_datagrams(
         };
         let seq = u64::from_le_bytes(*seq);
         if seq == expected {
-            hasher.update(data);
-            bytes += data.len() as u64;
+            hash.update(data);
             expected += 1;
             if expected % ack_every == 0 || expected == total {
                 send_ack(&mut ack_stream, expected)?;
@@ -410,11 +367,5 @@ fn receive_datagrams(
         }
     }
     let _ = ack_stream.shutdown(Shutdown::Both);
-    Ok((
-        Received {
-            bytes,
-            sha256: hex(&hasher.finalize()),
-        },
-        gaps,
-    ))
+    Ok((hash.finish(), gaps))
 }

@@ -5,9 +5,9 @@
 //! - [`ipconfig`]: what `ip -j addr` / `ip -j route` say, the reference the configuration tests check against.
 //! - [`wait_until`]: polling for a condition, bounded in time.
 //! - [`packets`]: IP packets built and checked with etherparse.
+//! - [`stream`]: deterministic pseudo-random test data and the SHA-256 of what crossed.
 //! - [`tunnel`] (feature `device`): two namespaces joined by a forwarder through the library, the topology
 //!   of a VPN without the crypto.
-//!
 //! - [`signal`], [`sockopt`], [`netns::open_named`], [`netns::unshare`], [`retry_eintr`]: the system calls that
 //!   tests, examples and `xtask` make and the library does not, on nix's safe API (`unsafe` stays in
 //!   tun-sys alone).
@@ -20,6 +20,7 @@ pub mod netns;
 pub mod packets;
 pub mod signal;
 pub mod sockopt;
+pub mod stream;
 mod wait;
 
 #[cfg(feature = "device")]
