@@ -139,8 +139,13 @@ impl Forwarder {
         matches!(self, Self::Async | Self::TunRsAsync)
     }
 
+    /// Whether it is the tun-rs peer, which configures nothing itself (its links are set up with `ip`).
+    pub(crate) fn is_peer(self) -> bool {
+        matches!(self, Self::TunRs | Self::TunRsAsync)
+    }
+
     fn command(self, bins: &Binaries, a: &NetNs, b: &NetNs, cpu: Option<&str>) -> Command {
-        let program = if matches!(self, Self::TunRs | Self::TunRsAsync) {
+        let program = if self.is_peer() {
             &bins.tun_rs
         } else {
             &bins.forward
@@ -158,7 +163,7 @@ impl Forwarder {
             "--name-b",
             DEV_B,
         ]);
-        if self != Self::TunRs {
+        if !self.is_peer() {
             // Our forwarder brings its devices up with their addresses and routes through the library.
             for (side, local4, peer4, local6, peer6) in [
                 ("a", ADDR_A4, ADDR_B4, ADDR_A6, ADDR_B6),
@@ -303,7 +308,7 @@ impl Tunnel {
                 kind.label()
             ));
         }
-        if kind == Forwarder::TunRs {
+        if kind.is_peer() {
             // The peer's forwarder configures nothing itself.
             configure(&pair.a, DEV_A, ADDR_A4, ADDR_B4, ADDR_A6, ADDR_B6)?;
             configure(&pair.b, DEV_B, ADDR_B4, ADDR_A4, ADDR_B6, ADDR_A6)?;
