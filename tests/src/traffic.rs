@@ -1,424 +1,28 @@
 //! Traffic through a user-space forwarder, for the data-path tests.
 //!
-//! [`Tunnel`] builds the topology of a VPN without the crypto: namespace A with `tunA`, namespace B with
-//! `tunB`, and two library threads forwarding `tunA -> tunB` and `tunB -> tunA` with
-//! [`Tun::read_packets`] / [`Tun::write_packets`]. Whatever A sends to B's address crosses them. Then
+//! [`Tunnel`] (from the workspace's test support) builds the topology of a VPN without the crypto:
+//! namespace A with `tunA`, namespace B with `tunB`, and the library forwarding between them. Then
 //! [`tcp_transfer`] and [`udp_gso_transfer`] push a deterministic pseudo-random stream from A to B and
 //! report the SHA-256 of what was sent and of what arrived.
 
 use std::io::{Read, Write};
-use std::net::{
-    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket,
-};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-use tun::{AsyncTun, Builder, Error, PacketBatch, Tun};
+use tun_test_support::stream::StreamHash;
+pub use tun_test_support::stream::{Summary as Received, pseudo_random, sha256_hex};
 
-use crate::NetNs;
-
-/// Device name in namespace A.
-pub const DEV_A: &str = "tunA";
-/// Device name in namespace B.
-pub const DEV_B: &str = "tunB";
-/// A's IPv4 address (exists only inside the test's namespace).
-pub const A4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
-/// B's IPv4 address.
-pub const B4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
-/// A's IPv6 address.
-pub const A6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 1);
-/// B's IPv6 address.
-pub const B6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 2);
-
-/// B's address of the given IP version.
-pub fn b_addr(v6: bool) -> IpAddr {
-    if v6 { IpAddr::V6(B6) } else { IpAddr::V4(B4) }
-}
+pub use tun_test_support::tunnel::{
+    A4, A6, B4, B6, DEV_A, DEV_B, DirectionStats, Forwarder, Tunnel, TunnelStats, a_addr, b_addr,
+};
 
 /// A port not used by any other transfer of this process (tests of one binary run in parallel, but each
 /// has its own namespaces; distinct ports keep failures easy to tell apart in captures).
 fn next_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(40_000);
     NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// What one forwarding direction saw.
-#[derive(Debug, Default, Clone)]
-pub struct DirectionStats {
-    /// Packets returned by `read_packets` (MTU-sized, after splitting).
-    pub packets: u64,
-    /// Calls of `read_packets` that returned packets.
-    pub reads: u64,
-    /// Calls that returned more than one packet.
-    pub multi_packet_reads: u64,
-    /// Times a buffer was too small (after which it was grown and the packet read again).
-    pub buffer_too_small: u64,
-    /// Errors of `read_packets` other than `Closed` and `BufferTooSmall`.
-    pub read_errors: Vec<String>,
-    /// Errors of `write_packets`.
-    pub write_errors: Vec<String>,
-}
-
-impl DirectionStats {
-    /// Panics, listing them, when any read or write of this direction failed.
-    #[track_caller]
-    pub fn assert_no_errors(&self) {
-        assert!(
-            self.write_errors.is_empty(),
-            "write errors: {:?}",
-            self.write_errors
-        );
-        assert!(
-            self.read_errors.is_empty(),
-            "read errors: {:?}",
-            self.read_errors
-        );
-    }
-}
-
-/// Bounded: a device that fails every call is given up after this many errors in a row.
-const MAX_CONSECUTIVE_ERRORS: u32 = 1000;
-
-impl DirectionStats {
-    /// Records the result of one read into `packets`: `Some(n)` packets to write, or `None` (nothing to
-    /// write: an error was recorded, or the device is closed and `closed` is set).
-    fn after_read(
-        &mut self,
-        read: Result<usize, Error>,
-        packets: &PacketBatch,
-        errors: &mut u32,
-    ) -> Option<usize> {
-        self.buffer_too_small = packets.grown();
-        match read {
-            Ok(n) => {
-                self.reads += 1;
-                self.packets += n as u64;
-                if n > 1 {
-                    self.multi_packet_reads += 1;
-                }
-                Some(n)
-            }
-            Err(Error::Closed) => {
-                *errors = MAX_CONSECUTIVE_ERRORS;
-                None
-            }
-            Err(e) => {
-                self.read_errors.push(e.to_string());
-                *errors += 1;
-                None
-            }
-        }
-    }
-
-    /// Records the result of one write; false when the device is closed and forwarding ends.
-    fn after_write(&mut self, written: Result<usize, Error>, errors: &mut u32) -> bool {
-        match written {
-            Ok(_) => *errors = 0,
-            Err(Error::Closed) => return false,
-            Err(e) => {
-                self.write_errors.push(e.to_string());
-                *errors += 1;
-            }
-        }
-        true
-    }
-}
-
-/// Forwards `from -> to` through a [`PacketBatch`] until `from` is closed; `batch` buffers per read.
-fn forward(from: &Tun, to: &Tun, batch: usize) -> DirectionStats {
-    let mut stats = DirectionStats::default();
-    let mut packets = PacketBatch::for_device_with_count(from, batch);
-    let mut errors = 0;
-    while errors < MAX_CONSECUTIVE_ERRORS {
-        let read = packets.read_from(from);
-        if stats.after_read(read, &packets, &mut errors).is_some()
-            && !stats.after_write(packets.write_to(to), &mut errors)
-        {
-            break;
-        }
-    }
-    stats
-}
-
-/// [`forward`] on an async device: the same loop, awaiting instead of blocking.
-async fn forward_async(from: &AsyncTun, to: &AsyncTun) -> DirectionStats {
-    let mut stats = DirectionStats::default();
-    let mut packets = PacketBatch::for_device(from.get_ref());
-    let mut errors = 0;
-    while errors < MAX_CONSECUTIVE_ERRORS {
-        let read = packets.read_from_async(from).await;
-        if stats.after_read(read, &packets, &mut errors).is_some()
-            && !stats.after_write(packets.write_to_async(to).await, &mut errors)
-        {
-            break;
-        }
-    }
-    stats
-}
-
-/// How a [`Tunnel`] forwards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Forwarder {
-    /// One blocking thread per direction, `Some(n)` buffers per read (`None`: the device's `batch_size()`).
-    Threads(Option<usize>),
-    /// One task per direction on a tokio runtime with [`AsyncTun`]: the multi-thread runtime (two workers)
-    /// when `true`, else the current-thread one.
-    Tokio {
-        /// Multi-thread runtime rather than current-thread.
-        multi_thread: bool,
-    },
-    /// Multi-queue devices of this many queues, queue `i` of A forwarded to queue `i` of B and back by a
-    /// blocking thread per queue and direction (the device's `batch_size()` buffers per read).
-    Queues(usize),
-}
-
-/// The two devices of a [`Tunnel`], blocking or async.
-#[derive(Debug)]
-enum Devices {
-    Blocking(Arc<Tun>, Arc<Tun>),
-    Async(Arc<AsyncTun>, Arc<AsyncTun>),
-    /// Every queue of A and of B, in pairs; the first pair are the queues the devices were built with.
-    Queues(Vec<(Arc<Tun>, Arc<Tun>)>),
-}
-
-/// What forwards between the devices of a [`Tunnel`].
-#[derive(Debug)]
-enum Workers {
-    /// One thread per direction (a to b, then b to a), for each pair of queues.
-    Threads(Vec<JoinHandle<DirectionStats>>),
-    /// A thread running the runtime of both tasks.
-    Runtime(JoinHandle<TunnelStats>),
-    Stopped,
-}
-
-/// Namespaces A and B, their devices, and the forwarders between them.
-#[derive(Debug)]
-pub struct Tunnel {
-    /// Namespace A (the sender's).
-    pub a: NetNs,
-    /// Namespace B (the receiver's).
-    pub b: NetNs,
-    devices: Devices,
-    workers: Workers,
-}
-
-/// What both directions of a [`Tunnel`] saw, once it stopped.
-#[derive(Debug, Default, Clone)]
-pub struct TunnelStats {
-    /// Direction A -> B.
-    pub a_to_b: DirectionStats,
-    /// Direction B -> A.
-    pub b_to_a: DirectionStats,
-    /// Packets forwarded A -> B by each queue pair.
-    pub a_to_b_per_queue: Vec<u64>,
-}
-
-impl DirectionStats {
-    /// Adds what another thread of the same direction saw.
-    fn absorb(&mut self, other: DirectionStats) {
-        self.packets += other.packets;
-        self.reads += other.reads;
-        self.multi_packet_reads += other.multi_packet_reads;
-        self.buffer_too_small += other.buffer_too_small;
-        self.read_errors.extend(other.read_errors);
-        self.write_errors.extend(other.write_errors);
-    }
-}
-
-impl Tunnel {
-    /// Creates both namespaces and devices (offloads on or off), addresses them (IPv4 and IPv6, host
-    /// routes to the peer through the device), then starts forwarding with `batch` buffers per read
-    /// (`None`: the device's `batch_size()`) on two threads.
-    pub fn new(offload: bool, batch: Option<usize>) -> Tunnel {
-        Self::with_forwarder(offload, Forwarder::Threads(batch))
-    }
-
-    /// [`new`](Self::new) with the forwarder chosen.
-    pub fn with_forwarder(offload: bool, forwarder: Forwarder) -> Tunnel {
-        let a = NetNs::new();
-        let b = NetNs::new();
-        let queues = match forwarder {
-            Forwarder::Queues(n) => n,
-            _ => 1,
-        };
-        // Up, with a local address and host routes to the peer through the device, for both IP versions.
-        let build =
-            |ns: &NetNs, name: &str, local: (Ipv4Addr, Ipv6Addr), peer: (Ipv4Addr, Ipv6Addr)| {
-                let builder = Builder::new()
-                    .name(name)
-                    .offload(offload)
-                    .multi_queue(queues > 1)
-                    .monitor(false)
-                    .up(true)
-                    .address(local.0.into(), 32)
-                    .address(local.1.into(), 128)
-                    .route(peer.0.into(), 32)
-                    .route(peer.1.into(), 128);
-                ns.tun(builder)
-                    .unwrap_or_else(|e| panic!("create {name}: {e}"))
-            };
-        let tun_a = build(&a, DEV_A, (A4, A6), (B4, B6));
-        let tun_b = build(&b, DEV_B, (B4, B6), (A4, A6));
-        let (devices, workers) = match forwarder {
-            Forwarder::Threads(batch) => {
-                let (tun_a, tun_b) = (Arc::new(tun_a), Arc::new(tun_b));
-                let mut threads = Vec::new();
-                for (name, from, to) in [
-                    ("fwd a->b", Arc::clone(&tun_a), Arc::clone(&tun_b)),
-                    ("fwd b->a", Arc::clone(&tun_b), Arc::clone(&tun_a)),
-                ] {
-                    let batch = batch.unwrap_or_else(|| from.batch_size());
-                    let handle = std::thread::Builder::new()
-                        .name(name.into())
-                        .spawn(move || forward(&from, &to, batch))
-                        .expect("spawn a forwarding thread");
-                    threads.push(handle);
-                }
-                (Devices::Blocking(tun_a, tun_b), Workers::Threads(threads))
-            }
-            Forwarder::Queues(_) => {
-                let mut pairs = vec![(Arc::new(tun_a), Arc::new(tun_b))];
-                for _ in 1..queues {
-                    let open = |tun: &Tun| {
-                        Arc::new(
-                            tun.open_queue()
-                                .unwrap_or_else(|e| panic!("open a queue: {e}")),
-                        )
-                    };
-                    let more = (open(&pairs[0].0), open(&pairs[0].1));
-                    pairs.push(more);
-                }
-                let mut threads = Vec::new();
-                for (i, (qa, qb)) in pairs.iter().enumerate() {
-                    for (name, from, to) in [
-                        (format!("fwd{i} a->b"), qa, qb),
-                        (format!("fwd{i} b->a"), qb, qa),
-                    ] {
-                        let (from, to) = (Arc::clone(from), Arc::clone(to));
-                        let handle = std::thread::Builder::new()
-                            .name(name)
-                            .spawn(move || forward(&from, &to, from.batch_size()))
-                            .expect("spawn a forwarding thread");
-                        threads.push(handle);
-                    }
-                }
-                (Devices::Queues(pairs), Workers::Threads(threads))
-            }
-            Forwarder::Tokio { multi_thread } => {
-                let runtime = crate::runtime(multi_thread);
-                let (tun_a, tun_b) = {
-                    let _inside = runtime.enter();
-                    let wrap = |tun| Arc::new(AsyncTun::new(tun).expect("AsyncTun::new"));
-                    (wrap(tun_a), wrap(tun_b))
-                };
-                let (from_a, from_b) = (Arc::clone(&tun_a), Arc::clone(&tun_b));
-                let handle = std::thread::Builder::new()
-                    .name("fwd tokio".into())
-                    .spawn(move || {
-                        runtime.block_on(async move {
-                            let a_to_b = tokio::spawn({
-                                let (from, to) = (Arc::clone(&from_a), Arc::clone(&from_b));
-                                async move { forward_async(&from, &to).await }
-                            });
-                            let b_to_a =
-                                tokio::spawn(async move { forward_async(&from_b, &from_a).await });
-                            TunnelStats {
-                                a_to_b: a_to_b.await.expect("a->b task"),
-                                b_to_a: b_to_a.await.expect("b->a task"),
-                                a_to_b_per_queue: Vec::new(),
-                            }
-                        })
-                    })
-                    .expect("spawn the runtime thread");
-                (Devices::Async(tun_a, tun_b), Workers::Runtime(handle))
-            }
-        };
-        Tunnel {
-            a,
-            b,
-            devices,
-            workers,
-        }
-    }
-
-    /// `tunA`, in A.
-    pub fn tun_a(&self) -> &Tun {
-        match &self.devices {
-            Devices::Blocking(a, _) => a,
-            Devices::Async(a, _) => a.get_ref(),
-            Devices::Queues(pairs) => &pairs[0].0,
-        }
-    }
-
-    /// `tunB`, in B.
-    pub fn tun_b(&self) -> &Tun {
-        match &self.devices {
-            Devices::Blocking(_, b) => b,
-            Devices::Async(_, b) => b.get_ref(),
-            Devices::Queues(pairs) => &pairs[0].1,
-        }
-    }
-
-    /// Closes both devices (which wakes the forwarders) and returns what they saw.
-    pub fn stop(mut self) -> TunnelStats {
-        self.close_and_join()
-    }
-
-    fn close_and_join(&mut self) -> TunnelStats {
-        let _ = self.tun_a().close();
-        let _ = self.tun_b().close();
-        if let Devices::Queues(pairs) = &self.devices {
-            for (qa, qb) in pairs {
-                let _ = qa.close();
-                let _ = qb.close();
-            }
-        }
-        match std::mem::replace(&mut self.workers, Workers::Stopped) {
-            Workers::Threads(threads) => {
-                let mut stats = TunnelStats::default();
-                let mut threads = threads.into_iter();
-                // In pairs: a to b, then b to a, of each pair of queues.
-                while let (Some(a_to_b), Some(b_to_a)) = (threads.next(), threads.next()) {
-                    let a_to_b = a_to_b.join().expect("a forwarding thread panicked");
-                    stats.a_to_b_per_queue.push(a_to_b.packets);
-                    stats.a_to_b.absorb(a_to_b);
-                    stats
-                        .b_to_a
-                        .absorb(b_to_a.join().expect("a forwarding thread panicked"));
-                }
-                stats
-            }
-            Workers::Runtime(handle) => handle.join().expect("the runtime thread panicked"),
-            Workers::Stopped => TunnelStats::default(),
-        }
-    }
-}
-
-impl Drop for Tunnel {
-    fn drop(&mut self) {
-        if !matches!(self.workers, Workers::Stopped) {
-            self.close_and_join();
-        }
-    }
-}
-
-/// `len` bytes of a splitmix64 stream from `seed`: no period a dropped, duplicated or reordered block
-/// could hide in.
-pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed;
-    let mut data = vec![0u8; len.next_multiple_of(8)];
-    for chunk in data.chunks_exact_mut(8) {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-    }
-    data.truncate(len);
-    data
 }
 
 /// 100 MiB of test data and its SHA-256, generated once per test process and shared by its tests.
@@ -429,30 +33,6 @@ pub fn hundred_mib() -> &'static (Vec<u8>, String) {
         let digest = sha256_hex(&data);
         (data, digest)
     })
-}
-
-/// Lower-case hex SHA-256 of `data`.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-/// What arrived at the receiving end of a transfer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    /// Bytes received.
-    pub bytes: u64,
-    /// Their SHA-256.
-    pub sha256: String,
 }
 
 /// Sends `data` over TCP from A to B (IPv4 or IPv6) and returns what B received. Every socket call is
@@ -474,23 +54,20 @@ pub fn tcp_transfer(
         stream
             .set_read_timeout(Some(timeout))
             .map_err(|e| e.to_string())?;
-        let mut hasher = Sha256::new();
+        let mut hash = StreamHash::default();
         let mut buf = vec![0u8; 256 * 1024];
         let mut bytes = 0u64;
         loop {
             match crate::retry_eintr(|| stream.read(&mut buf)) {
                 Ok(0) => break,
                 Ok(n) => {
-                    hasher.update(&buf[..n]);
+                    hash.update(&buf[..n]);
                     bytes += n as u64;
                 }
                 Err(e) => return Err(format!("receive after {bytes} bytes: {e}")),
             }
         }
-        Ok(Received {
-            bytes,
-            sha256: hex(&hasher.finalize()),
-        })
+        Ok(hash.finish())
     });
     let sent = (|| -> Result<(), String> {
         let mut stream = tunnel
@@ -625,7 +202,7 @@ fn send_datagrams(
     deadline: Instant,
 ) -> Result<(u64, u64), String> {
     let payload = settings.datagram - 8;
-    let local = SocketAddr::new(if v6 { IpAddr::V6(A6) } else { IpAddr::V4(A4) }, 0);
+    let local = SocketAddr::new(a_addr(v6), 0);
     let (socket, mut acks) = tunnel
         .a
         .run_in(|| -> std::io::Result<(UdpSocket, TcpStream)> {
@@ -635,7 +212,7 @@ fn send_datagrams(
             Ok((socket, acks))
         })
         .map_err(|e| format!("connect to {to}: {e}"))?;
-    tun_sys::sockopt::set_udp_segment(
+    tun_test_support::sockopt::set_udp_segment(
         &socket,
         u16::try_from(settings.datagram).unwrap_or(u16::MAX),
     )
@@ -741,8 +318,8 @@ fn receive_datagrams(
     socket
         .set_read_timeout(Some(Duration::from_millis(50)))
         .map_err(|e| e.to_string())?;
-    let mut hasher = Sha256::new();
-    let (mut expected, mut bytes, mut gaps) = (0u64, 0u64, 0u64);
+    let mut hash = StreamHash::default();
+    let (mut expected, mut gaps) = (0u64, 0u64);
     let mut last_gap_ack = None;
     let ack_every = (settings.window / 4).max(1);
     let mut buf = vec![0u8; 65_536];
@@ -776,8 +353,7 @@ fn receive_datagrams(
         };
         let seq = u64::from_le_bytes(*seq);
         if seq == expected {
-            hasher.update(data);
-            bytes += data.len() as u64;
+            hash.update(data);
             expected += 1;
             if expected % ack_every == 0 || expected == total {
                 send_ack(&mut ack_stream, expected)?;
@@ -791,11 +367,5 @@ fn receive_datagrams(
         }
     }
     let _ = ack_stream.shutdown(Shutdown::Both);
-    Ok((
-        Received {
-            bytes,
-            sha256: hex(&hasher.finalize()),
-        },
-        gaps,
-    ))
+    Ok((hash.finish(), gaps))
 }

@@ -225,7 +225,7 @@ fn dropped_reads_lose_no_segment_of_a_super_packet() {
     const PER_SEND: u32 = 8;
     const SENDS: u32 = 40;
     const LEN: usize = 1000;
-    tun_sys::sockopt::set_udp_segment(&sock, LEN as u16).unwrap();
+    tun_test_support::sockopt::set_udp_segment(&sock, LEN as u16).unwrap();
     let rt = runtime(false);
     let tun = rt.block_on(async { AsyncTun::new(tun) }).unwrap();
     // Sent a little at a time, so that reads find the device empty as often as not.

@@ -1,11 +1,10 @@
 //! Link events through the facade: `Tun::events()` on real devices in namespaces the tests create.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tun::{Builder, Error, Event, Events, RecvTimeoutError, TryRecvError};
-use tun_system_tests::NetNs;
+use tun_system_tests::{NetNs, flaps};
 
 /// How long a change may take to be reported (generous for a loaded 2-core machine).
 const REPORT_WITHIN: Duration = Duration::from_secs(2);
@@ -78,30 +77,14 @@ fn unread_flaps_never_block_and_a_late_reader_sees_the_final_state() {
     let ns = NetNs::new();
     let tun = ns.tun(Builder::new().name("te-flap0")).unwrap();
     let events = tun.events();
-    let mut batch = String::new();
-    for _ in 0..1000 {
-        batch.push_str("link set te-flap0 up\nlink set te-flap0 down\n");
-    }
+    let mut batch = flaps("te-flap0", 1000);
     batch.push_str("link set te-flap0 up\nlink set te-flap0 mtu 1234\n");
-    let path = std::env::temp_dir().join(format!("{}.batch", ns.name()));
-    std::fs::write(&path, batch).unwrap();
-    let mut ip = Command::new("ip")
-        .args(["-n", ns.name(), "-batch"])
-        .arg(&path)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ip = ns.spawn_ip_batch(&batch);
     let mut most_pending = 0;
-    let status = loop {
+    let succeeded = ip.finish_sampling(Duration::from_secs(60), || {
         most_pending = most_pending.max(events.pending());
-        if let Some(status) = ip.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "ip -batch did not finish");
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    let _ = std::fs::remove_file(&path);
-    assert!(status.success());
+    });
+    assert!(succeeded);
     assert!(
         most_pending <= tun::MAX_PENDING_EVENTS,
         "{most_pending} pending"

@@ -244,7 +244,7 @@ fn queue_with_other_settings_than_the_device_is_refused() {
     // The refused build changed nothing device-wide: q1 still gets UDP super-packets where the kernel has USO.
     drop(q2);
     if q1.offloads().contains(Offloads::USO4) {
-        tun_sys::sockopt::set_udp_segment(&sock, 100).unwrap();
+        tun_test_support::sockopt::set_udp_segment(&sock, 100).unwrap();
         let to = SocketAddrV4::new(PEER, 4000);
         retry_eintr(|| sock.send_to(&[7u8; 400], to)).unwrap();
         let from = local_addr(&sock);

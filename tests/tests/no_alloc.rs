@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tun::{AsyncTun, Builder, PacketBatch};
-use tun_system_tests::{NetNs, PAIR_A, PAIR_B, retry_eintr, runtime, with_deadline};
+use tun_system_tests::traffic::{A4, B4};
+use tun_system_tests::{NetNs, retry_eintr, runtime, with_deadline};
 
 /// How a forwarding cycle handles its buffers.
 #[derive(Debug, Clone, Copy)]
@@ -32,20 +33,20 @@ fn measured_forwarding(offload: bool, gso: Option<u16>, cycle: Cycle) -> (u64, u
     let tb = b
         .tun(Builder::new().name("tb").offload(offload).monitor(false))
         .unwrap();
-    a.address(&ta, PAIR_A.into(), 24);
-    b.address(&tb, PAIR_B.into(), 24);
+    a.address(&ta, A4.into(), 24);
+    b.address(&tb, B4.into(), 24);
     let rt = runtime(false);
     let (ta, tb) = rt.block_on(async { (AsyncTun::new(ta).unwrap(), AsyncTun::new(tb).unwrap()) });
     let (ata, atb) = (&ta, &tb);
     let (ta, tb) = (ta.get_ref(), tb.get_ref());
-    let receiver = b.run_in(|| UdpSocket::bind(SocketAddrV4::new(PAIR_B, 6000)).unwrap());
+    let receiver = b.run_in(|| UdpSocket::bind(SocketAddrV4::new(B4, 6000)).unwrap());
     receiver
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let sender = a.run_in(|| UdpSocket::bind(SocketAddrV4::new(PAIR_A, 0)).unwrap());
+    let sender = a.run_in(|| UdpSocket::bind(SocketAddrV4::new(A4, 0)).unwrap());
     let burst = match gso {
         Some(size) => {
-            tun_sys::sockopt::set_udp_segment(&sender, size).unwrap();
+            tun_test_support::sockopt::set_udp_segment(&sender, size).unwrap();
             vec![7u8; usize::from(size) * 20]
         }
         None => vec![7u8; 1200],
@@ -59,7 +60,7 @@ fn measured_forwarding(offload: bool, gso: Option<u16>, cycle: Cycle) -> (u64, u
             let deadline = Instant::now() + Duration::from_secs(30);
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                 // The device's queue may be full; a dropped burst is fine, the reader only needs traffic.
-                let _ = sender.send_to(&burst, SocketAddrV4::new(PAIR_B, 6000));
+                let _ = sender.send_to(&burst, SocketAddrV4::new(B4, 6000));
                 std::thread::sleep(Duration::from_micros(200));
             }
         });

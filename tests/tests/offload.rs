@@ -1,16 +1,33 @@
 //! The device with offloads: what the kernel accepted, super-packets split on read (nothing lost even one
 //! buffer at a time), coalescing on write, io::Read/Write, and bad packets refused without harm.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::Duration;
 
 use tun::{Builder, Error, Offloads};
+use tun_system_tests::traffic::{
+    A4, B4, DEV_B, DirectionStats, Forwarder, Tunnel, hundred_mib, sha256_hex, tcp_transfer,
+};
 use tun_system_tests::{
-    Forwarding, NetNs, PAIR_A, PAIR_B, TunnelPair, addressed, is_udp4_to_port, local_addr,
-    read_until, retry_eintr, tcp_transfer, udp4_checksum_ok, udp4_packet,
+    NetNs, addressed, is_udp4_to_port, local_addr, read_until, retry_eintr, tcp4_segment,
+    udp4_checksum_ok, udp4_packet, with_room,
 };
 
-const MIB: u64 = 1 << 20;
+const MIB: usize = 1 << 20;
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Sends the first `len` bytes of the shared test data over TCP from A to B (IPv6 when `v6`) and asserts
+/// that all of them arrived intact.
+fn transfer_intact(tunnel: &Tunnel, v6: bool, len: usize) {
+    let data = &hundred_mib().0[..len];
+    let received = tcp_transfer(tunnel, v6, data, TIMEOUT).expect("transfer");
+    assert_eq!(received.bytes, len as u64);
+    assert_eq!(
+        received.sha256,
+        sha256_hex(data),
+        "the stream arrived altered"
+    );
+}
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
@@ -79,21 +96,19 @@ fn attaching_without_offloads_turns_a_persistent_devices_offloads_off() {
     assert!(udp4_checksum_ok(&packet), "{packet:02x?}");
 }
 
-fn bulk_tcp_v4(forwarding: Forwarding, len: u64) -> (tun_system_tests::DirectionStats, u64) {
-    let pair = TunnelPair::new(true, forwarding);
-    let server = SocketAddr::V4(SocketAddrV4::new(PAIR_B, 5001));
-    let got = tcp_transfer(&pair.a, &pair.b, server, len);
-    let (a_to_b, b_to_a) = pair.stop();
-    assert_eq!(a_to_b.write_errors, 0);
-    assert_eq!(b_to_a.write_errors, 0);
-    (a_to_b, got)
+fn bulk_tcp_v4(forwarder: Forwarder, len: usize) -> DirectionStats {
+    let tunnel = Tunnel::with_forwarder(true, forwarder);
+    transfer_intact(&tunnel, false, len);
+    let stats = tunnel.stop();
+    assert!(stats.a_to_b.write_errors.is_empty(), "{:?}", stats.a_to_b);
+    assert!(stats.b_to_a.write_errors.is_empty(), "{:?}", stats.b_to_a);
+    stats.a_to_b
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn tcp_bulk_through_two_offload_devices_arrives_intact_and_super_packets_are_split() {
-    let (stats, got) = bulk_tcp_v4(Forwarding::Batch(128), 32 * MIB);
-    assert_eq!(got, 32 * MIB);
+    let stats = bulk_tcp_v4(Forwarder::RawBatch(128), 32 * MIB);
     // TSO super-packets came out of the sender's device as several packets per read.
     assert!(stats.max_per_read > 1, "{stats:?}");
     eprintln!(
@@ -105,57 +120,51 @@ fn tcp_bulk_through_two_offload_devices_arrives_intact_and_super_packets_are_spl
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn tcp_v6_bulk_through_two_offload_devices_arrives_intact() {
-    let pair = TunnelPair::new(true, Forwarding::Batch(128));
-    let server: SocketAddr = "[fd78::2]:5002".parse().unwrap();
-    assert_eq!(tcp_transfer(&pair.a, &pair.b, server, 16 * MIB), 16 * MIB);
-    let (a_to_b, _) = pair.stop();
+    let tunnel = Tunnel::with_forwarder(true, Forwarder::RawBatch(128));
+    transfer_intact(&tunnel, true, 16 * MIB);
+    let a_to_b = tunnel.stop().a_to_b;
     assert!(a_to_b.max_per_read > 1, "{a_to_b:?}");
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn one_buffer_per_read_loses_nothing_of_a_gso_stream() {
-    let (stats, got) = bulk_tcp_v4(Forwarding::Batch(1), 8 * MIB);
-    assert_eq!(got, 8 * MIB);
+    let stats = bulk_tcp_v4(Forwarder::RawBatch(1), 8 * MIB);
     assert_eq!(stats.max_per_read, 1);
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn io_read_and_write_with_offloads_carry_a_gso_stream_intact() {
-    let (stats, got) = bulk_tcp_v4(Forwarding::OnePacket, 8 * MIB);
-    assert_eq!(got, 8 * MIB);
-    assert!(stats.packets > 8 * MIB / 65535, "{stats:?}");
+    let stats = bulk_tcp_v4(Forwarder::OnePacket, 8 * MIB);
+    assert!(stats.packets > (8 * MIB / 65535) as u64, "{stats:?}");
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn tcp_bulk_without_offloads_arrives_intact() {
-    let pair = TunnelPair::new(false, Forwarding::Batch(1));
-    let server = SocketAddr::V4(SocketAddrV4::new(PAIR_B, 5003));
-    assert_eq!(tcp_transfer(&pair.a, &pair.b, server, 8 * MIB), 8 * MIB);
+    let tunnel = Tunnel::with_forwarder(false, Forwarder::RawBatch(1));
+    transfer_intact(&tunnel, false, 8 * MIB);
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn udp_gso_datagrams_are_split_and_arrive_whole() {
-    let pair = TunnelPair::new(true, Forwarding::Batch(128));
-    let receiver = pair
+    let tunnel = Tunnel::with_forwarder(true, Forwarder::RawBatch(128));
+    let receiver = tunnel
         .b
-        .run_in(|| UdpSocket::bind(SocketAddrV4::new(PAIR_B, 5004)).unwrap());
+        .run_in(|| UdpSocket::bind(SocketAddrV4::new(B4, 5004)).unwrap());
     receiver
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let sender = pair
+    let sender = tunnel
         .a
-        .run_in(|| UdpSocket::bind(SocketAddrV4::new(PAIR_A, 0)).unwrap());
-    tun_sys::sockopt::set_udp_segment(&sender, 1200).unwrap();
+        .run_in(|| UdpSocket::bind(SocketAddrV4::new(A4, 0)).unwrap());
+    tun_test_support::sockopt::set_udp_segment(&sender, 1200).unwrap();
     // One send of 20 datagrams of 1200 bytes: one USO super-packet.
-    let payload: Vec<u8> = (0..24_000u32)
-        .map(|i| tun_system_tests::stream_byte(u64::from(i)))
-        .collect();
+    let payload = &hundred_mib().0[..24_000];
     sender
-        .send_to(&payload, SocketAddrV4::new(PAIR_B, 5004))
+        .send_to(payload, SocketAddrV4::new(B4, 5004))
         .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 2048];
@@ -165,7 +174,7 @@ fn udp_gso_datagrams_are_split_and_arrive_whole() {
         got.extend_from_slice(&buf[..n]);
     }
     assert_eq!(got, payload);
-    let (a_to_b, _) = pair.stop();
+    let a_to_b = tunnel.stop().a_to_b;
     assert!(a_to_b.max_per_read > 1, "{a_to_b:?}");
 }
 
@@ -177,11 +186,7 @@ fn garbage_truncated_and_oversized_writes_are_errors_and_traffic_goes_on() {
     let me = local_addr(&sock);
     let peer = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 4100);
     let good = udp4_packet(peer, me, b"still here");
-    let with_room = |packet: &[u8]| {
-        let mut buf = vec![0u8; 10];
-        buf.extend_from_slice(packet);
-        buf
-    };
+    let with_room = |packet: &[u8]| with_room(10, packet);
     let mut oversized = good.clone();
     oversized.resize(70_000, 0);
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -224,17 +229,18 @@ fn garbage_truncated_and_oversized_writes_are_errors_and_traffic_goes_on() {
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn gro_can_be_switched_off_at_run_time() {
-    let pair = TunnelPair::new(true, Forwarding::Batch(128));
-    let (ta, tb) = pair.tuns();
-    ta.set_gro(false);
-    tb.set_gro(false);
-    let server = SocketAddr::V4(SocketAddrV4::new(PAIR_B, 5005));
-    let before = pair.b.rx_packets("tb");
-    assert_eq!(tcp_transfer(&pair.a, &pair.b, server, 8 * MIB), 8 * MIB);
-    // Without coalescing every write to tb is one packet of at most its 1500-byte MTU, so the 8 MiB took at
-    // least 8 MiB / 1500 writes (with GRO on, 64 KB super-packets need far fewer).
-    let writes = pair.b.rx_packets("tb") - before;
-    assert!(writes >= 8 * MIB / 1500, "only {writes} writes to tb");
+    let tunnel = Tunnel::with_forwarder(true, Forwarder::RawBatch(128));
+    tunnel.tun_a().set_gro(false);
+    tunnel.tun_b().set_gro(false);
+    let before = tunnel.b.rx_packets(DEV_B);
+    transfer_intact(&tunnel, false, 8 * MIB);
+    // Without coalescing every write to tunB is one packet of at most its 1500-byte MTU, so the 8 MiB took
+    // at least 8 MiB / 1500 writes (with GRO on, 64 KB super-packets need far fewer).
+    let writes = tunnel.b.rx_packets(DEV_B) - before;
+    assert!(
+        writes >= (8 * MIB / 1500) as u64,
+        "only {writes} writes to {DEV_B}"
+    );
 }
 
 #[test]
@@ -297,12 +303,9 @@ fn a_flow_of_more_tiny_segments_than_one_writev_takes_is_written_whole() {
     let (tun, _sock) = addressed(&ns, Builder::new().offload(true), "tt-iov0");
     let segment = |i: usize| {
         let seq = 1 + 10 * i as u32;
-        let builder = etherparse::PacketBuilder::ipv4([10, 77, 0, 2], [10, 77, 0, 1], 64)
-            .tcp(4000, 5000, seq, 502)
-            .ack(1);
-        let mut out = vec![0u8; 10];
-        builder.write(&mut out, &[i as u8; 10]).unwrap();
-        out
+        let from = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 4000);
+        let to = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 1), 5000);
+        with_room(10, &tcp4_segment(from, to, seq, &[i as u8; 10]))
     };
     let mut storage: Vec<Vec<u8>> = (0..SEGMENTS).map(segment).collect();
     let mut slices: Vec<&mut [u8]> = storage.iter_mut().map(Vec::as_mut_slice).collect();

@@ -104,7 +104,7 @@ fn entering_and_unsharing_change_only_the_calling_thread() {
     // The test thread itself never moved.
     assert!(netns::same(netns::current().unwrap().as_fd(), here.as_fd()).unwrap());
     let fresh = std::thread::spawn(|| {
-        netns::unshare().unwrap();
+        tun_test_support::netns::unshare().unwrap();
         let fresh = netns::current().unwrap();
         // A new namespace has only lo, and it is down.
         let sock = tun_sys::iface::control_socket().unwrap();
@@ -122,8 +122,8 @@ fn entering_and_unsharing_change_only_the_calling_thread() {
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn open_named_finds_ip_netns_namespaces() {
     let ns = NetNs::new();
-    let opened = netns::open_named(ns.name()).unwrap();
+    let opened = tun_test_support::netns::open_named(ns.name()).unwrap();
     assert!(netns::same(opened.as_fd(), ns.fd().as_fd()).unwrap());
-    let missing = netns::open_named("tuntest-does-not-exist").unwrap_err();
+    let missing = tun_test_support::netns::open_named("tuntest-does-not-exist").unwrap_err();
     assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
 }

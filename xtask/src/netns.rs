@@ -6,11 +6,13 @@
 //! killed outright (SIGKILL) are swept by the next run.
 
 use std::io::Read;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
 
-use tun_sys::signal::{Signal, SignalSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+pub(crate) use tun_test_support::{delete_namespace, run, wait_until};
+
+use tun_test_support::signal::{Signal, SignalSet};
 
 /// Prefix of every namespace this tool creates; the creating process's pid follows it.
 const PREFIX: &str = "xtask-";
@@ -56,27 +58,11 @@ pub(crate) fn clean_up_on_signal() -> Result<(), String> {
 fn clean_up_everything() {
     let mut registry = registry();
     for pid in registry.pids.drain(..) {
-        let _ = tun_sys::signal::send(pid, Signal::Kill);
+        let _ = tun_test_support::signal::send(pid, Signal::Kill);
     }
     for name in registry.namespaces.drain(..) {
         delete_namespace(&name);
     }
-}
-
-fn delete_namespace(name: &str) {
-    // A namespace whose processes were just killed can still be busy for a moment: retry briefly.
-    for _ in 0..20 {
-        let ok = Command::new("ip")
-            .args(["netns", "del", name])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok || !std::path::Path::new("/run/netns").join(name).exists() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!("xtask: could not delete network namespace {name}");
 }
 
 /// Deletes namespaces of earlier runs whose process no longer exists (a run killed with SIGKILL cannot
@@ -101,117 +87,34 @@ pub(crate) fn sweep_stale_namespaces() {
     }
 }
 
-/// Runs `cmd` to completion; an error carries its stderr.
-pub(crate) fn run(cmd: &mut Command) -> Result<Output, String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(out)
-    } else {
-        Err(format!(
-            "{cmd:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// A network namespace created for this run and deleted on drop.
+/// A network namespace created for this run, recorded for the signal watcher and deleted on drop.
 #[derive(Debug)]
-pub(crate) struct NetNs {
-    name: String,
-}
+pub(crate) struct NetNs(tun_test_support::NetNs);
 
 impl NetNs {
     /// Creates `xtask-<pid>-<role>` with its loopback up.
     pub(crate) fn create(role: &str) -> Result<Self, String> {
         let name = format!("{PREFIX}{}-{role}", std::process::id());
-        {
-            let mut registry = registry();
-            run(Command::new("ip").args(["netns", "add", &name]))?;
-            registry.namespaces.push(name.clone());
-        }
-        let ns = Self { name };
-        ns.ip(&["link", "set", "lo", "up"])?;
-        Ok(ns)
+        // Recorded under the lock, so that the watcher never misses a namespace that exists.
+        let mut registry = registry();
+        let ns = tun_test_support::NetNs::create(name.clone())?;
+        registry.namespaces.push(name);
+        Ok(Self(ns))
     }
+}
 
-    /// The name `ip netns` knows it by.
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
+impl std::ops::Deref for NetNs {
+    type Target = tun_test_support::NetNs;
 
-    /// Runs `ip -n NAME args...`.
-    pub(crate) fn ip(&self, args: &[&str]) -> Result<(), String> {
-        run(Command::new("ip").args(["-n", &self.name]).args(args)).map(drop)
-    }
-
-    /// Runs a batch of `ip` commands (one per line) inside the namespace with a single process.
-    pub(crate) fn ip_batch(&self, lines: &[String]) -> Result<(), String> {
-        use std::io::Write;
-        let mut child = Command::new("ip")
-            .args(["-n", &self.name, "-batch", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("ip -batch: {e}"))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(lines.join("\n").as_bytes())
-                .map_err(|e| format!("ip -batch: {e}"))?;
-        }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("ip -batch: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "ip -n {} -batch failed: {}\n{}",
-                self.name,
-                String::from_utf8_lossy(&out.stderr).trim(),
-                lines.join("\n")
-            ))
-        }
-    }
-
-    /// Whether the interface `dev` exists in the namespace.
-    pub(crate) fn has_link(&self, dev: &str) -> bool {
-        Command::new("ip")
-            .args(["-n", &self.name, "link", "show", "dev", dev])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    /// Whether `dev` has a route to exactly `prefix` (`ip route show dev DEV PREFIX` lists one).
-    pub(crate) fn has_route(&self, dev: &str, prefix: &str) -> bool {
-        Command::new("ip")
-            .args(["-n", &self.name])
-            // Without -6, `ip route show` lists IPv4 routes only.
-            .arg(if prefix.contains(':') { "-6" } else { "-4" })
-            .args(["route", "show", "dev", dev, prefix])
-            .output()
-            .is_ok_and(|out| out.status.success() && !out.stdout.is_empty())
-    }
-
-    /// A command that runs `program` inside the namespace.
-    pub(crate) fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name, program]);
-        cmd
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        let mut registry = registry();
-        delete_namespace(&self.name);
-        registry.namespaces.retain(|n| *n != self.name);
+        // The namespace itself is deleted right after, when the inner guard drops.
+        registry().namespaces.retain(|n| n != self.0.name());
     }
 }
 
@@ -246,7 +149,8 @@ impl Spawned {
 
     /// Sends `signal` to the process.
     pub(crate) fn signal(&self, signal: Signal) -> Result<(), String> {
-        tun_sys::signal::send(self.pid(), signal).map_err(|e| format!("signal {}: {e}", self.what))
+        tun_test_support::signal::send(self.pid(), signal)
+            .map_err(|e| format!("signal {}: {e}", self.what))
     }
 
     /// Waits up to `timeout` for the process to exit, then returns its status and whatever it wrote to
@@ -258,16 +162,11 @@ impl Spawned {
         // Drain the pipes on helper threads so that a chatty child never blocks on a full pipe.
         let stdout = self.child.stdout.take().map(drain);
         let stderr = self.child.stderr.take().map(drain);
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.exited() {
-                break Some(status);
-            }
-            if Instant::now() >= deadline {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let mut status = None;
+        wait_until(timeout, || {
+            status = self.exited();
+            status.is_some()
+        });
         let Some(status) = status else {
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -299,20 +198,6 @@ impl Drop for Spawned {
             let _ = self.child.wait();
         }
         registry().pids.retain(|p| *p != pid);
-    }
-}
-
-/// Polls `ready` every 10 ms until it holds or `timeout` passes.
-pub(crate) fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if ready() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tun_sys::signal::Signal;
+use tun_test_support::signal::Signal;
 
 use crate::cpus::{Pinning, pinned};
 use crate::netns::{NetNs, Spawned, run, wait_until};
@@ -77,7 +77,7 @@ impl Binaries {
 /// The target directory cargo builds into (honours CARGO_TARGET_DIR and cargo config).
 fn target_dir(cargo: &str) -> Result<PathBuf, String> {
     let out = run(Command::new(cargo).args(["metadata", "--format-version", "1", "--no-deps"]))?;
-    let json = String::from_utf8_lossy(&out.stdout);
+    let json = out;
     let key = "\"target_directory\":\"";
     let start = json
         .find(key)

@@ -9,8 +9,9 @@ mod common;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use common::{Netns, REPORT_WITHIN, flaps};
+use common::{NetnsExt, REPORT_WITHIN, netns};
 use tun_events::{Event, Events, MAX_PENDING, Monitor, RecvTimeoutError};
+use tun_test_support::{flaps, wait_until};
 
 fn expect_event(events: &Events, expected: Event) {
     match events.recv_timeout(REPORT_WITHIN) {
@@ -44,7 +45,7 @@ fn assert_prompt(stop_took: Duration) {
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn up_mtu_down_are_reported_in_order_and_only_once() {
-    let ns = Netns::new("order");
+    let ns = netns("order");
     let tun = ns.create_tun("evt0");
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
     let events = monitor.events();
@@ -65,7 +66,7 @@ fn up_mtu_down_are_reported_in_order_and_only_once() {
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn device_running_before_spawn_is_reported_up_at_once() {
-    let ns = Netns::new("early");
+    let ns = netns("early");
     let tun = ns.create_tun("evt0");
     ns.ip(&["link", "set", "evt0", "up"]);
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
@@ -75,9 +76,9 @@ fn device_running_before_spawn_is_reported_up_at_once() {
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn device_is_followed_into_a_second_and_a_third_namespace() {
-    let first = Netns::new("from");
-    let second = Netns::new("to");
-    let third = Netns::new("then");
+    let first = netns("from");
+    let second = netns("to");
+    let third = netns("then");
     let tun = first.create_tun("evt0");
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
     let events = monitor.events();
@@ -85,7 +86,7 @@ fn device_is_followed_into_a_second_and_a_third_namespace() {
     expect_event(&events, Event::Up);
 
     // Moving closes the link in the old namespace.
-    first.ip(&["link", "set", "dev", "evt0", "netns", &second.name]);
+    first.ip(&["link", "set", "dev", "evt0", "netns", second.name()]);
     expect_event(&events, Event::Down);
     second.ip(&["link", "set", "evt0", "up"]);
     expect_event(&events, Event::Up);
@@ -94,7 +95,7 @@ fn device_is_followed_into_a_second_and_a_third_namespace() {
     second.ip(&["link", "set", "evt0", "down"]);
     expect_event(&events, Event::Down);
 
-    second.ip(&["link", "set", "dev", "evt0", "netns", &third.name]);
+    second.ip(&["link", "set", "dev", "evt0", "netns", third.name()]);
     third.ip(&["link", "set", "evt0", "mtu", "1280"]);
     expect_event(&events, Event::MtuUpdate(1280));
     third.ip(&["link", "set", "evt0", "up"]);
@@ -107,8 +108,8 @@ fn device_is_followed_into_a_second_and_a_third_namespace() {
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn device_renamed_and_moved_with_a_new_index_is_still_followed() {
-    let first = Netns::new("idx");
-    let second = Netns::new("idx2");
+    let first = netns("idx");
+    let second = netns("idx2");
     let tun = first.create_tun("evt0");
     // In fresh namespaces `lo` is index 1 and the next link index 2: another TUN device takes the device's
     // index in the second namespace, so the move must give the device a new one.
@@ -118,7 +119,7 @@ fn device_renamed_and_moved_with_a_new_index_is_still_followed() {
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
     let events = monitor.events();
     first.ip(&["link", "set", "evt0", "name", "evt-renamed"]);
-    first.ip(&["link", "set", "dev", "evt-renamed", "netns", &second.name]);
+    first.ip(&["link", "set", "dev", "evt-renamed", "netns", second.name()]);
     assert_ne!(second.index_of("evt-renamed"), old_index);
     second.ip(&["link", "set", "evt-renamed", "up"]);
     expect_event(&events, Event::Up);
@@ -129,7 +130,7 @@ fn device_renamed_and_moved_with_a_new_index_is_still_followed() {
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn deleting_the_device_reports_down_and_stops_the_monitor() {
-    let ns = Netns::new("del");
+    let ns = netns("del");
     let tun = ns.create_tun("evt0");
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
     let events = monitor.events();
@@ -147,7 +148,7 @@ fn deleting_the_device_reports_down_and_stops_the_monitor() {
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn unread_flaps_stay_bounded_and_a_late_reader_sees_the_final_state() {
-    let ns = Netns::new("flap");
+    let ns = netns("flap");
     let tun = ns.create_tun("evt0");
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
     let events = monitor.events();
@@ -155,18 +156,12 @@ fn unread_flaps_stay_bounded_and_a_late_reader_sees_the_final_state() {
     let mut batch = flaps("evt0", 1000);
     // End up, then change the MTU as a marker that everything before it was seen.
     batch.push_str("link set evt0 up\nlink set evt0 mtu 1234\n");
-    let mut ip = ns.spawn_batch(&batch);
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ip = ns.spawn_ip_batch(&batch);
     let mut most_pending = 0;
-    let status = loop {
+    let succeeded = ip.finish_sampling(Duration::from_secs(60), || {
         most_pending = most_pending.max(events.pending());
-        if let Some(status) = ip.child.try_wait().expect("wait ip") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "ip -batch did not finish");
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    assert!(status.success());
+    });
+    assert!(succeeded);
     assert!(most_pending <= MAX_PENDING, "{most_pending} events pending");
 
     // The late reader: read until the marker; the link events it sees alternate from the initial down state
@@ -193,17 +188,16 @@ fn unread_flaps_stay_bounded_and_a_late_reader_sees_the_final_state() {
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn stop_joins_promptly_and_disconnects_receivers_after_pending_events() {
-    let ns = Netns::new("stop");
+    let ns = netns("stop");
     let tun = ns.create_tun("evt0");
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
     let events = monitor.events();
     ns.ip(&["link", "set", "evt0", "up"]);
     // Wait until the event is queued without taking it.
-    let deadline = Instant::now() + REPORT_WITHIN;
-    while events.pending() == 0 {
-        assert!(Instant::now() < deadline, "Up not queued");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert!(
+        wait_until(REPORT_WITHIN, || events.pending() > 0),
+        "Up not queued"
+    );
     let blocked = {
         let events = events.clone();
         std::thread::spawn(move || {
@@ -222,15 +216,15 @@ fn stop_joins_promptly_and_disconnects_receivers_after_pending_events() {
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn stop_during_a_flood_of_notifications_is_prompt() {
-    let ns = Netns::new("flood");
+    let ns = netns("flood");
     let tun = ns.create_tun("evt0");
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
-    let mut ip = ns.spawn_batch(&flaps("evt0", 5000));
+    let mut ip = ns.spawn_ip_batch(&flaps("evt0", 5000));
     // Let the flood start: the monitor has notifications to read on every wake-up.
     let events = monitor.events();
     assert!(events.recv_timeout(REPORT_WITHIN).is_ok());
     let took = stop_timed(&monitor);
-    let still_flooding = ip.child.try_wait().expect("wait ip").is_none();
+    let still_flooding = ip.running();
     drop(ip);
     eprintln!("stop during a flood took {took:?} (flood still running: {still_flooding})");
     assert_prompt(took);

@@ -4,15 +4,16 @@
 mod common;
 
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Netns;
+use common::{NetnsExt, netns};
 use tun_events::Monitor;
+use tun_test_support::wait_until;
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn dropping_monitors_releases_their_threads_and_fds() {
-    let ns = Netns::new("leak");
+    let ns = netns("leak");
     let tun = ns.create_tun("evt0");
     // One round first, so that lazily created process state (thread-local buffers, ...) exists before counting.
     drop(Monitor::spawn(tun.as_fd()).expect("spawn"));
@@ -21,18 +22,9 @@ fn dropping_monitors_releases_their_threads_and_fds() {
         drop(Monitor::spawn(tun.as_fd()).expect("spawn"));
     }
     // A joined thread can linger in /proc for a moment while the kernel reaps it.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let after = (count("/proc/self/task"), count("/proc/self/fd"));
-        if after == before {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "threads/fds {before:?} -> {after:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let counts = || (count("/proc/self/task"), count("/proc/self/fd"));
+    let settled = wait_until(Duration::from_secs(5), || counts() == before);
+    assert!(settled, "threads/fds {before:?} -> {:?}", counts());
 }
 
 fn count(dir: &str) -> usize {

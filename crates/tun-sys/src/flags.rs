@@ -1,141 +1,66 @@
-//! Typed flag sets for the TUN ioctls, so callers never pass raw `c_int` bits.
+//! Typed flag sets for the TUN ioctls and the interface flags, so callers never pass raw `c_int` bits.
 
-use std::fmt;
-use std::ops::{BitAnd, BitOr, BitOrAssign};
+use bitflags::bitflags;
 
-macro_rules! flag_set {
-    ($(#[$meta:meta])* $name:ident($repr:ty) { $($(#[$fmeta:meta])* $flag:ident = $value:expr;)* }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-        pub struct $name($repr);
-
-        impl $name {
-            $($(#[$fmeta])* pub const $flag: Self = Self($value as $repr);)*
-
-            /// No flag set.
-            pub const fn empty() -> Self {
-                Self(0)
-            }
-
-            /// The raw bits, as the kernel sees them.
-            pub const fn bits(self) -> $repr {
-                self.0
-            }
-
-            /// Flags from raw kernel bits, unknown bits kept.
-            pub const fn from_bits_retain(bits: $repr) -> Self {
-                Self(bits)
-            }
-
-            /// True when every flag of `other` is set in `self`.
-            pub const fn contains(self, other: Self) -> bool {
-                self.0 & other.0 == other.0
-            }
-
-            /// `self` without the flags of `other`.
-            pub const fn without(self, other: Self) -> Self {
-                Self(self.0 & !other.0)
-            }
-
-            /// True when no flag is set.
-            pub const fn is_empty(self) -> bool {
-                self.0 == 0
-            }
-        }
-
-        impl BitOr for $name {
-            type Output = Self;
-            fn bitor(self, rhs: Self) -> Self {
-                Self(self.0 | rhs.0)
-            }
-        }
-
-        impl BitOrAssign for $name {
-            fn bitor_assign(&mut self, rhs: Self) {
-                self.0 |= rhs.0;
-            }
-        }
-
-        impl BitAnd for $name {
-            type Output = Self;
-            fn bitand(self, rhs: Self) -> Self {
-                Self(self.0 & rhs.0)
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let mut rest = self.0;
-                let mut first = true;
-                write!(f, "{}(", stringify!($name))?;
-                $(
-                    let bit = $value as $repr;
-                    if bit != 0 && rest & bit == bit {
-                        if !first { f.write_str(" | ")?; }
-                        f.write_str(stringify!($flag))?;
-                        first = false;
-                        rest &= !bit;
-                    }
-                )*
-                if rest != 0 {
-                    if !first { f.write_str(" | ")?; }
-                    write!(f, "{rest:#x}")?;
-                }
-                f.write_str(")")
-            }
-        }
-    };
-}
-
-flag_set! {
+bitflags! {
     /// The flags of TUNSETIFF / TUNGETIFF / TUNGETFEATURES (`IFF_*` from `linux/if_tun.h`).
-    TunFlags(u16) {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct TunFlags: u16 {
         /// A layer-3 TUN device (as opposed to TAP).
-        TUN = libc::IFF_TUN;
+        const TUN = libc::IFF_TUN as u16;
         /// No 4-byte packet information header before each packet.
-        NO_PI = libc::IFF_NO_PI;
+        const NO_PI = libc::IFF_NO_PI as u16;
         /// A `virtio_net_hdr` precedes each packet (needed for offloads).
-        VNET_HDR = libc::IFF_VNET_HDR;
+        const VNET_HDR = libc::IFF_VNET_HDR as u16;
         /// The device may have several queues (one fd each).
-        MULTI_QUEUE = libc::IFF_MULTI_QUEUE;
+        const MULTI_QUEUE = libc::IFF_MULTI_QUEUE as u16;
         /// Read-only: the device is persistent.
-        PERSIST = libc::IFF_PERSIST;
+        const PERSIST = libc::IFF_PERSIST as u16;
         /// Fail instead of attaching when the named device exists.
-        TUN_EXCL = libc::IFF_TUN_EXCL;
+        const TUN_EXCL = libc::IFF_TUN_EXCL as u16;
     }
-}
 
-flag_set! {
     /// The offloads of TUNSETOFFLOAD (`TUN_F_*`).
-    Offloads(u32) {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct Offloads: u32 {
         /// The kernel may hand us packets with partial checksums (NEEDS_CSUM).
-        CSUM = libc::TUN_F_CSUM;
+        const CSUM = libc::TUN_F_CSUM;
         /// TCP segmentation offload for IPv4.
-        TSO4 = libc::TUN_F_TSO4;
+        const TSO4 = libc::TUN_F_TSO4;
         /// TCP segmentation offload for IPv6.
-        TSO6 = libc::TUN_F_TSO6;
+        const TSO6 = libc::TUN_F_TSO6;
         /// TSO with ECN (CWR) handling.
-        TSO_ECN = libc::TUN_F_TSO_ECN;
+        const TSO_ECN = libc::TUN_F_TSO_ECN;
         /// UDP segmentation offload for IPv4 (accepted only together with USO6 and CSUM).
-        USO4 = libc::TUN_F_USO4;
+        const USO4 = libc::TUN_F_USO4;
         /// UDP segmentation offload for IPv6 (accepted only together with USO4 and CSUM).
-        USO6 = libc::TUN_F_USO6;
+        const USO6 = libc::TUN_F_USO6;
+    }
+
+    /// Interface flags (`IFF_*` from `linux/if.h`): `ifi_flags` / `ifi_change` of rtnetlink link messages,
+    /// and the low 16 bits of them that SIOCGIFFLAGS / SIOCSIFFLAGS carry in `ifr_flags`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct IfFlags: u32 {
+        /// Administratively up.
+        const UP = libc::IFF_UP as u32;
+        /// Operationally up (for TUN: a queue is attached).
+        const RUNNING = libc::IFF_RUNNING as u32;
+        /// Point-to-point link.
+        const POINTOPOINT = libc::IFF_POINTOPOINT as u32;
+        /// No ARP.
+        const NOARP = libc::IFF_NOARP as u32;
+        /// Supports multicast.
+        const MULTICAST = libc::IFF_MULTICAST as u32;
+        /// The driver signals the carrier (rtnetlink only: beyond `ifr_flags`).
+        const LOWER_UP = libc::IFF_LOWER_UP as u32;
     }
 }
 
-flag_set! {
-    /// Interface flags of SIOCGIFFLAGS / SIOCSIFFLAGS (`IFF_*` from `linux/if.h`).
-    IfFlags(u16) {
-        /// Administratively up.
-        UP = libc::IFF_UP;
-        /// Operationally up (carrier, queue attached).
-        RUNNING = libc::IFF_RUNNING;
-        /// Point-to-point link.
-        POINTOPOINT = libc::IFF_POINTOPOINT;
-        /// No ARP.
-        NOARP = libc::IFF_NOARP;
-        /// Supports multicast.
-        MULTICAST = libc::IFF_MULTICAST;
+impl Offloads {
+    /// `self` without the offloads of `other` (the same as [`difference`](Self::difference)).
+    #[must_use]
+    pub const fn without(self, other: Self) -> Self {
+        self.difference(other)
     }
 }
 

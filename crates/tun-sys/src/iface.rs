@@ -80,12 +80,19 @@ pub fn flags(sock: BorrowedFd<'_>, name: IfName) -> io::Result<IfFlags> {
     let mut req = IfreqFlags::new(name, 0);
     // SAFETY: SIOCGIFFLAGS reads the name from and writes `ifr_flags` into a `struct ifreq` (`IfreqFlags`).
     unsafe { ioctl_ptr(sock, libc::SIOCGIFFLAGS as libc::Ioctl, &mut req) }?;
-    Ok(IfFlags::from_bits_retain(req.flags))
+    Ok(IfFlags::from_bits_retain(u32::from(req.flags)))
 }
 
 /// SIOCSIFFLAGS: sets the interface flags of `name` (for example [`IfFlags::UP`]).
 pub fn set_flags(sock: BorrowedFd<'_>, name: IfName, flags: IfFlags) -> io::Result<()> {
-    let mut req = IfreqFlags::new(name, flags.bits());
+    // `ifr_flags` is a short: flags above it (LOWER_UP, DORMANT, ECHO) are the kernel's to report only.
+    let bits = u16::try_from(flags.bits()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{flags:?} has flags SIOCSIFFLAGS cannot set"),
+        )
+    })?;
+    let mut req = IfreqFlags::new(name, bits);
     // SAFETY: SIOCSIFFLAGS reads a `struct ifreq` (`IfreqFlags`) with the name and `ifr_flags`.
     unsafe { ioctl_ptr(sock, libc::SIOCSIFFLAGS as libc::Ioctl, &mut req) }.map(drop)
 }
@@ -94,6 +101,16 @@ pub fn set_flags(sock: BorrowedFd<'_>, name: IfName, flags: IfFlags) -> io::Resu
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
+
+    #[test]
+    fn flags_beyond_ifr_flags_are_refused_before_the_ioctl() {
+        let sock = control_socket().unwrap();
+        let lo = IfName::new("lo").unwrap();
+        let err = set_flags(sock.as_fd(), lo, IfFlags::UP | IfFlags::LOWER_UP).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        // What SIOCGIFFLAGS reports comes from the 16-bit `ifr_flags`, widened without sign extension.
+        assert!(flags(sock.as_fd(), lo).unwrap().bits() <= u32::from(u16::MAX));
+    }
 
     #[test]
     fn loopback_has_index_and_mtu_and_unknown_name_is_enodev() {

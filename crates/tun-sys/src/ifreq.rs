@@ -125,17 +125,17 @@ impl fmt::Display for IfName {
 /// `struct ifreq` with the union used as `short ifr_flags` (TUNSETIFF, TUNGETIFF, SIOCGIFFLAGS, SIOCSIFFLAGS).
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
-pub struct IfreqFlags {
+pub(crate) struct IfreqFlags {
     /// The interface name.
-    pub name: IfName,
+    pub(crate) name: IfName,
     /// The flags (interface `IFF_*` flags, or TUN `IFF_*` flags for the TUN ioctls).
-    pub flags: u16,
+    pub(crate) flags: u16,
     _rest: [u8; UNION_LEN - 2],
 }
 
 impl IfreqFlags {
     /// An `ifreq` for `name` carrying `flags`.
-    pub fn new(name: IfName, flags: u16) -> Self {
+    pub(crate) fn new(name: IfName, flags: u16) -> Self {
         Self {
             name,
             flags,
@@ -147,17 +147,17 @@ impl IfreqFlags {
 /// `struct ifreq` with the union used as an `int` (`ifr_ifindex`, `ifr_mtu`).
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
-pub struct IfreqInt {
+pub(crate) struct IfreqInt {
     /// The interface name.
-    pub name: IfName,
+    pub(crate) name: IfName,
     /// The value: an interface index or an MTU.
-    pub value: i32,
+    pub(crate) value: i32,
     _rest: [u8; UNION_LEN - 4],
 }
 
 impl IfreqInt {
     /// An `ifreq` for `name` carrying `value`.
-    pub fn new(name: IfName, value: i32) -> Self {
+    pub(crate) fn new(name: IfName, value: i32) -> Self {
         Self {
             name,
             value,

@@ -1,5 +1,4 @@
-//! Plain I/O on borrowed descriptors: open, read, write, writev, and retiring an fd in place; and retrying a
-//! call that EINTR interrupted.
+//! Plain I/O on borrowed descriptors: open, read, write, writev, and retiring an fd in place.
 //!
 //! These are single non-blocking calls: on a non-blocking fd they return `WouldBlock` instead of waiting.
 //! Waiting is [`crate::wait`]'s job.
@@ -10,28 +9,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::sys::{cvt, cvt_size};
 
-/// Runs `op` again while it fails with `Interrupted` (EINTR). Besides signal handlers, a blocking socket call
-/// with a timeout fails that way when the process is stopped and continued, with no handler at all
-/// (signal(7)); retrying loses nothing.
-///
-/// ```
-/// use std::io::Read;
-/// let mut data: &[u8] = b"abc";
-/// let mut buf = [0u8; 3];
-/// assert_eq!(tun_sys::io::retry_eintr(|| data.read(&mut buf))?, 3);
-/// # Ok::<(), std::io::Error>(())
-/// ```
-pub fn retry_eintr<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-    loop {
-        match op() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            other => return other,
-        }
-    }
-}
-
 /// `open(path, flags)`; `flags` should include `O_CLOEXEC`.
-pub fn open(path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+pub(crate) fn open(path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: `path` is a NUL-terminated string valid for the call; no mode is needed without O_CREAT.
     let raw = cvt(unsafe { libc::open(path.as_ptr(), flags) })?;
     // SAFETY: `open` returned a new descriptor that nothing else owns.
@@ -45,7 +24,7 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// `write(fd, buf)`: one call, the number of bytes written.
-pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the call; `fd` is live for the borrow.
     cvt_size(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
 }
@@ -97,7 +76,7 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> 
 }
 
 /// `fstat` identity of the file behind `fd`: (device, inode). Two fds of the same namespace share it.
-pub fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+pub(crate) fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
     let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `stat` is valid for writes of one `struct stat`, which fstat fills on success.
     cvt(unsafe { libc::fstat(fd.as_raw_fd(), stat.as_mut_ptr()) })?;
@@ -172,26 +151,5 @@ mod tests {
             write(w.as_fd(), b"y").unwrap_err().raw_os_error(),
             Some(libc::EPIPE)
         );
-    }
-
-    #[test]
-    fn interrupted_calls_are_retried_and_other_errors_returned_at_once() {
-        let mut calls = 0;
-        let result = retry_eintr(|| {
-            calls += 1;
-            if calls < 3 {
-                Err(io::Error::from(io::ErrorKind::Interrupted))
-            } else {
-                Ok(calls)
-            }
-        });
-        assert_eq!(result.unwrap(), 3);
-        let mut calls = 0;
-        let result: io::Result<()> = retry_eintr(|| {
-            calls += 1;
-            Err(io::Error::from_raw_os_error(libc::EBADF))
-        });
-        assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::EBADF));
-        assert_eq!(calls, 1);
     }
 }

@@ -11,8 +11,6 @@ pub mod ifreq;
 pub mod io;
 pub mod netlink;
 pub mod netns;
-pub mod signal;
-pub mod sockopt;
 mod sys;
 pub mod tun;
 pub mod wait;

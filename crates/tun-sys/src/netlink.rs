@@ -38,8 +38,5 @@ mod captures;
 
 pub use socket::{RECV_BUFFER_LEN, RecvError, RouteSocket};
 pub use wire::{
-    Attribute, Attributes, IFF_RUNNING, IFF_UP, IFLA_IFNAME, IFLA_LINKINFO, IFLA_MTU, IfInfoMsg,
-    LinkMessage, MalformedMessage, Message, Messages, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN,
-    NLMSG_NOOP, NLMSG_OVERRUN, NlMsgHdr, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, RtAttr,
-    TunLinkInfo, nlmsg_align, rta_align,
+    Attribute, Attributes, LinkMessage, MalformedMessage, Message, Messages, TunLinkInfo,
 };

@@ -1,4 +1,4 @@
-//! Network namespaces: open, enter (per thread), create, compare, and run code inside one.
+//! Network namespaces: the current one, enter (per thread), compare, and run code inside one.
 //!
 //! Namespace membership is per thread. A TUN device is created in the namespace of the thread that opened
 //! `/dev/net/tun`, and a socket lives in the namespace of the thread that created it; afterwards either works
@@ -11,22 +11,8 @@ use std::path::Path;
 
 use crate::sys::cvt;
 
-/// Where `ip netns add NAME` bind-mounts its namespaces.
-pub const NETNS_RUN_DIR: &str = "/run/netns";
-
-/// Opens the namespace named `name` as `ip netns` knows it (`/run/netns/NAME`).
-pub fn open_named(name: &str) -> io::Result<OwnedFd> {
-    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "invalid network namespace name",
-        ));
-    }
-    open_path(Path::new(NETNS_RUN_DIR).join(name))
-}
-
-/// Opens a namespace file such as `/proc/PID/ns/net` or `/run/netns/NAME`.
-pub fn open_path(path: impl AsRef<Path>) -> io::Result<OwnedFd> {
+/// Opens a namespace file such as `/proc/thread-self/ns/net`.
+fn open_path(path: impl AsRef<Path>) -> io::Result<OwnedFd> {
     use std::os::unix::ffi::OsStrExt;
     let path = CString::new(path.as_ref().as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
@@ -44,12 +30,6 @@ pub fn enter(ns: BorrowedFd<'_>) -> io::Result<()> {
     cvt(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }).map(drop)
 }
 
-/// Moves the calling thread into a new, empty network namespace (`unshare(CLONE_NEWNET)`).
-pub fn unshare() -> io::Result<()> {
-    // SAFETY: unshare takes no pointers.
-    cvt(unsafe { libc::unshare(libc::CLONE_NEWNET) }).map(drop)
-}
-
 /// True when `a` and `b` are the same namespace.
 pub fn same(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(crate::io::file_id(a)? == crate::io::file_id(b)?)
@@ -60,7 +40,7 @@ pub fn same(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> io::Result<bool> {
 ///
 /// ```no_run
 /// # fn main() -> std::io::Result<()> {
-/// let ns = tun_sys::netns::open_named("blue")?;
+/// let ns: std::os::fd::OwnedFd = std::fs::File::open("/run/netns/blue")?.into();
 /// let sock = tun_sys::netns::run_in(&ns, tun_sys::iface::control_socket)??;
 /// # let _ = sock; Ok(()) }
 /// ```
@@ -86,18 +66,6 @@ mod tests {
         let a = current().unwrap();
         let b = current().unwrap();
         assert!(same(a.as_fd(), b.as_fd()).unwrap());
-    }
-
-    #[test]
-    fn named_namespace_with_slash_is_refused() {
-        assert_eq!(
-            open_named("a/b").unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
-        assert_eq!(
-            open_named("").unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::ifreq::{IfName, IfreqFlags};
 use crate::sys::{ioctl_ptr, ioctl_value};
 
 /// The clone device every TUN device is created through.
-pub const TUN_DEVICE_PATH: &CStr = c"/dev/net/tun";
+pub(crate) const TUN_DEVICE_PATH: &CStr = c"/dev/net/tun";
 
 /// Opens `/dev/net/tun` with `O_RDWR | O_CLOEXEC`, plus `O_NONBLOCK` when `nonblocking`.
 ///

@@ -48,8 +48,9 @@ impl EventFd {
         }
     }
 
-    /// True when signalled and not cleared (checked without blocking).
-    pub fn is_signalled(&self) -> io::Result<bool> {
+    /// True when signalled and not cleared (checked without blocking): what the tests below observe.
+    #[cfg(test)]
+    fn is_signalled(&self) -> io::Result<bool> {
         let mut fds = [libc::pollfd {
             fd: self.0.as_raw_fd(),
             events: libc::POLLIN,

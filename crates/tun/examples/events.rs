@@ -13,7 +13,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use tun::Builder;
-use tun_sys::signal::SignalSet;
+use tun_test_support::signal::SignalSet;
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);

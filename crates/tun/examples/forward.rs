@@ -33,104 +33,56 @@
 //! On SIGINT or SIGTERM it prints, per direction, `a->b: packets N bytes N reads N super-packets N errors N`
 //! (packets are MTU-sized; reads are calls that returned packets; super-packets are reads that returned more
 //! than one) and exits 0.
+//!
+//! The data path a VPN would copy is here: building the devices, and [`forward`] / [`forward_async`] moving
+//! packets through a [`PacketBatch`]. What only the benchmark needs (the command line it shares with its
+//! tun-rs peer, the counters it parses, the pass-through ceiling, thread and runtime set-up) is in the
+//! `tun-bench` crate.
 
-#[path = "common/forward_cli.rs"]
-pub mod cli;
-#[path = "common/forward_stats.rs"]
-pub mod stats;
-
-use std::fmt;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use tun::{AsyncTun, Builder, PacketBatch, Tun};
-use tun_offload::VirtioNetHdr;
-use tun_offload::virtio::{GSO_NONE, GSO_TCPV4, GSO_TCPV6};
-use tun_sys::signal::SignalSet;
+use tun_bench::cli::{DeviceConfig, ForwardArgs, USAGE, UsageError};
+use tun_bench::passthrough::{passthrough, raw_file};
+use tun_bench::setup::{block_termination, in_netns, report_on_signal, runtime, spawn_threads};
+use tun_bench::stats::{Counters, ErrorBudget};
 
-use cli::{DeviceConfig, ForwardArgs, USAGE, UsageError};
-use stats::Counters;
-
-/// The largest IP packet (and TSO/USO super-packet) a TUN device hands over.
-const MAX_PACKET: usize = 65_535;
-/// Consecutive failures after which a direction stops (a device that is gone fails every call).
-const MAX_CONSECUTIVE_ERRORS: u32 = 1000;
-
-/// Runs `open` on a thread that joined the network namespace `netns`: what it creates lives there.
-fn in_netns<T: Send>(
-    netns: &str,
-    open: impl FnOnce() -> Result<T, String> + Send,
-) -> Result<T, String> {
-    let ns = tun_sys::netns::open_named(netns)
-        .map_err(|e| format!("open network namespace {netns}: {e}"))?;
-    tun_sys::netns::run_in(&ns, open)
-        .map_err(|e| format!("enter network namespace {netns}: {e}"))?
-}
-
-/// Stops a direction after too many failures in a row; otherwise logs the first few and counts them all.
-#[derive(Debug, Default)]
-struct ErrorBudget {
-    consecutive: u32,
-}
-
-impl ErrorBudget {
-    fn failed(&mut self, what: &str, error: &dyn fmt::Display, counters: &Counters) -> bool {
-        counters.record_error();
-        self.consecutive += 1;
-        if self.consecutive <= 3 {
-            eprintln!("forward: {what}: {error}");
+/// Counts a read of `packets` (its result `read`); whether to write them.
+fn after_read(
+    budget: &mut ErrorBudget,
+    read: tun::Result<usize>,
+    packets: &PacketBatch,
+    counters: &Counters,
+) -> bool {
+    match read {
+        Ok(n) => {
+            counters.record_read(n, packets.bytes());
+            true
         }
-        self.consecutive < MAX_CONSECUTIVE_ERRORS
-    }
-}
-
-/// What a direction does after a read or a write.
-#[derive(Debug, PartialEq, Eq)]
-enum Next {
-    /// Write the packets read.
-    Write,
-    /// Read again.
-    Read,
-    /// Stop: the device is gone, or too many failures in a row.
-    Stop,
-}
-
-impl ErrorBudget {
-    /// Counts a read of `packets` (its result `read`) and says what comes next.
-    fn after_read(
-        &mut self,
-        read: tun::Result<usize>,
-        packets: &PacketBatch,
-        counters: &Counters,
-    ) -> Next {
-        match read {
-            Ok(n) => {
-                counters.record_read(n, packets.bytes());
-                Next::Write
-            }
-            Err(e) if e.is_fatal() => {
-                eprintln!("forward: read: {}", e.report());
-                Next::Stop
-            }
-            Err(e) if self.failed("read", &e.report(), counters) => Next::Read,
-            Err(_) => Next::Stop,
+        Err(e) if e.is_fatal() => {
+            eprintln!("forward: read: {}", e.report());
+            budget.give_up();
+            false
+        }
+        Err(e) => {
+            budget.failed("forward", "read", &e.report(), counters);
+            false
         }
     }
+}
 
-    /// Counts a write's result and says what comes next.
-    fn after_write(&mut self, written: tun::Result<usize>, counters: &Counters) -> Next {
-        match written {
-            Ok(_) => {
-                self.consecutive = 0;
-                Next::Read
-            }
-            Err(e) if e.is_fatal() => {
-                eprintln!("forward: write: {}", e.report());
-                Next::Stop
-            }
-            Err(e) if self.failed("write", &e.report(), counters) => Next::Read,
-            Err(_) => Next::Stop,
+/// Counts a write's result.
+fn after_write(budget: &mut ErrorBudget, written: tun::Result<usize>, counters: &Counters) {
+    match written {
+        Ok(_) => budget.succeeded(),
+        Err(e) if e.is_fatal() => {
+            eprintln!("forward: write: {}", e.report());
+            budget.give_up();
+        }
+        Err(e) => {
+            budget.failed("forward", "write", &e.report(), counters);
         }
     }
 }
@@ -138,16 +90,13 @@ impl ErrorBudget {
 /// One direction through the library: `read_packets` from `from`, `write_packets` to `to`, through a
 /// [`PacketBatch`]. With offloads: batches of MTU-sized packets split from super-packets, coalesced again on
 /// write. Without: one packet per read and per write, read straight into a buffer that fits any packet.
+/// Ends when a device is gone, or after too many failures in a row.
 fn forward(from: &Tun, to: &Tun, batch: usize, counters: &Counters) {
     let mut packets = PacketBatch::for_device_with_count(from, batch);
     let mut budget = ErrorBudget::default();
-    loop {
-        let next = match budget.after_read(packets.read_from(from), &packets, counters) {
-            Next::Write => budget.after_write(packets.write_to(to), counters),
-            other => other,
-        };
-        if next == Next::Stop {
-            return;
+    while budget.going_on() {
+        if after_read(&mut budget, packets.read_from(from), &packets, counters) {
+            after_write(&mut budget, packets.write_to(to), counters);
         }
     }
 }
@@ -156,32 +105,55 @@ fn forward(from: &Tun, to: &Tun, batch: usize, counters: &Counters) {
 async fn forward_async(from: &AsyncTun, to: &AsyncTun, batch: usize, counters: &Counters) {
     let mut packets = PacketBatch::for_device_with_count(from.get_ref(), batch);
     let mut budget = ErrorBudget::default();
-    loop {
+    while budget.going_on() {
         let read = packets.read_from_async(from).await;
-        let next = match budget.after_read(read, &packets, counters) {
-            Next::Write => budget.after_write(packets.write_to_async(to).await, counters),
-            other => other,
-        };
-        if next == Next::Stop {
-            return;
+        if after_read(&mut budget, read, &packets, counters) {
+            after_write(&mut budget, packets.write_to_async(to).await, counters);
         }
     }
 }
 
-/// Starts both directions as tasks on a new multi-thread tokio runtime (two workers, as many threads as the
-/// blocking forwarder has), which is returned: it runs until dropped.
+/// Builds device `name` with `config`'s addresses and routes (and then up), offloads on or off.
+fn open_device(
+    name: &str,
+    config: &DeviceConfig,
+    offload: bool,
+    queues: usize,
+) -> Result<Tun, String> {
+    let mut builder = Builder::new()
+        .name(name)
+        .offload(offload)
+        .multi_queue(queues > 1)
+        .monitor(false);
+    if !config.is_empty() {
+        builder = builder.up(true);
+    }
+    for &(addr, prefix_len) in &config.addresses {
+        builder = builder.address(addr, prefix_len);
+    }
+    for &(dest, prefix_len) in &config.routes {
+        builder = builder.route(dest, prefix_len);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("create {name}: {}", e.report()))
+}
+
+/// Both directions between `a` and `b`: (a, b), then (b, a).
+fn directions<T>(a: T, b: T) -> [(Arc<T>, Arc<T>); 2] {
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    [(Arc::clone(&a), Arc::clone(&b)), (b, a)]
+}
+
+/// Starts both directions as tasks on a multi-thread tokio runtime, which is returned: it runs until
+/// dropped.
 fn start_async(
     a: Tun,
     b: Tun,
     batch: Option<usize>,
     counters: &[Arc<Counters>; 2],
 ) -> Result<tokio::runtime::Runtime, String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("fwd tokio")
-        .enable_io()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let runtime = runtime()?;
     let (a, b) = {
         let _inside = runtime.enter();
         let wrap = |tun| AsyncTun::new(tun).map_err(|e| format!("AsyncTun: {e}"));
@@ -194,189 +166,81 @@ fn start_async(
     Ok(runtime)
 }
 
-/// MTU-sized packets in one raw frame (virtio-net header + packet), and their IP bytes, for the counters.
-fn frame_packets(frame: &[u8]) -> (usize, usize) {
-    let Some(packet) = frame.get(VirtioNetHdr::LEN..) else {
-        return (0, 0);
-    };
-    let ip_bytes = packet.len();
-    let Ok(hdr) = VirtioNetHdr::decode(frame) else {
-        return (1, ip_bytes);
-    };
-    let gso_size = usize::from(hdr.gso_size);
-    if hdr.gso_kind() == GSO_NONE || gso_size == 0 {
-        return (1, ip_bytes);
-    }
-    // Headers: IP up to csum_start, then TCP (data offset) or UDP (8 bytes).
-    let l4 = usize::from(hdr.csum_start);
-    let l4_len = if matches!(hdr.gso_kind(), GSO_TCPV4 | GSO_TCPV6) {
-        packet.get(l4 + 12).map_or(20, |b| usize::from(b >> 4) * 4)
-    } else {
-        8
-    };
-    let payload = packet.len().saturating_sub(l4 + l4_len);
-    let segments = payload.div_ceil(gso_size).max(1);
-    // Every segment repeats the headers.
-    (segments, payload + segments * (l4 + l4_len))
-}
-
-/// One direction of the passthrough: read a frame, write it unchanged.
-fn passthrough(from: BorrowedFd<'_>, to: BorrowedFd<'_>, counters: &Counters) {
-    let mut frame = vec![0u8; VirtioNetHdr::LEN + MAX_PACKET];
-    let mut budget = ErrorBudget::default();
-    loop {
-        let len = match tun_sys::io::read(from, &mut frame) {
-            Ok(len) => len,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                if budget.failed("read", &e, counters) {
-                    continue;
-                }
-                return;
-            }
+/// Starts one thread per direction and pair of queues (`queues` of them). Counters stay per direction,
+/// shared by the queues.
+fn start_threads(
+    a: Tun,
+    b: Tun,
+    args: &ForwardArgs,
+    counters: &[Arc<Counters>; 2],
+) -> Result<(), String> {
+    let mut pairs = Vec::with_capacity(args.queues);
+    for _ in 1..args.queues {
+        let open = |tun: &Tun| {
+            let name = tun.name();
+            tun.open_queue()
+                .map_err(|e| format!("open a queue of {name}: {}", e.report()))
         };
-        let (packets, bytes) = frame_packets(&frame[..len]);
-        counters.record_read(packets, bytes);
-        match tun_sys::io::write(to, &frame[..len]) {
-            Ok(_) => budget.consecutive = 0,
-            Err(e) => {
-                if !budget.failed("write", &e, counters) {
-                    return;
-                }
-            }
-        }
+        pairs.push((open(&a)?, open(&b)?));
     }
+    pairs.insert(0, (a, b));
+    let bodies = pairs
+        .into_iter()
+        .flat_map(|(a, b)| directions(a, b).into_iter().zip(counters.iter().cloned()))
+        .map(|((from, to), counters)| {
+            let batch = args.batch.unwrap_or_else(|| from.batch_size());
+            Box::new(move || forward(&from, &to, batch, &counters)) as Box<dyn FnOnce() + Send>
+        })
+        .collect();
+    spawn_threads(bodies)
 }
 
-/// The two devices of a run, used through the library or raw.
-enum Devices {
-    Library(Tun, Tun),
-    Raw(Tun, Tun),
+/// Starts the pass-through: raw blocking reads and writes on the devices' fds, no library data path.
+fn start_passthrough(a: &Tun, b: &Tun, counters: &[Arc<Counters>; 2]) -> Result<(), String> {
+    let (a_in, b_in) = (raw_file(a.as_fd())?, raw_file(b.as_fd())?);
+    let (a_out, b_out) = (raw_file(a.as_fd())?, raw_file(b.as_fd())?);
+    let bodies: Vec<Box<dyn FnOnce() + Send>> = vec![
+        Box::new({
+            let counters = Arc::clone(&counters[0]);
+            move || passthrough(a_in, b_out, &counters)
+        }),
+        Box::new({
+            let counters = Arc::clone(&counters[1]);
+            move || passthrough(b_in, a_out, &counters)
+        }),
+    ];
+    spawn_threads(bodies)
 }
 
-fn open_devices(args: &ForwardArgs) -> Result<Devices, String> {
+fn run(args: &ForwardArgs) -> Result<(), String> {
     if args.queues != 1 && (args.passthrough || args.async_io) {
         return Err(
             "--queues needs the threaded library forwarder (not --passthrough or --async)".into(),
         );
     }
+    let signals = block_termination()?;
     // The passthrough needs the virtio-net header; the library negotiates the offloads it would use itself
     // (CSUM|TSO4|TSO6|USO4|USO6, else without USO), so the ceiling sees the same super-packets.
     let offload = args.offload || args.passthrough;
-    let open = |name: &str, config: &DeviceConfig| {
-        let mut builder = Builder::new()
-            .name(name)
-            .offload(offload)
-            .multi_queue(args.queues > 1)
-            .monitor(false);
-        if !config.is_empty() {
-            builder = builder.up(true);
-        }
-        for &(addr, prefix_len) in &config.addresses {
-            builder = builder.address(addr, prefix_len);
-        }
-        for &(dest, prefix_len) in &config.routes {
-            builder = builder.route(dest, prefix_len);
-        }
-        builder
-            .build()
-            .map_err(|e| format!("create {name}: {}", e.report()))
-    };
-    let a = in_netns(&args.netns_a, || open(&args.name_a, &args.config_a))?;
-    let b = in_netns(&args.netns_b, || open(&args.name_b, &args.config_b))?;
-    if args.passthrough {
-        // Raw blocking reads and writes on the library's fds: no library data path at all.
-        for tun in [&a, &b] {
-            tun_sys::io::set_nonblocking(tun.as_fd(), false)
-                .map_err(|e| format!("make the fd blocking: {e}"))?;
-        }
-        return Ok(Devices::Raw(a, b));
-    }
-    Ok(Devices::Library(a, b))
-}
-
-/// Both directions between `a` and `b`: (a, b), then (b, a).
-fn directions<T>(a: T, b: T) -> [(Arc<T>, Arc<T>); 2] {
-    let (a, b) = (Arc::new(a), Arc::new(b));
-    [(Arc::clone(&a), Arc::clone(&b)), (b, a)]
-}
-
-/// Starts one thread per direction (per pair of queues with `--queues`). Counters stay per direction, shared
-/// by the queues.
-fn start_threads(
-    devices: Devices,
-    args: &ForwardArgs,
-    counters: &[Arc<Counters>; 2],
-) -> Result<(), String> {
-    type Body = Box<dyn FnOnce() + Send>;
-    let bodies: Vec<Body> = match devices {
-        Devices::Library(a, b) => {
-            let mut pairs = Vec::with_capacity(args.queues);
-            for _ in 1..args.queues {
-                let open = |tun: &Tun| {
-                    let name = tun.name();
-                    tun.open_queue()
-                        .map_err(|e| format!("open a queue of {name}: {}", e.report()))
-                };
-                pairs.push((open(&a)?, open(&b)?));
-            }
-            pairs.insert(0, (a, b));
-            pairs
-                .into_iter()
-                .flat_map(|(a, b)| directions(a, b).into_iter().zip(counters.iter().cloned()))
-                .map(|((from, to), counters)| {
-                    let batch = args.batch.unwrap_or_else(|| from.batch_size());
-                    Box::new(move || forward(&from, &to, batch, &counters)) as Body
-                })
-                .collect()
-        }
-        Devices::Raw(a, b) => directions(a, b)
-            .into_iter()
-            .zip(counters.iter().cloned())
-            .map(|((from, to), counters)| {
-                Box::new(move || passthrough(from.as_fd(), to.as_fd(), &counters)) as Body
-            })
-            .collect(),
-    };
-    for (i, body) in bodies.into_iter().enumerate() {
-        // The first queue's threads keep the plain names the benchmark looks for; the others add a suffix.
-        let direction = ["fwd a->b", "fwd b->a"][i % 2];
-        let thread = match i / 2 {
-            0 => direction.to_owned(),
-            queue => format!("{direction} q{queue}"),
-        };
-        std::thread::Builder::new()
-            .name(thread.clone())
-            .spawn(body)
-            .map_err(|e| format!("spawn {thread}: {e}"))?;
-    }
-    Ok(())
-}
-
-fn run(args: &ForwardArgs) -> Result<(), String> {
-    // Blocked before any thread exists, so that every thread inherits the mask and the signal waits for
-    // `wait` below instead of killing the process.
-    let signals = SignalSet::termination();
-    signals
-        .block_in_thread()
-        .map_err(|e| format!("block signals: {e}"))?;
-    let devices = open_devices(args)?;
+    let a = in_netns(&args.netns_a, || {
+        open_device(&args.name_a, &args.config_a, offload, args.queues)
+    })?;
+    let b = in_netns(&args.netns_b, || {
+        open_device(&args.name_b, &args.config_b, offload, args.queues)
+    })?;
     let counters = [Arc::new(Counters::default()), Arc::new(Counters::default())];
-    // Kept until the end: the async forwarder's tasks run on it.
+    // Kept until the end: the async forwarder's tasks run on it, the pass-through's fds belong to them.
     let mut _runtime = None;
-    match devices {
-        Devices::Library(a, b) if args.async_io => {
-            _runtime = Some(start_async(a, b, args.batch, &counters)?);
-        }
-        devices => start_threads(devices, args, &counters)?,
+    let mut _devices = None;
+    if args.passthrough {
+        start_passthrough(&a, &b, &counters)?;
+        _devices = Some((a, b));
+    } else if args.async_io {
+        _runtime = Some(start_async(a, b, args.batch, &counters)?);
+    } else {
+        start_threads(a, b, args, &counters)?;
     }
-    let signal = signals
-        .wait()
-        .map_err(|e| format!("wait for a signal: {e}"))?;
-    eprintln!("forward: stopping on {signal:?}");
-    println!("a->b: {}", counters[0].snapshot());
-    println!("b->a: {}", counters[1].snapshot());
-    Ok(())
+    report_on_signal("forward", &signals, &counters)
 }
 
 fn main() -> ExitCode {

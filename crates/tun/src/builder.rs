@@ -242,7 +242,7 @@ impl Builder {
         // anything device-wide.
         let (_, kept) =
             tun_sys::tun::get_iff(fd.as_fd()).map_err(|e| Error::io("TUNGETIFF", name, e))?;
-        let flags = flags.without(TunFlags::TUN_EXCL);
+        let flags = flags.difference(TunFlags::TUN_EXCL);
         for (setting, bit) in [
             ("offload", TunFlags::VNET_HDR),
             ("multi_queue", TunFlags::MULTI_QUEUE),

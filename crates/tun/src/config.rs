@@ -169,37 +169,20 @@ impl Tun {
     /// # Ok::<(), tun::Error>(())
     /// ```
     pub fn add_route(&self, dest: IpAddr, prefix_len: u8) -> Result<()> {
-        self.add_device_route(&DeviceRoute {
-            dest,
-            prefix_len,
-            metric: None,
-        })
+        self.change_route(Change::Add, dest, prefix_len, None)
     }
 
     /// Like [`add_route`](Self::add_route) with a metric (`ip route add ... metric N`): of two routes to the
     /// same prefix the one with the lower metric is used.
     pub fn add_route_with_metric(&self, dest: IpAddr, prefix_len: u8, metric: u32) -> Result<()> {
-        self.add_device_route(&DeviceRoute {
-            dest,
-            prefix_len,
-            metric: Some(metric),
-        })
-    }
-
-    fn add_device_route(&self, route: &DeviceRoute) -> Result<()> {
-        check_route(route.dest, route.prefix_len)?;
-        self.netlink()?.add_route(route)
+        self.change_route(Change::Add, dest, prefix_len, Some(metric))
     }
 
     /// Removes the route to `dest/prefix_len` through the device from the main table, whatever its metric
     /// (the first one the kernel finds when there are several). No such route is an [`Error::Io`]
     /// (`ESRCH`).
     pub fn remove_route(&self, dest: IpAddr, prefix_len: u8) -> Result<()> {
-        self.remove_device_route(&DeviceRoute {
-            dest,
-            prefix_len,
-            metric: None,
-        })
+        self.change_route(Change::Remove, dest, prefix_len, None)
     }
 
     /// Removes the route to `dest/prefix_len` with exactly this `metric`.
@@ -209,16 +192,28 @@ impl Tun {
         prefix_len: u8,
         metric: u32,
     ) -> Result<()> {
-        self.remove_device_route(&DeviceRoute {
-            dest,
-            prefix_len,
-            metric: Some(metric),
-        })
+        self.change_route(Change::Remove, dest, prefix_len, Some(metric))
     }
 
-    fn remove_device_route(&self, route: &DeviceRoute) -> Result<()> {
-        check_route(route.dest, route.prefix_len)?;
-        self.netlink()?.remove_route(route)
+    /// Checks the route before any system call, then adds or removes it in the main table.
+    fn change_route(
+        &self,
+        change: Change,
+        dest: IpAddr,
+        prefix_len: u8,
+        metric: Option<u32>,
+    ) -> Result<()> {
+        check_route(dest, prefix_len)?;
+        let route = DeviceRoute {
+            dest,
+            prefix_len,
+            metric,
+        };
+        let netlink = self.netlink()?;
+        match change {
+            Change::Add => netlink.add_route(&route),
+            Change::Remove => netlink.remove_route(&route),
+        }
     }
 
     /// The routes of the main table that leave through the device, IPv4 and IPv6, as destination and prefix
@@ -351,6 +346,13 @@ impl Netlink {
             .remove_route(&self.route_spec(route))
             .map_err(|e| Error::io("RTM_DELROUTE", self.name, e))
     }
+}
+
+/// Whether a route is added or removed.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Add,
+    Remove,
 }
 
 fn invalid(addr: IpAddr, prefix_len: u8, reason: &'static str) -> Error {

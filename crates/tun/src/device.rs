@@ -290,7 +290,7 @@ impl Tun {
         let wanted = if up {
             flags | IfFlags::UP
         } else {
-            flags.without(IfFlags::UP)
+            flags.difference(IfFlags::UP)
         };
         self.with_ctl("SIOCSIFFLAGS", |sock, name| {
             tun_sys::iface::set_flags(sock, name, wanted)

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Netns, Running, example_path, wait_until};
-use tun_sys::signal::{self, Signal};
+use common::{NetNs, Running, example_path, wait_until};
+use tun_test_support::signal::{self, Signal};
 
 const WITHIN: Duration = Duration::from_secs(2);
 
@@ -24,10 +24,10 @@ fn example_prints_each_event_and_exits_zero_on_sigterm() {
         "{} missing: `cargo test -p tun` builds it",
         example.display()
     );
-    let ns = Netns::new("tex");
+    let ns = NetNs::tagged("tex");
     // `ip netns exec` enters the namespace and then execs the program, so the child's pid is the example's.
     let child = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
+        .args(["netns", "exec", ns.name()])
         .arg(&example)
         .arg("tex0")
         .stdout(Stdio::piped())

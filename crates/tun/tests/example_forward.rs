@@ -13,18 +13,16 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Netns, Running, example_path};
-use tun_sys::signal::{self, Signal};
+use common::{NetNs, Running, example_path};
+use tun_test_support::signal::{self, Signal};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const A4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const B4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 
 /// A namespace for one side of the forwarder, its loopback up.
-fn side(role: &str) -> Netns {
-    let ns = Netns::new(&format!("tfw-{role}"));
-    ns.ip(&["link", "set", "lo", "up"]);
-    ns
+fn side(role: &str) -> NetNs {
+    NetNs::tagged(&format!("tfw-{role}"))
 }
 
 fn wait_until(cond: impl FnMut() -> bool) -> bool {
@@ -54,11 +52,11 @@ fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
     let mut cmd = Command::new(example_path("forward"));
     cmd.args([
         "--netns-a",
-        &a.0,
+        a.name(),
         "--name-a",
         "tunA",
         "--netns-b",
-        &b.0,
+        b.name(),
         "--name-b",
         "tunB",
         // The example brings each device up with its address and a route to the other side.

@@ -12,29 +12,22 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use tun_bench::cli::ForwardArgs;
-use tun_bench::stats::Counters;
+use tun_bench::setup::{block_termination, in_netns, report_on_signal, runtime, spawn_threads};
+use tun_bench::stats::{Counters, ErrorBudget, MAX_CONSECUTIVE_ERRORS};
+use tun_offload::MAX_PACKET;
 use tun_rs::{
     AsyncDevice, DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, SyncDevice, VIRTIO_NET_HDR_LEN,
 };
-use tun_sys::signal::SignalSet;
-
-/// Room for the largest IPv4/IPv6 packet: segments are MTU-sized, but a GSO_NONE packet or a coalesced one
-/// may be as large as this.
-const MAX_PACKET: usize = 65_535;
-/// Consecutive failures after which a direction gives up (a deleted device fails every call).
-const MAX_CONSECUTIVE_ERRORS: u32 = 1000;
 
 fn open(netns: &str, name: &str, offload: bool) -> Result<SyncDevice, String> {
-    let ns = tun_sys::netns::open_named(netns).map_err(|e| format!("open netns {netns}: {e}"))?;
-    tun_sys::netns::run_in(&ns, || {
+    in_netns(netns, || {
         DeviceBuilder::new()
             .name(name)
             .offload(offload)
             .enable(false)
             .build_sync()
+            .map_err(|e| format!("create {name} in {netns}: {e}"))
     })
-    .map_err(|e| format!("enter netns {netns}: {e}"))?
-    .map_err(|e| format!("create {name} in {netns}: {e}"))
 }
 
 /// The buffers of one direction, shaped as tun-rs's offload API wants them.
@@ -46,7 +39,7 @@ struct Buffers {
     bufs: Vec<Vec<u8>>,
     sizes: Vec<usize>,
     gro: GROTable,
-    consecutive_errors: u32,
+    budget: ErrorBudget,
 }
 
 impl Buffers {
@@ -68,12 +61,12 @@ impl Buffers {
                 .collect(),
             sizes: vec![0usize; batch],
             gro: GROTable::new(),
-            consecutive_errors: 0,
+            budget: ErrorBudget::default(),
         }
     }
 
     fn go_on(&self) -> bool {
-        self.consecutive_errors < MAX_CONSECUTIVE_ERRORS
+        self.budget.going_on()
     }
 
     /// Counts a receive; `Some(n)` packets to send.
@@ -87,9 +80,8 @@ impl Buffers {
                 Some(n)
             }
             Err(e) => {
-                counters.record_error();
-                self.consecutive_errors += 1;
-                eprintln!("tun-rs-forward: receive: {e}");
+                self.budget
+                    .failed("tun-rs-forward", "receive", &e, counters);
                 None
             }
         }
@@ -98,11 +90,9 @@ impl Buffers {
     /// Counts a send of the first `n` buffers and makes them whole again.
     fn sent(&mut self, n: usize, sent: std::io::Result<()>, counters: &Counters) {
         match sent {
-            Ok(()) => self.consecutive_errors = 0,
+            Ok(()) => self.budget.succeeded(),
             Err(e) => {
-                counters.record_error();
-                self.consecutive_errors += 1;
-                eprintln!("tun-rs-forward: send: {e}");
+                self.budget.failed("tun-rs-forward", "send", &e, counters);
             }
         }
         for buf in &mut self.bufs[..n] {
@@ -179,12 +169,7 @@ fn start_async(
     batch: usize,
     counters: [Arc<Counters>; 2],
 ) -> Result<tokio::runtime::Runtime, String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("fwd tokio")
-        .enable_io()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let runtime = runtime()?;
     let (a, b) = {
         let _inside = runtime.enter();
         let wrap = |dev| {
@@ -216,10 +201,7 @@ fn run() -> Result<(), String> {
     if !args.config_a.is_empty() || !args.config_b.is_empty() {
         return Err("tun-rs-forward configures no addresses or routes: use `ip`".into());
     }
-    let signals = SignalSet::termination();
-    signals
-        .block_in_thread()
-        .map_err(|e| format!("block signals: {e}"))?;
+    let signals = block_termination()?;
     let a = open(&args.netns_a, &args.name_a, args.offload)?;
     let b = open(&args.netns_b, &args.name_b, args.offload)?;
     let batch = if args.offload {
@@ -227,43 +209,25 @@ fn run() -> Result<(), String> {
     } else {
         1
     };
-    let a_to_b = Arc::new(Counters::default());
-    let b_to_a = Arc::new(Counters::default());
+    let counters = [Arc::new(Counters::default()), Arc::new(Counters::default())];
     // Kept until the end: the async forwarder's tasks run on it.
     let mut _runtime = None;
     if args.async_io {
-        let counters = [Arc::clone(&a_to_b), Arc::clone(&b_to_a)];
-        _runtime = Some(start_async(a, b, args.offload, batch, counters)?);
+        _runtime = Some(start_async(a, b, args.offload, batch, counters.clone())?);
     } else {
         let (a, b) = (Arc::new(a), Arc::new(b));
-        for (name, from, to, counters) in [
-            (
-                "fwd a->b",
-                Arc::clone(&a),
-                Arc::clone(&b),
-                Arc::clone(&a_to_b),
-            ),
-            (
-                "fwd b->a",
-                Arc::clone(&b),
-                Arc::clone(&a),
-                Arc::clone(&b_to_a),
-            ),
-        ] {
-            let offload = args.offload;
-            std::thread::Builder::new()
-                .name(name.to_owned())
-                .spawn(move || forward(&from, &to, offload, batch, &counters))
-                .map_err(|e| format!("spawn {name}: {e}"))?;
-        }
+        let offload = args.offload;
+        let bodies: Vec<Box<dyn FnOnce() + Send>> = [(Arc::clone(&a), b.clone()), (b, a)]
+            .into_iter()
+            .zip(counters.iter().cloned())
+            .map(|((from, to), counters)| {
+                Box::new(move || forward(&from, &to, offload, batch, &counters))
+                    as Box<dyn FnOnce() + Send>
+            })
+            .collect();
+        spawn_threads(bodies)?;
     }
-    let signal = signals
-        .wait()
-        .map_err(|e| format!("wait for a signal: {e}"))?;
-    eprintln!("tun-rs-forward: stopping on {signal:?}");
-    println!("a->b: {}", a_to_b.snapshot());
-    println!("b->a: {}", b_to_a.snapshot());
-    Ok(())
+    report_on_signal("tun-rs-forward", &signals, &counters)
 }
 
 fn main() -> ExitCode {

@@ -17,26 +17,26 @@ use super::wire::{
 };
 
 /// `RTM_NEWADDR`: add an address (and the kernel's report of one).
-pub const RTM_NEWADDR: u16 = libc::RTM_NEWADDR;
+pub(crate) const RTM_NEWADDR: u16 = libc::RTM_NEWADDR;
 /// `RTM_DELADDR`: remove an address.
-pub const RTM_DELADDR: u16 = libc::RTM_DELADDR;
+pub(crate) const RTM_DELADDR: u16 = libc::RTM_DELADDR;
 /// `RTM_GETADDR`: ask for addresses (with `NLM_F_DUMP`: all of them).
-pub const RTM_GETADDR: u16 = libc::RTM_GETADDR;
+pub(crate) const RTM_GETADDR: u16 = libc::RTM_GETADDR;
 /// `IFA_ADDRESS`: the prefix address (the peer on a point-to-point link).
-pub const IFA_ADDRESS: u16 = 1;
+pub(crate) const IFA_ADDRESS: u16 = 1;
 /// `IFA_LOCAL`: the interface's own address.
-pub const IFA_LOCAL: u16 = 2;
+pub(crate) const IFA_LOCAL: u16 = 2;
 /// `IFA_FLAGS`: all 32 flag bits (`ifa_flags` in the fixed part holds only the low 8).
-pub const IFA_FLAGS: u16 = 8;
+pub(crate) const IFA_FLAGS: u16 = 8;
 /// `IFA_F_NODAD`: no duplicate address detection; an IPv6 address is usable at once.
-pub const IFA_F_NODAD: u32 = 0x02;
+pub(crate) const IFA_F_NODAD: u32 = 0x02;
 /// `IFA_F_TENTATIVE`: duplicate address detection has not finished; sockets cannot bind to it yet.
-pub const IFA_F_TENTATIVE: u32 = 0x40;
+pub(crate) const IFA_F_TENTATIVE: u32 = 0x40;
 
 /// `struct ifaddrmsg`: the fixed part of every address message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
-pub struct IfAddrMsg {
+pub(crate) struct IfAddrMsg {
     /// `ifa_family`: `AF_INET` or `AF_INET6` (`AF_UNSPEC` in a dump request for both).
     pub family: u8,
     /// `ifa_prefixlen`.

@@ -18,38 +18,38 @@ use super::wire::{
 };
 
 /// `RTM_NEWROUTE`: add a route (and the kernel's report of one).
-pub const RTM_NEWROUTE: u16 = libc::RTM_NEWROUTE;
+pub(crate) const RTM_NEWROUTE: u16 = libc::RTM_NEWROUTE;
 /// `RTM_DELROUTE`: remove a route.
-pub const RTM_DELROUTE: u16 = libc::RTM_DELROUTE;
+pub(crate) const RTM_DELROUTE: u16 = libc::RTM_DELROUTE;
 /// `RTM_GETROUTE`: ask for routes (with `NLM_F_DUMP`: all of them).
-pub const RTM_GETROUTE: u16 = libc::RTM_GETROUTE;
+pub(crate) const RTM_GETROUTE: u16 = libc::RTM_GETROUTE;
 /// `RTA_DST`: the destination prefix address.
-pub const RTA_DST: u16 = 1;
+pub(crate) const RTA_DST: u16 = 1;
 /// `RTA_OIF`: the outgoing interface index (`u32`).
-pub const RTA_OIF: u16 = 4;
+pub(crate) const RTA_OIF: u16 = 4;
 /// `RTA_GATEWAY`: the next hop.
-pub const RTA_GATEWAY: u16 = 5;
+pub(crate) const RTA_GATEWAY: u16 = 5;
 /// `RTA_PRIORITY`: the metric (`u32`).
-pub const RTA_PRIORITY: u16 = 6;
+pub(crate) const RTA_PRIORITY: u16 = 6;
 /// `RTA_TABLE`: the table id (`u32`).
-pub const RTA_TABLE: u16 = 15;
+pub(crate) const RTA_TABLE: u16 = 15;
 /// `RT_TABLE_MAIN`: the table `ip route` shows and changes by default.
 pub const RT_TABLE_MAIN: u32 = 254;
 /// `RTN_UNICAST`: a route to a gateway or a directly connected network.
-pub const RTN_UNICAST: u8 = 1;
+pub(crate) const RTN_UNICAST: u8 = 1;
 /// `RTPROT_BOOT`: the protocol `ip route add` gives routes it adds.
-pub const RTPROT_BOOT: u8 = 3;
+pub(crate) const RTPROT_BOOT: u8 = 3;
 /// `RT_SCOPE_UNIVERSE`: a route beyond this host (every IPv6 route has it).
-pub const RT_SCOPE_UNIVERSE: u8 = 0;
+pub(crate) const RT_SCOPE_UNIVERSE: u8 = 0;
 /// `RT_SCOPE_LINK`: a destination directly on the link, as an IPv4 route without a gateway is.
-pub const RT_SCOPE_LINK: u8 = 253;
+pub(crate) const RT_SCOPE_LINK: u8 = 253;
 /// `RT_SCOPE_NOWHERE`: in a delete request, "any scope".
-pub const RT_SCOPE_NOWHERE: u8 = 255;
+pub(crate) const RT_SCOPE_NOWHERE: u8 = 255;
 
 /// `struct rtmsg`: the fixed part of every route message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
-pub struct RtMsg {
+pub(crate) struct RtMsg {
     /// `rtm_family`: `AF_INET` or `AF_INET6` (`AF_UNSPEC` in a dump request for both).
     pub family: u8,
     /// `rtm_dst_len`: the destination prefix length.

@@ -6,35 +6,33 @@
 //! and its value, also padded to 4 bytes (`RTA_ALIGN`). Every length is checked against the bytes actually
 //! present before anything is read, so a hostile or truncated buffer yields an error value.
 
+use crate::flags::IfFlags;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::addr::{AddressMessage, RTM_DELADDR, RTM_NEWADDR};
 use super::route::{RTM_DELROUTE, RTM_NEWROUTE, RouteMessage};
 
 /// `NLMSG_HDRLEN`: bytes of a netlink message header.
-pub const NLMSG_HDRLEN: usize = size_of::<NlMsgHdr>();
-/// `NLMSG_NOOP`: a message to skip.
-pub const NLMSG_NOOP: u16 = 1;
+pub(crate) const NLMSG_HDRLEN: usize = size_of::<NlMsgHdr>();
+/// `NLMSG_NOOP`: a message to skip (as any type this crate does not know; the tests send one).
+#[cfg(test)]
+pub(crate) const NLMSG_NOOP: u16 = 1;
 /// `NLMSG_ERROR`: an error report, or an acknowledgement when the error is 0.
-pub const NLMSG_ERROR: u16 = 2;
+pub(crate) const NLMSG_ERROR: u16 = 2;
 /// `NLMSG_DONE`: the end of a multi-part reply.
-pub const NLMSG_DONE: u16 = 3;
+pub(crate) const NLMSG_DONE: u16 = 3;
 /// `NLMSG_OVERRUN`: data was lost.
-pub const NLMSG_OVERRUN: u16 = 4;
+pub(crate) const NLMSG_OVERRUN: u16 = 4;
 /// `RTM_NEWLINK`: a link was created or changed (also the reply to `RTM_GETLINK`).
-pub const RTM_NEWLINK: u16 = libc::RTM_NEWLINK;
+pub(crate) const RTM_NEWLINK: u16 = libc::RTM_NEWLINK;
 /// `RTM_DELLINK`: a link was deleted or left this network namespace.
-pub const RTM_DELLINK: u16 = libc::RTM_DELLINK;
+pub(crate) const RTM_DELLINK: u16 = libc::RTM_DELLINK;
 /// `RTM_GETLINK`: ask for a link's state.
-pub const RTM_GETLINK: u16 = libc::RTM_GETLINK;
+pub(crate) const RTM_GETLINK: u16 = libc::RTM_GETLINK;
 /// `IFLA_IFNAME`: the interface name attribute (NUL-terminated string).
-pub const IFLA_IFNAME: u16 = 3;
+pub(crate) const IFLA_IFNAME: u16 = 3;
 /// `IFLA_MTU`: the MTU attribute (`u32`).
-pub const IFLA_MTU: u16 = 4;
-/// `IFF_UP` in `ifi_flags`: administratively up.
-pub const IFF_UP: u32 = 0x1;
-/// `IFF_RUNNING` in `ifi_flags`: up and operational (for TUN: a queue is attached).
-pub const IFF_RUNNING: u32 = 0x40;
+pub(crate) const IFLA_MTU: u16 = 4;
 
 /// The attribute type bits; the two high bits are the `NLA_F_NESTED` and `NLA_F_NET_BYTEORDER` flags.
 const NLA_TYPE_MASK: u16 = 0x3fff;
@@ -43,7 +41,7 @@ const ALIGN_TO: usize = 4;
 
 /// `NLMSG_ALIGN`: `len` rounded up to the 4-byte boundary, or `None` on overflow.
 #[must_use]
-pub const fn nlmsg_align(len: usize) -> Option<usize> {
+pub(crate) const fn nlmsg_align(len: usize) -> Option<usize> {
     match len.checked_add(ALIGN_TO - 1) {
         Some(n) => Some(n & !(ALIGN_TO - 1)),
         None => None,
@@ -52,14 +50,14 @@ pub const fn nlmsg_align(len: usize) -> Option<usize> {
 
 /// `RTA_ALIGN`: attributes use the same 4-byte alignment as messages.
 #[must_use]
-pub const fn rta_align(len: usize) -> Option<usize> {
+pub(crate) const fn rta_align(len: usize) -> Option<usize> {
     nlmsg_align(len)
 }
 
 /// `struct nlmsghdr`, in host byte order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
-pub struct NlMsgHdr {
+pub(crate) struct NlMsgHdr {
     /// `nlmsg_len`: bytes of header and payload, without trailing padding.
     pub len: u32,
     /// `nlmsg_type`: `RTM_*` or `NLMSG_*`.
@@ -75,7 +73,7 @@ pub struct NlMsgHdr {
 /// `struct ifinfomsg`: the fixed part of every link message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
-pub struct IfInfoMsg {
+pub(crate) struct IfInfoMsg {
     /// `ifi_family`: `AF_UNSPEC`.
     pub family: u8,
     /// Padding.
@@ -93,7 +91,7 @@ pub struct IfInfoMsg {
 /// `struct rtattr`: the header of one attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
-pub struct RtAttr {
+pub(crate) struct RtAttr {
     /// `rta_len`: bytes of this header and the value, without padding.
     pub len: u16,
     /// `rta_type`: `IFLA_*` for link messages.
@@ -217,9 +215,9 @@ pub struct LinkMessage<'a> {
     /// The interface index.
     pub index: u32,
     /// `ifi_flags`.
-    pub flags: u32,
-    /// `ifi_change`.
-    pub change: u32,
+    pub flags: IfFlags,
+    /// `ifi_change`: which flags changed.
+    pub change: IfFlags,
     /// `IFLA_MTU`, when present.
     pub mtu: Option<u32>,
     /// `IFLA_IFNAME` without its terminating NUL, when present.
@@ -229,7 +227,7 @@ pub struct LinkMessage<'a> {
 }
 
 /// `IFLA_LINKINFO`: nested attributes naming the link's kind and its kind-specific data.
-pub const IFLA_LINKINFO: u16 = 18;
+pub(crate) const IFLA_LINKINFO: u16 = 18;
 /// `IFLA_INFO_KIND` (inside `IFLA_LINKINFO`): the driver's kind, `"tun"` for TUN and TAP devices.
 const IFLA_INFO_KIND: u16 = 1;
 /// `IFLA_INFO_DATA` (inside `IFLA_LINKINFO`): the kind's own nested attributes.
@@ -259,13 +257,13 @@ impl<'a> LinkMessage<'a> {
     /// Whether `IFF_RUNNING` is set: the link is up and operational.
     #[must_use]
     pub const fn is_running(&self) -> bool {
-        self.flags & IFF_RUNNING != 0
+        self.flags.contains(IfFlags::RUNNING)
     }
 
     /// Whether `IFF_UP` is set: the link is administratively up.
     #[must_use]
     pub const fn is_up(&self) -> bool {
-        self.flags & IFF_UP != 0
+        self.flags.contains(IfFlags::UP)
     }
 
     /// The TUN settings in this message's `IFLA_LINKINFO`: `Ok(None)` when it has none or the link is not of
@@ -298,8 +296,8 @@ impl<'a> LinkMessage<'a> {
         let mut link = LinkMessage {
             seq: header.seq,
             index: info.index.cast_unsigned(),
-            flags: info.flags,
-            change: info.change,
+            flags: IfFlags::from_bits_retain(info.flags),
+            change: IfFlags::from_bits_retain(info.change),
             mtu: None,
             name: None,
             attributes,
@@ -423,12 +421,8 @@ fn parse_message<'a>(
         RTM_NEWROUTE => Message::NewRoute(RouteMessage::parse(header, payload)?),
         RTM_DELROUTE => Message::DelRoute(RouteMessage::parse(header, payload)?),
         NLMSG_ERROR => {
-            let (error, _) =
-                i32::read_from_prefix(payload).map_err(|_| MalformedMessage::PayloadTooShort {
-                    ty: header.ty,
-                    len: payload.len(),
-                    needed: size_of::<i32>(),
-                })?;
+            // `struct nlmsgerr` starts with the negated errno; the request it answers follows.
+            let (error, _) = split_fixed::<i32>(header, payload)?;
             Message::Error {
                 errno: error.checked_neg().unwrap_or(i32::MAX),
                 seq: header.seq,
@@ -793,7 +787,7 @@ mod tests {
         assert_eq!(link.seq, 0);
         assert!(link.is_up());
         assert!(link.is_running());
-        assert_eq!(link.change, IFF_UP);
+        assert_eq!(link.change, IfFlags::UP);
     }
 
     #[test]
@@ -801,7 +795,7 @@ mod tests {
         let buf = captures::mtu_1400();
         let link = only_link(&buf);
         assert_eq!(link.mtu, Some(1400));
-        assert_eq!(link.change, 0);
+        assert_eq!(link.change, IfFlags::empty());
         assert!(link.is_running());
     }
 
@@ -820,7 +814,7 @@ mod tests {
         assert!(matches!(collect(&buf)[0], Ok(Message::DelLink(_))));
         let link = only_link(&buf);
         assert_eq!(link.index, 2);
-        assert_eq!(link.change, u32::MAX);
+        assert_eq!(link.change.bits(), u32::MAX);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! mask (the standard library resets it), so they still die of these signals as usual.
 //!
 //! ```no_run
-//! use tun_sys::signal::SignalSet;
+//! use tun_test_support::signal::SignalSet;
 //!
 //! let set = SignalSet::termination();
 //! set.block_in_thread()?;
@@ -18,7 +18,8 @@
 //! ```
 
 use std::io;
-use std::mem::MaybeUninit;
+
+use nix::sys::signal::{SigSet, Signal as Raw};
 
 /// A signal this module can wait for or send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,36 +35,39 @@ pub enum Signal {
 }
 
 impl Signal {
-    fn number(self) -> libc::c_int {
-        match self {
-            Self::Interrupt => libc::SIGINT,
-            Self::Terminate => libc::SIGTERM,
-            Self::Hangup => libc::SIGHUP,
-            Self::Kill => libc::SIGKILL,
-        }
+    /// The signals [`SignalSet`] can hold, with their kernel names.
+    const ALL: [(Signal, Raw); 4] = [
+        (Signal::Interrupt, Raw::SIGINT),
+        (Signal::Terminate, Raw::SIGTERM),
+        (Signal::Hangup, Raw::SIGHUP),
+        (Signal::Kill, Raw::SIGKILL),
+    ];
+
+    fn raw(self) -> Raw {
+        Self::ALL
+            .iter()
+            .find_map(|&(signal, raw)| (signal == self).then_some(raw))
+            .unwrap_or(Raw::SIGKILL)
     }
 
-    fn from_number(number: libc::c_int) -> Option<Self> {
-        match number {
-            libc::SIGINT => Some(Self::Interrupt),
-            libc::SIGTERM => Some(Self::Terminate),
-            libc::SIGHUP => Some(Self::Hangup),
-            libc::SIGKILL => Some(Self::Kill),
-            _ => None,
-        }
+    fn from_raw(raw: Raw) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .find_map(|&(signal, r)| (r == raw).then_some(signal))
     }
 }
 
-/// A set of signals (a `sigset_t`) to block and wait for.
+/// A set of signals to block and wait for.
 #[derive(Clone, Copy)]
 pub struct SignalSet {
-    set: libc::sigset_t,
+    set: SigSet,
 }
 
 impl std::fmt::Debug for SignalSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let members: Vec<Signal> = [Signal::Interrupt, Signal::Terminate, Signal::Hangup]
-            .into_iter()
+        let members: Vec<Signal> = Signal::ALL
+            .iter()
+            .map(|&(signal, _)| signal)
             .filter(|s| self.contains(*s))
             .collect();
         f.debug_struct("SignalSet")
@@ -76,58 +80,34 @@ impl SignalSet {
     /// The signals that ask a program to stop: SIGINT, SIGTERM and SIGHUP.
     #[must_use]
     pub fn termination() -> Self {
-        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: sigemptyset initialises the sigset_t the pointer refers to; it cannot fail for a
-        // valid pointer.
-        unsafe { libc::sigemptyset(set.as_mut_ptr()) };
-        // SAFETY: sigemptyset above initialised every byte of the set.
-        let set = unsafe { set.assume_init() };
-        let mut set = Self { set };
+        let mut set = SigSet::empty();
         for signal in [Signal::Interrupt, Signal::Terminate, Signal::Hangup] {
-            set.add(signal);
+            set.add(signal.raw());
         }
-        set
-    }
-
-    fn add(&mut self, signal: Signal) {
-        // SAFETY: `self.set` is an initialised sigset_t and the signal number is a valid one, so
-        // sigaddset cannot fail.
-        unsafe { libc::sigaddset(&mut self.set, signal.number()) };
+        Self { set }
     }
 
     /// Whether `signal` is in the set.
     #[must_use]
     pub fn contains(&self, signal: Signal) -> bool {
-        // SAFETY: `self.set` is an initialised sigset_t; sigismember only reads it.
-        unsafe { libc::sigismember(&self.set, signal.number()) == 1 }
+        self.set.contains(signal.raw())
     }
 
     /// Blocks the set in the calling thread (and so in every thread it spawns afterwards), so that these
     /// signals stay pending until [`SignalSet::wait`] takes them.
     pub fn block_in_thread(&self) -> io::Result<()> {
-        // SAFETY: `self.set` is an initialised sigset_t; the old mask is not requested (null).
-        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &self.set, std::ptr::null_mut()) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::from_raw_os_error(rc))
-        }
+        self.set.thread_block().map_err(io::Error::from)
     }
 
     /// Waits until one of the signals of the set is pending and takes it. The set must be blocked in every
     /// thread of the process (see [`SignalSet::block_in_thread`]), otherwise the default action may kill
     /// the process first.
     pub fn wait(&self) -> io::Result<Signal> {
-        let mut number: libc::c_int = 0;
-        // SAFETY: `self.set` is an initialised sigset_t and `number` a valid place for the result.
-        let rc = unsafe { libc::sigwait(&self.set, &mut number) };
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        Signal::from_number(number).ok_or_else(|| {
+        let raw = self.set.wait().map_err(io::Error::from)?;
+        Signal::from_raw(raw).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("sigwait returned signal {number}"),
+                format!("sigwait returned {raw}"),
             )
         })
     }
@@ -136,12 +116,11 @@ impl SignalSet {
 /// Sends `signal` to the process `pid` (kill(2)). Only positive pids are accepted: process groups and
 /// "every process" (0, -1, negative values) are refused so that a wrong value cannot hit other programs.
 pub fn send(pid: u32, signal: Signal) -> io::Result<()> {
-    let pid = libc::pid_t::try_from(pid)
+    let pid = i32::try_from(pid)
         .ok()
         .filter(|p| *p > 0)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid pid {pid}")))?;
-    // SAFETY: kill takes plain integers; `pid` is a single positive process id.
-    crate::sys::cvt(unsafe { libc::kill(pid, signal.number()) }).map(drop)
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal.raw()).map_err(io::Error::from)
 }
 
 #[cfg(test)]
@@ -164,21 +143,24 @@ mod tests {
         let handle = std::thread::spawn(|| {
             let set = SignalSet::termination();
             set.block_in_thread().expect("block");
-            raise_hangup();
+            // The calling thread blocks SIGHUP, so it stays pending until wait takes it.
+            nix::sys::signal::raise(Raw::SIGHUP).expect("raise");
             set.wait().expect("wait")
         });
         assert_eq!(handle.join().expect("join"), Signal::Hangup);
-    }
-
-    fn raise_hangup() {
-        // SAFETY: raise sends SIGHUP to the calling thread, which blocks it, so it stays pending.
-        let rc = unsafe { libc::raise(libc::SIGHUP) };
-        assert_eq!(rc, 0);
     }
 
     #[test]
     fn send_refuses_pid_zero() {
         let err = send(0, Signal::Terminate).expect_err("pid 0 must be refused");
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn every_signal_maps_to_its_own_kernel_signal_and_back() {
+        for (signal, raw) in Signal::ALL {
+            assert_eq!(signal.raw(), raw);
+            assert_eq!(Signal::from_raw(raw), Some(signal));
+        }
     }
 }

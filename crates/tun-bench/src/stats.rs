@@ -72,6 +72,50 @@ impl fmt::Display for Snapshot {
     }
 }
 
+/// Consecutive failures after which a direction stops (a device that is gone fails every call).
+pub const MAX_CONSECUTIVE_ERRORS: u32 = 1000;
+
+/// Stops a direction after [`MAX_CONSECUTIVE_ERRORS`] failures in a row; logs the first few, counts them all.
+#[derive(Debug, Default)]
+pub struct ErrorBudget {
+    consecutive: u32,
+}
+
+impl ErrorBudget {
+    /// Records a failed `what` (with `error`, logged by `who` while the streak is short); whether the
+    /// direction goes on.
+    pub fn failed(
+        &mut self,
+        who: &str,
+        what: &str,
+        error: &dyn fmt::Display,
+        counters: &Counters,
+    ) -> bool {
+        counters.record_error();
+        self.consecutive += 1;
+        if self.consecutive <= 3 {
+            eprintln!("{who}: {what}: {error}");
+        }
+        self.consecutive < MAX_CONSECUTIVE_ERRORS
+    }
+
+    /// Stops the direction at once (its device is gone).
+    pub fn give_up(&mut self) {
+        self.consecutive = MAX_CONSECUTIVE_ERRORS;
+    }
+
+    /// Records a call that succeeded: the streak of failures is over.
+    pub fn succeeded(&mut self) {
+        self.consecutive = 0;
+    }
+
+    /// Whether the direction goes on (fewer than [`MAX_CONSECUTIVE_ERRORS`] failures in a row).
+    #[must_use]
+    pub fn going_on(&self) -> bool {
+        self.consecutive < MAX_CONSECUTIVE_ERRORS
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +134,26 @@ mod tests {
         assert_eq!(
             s.to_string(),
             "packets 41 bytes 60100 reads 2 super-packets 1 errors 1"
+        );
+    }
+
+    #[test]
+    fn a_streak_of_failures_stops_a_direction_and_a_success_ends_the_streak() {
+        let counters = Counters::default();
+        let mut budget = ErrorBudget::default();
+        for _ in 1..MAX_CONSECUTIVE_ERRORS {
+            assert!(budget.failed("test", "read", &"EIO", &counters));
+        }
+        budget.succeeded();
+        assert!(budget.going_on());
+        for _ in 1..MAX_CONSECUTIVE_ERRORS {
+            assert!(budget.failed("test", "read", &"EIO", &counters));
+        }
+        assert!(!budget.failed("test", "read", &"EIO", &counters));
+        assert!(!budget.going_on());
+        assert_eq!(
+            counters.snapshot().errors,
+            u64::from(2 * MAX_CONSECUTIVE_ERRORS - 1)
         );
     }
 }

@@ -1,0 +1,489 @@
+//! A VPN without the crypto, for the data-path tests.
+//!
+//! [`Tunnel`] builds namespace A with `tunA` and namespace B with `tunB`, and forwards `tunA -> tunB` and
+//! `tunB -> tunA` through the library: whatever A sends to B's address crosses it twice per direction. How
+//! it forwards is a [`Forwarder`]: through a [`PacketBatch`] (blocking threads, tokio tasks, one thread per
+//! queue), or through the raw calls a [`PacketBatch`] is built on (`read_packets` / `write_packets` with
+//! caller-owned buffers, and `io::Read` / `io::Write` one packet per call), so that those stay covered too.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tun::{AsyncTun, Builder, Error, PacketBatch, Tun};
+
+use crate::NetNs;
+
+/// Device name in namespace A.
+pub const DEV_A: &str = "tunA";
+/// Device name in namespace B.
+pub const DEV_B: &str = "tunB";
+/// A's IPv4 address (exists only inside the test's namespace).
+pub const A4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+/// B's IPv4 address.
+pub const B4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+/// A's IPv6 address.
+pub const A6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 1);
+/// B's IPv6 address.
+pub const B6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 2);
+
+/// A's address of the given IP version.
+pub fn a_addr(v6: bool) -> IpAddr {
+    if v6 { IpAddr::V6(A6) } else { IpAddr::V4(A4) }
+}
+
+/// B's address of the given IP version.
+pub fn b_addr(v6: bool) -> IpAddr {
+    if v6 { IpAddr::V6(B6) } else { IpAddr::V4(B4) }
+}
+
+/// What one forwarding direction saw.
+#[derive(Debug, Default, Clone)]
+pub struct DirectionStats {
+    /// Packets read (MTU-sized, after splitting) and handed to the other device.
+    pub packets: u64,
+    /// Reads that returned packets.
+    pub reads: u64,
+    /// Reads that returned more than one packet.
+    pub multi_packet_reads: u64,
+    /// The most packets one read returned: above 1 only when a super-packet was split.
+    pub max_per_read: usize,
+    /// Times a [`PacketBatch`] buffer was too small (after which it was grown and the packet read again).
+    pub buffer_too_small: u64,
+    /// Errors of reads other than the device being closed.
+    pub read_errors: Vec<String>,
+    /// Errors of writes.
+    pub write_errors: Vec<String>,
+}
+
+impl DirectionStats {
+    /// Panics, listing them, when any read or write of this direction failed.
+    #[track_caller]
+    pub fn assert_no_errors(&self) {
+        assert!(
+            self.write_errors.is_empty(),
+            "write errors: {:?}",
+            self.write_errors
+        );
+        assert!(
+            self.read_errors.is_empty(),
+            "read errors: {:?}",
+            self.read_errors
+        );
+    }
+
+    /// Adds what another thread of the same direction saw.
+    fn absorb(&mut self, other: DirectionStats) {
+        self.packets += other.packets;
+        self.reads += other.reads;
+        self.multi_packet_reads += other.multi_packet_reads;
+        self.max_per_read = self.max_per_read.max(other.max_per_read);
+        self.buffer_too_small += other.buffer_too_small;
+        self.read_errors.extend(other.read_errors);
+        self.write_errors.extend(other.write_errors);
+    }
+}
+
+/// What both directions of a [`Tunnel`] saw, once it stopped.
+#[derive(Debug, Default, Clone)]
+pub struct TunnelStats {
+    /// Direction A -> B.
+    pub a_to_b: DirectionStats,
+    /// Direction B -> A.
+    pub b_to_a: DirectionStats,
+    /// Packets forwarded A -> B by each queue pair.
+    pub a_to_b_per_queue: Vec<u64>,
+}
+
+/// How a [`Tunnel`] forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forwarder {
+    /// A [`PacketBatch`] on one blocking thread per direction, `Some(n)` buffers per read (`None`: the
+    /// device's `batch_size()`).
+    Threads(Option<usize>),
+    /// A [`PacketBatch`] on one task per direction on a tokio runtime with [`AsyncTun`]: the multi-thread
+    /// runtime (two workers) when `true`, else the current-thread one.
+    Tokio {
+        /// Multi-thread runtime rather than current-thread.
+        multi_thread: bool,
+    },
+    /// Multi-queue devices of this many queues, queue `i` of A forwarded to queue `i` of B and back by a
+    /// blocking thread per queue and direction (the device's `batch_size()` buffers per read).
+    Queues(usize),
+    /// `read_packets` / `write_packets` with this many caller-owned buffers per read, one blocking thread per
+    /// direction: the raw batch calls, without a [`PacketBatch`].
+    RawBatch(usize),
+    /// `std::io::Read` / `Write`, one packet per call, one blocking thread per direction.
+    OnePacket,
+}
+
+/// The end of one read or write, as the forwarding loop tells them apart.
+enum Outcome {
+    Done(usize),
+    Closed,
+    Failed(String),
+}
+
+impl From<Result<usize, Error>> for Outcome {
+    fn from(result: Result<usize, Error>) -> Outcome {
+        match result {
+            Ok(n) => Outcome::Done(n),
+            Err(Error::Closed) => Outcome::Closed,
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Result<usize>> for Outcome {
+    fn from(result: std::io::Result<usize>) -> Outcome {
+        match result {
+            Ok(n) => Outcome::Done(n),
+            // What `io::Read` / `Write` report once the device is closed.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Outcome::Closed,
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }
+}
+
+/// Bounded: a device that fails every call is given up after this many errors in a row.
+const MAX_CONSECUTIVE_ERRORS: u32 = 1000;
+
+/// The counting of one forwarding direction, whatever moves its packets.
+struct Counter {
+    stats: DirectionStats,
+    errors_in_a_row: u32,
+}
+
+impl Counter {
+    fn new() -> Counter {
+        Counter {
+            stats: DirectionStats::default(),
+            errors_in_a_row: 0,
+        }
+    }
+
+    /// Whether forwarding goes on.
+    fn running(&self) -> bool {
+        self.errors_in_a_row < MAX_CONSECUTIVE_ERRORS
+    }
+
+    /// Records one read: the number of packets to write, or `None` (an error was recorded, or the device is
+    /// closed and forwarding ends).
+    fn read(&mut self, read: impl Into<Outcome>) -> Option<usize> {
+        match read.into() {
+            Outcome::Done(n) => {
+                self.stats.reads += 1;
+                self.stats.packets += n as u64;
+                self.stats.max_per_read = self.stats.max_per_read.max(n);
+                if n > 1 {
+                    self.stats.multi_packet_reads += 1;
+                }
+                Some(n)
+            }
+            Outcome::Closed => {
+                self.errors_in_a_row = MAX_CONSECUTIVE_ERRORS;
+                None
+            }
+            Outcome::Failed(e) => {
+                self.stats.read_errors.push(e);
+                self.errors_in_a_row += 1;
+                None
+            }
+        }
+    }
+
+    /// Records one write; forwarding ends when the device is closed.
+    fn wrote(&mut self, written: impl Into<Outcome>) {
+        match written.into() {
+            Outcome::Done(_) => self.errors_in_a_row = 0,
+            Outcome::Closed => self.errors_in_a_row = MAX_CONSECUTIVE_ERRORS,
+            Outcome::Failed(e) => {
+                self.stats.write_errors.push(e);
+                self.errors_in_a_row += 1;
+            }
+        }
+    }
+}
+
+/// Forwards `from -> to` through a [`PacketBatch`] of `batch` buffers until a device is closed.
+fn forward(from: &Tun, to: &Tun, batch: usize) -> DirectionStats {
+    let mut count = Counter::new();
+    let mut packets = PacketBatch::for_device_with_count(from, batch);
+    while count.running() {
+        let read = packets.read_from(from);
+        count.stats.buffer_too_small = packets.grown();
+        if count.read(read).is_some() {
+            count.wrote(packets.write_to(to));
+        }
+    }
+    count.stats
+}
+
+/// [`forward`] on async devices: the same loop, awaiting instead of blocking.
+async fn forward_async(from: &AsyncTun, to: &AsyncTun) -> DirectionStats {
+    let mut count = Counter::new();
+    let mut packets = PacketBatch::for_device(from.get_ref());
+    while count.running() {
+        let read = packets.read_from_async(from).await;
+        count.stats.buffer_too_small = packets.grown();
+        if count.read(read).is_some() {
+            count.wrote(packets.write_to_async(to).await);
+        }
+    }
+    count.stats
+}
+
+/// Forwards `from -> to` with `read_packets` / `write_packets` on `batch` buffers of the caller's own.
+fn forward_raw(from: &Tun, to: &Tun, batch: usize) -> DirectionStats {
+    // Room before each packet for the virtio-net header when the device has one.
+    let offset = if from.has_vnet_hdr() { 10 } else { 0 };
+    let full = offset + 65535;
+    let mut bufs: Vec<Vec<u8>> = (0..batch.max(1)).map(|_| vec![0u8; full]).collect();
+    let mut sizes = vec![0usize; bufs.len()];
+    let mut count = Counter::new();
+    while count.running() {
+        let Some(n) = count.read(from.read_packets(&mut bufs, &mut sizes, offset)) else {
+            continue;
+        };
+        for (buf, &size) in bufs.iter_mut().zip(&sizes).take(n) {
+            buf.truncate(offset + size);
+        }
+        count.wrote(to.write_packets(&mut bufs[..n], offset));
+        for buf in &mut bufs[..n] {
+            buf.resize(full, 0);
+        }
+    }
+    count.stats
+}
+
+/// Forwards `from -> to` with `io::Read` / `io::Write`, one packet per call.
+fn forward_one_packet(from: &Tun, to: &Tun) -> DirectionStats {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 65535];
+    let mut count = Counter::new();
+    while count.running() {
+        let read = (&*from).read(&mut buf);
+        let len = read.as_ref().map_or(0, |&len| len);
+        if count.read(read.map(|_| 1)).is_some() {
+            count.wrote((&*to).write(&buf[..len]));
+        }
+    }
+    count.stats
+}
+
+/// The two devices of a [`Tunnel`], blocking or async.
+#[derive(Debug)]
+enum Devices {
+    Blocking(Arc<Tun>, Arc<Tun>),
+    Async(Arc<AsyncTun>, Arc<AsyncTun>),
+    /// Every queue of A and of B, in pairs; the first pair are the queues the devices were built with.
+    Queues(Vec<(Arc<Tun>, Arc<Tun>)>),
+}
+
+/// What forwards between the devices of a [`Tunnel`].
+#[derive(Debug)]
+enum Workers {
+    /// One thread per direction (a to b, then b to a), for each pair of queues.
+    Threads(Vec<JoinHandle<DirectionStats>>),
+    /// A thread running the runtime of both tasks.
+    Runtime(JoinHandle<TunnelStats>),
+    Stopped,
+}
+
+/// Namespaces A and B, their devices, and the forwarders between them.
+#[derive(Debug)]
+pub struct Tunnel {
+    /// Namespace A (the sender's).
+    pub a: NetNs,
+    /// Namespace B (the receiver's).
+    pub b: NetNs,
+    devices: Devices,
+    workers: Workers,
+}
+
+impl Tunnel {
+    /// Creates both namespaces and devices (offloads on or off), addresses them (IPv4 and IPv6, host
+    /// routes to the peer through the device), then starts forwarding through a [`PacketBatch`] with
+    /// `batch` buffers per read (`None`: the device's `batch_size()`) on two threads.
+    pub fn new(offload: bool, batch: Option<usize>) -> Tunnel {
+        Self::with_forwarder(offload, Forwarder::Threads(batch))
+    }
+
+    /// [`new`](Self::new) with the forwarder chosen.
+    pub fn with_forwarder(offload: bool, forwarder: Forwarder) -> Tunnel {
+        let a = NetNs::new();
+        let b = NetNs::new();
+        let queues = match forwarder {
+            Forwarder::Queues(n) => n,
+            _ => 1,
+        };
+        // Up, with a local address and host routes to the peer through the device, for both IP versions.
+        let build =
+            |ns: &NetNs, name: &str, local: (Ipv4Addr, Ipv6Addr), peer: (Ipv4Addr, Ipv6Addr)| {
+                let builder = Builder::new()
+                    .name(name)
+                    .offload(offload)
+                    .multi_queue(queues > 1)
+                    .monitor(false)
+                    .up(true)
+                    .address(local.0.into(), 32)
+                    .address(local.1.into(), 128)
+                    .route(peer.0.into(), 32)
+                    .route(peer.1.into(), 128);
+                ns.tun(builder)
+                    .unwrap_or_else(|e| panic!("create {name}: {e}"))
+            };
+        let tun_a = build(&a, DEV_A, (A4, A6), (B4, B6));
+        let tun_b = build(&b, DEV_B, (B4, B6), (A4, A6));
+        let (devices, workers) = match forwarder {
+            Forwarder::Tokio { multi_thread } => tokio_forwarders(tun_a, tun_b, multi_thread),
+            Forwarder::Queues(_) => {
+                let mut pairs = vec![(Arc::new(tun_a), Arc::new(tun_b))];
+                for _ in 1..queues {
+                    let open = |tun: &Tun| {
+                        Arc::new(
+                            tun.open_queue()
+                                .unwrap_or_else(|e| panic!("open a queue: {e}")),
+                        )
+                    };
+                    let more = (open(&pairs[0].0), open(&pairs[0].1));
+                    pairs.push(more);
+                }
+                let threads = thread_forwarders(&pairs, forwarder);
+                (Devices::Queues(pairs), Workers::Threads(threads))
+            }
+            Forwarder::Threads(_) | Forwarder::RawBatch(_) | Forwarder::OnePacket => {
+                let pair = (Arc::new(tun_a), Arc::new(tun_b));
+                let threads = thread_forwarders(std::slice::from_ref(&pair), forwarder);
+                (Devices::Blocking(pair.0, pair.1), Workers::Threads(threads))
+            }
+        };
+        Tunnel {
+            a,
+            b,
+            devices,
+            workers,
+        }
+    }
+
+    /// `tunA`, in A.
+    pub fn tun_a(&self) -> &Tun {
+        match &self.devices {
+            Devices::Blocking(a, _) => a,
+            Devices::Async(a, _) => a.get_ref(),
+            Devices::Queues(pairs) => &pairs[0].0,
+        }
+    }
+
+    /// `tunB`, in B.
+    pub fn tun_b(&self) -> &Tun {
+        match &self.devices {
+            Devices::Blocking(_, b) => b,
+            Devices::Async(_, b) => b.get_ref(),
+            Devices::Queues(pairs) => &pairs[0].1,
+        }
+    }
+
+    /// Closes both devices (which wakes the forwarders) and returns what they saw.
+    pub fn stop(mut self) -> TunnelStats {
+        self.close_and_join()
+    }
+
+    fn close_and_join(&mut self) -> TunnelStats {
+        let _ = self.tun_a().close();
+        let _ = self.tun_b().close();
+        if let Devices::Queues(pairs) = &self.devices {
+            for (qa, qb) in pairs {
+                let _ = qa.close();
+                let _ = qb.close();
+            }
+        }
+        match std::mem::replace(&mut self.workers, Workers::Stopped) {
+            Workers::Threads(threads) => {
+                let mut stats = TunnelStats::default();
+                let mut threads = threads.into_iter();
+                // In pairs: a to b, then b to a, of each pair of queues.
+                while let (Some(a_to_b), Some(b_to_a)) = (threads.next(), threads.next()) {
+                    let a_to_b = a_to_b.join().expect("a forwarding thread panicked");
+                    stats.a_to_b_per_queue.push(a_to_b.packets);
+                    stats.a_to_b.absorb(a_to_b);
+                    stats
+                        .b_to_a
+                        .absorb(b_to_a.join().expect("a forwarding thread panicked"));
+                }
+                stats
+            }
+            Workers::Runtime(handle) => handle.join().expect("the runtime thread panicked"),
+            Workers::Stopped => TunnelStats::default(),
+        }
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        if !matches!(self.workers, Workers::Stopped) {
+            self.close_and_join();
+        }
+    }
+}
+
+/// One blocking thread per direction of each pair of devices (a to b, then b to a), moving packets as
+/// `forwarder` says.
+fn thread_forwarders(
+    pairs: &[(Arc<Tun>, Arc<Tun>)],
+    forwarder: Forwarder,
+) -> Vec<JoinHandle<DirectionStats>> {
+    let mut threads = Vec::new();
+    for (i, (qa, qb)) in pairs.iter().enumerate() {
+        for (name, from, to) in [
+            (format!("fwd{i} a->b"), qa, qb),
+            (format!("fwd{i} b->a"), qb, qa),
+        ] {
+            let (from, to) = (Arc::clone(from), Arc::clone(to));
+            let handle = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || match forwarder {
+                    Forwarder::Threads(batch) => {
+                        forward(&from, &to, batch.unwrap_or_else(|| from.batch_size()))
+                    }
+                    Forwarder::RawBatch(batch) => forward_raw(&from, &to, batch),
+                    Forwarder::OnePacket => forward_one_packet(&from, &to),
+                    Forwarder::Queues(_) | Forwarder::Tokio { .. } => {
+                        forward(&from, &to, from.batch_size())
+                    }
+                })
+                .expect("spawn a forwarding thread");
+            threads.push(handle);
+        }
+    }
+    threads
+}
+
+/// One task per direction on a tokio runtime of its own, run by a thread.
+fn tokio_forwarders(tun_a: Tun, tun_b: Tun, multi_thread: bool) -> (Devices, Workers) {
+    let runtime = crate::runtime(multi_thread);
+    let (tun_a, tun_b) = {
+        let _inside = runtime.enter();
+        let wrap = |tun| Arc::new(AsyncTun::new(tun).expect("AsyncTun::new"));
+        (wrap(tun_a), wrap(tun_b))
+    };
+    let (from_a, from_b) = (Arc::clone(&tun_a), Arc::clone(&tun_b));
+    let handle = std::thread::Builder::new()
+        .name("fwd tokio".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let a_to_b = tokio::spawn({
+                    let (from, to) = (Arc::clone(&from_a), Arc::clone(&from_b));
+                    async move { forward_async(&from, &to).await }
+                });
+                let b_to_a = tokio::spawn(async move { forward_async(&from_b, &from_a).await });
+                TunnelStats {
+                    a_to_b: a_to_b.await.expect("a->b task"),
+                    b_to_a: b_to_a.await.expect("b->a task"),
+                    a_to_b_per_queue: Vec::new(),
+                }
+            })
+        })
+        .expect("spawn the runtime thread");
+    (Devices::Async(tun_a, tun_b), Workers::Runtime(handle))
+}
