@@ -27,12 +27,17 @@ pub fn open_clone_device(nonblocking: bool) -> io::Result<OwnedFd> {
 /// `IFF_TUN | IFF_NO_PI` always added to `flags`. An empty name lets the kernel choose; a template such as
 /// `tun%d` is filled in. Returns the name the device got.
 pub fn set_iff(fd: BorrowedFd<'_>, name: IfName, flags: TunFlags) -> io::Result<IfName> {
-    set_iff_exact(fd, name, flags | TunFlags::TUN | TunFlags::NO_PI)
+    set_iff_raw(fd, name, flags | TunFlags::TUN | TunFlags::NO_PI)
 }
 
 /// TUNSETIFF with exactly `flags`, nothing added: also TAP devices (`IFF_TAP`) or devices with packet
 /// information (no `IFF_NO_PI`), which the library refuses to drive but which tests and tools make.
+#[cfg(feature = "probes")]
 pub fn set_iff_exact(fd: BorrowedFd<'_>, name: IfName, flags: TunFlags) -> io::Result<IfName> {
+    set_iff_raw(fd, name, flags)
+}
+
+fn set_iff_raw(fd: BorrowedFd<'_>, name: IfName, flags: TunFlags) -> io::Result<IfName> {
     let mut req = IfreqFlags::new(name, flags.bits());
     // SAFETY: TUNSETIFF reads and writes back a `struct ifreq`, which `IfreqFlags` is, size for size.
     unsafe { ioctl_ptr(fd, libc::TUNSETIFF, &mut req) }?;
@@ -63,6 +68,7 @@ pub fn get_iff(fd: BorrowedFd<'_>) -> io::Result<(IfName, TunFlags)> {
 }
 
 /// TUNGETFEATURES: the TUNSETIFF flags this kernel supports.
+#[cfg(feature = "probes")]
 pub fn get_features(fd: BorrowedFd<'_>) -> io::Result<TunFlags> {
     let mut features: libc::c_uint = 0;
     // SAFETY: TUNGETFEATURES writes one `unsigned int` through its argument.
@@ -99,6 +105,7 @@ pub fn set_group(fd: BorrowedFd<'_>, gid: libc::gid_t) -> io::Result<()> {
 }
 
 /// TUNGETVNETHDRSZ: the size of the virtio-net header before each packet (10 by default).
+#[cfg(feature = "probes")]
 pub fn get_vnet_hdr_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
     let mut size: libc::c_int = 0;
     // SAFETY: TUNGETVNETHDRSZ writes one `int` through its argument.
