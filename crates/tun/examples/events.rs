@@ -12,8 +12,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use nix::sys::signal::{SigSet, Signal};
 use tun::Builder;
-use tun_test_support::signal::SignalSet;
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -40,8 +40,10 @@ fn main() -> ExitCode {
 fn run(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     // Blocked before any thread exists (the monitor thread is started by build), so every thread inherits
     // the mask and the signals wait for `signals.wait()` below instead of killing the process.
-    let signals = SignalSet::termination();
-    signals.block_in_thread()?;
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals.thread_block()?;
 
     let tun = Builder::new().name(name).build()?;
     let events = tun.events();
