@@ -23,6 +23,15 @@ pub(crate) struct Writer {
     resume: Option<Resume>,
 }
 
+/// How a device's writes go: the virtio-net header in front of each packet (10 bytes or none), and whether and
+/// what to coalesce.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteSettings {
+    pub(crate) hdr_len: usize,
+    /// `None`: every packet is written on its own.
+    pub(crate) gro: Option<GroOptions>,
+}
+
 /// Where a non-blocking write batch stopped.
 #[derive(Debug)]
 struct Resume {
@@ -76,6 +85,163 @@ impl Writer {
     pub(crate) fn abandon(&mut self) {
         self.resume = None;
     }
+
+    /// Writes the batch `bufs[i][offset..]` as `settings` say, each resulting packet with one call of
+    /// `write_frame` (a `writev` of its slices); see [`Tun::write_packets`]. `write_frame` reporting
+    /// [`Error::WouldBlock`] stops the batch there: the same batch offered again goes on where it stopped.
+    pub(crate) fn write_batch<B: PacketBuf>(
+        &mut self,
+        bufs: &mut [B],
+        offset: usize,
+        settings: &WriteSettings,
+        mut write_frame: impl FnMut(&[IoSlice<'_>]) -> Result<usize>,
+    ) -> Result<usize> {
+        let hdr_len = settings.hdr_len;
+        let Some(frame_start) = offset.checked_sub(hdr_len) else {
+            return Err(Error::InvalidArgument(
+                "offset leaves no room for the 10-byte virtio-net header",
+            ));
+        };
+        let batch = BatchId::of(bufs, offset);
+        let progress = match self.resume.take() {
+            Some(saved) if saved.batch == batch => saved,
+            _ => Resume {
+                batch,
+                next: 0,
+                written: 0,
+                failed: Vec::new(),
+                gathered: self.plan(bufs, offset, frame_start, settings.gro)?,
+            },
+        };
+        let Resume {
+            next,
+            mut written,
+            mut failed,
+            gathered,
+            ..
+        } = progress;
+        let bufs: &[B] = bufs;
+        let merged = gathered.then_some(&self.table);
+        for (position, &index) in self.to_write.iter().enumerate().skip(next) {
+            match write_planned(bufs, index, frame_start, hdr_len, merged, &mut write_frame) {
+                Ok(packets) => written += packets,
+                Err(Error::WouldBlock) => {
+                    self.resume = Some(Resume {
+                        batch,
+                        next: position,
+                        written,
+                        failed,
+                        gathered,
+                    });
+                    return Err(Error::WouldBlock);
+                }
+                Err(error) => {
+                    let stop = error.is_fatal();
+                    failed.push(PacketError { index, error });
+                    if stop {
+                        let not_attempted = self.to_write.len() - position - 1;
+                        return Err(batch_result(written, failed, not_attempted));
+                    }
+                }
+            }
+        }
+        if failed.is_empty() {
+            Ok(bufs.len())
+        } else {
+            Err(batch_result(written, failed, 0))
+        }
+    }
+
+    /// Plans the writes of a new batch into `to_write`: coalesced with `gro`, else one write per buffer.
+    /// Returns whether merged packets are to be gathered from the buffers the plan in `table` links (rather
+    /// than merged in place).
+    fn plan<B: PacketBuf>(
+        &mut self,
+        bufs: &mut [B],
+        offset: usize,
+        frame_start: usize,
+        gro: Option<GroOptions>,
+    ) -> Result<bool> {
+        let Writer {
+            table, to_write, ..
+        } = self;
+        to_write.clear();
+        // A buffer shorter than the offset is one bad packet, not a bad batch: such a batch is written one by
+        // one, so that it is reported alone.
+        let options = gro.filter(|_| bufs.iter().all(|buf| buf.as_ref().len() >= offset));
+        let Some(options) = options else {
+            to_write.extend(0..bufs.len());
+            for buf in bufs.iter_mut() {
+                if let Some(hdr) = buf.as_mut().get_mut(frame_start..offset) {
+                    hdr.fill(0);
+                }
+            }
+            return Ok(false);
+        };
+        let room = offset + tun_offload::MAX_PACKET;
+        match B::as_vecs(bufs).filter(|vecs| vecs.iter().all(|v| v.capacity() >= room)) {
+            Some(vecs) => {
+                tun_offload::handle_gro_with(vecs, offset, table, options, to_write)?;
+                Ok(false)
+            }
+            None => {
+                tun_offload::plan_gro(bufs, offset, table, options, to_write)?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// Writes `bufs[index]` from `frame_start` on (virtio-net header, then packet), followed by the payloads
+/// `merged` says were merged into it, with one call of `write_frame`. Returns how many of the caller's packets
+/// that was.
+fn write_planned<B: AsRef<[u8]>>(
+    bufs: &[B],
+    index: usize,
+    frame_start: usize,
+    hdr_len: usize,
+    merged: Option<&GroTable>,
+    write_frame: &mut impl FnMut(&[IoSlice<'_>]) -> Result<usize>,
+) -> Result<usize> {
+    let Some(frame) = bufs[index]
+        .as_ref()
+        .get(frame_start..)
+        .filter(|frame| frame.len() > hdr_len)
+    else {
+        return Err(Error::InvalidArgument(
+            "empty packet (buffer not longer than offset)",
+        ));
+    };
+    let mut iov = [IoSlice::new(&[]); GATHER];
+    iov[0] = IoSlice::new(frame);
+    let mut used = 1;
+    let mut spilled: Vec<IoSlice<'_>> = Vec::new();
+    let mut len = frame.len() - hdr_len;
+    for payload in merged
+        .into_iter()
+        .flat_map(|table| table.merged_payloads(bufs, index, frame_start + hdr_len))
+    {
+        len += payload.len();
+        if used < GATHER {
+            iov[used] = IoSlice::new(payload);
+            used += 1;
+        } else {
+            // More segments than a 64 KiB packet of full-sized ones has (segments under 1 KiB): rare enough
+            // to allocate. plan_gro keeps it within one writev (PLAN_MAX_SEGMENTS).
+            if spilled.is_empty() {
+                spilled.extend_from_slice(&iov);
+            }
+            spilled.push(IoSlice::new(payload));
+        }
+    }
+    check_packet(&frame[hdr_len..], len)?;
+    let slices = if spilled.is_empty() {
+        &iov[..used]
+    } else {
+        &spilled[..]
+    };
+    write_frame(slices).map_err(|e| explain_gso_failure(e, frame, hdr_len))?;
+    Ok(packets_in(frame, hdr_len, len))
 }
 
 /// A buffer [`Tun::write_packets`] can write from: `Vec<u8>`, `&mut [u8]`, `Box<[u8]>` or `[u8; N]`. Its
@@ -168,164 +334,21 @@ impl Tun {
     ) -> Result<usize> {
         // Closed comes first: once closed, no argument makes a call useful.
         self.check_open()?;
-        let hdr_len = if self.vnet_hdr { VirtioNetHdr::LEN } else { 0 };
-        let Some(frame_start) = offset.checked_sub(hdr_len) else {
-            return Err(Error::InvalidArgument(
-                "offset leaves no room for the 10-byte virtio-net header",
-            ));
+        let uso = Offloads::USO4 | Offloads::USO6;
+        let settings = WriteSettings {
+            hdr_len: if self.vnet_hdr { VirtioNetHdr::LEN } else { 0 },
+            gro: (!self.offloads.is_empty() && self.gro.load(Ordering::Relaxed)).then(|| {
+                GroOptions {
+                    tcp: true,
+                    udp: self.offloads.contains(uso) && self.udp_gro.load(Ordering::Relaxed),
+                }
+            }),
         };
         let mut writer = self.writer.lock();
         self.check_open()?;
-        let Writer {
-            table,
-            to_write,
-            resume,
-        } = &mut *writer;
-        let batch = BatchId::of(bufs, offset);
-        let progress = match resume.take() {
-            Some(saved) if saved.batch == batch => saved,
-            _ => Resume {
-                batch,
-                next: 0,
-                written: 0,
-                failed: Vec::new(),
-                gathered: self.coalesce(bufs, offset, frame_start, table, to_write)?,
-            },
-        };
-        let Resume {
-            next,
-            mut written,
-            mut failed,
-            gathered,
-            ..
-        } = progress;
-        let bufs: &[B] = bufs;
-        let merged = gathered.then_some(&*table);
-        for (position, &index) in to_write.iter().enumerate().skip(next) {
-            match self.write_planned(bufs, index, frame_start, hdr_len, merged, patience) {
-                Ok(packets) => written += packets,
-                Err(Error::WouldBlock) => {
-                    *resume = Some(Resume {
-                        batch,
-                        next: position,
-                        written,
-                        failed,
-                        gathered,
-                    });
-                    return Err(Error::WouldBlock);
-                }
-                Err(error) => {
-                    let stop = error.is_fatal();
-                    failed.push(PacketError { index, error });
-                    if stop {
-                        let not_attempted = to_write.len() - position - 1;
-                        return Err(batch_result(written, failed, not_attempted));
-                    }
-                }
-            }
-        }
-        if failed.is_empty() {
-            Ok(bufs.len())
-        } else {
-            Err(batch_result(written, failed, 0))
-        }
-    }
-
-    /// Plans the writes of a new batch into `to_write`: coalesced with offloads (GRO), else one write per
-    /// buffer. Returns whether merged packets are to be gathered from the buffers the plan in `table` links
-    /// (rather than merged in place).
-    fn coalesce<B: PacketBuf>(
-        &self,
-        bufs: &mut [B],
-        offset: usize,
-        frame_start: usize,
-        table: &mut GroTable,
-        to_write: &mut Vec<usize>,
-    ) -> Result<bool> {
-        to_write.clear();
-        // A buffer shorter than the offset is one bad packet, not a bad batch: such a batch is written one by
-        // one, so that it is reported alone.
-        let coalesce = !self.offloads.is_empty()
-            && self.gro.load(Ordering::Relaxed)
-            && bufs.iter().all(|buf| buf.as_ref().len() >= offset);
-        if !coalesce {
-            to_write.extend(0..bufs.len());
-            for buf in bufs.iter_mut() {
-                if let Some(hdr) = buf.as_mut().get_mut(frame_start..offset) {
-                    hdr.fill(0);
-                }
-            }
-            return Ok(false);
-        }
-        let uso = Offloads::USO4 | Offloads::USO6;
-        let options = GroOptions {
-            tcp: true,
-            udp: self.offloads.contains(uso) && self.udp_gro.load(Ordering::Relaxed),
-        };
-        let room = offset + tun_offload::MAX_PACKET;
-        match B::as_vecs(bufs).filter(|vecs| vecs.iter().all(|v| v.capacity() >= room)) {
-            Some(vecs) => {
-                tun_offload::handle_gro_with(vecs, offset, table, options, to_write)?;
-                Ok(false)
-            }
-            None => {
-                tun_offload::plan_gro(bufs, offset, table, options, to_write)?;
-                Ok(true)
-            }
-        }
-    }
-
-    /// Writes `bufs[index]` from `frame_start` on (virtio-net header, then packet), followed by the payloads
-    /// `merged` says were merged into it. Returns how many of the caller's packets that was.
-    fn write_planned<B: AsRef<[u8]>>(
-        &self,
-        bufs: &[B],
-        index: usize,
-        frame_start: usize,
-        hdr_len: usize,
-        merged: Option<&GroTable>,
-        patience: Patience,
-    ) -> Result<usize> {
-        let Some(frame) = bufs[index]
-            .as_ref()
-            .get(frame_start..)
-            .filter(|frame| frame.len() > hdr_len)
-        else {
-            return Err(Error::InvalidArgument(
-                "empty packet (buffer not longer than offset)",
-            ));
-        };
-        let mut iov = [IoSlice::new(&[]); GATHER];
-        iov[0] = IoSlice::new(frame);
-        let mut used = 1;
-        let mut spilled: Vec<IoSlice<'_>> = Vec::new();
-        let mut len = frame.len() - hdr_len;
-        for payload in merged
-            .into_iter()
-            .flat_map(|table| table.merged_payloads(bufs, index, frame_start + hdr_len))
-        {
-            len += payload.len();
-            if used < GATHER {
-                iov[used] = IoSlice::new(payload);
-                used += 1;
-            } else {
-                // More segments than a 64 KiB packet of full-sized ones has (segments under 1 KiB): rare enough
-                // to allocate. plan_gro keeps it within one writev (PLAN_MAX_SEGMENTS).
-                if spilled.is_empty() {
-                    spilled.extend_from_slice(&iov);
-                }
-                spilled.push(IoSlice::new(payload));
-            }
-        }
-        check_packet(&frame[hdr_len..], len)?;
-        let slices = if spilled.is_empty() {
-            &iov[..used]
-        } else {
-            &spilled[..]
-        };
-        self.write_frame(slices, patience)
-            .map_err(|e| explain_gso_failure(e, frame, hdr_len))?;
-        Ok(packets_in(frame, hdr_len, len))
+        writer.write_batch(bufs, offset, &settings, |frame| {
+            self.write_frame(frame, patience)
+        })
     }
 
     /// One `writev()` of one packet (its header first when there is one), waiting while the queue is full as
@@ -428,6 +451,164 @@ mod tests {
         p[0] = 0x45;
         p[2..4].copy_from_slice(&total_len.to_be_bytes());
         p
+    }
+
+    /// An IPv4 TCP segment 10.0.0.1:1234 -> 10.0.0.2:80 (ACK) at `seq` with `len` payload bytes and valid
+    /// checksums, behind 10 bytes of room, in a buffer of `capacity` bytes.
+    fn tcp_segment(seq: u32, len: usize, capacity: usize) -> Vec<u8> {
+        use tun_offload::checksum;
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&((40 + len) as u16).to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let sum = checksum::finish(&ip, 0);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        let mut tcp = vec![0u8; 20];
+        tcp[0..2].copy_from_slice(&1234u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+        tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x10;
+        tcp[14..16].copy_from_slice(&512u16.to_be_bytes());
+        tcp.extend((0..len).map(|i| (seq as usize + i) as u8));
+        let pseudo = checksum::pseudo_header_sum(&ip[12..16], &ip[16..20], 6, tcp.len() as u32);
+        let sum = checksum::finish(&tcp, pseudo);
+        tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+        let mut buf = Vec::with_capacity(capacity);
+        buf.extend_from_slice(&[0u8; 10]);
+        buf.extend_from_slice(&ip);
+        buf.extend_from_slice(&tcp);
+        buf
+    }
+
+    /// A stand-in for the device: records each frame written, and reports a full queue on the calls whose
+    /// numbers (from 0) are in `full_at`.
+    struct FakeQueue {
+        frames: Vec<Vec<u8>>,
+        calls: usize,
+        full_at: Vec<usize>,
+    }
+
+    impl FakeQueue {
+        fn new(full_at: &[usize]) -> Self {
+            Self {
+                frames: Vec::new(),
+                calls: 0,
+                full_at: full_at.to_vec(),
+            }
+        }
+
+        fn write(&mut self, frame: &[IoSlice<'_>]) -> Result<usize> {
+            let call = self.calls;
+            self.calls += 1;
+            if self.full_at.contains(&call) {
+                return Err(Error::WouldBlock);
+            }
+            let bytes: Vec<u8> = frame.iter().flat_map(|s| s.iter().copied()).collect();
+            self.frames.push(bytes);
+            Ok(self.frames.last().map_or(0, Vec::len))
+        }
+    }
+
+    const TCP_GRO: WriteSettings = WriteSettings {
+        hdr_len: 10,
+        gro: Some(GroOptions {
+            tcp: true,
+            udp: false,
+        }),
+    };
+
+    /// Writes `bufs` through a fresh writer until it is done, the queue being full as `full_at` says; the
+    /// frames written and the number of `WouldBlock`s.
+    fn write_until_done<B: PacketBuf>(
+        bufs: &mut [B],
+        settings: &WriteSettings,
+        full_at: &[usize],
+    ) -> (Vec<Vec<u8>>, usize, usize) {
+        let mut writer = Writer::new(true);
+        let mut queue = FakeQueue::new(full_at);
+        let mut would_block = 0;
+        loop {
+            match writer.write_batch(bufs, 10, settings, |f| queue.write(f)) {
+                Ok(n) => return (queue.frames, would_block, n),
+                Err(Error::WouldBlock) => would_block += 1,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(would_block < 10, "never finished");
+        }
+    }
+
+    #[test]
+    fn a_batch_stopped_by_a_full_queue_goes_on_where_it_stopped_each_packet_once() {
+        let packets = || -> Vec<Vec<u8>> {
+            (0..5u8)
+                .map(|i| {
+                    let mut p = vec![0u8; 10];
+                    p.extend(ipv4(28, 28));
+                    p[10 + 4] = i; // the IPv4 identification tells them apart
+                    p
+                })
+                .collect()
+        };
+        let plain = WriteSettings {
+            hdr_len: 10,
+            gro: None,
+        };
+        let (whole, _, _) = write_until_done(&mut packets(), &plain, &[]);
+        let (resumed, would_block, n) = write_until_done(&mut packets(), &plain, &[2, 3]);
+        assert_eq!(would_block, 2);
+        assert_eq!(n, 5);
+        assert_eq!(resumed, whole);
+        let idents: Vec<u8> = resumed.iter().map(|f| f[10 + 4]).collect();
+        assert_eq!(idents, [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_coalesced_batch_offered_again_is_not_coalesced_twice() {
+        // Four segments of one flow become one super-packet; a full queue before it, then after it.
+        let segments = |capacity: usize| -> Vec<Vec<u8>> {
+            (0..4u32)
+                .map(|k| tcp_segment(1000 + k * 100, 100, capacity))
+                .chain([tcp_segment(5000, 50, capacity)]) // not in order: written on its own
+                .collect()
+        };
+        for capacity in [0, 10 + tun_offload::MAX_PACKET] {
+            // capacity 0: gathered from the buffers; room for 64 KiB: merged in place.
+            let (whole, _, _) = write_until_done(&mut segments(capacity), &TCP_GRO, &[]);
+            assert_eq!(whole.len(), 2, "one super-packet and one segment");
+            assert_eq!(whole[0].len(), 10 + 40 + 400);
+            for full_at in [&[0][..], &[1], &[0, 1, 2]] {
+                let (resumed, would_block, n) =
+                    write_until_done(&mut segments(capacity), &TCP_GRO, full_at);
+                assert_eq!(would_block, full_at.len());
+                assert_eq!(n, 5);
+                assert_eq!(resumed, whole, "capacity {capacity}, full at {full_at:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn another_batch_after_a_full_queue_drops_the_rest_of_the_first() {
+        let mut writer = Writer::new(true);
+        let mut queue = FakeQueue::new(&[1]);
+        let mut first: Vec<Vec<u8>> = (0..3).map(|k| tcp_segment(k * 7000, 10, 0)).collect();
+        assert!(matches!(
+            writer.write_batch(&mut first, 10, &TCP_GRO, |f| queue.write(f)),
+            Err(Error::WouldBlock)
+        ));
+        assert_eq!(queue.frames.len(), 1);
+        let mut second = vec![tcp_segment(99_000, 10, 0)];
+        assert_eq!(
+            writer
+                .write_batch(&mut second, 10, &TCP_GRO, |f| queue.write(f))
+                .unwrap(),
+            1
+        );
+        assert_eq!(queue.frames.len(), 2);
+        assert_eq!(queue.frames[1], second[0]);
     }
 
     #[test]
