@@ -6,6 +6,8 @@
 //! - [`wait_until`]: polling for a condition, bounded in time.
 //! - [`packets`]: IP packets built and checked with etherparse.
 //! - [`stream`]: deterministic pseudo-random test data and the SHA-256 of what crossed.
+//! - [`relay`] (feature `device`): one direction of a forwarder, the loop through a `PacketBatch` and the one
+//!   policy for its errors, shared by the tunnel harness and the `forward` example.
 //! - [`tunnel`] (feature `device`): two namespaces joined by a forwarder through the library, the topology
 //!   of a VPN without the crypto.
 //! - [`signal`], [`sockopt`], [`netns::open_named`], [`netns::unshare`], [`retry_eintr`]: the system calls that
@@ -25,6 +27,8 @@ mod wait;
 
 #[cfg(feature = "device")]
 mod device;
+#[cfg(feature = "device")]
+pub mod relay;
 #[cfg(feature = "device")]
 pub mod tunnel;
 

@@ -2,17 +2,20 @@
 //!
 //! [`Tunnel`] builds namespace A with `tunA` and namespace B with `tunB`, and forwards `tunA -> tunB` and
 //! `tunB -> tunA` through the library: whatever A sends to B's address crosses it twice per direction. How
-//! it forwards is a [`Forwarder`]: through a [`PacketBatch`] (blocking threads, tokio tasks, one thread per
-//! queue), or through the raw calls a [`PacketBatch`] is built on (`read_packets` / `write_packets` with
-//! caller-owned buffers, and `io::Read` / `io::Write` one packet per call), so that those stay covered too.
+//! it forwards is a [`Forwarder`]: through a [`PacketBatch`] in the loop of [`relay`] (blocking threads, tokio
+//! tasks, one thread per queue), or through the raw calls a [`PacketBatch`] is built on (`read_packets` /
+//! `write_packets` with caller-owned buffers, and `io::Read` / `io::Write` one packet per call), so that
+//! those stay covered too. Every mode settles its calls through a [`relay::Direction`]: one error policy, and
+//! [`DirectionStats`] records what it saw.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use tun::{AsyncTun, Builder, Error, PacketBatch, Tun};
+use tun::{AsyncTun, Builder, PacketBatch, Tun};
 
 use crate::NetNs;
+use crate::relay::{self, Call, Direction, Tally};
 
 /// Device name in namespace A.
 pub const DEV_A: &str = "tunA";
@@ -52,7 +55,7 @@ pub struct DirectionStats {
     pub buffer_too_small: u64,
     /// Errors of reads other than the device being closed.
     pub read_errors: Vec<String>,
-    /// Errors of writes.
+    /// Errors of writes other than the device being closed.
     pub write_errors: Vec<String>,
 }
 
@@ -117,120 +120,44 @@ pub enum Forwarder {
     OnePacket,
 }
 
-/// The end of one read or write, as the forwarding loop tells them apart.
-enum Outcome {
-    Done(usize),
-    Closed,
-    Failed(String),
-}
-
-impl From<Result<usize, Error>> for Outcome {
-    fn from(result: Result<usize, Error>) -> Outcome {
-        match result {
-            Ok(n) => Outcome::Done(n),
-            Err(Error::Closed) => Outcome::Closed,
-            Err(e) => Outcome::Failed(e.to_string()),
-        }
-    }
-}
-
-impl From<std::io::Result<usize>> for Outcome {
-    fn from(result: std::io::Result<usize>) -> Outcome {
-        match result {
-            Ok(n) => Outcome::Done(n),
-            // What `io::Read` / `Write` report once the device is closed.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Outcome::Closed,
-            Err(e) => Outcome::Failed(e.to_string()),
-        }
-    }
-}
-
-/// Bounded: a device that fails every call is given up after this many errors in a row.
-const MAX_CONSECUTIVE_ERRORS: u32 = 1000;
-
-/// The counting of one forwarding direction, whatever moves its packets.
-struct Counter {
-    stats: DirectionStats,
-    errors_in_a_row: u32,
-}
-
-impl Counter {
-    fn new() -> Counter {
-        Counter {
-            stats: DirectionStats::default(),
-            errors_in_a_row: 0,
+/// What the harness records of a direction: every error, for the test to check.
+impl Tally for DirectionStats {
+    fn read(&mut self, packets: usize, _bytes: usize) {
+        self.reads += 1;
+        self.packets += packets as u64;
+        self.max_per_read = self.max_per_read.max(packets);
+        if packets > 1 {
+            self.multi_packet_reads += 1;
         }
     }
 
-    /// Whether forwarding goes on.
-    fn running(&self) -> bool {
-        self.errors_in_a_row < MAX_CONSECUTIVE_ERRORS
-    }
-
-    /// Records one read: the number of packets to write, or `None` (an error was recorded, or the device is
-    /// closed and forwarding ends).
-    fn read(&mut self, read: impl Into<Outcome>) -> Option<usize> {
-        match read.into() {
-            Outcome::Done(n) => {
-                self.stats.reads += 1;
-                self.stats.packets += n as u64;
-                self.stats.max_per_read = self.stats.max_per_read.max(n);
-                if n > 1 {
-                    self.stats.multi_packet_reads += 1;
-                }
-                Some(n)
-            }
-            Outcome::Closed => {
-                self.errors_in_a_row = MAX_CONSECUTIVE_ERRORS;
-                None
-            }
-            Outcome::Failed(e) => {
-                self.stats.read_errors.push(e);
-                self.errors_in_a_row += 1;
-                None
-            }
-        }
-    }
-
-    /// Records one write; forwarding ends when the device is closed.
-    fn wrote(&mut self, written: impl Into<Outcome>) {
-        match written.into() {
-            Outcome::Done(_) => self.errors_in_a_row = 0,
-            Outcome::Closed => self.errors_in_a_row = MAX_CONSECUTIVE_ERRORS,
-            Outcome::Failed(e) => {
-                self.stats.write_errors.push(e);
-                self.errors_in_a_row += 1;
-            }
-        }
+    fn failed(&mut self, call: Call, error: &dyn std::fmt::Display, _in_a_row: u32) {
+        let errors = match call {
+            Call::Read => &mut self.read_errors,
+            Call::Write => &mut self.write_errors,
+        };
+        errors.push(error.to_string());
     }
 }
 
 /// Forwards `from -> to` through a [`PacketBatch`] of `batch` buffers until a device is closed.
 fn forward(from: &Tun, to: &Tun, batch: usize) -> DirectionStats {
-    let mut count = Counter::new();
     let mut packets = PacketBatch::for_device_with_count(from, batch);
-    while count.running() {
-        let read = packets.read_from(from);
-        count.stats.buffer_too_small = packets.grown();
-        if count.read(read).is_some() {
-            count.wrote(packets.write_to(to));
-        }
+    let stats = relay::forward(from, to, &mut packets, DirectionStats::default());
+    DirectionStats {
+        buffer_too_small: packets.grown(),
+        ..stats
     }
-    count.stats
 }
 
-/// [`forward`] on async devices: the same loop, awaiting instead of blocking.
+/// [`forward`] on async devices, with the device's `batch_size()` buffers.
 async fn forward_async(from: &AsyncTun, to: &AsyncTun) -> DirectionStats {
-    let mut count = Counter::new();
     let mut packets = PacketBatch::for_device(from.get_ref());
-    while count.running() {
-        let read = packets.read_from_async(from).await;
-        count.stats.buffer_too_small = packets.grown();
-        if count.read(read).is_some() {
-            count.wrote(packets.write_to_async(to).await);
-        }
+    let stats = relay::forward_async(from, to, &mut packets, DirectionStats::default()).await;
+    DirectionStats {
+        buffer_too_small: packets.grown(),
+        ..stats
     }
-    count.stats
 }
 
 /// Forwards `from -> to` with `read_packets` / `write_packets` on `batch` buffers of the caller's own.
@@ -240,35 +167,35 @@ fn forward_raw(from: &Tun, to: &Tun, batch: usize) -> DirectionStats {
     let full = offset + 65535;
     let mut bufs: Vec<Vec<u8>> = (0..batch.max(1)).map(|_| vec![0u8; full]).collect();
     let mut sizes = vec![0usize; bufs.len()];
-    let mut count = Counter::new();
-    while count.running() {
-        let Some(n) = count.read(from.read_packets(&mut bufs, &mut sizes, offset)) else {
+    let mut direction = Direction::new(DirectionStats::default());
+    while direction.going_on() {
+        let read = from.read_packets(&mut bufs, &mut sizes, offset);
+        let Some(n) = direction.read(read, |&n| (n, sizes[..n].iter().sum())) else {
             continue;
         };
         for (buf, &size) in bufs.iter_mut().zip(&sizes).take(n) {
             buf.truncate(offset + size);
         }
-        count.wrote(to.write_packets(&mut bufs[..n], offset));
+        direction.wrote(to.write_packets(&mut bufs[..n], offset));
         for buf in &mut bufs[..n] {
             buf.resize(full, 0);
         }
     }
-    count.stats
+    direction.into_tally()
 }
 
 /// Forwards `from -> to` with `io::Read` / `io::Write`, one packet per call.
 fn forward_one_packet(from: &Tun, to: &Tun) -> DirectionStats {
     use std::io::{Read, Write};
     let mut buf = vec![0u8; 65535];
-    let mut count = Counter::new();
-    while count.running() {
+    let mut direction = Direction::new(DirectionStats::default());
+    while direction.going_on() {
         let read = (&*from).read(&mut buf);
-        let len = read.as_ref().map_or(0, |&len| len);
-        if count.read(read.map(|_| 1)).is_some() {
-            count.wrote((&*to).write(&buf[..len]));
+        if let Some(len) = direction.read(read, |&len| (1, len)) {
+            direction.wrote((&*to).write(&buf[..len]));
         }
     }
-    count.stats
+    direction.into_tally()
 }
 
 /// The two devices of a [`Tunnel`], blocking or async.
@@ -486,4 +413,29 @@ fn tokio_forwarders(tun_a: Tun, tun_b: Tun, multi_thread: bool) -> (Devices, Wor
         })
         .expect("spawn the runtime thread");
     (Devices::Async(tun_a, tun_b), Workers::Runtime(handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_direction_tallies_its_reads_and_keeps_each_error_under_its_call() {
+        let mut stats = DirectionStats::default();
+        stats.read(1, 1500);
+        stats.read(44, 64_000);
+        stats.failed(Call::Read, &"read on tunA: EIO", 1);
+        stats.failed(Call::Write, &"write on tunB: ENOBUFS", 2);
+        assert_eq!(
+            (
+                stats.packets,
+                stats.reads,
+                stats.multi_packet_reads,
+                stats.max_per_read
+            ),
+            (45, 2, 1, 44)
+        );
+        assert_eq!(stats.read_errors, ["read on tunA: EIO"]);
+        assert_eq!(stats.write_errors, ["write on tunB: ENOBUFS"]);
+    }
 }
