@@ -8,6 +8,10 @@
 //! - For both forwarders (the example uses this crate as a dev-dependency): the command line ([`cli`]), the
 //!   counters they print ([`stats`]), the raw pass-through ceiling ([`passthrough`]), and how they set up
 //!   namespaces, threads and the tokio runtime the benchmark expects ([`setup`]).
+//! - [`relay`]: the forwarding loop and its error policy, the tunnel harness's own, which the example runs
+//!   and whose error budget the pass-through and the peer share.
+
+pub use tun_test_support::relay;
 
 pub mod cli;
 pub mod passthrough;

@@ -2,13 +2,14 @@
 //! is written unchanged to the other, with no library data path at all (`forward --passthrough`).
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::BorrowedFd;
 
 use tun_offload::virtio::{GSO_NONE, GSO_TCPV4, GSO_TCPV6};
 use tun_offload::{MAX_PACKET, VirtioNetHdr};
 
-use crate::stats::{Counters, ErrorBudget};
+use crate::relay::Direction;
+use crate::stats::Counters;
 
 /// A device's fd for blocking raw reads and writes: a duplicate (the same open file, so the same queue),
 /// switched to blocking mode, as a [`File`].
@@ -49,37 +50,29 @@ pub fn frame_packets(frame: &[u8]) -> (usize, usize) {
 }
 
 /// One direction of the passthrough: read a frame from `from`, write it unchanged to `to` (both from
-/// [`raw_file`]), until the process exits or the devices fail for good.
+/// [`raw_file`]), until the process exits or the devices fail for good (the relay's error budget).
 pub fn passthrough(mut from: impl Read, mut to: impl Write, counters: &Counters) {
     let mut frame = vec![0u8; VirtioNetHdr::LEN + MAX_PACKET];
-    let mut budget = ErrorBudget::default();
-    loop {
-        let len = match from.read(&mut frame) {
-            Ok(len) => len,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                if budget.failed("forward", "read", &e, counters) {
-                    continue;
-                }
-                return;
-            }
+    let mut direction = Direction::new(counters);
+    while direction.going_on() {
+        let read = match from.read(&mut frame) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            read => read,
         };
-        let (packets, bytes) = frame_packets(&frame[..len]);
-        counters.record_read(packets, bytes);
+        let Some(len) = direction.read(read, |&len| frame_packets(&frame[..len])) else {
+            continue;
+        };
         // A TUN device takes a frame whole or not at all: a short count would be a kernel fault.
-        let written = match to.write(&frame[..len]) {
-            Ok(n) if n == len => Ok(()),
-            Ok(n) => Err(format!("{n} of {len} bytes written")),
-            Err(e) => Err(e.to_string()),
-        };
-        match written {
-            Ok(()) => budget.succeeded(),
-            Err(e) => {
-                if !budget.failed("forward", "write", &e, counters) {
-                    return;
-                }
+        direction.wrote(to.write(&frame[..len]).and_then(|n| {
+            if n == len {
+                Ok(n)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    format!("{n} of {len} bytes written"),
+                ))
             }
-        }
+        }));
     }
 }
 

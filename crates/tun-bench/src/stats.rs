@@ -6,9 +6,13 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tun_test_support::relay::{Call, Tally};
+
 /// Counters of one direction, updated by its forwarding thread and read by the thread that prints them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Counters {
+    /// The forwarder, as its error lines name it.
+    who: &'static str,
     packets: AtomicU64,
     bytes: AtomicU64,
     reads: AtomicU64,
@@ -17,6 +21,19 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Counters at zero, for forwarder `who` (the name its error lines start with).
+    #[must_use]
+    pub fn new(who: &'static str) -> Counters {
+        Counters {
+            who,
+            packets: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
+            super_packets: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
     /// Records one receive call that returned `packets` packets of `bytes` bytes in total.
     pub fn record_read(&self, packets: usize, bytes: usize) {
         let packets = u64::try_from(packets).unwrap_or(u64::MAX);
@@ -47,6 +64,21 @@ impl Counters {
     }
 }
 
+/// What a forwarder's direction records through the shared relay: its counters, and on stderr the first
+/// few errors of each streak (a device that fails every call would otherwise flood it).
+impl Tally for &Counters {
+    fn read(&mut self, packets: usize, bytes: usize) {
+        self.record_read(packets, bytes);
+    }
+
+    fn failed(&mut self, call: Call, error: &dyn fmt::Display, in_a_row: u32) {
+        self.record_error();
+        if in_a_row <= 3 {
+            eprintln!("{}: {call}: {error}", self.who);
+        }
+    }
+}
+
 /// The values of [`Counters`] at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -72,57 +104,13 @@ impl fmt::Display for Snapshot {
     }
 }
 
-/// Consecutive failures after which a direction stops (a device that is gone fails every call).
-pub const MAX_CONSECUTIVE_ERRORS: u32 = 1000;
-
-/// Stops a direction after [`MAX_CONSECUTIVE_ERRORS`] failures in a row; logs the first few, counts them all.
-#[derive(Debug, Default)]
-pub struct ErrorBudget {
-    consecutive: u32,
-}
-
-impl ErrorBudget {
-    /// Records a failed `what` (with `error`, logged by `who` while the streak is short); whether the
-    /// direction goes on.
-    pub fn failed(
-        &mut self,
-        who: &str,
-        what: &str,
-        error: &dyn fmt::Display,
-        counters: &Counters,
-    ) -> bool {
-        counters.record_error();
-        self.consecutive += 1;
-        if self.consecutive <= 3 {
-            eprintln!("{who}: {what}: {error}");
-        }
-        self.consecutive < MAX_CONSECUTIVE_ERRORS
-    }
-
-    /// Stops the direction at once (its device is gone).
-    pub fn give_up(&mut self) {
-        self.consecutive = MAX_CONSECUTIVE_ERRORS;
-    }
-
-    /// Records a call that succeeded: the streak of failures is over.
-    pub fn succeeded(&mut self) {
-        self.consecutive = 0;
-    }
-
-    /// Whether the direction goes on (fewer than [`MAX_CONSECUTIVE_ERRORS`] failures in a row).
-    #[must_use]
-    pub fn going_on(&self) -> bool {
-        self.consecutive < MAX_CONSECUTIVE_ERRORS
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_read_of_several_packets_counts_one_super_packet() {
-        let counters = Counters::default();
+        let counters = Counters::new("test");
         counters.record_read(1, 100);
         counters.record_read(40, 60_000);
         counters.record_error();
@@ -139,21 +127,26 @@ mod tests {
 
     #[test]
     fn a_streak_of_failures_stops_a_direction_and_a_success_ends_the_streak() {
-        let counters = Counters::default();
-        let mut budget = ErrorBudget::default();
-        for _ in 1..MAX_CONSECUTIVE_ERRORS {
-            assert!(budget.failed("test", "read", &"EIO", &counters));
+        use tun_test_support::relay::{Direction, MAX_ERRORS_IN_A_ROW};
+
+        let counters = Counters::new("test");
+        let mut direction = Direction::new(&counters);
+        let failed = || Err::<(), _>(std::io::Error::from_raw_os_error(5)); // EIO
+        for _ in 1..MAX_ERRORS_IN_A_ROW {
+            direction.wrote(failed());
+            assert!(direction.going_on());
         }
-        budget.succeeded();
-        assert!(budget.going_on());
-        for _ in 1..MAX_CONSECUTIVE_ERRORS {
-            assert!(budget.failed("test", "read", &"EIO", &counters));
+        direction.wrote(Ok::<_, std::io::Error>(()));
+        assert!(direction.going_on());
+        for _ in 1..MAX_ERRORS_IN_A_ROW {
+            direction.wrote(failed());
+            assert!(direction.going_on());
         }
-        assert!(!budget.failed("test", "read", &"EIO", &counters));
-        assert!(!budget.going_on());
+        direction.wrote(failed());
+        assert!(!direction.going_on());
         assert_eq!(
             counters.snapshot().errors,
-            u64::from(2 * MAX_CONSECUTIVE_ERRORS - 1)
+            u64::from(2 * MAX_ERRORS_IN_A_ROW - 1)
         );
     }
 }

@@ -35,9 +35,27 @@
 //! than one) and exits 0.
 //!
 //! The data path a VPN would copy is here: building the devices, and [`forward`] / [`forward_async`] moving
-//! packets through a [`PacketBatch`]. What only the benchmark needs (the command line it shares with its
-//! tun-rs peer, the counters it parses, the pass-through ceiling, thread and runtime set-up) is in the
-//! `tun-bench` crate.
+//! packets through a [`PacketBatch`] allocated once per direction, in the loop the library's own tests
+//! forward with (`tun_bench::relay::forward`, from `tun-test-support`):
+//!
+//! ```text
+//! let mut direction = Direction::new(counters); // what is counted, and the error policy
+//! while direction.going_on() {
+//!     let read = packets.read_from(from); // one read: a super-packet split into MTU-sized packets
+//!     if direction.read(read, |&n| (n, packets.bytes())).is_some() {
+//!         // (a VPN encrypts the packets here)
+//!         direction.wrote(packets.write_to(to)); // coalesced again (GRO): few large writes
+//!     }
+//! }
+//! ```
+//!
+//! `relay::forward_async` is the same loop with `read_from_async(from).await` and
+//! `write_to_async(to).await`. The error policy: a closed device ends the direction, and so does an error
+//! after which a device is unusable (`Error::is_fatal`); any other is counted (the first few of a streak
+//! printed) and the loop goes on, giving up after 1000 in a row without a successful write.
+//!
+//! What only the benchmark needs (the command line it shares with its tun-rs peer, the counters it parses,
+//! the pass-through ceiling, thread and runtime set-up) is in the `tun-bench` crate.
 
 use std::os::fd::AsFd;
 use std::process::ExitCode;
@@ -46,71 +64,25 @@ use std::sync::Arc;
 use tun::{AsyncTun, Builder, PacketBatch, Tun};
 use tun_bench::cli::{DeviceConfig, ForwardArgs, USAGE, UsageError};
 use tun_bench::passthrough::{passthrough, raw_file};
+use tun_bench::relay;
 use tun_bench::setup::{block_termination, in_netns, report_on_signal, runtime, spawn_threads};
-use tun_bench::stats::{Counters, ErrorBudget};
-
-/// Counts a read of `packets` (its result `read`); whether to write them.
-fn after_read(
-    budget: &mut ErrorBudget,
-    read: tun::Result<usize>,
-    packets: &PacketBatch,
-    counters: &Counters,
-) -> bool {
-    match read {
-        Ok(n) => {
-            counters.record_read(n, packets.bytes());
-            true
-        }
-        Err(e) if e.is_fatal() => {
-            eprintln!("forward: read: {}", e.report());
-            budget.give_up();
-            false
-        }
-        Err(e) => {
-            budget.failed("forward", "read", &e.report(), counters);
-            false
-        }
-    }
-}
-
-/// Counts a write's result.
-fn after_write(budget: &mut ErrorBudget, written: tun::Result<usize>, counters: &Counters) {
-    match written {
-        Ok(_) => budget.succeeded(),
-        Err(e) if e.is_fatal() => {
-            eprintln!("forward: write: {}", e.report());
-            budget.give_up();
-        }
-        Err(e) => {
-            budget.failed("forward", "write", &e.report(), counters);
-        }
-    }
-}
+use tun_bench::stats::Counters;
 
 /// One direction through the library: `read_packets` from `from`, `write_packets` to `to`, through a
-/// [`PacketBatch`]. With offloads: batches of MTU-sized packets split from super-packets, coalesced again on
-/// write. Without: one packet per read and per write, read straight into a buffer that fits any packet.
-/// Ends when a device is gone, or after too many failures in a row.
+/// [`PacketBatch`] of `batch` buffers, in the shared loop of [`relay::forward`]. With offloads: batches of
+/// MTU-sized packets split from super-packets, coalesced again on write. Without: one packet per read and per
+/// write, read straight into a buffer that fits any packet. Ends when a device is gone, or after too many
+/// failures in a row.
 fn forward(from: &Tun, to: &Tun, batch: usize, counters: &Counters) {
     let mut packets = PacketBatch::for_device_with_count(from, batch);
-    let mut budget = ErrorBudget::default();
-    while budget.going_on() {
-        if after_read(&mut budget, packets.read_from(from), &packets, counters) {
-            after_write(&mut budget, packets.write_to(to), counters);
-        }
-    }
+    relay::forward(from, to, &mut packets, counters);
 }
 
-/// [`forward`] as a task on an async runtime: the same loop, awaiting instead of blocking.
+/// [`forward`] as a task on an async runtime: the same loop ([`relay::forward_async`]), awaiting instead of
+/// blocking.
 async fn forward_async(from: &AsyncTun, to: &AsyncTun, batch: usize, counters: &Counters) {
     let mut packets = PacketBatch::for_device_with_count(from.get_ref(), batch);
-    let mut budget = ErrorBudget::default();
-    while budget.going_on() {
-        let read = packets.read_from_async(from).await;
-        if after_read(&mut budget, read, &packets, counters) {
-            after_write(&mut budget, packets.write_to_async(to).await, counters);
-        }
-    }
+    relay::forward_async(from, to, &mut packets, counters).await;
 }
 
 /// Builds device `name` with `config`'s addresses and routes (and then up), offloads on or off.
@@ -228,7 +200,10 @@ fn run(args: &ForwardArgs) -> Result<(), String> {
     let b = in_netns(&args.netns_b, || {
         open_device(&args.name_b, &args.config_b, offload, args.queues)
     })?;
-    let counters = [Arc::new(Counters::default()), Arc::new(Counters::default())];
+    let counters = [
+        Arc::new(Counters::new("forward")),
+        Arc::new(Counters::new("forward")),
+    ];
     // Kept until the end: the async forwarder's tasks run on it, the pass-through's fds belong to them.
     let mut _runtime = None;
     let mut _devices = None;

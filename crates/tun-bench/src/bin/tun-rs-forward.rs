@@ -12,8 +12,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use tun_bench::cli::ForwardArgs;
+use tun_bench::relay::{Direction, MAX_ERRORS_IN_A_ROW};
 use tun_bench::setup::{block_termination, in_netns, report_on_signal, runtime, spawn_threads};
-use tun_bench::stats::{Counters, ErrorBudget, MAX_CONSECUTIVE_ERRORS};
+use tun_bench::stats::Counters;
 use tun_offload::MAX_PACKET;
 use tun_rs::{
     AsyncDevice, DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, SyncDevice, VIRTIO_NET_HDR_LEN,
@@ -39,7 +40,6 @@ struct Buffers {
     bufs: Vec<Vec<u8>>,
     sizes: Vec<usize>,
     gro: GROTable,
-    budget: ErrorBudget,
 }
 
 impl Buffers {
@@ -61,40 +61,23 @@ impl Buffers {
                 .collect(),
             sizes: vec![0usize; batch],
             gro: GROTable::new(),
-            budget: ErrorBudget::default(),
         }
     }
 
-    fn go_on(&self) -> bool {
-        self.budget.going_on()
+    /// The bytes of the first `n` packets received.
+    fn bytes(&self, n: usize) -> usize {
+        self.sizes[..n].iter().sum()
     }
 
-    /// Counts a receive; `Some(n)` packets to send.
-    fn received(&mut self, n: std::io::Result<usize>, counters: &Counters) -> Option<usize> {
-        match n {
-            Ok(n) => {
-                counters.record_read(n, self.sizes[..n].iter().sum());
-                for (buf, &size) in self.bufs.iter_mut().zip(&self.sizes[..n]) {
-                    buf.truncate(self.offset + size);
-                }
-                Some(n)
-            }
-            Err(e) => {
-                self.budget
-                    .failed("tun-rs-forward", "receive", &e, counters);
-                None
-            }
+    /// Cuts the first `n` buffers to their packets, for the send.
+    fn cut(&mut self, n: usize) {
+        for (buf, &size) in self.bufs.iter_mut().zip(&self.sizes[..n]) {
+            buf.truncate(self.offset + size);
         }
     }
 
-    /// Counts a send of the first `n` buffers and makes them whole again.
-    fn sent(&mut self, n: usize, sent: std::io::Result<()>, counters: &Counters) {
-        match sent {
-            Ok(()) => self.budget.succeeded(),
-            Err(e) => {
-                self.budget.failed("tun-rs-forward", "send", &e, counters);
-            }
-        }
+    /// Makes the first `n` buffers whole again after a send.
+    fn restore(&mut self, n: usize) {
         for buf in &mut self.bufs[..n] {
             buf.resize(self.segment, 0);
         }
@@ -104,7 +87,8 @@ impl Buffers {
 /// One direction: read from `from`, write to `to`, until the process exits or `to`/`from` fail for good.
 fn forward(from: &SyncDevice, to: &SyncDevice, offload: bool, batch: usize, counters: &Counters) {
     let mut b = Buffers::new(offload, from.mtu().map_or(1500, usize::from), batch);
-    while b.go_on() {
+    let mut direction = Direction::new(counters);
+    while direction.going_on() {
         let n = if offload {
             from.recv_multiple(&mut b.original, &mut b.bufs, &mut b.sizes, b.offset)
         } else {
@@ -113,18 +97,20 @@ fn forward(from: &SyncDevice, to: &SyncDevice, offload: bool, batch: usize, coun
                 1
             })
         };
-        let Some(n) = b.received(n, counters) else {
+        let Some(n) = direction.read(n, |&n| (n, b.bytes(n))) else {
             continue;
         };
+        b.cut(n);
         let sent = if offload {
             to.send_multiple(&mut b.gro, &mut b.bufs[..n], b.offset)
                 .map(drop)
         } else {
             to.send(&b.bufs[0][..b.sizes[0]]).map(drop)
         };
-        b.sent(n, sent, counters);
+        direction.wrote(sent);
+        b.restore(n);
     }
-    eprintln!("tun-rs-forward: giving up after {MAX_CONSECUTIVE_ERRORS} consecutive errors");
+    eprintln!("tun-rs-forward: giving up after {MAX_ERRORS_IN_A_ROW} consecutive errors");
 }
 
 /// [`forward`] on tun-rs's async device.
@@ -136,7 +122,8 @@ async fn forward_async(
     counters: &Counters,
 ) {
     let mut b = Buffers::new(offload, from.mtu().map_or(1500, usize::from), batch);
-    while b.go_on() {
+    let mut direction = Direction::new(counters);
+    while direction.going_on() {
         let n = if offload {
             from.recv_multiple(&mut b.original, &mut b.bufs, &mut b.sizes, b.offset)
                 .await
@@ -146,9 +133,10 @@ async fn forward_async(
                 1
             })
         };
-        let Some(n) = b.received(n, counters) else {
+        let Some(n) = direction.read(n, |&n| (n, b.bytes(n))) else {
             continue;
         };
+        b.cut(n);
         let sent = if offload {
             to.send_multiple(&mut b.gro, &mut b.bufs[..n], b.offset)
                 .await
@@ -156,9 +144,10 @@ async fn forward_async(
         } else {
             to.send(&b.bufs[0][..b.sizes[0]]).await.map(drop)
         };
-        b.sent(n, sent, counters);
+        direction.wrote(sent);
+        b.restore(n);
     }
-    eprintln!("tun-rs-forward: giving up after {MAX_CONSECUTIVE_ERRORS} consecutive errors");
+    eprintln!("tun-rs-forward: giving up after {MAX_ERRORS_IN_A_ROW} consecutive errors");
 }
 
 /// Both directions as tasks on a new multi-thread runtime of two workers, which runs until dropped.
@@ -209,7 +198,10 @@ fn run() -> Result<(), String> {
     } else {
         1
     };
-    let counters = [Arc::new(Counters::default()), Arc::new(Counters::default())];
+    let counters = [
+        Arc::new(Counters::new("tun-rs-forward")),
+        Arc::new(Counters::new("tun-rs-forward")),
+    ];
     // Kept until the end: the async forwarder's tasks run on it.
     let mut _runtime = None;
     if args.async_io {
