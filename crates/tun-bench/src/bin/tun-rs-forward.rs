@@ -8,6 +8,7 @@
 //! runtime of two workers (as the library's async forwarder runs).
 //! On SIGINT or SIGTERM it prints the counters of both directions and exits 0.
 
+use std::io;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -64,20 +65,22 @@ impl Buffers {
         }
     }
 
-    /// The bytes of the first `n` packets received.
-    fn bytes(&self, n: usize) -> usize {
-        self.sizes[..n].iter().sum()
-    }
-
-    /// Cuts the first `n` buffers to their packets, for the send.
-    fn cut(&mut self, n: usize) {
+    /// Settles a receive through `direction`: `Some(n)` packets to send, their buffers cut to them.
+    fn received(
+        &mut self,
+        direction: &mut Direction<&Counters>,
+        n: io::Result<usize>,
+    ) -> Option<usize> {
+        let n = direction.read(n, |&n| (n, self.sizes[..n].iter().sum()))?;
         for (buf, &size) in self.bufs.iter_mut().zip(&self.sizes[..n]) {
             buf.truncate(self.offset + size);
         }
+        Some(n)
     }
 
-    /// Makes the first `n` buffers whole again after a send.
-    fn restore(&mut self, n: usize) {
+    /// Settles a send of the first `n` buffers through `direction` and makes them whole again.
+    fn sent(&mut self, direction: &mut Direction<&Counters>, n: usize, sent: io::Result<()>) {
+        direction.wrote(sent);
         for buf in &mut self.bufs[..n] {
             buf.resize(self.segment, 0);
         }
@@ -97,18 +100,16 @@ fn forward(from: &SyncDevice, to: &SyncDevice, offload: bool, batch: usize, coun
                 1
             })
         };
-        let Some(n) = direction.read(n, |&n| (n, b.bytes(n))) else {
+        let Some(n) = b.received(&mut direction, n) else {
             continue;
         };
-        b.cut(n);
         let sent = if offload {
             to.send_multiple(&mut b.gro, &mut b.bufs[..n], b.offset)
                 .map(drop)
         } else {
             to.send(&b.bufs[0][..b.sizes[0]]).map(drop)
         };
-        direction.wrote(sent);
-        b.restore(n);
+        b.sent(&mut direction, n, sent);
     }
     eprintln!("tun-rs-forward: giving up after {MAX_ERRORS_IN_A_ROW} consecutive errors");
 }
@@ -133,10 +134,9 @@ async fn forward_async(
                 1
             })
         };
-        let Some(n) = direction.read(n, |&n| (n, b.bytes(n))) else {
+        let Some(n) = b.received(&mut direction, n) else {
             continue;
         };
-        b.cut(n);
         let sent = if offload {
             to.send_multiple(&mut b.gro, &mut b.bufs[..n], b.offset)
                 .await
@@ -144,8 +144,7 @@ async fn forward_async(
         } else {
             to.send(&b.bufs[0][..b.sizes[0]]).await.map(drop)
         };
-        direction.wrote(sent);
-        b.restore(n);
+        b.sent(&mut direction, n, sent);
     }
     eprintln!("tun-rs-forward: giving up after {MAX_ERRORS_IN_A_ROW} consecutive errors");
 }
