@@ -337,9 +337,7 @@ pub(crate) fn split_fixed<'a, T: FromBytes>(
 /// terminates; it never reads past the buffer and never panics.
 #[derive(Debug, Clone)]
 pub struct Messages<'a> {
-    buf: &'a [u8],
-    offset: usize,
-    failed: bool,
+    walk: Walk<'a>,
 }
 
 impl<'a> Messages<'a> {
@@ -347,63 +345,51 @@ impl<'a> Messages<'a> {
     #[must_use]
     pub const fn new(buf: &'a [u8]) -> Self {
         Self {
-            buf,
-            offset: 0,
-            failed: false,
+            walk: Walk::new(buf),
         }
     }
+}
 
-    /// The next message's header and payload, checked against the buffer, and the offset that follows it.
-    fn split_next(&self) -> Result<(NlMsgHdr, &'a [u8], usize), MalformedMessage> {
-        let offset = self.offset;
-        let rest = self.buf.get(offset..).unwrap_or_default();
-        let (header, _) =
-            NlMsgHdr::read_from_prefix(rest).map_err(|_| MalformedMessage::TruncatedHeader {
-                offset,
-                available: rest.len(),
-            })?;
-        let len = header.len as usize;
-        if len < NLMSG_HDRLEN {
-            return Err(MalformedMessage::LengthTooSmall {
-                offset,
-                len: header.len,
-            });
-        }
-        let message = rest.get(..len).ok_or(MalformedMessage::Truncated {
+/// The message at `walk`'s offset: its header and payload, checked against the buffer, and the offset that
+/// follows it.
+fn split_message<'a>(walk: &Walk<'a>) -> Result<(NlMsgHdr, &'a [u8], usize), MalformedMessage> {
+    let (offset, rest) = (walk.offset, walk.rest());
+    let (header, _) =
+        NlMsgHdr::read_from_prefix(rest).map_err(|_| MalformedMessage::TruncatedHeader {
             offset,
-            len: header.len,
             available: rest.len(),
         })?;
-        let payload = message.get(NLMSG_HDRLEN..).unwrap_or_default();
-        // The last message of a datagram may omit its padding; any other must be followed by the padding
-        // and then the next message.
-        let aligned = nlmsg_align(len).unwrap_or(usize::MAX);
-        let next = if rest.len() <= len {
-            self.buf.len()
-        } else if rest.len() < aligned {
-            return Err(MalformedMessage::Misaligned {
-                offset,
-                trailing: rest.len() - len,
-            });
-        } else {
-            offset + aligned
-        };
-        Ok((header, payload, next))
+    let len = header.len as usize;
+    if len < NLMSG_HDRLEN {
+        return Err(MalformedMessage::LengthTooSmall {
+            offset,
+            len: header.len,
+        });
     }
+    let message = rest.get(..len).ok_or(MalformedMessage::Truncated {
+        offset,
+        len: header.len,
+        available: rest.len(),
+    })?;
+    let payload = message.get(NLMSG_HDRLEN..).unwrap_or_default();
+    let next = walk
+        .next_offset(len, nlmsg_align(len))
+        .ok_or(MalformedMessage::Misaligned {
+            offset,
+            trailing: rest.len() - len,
+        })?;
+    Ok((header, payload, next))
 }
 
 impl<'a> Iterator for Messages<'a> {
     type Item = Result<Message<'a>, MalformedMessage>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.offset >= self.buf.len() {
-            return None;
-        }
-        let parsed = self
-            .split_next()
-            .and_then(|(header, payload, next)| Ok((parse_message(&header, payload)?, next)));
-        // `next` is always past `offset` (a message is at least 16 bytes), so the loop advances.
-        Some(advance(&mut self.offset, &mut self.failed, parsed))
+        // `next` is always past `offset` (a message is at least 16 bytes), so the walk advances.
+        self.walk.step(|walk| {
+            let (header, payload, next) = split_message(walk)?;
+            Ok((parse_message(&header, payload)?, next))
+        })
     }
 }
 
@@ -498,9 +484,7 @@ impl<'a> Attribute<'a> {
 /// An iterator over the attributes of one message, with the same guarantees as [`Messages`].
 #[derive(Debug, Clone)]
 pub struct Attributes<'a> {
-    buf: &'a [u8],
-    offset: usize,
-    failed: bool,
+    walk: Walk<'a>,
 }
 
 impl<'a> Attributes<'a> {
@@ -508,74 +492,104 @@ impl<'a> Attributes<'a> {
     #[must_use]
     pub const fn new(buf: &'a [u8]) -> Self {
         Self {
-            buf,
-            offset: 0,
-            failed: false,
+            walk: Walk::new(buf),
         }
     }
+}
 
-    fn split_next(&self) -> Result<(Attribute<'a>, usize), MalformedMessage> {
-        let offset = self.offset;
-        let rest = self.buf.get(offset..).unwrap_or_default();
-        let bad = |len| MalformedMessage::BadAttribute {
-            offset,
-            len,
-            available: rest.len(),
-        };
-        let (header, _) = RtAttr::read_from_prefix(rest).map_err(|_| bad(0))?;
-        let len = usize::from(header.len);
-        if len < size_of::<RtAttr>() {
-            return Err(bad(header.len));
-        }
-        let attribute = rest.get(..len).ok_or_else(|| bad(header.len))?;
-        let value = attribute.get(size_of::<RtAttr>()..).unwrap_or_default();
-        let aligned = rta_align(len).unwrap_or(usize::MAX);
-        let next = if rest.len() <= len {
-            self.buf.len()
-        } else if rest.len() < aligned {
-            return Err(bad(header.len));
-        } else {
-            offset + aligned
-        };
-        Ok((
-            Attribute {
-                ty: header.ty & NLA_TYPE_MASK,
-                value,
-            },
-            next,
-        ))
+/// The attribute at `walk`'s offset, checked against the buffer, and the offset that follows it.
+fn split_attribute<'a>(walk: &Walk<'a>) -> Result<(Attribute<'a>, usize), MalformedMessage> {
+    let (offset, rest) = (walk.offset, walk.rest());
+    let bad = |len| MalformedMessage::BadAttribute {
+        offset,
+        len,
+        available: rest.len(),
+    };
+    let (header, _) = RtAttr::read_from_prefix(rest).map_err(|_| bad(0))?;
+    let len = usize::from(header.len);
+    if len < size_of::<RtAttr>() {
+        return Err(bad(header.len));
     }
+    let attribute = rest.get(..len).ok_or_else(|| bad(header.len))?;
+    let value = attribute.get(size_of::<RtAttr>()..).unwrap_or_default();
+    let next = walk
+        .next_offset(len, rta_align(len))
+        .ok_or_else(|| bad(header.len))?;
+    Ok((
+        Attribute {
+            ty: header.ty & NLA_TYPE_MASK,
+            value,
+        },
+        next,
+    ))
 }
 
 impl<'a> Iterator for Attributes<'a> {
     type Item = Result<Attribute<'a>, MalformedMessage>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.offset >= self.buf.len() {
-            return None;
-        }
         // An attribute is at least 4 bytes, so `next` is past `offset`.
-        let parsed = self.split_next();
-        Some(advance(&mut self.offset, &mut self.failed, parsed))
+        self.walk.step(split_attribute)
     }
 }
 
-/// One step of a length-checked iteration: moves `offset` past the item, or, on the first malformed one,
-/// marks the iteration `failed` so that it yields that error once and then ends.
-fn advance<T>(
-    offset: &mut usize,
-    failed: &mut bool,
-    step: Result<(T, usize), MalformedMessage>,
-) -> Result<T, MalformedMessage> {
-    match step {
-        Ok((item, next)) => {
-            *offset = next;
-            Ok(item)
+/// A length-checked walk over the length-prefixed, padded records of a buffer (netlink messages, and the
+/// attributes inside one): where the next record starts, and whether a malformed one ended the walk.
+#[derive(Debug, Clone)]
+struct Walk<'a> {
+    buf: &'a [u8],
+    offset: usize,
+    failed: bool,
+}
+
+impl<'a> Walk<'a> {
+    const fn new(buf: &'a [u8]) -> Self {
+        Self {
+            buf,
+            offset: 0,
+            failed: false,
         }
-        Err(e) => {
-            *failed = true;
-            Err(e)
+    }
+
+    /// The bytes from the current record on.
+    fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.offset..).unwrap_or_default()
+    }
+
+    /// Where the record after the current one starts, given the current one's length (within the buffer)
+    /// and that length padded (`None` if padding overflowed). The last record may omit its padding; any
+    /// other must be followed by the padding and then the next record: `None` when it is not.
+    fn next_offset(&self, len: usize, aligned: Option<usize>) -> Option<usize> {
+        let rest = self.buf.len().saturating_sub(self.offset);
+        let aligned = aligned.unwrap_or(usize::MAX);
+        if rest <= len {
+            Some(self.buf.len())
+        } else if rest < aligned {
+            None
+        } else {
+            Some(self.offset + aligned)
         }
+    }
+
+    /// One step: `None` once the buffer is done or a record was malformed; otherwise the record `split`
+    /// finds at the current offset, moving past it, or its error, after which the walk ends.
+    fn step<T>(
+        &mut self,
+        split: impl FnOnce(&Self) -> Result<(T, usize), MalformedMessage>,
+    ) -> Option<Result<T, MalformedMessage>> {
+        if self.failed || self.offset >= self.buf.len() {
+            return None;
+        }
+        Some(match split(self) {
+            Ok((item, next)) => {
+                self.offset = next;
+                Ok(item)
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
+        })
     }
 }
 
