@@ -4,24 +4,17 @@
 //! `/dev/net/tun`, and a socket lives in the namespace of the thread that created it; afterwards either works
 //! from any thread.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::path::Path;
 
 use crate::sys::cvt;
 
-/// Opens a namespace file such as `/proc/thread-self/ns/net`.
-fn open_path(path: impl AsRef<Path>) -> io::Result<OwnedFd> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = CString::new(path.as_ref().as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
-    crate::io::open(&path, libc::O_RDONLY | libc::O_CLOEXEC)
-}
-
 /// The calling thread's current network namespace.
 pub fn current() -> io::Result<OwnedFd> {
-    open_path("/proc/thread-self/ns/net")
+    crate::io::open(
+        c"/proc/thread-self/ns/net",
+        libc::O_RDONLY | libc::O_CLOEXEC,
+    )
 }
 
 /// Moves the calling thread into the network namespace `ns` (`setns(ns, CLONE_NEWNET)`).
