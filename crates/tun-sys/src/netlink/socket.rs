@@ -244,38 +244,24 @@ impl RouteSocket {
     pub fn tun_link_info(&self, name: &[u8]) -> io::Result<Option<TunLinkInfo>> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         self.request_link_by_name(name, seq)?;
-        let mut answer = None;
-        self.replies(seq, |message| {
-            answer = match message {
-                Message::NewLink(link) => Some(link.tun_info().map_err(io::Error::other)),
-                Message::Error { errno, .. } if errno != 0 => {
-                    Some(Err(io::Error::from_raw_os_error(errno)))
-                }
-                _ => None,
-            };
-            answer.is_some()
-        })?;
-        answer.unwrap_or(Ok(None))
+        self.replies(seq, |message| match message {
+            Message::NewLink(link) => Some(link.tun_info().map_err(io::Error::other)),
+            Message::Error { errno, .. } if errno != 0 => {
+                Some(Err(io::Error::from_raw_os_error(errno)))
+            }
+            _ => None,
+        })?
     }
 
     /// Sends the request `encode` writes (with `NLM_F_ACK`) and waits for the acknowledgement: `Ok` for
     /// error 0, the kernel's errno otherwise.
     fn acknowledged(&self, encode: impl FnOnce(&mut Vec<u8>, u32)) -> io::Result<()> {
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let mut request = Vec::with_capacity(96);
-        encode(&mut request, seq);
-        self.send(&request)?;
-        let mut done = None;
-        self.replies(seq, |message| {
-            if let Message::Error { errno, .. } = message {
-                done = Some(errno);
-            }
-            done.is_some()
+        let seq = self.request(encode)?;
+        let errno = self.replies(seq, |message| match message {
+            Message::Error { errno, .. } => Some(errno),
+            _ => None,
         })?;
-        match done {
-            Some(0) | None => Ok(()),
-            Some(errno) => Err(io::Error::from_raw_os_error(errno)),
-        }
+        errno_result(errno)
     }
 
     /// Sends the dump request `encode` writes and collects what `pick` keeps of the reply's messages until
@@ -285,34 +271,36 @@ impl RouteSocket {
         encode: impl FnOnce(&mut Vec<u8>, u32),
         mut pick: impl FnMut(Message<'_>) -> Option<T>,
     ) -> io::Result<Vec<T>> {
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let mut request = Vec::with_capacity(32);
-        encode(&mut request, seq);
-        self.send(&request)?;
+        let seq = self.request(encode)?;
         let mut found = Vec::new();
-        let mut error = 0;
-        self.replies(seq, |message| match message {
-            Message::Done { .. } => true,
-            Message::Error { errno, .. } => {
-                error = errno;
-                true
-            }
+        let errno = self.replies(seq, |message| match message {
+            Message::Done { .. } => Some(0),
+            Message::Error { errno, .. } => Some(errno),
             message => {
                 found.extend(pick(message));
-                false
+                None
             }
         })?;
-        if error == 0 {
-            Ok(found)
-        } else {
-            Err(io::Error::from_raw_os_error(error))
-        }
+        errno_result(errno).map(|()| found)
+    }
+
+    /// Sends the request `encode` writes under the socket's next sequence number, and returns that number.
+    fn request(&self, encode: impl FnOnce(&mut Vec<u8>, u32)) -> io::Result<u32> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let mut request = Vec::with_capacity(96);
+        encode(&mut request, seq);
+        self.send(&request)?;
+        Ok(seq)
     }
 
     /// Receives datagrams (waiting at most [`REPLY_TIMEOUT`] in all) and hands every message answering
-    /// request `seq` to `each` until it returns `true`. Messages of other requests (an answer that came
-    /// too late for an earlier call) are skipped. A malformed datagram is `InvalidData`.
-    fn replies(&self, seq: u32, mut each: impl FnMut(Message<'_>) -> bool) -> io::Result<()> {
+    /// request `seq` to `each` until it returns `Some`, and returns that. Messages of other requests (an
+    /// answer that came too late for an earlier call) are skipped. A malformed datagram is `InvalidData`.
+    fn replies<T>(
+        &self,
+        seq: u32,
+        mut each: impl FnMut(Message<'_>) -> Option<T>,
+    ) -> io::Result<T> {
         let deadline = Instant::now() + REPLY_TIMEOUT;
         let mut buf = vec![0u8; RECV_BUFFER_LEN];
         loop {
@@ -340,8 +328,10 @@ impl RouteSocket {
             };
             for message in Messages::new(buf.get(..len).unwrap_or_default()) {
                 let message = message.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                if message_seq(&message) == Some(seq) && each(message) {
-                    return Ok(());
+                if message_seq(&message) == Some(seq)
+                    && let Some(answer) = each(message)
+                {
+                    return Ok(answer);
                 }
             }
         }
@@ -364,6 +354,15 @@ impl AsFd for RouteSocket {
 impl AsRawFd for RouteSocket {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+/// `Ok` for the errno 0 of an acknowledgement or a finished dump, the kernel's error otherwise.
+fn errno_result(errno: i32) -> io::Result<()> {
+    if errno == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(errno))
     }
 }
 
