@@ -122,25 +122,6 @@ pub(crate) fn encode_del_address(out: &mut Vec<u8>, seq: u32, spec: &AddressSpec
     finish_request(out);
 }
 
-/// Encodes an `RTM_GETADDR` dump request for the addresses of every interface, IPv4 and IPv6.
-pub(crate) fn encode_get_addresses(out: &mut Vec<u8>, seq: u32) {
-    let fixed = IfAddrMsg {
-        family: libc::AF_UNSPEC as u8,
-        prefix_len: 0,
-        flags: 0,
-        scope: 0,
-        index: 0,
-    };
-    begin_request(
-        out,
-        RTM_GETADDR,
-        libc::NLM_F_DUMP as u16,
-        seq,
-        fixed.as_bytes(),
-    );
-    finish_request(out);
-}
-
 /// An address message: the `ifaddrmsg` and the attributes this crate's users need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddressMessage {
@@ -310,7 +291,7 @@ mod tests {
     #[test]
     fn dump_request_is_a_bare_ifaddrmsg_with_dump_flags() {
         let mut out = Vec::new();
-        encode_get_addresses(&mut out, 11);
+        crate::netlink::wire::encode_dump::<IfAddrMsg>(&mut out, 11, RTM_GETADDR);
         assert_eq!(out.len(), 24);
         assert_eq!(u16::from_ne_bytes([out[4], out[5]]), RTM_GETADDR);
         assert_eq!(u16::from_ne_bytes([out[6], out[7]]), 0x0301); // REQUEST | ROOT | MATCH

@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::addr::family_of;
 use super::wire::{
@@ -137,19 +137,6 @@ pub(crate) fn encode_del_route(out: &mut Vec<u8>, seq: u32, spec: &RouteSpec) {
         fixed.as_bytes(),
     );
     spec.push_attributes(out);
-    finish_request(out);
-}
-
-/// Encodes an `RTM_GETROUTE` dump request for every route of every table, IPv4 and IPv6.
-pub(crate) fn encode_get_routes(out: &mut Vec<u8>, seq: u32) {
-    let fixed = RtMsg::new_zeroed();
-    begin_request(
-        out,
-        RTM_GETROUTE,
-        libc::NLM_F_DUMP as u16,
-        seq,
-        fixed.as_bytes(),
-    );
     finish_request(out);
 }
 
@@ -298,7 +285,7 @@ mod tests {
     #[test]
     fn dump_request_is_a_zero_rtmsg_with_dump_flags() {
         let mut out = Vec::new();
-        encode_get_routes(&mut out, 4);
+        crate::netlink::wire::encode_dump::<RtMsg>(&mut out, 4, RTM_GETROUTE);
         assert_eq!(out.len(), 28);
         assert_eq!(u16::from_ne_bytes([out[4], out[5]]), RTM_GETROUTE);
         assert_eq!(u16::from_ne_bytes([out[6], out[7]]), 0x0301);

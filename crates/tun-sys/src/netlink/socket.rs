@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::addr::{
-    AddressMessage, AddressSpec, encode_del_address, encode_get_addresses, encode_new_address,
+    AddressMessage, AddressSpec, IfAddrMsg, RTM_GETADDR, encode_del_address, encode_new_address,
 };
 use super::route::{
-    RouteMessage, RouteSpec, encode_del_route, encode_get_routes, encode_new_route,
+    RTM_GETROUTE, RouteMessage, RouteSpec, RtMsg, encode_del_route, encode_new_route,
 };
-use super::wire::{Message, Messages, TunLinkInfo, encode_getlink};
+use super::wire::{Message, Messages, TunLinkInfo, encode_dump, encode_getlink};
 use crate::sys::cvt;
 
 /// How long a request waits for the kernel's answer. The kernel answers at once; this only bounds a wait
@@ -214,7 +214,8 @@ impl RouteSocket {
 
     /// Every IPv4 and IPv6 address of the interface with index `index`.
     pub fn addresses(&self, index: u32) -> io::Result<Vec<AddressMessage>> {
-        self.dump(encode_get_addresses, |message| match message {
+        let encode = |out: &mut Vec<u8>, seq| encode_dump::<IfAddrMsg>(out, seq, RTM_GETADDR);
+        self.dump(encode, |message| match message {
             Message::NewAddress(address) if address.index == index => Some(address),
             _ => None,
         })
@@ -232,7 +233,8 @@ impl RouteSocket {
 
     /// Every IPv4 and IPv6 route of every table of this socket's namespace.
     pub fn routes(&self) -> io::Result<Vec<RouteMessage>> {
-        self.dump(encode_get_routes, |message| match message {
+        let encode = |out: &mut Vec<u8>, seq| encode_dump::<RtMsg>(out, seq, RTM_GETROUTE);
+        self.dump(encode, |message| match message {
             Message::NewRoute(route) => Some(route),
             _ => None,
         })

@@ -7,7 +7,7 @@
 //! present before anything is read, so a hostile or truncated buffer yields an error value.
 
 use crate::flags::IfFlags;
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use super::addr::{AddressMessage, RTM_DELADDR, RTM_NEWADDR};
 use super::route::{RTM_DELROUTE, RTM_NEWROUTE, RouteMessage};
@@ -611,6 +611,23 @@ pub(crate) fn encode_getlink(out: &mut Vec<u8>, seq: u32, index: i32, name: Opti
     if let Some(name) = name {
         push_attribute(out, IFLA_IFNAME, &[name, &[0]]);
     }
+    finish_request(out);
+}
+
+/// Encodes a dump request of type `ty` (`RTM_GETADDR`, `RTM_GETROUTE`) whose fixed part `T` is all zero: every
+/// object of every family (`AF_UNSPEC`) and every interface.
+pub(crate) fn encode_dump<T: FromZeros + IntoBytes + Immutable>(
+    out: &mut Vec<u8>,
+    seq: u32,
+    ty: u16,
+) {
+    begin_request(
+        out,
+        ty,
+        libc::NLM_F_DUMP as u16,
+        seq,
+        T::new_zeroed().as_bytes(),
+    );
     finish_request(out);
 }
 
