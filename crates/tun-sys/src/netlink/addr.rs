@@ -72,6 +72,12 @@ impl AddressSpec {
             index: self.index,
         }
     }
+
+    /// `IFA_LOCAL`, and `IFA_ADDRESS`: the peer, or the local address again.
+    fn push_attributes(&self, out: &mut Vec<u8>) {
+        push_ip_attribute(out, IFA_LOCAL, self.local);
+        push_ip_attribute(out, IFA_ADDRESS, self.peer.unwrap_or(self.local));
+    }
 }
 
 /// The address family byte (`AF_INET` or `AF_INET6`) of `addr`.
@@ -96,8 +102,7 @@ pub(crate) fn encode_new_address(out: &mut Vec<u8>, seq: u32, spec: &AddressSpec
         seq,
         spec.fixed(flags as u8).as_bytes(),
     );
-    push_ip_attribute(out, IFA_LOCAL, spec.local);
-    push_ip_attribute(out, IFA_ADDRESS, spec.peer.unwrap_or(spec.local));
+    spec.push_attributes(out);
     if flags != 0 {
         push_attribute(out, IFA_FLAGS, &[&flags.to_ne_bytes()]);
     }
@@ -117,8 +122,7 @@ pub(crate) fn encode_del_address(out: &mut Vec<u8>, seq: u32, spec: &AddressSpec
         seq,
         spec.fixed(0).as_bytes(),
     );
-    push_ip_attribute(out, IFA_LOCAL, spec.local);
-    push_ip_attribute(out, IFA_ADDRESS, spec.peer.unwrap_or(spec.local));
+    spec.push_attributes(out);
     finish_request(out);
 }
 
