@@ -713,13 +713,7 @@ mod tests {
     fn nest(attrs: &[(u16, &[u8])]) -> Vec<u8> {
         let mut out = Vec::new();
         for (ty, value) in attrs {
-            let header = RtAttr {
-                len: u16::try_from(4 + value.len()).unwrap(),
-                ty: *ty,
-            };
-            out.extend_from_slice(header.as_bytes());
-            out.extend_from_slice(value);
-            out.resize(rta_align(out.len()).unwrap(), 0);
+            push_attribute(&mut out, *ty, &[value]);
         }
         out
     }
