@@ -268,10 +268,12 @@ impl Tun {
 
     /// A netlink socket in the device's current namespace, with the device's index and name there.
     fn netlink(&self) -> Result<Netlink> {
-        let name = self.current_name()?;
+        // The index and the name it was asked under, from one TUNGETIFF.
+        let (index, name) = self.with_ctl("SIOCGIFINDEX", |sock, name| {
+            Ok((tun_sys::iface::index(sock, name)?, name))
+        })?;
         let socket = in_device_netns(self.fd(), || RouteSocket::open(0))
             .map_err(|e| Error::io("netlink socket", name, e))?;
-        let index = self.index()?;
         Ok(Netlink {
             socket,
             index,
