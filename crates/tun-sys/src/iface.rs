@@ -108,8 +108,16 @@ mod tests {
         let lo = IfName::new("lo").unwrap();
         let err = set_flags(sock.as_fd(), lo, IfFlags::UP | IfFlags::LOWER_UP).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        // Not the kernel's EINVAL: no ioctl was made.
+        assert_eq!(err.raw_os_error(), None, "{err}");
         // What SIOCGIFFLAGS reports comes from the 16-bit `ifr_flags`, widened without sign extension.
-        assert!(flags(sock.as_fd(), lo).unwrap().bits() <= u32::from(u16::MAX));
+        let lo_flags = flags(sock.as_fd(), lo).unwrap().bits();
+        assert!(lo_flags <= u32::from(u16::MAX));
+        assert_ne!(
+            lo_flags & libc::IFF_LOOPBACK.cast_unsigned(),
+            0,
+            "{lo_flags:#x}"
+        );
     }
 
     #[test]
@@ -118,8 +126,12 @@ mod tests {
         let lo = IfName::new("lo").unwrap();
         assert!(index(sock.as_fd(), lo).unwrap() >= 1);
         assert!(mtu(sock.as_fd(), lo).unwrap() >= 1280);
-        // Loopback has a queue length of 1000 by default; any answer proves the request shape.
-        assert!(tx_queue_len(sock.as_fd(), lo).is_ok());
+        // The same queue length as the kernel shows in sysfs (1000 for loopback by default).
+        let sysfs = std::fs::read_to_string("/sys/class/net/lo/tx_queue_len").unwrap();
+        assert_eq!(
+            tx_queue_len(sock.as_fd(), lo).unwrap(),
+            sysfs.trim().parse::<u32>().unwrap()
+        );
         let missing = IfName::new("no-such-if0").unwrap();
         assert_eq!(
             index(sock.as_fd(), missing).unwrap_err().raw_os_error(),
