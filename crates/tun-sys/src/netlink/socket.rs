@@ -6,6 +6,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use zerocopy::{FromZeros, Immutable, IntoBytes};
+
 use super::addr::{
     AddressMessage, AddressSpec, IfAddrMsg, RTM_GETADDR, encode_del_address, encode_new_address,
 };
@@ -214,8 +216,7 @@ impl RouteSocket {
 
     /// Every IPv4 and IPv6 address of the interface with index `index`.
     pub fn addresses(&self, index: u32) -> io::Result<Vec<AddressMessage>> {
-        let encode = |out: &mut Vec<u8>, seq| encode_dump::<IfAddrMsg>(out, seq, RTM_GETADDR);
-        self.dump(encode, |message| match message {
+        self.dump::<IfAddrMsg, _>(RTM_GETADDR, |message| match message {
             Message::NewAddress(address) if address.index == index => Some(address),
             _ => None,
         })
@@ -233,8 +234,7 @@ impl RouteSocket {
 
     /// Every IPv4 and IPv6 route of every table of this socket's namespace.
     pub fn routes(&self) -> io::Result<Vec<RouteMessage>> {
-        let encode = |out: &mut Vec<u8>, seq| encode_dump::<RtMsg>(out, seq, RTM_GETROUTE);
-        self.dump(encode, |message| match message {
+        self.dump::<RtMsg, _>(RTM_GETROUTE, |message| match message {
             Message::NewRoute(route) => Some(route),
             _ => None,
         })
@@ -266,14 +266,14 @@ impl RouteSocket {
         errno_result(errno)
     }
 
-    /// Sends the dump request `encode` writes and collects what `pick` keeps of the reply's messages until
-    /// `NLMSG_DONE`; an `NLMSG_ERROR` in the reply is returned as the kernel's errno.
-    fn dump<T>(
+    /// Sends the dump request `ty` (its fixed part `F` all zero) and collects what `pick` keeps of the reply's
+    /// messages until `NLMSG_DONE`; an `NLMSG_ERROR` in the reply is returned as the kernel's errno.
+    fn dump<F: FromZeros + IntoBytes + Immutable, T>(
         &self,
-        encode: impl FnOnce(&mut Vec<u8>, u32),
+        ty: u16,
         mut pick: impl FnMut(Message<'_>) -> Option<T>,
     ) -> io::Result<Vec<T>> {
-        let seq = self.request(encode)?;
+        let seq = self.request(|out, seq| encode_dump::<F>(out, seq, ty))?;
         let mut found = Vec::new();
         let errno = self.replies(seq, |message| match message {
             Message::Done { .. } => Some(0),
