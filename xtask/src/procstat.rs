@@ -166,6 +166,46 @@ mod tests {
     }
 
     #[test]
+    fn a_directions_counts_sum_its_threads_on_every_queue_and_no_other() {
+        use std::io::Read;
+        use std::sync::{Arc, Barrier};
+
+        // Each thread makes its reads, then stays until the counts were taken: a thread that is gone from
+        // /proc counts for nothing.
+        let made = Arc::new(Barrier::new(4));
+        let counted = Arc::new(Barrier::new(4));
+        let threads: Vec<_> = [("tst a->b", 10), ("tst a->b q1", 20), ("tst a->bx", 1000)]
+            .into_iter()
+            .map(|(name, reads)| {
+                let (made, counted) = (Arc::clone(&made), Arc::clone(&counted));
+                std::thread::Builder::new()
+                    .name(name.to_owned())
+                    .spawn(move || {
+                        let mut zero = std::fs::File::open("/dev/zero").expect("/dev/zero");
+                        let mut byte = [0u8; 1];
+                        for _ in 0..reads {
+                            zero.read_exact(&mut byte).expect("read /dev/zero");
+                        }
+                        made.wait();
+                        counted.wait();
+                    })
+                    .expect("spawn")
+            })
+            .collect();
+        made.wait();
+        let counts = SyscallCounts::of_thread(std::process::id(), "tst a->b");
+        let missing = SyscallCounts::of_thread(std::process::id(), "tst b->a");
+        counted.wait();
+        for thread in threads {
+            thread.join().expect("join");
+        }
+        // 10 + 20 reads of the direction's two queues, not the 1000 of `tst a->bx`.
+        let reads = counts.expect("threads named tst a->b").reads;
+        assert!((30..1000).contains(&reads), "{reads} reads");
+        assert!(missing.is_err());
+    }
+
+    #[test]
     fn this_process_can_be_measured() {
         let start = CpuTime::read(std::process::id()).expect("own stat");
         let end = CpuTime::read(std::process::id()).expect("own stat");

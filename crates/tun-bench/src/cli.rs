@@ -273,5 +273,17 @@ mod tests {
         assert!(parse(&args).is_err());
         assert!(parse(&["--netns-a"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
+        // A flag missing its value is refused as such, also after a complete command line.
+        for flag in ["--batch", "--queues", "--address-a", "--name-b"] {
+            let mut args = BASE.to_vec();
+            args.push(flag);
+            match parse(&args) {
+                Err(UsageError::Invalid(message)) => assert!(
+                    message.starts_with(&format!("{flag} needs a value")),
+                    "{message}"
+                ),
+                other => panic!("{flag}: {other:?}"),
+            }
+        }
     }
 }

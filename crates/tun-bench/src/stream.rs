@@ -67,5 +67,16 @@ mod tests {
         let received = receiver.join().expect("join").expect("receive");
         assert_eq!(sent, received);
         assert_eq!(sent.sha256.len(), 64);
+        // What crossed is every byte asked for, of the stream of the seed given.
+        let len = 3 * CHUNK + 5;
+        assert_eq!(
+            received,
+            Summary {
+                bytes: len as u64,
+                sha256: tun_test_support::stream::sha256_hex(
+                    &tun_test_support::stream::pseudo_random(len, 42)
+                ),
+            }
+        );
     }
 }

@@ -509,9 +509,17 @@ mod tests {
     #[test]
     fn blocked_recv_wakes_on_push_and_on_close() {
         let (queue, events) = queue_with(&[]);
-        let reader = std::thread::spawn(move || events.iter().collect::<Vec<_>>());
+        let (seen, arrived) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            events
+                .iter()
+                .inspect(|event| seen.send(*event).unwrap())
+                .collect::<Vec<_>>()
+        });
         std::thread::sleep(Duration::from_millis(20));
         queue.push(Up);
+        // Woken by the push itself, not only by the close that follows.
+        assert_eq!(arrived.recv_timeout(Duration::from_secs(5)), Ok(Up));
         queue.close();
         assert_eq!(reader.join().unwrap(), vec![Up]);
     }
@@ -580,13 +588,16 @@ mod tests {
     #[test]
     fn async_recv_is_woken_by_a_push_and_by_close() {
         let (queue, events) = queue_with(&[]);
+        let (seen, arrived) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let first = block_on(events.recv_async());
+            seen.send(first).unwrap();
             (first, block_on(events.recv_async()))
         });
         std::thread::sleep(Duration::from_millis(20));
         queue.push(Up);
-        std::thread::sleep(Duration::from_millis(20));
+        // Woken by the push itself, not only by the close that follows.
+        assert_eq!(arrived.recv_timeout(Duration::from_secs(5)), Ok(Some(Up)));
         queue.close();
         assert_eq!(reader.join().unwrap(), (Some(Up), None));
     }

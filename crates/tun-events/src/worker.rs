@@ -463,9 +463,54 @@ mod tests {
     #[test]
     fn lookup_reply_starts_tracking_its_index_and_reports_its_state() {
         let (mut worker, events) = worker(Phase::Resolving { seq: 3 });
+        // Earlier lookups found the device gone (it moved on): a reply starts the count again.
+        worker.failed_lookups = MAX_FAILED_LOOKUPS - 1;
         assert_eq!(worker.handle(link(7, 3, true, 1500)), Flow::Continue);
         assert_eq!(worker.phase, Phase::Tracking { index: 7, seq: 3 });
         assert_eq!(drain(&events), vec![Event::Up]);
+        assert_eq!(worker.failed_lookups, 0);
+    }
+
+    #[test]
+    fn a_device_gone_at_every_lookup_stops_the_monitor_as_lost() {
+        let (mut worker, _events) = worker(Phase::Resolving { seq: 3 });
+        worker.failed_lookups = MAX_FAILED_LOOKUPS - 1;
+        let gone = Notice::Error {
+            errno: libc::ENODEV,
+            seq: 3,
+        };
+        assert_eq!(worker.handle(gone), Flow::Stop);
+        assert!(
+            matches!(
+                worker.errors.take(),
+                Some(MonitorError::Lost {
+                    attempts: MAX_FAILED_LOOKUPS,
+                    ..
+                })
+            ),
+            "the lookups' budget ends the monitor"
+        );
+    }
+
+    #[test]
+    fn refused_lookup_stops_the_monitor_with_the_errno_and_a_stale_one_does_not() {
+        let (mut worker, _events) = worker(Phase::Resolving { seq: 3 });
+        let stale = Notice::Error {
+            errno: libc::EPERM,
+            seq: 2,
+        };
+        assert_eq!(worker.handle(stale), Flow::Continue);
+        assert!(worker.errors.take().is_none());
+        let refused = Notice::Error {
+            errno: libc::EPERM,
+            seq: 3,
+        };
+        assert_eq!(worker.handle(refused), Flow::Stop);
+        let error = worker.errors.take().expect("error stored");
+        assert_eq!(
+            error.io_error().and_then(io::Error::raw_os_error),
+            Some(libc::EPERM)
+        );
     }
 
     #[test]

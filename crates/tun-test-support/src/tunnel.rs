@@ -198,13 +198,13 @@ fn forward_one_packet(from: &Tun, to: &Tun) -> DirectionStats {
     direction.into_tally()
 }
 
-/// The two devices of a [`Tunnel`], blocking or async.
+/// The devices of a [`Tunnel`], blocking or async.
 #[derive(Debug)]
 enum Devices {
-    Blocking(Arc<Tun>, Arc<Tun>),
+    /// Every queue of A and of B, in pairs; the first pair are the devices as they were built (the only pair
+    /// unless the forwarder is [`Forwarder::Queues`]).
+    Blocking(Vec<(Arc<Tun>, Arc<Tun>)>),
     Async(Arc<AsyncTun>, Arc<AsyncTun>),
-    /// Every queue of A and of B, in pairs; the first pair are the queues the devices were built with.
-    Queues(Vec<(Arc<Tun>, Arc<Tun>)>),
 }
 
 /// What forwards between the devices of a [`Tunnel`].
@@ -264,7 +264,10 @@ impl Tunnel {
         let tun_b = build(&b, DEV_B, (B4, B6), (A4, A6));
         let (devices, workers) = match forwarder {
             Forwarder::Tokio { multi_thread } => tokio_forwarders(tun_a, tun_b, multi_thread),
-            Forwarder::Queues(_) => {
+            Forwarder::Threads(_)
+            | Forwarder::Queues(_)
+            | Forwarder::RawBatch(_)
+            | Forwarder::OnePacket => {
                 let mut pairs = vec![(Arc::new(tun_a), Arc::new(tun_b))];
                 for _ in 1..queues {
                     let open = |tun: &Tun| {
@@ -277,12 +280,7 @@ impl Tunnel {
                     pairs.push(more);
                 }
                 let threads = thread_forwarders(&pairs, forwarder);
-                (Devices::Queues(pairs), Workers::Threads(threads))
-            }
-            Forwarder::Threads(_) | Forwarder::RawBatch(_) | Forwarder::OnePacket => {
-                let pair = (Arc::new(tun_a), Arc::new(tun_b));
-                let threads = thread_forwarders(std::slice::from_ref(&pair), forwarder);
-                (Devices::Blocking(pair.0, pair.1), Workers::Threads(threads))
+                (Devices::Blocking(pairs), Workers::Threads(threads))
             }
         };
         Tunnel {
@@ -296,18 +294,16 @@ impl Tunnel {
     /// `tunA`, in A.
     pub fn tun_a(&self) -> &Tun {
         match &self.devices {
-            Devices::Blocking(a, _) => a,
+            Devices::Blocking(pairs) => &pairs[0].0,
             Devices::Async(a, _) => a.get_ref(),
-            Devices::Queues(pairs) => &pairs[0].0,
         }
     }
 
     /// `tunB`, in B.
     pub fn tun_b(&self) -> &Tun {
         match &self.devices {
-            Devices::Blocking(_, b) => b,
+            Devices::Blocking(pairs) => &pairs[0].1,
             Devices::Async(_, b) => b.get_ref(),
-            Devices::Queues(pairs) => &pairs[0].1,
         }
     }
 
@@ -319,8 +315,8 @@ impl Tunnel {
     fn close_and_join(&mut self) -> TunnelStats {
         let _ = self.tun_a().close();
         let _ = self.tun_b().close();
-        if let Devices::Queues(pairs) = &self.devices {
-            for (qa, qb) in pairs {
+        if let Devices::Blocking(pairs) = &self.devices {
+            for (qa, qb) in &pairs[1..] {
                 let _ = qa.close();
                 let _ = qb.close();
             }

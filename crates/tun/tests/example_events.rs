@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -26,9 +26,8 @@ fn example_prints_each_event_and_exits_zero_on_sigterm() {
     );
     let ns = NetNs::tagged("tex");
     // `ip netns exec` enters the namespace and then execs the program, so the child's pid is the example's.
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns.name()])
-        .arg(&example)
+    let child = ns
+        .command(&example.to_string_lossy())
         .arg("tex0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
