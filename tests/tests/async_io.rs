@@ -173,7 +173,7 @@ fn single_packet_recv_and_send_echo_with_and_without_offloads() {
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn close_wakes_pending_reads_and_writes_and_later_calls_are_closed() {
+fn close_wakes_pending_reads_and_later_calls_are_closed() {
     let ns = NetNs::new();
     let tun = ns.tun(Builder::new().name("tac0").offload(true)).unwrap();
     let rt = runtime(true);
