@@ -68,6 +68,19 @@ pub(crate) fn measure(
     test: TcpTest,
     plan: Plan,
 ) -> Result<Sample, String> {
+    measure_with(bins, pair, kind, test, plan, &|| {})
+}
+
+/// [`measure`], calling `gate` once the forwarder and the iperf3 server are up, just before the traffic
+/// starts (where [`together`](crate::together) lines up two measurements).
+pub(crate) fn measure_with(
+    bins: &Binaries,
+    pair: &Pair,
+    kind: Forwarder,
+    test: TcpTest,
+    plan: Plan,
+    gate: &dyn Fn(),
+) -> Result<Sample, String> {
     let ticks = ticks_per_second();
     let tunnel = Tunnel::start(bins, kind, pair)?;
     let pid = tunnel.pid();
@@ -79,6 +92,7 @@ pub(crate) fn measure(
     };
     let cpus = pair.pinning.as_ref().map(|p| p.traffic.as_str());
     let server = IperfServer::start(&pair.b, cpus)?;
+    gate();
     let client = IperfClient::start(&pair.a, &server, test, plan.seconds, plan.omit, cpus)?;
     std::thread::sleep(Duration::from_secs(u64::from(plan.omit)));
     let cpu_start = CpuTime::read(pid)?;
@@ -117,6 +131,27 @@ pub(crate) struct Results {
 }
 
 impl Results {
+    /// No results yet, for a table of `forwarders` (in that order).
+    pub(crate) fn new(forwarders: &[Forwarder]) -> Self {
+        Self {
+            forwarders: forwarders.to_vec(),
+            ..Self::default()
+        }
+    }
+
+    /// Records one measurement; `run` pairs it with the other forwarders' measurements of the same run (a
+    /// round of back-to-back runs, or one run side by side).
+    pub(crate) fn record(&mut self, test: TcpTest, kind: Forwarder, run: usize, sample: Sample) {
+        self.samples.push((test, kind, run, sample));
+    }
+
+    /// Records a measurement that failed.
+    pub(crate) fn fail(&mut self, test: TcpTest, kind: Forwarder, why: &str) {
+        eprintln!("\n  failed: {why}");
+        self.failures
+            .push(format!("{} / {}: {why}", test.label(), kind.label()));
+    }
+
     /// Whether any measurement failed.
     pub(crate) fn failed(&self) -> bool {
         !self.failures.is_empty()
@@ -179,10 +214,7 @@ pub(crate) fn run_all(
     forwarders: &[Forwarder],
     plan: Plan,
 ) -> Results {
-    let mut results = Results {
-        forwarders: forwarders.to_vec(),
-        ..Results::default()
-    };
+    let mut results = Results::new(forwarders);
     let total = plan.rounds as usize * tests.len() * forwarders.len();
     let mut done = 0;
     for round in 0..plan.rounds as usize {
@@ -197,13 +229,8 @@ pub(crate) fn run_all(
                     kind.label()
                 );
                 match measure(bins, pair, kind, test, plan) {
-                    Ok(sample) => results.samples.push((test, kind, round, sample)),
-                    Err(e) => {
-                        eprintln!("\n  failed: {e}");
-                        results
-                            .failures
-                            .push(format!("{} / {}: {e}", test.label(), kind.label()));
-                    }
+                    Ok(sample) => results.record(test, kind, round, sample),
+                    Err(e) => results.fail(test, kind, &e),
                 }
             }
         }
@@ -376,6 +403,8 @@ struct Options {
     forwarders: Vec<Forwarder>,
     /// The tests to run (`--tests 1,3`), by their place in [`TESTS`].
     tests: Vec<TcpTest>,
+    /// Run each forwarder at the same time as the first one instead of one after the other (`--together`).
+    together: bool,
 }
 
 /// The items of `all` that a comma-separated list of 1-based numbers names (`--only`, `--tests`).
@@ -402,11 +431,16 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         pin: true,
         forwarders: Forwarder::ALL.to_vec(),
         tests: TESTS.to_vec(),
+        together: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         if flag == "--no-pin" {
             options.pin = false;
+            continue;
+        }
+        if flag == "--together" {
+            options.together = true;
             continue;
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -430,7 +464,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--time" | "--rounds" => return Err(format!("{flag} {number} is out of range")),
             other => {
                 return Err(format!(
-                    "unknown option {other} (bench takes --time S, --rounds N, --no-pin, --only 1,2,... and --tests 1,2,...)"
+                    "unknown option {other} (bench takes --time S, --rounds N, --no-pin, --together, --only 1,2,... and --tests 1,2,...)"
                 ));
             }
         }
@@ -452,32 +486,59 @@ pub(crate) fn print_pinning(pair: &Pair) {
     }
 }
 
-/// `cargo xtask bench [--time S] [--rounds N] [--no-pin] [--only 1,2,...]`.
+/// `cargo xtask bench [--time S] [--rounds N] [--no-pin] [--together] [--only 1,2,...] [--tests 1,2,...]`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let Options {
         plan,
         pin,
         forwarders,
         tests,
+        together,
     } = parse_options(args)?;
+    if together && forwarders.len() < 2 {
+        return Err(
+            "--together needs at least two forwarders (the first runs beside each other)".into(),
+        );
+    }
     require_root("cargo xtask bench")?;
     clean_up_on_signal()?;
     sweep_stale_namespaces();
     ensure_installed("iperf3", "iperf3")?;
     let bins = Binaries::build()?;
-    let pair = Pair::create(pin)?;
-    print_pinning(&pair);
     let per_cell = plan.seconds + plan.omit + 1;
-    eprintln!(
-        "xtask: {} measurements of ~{per_cell} s ({} tests x {} forwarders x {} rounds)",
-        tests.len() * forwarders.len() * plan.rounds as usize,
-        tests.len(),
-        forwarders.len(),
-        plan.rounds
-    );
-    let results = run_all(&bins, &pair, &tests, &forwarders, plan);
+    let results = if together {
+        // Two runs at once share the CPUs as the scheduler sees fit: never pinned.
+        let pairs = [
+            Pair::create_named(false, "")?,
+            Pair::create_named(false, "2")?,
+        ];
+        println!("{}", crate::together::HEADER);
+        eprintln!(
+            "xtask: {} runs of two forwarders at once, ~{per_cell} s each ({} tests x {} forwarders beside {} x {} rounds)",
+            tests.len() * (forwarders.len() - 1) * plan.rounds as usize,
+            tests.len(),
+            forwarders.len() - 1,
+            forwarders[0].label(),
+            plan.rounds
+        );
+        crate::together::run_all(&bins, &pairs, &tests, &forwarders, plan)
+    } else {
+        let pair = Pair::create(pin)?;
+        print_pinning(&pair);
+        eprintln!(
+            "xtask: {} measurements of ~{per_cell} s ({} tests x {} forwarders x {} rounds)",
+            tests.len() * forwarders.len() * plan.rounds as usize,
+            tests.len(),
+            forwarders.len(),
+            plan.rounds
+        );
+        run_all(&bins, &pair, &tests, &forwarders, plan)
+    };
     println!("{}", table(&results, &tests, plan.rounds));
     println!("{LEGEND}");
+    if together {
+        println!("{}", crate::together::LEGEND);
+    }
     if results.failed() {
         return Err(format!(
             "some measurements failed:\n  {}",
@@ -587,6 +648,10 @@ mod tests {
         let options = parse_options(&args(&["--tests", "1,3"])).expect("valid");
         assert_eq!(options.tests, [TESTS[0], TESTS[2]]);
         assert!(parse_options(&args(&["--tests", "5"])).is_err());
+        assert!(!options.together);
+        let options = parse_options(&args(&["--together", "--only", "1,4"])).expect("valid");
+        assert!(options.together);
+        assert_eq!(options.forwarders, [Forwarder::Offload, Forwarder::TunRs]);
         let options = parse_options(&args(&["--only", "1,7"])).expect("valid");
         assert_eq!(
             options.forwarders,

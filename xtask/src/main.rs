@@ -7,6 +7,7 @@ mod fuzz;
 mod netns;
 mod procstat;
 mod test;
+mod together;
 mod traffic;
 mod tunnel;
 
@@ -16,7 +17,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   demo     a half-minute tour: TCP through a TUN forwarder, 7 forwarders side by side, sha256-checked (root)
-  bench    [--time S] [--rounds N] [--no-pin] [--only 1,5,...] [--tests 1,3]  forwarders side by side (root)
+  bench    [--time S] [--rounds N] [--no-pin] [--together] [--only 1,5,...] [--tests 1,3]
+           forwarders side by side (root); --together runs each beside the first, at the same time
   test     fmt check, clippy, unit and property tests, then the privileged tests (as root)
   fuzz     [--time S] [TARGET...]  run tun-offload's fuzz targets S seconds each (default 60, nightly)
 ";

@@ -268,9 +268,14 @@ impl Pair {
     /// Creates both namespaces; `pin` pins the forwarder and the traffic to CPUs of their own where the
     /// machine allows it.
     pub(crate) fn create(pin: bool) -> Result<Self, String> {
+        Self::create_named(pin, "")
+    }
+
+    /// [`create`](Self::create) with `suffix` on the namespaces' names, for a second pair beside the first.
+    pub(crate) fn create_named(pin: bool, suffix: &str) -> Result<Self, String> {
         Ok(Self {
-            a: NetNs::create("a")?,
-            b: NetNs::create("b")?,
+            a: NetNs::create(&format!("a{suffix}"))?,
+            b: NetNs::create(&format!("b{suffix}"))?,
             pinning: if pin { Pinning::detect() } else { None },
         })
     }

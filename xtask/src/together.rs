@@ -1,0 +1,153 @@
+//! `cargo xtask bench --together`: each forwarder runs at the same time as the first one, each with its own
+//! namespaces and iperf3 pair, and the ratio of their throughputs is taken within that run.
+//!
+//! Back-to-back runs on this kind of machine see the host's speed change between them (the same
+//! single-threaded work takes 1.6x longer from one second to the next), and that lands in the ratios. Two
+//! forwarders running at once see the same host; with both pipelines competing for the same CPUs, the one
+//! that costs less CPU per byte (its own, iperf3's and the kernel's on its behalf) carries more. What this
+//! measures is that cost, not latency: a forwarder that is cheaper per byte but slower to react shows as
+//! cheaper here.
+
+use std::cell::Cell;
+use std::sync::Barrier;
+
+use crate::bench::{Plan, Results, Sample, measure_with};
+use crate::traffic::TcpTest;
+use crate::tunnel::{Binaries, Forwarder, Pair};
+
+/// Printed above the table.
+pub(crate) const HEADER: &str = "Together: each forwarder ran at the same time as the first one (its own \
+namespaces and iperf3; not pinned), the two swapping namespaces every round.";
+
+/// Printed under the legend.
+pub(crate) const LEGEND: &str = "\
+Together: Gbit/s and CPU % are each forwarder's share while another one ran beside it, so about half of
+what it carries alone; the ratios are taken between the two forwarders of the same run.";
+
+/// Runs `forwarders[0]` beside each of the others, in every test of `tests`, `plan.rounds` times.
+pub(crate) fn run_all(
+    bins: &Binaries,
+    pairs: &[Pair; 2],
+    tests: &[TcpTest],
+    forwarders: &[Forwarder],
+    plan: Plan,
+) -> Results {
+    let mut results = Results::new(forwarders);
+    let Some((&first, others)) = forwarders.split_first() else {
+        return results;
+    };
+    let total = plan.rounds as usize * tests.len() * others.len();
+    let mut done = 0;
+    for round in 0..plan.rounds as usize {
+        for &test in tests {
+            for (i, &other) in others.iter().enumerate() {
+                done += 1;
+                eprint!(
+                    "\r  [{done}/{total}] round {} {:<18} {} beside {:<22}",
+                    round + 1,
+                    test.label(),
+                    first.label(),
+                    other.label()
+                );
+                // Which forwarder gets which namespaces alternates, so that neither keeps an advantage
+                // one pair might have (the order of creation, the port of its iperf3).
+                let (first_pair, other_pair) = if round % 2 == 0 {
+                    (&pairs[0], &pairs[1])
+                } else {
+                    (&pairs[1], &pairs[0])
+                };
+                let run = round * others.len() + i;
+                let [a, b] =
+                    side_by_side(bins, [(first_pair, first), (other_pair, other)], test, plan);
+                for (kind, outcome) in [(first, a), (other, b)] {
+                    match outcome {
+                        Ok(sample) => results.record(test, kind, run, sample),
+                        Err(e) => results.fail(test, kind, &e),
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("\r{:<100}", "");
+    results
+}
+
+/// Measures two forwarders at once, their traffic starting together once both are up.
+fn side_by_side(
+    bins: &Binaries,
+    runs: [(&Pair, Forwarder); 2],
+    test: TcpTest,
+    plan: Plan,
+) -> [Result<Sample, String>; 2] {
+    let start = Barrier::new(2);
+    std::thread::scope(|scope| {
+        let handles = runs.map(|(pair, kind)| {
+            let start = &start;
+            scope.spawn(move || {
+                let passed = Cell::new(false);
+                let outcome = measure_with(bins, pair, kind, test, plan, &|| {
+                    passed.set(true);
+                    start.wait();
+                });
+                // A run that failed before its traffic started still meets the other at the start, so
+                // that the other is not left waiting.
+                if !passed.get() {
+                    start.wait();
+                }
+                outcome
+            })
+        });
+        handles.map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|_| Err("the measuring thread panicked".into()))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::{TESTS, table};
+    use crate::procstat::CpuUse;
+
+    fn sample(gbits: f64) -> Sample {
+        Sample {
+            gbits,
+            cpu: CpuUse {
+                user: 10.0,
+                system: 50.0,
+            },
+            per_read: Some(40.0),
+            per_write: Some(40.0),
+        }
+    }
+
+    #[test]
+    fn ratios_are_taken_between_the_two_forwarders_of_one_run() {
+        // (1) ran twice per round: beside (3), then beside (4); the host was twice as fast in round 2.
+        let test = TESTS[0];
+        let forwarders = [Forwarder::Offload, Forwarder::Passthrough, Forwarder::TunRs];
+        let mut results = Results::new(&forwarders);
+        for (run, ours, other, kind) in [
+            (0, 4.0, 5.0, Forwarder::Passthrough),
+            (1, 5.0, 4.0, Forwarder::TunRs),
+            (2, 8.0, 10.0, Forwarder::Passthrough),
+            (3, 10.0, 8.0, Forwarder::TunRs),
+            (4, 4.2, 5.0, Forwarder::Passthrough),
+            (5, 5.5, 5.0, Forwarder::TunRs),
+        ] {
+            results.record(test, Forwarder::Offload, run, sample(ours));
+            results.record(test, kind, run, sample(other));
+        }
+        let text = table(&results, &[test], 3);
+        assert!(
+            text.contains("(1)/(3) = 0.800 [target >= 0.95: MISSED]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(1)/(4) = 1.250 [target >= 1.05: ok]"),
+            "{text}"
+        );
+    }
+}
