@@ -6,7 +6,8 @@
 //! forwarders running at once see the same host; with both pipelines competing for the same CPUs, the one
 //! that costs less CPU per byte (its own, iperf3's and the kernel's on its behalf) carries more. What this
 //! measures is that cost, not latency: a forwarder that is cheaper per byte but slower to react shows as
-//! cheaper here.
+//! cheaper here. The scheduler shares the CPUs per thread, so it compares forwarders with as many busy
+//! threads: the multi-queue one, with twice as many, takes a larger share.
 
 use std::cell::Cell;
 use std::sync::Barrier;
@@ -22,7 +23,9 @@ namespaces and iperf3; not pinned), the two swapping namespaces every round.";
 /// Printed under the legend.
 pub(crate) const LEGEND: &str = "\
 Together: Gbit/s and CPU % are each forwarder's share while another one ran beside it, so about half of
-what it carries alone; the ratios are taken between the two forwarders of the same run.";
+what it carries alone; the ratios are taken between the two forwarders of the same run. The scheduler
+shares the CPUs per thread, so only forwarders with as many busy threads compare fairly: (7) has twice
+as many as (1) and takes a larger share.";
 
 /// Runs `forwarders[0]` beside each of the others, in every test of `tests`, `plan.rounds` times.
 pub(crate) fn run_all(
