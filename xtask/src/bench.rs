@@ -120,6 +120,22 @@ pub(crate) fn measure_with(
     })
 }
 
+#[cfg(test)]
+impl Sample {
+    /// A sample of `gbits` with fixed CPU and per-call figures, for tests of the tables.
+    pub(crate) fn of_gbits(gbits: f64) -> Self {
+        Sample {
+            gbits,
+            cpu: CpuUse {
+                user: 10.0,
+                system: 50.0,
+            },
+            per_read: Some(40.0),
+            per_write: Some(40.0),
+        }
+    }
+}
+
 /// Results of a run: samples per test and forwarder, and the cells that failed.
 #[derive(Debug, Default)]
 pub(crate) struct Results {
@@ -553,15 +569,7 @@ mod tests {
     use super::*;
 
     fn sample(gbits: f64) -> Sample {
-        Sample {
-            gbits,
-            cpu: CpuUse {
-                user: 10.0,
-                system: 50.0,
-            },
-            per_read: Some(40.0),
-            per_write: Some(40.0),
-        }
+        Sample::of_gbits(gbits)
     }
 
     #[test]

@@ -112,19 +112,6 @@ fn side_by_side(
 mod tests {
     use super::*;
     use crate::bench::{TESTS, table};
-    use crate::procstat::CpuUse;
-
-    fn sample(gbits: f64) -> Sample {
-        Sample {
-            gbits,
-            cpu: CpuUse {
-                user: 10.0,
-                system: 50.0,
-            },
-            per_read: Some(40.0),
-            per_write: Some(40.0),
-        }
-    }
 
     #[test]
     fn ratios_are_taken_between_the_two_forwarders_of_one_run() {
@@ -140,8 +127,8 @@ mod tests {
             (4, 4.2, 5.0, Forwarder::Passthrough),
             (5, 5.5, 5.0, Forwarder::TunRs),
         ] {
-            results.record(test, Forwarder::Offload, run, sample(ours));
-            results.record(test, kind, run, sample(other));
+            results.record(test, Forwarder::Offload, run, Sample::of_gbits(ours));
+            results.record(test, kind, run, Sample::of_gbits(other));
         }
         let text = table(&results, &[test], 3);
         assert!(
