@@ -23,7 +23,8 @@ namespaces and iperf3; not pinned), the two swapping namespaces every round.";
 /// Printed under the legend.
 pub(crate) const LEGEND: &str = "\
 Together: Gbit/s and CPU % are each forwarder's share while another one ran beside it, so about half of
-what it carries alone; the ratios are taken between the two forwarders of the same run. The scheduler
+what it carries alone, and the first forwarder's row mixes its runs beside each of the others (hence its
+spread); the ratios are taken between the two forwarders of the same run. The scheduler
 shares the CPUs per thread, so only forwarders with as many busy threads compare fairly: (7) has twice
 as many as (1) and takes a larger share.";
 
