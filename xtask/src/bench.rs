@@ -485,6 +485,12 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             }
         }
     }
+    if options.together && options.forwarders.len() < 2 {
+        return Err(
+            "--together needs at least two forwarders (the first runs beside each of the others)"
+                .into(),
+        );
+    }
     Ok(options)
 }
 
@@ -660,6 +666,7 @@ mod tests {
         let options = parse_options(&args(&["--together", "--only", "1,4"])).expect("valid");
         assert!(options.together);
         assert_eq!(options.forwarders, [Forwarder::Offload, Forwarder::TunRs]);
+        assert!(parse_options(&args(&["--together", "--only", "4"])).is_err());
         let options = parse_options(&args(&["--only", "1,7"])).expect("valid");
         assert_eq!(
             options.forwarders,
