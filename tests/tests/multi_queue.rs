@@ -132,46 +132,6 @@ fn flows_spread_over_the_queues_and_no_datagram_is_lost() {
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn open_queue_shares_the_monitor_and_starts_no_thread() {
-    let ns = NetNs::new();
-    let first = ns
-        .tun(Builder::new().name("tt-mqmon").multi_queue(true))
-        .unwrap();
-    first.set_udp_gro(false);
-    let threads = tun_system_tests::thread_count();
-    let more: Vec<Tun> = (0..3).map(|_| first.open_queue().unwrap()).collect();
-    assert_eq!(tun_system_tests::thread_count(), threads);
-    assert!(more.iter().all(Tun::is_monitored));
-    // The switches as the queue it was opened from had them, then its own.
-    assert!(more.iter().all(|q| q.gro() && !q.udp_gro()));
-    more[0].set_gro(false);
-    assert!(first.gro() && !more[0].gro());
-    // One monitor for the device: its events reach a receiver taken from any queue.
-    let events = more[2].events();
-    ns.ip(&["link", "set", "tt-mqmon", "up"]);
-    assert_eq!(
-        events.recv_timeout(Duration::from_secs(5)),
-        Ok(tun::Event::Up)
-    );
-    // The monitor runs until the last queue is closed, whichever that is.
-    first.close().unwrap();
-    more[0].close().unwrap();
-    more[1].close().unwrap();
-    assert!(ns.link("tt-mqmon").is_some());
-    ns.ip(&["link", "set", "tt-mqmon", "mtu", "1300"]);
-    assert_eq!(
-        events.recv_timeout(Duration::from_secs(5)),
-        Ok(tun::Event::MtuUpdate(1300))
-    );
-    more[2].close().unwrap();
-    assert!(
-        wait_until(Duration::from_secs(5), || ns.link("tt-mqmon").is_none()),
-        "the device outlived its last queue"
-    );
-}
-
-#[test]
-#[ignore = "privileged: run by cargo xtask test as root"]
 fn closing_one_queue_leaves_the_others_working() {
     let ns = NetNs::new();
     // Monitored: the monitor's hold on the device must not keep a closed queue attached, where the datagrams
