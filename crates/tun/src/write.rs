@@ -456,31 +456,13 @@ mod tests {
     /// An IPv4 TCP segment 10.0.0.1:1234 -> 10.0.0.2:80 (ACK) at `seq` with `len` payload bytes and valid
     /// checksums, behind 10 bytes of room, in a buffer of `capacity` bytes.
     fn tcp_segment(seq: u32, len: usize, capacity: usize) -> Vec<u8> {
-        use tun_offload::checksum;
-        let mut ip = [0u8; 20];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&((40 + len) as u16).to_be_bytes());
-        ip[8] = 64;
-        ip[9] = 6;
-        ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
-        ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
-        let sum = checksum::finish(&ip, 0);
-        ip[10..12].copy_from_slice(&sum.to_be_bytes());
-        let mut tcp = vec![0u8; 20];
-        tcp[0..2].copy_from_slice(&1234u16.to_be_bytes());
-        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
-        tcp[4..8].copy_from_slice(&seq.to_be_bytes());
-        tcp[12] = 5 << 4;
-        tcp[13] = 0x10;
-        tcp[14..16].copy_from_slice(&512u16.to_be_bytes());
-        tcp.extend((0..len).map(|i| (seq as usize + i) as u8));
-        let pseudo = checksum::pseudo_header_sum(&ip[12..16], &ip[16..20], 6, tcp.len() as u32);
-        let sum = checksum::finish(&tcp, pseudo);
-        tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+        use std::net::SocketAddrV4;
+        use tun_test_support::packets::{tcp4_segment, with_room};
+        let src = SocketAddrV4::new([10, 0, 0, 1].into(), 1234);
+        let dst = SocketAddrV4::new([10, 0, 0, 2].into(), 80);
+        let payload: Vec<u8> = (0..len).map(|i| (seq as usize + i) as u8).collect();
         let mut buf = Vec::with_capacity(capacity);
-        buf.extend_from_slice(&[0u8; 10]);
-        buf.extend_from_slice(&ip);
-        buf.extend_from_slice(&tcp);
+        buf.extend_from_slice(&with_room(10, &tcp4_segment(src, dst, seq, &payload)));
         buf
     }
 
