@@ -34,6 +34,34 @@ pub fn thread_count() -> usize {
         .unwrap_or(0)
 }
 
+/// Threads of this process once the count holds still: a thread that was just joined (such as the one
+/// [`NetNs::tun`] builds a device on) can linger in /proc/self/task for a moment while the kernel reaps it, and a
+/// baseline taken then would count it. Waits at most 2 s.
+pub fn settled_thread_count() -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut last = thread_count();
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = thread_count();
+        if now == last || std::time::Instant::now() >= deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// Threads of this process whose name is `name`.
+pub fn threads_named(name: &str) -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
+}
+
 /// Asserts that the process's fd and thread counts return to `fds` and `threads`, waiting (at most 5 s) for
 /// that: a joined thread may linger in /proc/self/task for a moment while the kernel reaps it. `what` names
 /// the moment in the failure message.

@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use tun::Builder;
-use tun_system_tests::{NetNs, assert_back_to, fd_count, thread_count, wait_until};
+use tun_system_tests::{
+    NetNs, assert_back_to, fd_count, settled_thread_count, thread_count, wait_until,
+};
 
 /// Opens the monitored device `name` `count` times, closing every other one explicitly and dropping the
 /// rest, and returns how long that took.
@@ -27,7 +29,7 @@ fn thousand_monitored_open_close_cycles_return_threads_and_fds_to_the_start() {
     let ns = NetNs::new();
     // One warm-up cycle, so one-time allocations (thread-local state, lazily opened files) are not counted.
     drop(ns.tun(Builder::new().name("te-leak0")).unwrap());
-    let (fds, threads) = (fd_count(), thread_count());
+    let (fds, threads) = (fd_count(), settled_thread_count());
 
     // Full cycles: the kernel creates and (taking about 30 ms of RCU grace periods here) removes the device.
     eprintln!(

@@ -1,7 +1,7 @@
 //! Creating and closing devices leaks nothing. Alone in its test binary, so no other test's fds are counted.
 
 use tun::Builder;
-use tun_system_tests::{NetNs, assert_back_to, fd_count, thread_count};
+use tun_system_tests::{NetNs, assert_back_to, fd_count, settled_thread_count};
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
@@ -13,7 +13,7 @@ fn two_hundred_create_close_cycles_leave_the_fd_count_unchanged() {
             .unwrap()
             .close()
             .unwrap();
-        let (fds, threads) = (fd_count(), thread_count());
+        let (fds, threads) = (fd_count(), settled_thread_count());
         for i in 0..200 {
             let tun = ns
                 .tun(Builder::new().name("tt-leak0").offload(offload))
