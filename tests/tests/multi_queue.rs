@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -138,10 +139,20 @@ fn closing_one_queue_leaves_the_others_working() {
     // hashed to it would be lost.
     let (mut queues, sock) = four(&ns, "tt-mqcl", true);
     assert!(queues[0].is_monitored());
-    for gone in queues.drain(..2) {
-        gone.close().unwrap();
-    }
+    assert_eq!(ns.attached_queues("tt-mqcl"), 4);
+    // Nor must another holder of a closed queue's file: a duplicate of each fd stands for a child process
+    // being forked at that moment, which holds every fd until it executes its program.
+    let held: Vec<_> = queues
+        .drain(..2)
+        .map(|gone| {
+            let dup = gone.as_fd().try_clone_to_owned().unwrap();
+            gone.close().unwrap();
+            dup
+        })
+        .collect();
+    assert_eq!(ns.attached_queues("tt-mqcl"), 2);
     let queue_of = spread(&queues, &sock);
+    drop(held);
     assert_eq!(queue_of.len(), usize::from(FLOWS));
     // spread() closed the last two: the device is gone with its last queue.
     assert!(
@@ -203,6 +214,8 @@ fn queue_with_other_settings_than_the_device_is_refused() {
     assert!(!plain.has_vnet_hdr());
     // The refused build changed nothing device-wide: q1 still gets UDP super-packets where the kernel has USO.
     drop(q2);
+    // Neither q2 nor the refused queues stay attached, where datagrams hashed to them would be lost.
+    assert_eq!(ns.attached_queues("tt-mqx0"), 1);
     if q1.offloads().contains(Offloads::USO4) {
         tun_test_support::sockopt::set_udp_segment(&sock, 100).unwrap();
         let to = SocketAddrV4::new(PEER, 4000);

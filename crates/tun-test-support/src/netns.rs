@@ -150,6 +150,16 @@ impl NetNs {
         self.try_ip(&["link", "show", "dev", dev]).is_ok()
     }
 
+    /// How many queues of the TUN device `dev` the kernel steers packets to: its transmit queues in the
+    /// namespace's sysfs, one per attached queue (the kernel never shows fewer than one). Panics when `dev`
+    /// does not exist.
+    pub fn attached_queues(&self, dev: &str) -> usize {
+        let listing = self
+            .exec("ls", &[&format!("/sys/class/net/{dev}/queues")])
+            .unwrap_or_else(|e| panic!("queues of {dev} in {}: {e}", self.name));
+        listing.lines().filter(|l| l.starts_with("tx-")).count()
+    }
+
     /// The interface index of `dev`; panics when there is no such interface.
     pub fn index_of(&self, dev: &str) -> u32 {
         self.link(dev)

@@ -417,7 +417,8 @@ impl Tun {
     /// handed out by [`AsFd`] never dangle. The kernel removes the interface once nothing holds the queue any
     /// more: a child process being forked by another thread at that moment holds it until it executes its
     /// program (every fd here is close-on-exec), so reusing the name at once may briefly see
-    /// [`Error::DeviceBusy`].
+    /// [`Error::DeviceBusy`]. A queue of a multi-queue device is detached first, so from the moment `close`
+    /// returns the kernel steers its flows to the device's other queues, whoever still holds the file.
     ///
     /// ```no_run
     /// use std::sync::Arc;
@@ -447,6 +448,7 @@ impl Tun {
         // Wait until no read or write is inside a system call on the fd, then release the queue.
         let _reader = self.reader.lock();
         let _writer = self.writer.lock();
+        detach_before_release(self.fd(), self.device.flags);
         let released = tun_sys::io::retire(self.fd())
             // Out of descriptors for /dev/null: park the number on the control socket instead.
             .or_else(|_| tun_sys::io::replace(self.fd(), self.device.ctl.lock().as_fd()))
@@ -514,6 +516,17 @@ fn attach_queue(dev: BorrowedFd<'_>, name: IfName, flags: TunFlags) -> Result<Ow
     })
     .map_err(|e| Error::io("TUNSETIFF (new queue)", name, e))?;
     Ok(fd)
+}
+
+/// Stops the kernel steering packets to `fd`, a queue of a multi-queue device (by `flags`), before the queue
+/// is released. Releasing alone is not enough: the queue stays attached for as long as anything else holds
+/// the file (a child process being forked by another thread holds every fd until it executes its program),
+/// and the packets the kernel hashes to it meanwhile would be lost. Best effort: the queue may have been
+/// detached already or the device deleted, and releasing it follows either way.
+pub(crate) fn detach_before_release(fd: BorrowedFd<'_>, flags: TunFlags) {
+    if flags.contains(TunFlags::MULTI_QUEUE) {
+        let _ = tun_sys::tun::set_queue(fd, false);
+    }
 }
 
 /// Starts the device's link monitor. The monitor keeps a descriptor of the device for as long as it runs;
