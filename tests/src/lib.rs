@@ -35,8 +35,8 @@ pub fn thread_count() -> usize {
 }
 
 /// Threads of this process once the count holds still: a thread that was just joined (such as the one
-/// [`NetNs::tun`] builds a device on) can linger in /proc/self/task for a moment while the kernel reaps it, and a
-/// baseline taken then would count it. Waits at most 2 s.
+/// [`NetNs::tun`] builds a device on) can linger in /proc/self/task for a moment while the kernel reaps
+/// it, and a baseline taken then would count it. Waits at most 2 s.
 pub fn settled_thread_count() -> usize {
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     let mut last = thread_count();

@@ -248,7 +248,7 @@ impl Builder {
             ("multi_queue", TunFlags::MULTI_QUEUE),
         ] {
             if kept.contains(bit) != flags.contains(bit) {
-                // Attached for the moment: not a packet of the device's may be lost to this queue.
+                // The queue is attached by now: detach it, so that no packet of the device's is lost to it.
                 crate::device::detach_before_release(fd.as_fd(), kept);
                 return Err(Error::SettingsMismatch {
                     name: name.to_string_lossy(),
