@@ -99,11 +99,21 @@ pub(crate) struct Setup {
 
 impl Tun {
     /// Configures a freshly attached TUN fd whose kernel flags are `flags` (TUNGETIFF). On error the fd is
-    /// dropped, which removes a non-persistent device; persistence is the builder's last step, after addresses
-    /// and routes, for the same reason.
+    /// dropped (a multi-queue device's queue detached first), which removes a non-persistent device;
+    /// persistence is the builder's last step, after addresses and routes, for the same reason.
     pub(crate) fn setup(fd: OwnedFd, flags: TunFlags, setup: Setup) -> Result<Tun> {
+        match Self::configure(fd.as_fd(), flags, setup) {
+            Ok(device) => Tun::queue(fd, device, true, true),
+            Err(e) => {
+                detach_before_release(fd.as_fd(), flags);
+                Err(e)
+            }
+        }
+    }
+
+    /// The device-wide part of [`setup`](Self::setup): owner, group, offloads, MTU and the link monitor.
+    fn configure(dev: BorrowedFd<'_>, flags: TunFlags, setup: Setup) -> Result<Arc<Device>> {
         let name = setup.name;
-        let dev = fd.as_fd();
         if let Some(uid) = setup.owner {
             tun_sys::tun::set_owner(dev, uid).map_err(|e| Error::io("TUNSETOWNER", name, e))?;
         }
@@ -135,7 +145,7 @@ impl Tun {
         } else {
             None
         };
-        let device = Arc::new(Device {
+        Ok(Arc::new(Device {
             label: name,
             name: Mutex::new(name),
             flags,
@@ -143,8 +153,7 @@ impl Tun {
             ctl: Mutex::new(ctl),
             monitor,
             open_queues: AtomicUsize::new(1),
-        });
-        Tun::queue(fd, device, true, true)
+        }))
     }
 
     /// A `Tun` for one queue `fd` of `device`, counted among its open queues by the caller.
@@ -153,6 +162,7 @@ impl Tun {
         let cancel = match EventFd::new() {
             Ok(cancel) => cancel,
             Err(e) => {
+                detach_before_release(fd.as_fd(), device.flags);
                 device.queue_closed();
                 return Err(Error::io("eventfd", name, e));
             }
