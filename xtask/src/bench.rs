@@ -517,11 +517,6 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         tests,
         together,
     } = parse_options(args)?;
-    if together && forwarders.len() < 2 {
-        return Err(
-            "--together needs at least two forwarders (the first runs beside each other)".into(),
-        );
-    }
     require_root("cargo xtask bench")?;
     clean_up_on_signal()?;
     sweep_stale_namespaces();
@@ -574,18 +569,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn sample(gbits: f64) -> Sample {
-        Sample::of_gbits(gbits)
-    }
-
     #[test]
     fn the_median_round_is_chosen_and_the_spread_is_relative() {
         let test = TESTS[0];
         let mut results = Results::default();
         for g in [9.0, 10.0, 12.0] {
-            results
-                .samples
-                .push((test, Forwarder::Offload, 0, sample(g)));
+            results.record(test, Forwarder::Offload, 0, Sample::of_gbits(g));
         }
         let (median, spread) = results
             .median(test, Forwarder::Offload)
@@ -598,17 +587,14 @@ mod tests {
     #[test]
     fn the_table_shows_ratios_against_the_ceiling_and_the_peer() {
         let test = TESTS[0];
-        let mut results = Results {
-            forwarders: Forwarder::ALL.to_vec(),
-            ..Results::default()
-        };
+        let mut results = Results::new(&Forwarder::ALL);
         for (kind, gbits) in [
             (Forwarder::Offload, 9.6),
             (Forwarder::Plain, 2.0),
             (Forwarder::Passthrough, 10.0),
             (Forwarder::TunRs, 8.0),
         ] {
-            results.samples.push((test, kind, 0, sample(gbits)));
+            results.record(test, kind, 0, Sample::of_gbits(gbits));
         }
         let text = table(&results, &[test], 1);
         assert!(
@@ -628,12 +614,13 @@ mod tests {
         let test = TESTS[1];
         let mut results = Results::default();
         for (round, ours, ceiling) in [(0, 10.0, 10.0), (1, 5.0, 5.0), (2, 8.0, 8.5)] {
-            results
-                .samples
-                .push((test, Forwarder::Offload, round, sample(ours)));
-            results
-                .samples
-                .push((test, Forwarder::Passthrough, round, sample(ceiling)));
+            results.record(test, Forwarder::Offload, round, Sample::of_gbits(ours));
+            results.record(
+                test,
+                Forwarder::Passthrough,
+                round,
+                Sample::of_gbits(ceiling),
+            );
         }
         let ratio = results.paired_ratio(test, Forwarder::Offload, Forwarder::Passthrough);
         assert_eq!(ratio, Some(1.0));
