@@ -16,49 +16,15 @@ use tun::Tun;
 pub use tun_test_support::packets::{
     is_udp4_to_port, tcp4_segment, udp4_checksum_ok, udp4_packet, with_room,
 };
+pub use tun_test_support::proc::{fd_count, settled_thread_count, thread_count};
 pub use tun_test_support::retry_eintr;
 pub use tun_test_support::{Link, NetNs, flaps, ipconfig, runtime, wait_until};
 
-/// Open file descriptors of this process.
-pub fn fd_count() -> usize {
-    // The directory handle read_dir holds is one of the entries; it is not the process's own.
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count().saturating_sub(1))
-        .unwrap_or(0)
-}
-
-/// Threads of this process.
-pub fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-/// Threads of this process once the count holds still: a thread that was just joined (such as the one
-/// [`NetNs::tun`] builds a device on) can linger in /proc/self/task for a moment while the kernel reaps
-/// it, and a baseline taken then would count it. Waits at most 2 s.
-pub fn settled_thread_count() -> usize {
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    let mut last = thread_count();
-    loop {
-        std::thread::sleep(Duration::from_millis(20));
-        let now = thread_count();
-        if now == last || std::time::Instant::now() >= deadline {
-            return now;
-        }
-        last = now;
-    }
-}
-
 /// Threads of this process whose name is `name`.
 pub fn threads_named(name: &str) -> usize {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
-        .filter(|comm| comm.trim_end() == name)
+    tun_test_support::proc::thread_names(std::process::id())
+        .iter()
+        .filter(|n| *n == name)
         .count()
 }
 

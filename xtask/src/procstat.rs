@@ -1,7 +1,6 @@
 //! What a running process costs, read from /proc: CPU time of the process, and read/write system calls
 //! per thread (each forwarder direction runs in its own named thread).
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
@@ -97,17 +96,16 @@ impl SyscallCounts {
     /// Counts of the threads of `pid` named `thread` (their comm), summed with those of its siblings named
     /// `thread` followed by a space and a suffix (`fwd a->b q1`: the same direction on another queue).
     pub(crate) fn of_thread(pid: u32, thread: &str) -> Result<Self, String> {
-        let tasks = PathBuf::from(format!("/proc/{pid}/task"));
-        let entries = std::fs::read_dir(&tasks).map_err(|e| format!("{}: {e}", tasks.display()))?;
+        let threads =
+            tun_test_support::proc::threads(pid).map_err(|e| format!("/proc/{pid}/task: {e}"))?;
         let mut total = None::<Self>;
-        for entry in entries.flatten() {
-            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-            let comm = comm.trim_end();
-            let sibling = comm
+        for task in threads {
+            let sibling = task
+                .name
                 .strip_prefix(thread)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '));
             if sibling {
-                let io_path = entry.path().join("io");
+                let io_path = task.dir.join("io");
                 let io = std::fs::read_to_string(&io_path)
                     .map_err(|e| format!("{}: {e}", io_path.display()))?;
                 let counts = parse_io(&io)

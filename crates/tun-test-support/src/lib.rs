@@ -5,6 +5,7 @@
 //! - [`ipconfig`]: what `ip -j addr` / `ip -j route` say, the reference the configuration tests check against.
 //! - [`wait_until`]: polling for a condition, bounded in time.
 //! - [`packets`]: IP packets built and checked with etherparse.
+//! - [`proc`]: the threads (by name) and descriptors of a process, from /proc.
 //! - [`stream`]: deterministic pseudo-random test data and the SHA-256 of what crossed.
 //! - [`relay`] (feature `device`): one direction of a forwarder, the loop through a `PacketBatch` and the one
 //!   policy for its errors, shared by the tunnel harness and the `forward` example.
@@ -20,6 +21,7 @@ mod io;
 pub mod ipconfig;
 pub mod netns;
 pub mod packets;
+pub mod proc;
 pub mod signal;
 pub mod sockopt;
 pub mod stream;

@@ -46,22 +46,10 @@ fn counter(summary: &str, direction: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("bad {name} in {line:?}"))
 }
 
-/// The names of the threads of process `pid` (their `comm`), sorted.
-fn thread_names(pid: u32) -> Vec<String> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc/PID/task");
-    let mut names: Vec<String> = tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
-        .map(|comm| comm.trim_end().to_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// Asserts that the example forwards the way `mode` asks: a runtime's workers with `--async`, a thread per
 /// queue and direction with `--queues 2`, else one thread per direction.
 fn assert_forwarding_threads(pid: u32, mode: &[&str]) {
-    let names = thread_names(pid);
+    let names = tun_test_support::proc::thread_names(pid);
     let has = |name: &str| names.iter().any(|n| n == name);
     let per_direction = has("fwd a->b") && has("fwd b->a");
     let second_queue = has("fwd a->b q1") && has("fwd b->a q1");
