@@ -416,3 +416,59 @@ fn transmit_queue_length_is_read_and_set() {
     assert_eq!(ns.link("tc-txq0").unwrap().txqlen, 4321);
     assert_eq!(tun.tx_queue_len().unwrap(), 4321);
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn configuration_after_a_move_never_reaches_a_namesake_left_behind() {
+    let first = NetNs::new();
+    let second = NetNs::new();
+    let tun = first.tun(Builder::new().name("tc-name0")).unwrap();
+    first.ip(&["link", "set", "dev", "tc-name0", "netns", second.name()]);
+    // Where the device used to be, another interface takes its name.
+    first.ip(&["tuntap", "add", "dev", "tc-name0", "mode", "tun"]);
+    let namesake = first.link("tc-name0").unwrap();
+
+    tun.set_mtu(1300).unwrap();
+    tun.set_up(true).unwrap();
+    tun.set_tx_queue_len(777).unwrap();
+    tun.add_address(v4(10, 73, 0, 1), 24).unwrap();
+
+    let moved = second.link("tc-name0").unwrap();
+    assert_eq!((moved.mtu, moved.txqlen, moved.is_up()), (1300, 777, true));
+    assert_eq!(
+        first.link("tc-name0").unwrap(),
+        namesake,
+        "the namesake was changed"
+    );
+    assert!(has_address(&second, "tc-name0", v4(10, 73, 0, 1), 24));
+    assert!(first.addresses("tc-name0").is_empty());
+    assert_eq!(tun.index().unwrap(), moved.index);
+    assert_eq!(tun.mtu().unwrap(), 1300);
+    assert!(tun.is_up().unwrap());
+    let (ours, theirs) = both_address_views(&second, &tun, "tc-name0");
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn configuration_after_a_move_and_rename_acts_on_the_device_under_its_new_name() {
+    let first = NetNs::new();
+    let second = NetNs::new();
+    // The old namespace has an interface, up, under the name the device will be given in the new one.
+    first.ip(&["tuntap", "add", "dev", "tc-other0", "mode", "tun"]);
+    first.ip(&["link", "set", "dev", "tc-other0", "up"]);
+    let tun = first.tun(Builder::new().name("tc-ren0")).unwrap();
+    first.ip(&["link", "set", "dev", "tc-ren0", "netns", second.name()]);
+    second.ip(&["link", "set", "dev", "tc-ren0", "name", "tc-other0"]);
+
+    tun.set_up(true).unwrap();
+    assert!(second.link("tc-other0").unwrap().is_up());
+    tun.set_up(false).unwrap();
+    assert!(!second.link("tc-other0").unwrap().is_up());
+    assert!(
+        first.link("tc-other0").unwrap().is_up(),
+        "the old namespace's namesake was downed"
+    );
+    assert_eq!(tun.name(), "tc-other0");
+    assert_eq!(tun.index().unwrap(), second.index_of("tc-other0"));
+}

@@ -23,9 +23,18 @@ pub fn enter(ns: BorrowedFd<'_>) -> io::Result<()> {
     cvt(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }).map(drop)
 }
 
+/// What tells one namespace from another: the (device, inode) of its file, the same for every fd of it and
+/// never shared with another namespace while either is open.
+pub type NsId = (u64, u64);
+
+/// The identity of the namespace `ns`.
+pub fn id(ns: BorrowedFd<'_>) -> io::Result<NsId> {
+    crate::io::file_id(ns)
+}
+
 /// True when `a` and `b` are the same namespace.
 pub fn same(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> io::Result<bool> {
-    Ok(crate::io::file_id(a)? == crate::io::file_id(b)?)
+    Ok(id(a)? == id(b)?)
 }
 
 /// Runs `f` on a new thread that first entered `ns`, and returns its result. The calling thread's own

@@ -13,7 +13,7 @@ use tun_sys::netlink::RouteSocket;
 use tun_sys::netlink::addr::AddressSpec;
 use tun_sys::netlink::route::{RT_TABLE_MAIN, RouteSpec};
 
-use crate::device::{Tun, in_device_netns};
+use crate::device::{Tun, in_netns};
 use crate::error::{Error, Result};
 
 /// One address of a device, as the kernel reports it.
@@ -268,11 +268,9 @@ impl Tun {
 
     /// A netlink socket in the device's current namespace, with the device's index and name there.
     fn netlink(&self) -> Result<Netlink> {
-        // The index and the name it was asked under, from one TUNGETIFF.
-        let (index, name) = self.with_ctl("SIOCGIFINDEX", |sock, name| {
-            Ok((tun_sys::iface::index(sock, name)?, name))
-        })?;
-        let socket = in_device_netns(self.fd(), || RouteSocket::open(0))
+        let here = self.locate()?;
+        let (index, name) = (here.index()?, here.name);
+        let socket = in_netns(here.netns.as_ref(), || RouteSocket::open(0))
             .map_err(|e| Error::io("netlink socket", name, e))?;
         Ok(Netlink {
             socket,
@@ -282,7 +280,7 @@ impl Tun {
     }
 }
 
-/// A netlink socket in the namespace the device was in when it was made, and the device's index there.
+/// A netlink socket in the namespace the device lives in, and the device's index and name there.
 struct Netlink {
     socket: RouteSocket,
     index: u32,

@@ -67,8 +67,8 @@ struct Device {
     /// multi-queue, whatever a builder asked for.
     flags: TunFlags,
     offloads: Offloads,
-    /// Datagram socket in the device's namespace for the SIOC* ioctls (replaced when the device moves).
-    ctl: Mutex<OwnedFd>,
+    /// Datagram socket for the SIOC* ioctls, in the namespace the device was last seen in.
+    ctl: Mutex<Control>,
     /// The link monitor (`None` when unmonitored); stopped when the last queue closes.
     monitor: Option<tun_events::Monitor>,
     /// Queues of this device not closed yet.
@@ -134,10 +134,9 @@ impl Tun {
                 .map_err(|e| Error::io("TUNSETOFFLOAD", name, e))?;
             Offloads::empty()
         };
-        let ctl = in_device_netns(dev, tun_sys::iface::control_socket)
-            .map_err(|e| Error::io("socket", name, e))?;
+        let ctl = Control::in_netns_of(dev).map_err(|e| Error::io("socket", name, e))?;
         if let Some(mtu) = setup.mtu {
-            tun_sys::iface::set_mtu(ctl.as_fd(), name, mtu)
+            tun_sys::iface::set_mtu(ctl.socket.as_fd(), name, mtu)
                 .map_err(|e| Error::io("SIOCSIFMTU", name, e))?;
         }
         let monitor = if setup.monitor {
@@ -307,24 +306,37 @@ impl Tun {
         })
     }
 
-    /// Runs the interface ioctl `op` on the device's current name. When the device has been moved to another
-    /// network namespace since the control socket was made there (`ENODEV`), makes one in the new namespace
-    /// and tries once more.
+    /// Runs the interface ioctl `op` on the device, wherever it lives now and whatever it is called there.
     pub(crate) fn with_ctl<T>(
         &self,
         op: &'static str,
         call: impl Fn(BorrowedFd<'_>, IfName) -> io::Result<T>,
     ) -> Result<T> {
+        let here = self.locate()?;
+        call(here.ctl.socket.as_fd(), here.name).map_err(|e| Error::io(op, here.name, e))
+    }
+
+    /// Where the device is now: a control socket in its current namespace (made anew when the device has
+    /// moved since the last call) and its current name there. A name alone is not an identity: after a move,
+    /// the namespace the device left may have another interface of that name, and the device may have been
+    /// renamed to a name that namespace uses; asked in the device's own namespace, its name is its own.
+    pub(crate) fn locate(&self) -> Result<Location<'_>> {
         let name = self.current_name()?;
+        let netns = device_netns(self.fd());
         let mut ctl = self.device.ctl.lock();
-        match call(ctl.as_fd(), name) {
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
-                *ctl = in_device_netns(self.fd(), tun_sys::iface::control_socket)
+        if let Some(ns) = &netns {
+            let id =
+                tun_sys::netns::id(ns.as_fd()).map_err(|e| Error::io("fstat (netns)", name, e))?;
+            if ctl.netns != Some(id) {
+                let socket = in_netns(Some(ns), tun_sys::iface::control_socket)
                     .map_err(|e| Error::io("socket", name, e))?;
-                call(ctl.as_fd(), name).map_err(|e| Error::io(op, name, e))
+                *ctl = Control {
+                    socket,
+                    netns: Some(id),
+                };
             }
-            result => result.map_err(|e| Error::io(op, name, e)),
         }
+        Ok(Location { ctl, name, netns })
     }
 
     /// The most packets one [`read_packets`](Self::read_packets) can return and the batch size
@@ -461,7 +473,7 @@ impl Tun {
         detach_before_release(self.fd(), self.device.flags);
         let released = tun_sys::io::retire(self.fd())
             // Out of descriptors for /dev/null: park the number on the control socket instead.
-            .or_else(|_| tun_sys::io::replace(self.fd(), self.device.ctl.lock().as_fd()))
+            .or_else(|_| tun_sys::io::replace(self.fd(), self.device.ctl.lock().socket.as_fd()))
             .map_err(|e| Error::io("close", self.label, e));
         woken.and(released)
     }
@@ -502,17 +514,69 @@ pub(crate) fn in_device_netns<T: Send>(
     dev: BorrowedFd<'_>,
     make: impl FnOnce() -> io::Result<T> + Send,
 ) -> io::Result<T> {
+    in_netns(device_netns(dev).as_ref(), make)
+}
+
+/// The network namespace the device of `dev` lives in now (TUNGETDEVNETNS). `None` where the kernel will
+/// not say: it needs CAP_NET_ADMIN over that namespace (and a 5.2 or later kernel). Then the device is taken
+/// to be where it was set up, which is the caller's namespace in the common case, and a process without
+/// that right cannot move it.
+fn device_netns(dev: BorrowedFd<'_>) -> Option<OwnedFd> {
+    tun_sys::tun::get_dev_netns(dev).ok()
+}
+
+/// Runs `make` in `ns` (`None`: the calling thread's namespace), on a helper thread when `ns` is another.
+pub(crate) fn in_netns<T: Send>(
+    ns: Option<&OwnedFd>,
+    make: impl FnOnce() -> io::Result<T> + Send,
+) -> io::Result<T> {
     use tun_sys::netns;
-    // TUNGETDEVNETNS needs CAP_NET_ADMIN over the device's namespace; without it (or on old kernels) the
-    // device is where the fd was opened, which is the caller's namespace in the common case.
-    let Ok(ns) = tun_sys::tun::get_dev_netns(dev) else {
+    let Some(ns) = ns else {
         return make();
     };
     let here = netns::current()?;
     if netns::same(ns.as_fd(), here.as_fd())? {
         make()
     } else {
-        netns::run_in(&ns, make)?
+        netns::run_in(ns, make)?
+    }
+}
+
+/// A control socket and the namespace it was made in.
+#[derive(Debug)]
+struct Control {
+    socket: OwnedFd,
+    /// `None` when the kernel did not say where the device lives (see [`device_netns`]).
+    netns: Option<tun_sys::netns::NsId>,
+}
+
+impl Control {
+    /// A control socket in the namespace the device of `dev` lives in now.
+    fn in_netns_of(dev: BorrowedFd<'_>) -> io::Result<Control> {
+        let ns = device_netns(dev);
+        let netns = ns
+            .as_ref()
+            .map(|ns| tun_sys::netns::id(ns.as_fd()))
+            .transpose()?;
+        let socket = in_netns(ns.as_ref(), tun_sys::iface::control_socket)?;
+        Ok(Control { socket, netns })
+    }
+}
+
+/// The device as [`Tun::locate`] found it: a control socket in its namespace (locked for the caller), its
+/// name there, and the namespace itself when the kernel told it.
+#[derive(Debug)]
+pub(crate) struct Location<'a> {
+    ctl: parking_lot::MutexGuard<'a, Control>,
+    pub(crate) name: IfName,
+    pub(crate) netns: Option<OwnedFd>,
+}
+
+impl Location<'_> {
+    /// The device's interface index in its namespace.
+    pub(crate) fn index(&self) -> Result<u32> {
+        tun_sys::iface::index(self.ctl.socket.as_fd(), self.name)
+            .map_err(|e| Error::io("SIOCGIFINDEX", self.name, e))
     }
 }
 
