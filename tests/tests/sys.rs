@@ -127,3 +127,33 @@ fn open_named_finds_ip_netns_namespaces() {
     let missing = tun_test_support::netns::open_named("tuntest-does-not-exist").unwrap_err();
     assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn name_check_accepts_exactly_the_bytes_the_kernel_accepts() {
+    use zerocopy::FromBytes;
+    let ns = NetNs::new();
+    ns.run_in(|| {
+        for byte in 1..=255u8 {
+            let bytes = [b't', b'n', byte, b'x'];
+            let ours = IfName::from_bytes(&bytes).is_ok();
+            // The kernel's verdict on the same bytes, past our check.
+            let mut raw = [0u8; 16];
+            raw[..4].copy_from_slice(&bytes);
+            let unchecked = IfName::read_from_bytes(&raw).unwrap();
+            let fd = tun_sys::tun::open_clone_device(true).unwrap();
+            let theirs = match tun_sys::tun::set_iff(fd.as_fd(), unchecked, TunFlags::empty()) {
+                Ok(_) => true,
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => false,
+                Err(e) => panic!("byte {byte:#04x}: {e}"),
+            };
+            // `%` alone is a template the kernel refuses for another reason (no `d` after it).
+            if byte != b'%' {
+                assert_eq!(
+                    ours, theirs,
+                    "byte {byte:#04x}: ours {ours}, kernel {theirs}"
+                );
+            }
+        }
+    });
+}

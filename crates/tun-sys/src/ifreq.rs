@@ -40,7 +40,7 @@ pub enum NameError {
 /// wants it.
 ///
 /// The rules are the kernel's own `dev_valid_name`: 1 to 15 bytes, not `.` or `..`, and no `/`, `:`, NUL or
-/// whitespace.
+/// byte the kernel counts as white space (ASCII white space, the vertical tab and 0xA0, so also `à`).
 ///
 /// ```
 /// use tun_sys::ifreq::IfName;
@@ -56,27 +56,32 @@ pub struct IfName([u8; IFNAMSIZ]);
 impl IfName {
     /// Checks `name` against the kernel's rules and encodes it.
     pub fn new(name: &str) -> Result<Self, NameError> {
-        let bytes = name.as_bytes();
+        Self::from_bytes(name.as_bytes())
+    }
+
+    /// Checks a name given as bytes (Linux names need not be UTF-8) against the kernel's rules and encodes it.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, NameError> {
         if bytes.is_empty() {
             return Err(NameError::Empty);
         }
         if bytes.len() >= IFNAMSIZ {
             return Err(NameError::TooLong(bytes.len()));
         }
-        if name == "." || name == ".." {
+        if bytes == b"." || bytes == b".." {
             return Err(NameError::Dots);
         }
         if let Some(&bad) = bytes
             .iter()
-            .find(|b| matches!(b, b'/' | b':' | 0) || b.is_ascii_whitespace())
+            .find(|&&b| matches!(b, b'/' | b':' | 0) || is_kernel_space(b))
         {
             return Err(NameError::ForbiddenByte(bad));
         }
         // The kernel's dev_alloc_name: one `%`, and it must be `%d`.
-        if let Some(at) = name.find('%')
-            && (!name[at + 1..].starts_with('d') || name[at + 1..].contains('%'))
-        {
-            return Err(NameError::BadTemplate);
+        if let Some(at) = bytes.iter().position(|&b| b == b'%') {
+            let rest = &bytes[at + 1..];
+            if rest.first() != Some(&b'd') || rest.contains(&b'%') {
+                return Err(NameError::BadTemplate);
+            }
         }
         let mut raw = [0u8; IFNAMSIZ];
         raw[..bytes.len()].copy_from_slice(bytes);
@@ -120,6 +125,13 @@ impl fmt::Display for IfName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&String::from_utf8_lossy(self.bytes()))
     }
+}
+
+/// The kernel's `isspace`, which `dev_valid_name` refuses: the ASCII white space including the vertical tab
+/// (0x0B, which Rust's `is_ascii_whitespace` leaves out) and, from its Latin-1 table, the no-break space
+/// 0xA0, which is also the second byte of UTF-8 characters such as `à` (0xC3 0xA0).
+fn is_kernel_space(byte: u8) -> bool {
+    matches!(byte, 0x09..=0x0D | b' ' | 0xA0)
 }
 
 /// `struct ifreq` with the union used as `short ifr_flags` (TUNSETIFF, TUNGETIFF, SIOCGIFFLAGS, SIOCSIFFLAGS).
@@ -204,6 +216,24 @@ mod tests {
         assert_eq!(IfName::new("a:b"), Err(NameError::ForbiddenByte(b':')));
         assert_eq!(IfName::new("a\0b"), Err(NameError::ForbiddenByte(0)));
         assert_eq!(IfName::new("a b"), Err(NameError::ForbiddenByte(b' ')));
+    }
+
+    #[test]
+    fn bytes_the_kernel_counts_as_space_are_refused_vertical_tab_and_no_break_space_too() {
+        assert_eq!(IfName::new("a\x0bb"), Err(NameError::ForbiddenByte(0x0B)));
+        assert_eq!(IfName::new("a\u{a0}b"), Err(NameError::ForbiddenByte(0xA0)));
+        assert_eq!(
+            IfName::new("tun\u{e0}"),
+            Err(NameError::ForbiddenByte(0xA0))
+        );
+        assert_eq!(
+            IfName::from_bytes(b"a\xa0"),
+            Err(NameError::ForbiddenByte(0xA0))
+        );
+        assert!(
+            IfName::new("tun\u{e9}").is_ok(),
+            "é is 0xC3 0xA9: no space byte"
+        );
     }
 
     #[test]

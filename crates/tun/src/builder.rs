@@ -50,8 +50,9 @@ impl Builder {
     }
 
     /// The interface name, or a kernel template such as `tun%d` (the kernel picks the number). At most 15
-    /// bytes, not `.` or `..`, no `/`, `:`, NUL or whitespace, and a template has one `%`, followed by `d`:
-    /// anything else fails [`build`](Self::build) with [`Error::InvalidName`] before any system call.
+    /// bytes, not `.` or `..`, no `/`, `:`, NUL or white space as the kernel counts it (also 0x0B and 0xA0,
+    /// so no `à`), and a template has one `%`, followed by `d`: anything else fails
+    /// [`build`](Self::build) with [`Error::InvalidName`] before any system call.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
