@@ -472,3 +472,72 @@ fn configuration_after_a_move_and_rename_acts_on_the_device_under_its_new_name()
     assert_eq!(tun.name(), "tc-other0");
     assert_eq!(tun.index().unwrap(), second.index_of("tc-other0"));
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn failed_build_on_an_existing_device_undoes_only_what_it_did() {
+    let ns = NetNs::new();
+    ns.ip(&["tuntap", "add", "dev", "tc-undo0", "mode", "tun"]);
+    ns.ip(&["addr", "add", "10.74.0.1/24", "dev", "tc-undo0"]);
+    ns.ip(&["link", "set", "dev", "tc-undo0", "up"]);
+    ns.ip(&["route", "add", "10.75.0.0/16", "dev", "tc-undo0"]);
+    // The kernel's own IPv6 link-local address and its route come with the carrier, not with the build.
+    let configured = || -> BTreeSet<(IpAddr, u8)> {
+        ns.addresses("tc-undo0")
+            .into_iter()
+            .filter(|a| !is_link_local(a.addr))
+            .map(|a| (a.addr, a.prefix_len))
+            .collect()
+    };
+    let routes = || -> BTreeSet<(IpAddr, u8)> {
+        ip_routes(&ns, "tc-undo0")
+            .into_iter()
+            .filter(|(dest, _)| !is_link_local(*dest))
+            .collect()
+    };
+    let before = configured();
+    let routes_before = routes();
+    assert!(routes_before.contains(&(v4(10, 75, 0, 0), 16)));
+
+    // The third address is the device's own already (EEXIST): the two before it go again, the old one stays.
+    let error = ns
+        .tun_reattach(
+            Builder::new()
+                .name("tc-undo0")
+                .address(v4(10, 76, 0, 1), 24)
+                .address(v6("fd76::1"), 64)
+                .address(v4(10, 74, 0, 1), 24),
+        )
+        .unwrap_err();
+    assert_eq!(error.raw_os_error(), Some(libc::EEXIST), "{error}");
+    assert_eq!(configured(), before);
+
+    // A route that exists already fails the build after an address and a new route were added: both undone,
+    // the existing route kept.
+    let error = ns
+        .tun_reattach(
+            Builder::new()
+                .name("tc-undo0")
+                .address(v4(10, 77, 0, 1), 24)
+                .route(v4(10, 78, 0, 0), 16)
+                .route(v4(10, 75, 0, 0), 16),
+        )
+        .unwrap_err();
+    assert_eq!(error.raw_os_error(), Some(libc::EEXIST), "{error}");
+    assert_eq!(configured(), before);
+    assert_eq!(routes(), routes_before);
+
+    // The link state the build changed is restored too.
+    ns.ip(&["link", "set", "dev", "tc-undo0", "down"]);
+    let error = ns
+        .tun_reattach(
+            Builder::new()
+                .name("tc-undo0")
+                .up(true)
+                .address(v4(10, 74, 0, 1), 24),
+        )
+        .unwrap_err();
+    assert_eq!(error.raw_os_error(), Some(libc::EEXIST), "{error}");
+    assert!(!ns.link("tc-undo0").expect("the device stays").is_up());
+    ns.ip(&["link", "del", "tc-undo0"]);
+}

@@ -167,8 +167,9 @@ impl Builder {
 
     /// Creates the device (or attaches a queue to it if it exists with matching flags, unless
     /// [`exclusive`](Self::exclusive)) in the calling thread's network namespace, then applies the link
-    /// state, addresses and routes. If any of that fails the build fails, and a device it created is removed
-    /// again.
+    /// state, addresses and routes. If any of that fails the build fails: a device it created is removed
+    /// again, and an existing one loses the addresses and routes the build added and gets its link state
+    /// back (what it had before stays).
     ///
     /// # Errors
     ///

@@ -59,10 +59,25 @@ impl Plan {
         Ok(())
     }
 
-    /// Applies the plan to `tun`; the first failure is returned and the rest is not attempted.
+    /// Applies the plan to `tun`. The first failure is returned, the rest is not attempted, and what was
+    /// applied before it is undone (best effort), so that a failed build leaves an existing device as it
+    /// found it: an address or route it had already, refused as `EEXIST`, stays.
     pub(crate) fn apply(&self, tun: &Tun) -> Result<()> {
+        let mut done = Applied::default();
+        let result = self.apply_recording(tun, &mut done);
+        if result.is_err() {
+            done.undo(tun);
+        }
+        result
+    }
+
+    fn apply_recording(&self, tun: &Tun, done: &mut Applied) -> Result<()> {
         if let Some(up) = self.up {
-            tun.set_up(up)?;
+            let was_up = tun.is_up()?;
+            if was_up != up {
+                tun.set_up(up)?;
+                done.was_up = Some(was_up);
+            }
         }
         if self.addresses.is_empty() && self.routes.is_empty() {
             return Ok(());
@@ -70,11 +85,40 @@ impl Plan {
         let netlink = tun.netlink()?;
         for address in &self.addresses {
             netlink.add_address(address)?;
+            done.addresses.push(*address);
         }
         for route in &self.routes {
             netlink.add_route(route)?;
+            done.routes.push(*route);
         }
         Ok(())
+    }
+}
+
+/// What [`Plan::apply`] changed so far, to be undone when a later step fails.
+#[derive(Debug, Default)]
+struct Applied {
+    /// The link state before the plan changed it.
+    was_up: Option<bool>,
+    addresses: Vec<DeviceAddress>,
+    routes: Vec<DeviceRoute>,
+}
+
+impl Applied {
+    /// Reverts the changes, newest first. Errors are ignored: the build's own error is the one reported, and
+    /// a step that cannot be undone (the device deleted meanwhile) has nothing left to undo.
+    fn undo(self, tun: &Tun) {
+        if let Ok(netlink) = tun.netlink() {
+            for route in self.routes.iter().rev() {
+                let _ = netlink.remove_route(route);
+            }
+            for address in self.addresses.iter().rev() {
+                let _ = netlink.remove_address(address);
+            }
+        }
+        if let Some(was_up) = self.was_up {
+            let _ = tun.set_up(was_up);
+        }
     }
 }
 
