@@ -90,18 +90,33 @@ pub enum Wait {
 /// Blocks until `fd` is ready for `interest`, `cancel` is signalled, or `timeout` (if any) passes.
 ///
 /// Cancellation wins over readiness when both hold, so a closed device stops at once. `EINTR` is retried
-/// with the remaining time.
+/// with the remaining time, and so is a timeout longer than one `poll` can wait (`i32` milliseconds, about
+/// 24.8 days): it ends at its deadline, not at poll's. A timeout too long for an [`Instant`] is none.
 pub fn wait(
     fd: BorrowedFd<'_>,
     interest: Interest,
     cancel: &EventFd,
     timeout: Option<Duration>,
 ) -> io::Result<Wait> {
+    wait_in_slices(fd, interest, cancel, timeout, MAX_POLL)
+}
+
+/// The longest one `poll` waits: its timeout is an `int` of milliseconds.
+const MAX_POLL: Duration = Duration::from_millis(libc::c_int::MAX as u64);
+
+/// [`wait`], with each `poll` waiting at most `slice`.
+fn wait_in_slices(
+    fd: BorrowedFd<'_>,
+    interest: Interest,
+    cancel: &EventFd,
+    timeout: Option<Duration>,
+    slice: Duration,
+) -> io::Result<Wait> {
     let events = match interest {
         Interest::Read => libc::POLLIN,
         Interest::Write => libc::POLLOUT,
     };
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let mut fds = [
             libc::pollfd {
@@ -116,7 +131,9 @@ pub fn wait(
             },
         ];
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        match poll(&mut fds, remaining) {
+        let this_poll = remaining.map_or(slice, |r| r.min(slice));
+        match poll(&mut fds, Some(this_poll)) {
+            Ok(0) if deadline.is_none_or(|d| Instant::now() < d) => continue,
             Ok(0) => return Ok(Wait::TimedOut),
             Ok(_) => {
                 if fds[1].revents != 0 {
@@ -188,6 +205,61 @@ mod tests {
         )
         .unwrap();
         assert_eq!(wait, Wait::TimedOut);
+    }
+
+    #[test]
+    fn a_timeout_longer_than_one_poll_ends_at_its_deadline_not_at_the_polls() {
+        let (r, _w) = std::io::pipe().unwrap();
+        let ev = EventFd::new().unwrap();
+        let start = Instant::now();
+        let timeout = Duration::from_millis(120);
+        let wait = wait_in_slices(
+            r.as_fd(),
+            Interest::Read,
+            &ev,
+            Some(timeout),
+            Duration::from_millis(10),
+        )
+        .unwrap();
+        assert_eq!(wait, Wait::TimedOut);
+        assert!(
+            start.elapsed() >= timeout,
+            "timed out after {:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn waiting_forever_in_slices_still_wakes_on_cancel() {
+        let (r, _w) = std::io::pipe().unwrap();
+        let ev = Arc::new(EventFd::new().unwrap());
+        let canceller = {
+            let ev = Arc::clone(&ev);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(60));
+                ev.signal().unwrap();
+            })
+        };
+        let wait = wait_in_slices(
+            r.as_fd(),
+            Interest::Read,
+            &ev,
+            None,
+            Duration::from_millis(10),
+        );
+        canceller.join().unwrap();
+        assert_eq!(wait.unwrap(), Wait::Cancelled);
+    }
+
+    #[test]
+    fn a_timeout_too_long_for_an_instant_waits_like_none() {
+        let (r, _w) = std::io::pipe().unwrap();
+        let ev = EventFd::new().unwrap();
+        ev.signal().unwrap();
+        assert_eq!(
+            wait(r.as_fd(), Interest::Read, &ev, Some(Duration::MAX)).unwrap(),
+            Wait::Cancelled
+        );
     }
 
     #[test]
