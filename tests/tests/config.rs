@@ -541,3 +541,33 @@ fn failed_build_on_an_existing_device_undoes_only_what_it_did() {
     assert!(!ns.link("tc-undo0").expect("the device stays").is_up());
     ns.ip(&["link", "del", "tc-undo0"]);
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn an_ipv6_address_on_a_device_below_the_ipv6_mtu_says_so() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tc-mtu0")).unwrap();
+    tun.set_mtu(1000).unwrap();
+    let error = tun.add_address(v6("fd79::1"), 64).unwrap_err();
+    assert!(
+        matches!(error, Error::Ipv6MtuTooSmall { mtu: 1000, .. }),
+        "{error:?}"
+    );
+    assert_eq!(error.raw_os_error(), Some(libc::EINVAL));
+    assert!(error.to_string().contains("1280"), "{error}");
+    // IPv4 is not held to it, and a big enough MTU lets the IPv6 address in.
+    tun.add_address(v4(10, 79, 0, 1), 24).unwrap();
+    tun.set_mtu(1280).unwrap();
+    tun.add_address(v6("fd79::1"), 64).unwrap();
+
+    let built = ns.tun(
+        Builder::new()
+            .name("tc-mtu1")
+            .mtu(1200)
+            .address(v6("fd79:1::1"), 64),
+    );
+    assert!(
+        matches!(built, Err(Error::Ipv6MtuTooSmall { mtu: 1200, .. })),
+        "{built:?}"
+    );
+}

@@ -462,3 +462,22 @@ fn every_call_after_close_is_closed_whatever_its_arguments() {
         assert!(matches!(tun.open_queue(), Err(Error::Closed)));
     }
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn reading_into_an_empty_buffer_returns_nothing_at_once() {
+    let ns = NetNs::new();
+    for (i, offload) in [true, false].into_iter().enumerate() {
+        let tun = ns
+            .tun(Builder::new().name(format!("tt-empty{i}")).offload(offload))
+            .unwrap();
+        // No packet will come: a read that waited for one would be closed by the watchdog and fail.
+        let read = with_deadline(&tun, TIMEOUT, || (&tun).read(&mut []));
+        assert_eq!(read.unwrap(), 0);
+        tun.close().unwrap();
+        assert_eq!(
+            (&tun).read(&mut []).unwrap_err().kind(),
+            std::io::ErrorKind::BrokenPipe
+        );
+    }
+}

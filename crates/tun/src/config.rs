@@ -84,7 +84,7 @@ impl Plan {
         }
         let netlink = tun.netlink()?;
         for address in &self.addresses {
-            netlink.add_address(address)?;
+            tun.add_address_with(&netlink, address)?;
             done.addresses.push(*address);
         }
         for route in &self.routes {
@@ -148,7 +148,7 @@ impl Tun {
             peer: None,
         };
         check_address(&address)?;
-        self.netlink()?.add_address(&address)
+        self.add_address_with(&self.netlink()?, &address)
     }
 
     /// Adds `addr` with the point-to-point peer `peer/prefix_len`, like `ip addr add ADDR peer PEER/LEN`: the
@@ -161,7 +161,7 @@ impl Tun {
             peer: Some(peer),
         };
         check_address(&address)?;
-        self.netlink()?.add_address(&address)
+        self.add_address_with(&self.netlink()?, &address)
     }
 
     /// Removes `addr/prefix_len` from the device, like `ip addr del`. An address the device does not have
@@ -310,6 +310,26 @@ impl Tun {
         })
     }
 
+    /// Adds `address` through `netlink`. The kernel's bare `EINVAL` for an IPv6 address on a device whose MTU
+    /// is below IPv6's minimum becomes [`Error::Ipv6MtuTooSmall`], which says so.
+    fn add_address_with(&self, netlink: &Netlink, address: &DeviceAddress) -> Result<()> {
+        match netlink.add_address(address) {
+            Err(Error::Io { source, device, .. })
+                if address.addr.is_ipv6() && source.raw_os_error() == Some(libc::EINVAL) =>
+            {
+                match self.mtu() {
+                    Ok(mtu) if mtu < IPV6_MIN_MTU => Err(Error::Ipv6MtuTooSmall {
+                        device,
+                        mtu,
+                        source,
+                    }),
+                    _ => Err(Error::io("RTM_NEWADDR", device, source)),
+                }
+            }
+            result => result,
+        }
+    }
+
     /// A netlink socket in the device's current namespace, with the device's index and name there.
     fn netlink(&self) -> Result<Netlink> {
         let here = self.locate()?;
@@ -391,6 +411,9 @@ impl Netlink {
             .map_err(|e| Error::io("RTM_DELROUTE", self.name, e))
     }
 }
+
+/// The least MTU a link must have for IPv6 (RFC 8200): the kernel disables IPv6 on a device below it.
+const IPV6_MIN_MTU: u32 = 1280;
 
 /// Whether a route is added or removed.
 #[derive(Debug, Clone, Copy)]

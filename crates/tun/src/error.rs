@@ -140,6 +140,18 @@ pub enum Error {
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// The kernel refused an IPv6 address (`EINVAL`) because the device's MTU is below 1280, the least IPv6
+    /// works with: raise the MTU ([`Tun::set_mtu`](crate::Tun::set_mtu)) first.
+    #[error("IPv6 needs an MTU of at least 1280 and {device} has {mtu}")]
+    Ipv6MtuTooSmall {
+        /// The device name.
+        device: String,
+        /// The device's MTU.
+        mtu: u32,
+        /// The kernel's answer to RTM_NEWADDR.
+        #[source]
+        source: io::Error,
+    },
     /// A system call failed.
     #[error("{op} on {device}")]
     Io {
@@ -188,7 +200,8 @@ impl Error {
         match self {
             Error::Io { source, .. }
             | Error::DeviceBusy { source, .. }
-            | Error::DeviceExists { source, .. } => source.raw_os_error(),
+            | Error::DeviceExists { source, .. }
+            | Error::Ipv6MtuTooSmall { source, .. } => source.raw_os_error(),
             Error::Monitor(e) => e.io_error().and_then(io::Error::raw_os_error),
             _ => None,
         }
@@ -319,6 +332,7 @@ impl From<Error> for io::Error {
             | Error::UnsupportedDevice { .. }
             | Error::InvalidArgument(_)
             | Error::InvalidAddress { .. }
+            | Error::Ipv6MtuTooSmall { .. }
             | Error::BufferTooSmall { .. } => io::ErrorKind::InvalidInput,
             Error::InvalidPacket(_) => io::ErrorKind::InvalidData,
             Error::Batch(_) | Error::Monitor(_) => io::ErrorKind::Other,

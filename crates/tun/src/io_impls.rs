@@ -6,9 +6,15 @@ use crate::device::Tun;
 use crate::patience::Patience;
 
 /// Reads one packet per call. With offloads on, the packets of a super-packet come out one per call, none lost.
-/// A buffer too small for the next packet is `InvalidInput`, and the packet stays for the next call.
+/// A buffer too small for the next packet is `InvalidInput`, and the packet stays for the next call. An empty
+/// buffer reads nothing and returns `Ok(0)` at once, as readers of an empty buffer do (after `close()` it is
+/// `BrokenPipe`, as every call then).
 impl io::Read for &Tun {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            self.check_open()?;
+            return Ok(0);
+        }
         let mut sizes = [0usize];
         self.read_packets(&mut [&mut *buf], &mut sizes, 0)?;
         Ok(sizes[0])
