@@ -14,7 +14,7 @@ use std::time::Duration;
 use tun::Tun;
 
 pub use tun_test_support::packets::{
-    is_udp4_to_port, tcp4_segment, udp4_checksum_ok, udp4_packet, with_room,
+    is_udp4_to_port, sizes_after, tcp4_segment, udp4_checksum_ok, udp4_packet, with_room,
 };
 pub use tun_test_support::proc::{fd_count, settled_thread_count, thread_count};
 pub use tun_test_support::retry_eintr;
@@ -100,4 +100,24 @@ pub fn local_addr(sock: &std::net::UdpSocket) -> std::net::SocketAddrV4 {
         std::net::SocketAddr::V4(a) => a,
         other => panic!("not IPv4: {other}"),
     }
+}
+
+/// [`Tun::write_packets`] of buffers that each end with their packet (made with [`with_room`]).
+pub fn write_framed<B: AsMut<[u8]> + AsRef<[u8]>>(
+    tun: &Tun,
+    bufs: &mut [B],
+    offset: usize,
+) -> tun::Result<usize> {
+    let sizes = sizes_after(bufs, offset);
+    tun.write_packets(bufs, &sizes, offset)
+}
+
+/// [`AsyncTun::write_packets`](tun::AsyncTun::write_packets) of buffers that each end with their packet.
+pub async fn write_framed_async<B: AsMut<[u8]> + AsRef<[u8]>>(
+    tun: &tun::AsyncTun,
+    bufs: &mut [B],
+    offset: usize,
+) -> tun::Result<usize> {
+    let sizes = sizes_after(bufs, offset);
+    tun.write_packets(bufs, &sizes, offset).await
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tun::{AsyncTun, Builder, Error, Event, PacketBatch};
-use tun_system_tests::{NetNs, addressed, local_addr, runtime, udp4_packet};
+use tun_system_tests::{NetNs, addressed, local_addr, runtime, udp4_packet, write_framed_async};
 
 /// The peer address the tests' datagrams are sent to: routed through the device (10.77.0.0/24).
 const PEER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 7);
@@ -94,7 +94,7 @@ async fn echo_batches(tun: &AsyncTun) -> u64 {
         }
         echoed += replies.len() as u64;
         if !replies.is_empty() {
-            match tun.write_packets(&mut replies, 10).await {
+            match write_framed_async(tun, &mut replies, 10).await {
                 Ok(n) => assert_eq!(n, replies.len()),
                 Err(Error::Closed) => return echoed,
                 Err(e) => panic!("write: {e}"),
@@ -207,7 +207,7 @@ fn close_wakes_pending_reads_and_later_calls_are_closed() {
             Err(Error::Closed)
         ));
         assert!(matches!(
-            tun.write_packets(&mut bufs, 10).await,
+            write_framed_async(&tun, &mut bufs, 10).await,
             Err(Error::Closed)
         ));
         assert!(matches!(tun.send(&[0x45; 20]).await, Err(Error::Closed)));
@@ -310,7 +310,9 @@ fn a_reader_task_and_a_writer_task_share_one_device() {
             for i in 0..COUNT {
                 let mut packet = vec![0u8; 10];
                 packet.extend(udp4_packet(PEER, to_socket, &payload(i, 200)));
-                tun.write_packets(&mut [packet], 10).await.expect("write");
+                write_framed_async(&tun, &mut [packet], 10)
+                    .await
+                    .expect("write");
                 // Paced, so that the socket's receive buffer (about 200 KiB) never overflows while the
                 // test thread is descheduled on a busy machine.
                 if i.is_multiple_of(16) {
@@ -359,9 +361,10 @@ fn async_refuses_bad_input_as_the_blocking_calls_do() {
             tun.read_packets(&mut empty, &mut [], 0).await,
             Err(Error::InvalidArgument(_))
         ));
+        // Fewer sizes than buffers.
         let mut short = [vec![0x45u8; 28]];
         assert!(matches!(
-            tun.write_packets(&mut short, 4).await,
+            tun.write_packets(&mut short, &[], 0).await,
             Err(Error::InvalidArgument(_))
         ));
         assert!(matches!(
@@ -370,7 +373,7 @@ fn async_refuses_bad_input_as_the_blocking_calls_do() {
         ));
         let blocking = tun.get_ref();
         assert!(matches!(
-            blocking.try_write_packets(&mut short, 4),
+            blocking.try_write_packets(&mut short, &[], 0),
             Err(Error::InvalidArgument(_))
         ));
         // Nothing to read: the non-blocking call says so rather than waiting.

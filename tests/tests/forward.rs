@@ -29,8 +29,6 @@ fn tcp_through_with(forwarder: Forwarder, offload: bool, v6: bool) {
     stats.b_to_a.assert_no_errors();
     // A batch fitted to its device holds every packet read from it: the MTU did not change, so the buffers
     // never had to grow.
-    assert_eq!(stats.a_to_b.buffer_too_small, 0, "{:?}", stats.a_to_b);
-    assert_eq!(stats.b_to_a.buffer_too_small, 0, "{:?}", stats.b_to_a);
     if offload {
         // The kernel handed over TSO super-packets, and the library split them.
         assert!(stats.a_to_b.multi_packet_reads > 0, "{:?}", stats.a_to_b);

@@ -9,7 +9,7 @@ use tun::Error;
 use tun_system_tests::traffic::{
     A4, B4, DEV_A, DEV_B, Tunnel, hundred_mib, sha256_hex, tcp_transfer,
 };
-use tun_system_tests::{retry_eintr, udp4_packet};
+use tun_system_tests::{retry_eintr, udp4_packet, write_framed};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -57,7 +57,7 @@ fn garbage_truncated_and_oversized_packets_are_refused_and_the_device_keeps_work
         framed(&truncated),
         framed(&oversized),
     ];
-    match tunnel.tun_b().write_packets(&mut batch, OFFSET) {
+    match write_framed(tunnel.tun_b(), &mut batch, OFFSET) {
         Err(Error::Batch(batch)) => {
             assert_eq!(batch.written, 1, "{batch:?}");
             let failed: Vec<usize> = batch.failed.iter().map(|p| p.index).collect();
@@ -72,7 +72,7 @@ fn garbage_truncated_and_oversized_packets_are_refused_and_the_device_keeps_work
     for bad in [&garbage, &truncated, &oversized] {
         let mut one = [framed(bad)];
         assert!(
-            tunnel.tun_b().write_packets(&mut one, OFFSET).is_err(),
+            write_framed(tunnel.tun_b(), &mut one, OFFSET).is_err(),
             "{} bytes accepted",
             bad.len()
         );

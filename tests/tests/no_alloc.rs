@@ -13,7 +13,7 @@ use tun_system_tests::{NetNs, retry_eintr, runtime, with_deadline};
 /// How a forwarding cycle handles its buffers.
 #[derive(Debug, Clone, Copy)]
 enum Cycle {
-    /// `read_packets` / `write_packets` on `Vec` buffers, cut and restored by hand.
+    /// `read_packets` / `write_packets` on the caller's buffers, the same arrays passed from one to the other.
     Manual,
     /// Through a [`PacketBatch`].
     Batch,
@@ -80,13 +80,8 @@ fn measured_forwarding(offload: bool, gso: Option<u16>, cycle: Cycle) -> (u64, u
                 let info = allocation_counter::measure(|| match cycle {
                     Cycle::Manual => {
                         n = ta.read_packets(&mut bufs, &mut sizes, offset).unwrap();
-                        for (buf, &size) in bufs.iter_mut().zip(&sizes).take(n) {
-                            buf.truncate(offset + size);
-                        }
-                        tb.write_packets(&mut bufs[..n], offset).unwrap();
-                        for buf in &mut bufs[..n] {
-                            buf.resize(full, 0);
-                        }
+                        tb.write_packets(&mut bufs[..n], &sizes[..n], offset)
+                            .unwrap();
                     }
                     Cycle::Batch => {
                         n = batch.read_from(ta).unwrap();

@@ -10,7 +10,7 @@ use tun_system_tests::traffic::{
 };
 use tun_system_tests::{
     NetNs, addressed, is_udp4_to_port, local_addr, read_until, retry_eintr, tcp4_segment,
-    udp4_checksum_ok, udp4_packet, with_room,
+    udp4_checksum_ok, udp4_packet, with_room, write_framed,
 };
 
 const MIB: usize = 1 << 20;
@@ -203,7 +203,7 @@ fn garbage_truncated_and_oversized_writes_are_errors_and_traffic_goes_on() {
         ("empty", Vec::new()),
     ];
     for (what, packet) in &cases {
-        let err = tun.write_packets(&mut [with_room(packet)], 10).unwrap_err();
+        let err = write_framed(&tun, &mut [with_room(packet)], 10).unwrap_err();
         assert!(!err.is_fatal(), "{what}: {err:?}");
         let mut one = std::io::Write::write(&mut &tun, packet);
         if packet.is_empty() {
@@ -216,7 +216,7 @@ fn garbage_truncated_and_oversized_writes_are_errors_and_traffic_goes_on() {
     let mut batch: Vec<Vec<u8>> = vec![with_room(&good)];
     batch.extend(cases.iter().map(|(_, p)| with_room(p)));
     batch.push(with_room(&good));
-    let err = tun.write_packets(&mut batch, 10).unwrap_err();
+    let err = write_framed(&tun, &mut batch, 10).unwrap_err();
     let Error::Batch(report) = err else {
         panic!("{err:?}")
     };
@@ -258,15 +258,9 @@ fn udp_gro_switch_decides_whether_datagrams_of_a_flow_are_merged_on_write() {
     };
     // One flow of equal datagrams in buffers with room to merge, written as one batch.
     let writes_for_one_batch = || {
-        let mut bufs: Vec<Vec<u8>> = (0..DATAGRAMS)
-            .map(|i| {
-                let mut buf = Vec::with_capacity(UdpSink::OFFSET + 65535);
-                buf.extend_from_slice(&sink.datagram(i));
-                buf
-            })
-            .collect();
+        let (mut bufs, sizes) = sink.batch_with_room(DATAGRAMS);
         sink.writes_to_receive(DATAGRAMS, || {
-            sink.tun.write_packets(&mut bufs, UdpSink::OFFSET)
+            sink.tun.write_packets(&mut bufs, &sizes, UdpSink::OFFSET)
         })
     };
     let merged = writes_for_one_batch();
@@ -278,47 +272,59 @@ fn udp_gro_switch_decides_whether_datagrams_of_a_flow_are_merged_on_write() {
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn packets_in_buffers_without_spare_room_are_coalesced_too() {
+fn buffers_of_any_type_with_room_are_coalesced() {
     const DATAGRAMS: usize = 16;
-    let Some(sink) = UdpSink::new("tt-gather0") else {
+    let Some(sink) = UdpSink::new("tt-anybuf0") else {
         return;
     };
-    // Each buffer exactly header room plus its datagram: nothing can grow in place.
-    let mut storage: Vec<Vec<u8>> = (0..DATAGRAMS).map(|i| sink.datagram(i)).collect();
+    let (mut storage, sizes) = sink.batch_with_room(DATAGRAMS);
     let mut slices: Vec<&mut [u8]> = storage.iter_mut().map(Vec::as_mut_slice).collect();
     let writes = sink.writes_to_receive(DATAGRAMS, || {
-        sink.tun.write_packets(&mut slices, UdpSink::OFFSET)
+        sink.tun.write_packets(&mut slices, &sizes, UdpSink::OFFSET)
     });
     assert_eq!(writes, 1, "slices: one super-packet");
-    let mut boxed: Vec<Box<[u8]>> = (0..DATAGRAMS)
-        .map(|i| sink.datagram(i).into_boxed_slice())
-        .collect();
+    let (storage, sizes) = sink.batch_with_room(DATAGRAMS);
+    let mut boxed: Vec<Box<[u8]>> = storage.into_iter().map(Vec::into_boxed_slice).collect();
     let writes = sink.writes_to_receive(DATAGRAMS, || {
-        sink.tun.write_packets(&mut boxed, UdpSink::OFFSET)
+        sink.tun.write_packets(&mut boxed, &sizes, UdpSink::OFFSET)
     });
     assert_eq!(writes, 1, "boxed slices: one super-packet");
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn a_flow_of_more_tiny_segments_than_one_writev_takes_is_written_whole() {
-    // 1100 in-order segments of 10 bytes fit one 64 KiB packet, but gathered from separate buffers they would
-    // need more slices than writev accepts (1024): the merge stops in time and every segment is written.
+fn a_merge_grows_into_the_room_after_its_first_packet_and_no_further() {
+    // 1100 in-order segments of 10 bytes: with room for a 64 KiB packet after each they are one write;
+    // in buffers that end with their packet nothing can merge, and each is written on its own.
     const SEGMENTS: usize = 1100;
     let ns = NetNs::new();
-    let (tun, _sock) = addressed(&ns, Builder::new().offload(true), "tt-iov0");
+    let (tun, _sock) = addressed(&ns, Builder::new().offload(true), "tt-room0");
     let segment = |i: usize| {
         let seq = 1 + 10 * i as u32;
         let from = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 4000);
         let to = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 1), 5000);
-        with_room(10, &tcp4_segment(from, to, seq, &[i as u8; 10]))
+        tcp4_segment(from, to, seq, &[i as u8; 10])
     };
-    let mut storage: Vec<Vec<u8>> = (0..SEGMENTS).map(segment).collect();
-    let mut slices: Vec<&mut [u8]> = storage.iter_mut().map(Vec::as_mut_slice).collect();
-    let before = ns.rx_packets("tt-iov0");
-    assert_eq!(tun.write_packets(&mut slices, 10).unwrap(), SEGMENTS);
-    let writes = ns.rx_packets("tt-iov0") - before;
-    assert_eq!(writes, 2, "1023 segments, then the other 77");
+    let packets: Vec<Vec<u8>> = (0..SEGMENTS).map(segment).collect();
+    let sizes: Vec<usize> = packets.iter().map(Vec::len).collect();
+    let mut roomy: Vec<Vec<u8>> = packets
+        .iter()
+        .map(|p| {
+            let mut buf = vec![0u8; 65535];
+            buf[..p.len()].copy_from_slice(p);
+            buf
+        })
+        .collect();
+    let before = ns.rx_packets("tt-room0");
+    assert_eq!(tun.write_packets(&mut roomy, &sizes, 0).unwrap(), 1);
+    assert_eq!(ns.rx_packets("tt-room0") - before, 1);
+
+    let mut storage = packets.clone();
+    let mut tight: Vec<&mut [u8]> = storage.iter_mut().map(Vec::as_mut_slice).collect();
+    let before = ns.rx_packets("tt-room0");
+    assert_eq!(tun.write_packets(&mut tight, &sizes, 0).unwrap(), SEGMENTS);
+    assert_eq!(ns.rx_packets("tt-room0") - before, SEGMENTS as u64);
+    assert_eq!(storage, packets, "the packets are never changed");
 }
 
 /// A device with offloads at 10.77.0.1/24 in a fresh namespace, a UDP socket bound on it and a peer address
@@ -362,13 +368,28 @@ impl UdpSink {
         buf.into_boxed_slice().into_vec()
     }
 
+    /// Datagrams `0..count`, each at `OFFSET` in a buffer with room for a 64 KiB packet, and their sizes.
+    fn batch_with_room(&self, count: usize) -> (Vec<Vec<u8>>, Vec<usize>) {
+        let mut sizes = Vec::new();
+        let bufs = (0..count)
+            .map(|i| {
+                let mut buf = self.datagram(i);
+                sizes.push(buf.len() - Self::OFFSET);
+                buf.resize(Self::OFFSET + 65535, 0);
+                buf
+            })
+            .collect();
+        (bufs, sizes)
+    }
+
     /// Runs `write` (which must write datagrams `0..count` in order), checks that they all arrive intact and
-    /// in order, and returns how many writes reached the device.
+    /// in order, and returns how many writes reached the device (what the write said it made).
     fn writes_to_receive(&self, count: usize, write: impl FnOnce() -> tun::Result<usize>) -> u64 {
         let name = self.tun.name();
         let before = self.ns.rx_packets(&name);
-        assert_eq!(write().unwrap(), count);
+        let said = write().unwrap();
         let writes = self.ns.rx_packets(&name) - before;
+        assert_eq!(said as u64, writes);
         let mut buf = [0u8; 2048];
         for i in 0..count {
             let (n, _) = retry_eintr(|| self.sock.recv_from(&mut buf)).unwrap();

@@ -1,5 +1,5 @@
-//! `PacketBatch` on a real device: what a socket sends comes out of `read_from` whole, even after the MTU
-//! grew past the batch's buffers, and what `write_to` puts back reaches the socket.
+//! `PacketBatch` on a real device: what a socket sends comes out of `read_from` whole, also after the MTU
+//! grew past what it was when the batch was made, and what `write_to` puts back reaches the socket.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
@@ -37,8 +37,8 @@ fn swap_endpoints(packet: &mut [u8]) {
 }
 
 /// A datagram of `len` bytes sent from a socket in the device's namespace comes out of a batch whole and, sent
-/// back with its endpoints swapped, reaches the socket; returns the batch's growth count.
-fn echo_through_a_batch(offload: bool, mtu: u32, len: usize) -> u64 {
+/// back with its endpoints swapped, reaches the socket.
+fn echo_through_a_batch(offload: bool, mtu: u32, len: usize) {
     let ns = NetNs::new();
     let builder = Builder::new().offload(offload).monitor(false);
     let (tun, sock) = addressed(&ns, builder, "tt-batch0");
@@ -55,30 +55,32 @@ fn echo_through_a_batch(offload: bool, mtu: u32, len: usize) -> u64 {
 
     swap_endpoints(batch.packet_mut(i).unwrap());
     let held = batch.len();
-    assert_eq!(batch.write_to(&tun).unwrap(), held);
+    let writes = batch.write_to(&tun).unwrap();
+    assert!(
+        (1..=held).contains(&writes),
+        "{writes} writes for {held} packets"
+    );
     assert!(batch.is_empty());
     let mut buf = vec![0u8; len + 1];
     let (n, from) = retry_eintr(|| sock.recv_from(&mut buf)).unwrap();
     assert_eq!(buf[..n], payload[..]);
     assert_eq!(from, SocketAddr::V4(PEER));
-    batch.grown()
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn batch_grows_for_a_packet_longer_than_the_mtu_it_was_sized_for_and_loses_nothing() {
-    let grown = echo_through_a_batch(true, 9000, 8000);
-    assert_eq!(grown, 1);
+fn batch_takes_a_packet_longer_than_the_mtu_when_it_was_made() {
+    echo_through_a_batch(true, 9000, 8000);
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn batch_with_offloads_echoes_a_small_datagram_without_growing() {
-    assert_eq!(echo_through_a_batch(true, 1500, 100), 0);
+fn batch_with_offloads_echoes_a_small_datagram() {
+    echo_through_a_batch(true, 1500, 100);
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn batch_without_offloads_fits_any_packet_from_the_start() {
-    assert_eq!(echo_through_a_batch(false, 9000, 8000), 0);
+fn batch_without_offloads_echoes_a_long_datagram() {
+    echo_through_a_batch(false, 9000, 8000);
 }

@@ -9,7 +9,9 @@ mod support;
 
 use divan::{Bencher, black_box, counter::BytesCount};
 use support::packets::{self, Flow, HdrLen, Seg};
-use tun_offload::{GroTable, MAX_PACKET, VirtioNetHdr, gso_split, handle_gro};
+use tun_offload::{
+    FRAME_HEAD_MAX, GroOptions, GroPlan, GroTable, MAX_PACKET, VirtioNetHdr, gso_split, handle_gro,
+};
 
 fn main() {
     divan::main();
@@ -17,42 +19,44 @@ fn main() {
 
 const BATCH: usize = 64;
 const OFFSET: usize = VirtioNetHdr::LEN;
-/// The buffers' length between cycles: a 1500-byte MTU.
-const SEGMENT: usize = 1500;
 
 #[divan::bench]
 fn split_then_coalesce_64k(bencher: Bencher) {
     let flow = Flow::simple(false, false);
     let data = packets::payload(flow.max_payload(), 1);
     let mut read = packets::super_packet(&flow, Seg::FIRST, &data, 1448, HdrLen::Exact, false);
-    let mut bufs: Vec<Vec<u8>> = (0..BATCH)
-        .map(|_| {
-            let mut b = Vec::with_capacity(OFFSET + MAX_PACKET);
-            b.resize(OFFSET + SEGMENT, 0);
-            b
-        })
-        .collect();
+    let mut bufs = vec![vec![0u8; OFFSET + MAX_PACKET]; BATCH];
     let mut sizes = [0usize; BATCH];
     let mut table = GroTable::new();
-    let mut to_write = Vec::with_capacity(BATCH);
+    let mut plan = GroPlan::with_capacity(BATCH);
+    let options = GroOptions {
+        tcp: true,
+        udp: true,
+    };
+    let mut scratch = [0u8; FRAME_HEAD_MAX];
     bencher
         .counter(BytesCount::new(read.len() - OFFSET))
         .bench_local(|| {
             let n = gso_split(black_box(&mut read), &mut bufs, &mut sizes, OFFSET)
                 .expect("a valid super-packet");
-            for (buf, &size) in bufs.iter_mut().zip(&sizes).take(n) {
-                buf.truncate(OFFSET + size);
-            }
-            handle_gro(&mut bufs[..n], OFFSET, &mut table, true, &mut to_write)
-                .expect("a valid batch");
+            handle_gro(
+                &mut bufs[..n],
+                &sizes,
+                OFFSET,
+                &mut table,
+                options,
+                &mut plan,
+            )
+            .expect("a valid batch");
             assert_eq!(
-                to_write.len(),
+                plan.frames().len(),
                 1,
                 "the segments coalesce into one packet again"
             );
-            for buf in &mut bufs {
-                buf.resize(OFFSET + SEGMENT, 0);
-            }
-            n
+            let frame = plan.frames()[0];
+            let [head, rest] = frame
+                .encode(&bufs[frame.buf], OFFSET, &mut scratch)
+                .expect("the packet within its buffer");
+            black_box(head).len() + black_box(rest).len()
         });
 }

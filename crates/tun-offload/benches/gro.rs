@@ -1,19 +1,17 @@
 //! Throughput of `handle_gro` on a batch of 64 MTU-sized packets, as a device's write path sees them:
-//! one TCP flow, and 8 TCP and UDP flows over IPv4 and IPv6 interleaved. Bytes counted: the IP bytes of
-//! the batch. The batch is refilled, into the same warm buffers, outside the timed part before every run.
-//! Also the passthrough case, 64 TCP segments that cannot be coalesced (each its own flow).
+//! one TCP flow, and 8 TCP and UDP flows over IPv4 and IPv6 interleaved, each frame of the plan encoded as
+//! it would be written. Bytes counted: the IP bytes of the batch. Planning leaves the packets as they are,
+//! so every run takes the same warm buffers. Also the passthrough case, 64 TCP segments that cannot be
+//! coalesced (each its own flow).
 //! `cargo bench -p tun-offload --bench gro`
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use divan::{Bencher, black_box, counter::BytesCount};
 use support::batch::buffers;
 use support::packets::{self, Flow};
-use tun_offload::{GroTable, VirtioNetHdr, handle_gro};
+use tun_offload::{FRAME_HEAD_MAX, GroOptions, GroPlan, GroTable, VirtioNetHdr, handle_gro};
 
 fn main() {
     divan::main();
@@ -21,58 +19,44 @@ fn main() {
 
 const BATCH: usize = 64;
 
-/// A batch of device buffers handed back to the pool when dropped, so that every run reuses the same
-/// warm 64 KB buffers, as a device does, instead of paying for fresh pages inside the timed part.
-struct Batch {
-    bufs: Vec<Vec<u8>>,
-    pool: Rc<RefCell<Vec<Vec<Vec<u8>>>>>,
-}
-
-impl Drop for Batch {
-    fn drop(&mut self) {
-        self.pool.borrow_mut().push(std::mem::take(&mut self.bufs));
-    }
-}
-
-/// Times `handle_gro` over `batch`, each run on buffers of capacity `offset + 65535` refilled outside
-/// the timed part; `outputs` is how many packets the batch must give, checked once up front so that the
-/// benchmark measures coalescing, not a fallback.
+/// Times `handle_gro` and the encoding of its frames over `batch`; `outputs` is how many packets the batch
+/// must give, checked once up front so that the benchmark measures coalescing, not a fallback.
 fn run(bencher: Bencher, batch: &[Vec<u8>], outputs: usize) {
     const OFFSET: usize = VirtioNetHdr::LEN;
+    let options = GroOptions {
+        tcp: true,
+        udp: true,
+    };
     let bytes: usize = batch.iter().map(Vec::len).sum();
     let mut table = GroTable::new();
-    let mut to_write = Vec::with_capacity(BATCH);
-    let mut check = buffers(batch, OFFSET);
-    handle_gro(&mut check, OFFSET, &mut table, true, &mut to_write).expect("valid batch");
-    assert_eq!(to_write.len(), outputs, "the batch coalesces as intended");
-    let pool = Rc::new(RefCell::new(vec![check]));
-    bencher
-        .counter(BytesCount::new(bytes))
-        .with_inputs(|| {
-            let mut bufs = pool
-                .borrow_mut()
-                .pop()
-                .unwrap_or_else(|| buffers(batch, OFFSET));
-            for (buf, pkt) in bufs.iter_mut().zip(batch) {
-                buf.truncate(OFFSET);
-                buf.extend_from_slice(pkt);
-            }
-            Batch {
-                bufs,
-                pool: Rc::clone(&pool),
-            }
-        })
-        .bench_local_refs(|b| {
-            handle_gro(
-                black_box(&mut b.bufs),
-                OFFSET,
-                &mut table,
-                true,
-                &mut to_write,
-            )
-            .expect("valid batch");
-            to_write.len()
-        });
+    let mut plan = GroPlan::with_capacity(BATCH);
+    let (mut bufs, sizes) = buffers(batch, OFFSET);
+    handle_gro(&mut bufs, &sizes, OFFSET, &mut table, options, &mut plan).expect("valid batch");
+    assert_eq!(
+        plan.frames().len(),
+        outputs,
+        "the batch coalesces as intended"
+    );
+    let mut scratch = [0u8; FRAME_HEAD_MAX];
+    bencher.counter(BytesCount::new(bytes)).bench_local(|| {
+        handle_gro(
+            black_box(&mut bufs),
+            &sizes,
+            OFFSET,
+            &mut table,
+            options,
+            &mut plan,
+        )
+        .expect("valid batch");
+        let mut written = 0;
+        for frame in plan.frames() {
+            let [head, rest] = frame
+                .encode(&bufs[frame.buf], OFFSET, &mut scratch)
+                .expect("packets within their buffers");
+            written += black_box(head).len() + black_box(rest).len();
+        }
+        written
+    });
 }
 
 /// 64 segments of one TCPv4 flow: coalesced into as few 64 KB packets as fit (45 + 19 segments).

@@ -8,35 +8,30 @@
 //! - Reading: [`gso_split`] (all at once) or [`SplitState`] / [`Segmenter`] (in batches, losing nothing
 //!   when the caller has fewer buffers than segments) turn one read of the device — a plain packet or a
 //!   TSO/USO super-packet — into ordinary IP packets with correct headers and checksums.
-//! - Writing: [`handle_gro`] (or [`handle_gro_with`] to switch TCP and UDP separately) with a reusable
-//!   [`GroTable`] coalesces TCP and UDP packets of a batch into super-packets the kernel accepts, each with
-//!   its virtio-net header.
+//! - Writing: [`handle_gro`] with a reusable [`GroTable`] and [`GroPlan`] plans a batch of packets as few
+//!   writes as possible: TCP and UDP packets of a flow are merged into super-packets the kernel accepts,
+//!   and each [`Frame`] of the plan encodes as its virtio-net header and packet.
 //! - [`wire`]: the checked IPv4/IPv6/TCP/UDP header views the rest is built on.
 //!
+//! The two paths take the same arrays: packet `i` is `bufs[i][offset..offset + sizes[i]]`, so a program that
+//! forwards packets passes what a read filled in straight to the write.
+//!
 //! ```
-//! use tun_offload::{gso_split, handle_gro, GroTable, VirtioNetHdr, MAX_PACKET};
+//! use tun_offload::{FRAME_HEAD_MAX, GroOptions, GroPlan, GroTable, MAX_PACKET, VirtioNetHdr, gso_split, handle_gro};
 //! # let mut read = vec![0u8; VirtioNetHdr::LEN];
 //! # read.extend_from_slice(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
 //! // Read path: one read() of the device into packets.
-//! let mut bufs = vec![vec![0u8; 1600]; 64];
+//! let mut bufs = vec![vec![0u8; MAX_PACKET]; 64];
 //! let mut sizes = vec![0usize; 64];
 //! let n = gso_split(&mut read, &mut bufs, &mut sizes, 0)?;
 //!
-//! // Write path: packets (each after room for the virtio-net header) into as few writes as possible.
-//! let offset = VirtioNetHdr::LEN;
-//! let mut out: Vec<Vec<u8>> = (0..n)
-//!     .map(|i| {
-//!         let mut buf = Vec::with_capacity(offset + MAX_PACKET);
-//!         buf.resize(offset, 0);
-//!         buf.extend_from_slice(&bufs[i][..sizes[i]]);
-//!         buf
-//!     })
-//!     .collect();
-//! let mut table = GroTable::new();
-//! let mut to_write = Vec::new();
-//! handle_gro(&mut out, offset, &mut table, true, &mut to_write)?;
-//! for &i in &to_write {
-//!     let _frame = &out[i][offset - VirtioNetHdr::LEN..]; // write(fd, frame)
+//! // Write path: the same packets as few writes as possible (the room after each packet takes merges).
+//! let (mut table, mut plan) = (GroTable::new(), GroPlan::new());
+//! let options = GroOptions { tcp: true, udp: true };
+//! handle_gro(&mut bufs[..n], &sizes, 0, &mut table, options, &mut plan)?;
+//! let mut scratch = [0u8; FRAME_HEAD_MAX];
+//! for frame in plan.frames() {
+//!     let [_hdr, _packet] = frame.encode(&bufs[frame.buf], 0, &mut scratch)?; // writev(fd, [hdr, packet])
 //! }
 //! # Ok::<(), tun_offload::OffloadError>(())
 //! ```
@@ -58,14 +53,11 @@ mod test_packets;
 /// or one `write()` takes after its virtio-net header: 65535 bytes, as IPv4's total length and IPv6's
 /// payload length are 16-bit fields (BIG TCP, which goes beyond them, is refused on TUN devices).
 ///
-/// Size a read buffer `VirtioNetHdr::LEN + MAX_PACKET`, and give each buffer passed to [`handle_gro`] a
-/// capacity of `offset + MAX_PACKET` so that merges can reach the limit; coalesced packets never exceed it.
+/// Size a read buffer `VirtioNetHdr::LEN + MAX_PACKET`, and give each buffer passed to [`handle_gro`]
+/// `offset + MAX_PACKET` bytes so that merges can reach the limit; coalesced packets never exceed it.
 pub const MAX_PACKET: usize = 65535;
 
 pub use error::OffloadError;
-pub use gro::{
-    GroOptions, GroTable, PLAN_MAX_SEGMENTS, UDP_MAX_SEGMENTS, handle_gro, handle_gro_with,
-    plan_gro,
-};
+pub use gro::{FRAME_HEAD_MAX, Frame, GroOptions, GroPlan, GroTable, UDP_MAX_SEGMENTS, handle_gro};
 pub use split::{Segmenter, SplitState, gso_split};
 pub use virtio::VirtioNetHdr;

@@ -33,6 +33,14 @@ pub fn with_room(room: usize, packet: &[u8]) -> Vec<u8> {
     buf
 }
 
+/// The sizes of the packets of `bufs`, each the rest of its buffer after `offset`: what `write_packets`
+/// takes beside buffers made with [`with_room`].
+pub fn sizes_after<B: AsRef<[u8]>>(bufs: &[B], offset: usize) -> Vec<usize> {
+    bufs.iter()
+        .map(|b| b.as_ref().len().saturating_sub(offset))
+        .collect()
+}
+
 /// True when `packet` is IPv4 UDP to destination port `port`.
 pub fn is_udp4_to_port(packet: &[u8], port: u16) -> bool {
     match etherparse::SlicedPacket::from_ip(packet) {

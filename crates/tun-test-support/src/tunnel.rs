@@ -51,8 +51,6 @@ pub struct DirectionStats {
     pub multi_packet_reads: u64,
     /// The most packets one read returned: above 1 only when a super-packet was split.
     pub max_per_read: usize,
-    /// Times a [`PacketBatch`] buffer was too small (after which it was grown and the packet read again).
-    pub buffer_too_small: u64,
     /// Errors of reads other than the device being closed.
     pub read_errors: Vec<String>,
     /// Errors of writes other than the device being closed.
@@ -81,7 +79,6 @@ impl DirectionStats {
         self.reads += other.reads;
         self.multi_packet_reads += other.multi_packet_reads;
         self.max_per_read = self.max_per_read.max(other.max_per_read);
-        self.buffer_too_small += other.buffer_too_small;
         self.read_errors.extend(other.read_errors);
         self.write_errors.extend(other.write_errors);
     }
@@ -143,43 +140,26 @@ impl Tally for DirectionStats {
 /// Forwards `from -> to` through a [`PacketBatch`] of `batch` buffers until a device is closed.
 fn forward(from: &Tun, to: &Tun, batch: usize) -> DirectionStats {
     let mut packets = PacketBatch::for_device_with_count(from, batch);
-    let stats = relay::forward(from, to, &mut packets, DirectionStats::default());
-    DirectionStats {
-        buffer_too_small: packets.grown(),
-        ..stats
-    }
+    relay::forward(from, to, &mut packets, DirectionStats::default())
 }
 
 /// [`forward`] on async devices, with the device's `batch_size()` buffers.
 async fn forward_async(from: &AsyncTun, to: &AsyncTun) -> DirectionStats {
     let mut packets = PacketBatch::for_device(from.get_ref());
-    let stats = relay::forward_async(from, to, &mut packets, DirectionStats::default()).await;
-    DirectionStats {
-        buffer_too_small: packets.grown(),
-        ..stats
-    }
+    relay::forward_async(from, to, &mut packets, DirectionStats::default()).await
 }
 
 /// Forwards `from -> to` with `read_packets` / `write_packets` on `batch` buffers of the caller's own.
 fn forward_raw(from: &Tun, to: &Tun, batch: usize) -> DirectionStats {
-    // Room before each packet for the virtio-net header when the device has one.
-    let offset = if from.has_vnet_hdr() { 10 } else { 0 };
-    let full = offset + 65535;
-    let mut bufs: Vec<Vec<u8>> = (0..batch.max(1)).map(|_| vec![0u8; full]).collect();
+    let mut bufs: Vec<Vec<u8>> = vec![vec![0u8; 65535]; batch.max(1)];
     let mut sizes = vec![0usize; bufs.len()];
     let mut direction = Direction::new(DirectionStats::default());
     while direction.going_on() {
-        let read = from.read_packets(&mut bufs, &mut sizes, offset);
+        let read = from.read_packets(&mut bufs, &mut sizes, 0);
         let Some(n) = direction.read(read, |&n| (n, sizes[..n].iter().sum())) else {
             continue;
         };
-        for (buf, &size) in bufs.iter_mut().zip(&sizes).take(n) {
-            buf.truncate(offset + size);
-        }
-        direction.wrote(to.write_packets(&mut bufs[..n], offset));
-        for buf in &mut bufs[..n] {
-            buf.resize(full, 0);
-        }
+        direction.wrote(to.write_packets(&mut bufs[..n], &sizes[..n], 0));
     }
     direction.into_tally()
 }

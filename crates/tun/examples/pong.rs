@@ -37,11 +37,10 @@ fn run(name: &str) -> Result<(), tun::Error> {
     let mut buf = vec![0u8; 65535];
     let (mut answered, mut ignored) = (0u64, 0u64);
     loop {
-        let mut size = [0usize];
-        tun.read_packets(std::slice::from_mut(&mut buf), &mut size, 0)?;
-        let packet = &mut buf[..size[0]];
+        let size = tun.recv(&mut buf)?;
+        let packet = &mut buf[..size];
         if echo_to_reply(packet) {
-            tun.write_packets(&mut [&mut *packet], 0)?;
+            tun.send(packet)?;
             answered += 1;
             println!(
                 "answered echo request {answered} ({} bytes, {ignored} other packets ignored)",

@@ -16,7 +16,7 @@ use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use crate::device::Tun;
 use crate::error::{Error, Result};
 use crate::patience::Patience;
-use crate::write::PacketBuf;
+use crate::write::Progress;
 
 /// A TUN device (one queue of it) for async code on tokio, with the same offload path as [`Tun`].
 ///
@@ -45,7 +45,7 @@ use crate::write::PacketBuf;
 ///   super-packet that were not handed out wait in the device for the next read.
 /// - A dropped [`write_packets`](Self::write_packets) future has written either nothing or, when it was
 ///   waiting for room in the kernel's queue (rare: a TUN device's queue is unlimited unless lowered), the
-///   packets of its batch before that point; the rest of that batch is not written. No packet is written
+///   writes of its batch before that point; the rest of that batch is not written. No packet is written
 ///   twice. A dropped [`send`](Self::send) future has written its packet or not at all.
 ///
 /// # Closing
@@ -132,23 +132,21 @@ impl AsyncTun {
     ///
     /// # Errors
     /// Those of [`Tun::write_packets`].
-    pub async fn write_packets<B: PacketBuf>(
+    pub async fn write_packets<B: AsMut<[u8]>>(
         &self,
         bufs: &mut [B],
+        sizes: &[usize],
         offset: usize,
     ) -> Result<usize> {
-        // Dropped while waiting, the batch's remaining packets are forgotten rather than written later with
-        // whatever the buffers then hold.
-        let mut abandon = AbandonOnDrop(Some(self.get_ref()));
-        let written = self
-            .drive(
-                Interest::WRITABLE,
-                |_| true,
-                |tun| tun.try_write_packets(bufs, offset),
-            )
-            .await;
-        abandon.0 = None;
-        written
+        // How far the batch got lives in this future: when the queue fills half-way it waits and goes on
+        // with the next frame (planning the unchanged packets again gives the same frames).
+        let mut progress = Progress::resume();
+        self.drive(
+            Interest::WRITABLE,
+            |_| true,
+            |tun| tun.write_packets_within(bufs, sizes, offset, Patience::Never, &mut progress),
+        )
+        .await
     }
 
     /// Reads one packet into `buf` and returns its length. With offloads on, the packets split from a
@@ -242,17 +240,6 @@ async fn poll_once<F: Future + Unpin>(mut future: F) -> Poll<F::Output> {
     poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut future).poll(cx))).await
 }
 
-/// Forgets the device's half-written batch when dropped (a write future dropped while it waited).
-struct AbandonOnDrop<'a>(Option<&'a Tun>);
-
-impl Drop for AbandonOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some(tun) = self.0 {
-            tun.writer.lock().abandon();
-        }
-    }
-}
-
 impl crate::Builder {
     /// [`build`](crate::Builder::build), then [`AsyncTun::new`]: the device, ready for async I/O on the tokio
     /// runtime this is called in.
@@ -280,7 +267,7 @@ mod tests {
         // Never polled: only the types are checked.
         let check = |tun: &AsyncTun, bufs: &mut Vec<Vec<u8>>, sizes: &mut Vec<usize>| {
             assert_send(&tun.read_packets(bufs, sizes, 10));
-            assert_send(&tun.write_packets(bufs, 10));
+            assert_send(&tun.write_packets(bufs, sizes, 10));
             assert_send(&tun.recv(&mut [0u8; 16]));
             assert_send(&tun.send(&[0u8; 16]));
         };

@@ -164,13 +164,13 @@ pub enum Error {
         source: io::Error,
     },
     /// A packet is not one the offload engine can handle. On write: not a well-formed IP packet (no
-    /// IPv4/IPv6 header, a header cut short, a length field claiming more bytes than the buffer holds, or more
+    /// IPv4/IPv6 header, a header cut short, a length field claiming more bytes than the packet has, or more
     /// than 65535 bytes), refused before the write because the kernel would take some of these silently and
     /// drop them later. On read: a super-packet from the kernel that could not be split (malformed, or
     /// inconsistent with its virtio-net header); it is dropped and the next read goes on.
     #[error("invalid packet")]
-    InvalidPacket(#[from] OffloadError),
-    /// Some packets of a write batch failed; the others were written.
+    InvalidPacket(#[source] OffloadError),
+    /// Some packets of a write batch failed or were left unwritten; the others were written.
     #[error(transparent)]
     Batch(BatchError),
     /// The link monitor failed (a netlink receive error, say); returned once, by the next read.
@@ -181,6 +181,50 @@ pub enum Error {
 }
 
 impl Error {
+    /// The facade's error for what the offload engine refused: a buffer too small and bad arguments as
+    /// such, anything else as an invalid packet.
+    pub(crate) fn from_offload(error: OffloadError) -> Self {
+        match error {
+            OffloadError::BufferTooSmall { index, need, have } => {
+                Error::BufferTooSmall { index, need, have }
+            }
+            OffloadError::InvalidArgument(what) => Error::InvalidArgument(what),
+            other => Error::InvalidPacket(other),
+        }
+    }
+
+    /// The same error once more, for each further packet of a write that failed as a whole (a merged
+    /// packet): the kernel's error is copied by its errno (or kind), the others a write fails with as they
+    /// are; any other (none reaches here) as an `Io` error carrying its message.
+    pub(crate) fn same_again(&self) -> Self {
+        let io = |e: &io::Error| {
+            e.raw_os_error()
+                .map_or_else(|| io::Error::from(e.kind()), io::Error::from_raw_os_error)
+        };
+        match self {
+            Error::Closed => Error::Closed,
+            Error::WouldBlock => Error::WouldBlock,
+            Error::TimedOut => Error::TimedOut,
+            Error::Io { op, device, source } => Error::Io {
+                op,
+                device: device.clone(),
+                source: io(source),
+            },
+            Error::InvalidPacket(e) => Error::InvalidPacket(e.clone()),
+            Error::InvalidArgument(what) => Error::InvalidArgument(what),
+            Error::BufferTooSmall { index, need, have } => Error::BufferTooSmall {
+                index: *index,
+                need: *need,
+                have: *have,
+            },
+            other => Error::Io {
+                op: "write",
+                device: String::new(),
+                source: io::Error::other(other.to_string()),
+            },
+        }
+    }
+
     /// An [`Error::Io`] for `op` on `device`.
     pub(crate) fn io(op: &'static str, device: impl std::fmt::Display, source: io::Error) -> Self {
         Error::Io {
@@ -221,8 +265,10 @@ impl Error {
                     Some(libc::ENOBUFS | libc::ENOMEM | libc::EIO | libc::ENETDOWN | libc::EAGAIN)
                 )
             }
+            // Left by a full queue, or refused for reasons that pass.
             Error::Batch(batch) => {
-                !batch.failed.is_empty() && batch.failed.iter().all(|p| p.error.is_transient())
+                (!batch.failed.is_empty() || !batch.unwritten.is_empty())
+                    && batch.failed.iter().all(|p| p.error.is_transient())
             }
             _ => false,
         }
@@ -265,17 +311,18 @@ fn on_off(on: bool) -> &'static str {
     if on { "on" } else { "off" }
 }
 
-/// What happened to a write batch in which some packets failed. Its [`source`](std::error::Error::source) is
-/// the first failure.
+/// What happened to a write batch in which some packets failed or were left unwritten. Its
+/// [`source`](std::error::Error::source) is the first failure. Every packet of the batch is in exactly one
+/// of three places: written (counted), [`failed`](Self::failed) or [`unwritten`](Self::unwritten).
 #[derive(Debug)]
 pub struct BatchError {
-    /// The caller's packets written (a packet coalesced into a written super-packet counts, as in `Ok(n)`).
+    /// How many of the caller's packets were written (a packet merged into a written super-packet counts).
     pub written: usize,
-    /// The packets that failed, in order, each with the index of its buffer in the caller's batch (after
-    /// coalescing, the buffer that held the merged packet).
+    /// The packets that failed, by index in the caller's batch, each with why.
     pub failed: Vec<PacketError>,
-    /// Packets not attempted because the device itself failed (the last entry of `failed` says why).
-    pub not_attempted: usize,
+    /// The packets not attempted, by index, in order: the kernel's queue filled up (offer them again once
+    /// the device is writable) or the device failed (the last entry of `failed` says why).
+    pub unwritten: Vec<usize>,
 }
 
 impl std::fmt::Display for BatchError {
@@ -286,8 +333,8 @@ impl std::fmt::Display for BatchError {
             self.written,
             self.failed.len()
         )?;
-        if self.not_attempted > 0 {
-            write!(f, ", {} not attempted", self.not_attempted)?;
+        if !self.unwritten.is_empty() {
+            write!(f, ", {} not attempted", self.unwritten.len())?;
         }
         Ok(())
     }
@@ -414,7 +461,7 @@ mod tests {
                     error: Error::Closed,
                 },
             ],
-            not_attempted: 2,
+            unwritten: vec![5, 6],
         };
         let text = batch.to_string();
         assert!(
@@ -439,7 +486,7 @@ mod tests {
         Error::Batch(BatchError {
             written: 0,
             failed,
-            not_attempted: 0,
+            unwritten: Vec::new(),
         })
     }
 
@@ -448,6 +495,38 @@ mod tests {
         assert!(batch_of([libc::ENOBUFS, libc::EAGAIN]).is_transient());
         assert!(!batch_of([libc::ENOBUFS, libc::EINVAL]).is_transient());
         assert!(!batch_of([]).is_transient());
+        // Left by a full queue, nothing refused: try again.
+        let left = Error::Batch(BatchError {
+            written: 2,
+            failed: Vec::new(),
+            unwritten: vec![2, 3],
+        });
+        assert!(left.is_transient() && !left.is_fatal());
+    }
+
+    #[test]
+    fn offload_errors_map_to_what_they_mean() {
+        let small = OffloadError::BufferTooSmall {
+            index: 2,
+            need: 9,
+            have: 4,
+        };
+        assert!(matches!(
+            Error::from_offload(small),
+            Error::BufferTooSmall {
+                index: 2,
+                need: 9,
+                have: 4
+            }
+        ));
+        assert!(matches!(
+            Error::from_offload(OffloadError::InvalidArgument("x")),
+            Error::InvalidArgument("x")
+        ));
+        assert!(matches!(
+            Error::from_offload(OffloadError::Malformed("x")),
+            Error::InvalidPacket(_)
+        ));
     }
 
     #[test]

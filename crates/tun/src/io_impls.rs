@@ -3,7 +3,6 @@
 use std::io;
 
 use crate::device::Tun;
-use crate::patience::Patience;
 
 /// Reads one packet per call. With offloads on, the packets of a super-packet come out one per call, none lost.
 /// A buffer too small for the next packet is `InvalidInput`, and the packet stays for the next call. An empty
@@ -15,9 +14,7 @@ impl io::Read for &Tun {
             self.check_open()?;
             return Ok(0);
         }
-        let mut sizes = [0usize];
-        self.read_packets(&mut [&mut *buf], &mut sizes, 0)?;
-        Ok(sizes[0])
+        Ok(self.recv(buf)?)
     }
 }
 
@@ -29,7 +26,7 @@ impl io::Write for &Tun {
             self.check_open()?;
             return Ok(0);
         }
-        Ok(self.write_one(buf, Patience::Forever)?)
+        Ok(self.send(buf)?)
     }
 
     fn flush(&mut self) -> io::Result<()> {

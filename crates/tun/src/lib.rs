@@ -29,10 +29,9 @@
 //! With [`Builder::offload`]`(true)` the kernel hands over TCP and UDP super-packets of up to 64 KiB and takes
 //! them back: [`Tun::read_packets`] splits each into MTU-sized packets (up to [`Tun::batch_size`] per call;
 //! the rest wait for the next call, nothing is dropped), and [`Tun::write_packets`] coalesces the packets of
-//! a batch again before writing. [`PacketBatch`] holds the buffers of such a cycle, allocated once; called
-//! directly, the two methods take the caller's buffers with packets at `offset` in each (writes need
-//! `offset >= 10` for the virtio-net header; a merged packet is gathered from the buffers by one `writev`, so
-//! any buffer type coalesces).
+//! a batch again before writing. Both take the same arrays: packet `i` is `bufs[i][offset..offset +
+//! sizes[i]]`, so a forwarder passes what a read filled in straight to the write, and a merged packet is built
+//! in the room after its first packet. [`PacketBatch`] holds the buffers of such a cycle, allocated once.
 //!
 //! ```no_run
 //! use tun::{Builder, PacketBatch, Tun};
@@ -107,7 +106,6 @@ pub use tun_events::{
 };
 pub use tun_offload::OffloadError;
 pub use tun_sys::{NameError, Offloads};
-pub use write::PacketBuf;
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[doc = include_str!("../../../README.md")]

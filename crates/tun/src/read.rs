@@ -3,7 +3,7 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use tun_offload::{MAX_PACKET, OffloadError, SplitState, VirtioNetHdr};
+use tun_offload::{MAX_PACKET, SplitState, VirtioNetHdr};
 use tun_sys::Interest;
 
 use crate::device::Tun;
@@ -67,7 +67,7 @@ impl Reader {
             }
             return Ok(());
         }
-        let state = SplitState::new(&self.buf[..len])?;
+        let state = SplitState::new(&self.buf[..len]).map_err(Error::from_offload)?;
         self.pending = Pending::Split { len, state };
         Ok(())
     }
@@ -102,12 +102,7 @@ impl Reader {
             Pending::Split { len, state } => {
                 let count = state
                     .next_batch(&self.buf[..*len], bufs, sizes, offset)
-                    .map_err(|e| match e {
-                        OffloadError::BufferTooSmall { index, need, have } => {
-                            Error::BufferTooSmall { index, need, have }
-                        }
-                        other => Error::InvalidPacket(other),
-                    });
+                    .map_err(Error::from_offload);
                 if state.is_done()
                     || count.is_err() && !matches!(count, Err(Error::BufferTooSmall { .. }))
                 {
@@ -188,6 +183,18 @@ impl Tun {
             .checked_add(timeout)
             .map_or(Patience::Forever, Patience::Until);
         self.read_packets_within(bufs, sizes, offset, patience)
+    }
+
+    /// Reads one packet into `buf` and returns its length, blocking until there is one. With offloads on,
+    /// the packets split from a super-packet come out one per call, none lost.
+    ///
+    /// # Errors
+    /// Those of [`read_packets`](Self::read_packets); a buffer too small for the packet is
+    /// [`Error::BufferTooSmall`], and the packet stays for the next call.
+    pub fn recv(&self, buf: &mut [u8]) -> Result<usize> {
+        let mut size = [0usize];
+        self.read_packets(&mut [buf], &mut size, 0)?;
+        Ok(size[0])
     }
 
     fn read_packets_within<B: AsMut<[u8]>>(

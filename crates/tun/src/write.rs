@@ -1,26 +1,23 @@
-//! The write path: coalescing (GRO) with offloads, then one `write()` per resulting packet, errors reported
-//! per packet.
+//! The write path: coalescing (GRO) with offloads, then one `writev()` per planned frame, errors reported
+//! per packet. Nothing is remembered between calls: the caller is told what was written.
 
 use std::io::IoSlice;
 use std::sync::atomic::Ordering;
 
 use tun_offload::wire::IpPacket;
-use tun_offload::{GroOptions, GroTable, OffloadError, VirtioNetHdr};
+use tun_offload::{FRAME_HEAD_MAX, GroOptions, GroPlan, GroTable, OffloadError, VirtioNetHdr};
 use tun_sys::{Interest, Offloads};
 
 use crate::device::Tun;
 use crate::error::{BatchError, Error, PacketError, Result};
 use crate::patience::Patience;
 
-/// Write-side state, guarded by the write lock: the GRO table and the list of buffers to write, both reused
-/// so that a batch allocates nothing once warm.
+/// Write-side state, guarded by the write lock: the GRO table and the plan of a batch, reused so that a
+/// batch allocates nothing once warm. Both are scratch space for one call; nothing in them outlives it.
 #[derive(Debug)]
 pub(crate) struct Writer {
     table: GroTable,
-    to_write: Vec<usize>,
-    /// A batch that stopped at a full queue ([`Error::WouldBlock`]) with part of it written, and where to go on
-    /// when the same batch is offered again: it was coalesced already, and must not be coalesced twice.
-    resume: Option<Resume>,
+    plan: GroPlan,
 }
 
 /// How a device's writes go: the virtio-net header in front of each packet (10 bytes or none), and whether and
@@ -32,272 +29,192 @@ pub(crate) struct WriteSettings {
     pub(crate) gro: Option<GroOptions>,
 }
 
-/// Where a non-blocking write batch stopped.
-#[derive(Debug)]
-struct Resume {
-    batch: BatchId,
-    /// The position in `to_write` of the next packet to write.
-    next: usize,
-    written: usize,
-    failed: Vec<PacketError>,
-    /// Whether merged packets are gathered from the buffers the plan in the table links.
-    gathered: bool,
-}
-
-/// What tells one batch from another while its write is pending: where its buffers are, how many, the offset.
+/// How far one write of a batch got, kept by its caller for the length of the write: the blocking and `try_`
+/// calls start at 0 and report the packets a full queue left ([`Error::Batch`]); the async call keeps it
+/// across its attempts and goes on where the last one stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct BatchId {
-    addr: usize,
-    len: usize,
-    offset: usize,
+pub(crate) struct Progress {
+    /// Frames of the batch's plan written (or failed) so far.
+    pub(crate) frames_done: usize,
+    /// A full queue half-way is [`Error::WouldBlock`] (to go on later) rather than a report.
+    pub(crate) resume: bool,
 }
 
-impl BatchId {
-    fn of<B>(bufs: &[B], offset: usize) -> Self {
-        Self {
-            addr: bufs.as_ptr() as usize,
-            len: bufs.len(),
-            offset,
+impl Progress {
+    /// A write that reports where a full queue stopped it.
+    pub(crate) fn report() -> Progress {
+        Progress {
+            frames_done: 0,
+            resume: false,
+        }
+    }
+
+    /// A write that waits and goes on where a full queue stopped it.
+    #[cfg(any(feature = "tokio", test))]
+    pub(crate) fn resume() -> Progress {
+        Progress {
+            frames_done: 0,
+            resume: true,
         }
     }
 }
 
 impl Writer {
     pub(crate) fn new(offload: bool) -> Self {
-        let (table, to_write) = if offload {
-            (
-                GroTable::with_capacity(crate::offload::BATCH_SIZE),
-                Vec::with_capacity(crate::offload::BATCH_SIZE),
-            )
+        let capacity = if offload {
+            crate::offload::BATCH_SIZE
         } else {
-            (GroTable::new(), Vec::new())
+            1
         };
         Self {
-            table,
-            to_write,
-            resume: None,
+            table: GroTable::with_capacity(capacity),
+            plan: GroPlan::with_capacity(capacity),
         }
     }
 
-    /// Forgets a batch left half-written by a non-blocking write whose caller gave up on it: the rest of it is
-    /// not written.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn abandon(&mut self) {
-        self.resume = None;
-    }
-
-    /// Writes the batch `bufs[i][offset..]` as `settings` say, each resulting packet with one call of
-    /// `write_frame` (a `writev` of its slices); see [`Tun::write_packets`]. `write_frame` reporting
-    /// [`Error::WouldBlock`] stops the batch there: the same batch offered again goes on where it stopped.
-    pub(crate) fn write_batch<B: PacketBuf>(
+    /// Writes the batch `bufs[i][offset..offset + sizes[i]]` as `settings` say, each planned frame with one
+    /// call of `write_frame` (a `writev` of its slices), skipping the frames `progress` says were done by an
+    /// earlier call with the same batch and counting those it does; see [`Tun::write_packets`]. Returns how
+    /// many frames were written, earlier calls' included.
+    pub(crate) fn write_batch<B: AsMut<[u8]>>(
         &mut self,
         bufs: &mut [B],
+        sizes: &[usize],
         offset: usize,
         settings: &WriteSettings,
+        progress: &mut Progress,
         mut write_frame: impl FnMut(&[IoSlice<'_>]) -> Result<usize>,
     ) -> Result<usize> {
-        let hdr_len = settings.hdr_len;
-        let Some(frame_start) = offset.checked_sub(hdr_len) else {
+        if sizes.len() < bufs.len() {
             return Err(Error::InvalidArgument(
-                "offset leaves no room for the 10-byte virtio-net header",
+                "sizes has fewer entries than there are buffers",
             ));
-        };
-        let batch = BatchId::of(bufs, offset);
-        let progress = match self.resume.take() {
-            Some(saved) if saved.batch == batch => saved,
-            _ => Resume {
-                batch,
-                next: 0,
-                written: 0,
-                failed: Vec::new(),
-                gathered: self.plan(bufs, offset, frame_start, settings.gro)?,
-            },
-        };
-        let Resume {
-            next,
-            mut written,
-            mut failed,
-            gathered,
-            ..
-        } = progress;
-        let bufs: &[B] = bufs;
-        let merged = gathered.then_some(&self.table);
-        for (position, &index) in self.to_write.iter().enumerate().skip(next) {
-            match write_planned(bufs, index, frame_start, hdr_len, merged, &mut write_frame) {
-                Ok(packets) => written += packets,
-                Err(Error::WouldBlock) => {
-                    self.resume = Some(Resume {
-                        batch,
-                        next: position,
-                        written,
-                        failed,
-                        gathered,
-                    });
+        }
+        let Writer { table, plan } = self;
+        match settings.gro {
+            Some(options) => tun_offload::handle_gro(bufs, sizes, offset, table, options, plan)
+                .map_err(Error::from_offload)?,
+            None => plan.each_alone(&sizes[..bufs.len()]),
+        }
+        let frames_done = &mut progress.frames_done;
+        let mut failed: Vec<PacketError> = Vec::new();
+        let mut scratch = [0u8; FRAME_HEAD_MAX];
+        // Earlier calls for this batch wrote their frames without a failure, or they would have reported it.
+        let mut written: usize = plan
+            .frames()
+            .iter()
+            .take(*frames_done)
+            .map(tun_offload::Frame::segments)
+            .sum();
+        for (k, frame) in plan.frames().iter().enumerate().skip(*frames_done) {
+            let Some(buf) = bufs.get_mut(frame.buf) else {
+                continue;
+            };
+            let result = frame
+                .encode(buf.as_mut(), offset, &mut scratch)
+                .map_err(Error::from_offload)
+                .and_then(|[head, rest]| {
+                    let head = &head[VirtioNetHdr::LEN - settings.hdr_len..];
+                    let merged = frame.segments() > 1;
+                    let ip = if merged {
+                        &head[settings.hdr_len..]
+                    } else {
+                        rest
+                    };
+                    check_packet(ip, frame.len)?;
+                    write_frame(&[IoSlice::new(head), IoSlice::new(rest)])
+                        .map_err(|e| explain_gso_failure(e, merged))
+                });
+            match result {
+                Ok(_) => written += frame.segments(),
+                // Nothing to report yet: the caller offers the same batch again (or waits, if async).
+                Err(Error::WouldBlock)
+                    if failed.is_empty() && (written == 0 || progress.resume) =>
+                {
                     return Err(Error::WouldBlock);
                 }
+                Err(Error::WouldBlock) => return Err(stopped(plan, k, written, failed)),
                 Err(error) => {
-                    let stop = error.is_fatal();
-                    failed.push(PacketError { index, error });
-                    if stop {
-                        let not_attempted = self.to_write.len() - position - 1;
-                        return Err(batch_result(written, failed, not_attempted));
+                    let fatal = error.is_fatal();
+                    fail_frame(plan, k, error, &mut failed);
+                    if fatal {
+                        return Err(stopped(plan, k + 1, written, failed));
                     }
                 }
             }
+            *frames_done = k + 1;
         }
         if failed.is_empty() {
-            Ok(bufs.len())
+            Ok(*frames_done)
         } else {
-            Err(batch_result(written, failed, 0))
-        }
-    }
-
-    /// Plans the writes of a new batch into `to_write`: coalesced with `gro`, else one write per buffer.
-    /// Returns whether merged packets are to be gathered from the buffers the plan in `table` links (rather
-    /// than merged in place).
-    fn plan<B: PacketBuf>(
-        &mut self,
-        bufs: &mut [B],
-        offset: usize,
-        frame_start: usize,
-        gro: Option<GroOptions>,
-    ) -> Result<bool> {
-        let Writer {
-            table, to_write, ..
-        } = self;
-        to_write.clear();
-        // A buffer shorter than the offset is one bad packet, not a bad batch: such a batch is written one by
-        // one, so that it is reported alone.
-        let options = gro.filter(|_| bufs.iter().all(|buf| buf.as_ref().len() >= offset));
-        let Some(options) = options else {
-            to_write.extend(0..bufs.len());
-            for buf in bufs.iter_mut() {
-                if let Some(hdr) = buf.as_mut().get_mut(frame_start..offset) {
-                    hdr.fill(0);
-                }
-            }
-            return Ok(false);
-        };
-        let room = offset + tun_offload::MAX_PACKET;
-        match B::as_vecs(bufs).filter(|vecs| vecs.iter().all(|v| v.capacity() >= room)) {
-            Some(vecs) => {
-                tun_offload::handle_gro_with(vecs, offset, table, options, to_write)?;
-                Ok(false)
-            }
-            None => {
-                tun_offload::plan_gro(bufs, offset, table, options, to_write)?;
-                Ok(true)
-            }
+            Err(batch_result(written, failed, Vec::new()))
         }
     }
 }
 
-/// Writes `bufs[index]` from `frame_start` on (virtio-net header, then packet), followed by the payloads
-/// `merged` says were merged into it, with one call of `write_frame`. Returns how many of the caller's packets
-/// that was.
-fn write_planned<B: AsRef<[u8]>>(
-    bufs: &[B],
-    index: usize,
-    frame_start: usize,
-    hdr_len: usize,
-    merged: Option<&GroTable>,
-    write_frame: &mut impl FnMut(&[IoSlice<'_>]) -> Result<usize>,
-) -> Result<usize> {
-    let Some(frame) = bufs[index]
-        .as_ref()
-        .get(frame_start..)
-        .filter(|frame| frame.len() > hdr_len)
-    else {
-        return Err(Error::InvalidArgument(
-            "empty packet (buffer not longer than offset)",
-        ));
-    };
-    let mut iov = [IoSlice::new(&[]); GATHER];
-    iov[0] = IoSlice::new(frame);
-    let mut used = 1;
-    let mut spilled: Vec<IoSlice<'_>> = Vec::new();
-    let mut len = frame.len() - hdr_len;
-    for payload in merged
-        .into_iter()
-        .flat_map(|table| table.merged_payloads(bufs, index, frame_start + hdr_len))
-    {
-        len += payload.len();
-        if used < GATHER {
-            iov[used] = IoSlice::new(payload);
-            used += 1;
-        } else {
-            // More segments than a 64 KiB packet of full-sized ones has (segments under 1 KiB): rare enough
-            // to allocate. plan_gro keeps it within one writev (PLAN_MAX_SEGMENTS).
-            if spilled.is_empty() {
-                spilled.extend_from_slice(&iov);
-            }
-            spilled.push(IoSlice::new(payload));
-        }
+/// Records a failure for every packet frame `k` carries: the error itself for the first, the same error
+/// again for the others.
+fn fail_frame(plan: &GroPlan, k: usize, error: Error, failed: &mut Vec<PacketError>) {
+    let mut members = plan.members(k);
+    let Some(first) = members.next() else { return };
+    for index in members {
+        failed.push(PacketError {
+            index,
+            error: error.same_again(),
+        });
     }
-    check_packet(&frame[hdr_len..], len)?;
-    let slices = if spilled.is_empty() {
-        &iov[..used]
-    } else {
-        &spilled[..]
-    };
-    write_frame(slices).map_err(|e| explain_gso_failure(e, frame, hdr_len))?;
-    Ok(packets_in(frame, hdr_len, len))
+    failed.push(PacketError {
+        index: first,
+        error,
+    });
+    failed.sort_by_key(|p| p.index);
 }
 
-/// A buffer [`Tun::write_packets`] can write from: `Vec<u8>`, `&mut [u8]`, `Box<[u8]>` or `[u8; N]`. Its
-/// length marks the end of its packet.
-pub trait PacketBuf: AsRef<[u8]> + AsMut<[u8]> + Sized {
-    /// The batch as growable `Vec`s, when it is one (`None` by default): such a batch, when every `Vec` has
-    /// room for a 64 KiB packet, is coalesced in place, which writes each merged packet from one contiguous
-    /// buffer (measured here about 5 % faster on a saturated core than gathering the segments).
-    fn as_vecs(bufs: &mut [Self]) -> Option<&mut [Vec<u8>]> {
-        let _ = bufs;
-        None
-    }
+/// The error of a batch the device stopped before frame `k`: the packets of frames `k..` are not written.
+fn stopped(plan: &GroPlan, k: usize, written: usize, failed: Vec<PacketError>) -> Error {
+    let unwritten = (0..plan.packet_count())
+        .filter(|&i| plan.frame_of(i).is_some_and(|f| f >= k))
+        .collect();
+    batch_result(written, failed, unwritten)
 }
 
-impl PacketBuf for Vec<u8> {
-    fn as_vecs(bufs: &mut [Self]) -> Option<&mut [Vec<u8>]> {
-        Some(bufs)
+/// The error of a batch with failures or packets left: a lone failure as itself (nothing else to report),
+/// else a [`BatchError`].
+fn batch_result(written: usize, mut failed: Vec<PacketError>, unwritten: Vec<usize>) -> Error {
+    // Nothing was written and there is one reason: that reason is the whole story (a closed device, or the
+    // only packet of the batch refused).
+    let alone =
+        written == 0 && failed.len() == 1 && (unwritten.is_empty() || failed[0].error.is_fatal());
+    if alone && let Some(only) = failed.pop() {
+        return only.error;
     }
+    Error::Batch(BatchError {
+        written,
+        failed,
+        unwritten,
+    })
 }
-
-impl PacketBuf for &mut [u8] {}
-
-impl PacketBuf for Box<[u8]> {}
-
-impl<const N: usize> PacketBuf for [u8; N] {}
-
-/// Slices one `writev` takes without spilling into a heap list: a packet and 64 payloads merged behind it
-/// (a 64 KiB packet of 1448-byte TCP segments has 45).
-const GATHER: usize = 1 + 64;
 
 impl Tun {
-    /// Writes the packets `bufs[i][offset..]` (each buffer's length marks its packet's end); returns how many
-    /// of the caller's packets were written (all of them on `Ok`).
+    /// Writes the packets `bufs[i][offset..offset + sizes[i]]` (what [`read_packets`](Self::read_packets)
+    /// fills in, so a forwarder passes the same arrays back) and returns how many writes the kernel got.
     ///
-    /// With a virtio-net header on the fd (see [`has_vnet_hdr`](Self::has_vnet_hdr)) `offset` must be at least
-    /// 10: the header goes into `bufs[i][offset - 10..offset]`. With offloads, packets of one TCP flow (and of
-    /// one UDP flow when USO is on) are coalesced into super-packets of up to 64 KiB. `Vec<u8>` buffers with
-    /// capacity for `offset + 65535` bytes (as [`PacketBatch`](crate::PacketBatch) makes them) are merged in
-    /// place: the first buffer of a merged packet grows and holds it whole. Any other batch is gathered: each
-    /// merged packet is written with one `writev` of its first packet and the payloads of the others, straight
-    /// from the caller's buffers, so buffers need no spare room. Either way the headers of a merged packet's
-    /// first segment are rewritten, and a segment that merges in front of an earlier one may swap places with
-    /// it in `bufs`.
+    /// With offloads, packets of one TCP flow (and of one UDP flow when USO is on) are coalesced into
+    /// super-packets of up to 64 KiB, each one write: the count is then below the number of packets. A merged
+    /// packet is built in its first packet's buffer, in the bytes after that packet (which the call may use:
+    /// give buffers `offset + 65535` bytes, as a read batch has, to let merges reach the limit). The packets
+    /// themselves are never changed, and nothing is remembered between calls.
     ///
     /// A packet the kernel refuses does not stop the others: the result is then [`Error::Batch`] listing each
-    /// failed buffer by index. A closed device gives [`Error::Closed`].
+    /// failed packet by index. A closed device gives [`Error::Closed`].
     ///
     /// ```no_run
     /// let tun = tun::Builder::new().name("tun%d").offload(true).build()?;
-    /// // Room for the virtio-net header in front of each packet.
-    /// let offset = if tun.has_vnet_hdr() { 10 } else { 0 };
     /// # let packet: &[u8] = &[];
-    /// let mut buf = vec![0u8; offset];
-    /// buf.extend_from_slice(packet); // an IPv4 or IPv6 packet
-    /// match tun.write_packets(&mut [buf], offset) {
-    ///     Ok(n) => println!("{n} packet(s) written"),
+    /// let mut buf = vec![0u8; 65535];
+    /// buf[..packet.len()].copy_from_slice(packet); // an IPv4 or IPv6 packet
+    /// match tun.write_packets(&mut [buf], &[packet.len()], 0) {
+    ///     Ok(writes) => println!("written with {writes} write(s)"),
     ///     Err(e) if e.is_transient() => println!("try again later: {e}"),
     ///     Err(e) => return Err(e),
     /// }
@@ -306,31 +223,59 @@ impl Tun {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] once closed; [`Error::InvalidArgument`] for an `offset` below 10 with a virtio-net
-    /// header; for a single failure, that failure ([`Error::InvalidPacket`] for a packet refused before the
-    /// write, [`Error::Io`] for one the kernel refused); for several, or one after others were written,
-    /// [`Error::Batch`] with the caller's packets written and each failure by buffer index.
-    pub fn write_packets<B: PacketBuf>(&self, bufs: &mut [B], offset: usize) -> Result<usize> {
-        self.write_packets_within(bufs, offset, Patience::Forever)
-    }
-
-    /// [`write_packets`](Self::write_packets) that never waits: when the kernel's queue is full it returns
-    /// [`Error::WouldBlock`]. Wait for the fd to be writable (`POLLOUT`) with any event loop, then call it
-    /// again **with the same batch, unchanged**: the batch was coalesced already and part of it may have been
-    /// written, so the call goes on where it stopped and returns the count for the whole batch. A call with
-    /// another batch (other buffers, count or offset) drops what was left of the earlier one.
-    ///
-    /// A TUN device's queue is rarely full (its send buffer is unlimited unless lowered), so this almost
-    /// always writes the whole batch at once.
-    pub fn try_write_packets<B: PacketBuf>(&self, bufs: &mut [B], offset: usize) -> Result<usize> {
-        self.write_packets_within(bufs, offset, Patience::Never)
-    }
-
-    fn write_packets_within<B: PacketBuf>(
+    /// [`Error::Closed`] once closed; [`Error::InvalidArgument`] when `sizes` is shorter than `bufs`; for a
+    /// single failure, that failure ([`Error::InvalidPacket`] for a packet refused before the write,
+    /// [`Error::BufferTooSmall`] for a size past its buffer's end, [`Error::Io`] for one the kernel refused);
+    /// for several, or one after others were written, [`Error::Batch`] with the packets written and each
+    /// failure by index.
+    pub fn write_packets<B: AsMut<[u8]>>(
         &self,
         bufs: &mut [B],
+        sizes: &[usize],
+        offset: usize,
+    ) -> Result<usize> {
+        self.write_packets_within(
+            bufs,
+            sizes,
+            offset,
+            Patience::Forever,
+            &mut Progress::report(),
+        )
+    }
+
+    /// [`write_packets`](Self::write_packets) that never waits. When the kernel's queue is full before
+    /// anything was written it returns [`Error::WouldBlock`]: offer the same packets again once the fd is
+    /// writable (`POLLOUT`). When the queue fills half-way it returns [`Error::Batch`] whose
+    /// [`unwritten`](BatchError::unwritten) lists the packets left: offer those again. Either way each packet
+    /// is written exactly once. (A TUN device's queue is rarely full: its send buffer is unlimited unless
+    /// lowered.)
+    ///
+    /// # Errors
+    /// As [`write_packets`](Self::write_packets), and [`Error::WouldBlock`].
+    pub fn try_write_packets<B: AsMut<[u8]>>(
+        &self,
+        bufs: &mut [B],
+        sizes: &[usize],
+        offset: usize,
+    ) -> Result<usize> {
+        self.write_packets_within(
+            bufs,
+            sizes,
+            offset,
+            Patience::Never,
+            &mut Progress::report(),
+        )
+    }
+
+    /// The one write path, `progress` carried over from an earlier attempt at the same batch (the async
+    /// write goes on where its last attempt stopped); see [`Writer::write_batch`].
+    pub(crate) fn write_packets_within<B: AsMut<[u8]>>(
+        &self,
+        bufs: &mut [B],
+        sizes: &[usize],
         offset: usize,
         patience: Patience,
+        progress: &mut Progress,
     ) -> Result<usize> {
         // Closed comes first: once closed, no argument makes a call useful.
         self.check_open()?;
@@ -346,7 +291,7 @@ impl Tun {
         };
         let mut writer = self.writer.lock();
         self.check_open()?;
-        writer.write_batch(bufs, offset, &settings, |frame| {
+        writer.write_batch(bufs, sizes, offset, &settings, progress, |frame| {
             self.write_frame(frame, patience)
         })
     }
@@ -357,6 +302,16 @@ impl Tun {
         self.retry_io("write", Interest::Write, patience, |fd| {
             tun_sys::io::writev(fd, frame)
         })
+    }
+
+    /// Writes one IP packet (with a zero virtio-net header when the device has one) and returns its length,
+    /// waiting while the kernel's queue is full.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPacket`] for what is not one whole IP packet, [`Error::Closed`] once closed, or the
+    /// kernel's refusal.
+    pub fn send(&self, packet: &[u8]) -> Result<usize> {
+        self.write_one(packet, Patience::Forever)
     }
 
     /// One packet for `io::Write` and async sends: sent with a zero virtio-net header when the fd has one.
@@ -373,7 +328,7 @@ impl Tun {
 
 /// Refuses what is not one whole IP packet before it reaches the kernel, which would accept a truncated or
 /// oversized packet and drop it silently later. `packet` holds at least the headers; `len` is the length of
-/// the whole packet (more than `packet` when payloads merged into it follow in other buffers).
+/// the whole packet (more than `packet` when it holds only the headers of a merged packet).
 fn check_packet(packet: &[u8], len: usize) -> Result<()> {
     let ip = IpPacket::new_checked(packet).map_err(Error::InvalidPacket)?;
     if len > tun_offload::MAX_PACKET {
@@ -391,54 +346,21 @@ fn check_packet(packet: &[u8], len: usize) -> Result<()> {
     Ok(())
 }
 
-/// The caller's packets in one written frame (virtio-net header when `hdr_len > 0`, then an IP packet of
-/// `len` bytes): the segments of a coalesced super-packet, each of which was one packet of the batch, or 1.
-fn packets_in(frame: &[u8], hdr_len: usize, len: usize) -> usize {
-    let Some(hdr) = VirtioNetHdr::decode(frame)
-        .ok()
-        .filter(|h| hdr_len > 0 && h.gso_kind() != tun_offload::virtio::GSO_NONE && h.gso_size > 0)
-    else {
-        return 1;
-    };
-    len.saturating_sub(usize::from(hdr.hdr_len))
-        .div_ceil(usize::from(hdr.gso_size))
-        .max(1)
-}
-
 /// A refused write of a coalesced super-packet says so: some kernels reject GSO writes the offload rules
 /// allow, and [`Tun::set_gro`] is the way out.
-fn explain_gso_failure(error: Error, frame: &[u8], hdr_len: usize) -> Error {
-    let is_gso = hdr_len > 0
-        && VirtioNetHdr::decode(frame).is_ok_and(|h| h.gso_kind() != tun_offload::virtio::GSO_NONE);
+fn explain_gso_failure(error: Error, coalesced: bool) -> Error {
     match error {
         Error::Io {
             op: "write",
             device,
             source,
-        } if is_gso && source.raw_os_error() == Some(libc::EINVAL) => Error::Io {
+        } if coalesced && source.raw_os_error() == Some(libc::EINVAL) => Error::Io {
             op: "write of a coalesced GSO super-packet (Tun::set_gro(false) turns coalescing off)",
             device,
             source,
         },
         other => other,
     }
-}
-
-/// The error of a batch with failures: a lone failure as itself (nothing else to report), else a
-/// [`BatchError`].
-fn batch_result(written: usize, mut failed: Vec<PacketError>, not_attempted: usize) -> Error {
-    // Nothing was written and there is one reason: that reason is the whole story (a closed device, or the
-    // only packet of the batch refused).
-    let alone =
-        written == 0 && failed.len() == 1 && (not_attempted == 0 || failed[0].error.is_fatal());
-    if alone && let Some(only) = failed.pop() {
-        return only.error;
-    }
-    Error::Batch(BatchError {
-        written,
-        failed,
-        not_attempted,
-    })
 }
 
 #[cfg(test)]
@@ -453,17 +375,25 @@ mod tests {
         p
     }
 
+    /// A 28-byte IPv4 packet told apart by its identification field, in a buffer with room after it.
+    fn tagged(id: u8) -> Vec<u8> {
+        let mut buf = ipv4(28, 1500);
+        buf[5] = id;
+        buf
+    }
+
     /// An IPv4 TCP segment 10.0.0.1:1234 -> 10.0.0.2:80 (ACK) at `seq` with `len` payload bytes and valid
-    /// checksums, behind 10 bytes of room, in a buffer of `capacity` bytes.
-    fn tcp_segment(seq: u32, len: usize, capacity: usize) -> Vec<u8> {
+    /// checksums, at the start of a 64 KiB buffer.
+    fn tcp_segment(seq: u32, len: usize) -> (Vec<u8>, usize) {
         use std::net::SocketAddrV4;
-        use tun_test_support::packets::{tcp4_segment, with_room};
+        use tun_test_support::packets::tcp4_segment;
         let src = SocketAddrV4::new([10, 0, 0, 1].into(), 1234);
         let dst = SocketAddrV4::new([10, 0, 0, 2].into(), 80);
         let payload: Vec<u8> = (0..len).map(|i| (seq as usize + i) as u8).collect();
-        let mut buf = Vec::with_capacity(capacity);
-        buf.extend_from_slice(&with_room(10, &tcp4_segment(src, dst, seq, &payload)));
-        buf
+        let packet = tcp4_segment(src, dst, seq, &payload);
+        let mut buf = vec![0u8; tun_offload::MAX_PACKET];
+        buf[..packet.len()].copy_from_slice(&packet);
+        (buf, packet.len())
     }
 
     /// A stand-in for the device: records each frame written, and reports a full queue on the calls whose
@@ -495,6 +425,11 @@ mod tests {
         }
     }
 
+    const PLAIN: WriteSettings = WriteSettings {
+        hdr_len: 10,
+        gro: None,
+    };
+
     const TCP_GRO: WriteSettings = WriteSettings {
         hdr_len: 10,
         gro: Some(GroOptions {
@@ -503,94 +438,222 @@ mod tests {
         }),
     };
 
-    /// Writes `bufs` through a fresh writer until it is done, the queue being full as `full_at` says; the
-    /// frames written and the number of `WouldBlock`s.
-    fn write_until_done<B: PacketBuf>(
-        bufs: &mut [B],
+    /// One `try_write_packets`-like call: never waits, reports a half-written batch.
+    fn try_write(
+        writer: &mut Writer,
+        queue: &mut FakeQueue,
+        bufs: &mut [Vec<u8>],
+        sizes: &[usize],
         settings: &WriteSettings,
-        full_at: &[usize],
-    ) -> (Vec<Vec<u8>>, usize, usize) {
-        let mut writer = Writer::new(true);
-        let mut queue = FakeQueue::new(full_at);
-        let mut would_block = 0;
-        loop {
-            match writer.write_batch(bufs, 10, settings, |f| queue.write(f)) {
-                Ok(n) => return (queue.frames, would_block, n),
-                Err(Error::WouldBlock) => would_block += 1,
-                Err(e) => panic!("{e}"),
-            }
-            assert!(would_block < 10, "never finished");
-        }
+    ) -> Result<usize> {
+        writer.write_batch(bufs, sizes, 0, settings, &mut Progress::report(), |f| {
+            queue.write(f)
+        })
+    }
+
+    fn ids(frames: &[Vec<u8>]) -> Vec<u8> {
+        frames.iter().map(|f| f[10 + 5]).collect()
     }
 
     #[test]
-    fn a_batch_stopped_by_a_full_queue_goes_on_where_it_stopped_each_packet_once() {
-        let packets = || -> Vec<Vec<u8>> {
-            (0..5u8)
-                .map(|i| {
-                    let mut p = vec![0u8; 10];
-                    p.extend(ipv4(28, 28));
-                    p[10 + 4] = i; // the IPv4 identification tells them apart
-                    p
-                })
-                .collect()
-        };
-        let plain = WriteSettings {
-            hdr_len: 10,
-            gro: None,
-        };
-        let (whole, _, _) = write_until_done(&mut packets(), &plain, &[]);
-        let (resumed, would_block, n) = write_until_done(&mut packets(), &plain, &[2, 3]);
-        assert_eq!(would_block, 2);
-        assert_eq!(n, 5);
-        assert_eq!(resumed, whole);
-        let idents: Vec<u8> = resumed.iter().map(|f| f[10 + 4]).collect();
-        assert_eq!(idents, [0, 1, 2, 3, 4]);
-    }
-
-    #[test]
-    fn a_coalesced_batch_offered_again_is_not_coalesced_twice() {
-        // Four segments of one flow become one super-packet; a full queue before it, then after it.
-        let segments = |capacity: usize| -> Vec<Vec<u8>> {
-            (0..4u32)
-                .map(|k| tcp_segment(1000 + k * 100, 100, capacity))
-                .chain([tcp_segment(5000, 50, capacity)]) // not in order: written on its own
-                .collect()
-        };
-        for capacity in [0, 10 + tun_offload::MAX_PACKET] {
-            // capacity 0: gathered from the buffers; room for 64 KiB: merged in place.
-            let (whole, _, _) = write_until_done(&mut segments(capacity), &TCP_GRO, &[]);
-            assert_eq!(whole.len(), 2, "one super-packet and one segment");
-            assert_eq!(whole[0].len(), 10 + 40 + 400);
-            for full_at in [&[0][..], &[1], &[0, 1, 2]] {
-                let (resumed, would_block, n) =
-                    write_until_done(&mut segments(capacity), &TCP_GRO, full_at);
-                assert_eq!(would_block, full_at.len());
-                assert_eq!(n, 5);
-                assert_eq!(resumed, whole, "capacity {capacity}, full at {full_at:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn another_batch_after_a_full_queue_drops_the_rest_of_the_first() {
+    fn a_refilled_batch_after_a_full_queue_writes_every_new_packet_once() {
         let mut writer = Writer::new(true);
         let mut queue = FakeQueue::new(&[1]);
-        let mut first: Vec<Vec<u8>> = (0..3).map(|k| tcp_segment(k * 7000, 10, 0)).collect();
-        assert!(matches!(
-            writer.write_batch(&mut first, 10, &TCP_GRO, |f| queue.write(f)),
-            Err(Error::WouldBlock)
-        ));
-        assert_eq!(queue.frames.len(), 1);
-        let mut second = vec![tcp_segment(99_000, 10, 0)];
+        let mut bufs = vec![tagged(1), tagged(2), tagged(3)];
+        let sizes = [28; 3];
+        let err = try_write(&mut writer, &mut queue, &mut bufs, &sizes, &PLAIN).unwrap_err();
+        let Error::Batch(batch) = err else {
+            panic!("{err:?}")
+        };
         assert_eq!(
-            writer
-                .write_batch(&mut second, 10, &TCP_GRO, |f| queue.write(f))
-                .unwrap(),
-            1
+            (batch.written, batch.unwritten.as_slice()),
+            (1, &[1, 2][..])
         );
-        assert_eq!(queue.frames.len(), 2);
-        assert_eq!(queue.frames[1], second[0]);
+        assert!(batch.failed.is_empty());
+        // The caller refills the same Vec with new packets: each of them is written, once.
+        bufs = vec![tagged(11), tagged(12), tagged(13)];
+        assert_eq!(
+            try_write(&mut writer, &mut queue, &mut bufs, &sizes, &PLAIN).unwrap(),
+            3
+        );
+        assert_eq!(ids(&queue.frames), [1, 11, 12, 13]);
+    }
+
+    #[test]
+    fn the_packets_left_by_a_full_queue_offered_again_are_written_once_each() {
+        let mut writer = Writer::new(true);
+        let mut queue = FakeQueue::new(&[2, 4]);
+        let mut bufs: Vec<Vec<u8>> = (0..5).map(tagged).collect();
+        let mut sizes = vec![28; 5];
+        let mut written = Vec::new();
+        let mut left: Vec<usize> = (0..5).collect();
+        for _ in 0..5 {
+            match try_write(&mut writer, &mut queue, &mut bufs, &sizes, &PLAIN) {
+                Ok(_) => {
+                    written.append(&mut left);
+                    break;
+                }
+                Err(Error::WouldBlock) => {}
+                Err(Error::Batch(batch)) => {
+                    let (done, rest): (Vec<usize>, Vec<usize>) =
+                        (0..left.len()).partition(|i| !batch.unwritten.contains(i));
+                    written.extend(done.iter().map(|&i| left[i]));
+                    left = rest.iter().map(|&i| left[i]).collect();
+                    bufs = rest.iter().map(|&i| bufs[i].clone()).collect();
+                    sizes.truncate(bufs.len());
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(written, [0, 1, 2, 3, 4]);
+        assert_eq!(ids(&queue.frames), [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_coalesced_batch_stopped_by_a_full_queue_names_the_packets_of_the_frames_left() {
+        // Two flows interleaved: 0, 2, 4 merge into one frame, 1, 3 into another.
+        let a: Vec<(Vec<u8>, usize)> = (0..3u32)
+            .map(|k| tcp_segment(1000 + k * 100, 100))
+            .collect();
+        let b: Vec<(Vec<u8>, usize)> = (0..2u32)
+            .map(|k| tcp_segment(90_000 + k * 100, 100))
+            .collect();
+        let mut b_flow = b.clone();
+        for (buf, _) in &mut b_flow {
+            // Another source port: another flow (checksum fixed for the changed port).
+            buf[20..22].copy_from_slice(&1235u16.to_be_bytes());
+            let sum = u16::from_be_bytes([buf[36], buf[37]]).wrapping_sub(1);
+            buf[36..38].copy_from_slice(&sum.to_be_bytes());
+        }
+        let mut bufs = vec![
+            a[0].0.clone(),
+            b_flow[0].0.clone(),
+            a[1].0.clone(),
+            b_flow[1].0.clone(),
+            a[2].0.clone(),
+        ];
+        let sizes = [a[0].1; 5];
+        let pristine = bufs.clone();
+        let mut writer = Writer::new(true);
+        let mut whole = FakeQueue::new(&[]);
+        let frames =
+            try_write(&mut writer, &mut whole, &mut bufs.clone(), &sizes, &TCP_GRO).unwrap();
+        assert!(frames < 5, "the batch coalesced into {frames} frames");
+        let mut queue = FakeQueue::new(&[1]);
+        let err = try_write(&mut writer, &mut queue, &mut bufs, &sizes, &TCP_GRO).unwrap_err();
+        let Error::Batch(batch) = err else {
+            panic!("{err:?}")
+        };
+        // The first frame went out; what is left is exactly the packets of the others, untouched.
+        let first: Vec<usize> = (0..5).filter(|i| !batch.unwritten.contains(i)).collect();
+        assert_eq!(batch.written, first.len());
+        assert_eq!(queue.frames, whole.frames[..1]);
+        for &i in &batch.unwritten {
+            assert_eq!(
+                bufs[i][..sizes[i]],
+                pristine[i][..sizes[i]],
+                "packet {i} changed"
+            );
+        }
+    }
+
+    #[test]
+    fn an_async_write_goes_on_with_the_next_frame_after_a_full_queue() {
+        let mut writer = Writer::new(true);
+        let segments: Vec<(Vec<u8>, usize)> = (0..4u32)
+            .map(|k| tcp_segment(1000 + k * 100, 100))
+            .chain([tcp_segment(9000, 50)])
+            .collect();
+        let sizes: Vec<usize> = segments.iter().map(|s| s.1).collect();
+        let fresh = || -> Vec<Vec<u8>> { segments.iter().map(|s| s.0.clone()).collect() };
+        let mut whole = FakeQueue::new(&[]);
+        try_write(&mut writer, &mut whole, &mut fresh(), &sizes, &TCP_GRO).unwrap();
+        assert_eq!(whole.frames.len(), 2, "one super-packet and one segment");
+        assert_eq!(whole.frames[0].len(), 10 + 40 + 400);
+        for full_at in [&[0][..], &[1], &[0, 1, 2]] {
+            let mut queue = FakeQueue::new(full_at);
+            let mut bufs = fresh();
+            let mut progress = Progress::resume();
+            let mut would_block = 0;
+            let done = loop {
+                match writer.write_batch(&mut bufs, &sizes, 0, &TCP_GRO, &mut progress, |f| {
+                    queue.write(f)
+                }) {
+                    Err(Error::WouldBlock) => would_block += 1,
+                    other => break other.unwrap(),
+                }
+                assert!(would_block < 10, "never finished");
+            };
+            assert_eq!((done, would_block), (2, full_at.len()));
+            assert_eq!(queue.frames, whole.frames, "full at {full_at:?}");
+        }
+    }
+
+    #[test]
+    fn every_packet_of_a_refused_merged_frame_is_reported() {
+        let mut writer = Writer::new(true);
+        let segments: Vec<(Vec<u8>, usize)> = (0..3u32)
+            .map(|k| tcp_segment(1000 + k * 100, 100))
+            .collect();
+        let mut bufs: Vec<Vec<u8>> = segments.iter().map(|s| s.0.clone()).collect();
+        let sizes = [segments[0].1; 3];
+        let err = writer
+            .write_batch(
+                &mut bufs,
+                &sizes,
+                0,
+                &TCP_GRO,
+                &mut Progress::report(),
+                |_| {
+                    Err(Error::io(
+                        "write",
+                        "t0",
+                        io::Error::from_raw_os_error(libc::EINVAL),
+                    ))
+                },
+            )
+            .unwrap_err();
+        let Error::Batch(batch) = err else {
+            panic!("{err:?}")
+        };
+        let failed: Vec<usize> = batch.failed.iter().map(|p| p.index).collect();
+        assert_eq!(failed, [0, 1, 2]);
+        assert!(
+            batch
+                .failed
+                .iter()
+                .all(|p| p.error.raw_os_error() == Some(libc::EINVAL))
+        );
+        assert!(
+            batch.failed[0]
+                .error
+                .to_string()
+                .contains("coalesced GSO super-packet")
+        );
+        assert_eq!(batch.written, 0);
+    }
+
+    #[test]
+    fn a_size_past_its_buffer_fails_that_packet_alone() {
+        let mut writer = Writer::new(true);
+        let mut queue = FakeQueue::new(&[]);
+        let mut bufs = vec![tagged(1), tagged(2), tagged(3)];
+        let sizes = [28, 4000, 28];
+        let err = try_write(&mut writer, &mut queue, &mut bufs, &sizes, &PLAIN).unwrap_err();
+        let Error::Batch(batch) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(batch.written, 2);
+        assert!(matches!(
+            batch.failed[..],
+            [PacketError {
+                index: 1,
+                error: Error::BufferTooSmall { .. }
+            }]
+        ));
+        assert_eq!(ids(&queue.frames), [1, 3]);
+        let short = try_write(&mut writer, &mut queue, &mut bufs, &[28], &PLAIN);
+        assert!(matches!(short, Err(Error::InvalidArgument(_))), "{short:?}");
     }
 
     #[test]
@@ -621,7 +684,7 @@ mod tests {
             Err(Error::InvalidPacket(_))
         ));
         assert!(matches!(check_packet(&[], 0), Err(Error::InvalidPacket(_))));
-        // Headers whose length field covers payloads that follow in other buffers.
+        // Headers whose length field covers payloads that follow.
         assert!(check_packet(&ipv4(3000, 1500), 3000).is_ok());
         assert!(matches!(
             check_packet(&ipv4(3000, 1500), 2999),
@@ -630,65 +693,38 @@ mod tests {
     }
 
     #[test]
-    fn a_super_packet_counts_as_the_packets_merged_into_it() {
-        let hdr = VirtioNetHdr {
-            flags: 0,
-            gso_type: tun_offload::virtio::GSO_TCPV4,
-            hdr_len: 40,
-            gso_size: 1000,
-            csum_start: 20,
-            csum_offset: 16,
-        };
-        let mut frame = hdr.to_bytes().to_vec();
-        frame.resize(10 + 40, 0);
-        // Three full segments and a short one.
-        assert_eq!(packets_in(&frame, 10, 40 + 3500), 4);
-        assert_eq!(packets_in(&frame, 10, 40 + 3000), 3);
-        // A packet on its own, with or without a header.
-        assert_eq!(packets_in(&[0u8; 60], 10, 50), 1);
-        assert_eq!(packets_in(&frame[10..], 0, 40), 1);
-    }
-
-    #[test]
-    fn refused_gso_write_says_it_was_a_coalesced_packet() {
+    fn a_plain_packets_refused_write_stays_as_it_was() {
         let einval = || Error::io("write", "t0", io::Error::from_raw_os_error(libc::EINVAL));
-        let mut gso = vec![0u8; 10 + 40];
-        gso[1] = tun_offload::virtio::GSO_TCPV4;
-        let err = explain_gso_failure(einval(), &gso, 10);
-        assert!(
-            err.to_string().contains("coalesced GSO super-packet"),
-            "{err}"
-        );
-        assert!(err.to_string().contains("set_gro(false)"), "{err}");
-        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
-        // A plain packet's failure stays as it was.
-        let plain = vec![0u8; 10 + 40];
         assert!(matches!(
-            explain_gso_failure(einval(), &plain, 10),
+            explain_gso_failure(einval(), false),
             Error::Io { op: "write", .. }
         ));
+        let err = explain_gso_failure(einval(), true);
+        assert!(err.to_string().contains("set_gro(false)"), "{err}");
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
     }
 
     #[test]
-    fn lone_failure_is_reported_as_itself_and_several_as_a_batch() {
-        let one = || {
-            vec![PacketError {
-                index: 0,
-                error: Error::InvalidArgument("x"),
-            }]
-        };
-        assert!(matches!(
-            batch_result(0, one(), 0),
-            Error::InvalidArgument("x")
-        ));
-        assert!(matches!(
-            batch_result(1, one(), 0),
-            Error::Batch(BatchError { written: 1, .. })
-        ));
-        let closed = vec![PacketError {
-            index: 0,
-            error: Error::Closed,
-        }];
-        assert!(matches!(batch_result(0, closed, 5), Error::Closed));
+    fn a_lone_failure_is_reported_as_itself_and_a_closed_device_as_closed() {
+        let mut writer = Writer::new(true);
+        let mut bufs = vec![tagged(1)];
+        let err = writer
+            .write_batch(&mut bufs, &[28], 0, &PLAIN, &mut Progress::report(), |_| {
+                Err(Error::InvalidArgument("x"))
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument("x")), "{err:?}");
+        let mut bufs = vec![tagged(1), tagged(2), tagged(3)];
+        let err = writer
+            .write_batch(
+                &mut bufs,
+                &[28; 3],
+                0,
+                &PLAIN,
+                &mut Progress::report(),
+                |_| Err(Error::Closed),
+            )
+            .unwrap_err();
+        assert!(matches!(err, Error::Closed), "{err:?}");
     }
 }

@@ -21,26 +21,6 @@ pub struct GroTable {
     /// The flow inserted last and its newest item, the same entry as in `flows`: a batch is mostly one
     /// flow, and comparing one key is cheaper than hashing and probing.
     last: Option<(FlowKey, usize)>,
-    /// Per buffer of the batch: the buffer whose payload follows its own in a merged packet, and where its
-    /// own payload starts. Merging links buffers instead of moving bytes.
-    links: Vec<Link>,
-}
-
-/// One buffer's place in a merged packet: see [`GroTable::merged_payloads`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Link {
-    /// The next buffer of the merged packet, or [`Link::END`].
-    pub(super) next: usize,
-    /// Bytes of headers before this buffer's payload (counted from the packet's start).
-    pub(super) headers_len: usize,
-}
-
-impl Link {
-    pub(super) const END: usize = usize::MAX;
-    const ALONE: Self = Self {
-        next: Self::END,
-        headers_len: 0,
-    };
 }
 
 impl GroTable {
@@ -55,12 +35,10 @@ impl GroTable {
             flows: HashMap::with_capacity_and_hasher(packets, BuildHasherDefault::default()),
             items: Vec::with_capacity(packets),
             last: None,
-            links: Vec::with_capacity(packets),
         }
     }
 
-    /// True when nothing is held: always after [`handle_gro`](super::handle_gro); after
-    /// [`plan_gro`](super::plan_gro) the plan is held until the table's next use.
+    /// True when nothing is held: always after [`handle_gro`](super::handle_gro).
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -74,63 +52,6 @@ impl GroTable {
         self.flows.clear();
         self.items.clear();
         self.last = None;
-        self.links.clear();
-    }
-
-    /// Starts a batch of `buffers` buffers, none linked.
-    pub(super) fn start(&mut self, buffers: usize) {
-        self.clear();
-        self.links.resize(buffers, Link::ALONE);
-    }
-
-    /// The payloads that follow the packet in `bufs[front][offset..]` in the packet merged into it by
-    /// [`plan_gro`](super::plan_gro), in order; nothing for a packet written on its own. `front` is an index
-    /// the plan listed to be written (for a buffer merged into another packet this would be the rest of that
-    /// packet). Valid until the table's next use.
-    ///
-    /// Write the merged packet as the virtio-net header and packet of `bufs[front]` followed by these
-    /// slices, in one `writev`.
-    pub fn merged_payloads<'b, B: AsRef<[u8]>>(
-        &'b self,
-        bufs: &'b [B],
-        front: usize,
-        offset: usize,
-    ) -> impl Iterator<Item = &'b [u8]> + 'b {
-        let first = self.links.get(front).map_or(Link::END, |link| link.next);
-        std::iter::successors(
-            self.links.get(first).map(|link| (first, *link)),
-            |(_, link)| self.links.get(link.next).map(|next| (link.next, *next)),
-        )
-        .map(move |(index, link)| {
-            bufs.get(index)
-                .and_then(|buf| buf.as_ref().get(offset + link.headers_len..))
-                .unwrap_or_default()
-        })
-    }
-
-    /// Links buffer `follower` after buffer `after`, its payload starting `headers_len` bytes into its packet.
-    pub(super) fn link_after(&mut self, after: usize, follower: usize, headers_len: usize) {
-        if let Some(link) = self.links.get_mut(follower) {
-            link.headers_len = headers_len;
-        }
-        if let Some(link) = self.links.get_mut(after) {
-            link.next = follower;
-        }
-    }
-
-    /// After the packets of `front` and `other` swapped buffers: the packet now in `other` (the old front)
-    /// follows `front`'s new packet and keeps its followers.
-    pub(super) fn link_swapped_front(&mut self, front: usize, other: usize, headers_len: usize) {
-        let old_next = self.links.get(front).map_or(Link::END, |link| link.next);
-        if let Some(link) = self.links.get_mut(other) {
-            *link = Link {
-                next: old_next,
-                headers_len,
-            };
-        }
-        if let Some(link) = self.links.get_mut(front) {
-            link.next = other;
-        }
     }
 
     pub(super) fn items(&self) -> &[Item] {
@@ -183,8 +104,8 @@ impl GroTable {
         }
     }
 
-    /// Holds the packet in `bufs[buf]` as its flow's newest item.
-    pub(super) fn insert(&mut self, buf: usize, c: &Candidate, csum: Csum) {
+    /// Holds the packet in `bufs[buf]`, written as frame `frame`, as its flow's newest item.
+    pub(super) fn insert(&mut self, buf: usize, frame: usize, c: &Candidate, csum: Csum) {
         let index = self.items.len();
         let prev = self.flows.insert(c.key, index);
         self.last = Some((c.key, index));
@@ -197,7 +118,7 @@ impl GroTable {
             gso_size: c.payload_len,
             payload_len: c.payload_len,
             seq: c.seq,
-            last_buf: buf,
+            frame,
             segments: 1,
             psh: c.psh,
             csum,
@@ -218,10 +139,11 @@ pub(super) enum Csum {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Item {
     pub(super) key: FlowKey,
-    /// Index in `bufs` of the merged packet's first segment (its headers become the merged packet's).
+    /// Index in `bufs` of the merged packet's first segment, whose buffer holds the merged packet (its
+    /// headers become the merged packet's).
     pub(super) buf: usize,
-    /// Index in `bufs` of its last segment (`buf` until something is appended).
-    pub(super) last_buf: usize,
+    /// The frame of the plan that writes it.
+    pub(super) frame: usize,
     /// The flow's previous (older) item.
     pub(super) prev: Option<usize>,
     pub(super) iph_len: usize,

@@ -3,8 +3,7 @@
 use super::candidate::Candidate;
 use super::table::{Csum, GroTable, Item};
 use super::{
-    Batch, Merge, Outcome, held_checksum_valid, ip_headers_agree, l4_checksum_valid, packet_at,
-    two_packets,
+    Batch, GroPlan, held_checksum_valid, ip_headers_agree, l4_checksum_valid, two_packets,
 };
 use crate::invariant::Invariant;
 use crate::wire::{TcpHeader, Transport, same_bytes, tcp_flags};
@@ -18,16 +17,16 @@ enum Join {
     Prepend,
 }
 
-/// Tries the flow's held packets, newest first, and merges the segment in `bufs[index]` into the first that
-/// takes it; otherwise holds it as a new item (or writes it alone when its checksum is bad).
-pub(super) fn coalesce<B: AsMut<[u8]>, M: Merge<B>>(
+/// Tries the flow's held packets, newest first, and merges the segment `index` into the first that takes
+/// it; otherwise holds it as a new item in a frame of its own (or plans it alone when its checksum is bad).
+pub(super) fn coalesce<B: AsMut<[u8]>>(
     bufs: &mut [B],
-    batch: &Batch<M>,
+    batch: &Batch<'_>,
     table: &mut GroTable,
+    plan: &mut GroPlan,
     index: usize,
     c: &Candidate,
-) -> Outcome {
-    let offset = batch.offset;
+) {
     let mut packet_valid = None;
     let mut cursor = table.newest(&c.key);
     while let Some(at) = cursor {
@@ -36,63 +35,58 @@ pub(super) fn coalesce<B: AsMut<[u8]>, M: Merge<B>>(
         if item.csum == Csum::Invalid {
             continue;
         }
-        let Some(join) = two_packets(bufs, index, item.buf, offset)
+        let Some(join) = two_packets(bufs, batch, index, &item)
             .and_then(|(packet, held)| can_join(packet, held, c, &item))
         else {
             continue;
         };
-        // The merged packet starts in the buffer that ends up in front: the item's on append, the segment's
-        // on prepend.
+        // The merged packet is built in the buffer of its first segment: the item's on append, the
+        // segment's on prepend.
         let front = match join {
             Join::Append => item.buf,
             Join::Prepend => index,
         };
-        if !batch.fits(bufs, front, item.len() + c.payload_len, item.segments + 1) {
+        if !batch.fits(bufs, front, item.len() + c.payload_len) {
             continue;
         }
-        if !held_checksum_valid(bufs, offset, table, at) {
+        if !held_checksum_valid(bufs, batch, table, at) {
             continue;
         }
         let valid = *packet_valid.get_or_insert_with(|| {
-            l4_checksum_valid(packet_at(bufs, index, offset), c.iph_len, Transport::Tcp)
+            batch
+                .packet(bufs, index)
+                .is_some_and(|packet| l4_checksum_valid(packet, c.iph_len, Transport::Tcp))
         });
         if !valid {
-            return Outcome::Alone;
+            plan.push(index, batch.size(index));
+            return;
         }
         let headers_len = item.iph_len + item.l4h_len;
+        let size = batch.size(index);
+        match join {
+            Join::Append => batch.append(bufs, item.buf, item.len(), index, size, headers_len),
+            // The merged packet keeps the item's frame, already in line to be written, now built in the
+            // segment's buffer.
+            Join::Prepend => batch.append(bufs, index, size, item.buf, item.len(), headers_len),
+        }
+        plan.assign(index, item.frame);
         let Some(held) = table.item_mut(at) else {
             break;
         };
         match join {
-            Join::Append => {
-                let after = held.last_buf;
-                held.last_buf = index;
-                held.psh = c.psh;
-                table.link_after(after, index, headers_len);
-                batch.append(bufs, item.buf, index, headers_len);
-            }
+            Join::Append => held.psh = c.psh,
             Join::Prepend => {
-                batch.append(bufs, index, item.buf, headers_len);
-                // The merged packet keeps the item's slot, which is already in line to be written: the
-                // segment moves into it, and the item's old first segment (now in the segment's slot)
-                // follows it.
-                bufs.swap(index, item.buf);
-                if held.last_buf == item.buf {
-                    held.last_buf = index;
-                }
+                held.buf = index;
                 held.seq = c.seq;
                 held.gso_size = held.gso_size.max(c.payload_len);
-                table.link_swapped_front(item.buf, index, headers_len);
             }
         }
-        if let Some(held) = table.item_mut(at) {
-            held.payload_len += c.payload_len;
-            held.segments += 1;
-        }
-        return Outcome::Merged;
+        held.payload_len += c.payload_len;
+        held.segments += 1;
+        return;
     }
-    table.insert(index, c, Csum::Unchecked);
-    Outcome::Held
+    let frame = plan.push(index, batch.size(index));
+    table.insert(index, frame, c, Csum::Unchecked);
 }
 
 fn can_join(packet: &[u8], held: &[u8], c: &Candidate, item: &Item) -> Option<Join> {

@@ -1,7 +1,9 @@
 //! One test per coalescing rule.
 
 use super::*;
+use crate::VirtioNetHdr;
 use crate::test_packets::{ACK, PSH, Spec, checksums_valid, pseudo, reference_sum};
+use crate::virtio::{FLAG_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
 
 const OFF: usize = 12;
 const FIN: u8 = 0x01;
@@ -11,36 +13,56 @@ const URG: u8 = 0x20;
 const ECE: u8 = 0x40;
 const CWR: u8 = 0x80;
 
-/// Buffers the way a writer prepares them: `OFF` bytes of room, then the packet, with capacity for a
-/// maximal merge.
-fn bufs_of(packets: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    packets
+/// A batch as a read leaves it: `OFF` bytes of room, then each packet, then room for a maximal merge.
+fn bufs_of(packets: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<usize>) {
+    let bufs = packets
         .iter()
         .map(|p| {
-            let mut buf = Vec::with_capacity(OFF + 65535);
-            buf.resize(OFF, 0xee);
-            buf.extend_from_slice(p);
+            let mut buf = vec![0xee; OFF + p.len().max(65535)];
+            buf[OFF..OFF + p.len()].copy_from_slice(p);
             buf
+        })
+        .collect();
+    (bufs, packets.iter().map(Vec::len).collect())
+}
+
+/// Plans `bufs` with `options` and returns the plan.
+fn plan_of(bufs: &mut [Vec<u8>], sizes: &[usize], options: GroOptions) -> GroPlan {
+    let mut table = GroTable::new();
+    let mut plan = GroPlan::new();
+    handle_gro(bufs, sizes, OFF, &mut table, options, &mut plan).unwrap();
+    assert!(table.is_empty());
+    plan
+}
+
+/// Each frame of `plan` as written: its virtio header and its packet.
+fn written(bufs: &[Vec<u8>], plan: &GroPlan) -> Vec<(VirtioNetHdr, Vec<u8>)> {
+    let mut scratch = [0u8; FRAME_HEAD_MAX];
+    plan.frames()
+        .iter()
+        .map(|frame| {
+            let [head, rest] = frame.encode(&bufs[frame.buf], OFF, &mut scratch).unwrap();
+            let mut packet = head[VirtioNetHdr::LEN..].to_vec();
+            packet.extend_from_slice(rest);
+            (VirtioNetHdr::decode(head).unwrap(), packet)
         })
         .collect()
 }
 
+fn options(udp: bool) -> GroOptions {
+    GroOptions { tcp: true, udp }
+}
+
 /// Runs one batch and returns what would be written: each virtio header with its packet.
 fn gro(packets: &[Vec<u8>], udp_gro: bool) -> Vec<(VirtioNetHdr, Vec<u8>)> {
-    let mut bufs = bufs_of(packets);
-    let mut table = GroTable::new();
-    let mut to_write = Vec::new();
-    handle_gro(&mut bufs, OFF, &mut table, udp_gro, &mut to_write).unwrap();
-    assert!(table.is_empty());
-    to_write
-        .iter()
-        .map(|&i| {
-            (
-                VirtioNetHdr::decode(&bufs[i][OFF - 10..]).unwrap(),
-                bufs[i][OFF..].to_vec(),
-            )
-        })
-        .collect()
+    let (mut bufs, sizes) = bufs_of(packets);
+    let plan = plan_of(&mut bufs, &sizes, options(udp_gro));
+    let out = written(&bufs, &plan);
+    // Planning never changes a packet: each is still where it was, byte for byte.
+    for (i, p) in packets.iter().enumerate() {
+        assert_eq!(&bufs[i][OFF..OFF + p.len()], &p[..], "packet {i} changed");
+    }
+    out
 }
 
 /// What the kernel does with a NEEDS_CSUM packet: sum from csum_start (seed included) and store the result.
@@ -185,14 +207,15 @@ fn tcp_segment_before_the_held_packet_prepends() {
 }
 
 #[test]
-fn prepend_moves_the_merged_packet_into_the_held_slot() {
+fn prepend_builds_the_merged_packet_in_the_segments_buffer_in_the_held_packets_frame() {
     let specs = stream(&Spec::tcp4(7, 0), &[1000, 1000]);
-    let mut bufs = bufs_of(&build(&[specs[1].clone(), specs[0].clone()]));
-    let mut to_write = Vec::new();
-    handle_gro(&mut bufs, OFF, &mut GroTable::new(), false, &mut to_write).unwrap();
-    assert_eq!(to_write, [0]);
-    let hdr = VirtioNetHdr::decode(&bufs[0][OFF - 10..]).unwrap();
-    assert_eq!(finished(&hdr, &bufs[0][OFF..]), merged(&specs));
+    let (mut bufs, sizes) = bufs_of(&build(&[specs[1].clone(), specs[0].clone()]));
+    let plan = plan_of(&mut bufs, &sizes, options(false));
+    assert_eq!(plan.frames().len(), 1);
+    assert_eq!(plan.frames()[0].buf, 1);
+    assert_eq!((plan.frame_of(0), plan.frame_of(1)), (Some(0), Some(0)));
+    let out = written(&bufs, &plan);
+    assert_eq!(finished(&out[0].0, &out[0].1), merged(&specs));
 }
 
 #[test]
@@ -524,28 +547,27 @@ fn merged_packet_never_exceeds_65535_bytes() {
 }
 
 #[test]
-fn merging_grows_a_vec_only_within_its_capacity() {
+fn merging_grows_a_packet_only_within_its_buffer() {
     let specs = stream(&Spec::tcp4(0, 0), &[1000, 1000, 1000]);
-    let mut bufs: Vec<Vec<u8>> = build(&specs)
+    let packets = build(&specs);
+    let mut bufs: Vec<Vec<u8>> = packets
         .iter()
         .map(|p| {
-            let mut buf = Vec::with_capacity(OFF + 2040);
-            buf.resize(OFF, 0);
-            buf.extend_from_slice(p);
+            let mut buf = vec![0u8; OFF + 2040];
+            buf[OFF..OFF + p.len()].copy_from_slice(p);
             buf
         })
         .collect();
-    let capacities: Vec<usize> = bufs.iter().map(Vec::capacity).collect();
-    let mut to_write = Vec::new();
-    handle_gro(&mut bufs, OFF, &mut GroTable::new(), false, &mut to_write).unwrap();
+    let sizes: Vec<usize> = packets.iter().map(Vec::len).collect();
+    let plan = plan_of(&mut bufs, &sizes, options(false));
     // The first two fit in 2040 bytes; the third would not and is held apart.
-    assert_eq!(to_write, [0, 2]);
-    assert_eq!(
-        bufs.iter().map(Vec::capacity).collect::<Vec<_>>(),
-        capacities
-    );
-    let hdr = VirtioNetHdr::decode(&bufs[0][OFF - 10..]).unwrap();
-    assert_eq!(finished(&hdr, &bufs[0][OFF..]), merged(&specs[..2]));
+    let fronts: Vec<usize> = plan.frames().iter().map(|f| f.buf).collect();
+    assert_eq!(fronts, [0, 2]);
+    assert!(bufs.iter().all(|b| b.len() == OFF + 2040));
+    let out = written(&bufs, &plan);
+    assert_eq!(finished(&out[0].0, &out[0].1), merged(&specs[..2]));
+    assert_eq!(plan.members(0).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(plan.members(1).collect::<Vec<_>>(), [2]);
 }
 
 #[test]
@@ -554,23 +576,21 @@ fn tcp_is_passed_through_when_tcp_coalescing_is_off() {
     let udp = stream(&Spec::udp4(0), &[1000, 1000]);
     let mut packets = tcp.clone();
     packets.extend(build(&udp));
-    let mut bufs = bufs_of(&packets);
-    let mut to_write = Vec::new();
-    let options = GroOptions {
-        tcp: false,
-        udp: true,
-    };
-    handle_gro_with(&mut bufs, OFF, &mut GroTable::new(), options, &mut to_write).unwrap();
-    assert_eq!(to_write, [0, 1, 2]);
+    let (mut bufs, sizes) = bufs_of(&packets);
+    let plan = plan_of(
+        &mut bufs,
+        &sizes,
+        GroOptions {
+            tcp: false,
+            udp: true,
+        },
+    );
+    let out = written(&bufs, &plan);
+    assert_eq!(out.len(), 3);
     for (i, want) in tcp.iter().enumerate() {
-        assert_eq!(
-            VirtioNetHdr::decode(&bufs[i][OFF - 10..]).unwrap(),
-            VirtioNetHdr::default()
-        );
-        assert_eq!(&bufs[i][OFF..], &want[..]);
+        assert_eq!(out[i], (VirtioNetHdr::default(), want.clone()));
     }
-    let hdr = VirtioNetHdr::decode(&bufs[2][OFF - 10..]).unwrap();
-    assert_eq!(finished(&hdr, &bufs[2][OFF..]), merged(&udp));
+    assert_eq!(finished(&out[2].0, &out[2].1), merged(&udp));
 }
 
 #[test]
@@ -757,50 +777,68 @@ fn table_is_empty_on_return_and_memory_is_reused() {
         .collect();
     let packets = build(&specs);
     let mut table = GroTable::new();
-    let mut to_write = Vec::new();
-    let mut bufs = bufs_of(&packets);
-    handle_gro(&mut bufs, OFF, &mut table, true, &mut to_write).unwrap();
-    let warmed = (table.capacity(), to_write.capacity());
+    let mut plan = GroPlan::new();
+    let (mut bufs, sizes) = bufs_of(&packets);
+    handle_gro(&mut bufs, &sizes, OFF, &mut table, options(true), &mut plan).unwrap();
+    let warmed = (table.capacity(), plan.frames().len());
     assert!(warmed.0 >= 32);
     for _ in 0..3 {
-        let mut bufs = bufs_of(&packets);
-        handle_gro(&mut bufs, OFF, &mut table, true, &mut to_write).unwrap();
+        let (mut bufs, sizes) = bufs_of(&packets);
+        handle_gro(&mut bufs, &sizes, OFF, &mut table, options(true), &mut plan).unwrap();
         assert!(table.is_empty());
-        assert_eq!(to_write.len(), 32);
-        assert_eq!((table.capacity(), to_write.capacity()), warmed);
+        assert_eq!((table.capacity(), plan.frames().len()), warmed);
     }
 }
 
 #[test]
-fn to_write_is_cleared_first() {
-    let mut bufs = bufs_of(&build(&[Spec::tcp4(0, 10)]));
-    let mut to_write = vec![7, 8, 9];
-    handle_gro(&mut bufs, OFF, &mut GroTable::new(), true, &mut to_write).unwrap();
-    assert_eq!(to_write, [0]);
+fn the_plan_is_started_anew_for_each_batch() {
+    let mut plan = GroPlan::new();
+    let mut table = GroTable::new();
+    let (mut bufs, sizes) = bufs_of(&build(&stream(&Spec::tcp4(0, 0), &[10; 5])));
+    handle_gro(&mut bufs, &sizes, OFF, &mut table, options(true), &mut plan).unwrap();
+    let (mut bufs, sizes) = bufs_of(&build(&[Spec::udp4(10)]));
+    handle_gro(&mut bufs, &sizes, OFF, &mut table, options(true), &mut plan).unwrap();
+    assert_eq!(plan.frames().len(), 1);
+    assert_eq!((plan.frame_of(0), plan.frame_of(1)), (Some(0), None));
 }
 
 #[test]
-fn offset_below_the_virtio_header_is_an_error() {
-    let mut bufs = bufs_of(&build(&[Spec::tcp4(0, 10)]));
-    let err = handle_gro(&mut bufs, 9, &mut GroTable::new(), true, &mut Vec::new()).unwrap_err();
+fn fewer_sizes_than_buffers_is_an_error() {
+    let (mut bufs, _) = bufs_of(&build(&[Spec::tcp4(0, 10)]));
+    let err = handle_gro(
+        &mut bufs,
+        &[],
+        OFF,
+        &mut GroTable::new(),
+        options(true),
+        &mut GroPlan::new(),
+    )
+    .unwrap_err();
     assert!(matches!(err, OffloadError::InvalidArgument(_)));
 }
 
 #[test]
-fn buffer_shorter_than_the_offset_is_an_error_before_anything_changes() {
-    let mut bufs = bufs_of(&build(&stream(&Spec::tcp4(0, 0), &[100, 100])));
-    bufs.push(vec![0; OFF - 1]);
-    let before = bufs.clone();
-    let err = handle_gro(&mut bufs, OFF, &mut GroTable::new(), true, &mut Vec::new()).unwrap_err();
+fn a_size_past_its_buffer_is_planned_alone_and_refused_when_encoded() {
+    let (mut bufs, mut sizes) = bufs_of(&build(&stream(&Spec::tcp4(0, 0), &[100, 100, 100])));
+    bufs[1].truncate(OFF + 50);
+    let plan = plan_of(&mut bufs, &sizes, options(true));
     assert_eq!(
-        err,
-        OffloadError::BufferTooSmall {
-            index: 2,
-            need: OFF,
-            have: OFF - 1
-        }
+        plan.frames().len(),
+        3,
+        "nothing merges across the bad packet"
     );
-    assert_eq!(bufs, before);
+    let mut scratch = [0u8; FRAME_HEAD_MAX];
+    let err = plan.frames()[1]
+        .encode(&bufs[1], OFF, &mut scratch)
+        .unwrap_err();
+    assert!(
+        matches!(err, OffloadError::BufferTooSmall { index: 1, .. }),
+        "{err:?}"
+    );
+    // An offset past the end of every buffer: all alone, none panics.
+    sizes.iter_mut().for_each(|s| *s = usize::MAX);
+    let plan = plan_of(&mut bufs, &sizes, options(true));
+    assert_eq!(plan.frames().len(), 3);
 }
 
 #[test]
@@ -828,29 +866,10 @@ fn every_corruption_of_a_batch_is_handled_without_panic() {
 }
 
 #[test]
-fn plan_gro_merges_at_most_plan_max_segments_so_one_writev_can_take_the_packet() {
-    let specs = stream(&Spec::tcp4(0, 0), &[10; PLAN_MAX_SEGMENTS + 77]);
-    let packets = build(&specs);
-    let mut bufs: Vec<Box<[u8]>> = packets
-        .iter()
-        .map(|p| {
-            let mut buf = vec![0u8; OFF];
-            buf.extend_from_slice(p);
-            buf.into_boxed_slice()
-        })
-        .collect();
-    let mut table = GroTable::new();
-    let mut to_write = Vec::new();
-    let options = GroOptions {
-        tcp: true,
-        udp: false,
-    };
-    plan_gro(&mut bufs, OFF, &mut table, options, &mut to_write).unwrap();
-    let segments: Vec<usize> = to_write
-        .iter()
-        .map(|&i| 1 + table.merged_payloads(&bufs, i, OFF).count())
-        .collect();
-    assert_eq!(segments, [PLAN_MAX_SEGMENTS, 77]);
-    // Built in place, nothing has to be gathered: the same batch is one packet.
-    assert_eq!(gro(&packets, false).len(), 1);
+fn many_small_segments_merge_into_one_packet_up_to_its_length_limit() {
+    let specs = stream(&Spec::tcp4(0, 0), &[10; 2000]);
+    let out = gro(&build(&specs), false);
+    // 40 bytes of headers and 10 of payload each: 6549 segments would fill 65535 bytes.
+    assert_eq!(out.len(), 1);
+    assert_eq!(finished(&out[0].0, &out[0].1), merged(&specs));
 }

@@ -3,22 +3,22 @@
 use super::candidate::Candidate;
 use super::table::{Csum, GroTable};
 use super::{
-    Batch, Merge, Outcome, UDP_MAX_SEGMENTS, held_checksum_valid, ip_headers_agree,
-    l4_checksum_valid, packet_at, two_packets,
+    Batch, GroPlan, UDP_MAX_SEGMENTS, held_checksum_valid, ip_headers_agree, l4_checksum_valid,
+    two_packets,
 };
 use crate::wire::Transport;
 
-/// Appends the datagram in `bufs[index]` to its flow's newest held packet when the rules allow, and
-/// otherwise holds it as the flow's new newest item (even with a bad checksum, so that no later datagram
+/// Appends the datagram `index` to its flow's newest held packet when the rules allow, and otherwise holds it
+/// as the flow's new newest item in a frame of its own (even with a bad checksum, so that no later datagram
 /// can be merged in front of it).
-pub(super) fn coalesce<B: AsMut<[u8]>, M: Merge<B>>(
+pub(super) fn coalesce<B: AsMut<[u8]>>(
     bufs: &mut [B],
-    batch: &Batch<M>,
+    batch: &Batch<'_>,
     table: &mut GroTable,
+    plan: &mut GroPlan,
     index: usize,
     c: &Candidate,
-) -> Outcome {
-    let offset = batch.offset;
+) {
     let mut csum = Csum::Unchecked;
     if let Some(at) = table.newest(&c.key)
         && let Some(item) = table.item(at)
@@ -26,29 +26,33 @@ pub(super) fn coalesce<B: AsMut<[u8]>, M: Merge<B>>(
         && !item.ends_short()
         && c.payload_len <= item.gso_size
         && item.segments < UDP_MAX_SEGMENTS
-        && two_packets(bufs, index, item.buf, offset)
+        && two_packets(bufs, batch, index, &item)
             .is_some_and(|(packet, held)| ip_headers_agree(packet, held))
-        && batch.fits(
-            bufs,
-            item.buf,
-            item.len() + c.payload_len,
-            item.segments + 1,
-        )
-        && held_checksum_valid(bufs, offset, table, at)
+        && batch.fits(bufs, item.buf, item.len() + c.payload_len)
+        && held_checksum_valid(bufs, batch, table, at)
     {
-        if !l4_checksum_valid(packet_at(bufs, index, offset), c.iph_len, Transport::Udp) {
+        let valid = batch
+            .packet(bufs, index)
+            .is_some_and(|packet| l4_checksum_valid(packet, c.iph_len, Transport::Udp));
+        if !valid {
             csum = Csum::Invalid;
         } else if let Some(held) = table.item_mut(at) {
-            let after = held.last_buf;
-            held.last_buf = index;
+            let headers_len = held.iph_len + held.l4h_len;
+            let held_len = held.len();
             held.payload_len += c.payload_len;
             held.segments += 1;
-            let headers_len = held.iph_len + held.l4h_len;
-            table.link_after(after, index, headers_len);
-            batch.append(bufs, item.buf, index, headers_len);
-            return Outcome::Merged;
+            batch.append(
+                bufs,
+                item.buf,
+                held_len,
+                index,
+                batch.size(index),
+                headers_len,
+            );
+            plan.assign(index, item.frame);
+            return;
         }
     }
-    table.insert(index, c, csum);
-    Outcome::Held
+    let frame = plan.push(index, batch.size(index));
+    table.insert(index, frame, c, csum);
 }

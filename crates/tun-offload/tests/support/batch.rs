@@ -1,27 +1,28 @@
 //! Running a batch through `handle_gro` and taking the result apart again.
 
 use tun_offload::{
-    GroOptions, GroTable, MAX_PACKET, OffloadError, VirtioNetHdr, gso_split, handle_gro,
-    handle_gro_with, plan_gro,
+    FRAME_HEAD_MAX, GroOptions, GroPlan, GroTable, MAX_PACKET, OffloadError, VirtioNetHdr,
+    gso_split, handle_gro,
 };
 
 use super::oracle::parse_coalesced;
 
-/// Buffers for a write batch: `offset` bytes of headroom, then the packet, with room to grow to a full
-/// 64 KB packet.
-pub(crate) fn buffers(pkts: &[Vec<u8>], offset: usize) -> Vec<Vec<u8>> {
-    pkts.iter()
+/// A write batch as a read leaves it: `offset` bytes of headroom, then the packet, then room to grow to a
+/// full 64 KB packet; and the packets' sizes.
+pub(crate) fn buffers(pkts: &[Vec<u8>], offset: usize) -> (Vec<Vec<u8>>, Vec<usize>) {
+    let bufs = pkts
+        .iter()
         .map(|p| {
-            let mut b = Vec::with_capacity(offset + MAX_PACKET);
-            b.resize(offset, 0);
-            b.extend_from_slice(p);
+            let mut b = vec![0u8; offset + p.len().max(MAX_PACKET)];
+            b[offset..offset + p.len()].copy_from_slice(p);
             b
         })
-        .collect()
+        .collect();
+    (bufs, pkts.iter().map(Vec::len).collect())
 }
 
-/// What `handle_gro` asked to write: for each index in `to_write`, the buffer index and the bytes from
-/// `offset - 10` on (virtio header + packet).
+/// What `handle_gro` plans to write: for each frame, the buffer that holds it and its bytes as written
+/// (virtio header + packet).
 pub(crate) fn coalesce(
     pkts: &[Vec<u8>],
     offset: usize,
@@ -35,61 +36,39 @@ pub(crate) fn coalesce(
     coalesce_with(pkts, offset, table, options)
 }
 
-/// [`coalesce`] through `handle_gro_with`, TCP and UDP coalescing each on or off.
+/// [`coalesce`] with TCP and UDP coalescing each on or off.
 pub(crate) fn coalesce_with(
     pkts: &[Vec<u8>],
     offset: usize,
     table: &mut GroTable,
     options: GroOptions,
 ) -> Result<Vec<(usize, Vec<u8>)>, OffloadError> {
-    let mut bufs = buffers(pkts, offset);
-    let mut to_write = Vec::new();
-    if options.tcp {
-        handle_gro(&mut bufs, offset, table, options.udp, &mut to_write)?;
-    } else {
-        handle_gro_with(&mut bufs, offset, table, options, &mut to_write)?;
+    let (mut bufs, sizes) = buffers(pkts, offset);
+    let mut plan = GroPlan::new();
+    handle_gro(&mut bufs, &sizes, offset, table, options, &mut plan)?;
+    // Planning never changes a packet: a frame left unwritten leaves its packets as they were.
+    for (i, p) in pkts.iter().enumerate() {
+        assert_eq!(
+            &bufs[i][offset..offset + p.len()],
+            &p[..],
+            "packet {i} changed"
+        );
     }
-    let in_place: Vec<(usize, Vec<u8>)> = to_write
+    // Every packet is carried by exactly one frame.
+    for i in 0..pkts.len() {
+        let frame = plan.frame_of(i).expect("every packet has a frame");
+        assert!(plan.members(frame).any(|m| m == i));
+    }
+    let mut scratch = [0u8; FRAME_HEAD_MAX];
+    plan.frames()
         .iter()
-        .map(|&i| (i, bufs[i][offset - VirtioNetHdr::LEN..].to_vec()))
-        .collect();
-    // Every batch is also coalesced without moving payloads, in buffers with no room to grow: written as
-    // one packet and the payloads that follow it, it must be the same bytes.
-    assert_eq!(
-        gathered(pkts, offset, options)?,
-        in_place,
-        "plan_gro and handle_gro disagree"
-    );
-    Ok(in_place)
-}
-
-/// What `plan_gro` asks to write, each merged packet gathered from its buffers as one `writev` would.
-fn gathered(
-    pkts: &[Vec<u8>],
-    offset: usize,
-    options: GroOptions,
-) -> Result<Vec<(usize, Vec<u8>)>, OffloadError> {
-    let mut bufs: Vec<Box<[u8]>> = pkts
-        .iter()
-        .map(|p| {
-            let mut b = vec![0u8; offset + p.len()];
-            b[offset..].copy_from_slice(p);
-            b.into_boxed_slice()
+        .map(|frame| {
+            let [head, rest] = frame.encode(&bufs[frame.buf], offset, &mut scratch)?;
+            let mut wire = head.to_vec();
+            wire.extend_from_slice(rest);
+            Ok((frame.buf, wire))
         })
-        .collect();
-    let mut table = GroTable::new();
-    let mut to_write = Vec::new();
-    plan_gro(&mut bufs, offset, &mut table, options, &mut to_write)?;
-    Ok(to_write
-        .iter()
-        .map(|&i| {
-            let mut wire = bufs[i][offset - VirtioNetHdr::LEN..].to_vec();
-            for payload in table.merged_payloads(&bufs, i, offset) {
-                wire.extend_from_slice(payload);
-            }
-            (i, wire)
-        })
-        .collect())
+        .collect()
 }
 
 /// Takes one written packet (virtio header + IP packet) apart into the packets it stands for: a packet

@@ -484,12 +484,12 @@ pub(crate) fn check_handle_gro(data: &[u8]) {
         want.len(),
         got.len()
     );
-    check_udp_order(&pkts, &mut back);
+    check_udp_order(&pkts, &back);
 }
 
-/// Well-formed UDP datagrams of one 4-tuple come out (ordered by buffer index, then position in a
+/// Well-formed UDP datagrams of one 4-tuple come out (in the order of the writes, then position in a
 /// coalesced packet) in the order they went in.
-fn check_udp_order(pkts: &[Vec<u8>], back: &mut [(usize, Vec<u8>)]) {
+fn check_udp_order(pkts: &[Vec<u8>], back: &[(usize, Vec<u8>)]) {
     // Every well-formed datagram (valid checksums, not a fragment), candidate or not: one written on
     // its own keeps its place too.
     fn udp_key(p: &[u8]) -> Option<Vec<u8>> {
@@ -508,7 +508,6 @@ fn check_udp_order(pkts: &[Vec<u8>], back: &mut [(usize, Vec<u8>)]) {
             .concat()
         })
     }
-    back.sort_by_key(|(i, _)| *i);
     let ins: Vec<(Vec<u8>, Vec<u8>)> = pkts
         .iter()
         .filter_map(|p| Some((udp_key(p)?, canonical(p))))
