@@ -1,13 +1,14 @@
 //! Multi-queue devices: `Tun::open_queue` adds queues the kernel spreads flows over, none of them loses a
 //! datagram, a TCP stream crosses a forwarder with several queues per device intact, closing one queue leaves
-//! the others working, and a queue attached with other settings than the device's is refused.
+//! the others working, `open_queue` racing `close` gives a whole queue or none, and a queue attached with
+//! other settings than the device's is refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsFd;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
 use tun::{Builder, Error, Offloads, Tun};
 use tun_system_tests::traffic::{Forwarder, Tunnel, hundred_mib, tcp_transfer};
@@ -243,4 +244,53 @@ fn open_queue_on_a_single_queue_device_is_an_error() {
         .unwrap();
     mq.close().unwrap();
     assert!(matches!(mq.open_queue(), Err(Error::Closed)));
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn open_queue_racing_close_gives_a_whole_queue_or_closed() {
+    /// Races run, at most (the time bound below may end them first).
+    const RACES: usize = 2000;
+    let ns = NetNs::new();
+    // Persistent, so that each race attaches a fresh monitored `Tun` without creating the device again.
+    let builder = Builder::new().name("tt-mqrace").multi_queue(true);
+    drop(ns.tun(builder.clone().persist(true)).unwrap());
+    let (mut opened, mut refused) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for race in 0..RACES {
+        if Instant::now() > deadline {
+            break;
+        }
+        // The only queue: closing it stops the device's monitor, unless the new queue was counted first.
+        let tun = ns.tun(builder.clone()).unwrap();
+        let start = Barrier::new(2);
+        let result = std::thread::scope(|s| {
+            let opener = s.spawn(|| {
+                start.wait();
+                tun.open_queue()
+            });
+            start.wait();
+            tun.close().unwrap();
+            opener.join().expect("the opener panicked")
+        });
+        match result {
+            Ok(queue) => {
+                assert!(
+                    !queue.events().is_closed(),
+                    "race {race}: a queue whose device monitor has stopped"
+                );
+                assert!(queue.is_monitored() && !queue.is_closed());
+                opened += 1;
+            }
+            Err(Error::Closed) => refused += 1,
+            Err(e) => panic!("race {race}: neither a queue nor Closed: {}", e.report()),
+        }
+    }
+    eprintln!("open_queue racing close: {opened} queue(s) opened, {refused} refused");
+    assert!(
+        opened + refused >= 500,
+        "only {} races run",
+        opened + refused
+    );
+    ns.ip(&["link", "del", "tt-mqrace"]);
 }

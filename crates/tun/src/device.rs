@@ -3,7 +3,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use tun_sys::{EventFd, IfFlags, IfName, Offloads, TunFlags};
@@ -39,6 +39,9 @@ pub struct Tun {
     fd: Option<OwnedFd>,
     /// What this queue shares with the other queues of its device.
     device: Arc<Device>,
+    /// Held by [`open_queue`](Self::open_queue) while it attaches a queue through this fd: `close()` waits
+    /// for it before releasing the fd.
+    attaching: Mutex<()>,
     /// The name at creation, for error messages (copied from the device for the data path).
     pub(crate) label: IfName,
     /// Whether each packet is preceded by a virtio-net header (IFF_VNET_HDR, as the kernel reports it).
@@ -71,16 +74,31 @@ struct Device {
     ctl: Mutex<OwnedFd>,
     /// The link monitor (`None` when unmonitored); stopped when the last queue closes.
     monitor: Option<tun_events::Monitor>,
-    /// Queues of this device not closed yet.
-    open_queues: AtomicUsize,
+    /// Queues of this device not closed yet, a queue being opened included. Once it is 0 the monitor is
+    /// stopped and no queue is added any more: counting and that decision are one step under the lock, so a
+    /// queue opened while the last one closes either has a running monitor or is refused.
+    open_queues: Mutex<usize>,
 }
 
 impl Device {
+    /// Counts a queue about to be opened; [`Error::Closed`] once the device's last queue was closed.
+    fn queue_opening(&self) -> Result<()> {
+        let mut open = self.open_queues.lock();
+        if *open == 0 {
+            return Err(Error::Closed);
+        }
+        *open += 1;
+        Ok(())
+    }
+
     /// One queue fewer; stops the monitor when it was the last, as the device may go away now.
     fn queue_closed(&self) {
-        if self.open_queues.fetch_sub(1, Ordering::AcqRel) == 1
-            && let Some(monitor) = &self.monitor
-        {
+        let last = {
+            let mut open = self.open_queues.lock();
+            *open = open.saturating_sub(1);
+            *open == 0
+        };
+        if last && let Some(monitor) = &self.monitor {
             // Wakes and joins the monitor thread, which also drops its descriptor of the device.
             monitor.stop();
         }
@@ -152,7 +170,7 @@ impl Tun {
             offloads,
             ctl: Mutex::new(ctl),
             monitor,
-            open_queues: AtomicUsize::new(1),
+            open_queues: Mutex::new(1),
         }))
     }
 
@@ -170,6 +188,7 @@ impl Tun {
         let vnet_hdr = device.flags.contains(TunFlags::VNET_HDR);
         Ok(Tun {
             fd: Some(fd),
+            attaching: Mutex::new(()),
             label: name,
             vnet_hdr,
             offloads: device.offloads,
@@ -200,9 +219,13 @@ impl Tun {
     /// # Errors
     ///
     /// [`Error::NotMultiQueue`] when the device was not built with
-    /// [`multi_queue(true)`](crate::Builder::multi_queue); [`Error::Closed`] after [`close`](Self::close);
-    /// [`Error::Io`] when the kernel refuses the new queue (TUNSETIFF, for example at its limit of 256 queues).
+    /// [`multi_queue(true)`](crate::Builder::multi_queue); [`Error::Closed`] after [`close`](Self::close),
+    /// also when `close` runs at the same time on another thread (then either the new queue is whole, its
+    /// device's monitor running, or it is refused); [`Error::Io`] when the kernel refuses the new queue
+    /// (TUNSETIFF, for example at its limit of 256 queues).
     pub fn open_queue(&self) -> Result<Tun> {
+        // close() waits for this before releasing the fd the new queue is attached through.
+        let _attaching = self.attaching.lock();
         self.check_open()?;
         let device = &self.device;
         if !device.flags.contains(TunFlags::MULTI_QUEUE) {
@@ -210,9 +233,19 @@ impl Tun {
                 name: device.label.to_string_lossy(),
             });
         }
-        let name = self.current_name()?;
-        let fd = attach_queue(self.fd(), name, device.flags)?;
-        device.open_queues.fetch_add(1, Ordering::AcqRel);
+        // Counted before it exists, so that closing the device's other queues meanwhile cannot stop the monitor
+        // it will share.
+        device.queue_opening()?;
+        let attached = self
+            .current_name()
+            .and_then(|name| attach_queue(self.fd(), name, device.flags));
+        let fd = match attached {
+            Ok(fd) => fd,
+            Err(e) => {
+                device.queue_closed();
+                return Err(e);
+            }
+        };
         Tun::queue(fd, Arc::clone(device), self.gro(), self.udp_gro())
     }
 
@@ -455,9 +488,10 @@ impl Tun {
         let Some(woken) = self.begin_close() else {
             return Ok(());
         };
-        // Wait until no read or write is inside a system call on the fd, then release the queue.
+        // Wait until no read, write or open_queue is inside a system call on the fd, then release the queue.
         let _reader = self.reader.lock();
         let _writer = self.writer.lock();
+        let _attaching = self.attaching.lock();
         detach_before_release(self.fd(), self.device.flags);
         let released = tun_sys::io::retire(self.fd())
             // Out of descriptors for /dev/null: park the number on the control socket instead.
