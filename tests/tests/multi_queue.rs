@@ -1,7 +1,7 @@
 //! Multi-queue devices: `Tun::open_queue` adds queues the kernel spreads flows over, none of them loses a
 //! datagram, a TCP stream crosses a forwarder with several queues per device intact, closing one queue leaves
-//! the others working, `open_queue` racing `close` gives a whole queue or none, and a queue attached with
-//! other settings than the device's is refused.
+//! the others working, a monitored device opens all 256 queues, `open_queue` racing `close` gives a whole
+//! queue or none, and a queue attached with other settings than the device's is refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
@@ -244,6 +244,45 @@ fn open_queue_on_a_single_queue_device_is_an_error() {
         .unwrap();
     mq.close().unwrap();
     assert!(matches!(mq.open_queue(), Err(Error::Closed)));
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn a_monitored_device_opens_all_256_queues_and_its_monitor_keeps_reporting() {
+    /// The kernel's limit of queues per device (MAX_TAP_QUEUES).
+    const MAX_QUEUES: usize = 256;
+    let ns = NetNs::new();
+    let first = ns
+        .tun(Builder::new().name("tt-mq256").multi_queue(true))
+        .unwrap();
+    assert!(first.is_monitored());
+    let events = first.events();
+    let more: Vec<Tun> = (2..=MAX_QUEUES)
+        .map(|n| {
+            first
+                .open_queue()
+                .unwrap_or_else(|e| panic!("queue {n} of {MAX_QUEUES}: {}", e.report()))
+        })
+        .collect();
+    assert_eq!(ns.attached_queues("tt-mq256"), MAX_QUEUES);
+    match first.open_queue() {
+        Err(Error::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(libc::E2BIG)),
+        other => panic!("queue {} of {MAX_QUEUES}: {other:?}", MAX_QUEUES + 1),
+    }
+    ns.ip(&["link", "set", "tt-mq256", "up"]);
+    assert_eq!(
+        events.recv_timeout(Duration::from_secs(5)),
+        Ok(tun::Event::Up)
+    );
+    // Closing a queue frees its place.
+    more[0].close().unwrap();
+    assert_eq!(ns.attached_queues("tt-mq256"), MAX_QUEUES - 1);
+    drop(first.open_queue().expect("the place of a closed queue"));
+    ns.ip(&["link", "set", "tt-mq256", "mtu", "1300"]);
+    assert_eq!(
+        events.recv_timeout(Duration::from_secs(5)),
+        Ok(tun::Event::MtuUpdate(1300))
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use tun_sys::{EventFd, IfFlags, IfName, Offloads, TunFlags};
 
 use crate::error::{Error, Result};
+use crate::queue_fds::QueueFds;
 use crate::read::Reader;
 use crate::write::Writer;
 
@@ -35,8 +36,9 @@ use crate::write::Writer;
 /// ```
 #[derive(Debug)]
 pub struct Tun {
-    /// `None` only after [`IntoRawFd::into_raw_fd`] took it, which consumes the `Tun`.
-    fd: Option<OwnedFd>,
+    /// The queue's fd, lent (weakly) to the device's [`QueueFds`] for its link monitor. `None` only after
+    /// [`IntoRawFd::into_raw_fd`] took it, which consumes the `Tun`.
+    fd: Option<Arc<OwnedFd>>,
     /// What this queue shares with the other queues of its device.
     device: Arc<Device>,
     /// Held by [`open_queue`](Self::open_queue) while it attaches a queue through this fd: `close()` waits
@@ -58,8 +60,8 @@ pub struct Tun {
     pub(crate) writer: Mutex<Writer>,
 }
 
-/// The part of a device its queues share: settings read back from the kernel, the control socket and the one
-/// link monitor.
+/// The part of a device its queues share: settings read back from the kernel, the control socket, the one
+/// link monitor and the open queues.
 #[derive(Debug)]
 struct Device {
     /// The name at creation.
@@ -72,8 +74,12 @@ struct Device {
     offloads: Offloads,
     /// Datagram socket in the device's namespace for the SIOC* ioctls (replaced when the device moves).
     ctl: Mutex<OwnedFd>,
-    /// The link monitor (`None` when unmonitored); stopped when the last queue closes.
+    /// The link monitor (`None` when unmonitored); stopped when the last queue closes. It holds no descriptor
+    /// of the device: it asks [`queue_fds`](Self::queue_fds), so that all 256 queues the kernel allows are the
+    /// user's, and closing a queue leaves nothing of it attached.
     monitor: Option<tun_events::Monitor>,
+    /// The open queues' fds, through which the monitor follows the device.
+    queue_fds: Arc<QueueFds>,
     /// Queues of this device not closed yet, a queue being opened included. Once it is 0 the monitor is
     /// stopped and no queue is added any more: counting and that decision are one step under the lock, so a
     /// queue opened while the last one closes either has a running monitor or is refused.
@@ -99,7 +105,7 @@ impl Device {
             *open == 0
         };
         if last && let Some(monitor) = &self.monitor {
-            // Wakes and joins the monitor thread, which also drops its descriptor of the device.
+            // Wakes and joins the monitor thread.
             monitor.stop();
         }
     }
@@ -117,20 +123,32 @@ pub(crate) struct Setup {
 
 impl Tun {
     /// Configures a freshly attached TUN fd whose kernel flags are `flags` (TUNGETIFF). On error the fd is
-    /// dropped (a multi-queue device's queue detached first), which removes a non-persistent device;
-    /// persistence is the builder's last step, after addresses and routes, for the same reason.
+    /// dropped (a multi-queue device's queue detached first, as [`close`](Self::close) does), which removes
+    /// a non-persistent device; persistence is the builder's last step, after addresses and routes, for the
+    /// same reason.
     pub(crate) fn setup(fd: OwnedFd, flags: TunFlags, setup: Setup) -> Result<Tun> {
-        match Self::configure(fd.as_fd(), flags, setup) {
+        let fd = Arc::new(fd);
+        // Listed before the monitor starts: it asks the queue where the device lives.
+        let queue_fds = Arc::new(QueueFds::default());
+        queue_fds.add(&fd);
+        match Self::configure(fd.as_fd(), flags, setup, &queue_fds) {
             Ok(device) => Tun::queue(fd, device, true, true),
             Err(e) => {
+                queue_fds.remove(&fd);
                 detach_before_release(fd.as_fd(), flags);
                 Err(e)
             }
         }
     }
 
-    /// The device-wide part of [`setup`](Self::setup): owner, group, offloads, MTU and the link monitor.
-    fn configure(dev: BorrowedFd<'_>, flags: TunFlags, setup: Setup) -> Result<Arc<Device>> {
+    /// The device-wide part of [`setup`](Self::setup): owner, group, offloads, MTU and the link monitor,
+    /// which follows the device through `queue_fds`.
+    fn configure(
+        dev: BorrowedFd<'_>,
+        flags: TunFlags,
+        setup: Setup,
+        queue_fds: &Arc<QueueFds>,
+    ) -> Result<Arc<Device>> {
         let name = setup.name;
         if let Some(uid) = setup.owner {
             tun_sys::tun::set_owner(dev, uid).map_err(|e| Error::io("TUNSETOWNER", name, e))?;
@@ -159,7 +177,7 @@ impl Tun {
                 .map_err(|e| Error::io("SIOCSIFMTU", name, e))?;
         }
         let monitor = if setup.monitor {
-            Some(spawn_monitor(dev, name, flags)?)
+            Some(tun_events::Monitor::spawn_with(Arc::clone(queue_fds))?)
         } else {
             None
         };
@@ -170,16 +188,19 @@ impl Tun {
             offloads,
             ctl: Mutex::new(ctl),
             monitor,
+            queue_fds: Arc::clone(queue_fds),
             open_queues: Mutex::new(1),
         }))
     }
 
-    /// A `Tun` for one queue `fd` of `device`, counted among its open queues by the caller.
-    fn queue(fd: OwnedFd, device: Arc<Device>, gro: bool, udp_gro: bool) -> Result<Tun> {
+    /// A `Tun` for one queue `fd` of `device`, counted among its open queues and listed in its
+    /// [`QueueFds`] by the caller.
+    fn queue(fd: Arc<OwnedFd>, device: Arc<Device>, gro: bool, udp_gro: bool) -> Result<Tun> {
         let name = device.label;
         let cancel = match EventFd::new() {
             Ok(cancel) => cancel,
             Err(e) => {
+                device.queue_fds.remove(&fd);
                 detach_before_release(fd.as_fd(), device.flags);
                 device.queue_closed();
                 return Err(Error::io("eventfd", name, e));
@@ -222,7 +243,7 @@ impl Tun {
     /// [`multi_queue(true)`](crate::Builder::multi_queue); [`Error::Closed`] after [`close`](Self::close),
     /// also when `close` runs at the same time on another thread (then either the new queue is whole, its
     /// device's monitor running, or it is refused); [`Error::Io`] when the kernel refuses the new queue
-    /// (TUNSETIFF, for example at its limit of 256 queues).
+    /// (TUNSETIFF, `E2BIG` at its limit of 256 queues).
     pub fn open_queue(&self) -> Result<Tun> {
         // close() waits for this before releasing the fd the new queue is attached through.
         let _attaching = self.attaching.lock();
@@ -240,19 +261,25 @@ impl Tun {
             .current_name()
             .and_then(|name| attach_queue(self.fd(), name, device.flags));
         let fd = match attached {
-            Ok(fd) => fd,
+            Ok(fd) => Arc::new(fd),
             Err(e) => {
                 device.queue_closed();
                 return Err(e);
             }
         };
+        device.queue_fds.add(&fd);
         Tun::queue(fd, Arc::clone(device), self.gro(), self.udp_gro())
     }
 
     /// The TUN fd. Present for the whole life of a `Tun`: only `into_raw_fd`, which consumes it, takes it.
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.shared_fd().as_fd()
+    }
+
+    /// The TUN fd as the device's [`QueueFds`] knows it.
+    fn shared_fd(&self) -> &Arc<OwnedFd> {
         match &self.fd {
-            Some(fd) => fd.as_fd(),
+            Some(fd) => fd,
             None => unreachable!("the fd is only taken by into_raw_fd, which consumes the Tun"),
         }
     }
@@ -492,6 +519,7 @@ impl Tun {
         let _reader = self.reader.lock();
         let _writer = self.writer.lock();
         let _attaching = self.attaching.lock();
+        self.device.queue_fds.remove(self.shared_fd());
         detach_before_release(self.fd(), self.device.flags);
         let released = tun_sys::io::retire(self.fd())
             // Out of descriptors for /dev/null: park the number on the control socket instead.
@@ -573,31 +601,6 @@ pub(crate) fn detach_before_release(fd: BorrowedFd<'_>, flags: TunFlags) {
     }
 }
 
-/// Starts the device's link monitor. The monitor keeps a descriptor of the device for as long as it runs;
-/// for a multi-queue device that is a queue of its own, detached at once, so that the kernel steers no
-/// packets to it and closing any of the device's queues really removes that queue.
-fn spawn_monitor(
-    dev: BorrowedFd<'_>,
-    name: IfName,
-    flags: TunFlags,
-) -> Result<tun_events::Monitor> {
-    if !flags.contains(TunFlags::MULTI_QUEUE) {
-        return Ok(tun_events::Monitor::spawn(dev)?);
-    }
-    let detached = attach_queue(dev, name, flags).and_then(|watch| {
-        tun_sys::tun::set_queue(watch.as_fd(), false)
-            .map_err(|e| Error::io("TUNSETQUEUE (detach)", name, e))?;
-        Ok(watch)
-    });
-    match detached {
-        // The monitor duplicates the fd; this one closes here.
-        Ok(watch) => Ok(tun_events::Monitor::spawn(watch.as_fd())?),
-        // Attaching needs the rights over the device that a process handed a queue fd may lack: then the
-        // monitor holds this queue, which stays attached until the monitor stops with the device's last queue.
-        Err(_) => Ok(tun_events::Monitor::spawn(dev)?),
-    }
-}
-
 impl Drop for Tun {
     fn drop(&mut self) {
         if self.fd.is_some() {
@@ -624,9 +627,15 @@ impl IntoRawFd for Tun {
     fn into_raw_fd(mut self) -> RawFd {
         // Waking can only fail if the eventfd is broken, and no thread can be waiting on a Tun owned by value.
         let _ = self.begin_close();
-        match self.fd.take() {
-            Some(fd) => fd.into_raw_fd(),
-            None => unreachable!("the fd is only taken here, and this consumes the Tun"),
+        let Some(fd) = self.fd.take() else {
+            unreachable!("the fd is only taken here, and this consumes the Tun")
+        };
+        self.device.queue_fds.remove(&fd);
+        match Arc::try_unwrap(fd) {
+            Ok(fd) => fd.into_raw_fd(),
+            Err(_) => unreachable!(
+                "the queue list lends the fd only under its lock, and lists it no more"
+            ),
         }
     }
 }
