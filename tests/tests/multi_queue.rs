@@ -1,11 +1,13 @@
 //! Multi-queue devices: `Tun::open_queue` adds queues the kernel spreads flows over, none of them loses a
 //! datagram, a TCP stream crosses a forwarder with several queues per device intact, closing one queue leaves
-//! the others working, a monitored device opens all 256 queues, `open_queue` racing `close` gives a whole
-//! queue or none, and a queue attached with other settings than the device's is refused.
+//! the others working (and closing a `Tun` of a duplicate fd leaves the original working), a monitored device
+//! opens all 256 queues, `open_queue` racing `close` gives a whole queue or none, and a queue attached with
+//! other settings than the device's is refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -132,6 +134,30 @@ fn flows_spread_over_the_queues_and_no_datagram_is_lost() {
     }
 }
 
+/// A child process that holds `files` (two at most) as its standard input and output, as a child being forked
+/// holds every fd of its parent until it executes its program; killed and reaped on drop.
+struct ChildHolding(Child);
+
+impl ChildHolding {
+    fn new(files: Vec<OwnedFd>) -> ChildHolding {
+        assert!(files.len() <= 2, "a child holds two files here");
+        let mut files = files.into_iter();
+        let mut command = Command::new("sleep");
+        command.arg("60").stderr(Stdio::null());
+        command.stdin(files.next().map_or_else(Stdio::null, Stdio::from));
+        command.stdout(files.next().map_or_else(Stdio::null, Stdio::from));
+        // The files' descriptors here close once the child has its own.
+        ChildHolding(command.spawn().expect("spawn sleep"))
+    }
+}
+
+impl Drop for ChildHolding {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn closing_one_queue_leaves_the_others_working() {
@@ -141,19 +167,20 @@ fn closing_one_queue_leaves_the_others_working() {
     let (mut queues, sock) = four(&ns, "tt-mqcl", true);
     assert!(queues[0].is_monitored());
     assert_eq!(ns.attached_queues("tt-mqcl"), 4);
-    // Nor must another holder of a closed queue's file: a duplicate of each fd stands for a child process
-    // being forked at that moment, which holds every fd until it executes its program.
-    let held: Vec<_> = queues
-        .drain(..2)
-        .map(|gone| {
-            let dup = gone.as_fd().try_clone_to_owned().unwrap();
-            gone.close().unwrap();
-            dup
-        })
+    // Nor must another process holding a closed queue's file: a child being forked at that moment holds every
+    // fd until it executes its program. This one holds the two queues' files for as long as it lives.
+    let files = queues
+        .iter()
+        .take(2)
+        .map(|queue| queue.as_fd().try_clone_to_owned().unwrap())
         .collect();
+    let child = ChildHolding::new(files);
+    for gone in queues.drain(..2) {
+        gone.close().unwrap();
+    }
     assert_eq!(ns.attached_queues("tt-mqcl"), 2);
     let queue_of = spread(&queues, &sock);
-    drop(held);
+    drop(child);
     assert_eq!(queue_of.len(), usize::from(FLOWS));
     // spread() closed the last two: the device is gone with its last queue.
     assert!(
@@ -244,6 +271,31 @@ fn open_queue_on_a_single_queue_device_is_an_error() {
         .unwrap();
     mq.close().unwrap();
     assert!(matches!(mq.open_queue(), Err(Error::Closed)));
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn dropping_a_tun_of_a_duplicate_fd_leaves_the_original_queue_working() {
+    let ns = NetNs::new();
+    // One queue: were it detached, the device would have none to steer to, and every datagram would be lost.
+    let (queue, sock) = addressed(&ns, Builder::new().multi_queue(true), "tt-mqdup");
+    // Room for every datagram of the round in the one queue (500 by default).
+    ns.ip(&["link", "set", "tt-mqdup", "txqueuelen", "1024"]);
+    for monitored in [true, false] {
+        let dup = queue.as_fd().try_clone_to_owned().unwrap();
+        let other = Builder::new()
+            .monitor(monitored)
+            .build_from_fd(dup)
+            .unwrap();
+        if monitored {
+            drop(other);
+        } else {
+            other.close().unwrap();
+        }
+        assert_eq!(ns.attached_queues("tt-mqdup"), 1);
+    }
+    let queue_of = spread(&[Arc::new(queue)], &sock);
+    assert_eq!(queue_of.len(), usize::from(FLOWS));
 }
 
 #[test]

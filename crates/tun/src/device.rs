@@ -41,6 +41,10 @@ pub struct Tun {
     fd: Option<Arc<OwnedFd>>,
     /// What this queue shares with the other queues of its device.
     device: Arc<Device>,
+    /// Whether this library attached the queue itself (builder, [`open_queue`](Self::open_queue)) rather
+    /// than being handed its fd: where the kernel cannot tell whether another descriptor shares the queue,
+    /// only such a queue is detached on close.
+    attached_here: bool,
     /// Held by [`open_queue`](Self::open_queue) while it attaches a queue through this fd: `close()` waits
     /// for it before releasing the fd.
     attaching: Mutex<()>,
@@ -119,6 +123,8 @@ pub(crate) struct Setup {
     pub(crate) owner: Option<libc::uid_t>,
     pub(crate) group: Option<libc::gid_t>,
     pub(crate) monitor: bool,
+    /// Whether the builder attached the queue itself (not [`build_from_fd`](crate::Builder::build_from_fd)).
+    pub(crate) attached_here: bool,
 }
 
 impl Tun {
@@ -127,15 +133,16 @@ impl Tun {
     /// a non-persistent device; persistence is the builder's last step, after addresses and routes, for the
     /// same reason.
     pub(crate) fn setup(fd: OwnedFd, flags: TunFlags, setup: Setup) -> Result<Tun> {
+        let attached_here = setup.attached_here;
         let fd = Arc::new(fd);
         // Listed before the monitor starts: it asks the queue where the device lives.
         let queue_fds = Arc::new(QueueFds::default());
         queue_fds.add(&fd);
         match Self::configure(fd.as_fd(), flags, setup, &queue_fds) {
-            Ok(device) => Tun::queue(fd, device, true, true),
+            Ok(device) => Tun::queue(fd, device, attached_here, true, true),
             Err(e) => {
                 queue_fds.remove(&fd);
-                detach_before_release(fd.as_fd(), flags);
+                detach_before_release(fd.as_fd(), flags, attached_here);
                 Err(e)
             }
         }
@@ -195,13 +202,19 @@ impl Tun {
 
     /// A `Tun` for one queue `fd` of `device`, counted among its open queues and listed in its
     /// [`QueueFds`] by the caller.
-    fn queue(fd: Arc<OwnedFd>, device: Arc<Device>, gro: bool, udp_gro: bool) -> Result<Tun> {
+    fn queue(
+        fd: Arc<OwnedFd>,
+        device: Arc<Device>,
+        attached_here: bool,
+        gro: bool,
+        udp_gro: bool,
+    ) -> Result<Tun> {
         let name = device.label;
         let cancel = match EventFd::new() {
             Ok(cancel) => cancel,
             Err(e) => {
                 device.queue_fds.remove(&fd);
-                detach_before_release(fd.as_fd(), device.flags);
+                detach_before_release(fd.as_fd(), device.flags, attached_here);
                 device.queue_closed();
                 return Err(Error::io("eventfd", name, e));
             }
@@ -209,6 +222,7 @@ impl Tun {
         let vnet_hdr = device.flags.contains(TunFlags::VNET_HDR);
         Ok(Tun {
             fd: Some(fd),
+            attached_here,
             attaching: Mutex::new(()),
             label: name,
             vnet_hdr,
@@ -268,7 +282,7 @@ impl Tun {
             }
         };
         device.queue_fds.add(&fd);
-        Tun::queue(fd, Arc::clone(device), self.gro(), self.udp_gro())
+        Tun::queue(fd, Arc::clone(device), true, self.gro(), self.udp_gro())
     }
 
     /// The TUN fd. Present for the whole life of a `Tun`: only `into_raw_fd`, which consumes it, takes it.
@@ -487,8 +501,17 @@ impl Tun {
     /// handed out by [`AsFd`] never dangle. The kernel removes the interface once nothing holds the queue any
     /// more: a child process being forked by another thread at that moment holds it until it executes its
     /// program (every fd here is close-on-exec), so reusing the name at once may briefly see
-    /// [`Error::DeviceBusy`]. A queue of a multi-queue device is detached first, so from the moment `close`
-    /// returns the kernel steers its flows to the device's other queues, whoever still holds the file.
+    /// [`Error::DeviceBusy`].
+    ///
+    /// A queue of a multi-queue device is detached first (TUNSETQUEUE), so from the moment `close` returns the
+    /// kernel steers its flows to the device's other queues, whatever other process still holds the file:
+    /// unless another descriptor in this process refers to the same open file (a `Tun` made with
+    /// [`from_fd`](Self::from_fd) of a duplicate of this fd, or the fd this one duplicates), which the
+    /// program still uses. Detaching acts on the open file, not on one descriptor, so it would silently stop
+    /// that one's traffic; the queue then stays attached until its last descriptor is closed. Where the kernel
+    /// cannot compare open files (`kcmp` refused: `ENOSYS`, `EPERM`), only a queue this library attached
+    /// itself ([`Builder::build`](crate::Builder::build), [`open_queue`](Self::open_queue)) is detached, not
+    /// one handed over with `from_fd`, which may have been duplicated first.
     ///
     /// ```no_run
     /// use std::sync::Arc;
@@ -520,7 +543,7 @@ impl Tun {
         let _writer = self.writer.lock();
         let _attaching = self.attaching.lock();
         self.device.queue_fds.remove(self.shared_fd());
-        detach_before_release(self.fd(), self.device.flags);
+        detach_before_release(self.fd(), self.device.flags, self.attached_here);
         let released = tun_sys::io::retire(self.fd())
             // Out of descriptors for /dev/null: park the number on the control socket instead.
             .or_else(|_| tun_sys::io::replace(self.fd(), self.device.ctl.lock().as_fd()))
@@ -593,12 +616,27 @@ fn attach_queue(dev: BorrowedFd<'_>, name: IfName, flags: TunFlags) -> Result<Ow
 /// Stops the kernel steering packets to `fd`, a queue of a multi-queue device (by `flags`), before the queue
 /// is released. Releasing alone is not enough: the queue stays attached for as long as anything else holds
 /// the file (a child process being forked by another thread holds every fd until it executes its program),
-/// and the packets the kernel hashes to it meanwhile would be lost. Best effort: the queue may have been
-/// detached already or the device deleted, and releasing it follows either way.
-pub(crate) fn detach_before_release(fd: BorrowedFd<'_>, flags: TunFlags) {
-    if flags.contains(TunFlags::MULTI_QUEUE) {
+/// and the packets the kernel hashes to it meanwhile would be lost.
+///
+/// Detaching acts on the open file, which every duplicate of `fd` shares: so a queue that another descriptor
+/// of this process still refers to (a `Tun` made from a duplicate, say) is left attached, as the program
+/// still reads it. Where the kernel cannot compare open files, only a queue this library attached itself
+/// (`attached_here`) is detached; one handed over by the program may have been duplicated first. Best
+/// effort: the queue may have been detached already or the device deleted, and releasing it follows either
+/// way.
+pub(crate) fn detach_before_release(fd: BorrowedFd<'_>, flags: TunFlags, attached_here: bool) {
+    if !flags.contains(TunFlags::MULTI_QUEUE) {
+        return;
+    }
+    if detaches(tun_sys::io::shared_in_process(fd), attached_here) {
         let _ = tun_sys::tun::set_queue(fd, false);
     }
+}
+
+/// Whether a queue is detached before its release, from whether another descriptor of this process shares
+/// its open file (`Err` when the kernel cannot tell) and whether this library attached it.
+fn detaches(shared_in_process: io::Result<bool>, attached_here: bool) -> bool {
+    shared_in_process.map_or(attached_here, |shared| !shared)
 }
 
 impl Drop for Tun {
@@ -643,6 +681,16 @@ impl IntoRawFd for Tun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_is_detached_unless_this_process_still_holds_its_file_elsewhere() {
+        assert!(detaches(Ok(false), false));
+        assert!(!detaches(Ok(true), true));
+        // Where the kernel cannot compare files, only a queue attached here is known to be held by no other.
+        let refused = || io::Error::from_raw_os_error(libc::ENOSYS);
+        assert!(detaches(Err(refused()), true));
+        assert!(!detaches(Err(refused()), false));
+    }
 
     #[test]
     fn tun_is_send_and_sync() {
