@@ -63,7 +63,8 @@ pub(crate) struct Queue {
 
 #[derive(Debug)]
 struct Hub {
-    /// The receivers still alive (dead ones are pruned on the next push).
+    /// The receivers still alive (dead ones are pruned on the next push or the next new receiver, so that
+    /// receivers made and dropped while the link is quiet do not pile up).
     receivers: Vec<Weak<Inbox>>,
     /// Events pushed before the first receiver existed: they are that receiver's (a device found running
     /// when the monitor starts is reported `Up` this way).
@@ -205,6 +206,7 @@ impl Queue {
 
     fn register(self: &Arc<Self>, hub: &mut Hub, state: State) -> Events {
         let inbox = Inbox::new(state);
+        hub.receivers.retain(|receiver| receiver.strong_count() > 0);
         hub.receivers.push(Arc::downgrade(&inbox));
         Events {
             link: Some((Arc::clone(self), inbox)),
@@ -616,6 +618,16 @@ mod tests {
             queue.subscribe().try_recv(),
             Err(TryRecvError::Disconnected)
         );
+    }
+
+    #[test]
+    fn receivers_made_and_dropped_while_the_link_is_quiet_do_not_pile_up() {
+        let (queue, events) = queue_with(&[]);
+        for _ in 0..1000 {
+            drop(queue.subscribe());
+            drop(events.clone());
+        }
+        assert!(queue.hub.lock().receivers.len() <= 2);
     }
 
     /// Polls `future` to completion on this thread, parking between polls (a minimal executor).
