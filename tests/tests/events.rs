@@ -157,7 +157,7 @@ fn dropping_the_device_disconnects_its_events() {
     // Includes the kernel's removal of the device.
     assert!(took < Duration::from_secs(1), "drop took {took:?}");
     assert_eq!(events.try_recv(), Err(TryRecvError::Disconnected));
-    // The device goes with its only fd, the monitor's duplicate included (a child process being forked by
+    // The device goes with its only fd: the monitor holds none of its own (a child process being forked by
     // another test at that moment holds the fd until it executes its program, hence the wait).
     assert!(
         wait_until(Duration::from_secs(5), || ns.link("te-drop0").is_none()),

@@ -1,13 +1,16 @@
 //! Multi-queue devices: `Tun::open_queue` adds queues the kernel spreads flows over, none of them loses a
 //! datagram, a TCP stream crosses a forwarder with several queues per device intact, closing one queue leaves
-//! the others working, and a queue attached with other settings than the device's is refused.
+//! the others working (and closing a `Tun` of a duplicate fd leaves the original working), a monitored device
+//! opens all 256 queues, `open_queue` racing `close` gives a whole queue or none, and a queue attached with
+//! other settings than the device's is refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsFd;
-use std::sync::Arc;
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
 use tun::{Builder, Error, Offloads, Tun};
 use tun_system_tests::traffic::{Forwarder, Tunnel, hundred_mib, tcp_transfer};
@@ -131,6 +134,30 @@ fn flows_spread_over_the_queues_and_no_datagram_is_lost() {
     }
 }
 
+/// A child process that holds `files` (two at most) as its standard input and output, as a child being forked
+/// holds every fd of its parent until it executes its program; killed and reaped on drop.
+struct ChildHolding(Child);
+
+impl ChildHolding {
+    fn new(files: Vec<OwnedFd>) -> ChildHolding {
+        assert!(files.len() <= 2, "a child holds two files here");
+        let mut files = files.into_iter();
+        let mut command = Command::new("sleep");
+        command.arg("60").stderr(Stdio::null());
+        command.stdin(files.next().map_or_else(Stdio::null, Stdio::from));
+        command.stdout(files.next().map_or_else(Stdio::null, Stdio::from));
+        // The files' descriptors here close once the child has its own.
+        ChildHolding(command.spawn().expect("spawn sleep"))
+    }
+}
+
+impl Drop for ChildHolding {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn closing_one_queue_leaves_the_others_working() {
@@ -140,19 +167,20 @@ fn closing_one_queue_leaves_the_others_working() {
     let (mut queues, sock) = four(&ns, "tt-mqcl", true);
     assert!(queues[0].is_monitored());
     assert_eq!(ns.attached_queues("tt-mqcl"), 4);
-    // Nor must another holder of a closed queue's file: a duplicate of each fd stands for a child process
-    // being forked at that moment, which holds every fd until it executes its program.
-    let held: Vec<_> = queues
-        .drain(..2)
-        .map(|gone| {
-            let dup = gone.as_fd().try_clone_to_owned().unwrap();
-            gone.close().unwrap();
-            dup
-        })
+    // Nor must another process holding a closed queue's file: a child being forked at that moment holds every
+    // fd until it executes its program. This one holds the two queues' files for as long as it lives.
+    let files = queues
+        .iter()
+        .take(2)
+        .map(|queue| queue.as_fd().try_clone_to_owned().unwrap())
         .collect();
+    let child = ChildHolding::new(files);
+    for gone in queues.drain(..2) {
+        gone.close().unwrap();
+    }
     assert_eq!(ns.attached_queues("tt-mqcl"), 2);
     let queue_of = spread(&queues, &sock);
-    drop(held);
+    drop(child);
     assert_eq!(queue_of.len(), usize::from(FLOWS));
     // spread() closed the last two: the device is gone with its last queue.
     assert!(
@@ -243,4 +271,117 @@ fn open_queue_on_a_single_queue_device_is_an_error() {
         .unwrap();
     mq.close().unwrap();
     assert!(matches!(mq.open_queue(), Err(Error::Closed)));
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn dropping_a_tun_of_a_duplicate_fd_leaves_the_original_queue_working() {
+    let ns = NetNs::new();
+    // One queue: were it detached, the device would have none to steer to, and every datagram would be lost.
+    let (queue, sock) = addressed(&ns, Builder::new().multi_queue(true), "tt-mqdup");
+    // Room for every datagram of the round in the one queue (500 by default).
+    ns.ip(&["link", "set", "tt-mqdup", "txqueuelen", "1024"]);
+    for monitored in [true, false] {
+        let dup = queue.as_fd().try_clone_to_owned().unwrap();
+        let other = Builder::new()
+            .monitor(monitored)
+            .build_from_fd(dup)
+            .unwrap();
+        if monitored {
+            drop(other);
+        } else {
+            other.close().unwrap();
+        }
+        assert_eq!(ns.attached_queues("tt-mqdup"), 1);
+    }
+    let queue_of = spread(&[Arc::new(queue)], &sock);
+    assert_eq!(queue_of.len(), usize::from(FLOWS));
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn a_monitored_device_opens_all_256_queues_and_its_monitor_keeps_reporting() {
+    /// The kernel's limit of queues per device (MAX_TAP_QUEUES).
+    const MAX_QUEUES: usize = 256;
+    let ns = NetNs::new();
+    let first = ns
+        .tun(Builder::new().name("tt-mq256").multi_queue(true))
+        .unwrap();
+    assert!(first.is_monitored());
+    let events = first.events();
+    let more: Vec<Tun> = (2..=MAX_QUEUES)
+        .map(|n| {
+            first
+                .open_queue()
+                .unwrap_or_else(|e| panic!("queue {n} of {MAX_QUEUES}: {}", e.report()))
+        })
+        .collect();
+    assert_eq!(ns.attached_queues("tt-mq256"), MAX_QUEUES);
+    match first.open_queue() {
+        Err(Error::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(libc::E2BIG)),
+        other => panic!("queue {} of {MAX_QUEUES}: {other:?}", MAX_QUEUES + 1),
+    }
+    ns.ip(&["link", "set", "tt-mq256", "up"]);
+    assert_eq!(
+        events.recv_timeout(Duration::from_secs(5)),
+        Ok(tun::Event::Up)
+    );
+    // Closing a queue frees its place.
+    more[0].close().unwrap();
+    assert_eq!(ns.attached_queues("tt-mq256"), MAX_QUEUES - 1);
+    drop(first.open_queue().expect("the place of a closed queue"));
+    ns.ip(&["link", "set", "tt-mq256", "mtu", "1300"]);
+    assert_eq!(
+        events.recv_timeout(Duration::from_secs(5)),
+        Ok(tun::Event::MtuUpdate(1300))
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn open_queue_racing_close_gives_a_whole_queue_or_closed() {
+    /// Races run, at most (the time bound below may end them first).
+    const RACES: usize = 2000;
+    let ns = NetNs::new();
+    // Persistent, so that each race attaches a fresh monitored `Tun` without creating the device again.
+    let builder = Builder::new().name("tt-mqrace").multi_queue(true);
+    drop(ns.tun(builder.clone().persist(true)).unwrap());
+    let (mut opened, mut refused) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for race in 0..RACES {
+        if Instant::now() > deadline {
+            break;
+        }
+        // The only queue: closing it stops the device's monitor, unless the new queue was counted first.
+        let tun = ns.tun(builder.clone()).unwrap();
+        let start = Barrier::new(2);
+        let result = std::thread::scope(|s| {
+            let opener = s.spawn(|| {
+                start.wait();
+                tun.open_queue()
+            });
+            start.wait();
+            tun.close().unwrap();
+            opener.join().expect("the opener panicked")
+        });
+        match result {
+            Ok(queue) => {
+                assert!(
+                    !queue.events().is_closed(),
+                    "race {race}: a queue whose device monitor has stopped"
+                );
+                assert!(queue.is_monitored() && !queue.is_closed());
+                opened += 1;
+            }
+            Err(Error::Closed) => refused += 1,
+            Err(e) => panic!("race {race}: neither a queue nor Closed: {}", e.report()),
+        }
+    }
+    eprintln!("open_queue racing close: {opened} queue(s) opened, {refused} refused");
+    assert!(
+        opened + refused >= 500,
+        "only {} races run",
+        opened + refused
+    );
+    ns.ip(&["link", "del", "tt-mqrace"]);
 }

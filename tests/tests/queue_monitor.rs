@@ -36,19 +36,29 @@ fn open_queue_shares_the_monitor_and_starts_no_thread() {
         events.recv_timeout(Duration::from_secs(5)),
         Ok(tun::Event::Up)
     );
-    // The monitor runs until the last queue is closed, whichever that is.
+    // The monitor runs until the last queue is closed, whichever that is, and follows the device through the
+    // queues still open: here into another namespace, through the last one.
     first.close().unwrap();
     more[0].close().unwrap();
     more[1].close().unwrap();
     assert!(ns.link("tt-mqmon").is_some());
-    ns.ip(&["link", "set", "tt-mqmon", "mtu", "1300"]);
+    let elsewhere = NetNs::new();
+    ns.ip(&["link", "set", "tt-mqmon", "netns", elsewhere.name()]);
+    // A move takes the link down.
+    assert_eq!(
+        events.recv_timeout(Duration::from_secs(5)),
+        Ok(tun::Event::Down)
+    );
+    elsewhere.ip(&["link", "set", "tt-mqmon", "mtu", "1300"]);
     assert_eq!(
         events.recv_timeout(Duration::from_secs(5)),
         Ok(tun::Event::MtuUpdate(1300))
     );
     more[2].close().unwrap();
     assert!(
-        wait_until(Duration::from_secs(5), || ns.link("tt-mqmon").is_none()),
+        wait_until(Duration::from_secs(5), || elsewhere
+            .link("tt-mqmon")
+            .is_none()),
         "the device outlived its last queue"
     );
 }

@@ -7,8 +7,9 @@
 //!   after having been up, [`Event::MtuUpdate`] when its MTU changes. Only changes are reported: no `Down`
 //!   before the first `Up`, no repeats.
 //! - When the device is moved to another namespace (`ip link set dev X netns Y`), the monitor follows it:
-//!   it asks the TUN fd where the device now lives (`TUNGETDEVNETNS`), subscribes there and reads the
-//!   state again, all driven by the kernel's notifications, never by polling.
+//!   it asks the TUN fd (or the [`DeviceHandle`] it was given) where the device now lives
+//!   (`TUNGETDEVNETNS`), subscribes there and reads the state again, all driven by the kernel's
+//!   notifications, never by polling.
 //! - The monitor never waits for the reader. Pending events are kept in a small queue that folds old link
 //!   flaps and stale MTU values, so a slow or absent reader costs a bounded amount of memory and still sees
 //!   the newest state.
@@ -28,6 +29,7 @@
 mod error;
 mod error_slot;
 mod event;
+mod handle;
 mod monitor;
 mod receiver;
 mod tracker;
@@ -35,6 +37,7 @@ mod worker;
 
 pub use error::MonitorError;
 pub use event::Event;
+pub use handle::DeviceHandle;
 pub use monitor::Monitor;
 pub use receiver::{
     Events, Iter, MAX_PENDING, MAX_PENDING_TRANSITIONS, Recv, RecvTimeoutError, TryRecvError,

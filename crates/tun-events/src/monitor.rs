@@ -1,8 +1,7 @@
 //! [`Monitor`]: the handle of a link monitor. It starts the monitor thread ([`crate::worker`]), hands out
 //! receivers of its events, reports its error, and stops and joins it.
 
-use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -13,7 +12,7 @@ use tun_sys::wait::EventFd;
 use crate::error_slot::ErrorSlot;
 use crate::receiver::Queue;
 use crate::worker::Worker;
-use crate::{Events, MonitorError};
+use crate::{DeviceHandle, Events, MonitorError};
 
 /// How long [`Monitor::spawn`] waits for the first link state (the kernel answers in microseconds; this
 /// only bounds a wedged system).
@@ -22,8 +21,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// A link monitor for one TUN device, running on its own thread.
 ///
 /// Dropping it (or calling [`Monitor::stop`]) wakes the thread through an eventfd and joins it; that takes
-/// well under 100 ms. The monitor holds a duplicate of the device's fd until then, so stop it before
-/// expecting a non-persistent device to disappear.
+/// well under 100 ms. The monitor holds its [`DeviceHandle`] until then: one made by [`Monitor::spawn`] is a
+/// duplicate of the device's fd, so stop it before expecting a non-persistent device to disappear.
 #[derive(Debug)]
 pub struct Monitor {
     device: String,
@@ -34,7 +33,8 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Starts monitoring the TUN device behind `device` (a `/dev/net/tun` fd after `TUNSETIFF`).
+    /// Starts monitoring the TUN device behind `device` (a `/dev/net/tun` fd after `TUNSETIFF`), through a
+    /// duplicate of it that the monitor holds until it stops.
     ///
     /// Returns once the monitor is subscribed in the device's namespace and has read the current state, so
     /// that every change made after this returns is reported. A device that is already running at that
@@ -47,11 +47,20 @@ impl Monitor {
                 device: String::new(),
                 source,
             })?;
-        let name = device_name(tun.as_fd()).map_err(|source| MonitorError::Io {
-            operation: "TUNGETIFF",
-            device: String::new(),
-            source,
-        })?;
+        Self::spawn_with(tun)
+    }
+
+    /// Starts monitoring the device `device` answers for, as [`spawn`](Self::spawn) does, but asking `device`
+    /// where the device lives and what it is called instead of holding a descriptor of its own.
+    pub fn spawn_with(device: impl DeviceHandle) -> Result<Self, MonitorError> {
+        let name = device
+            .name()
+            .map(|name| name.to_string_lossy())
+            .map_err(|source| MonitorError::Io {
+                operation: "TUNGETIFF",
+                device: String::new(),
+                source,
+            })?;
         let io_error = |operation, source| MonitorError::Io {
             operation,
             device: name.clone(),
@@ -62,7 +71,7 @@ impl Monitor {
         let errors = Arc::new(ErrorSlot::default());
         let (started_tx, started_rx) = mpsc::sync_channel(1);
         let worker = Worker::new(
-            tun,
+            Box::new(device),
             name.clone(),
             Arc::clone(&cancel),
             Arc::clone(&queue),
@@ -151,9 +160,4 @@ impl Drop for Monitor {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn device_name(tun: BorrowedFd<'_>) -> io::Result<String> {
-    let (name, _) = tun_sys::tun::get_iff(tun)?;
-    Ok(name.to_string_lossy())
 }

@@ -63,7 +63,8 @@ pub(crate) struct Queue {
 
 #[derive(Debug)]
 struct Hub {
-    /// The receivers still alive (dead ones are pruned on the next push).
+    /// The receivers still alive (dead ones are pruned on the next push or the next new receiver, so that
+    /// receivers made and dropped while the link is quiet do not pile up).
     receivers: Vec<Weak<Inbox>>,
     /// Events pushed before the first receiver existed: they are that receiver's (a device found running
     /// when the monitor starts is reported `Up` this way).
@@ -82,8 +83,11 @@ struct Inbox {
 struct State {
     events: VecDeque<Event>,
     closed: bool,
-    /// Tasks waiting in [`Recv`] futures; woken (and removed) by the next push or close.
-    wakers: Vec<Waker>,
+    /// Tasks waiting in [`Recv`] futures, each under its future's ticket: woken (and removed) by the next push
+    /// or close, or removed when their future is dropped, so an abandoned future keeps no task alive.
+    wakers: Vec<(u64, Waker)>,
+    /// The ticket the next waiting [`Recv`] future gets.
+    next_ticket: u64,
 }
 
 impl State {
@@ -96,6 +100,31 @@ impl State {
         } else {
             self.events.retain(|e| e.is_link_state());
             self.events.push_back(event);
+        }
+    }
+
+    /// Registers (or updates) the waker of the future holding `ticket`, handing out a ticket if it has none.
+    fn wait(&mut self, ticket: &mut Option<u64>, waker: &Waker) {
+        if let Some(id) = *ticket
+            && let Some((_, registered)) = self.wakers.iter_mut().find(|(t, _)| *t == id)
+        {
+            // Polled again, perhaps by another task: only the newest waker is to be woken.
+            if !registered.will_wake(waker) {
+                registered.clone_from(waker);
+            }
+            return;
+        }
+        let id = *ticket.get_or_insert_with(|| {
+            self.next_ticket += 1;
+            self.next_ticket
+        });
+        self.wakers.push((id, waker.clone()));
+    }
+
+    /// Forgets the waker registered under `ticket`, if it is still there.
+    fn stop_waiting(&mut self, ticket: u64) {
+        if let Some(at) = self.wakers.iter().position(|(t, _)| *t == ticket) {
+            self.wakers.swap_remove(at);
         }
     }
 
@@ -130,7 +159,7 @@ impl Inbox {
         let wakers = std::mem::take(&mut state.wakers);
         drop(state);
         self.ready.notify_all();
-        wakers.into_iter().for_each(Waker::wake);
+        wakers.into_iter().for_each(|(_, waker)| waker.wake());
     }
 }
 
@@ -177,6 +206,7 @@ impl Queue {
 
     fn register(self: &Arc<Self>, hub: &mut Hub, state: State) -> Events {
         let inbox = Inbox::new(state);
+        hub.receivers.retain(|receiver| receiver.strong_count() > 0);
         hub.receivers.push(Arc::downgrade(&inbox));
         Events {
             link: Some((Arc::clone(self), inbox)),
@@ -240,7 +270,7 @@ impl Clone for Events {
             State {
                 events: mine.events.clone(),
                 closed: mine.closed,
-                wakers: Vec::new(),
+                ..State::default()
             }
         };
         queue.register(&mut hub, state)
@@ -319,7 +349,8 @@ impl Events {
 
     /// Waits for the next event without blocking the thread: the future resolves to the event, or to `None`
     /// once the monitor has stopped and nothing is pending. It works with any executor (the monitor wakes the
-    /// task through its `Waker`; no thread or timer of its own), and dropping it loses no event.
+    /// task through its `Waker`; no thread or timer of its own). Dropping it loses no event and keeps
+    /// nothing: the task's waker goes with it.
     ///
     /// ```no_run
     /// # async fn watch(events: tun_events::Events) {
@@ -329,7 +360,10 @@ impl Events {
     /// # }
     /// ```
     pub fn recv_async(&self) -> Recv<'_> {
-        Recv { events: self }
+        Recv {
+            events: self,
+            ticket: None,
+        }
     }
 
     /// How many events wait to be read (never more than [`MAX_PENDING`]).
@@ -358,26 +392,46 @@ impl Events {
 #[must_use = "futures do nothing unless polled"]
 pub struct Recv<'a> {
     events: &'a Events,
+    /// Where this future's waker is registered in the inbox, once it has waited.
+    ticket: Option<u64>,
 }
 
 impl Future for Recv<'_> {
     type Output = Option<Event>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        let Some(inbox) = self.events.inbox() else {
+        let this = self.get_mut();
+        let Some(inbox) = this.events.inbox() else {
             return Poll::Ready(None);
         };
         let mut state = inbox.state.lock();
-        if let Some(event) = state.events.pop_front() {
-            return Poll::Ready(Some(event));
+        let ready = match state.events.pop_front() {
+            Some(event) => Some(Some(event)),
+            None if state.closed => Some(None),
+            None => None,
+        };
+        match ready {
+            Some(output) => {
+                if let Some(ticket) = this.ticket.take() {
+                    state.stop_waiting(ticket);
+                }
+                Poll::Ready(output)
+            }
+            None => {
+                state.wait(&mut this.ticket, cx.waker());
+                Poll::Pending
+            }
         }
-        if state.closed {
-            return Poll::Ready(None);
+    }
+}
+
+impl Drop for Recv<'_> {
+    /// An abandoned future (a timeout passed, a `select!` took another branch) takes its waker with it, so
+    /// that the task it would have woken can be freed now rather than at the next event.
+    fn drop(&mut self) {
+        if let (Some(ticket), Some(inbox)) = (self.ticket, self.events.inbox()) {
+            inbox.state.lock().stop_waiting(ticket);
         }
-        if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            state.wakers.push(cx.waker().clone());
-        }
-        Poll::Pending
     }
 }
 
@@ -566,6 +620,16 @@ mod tests {
         );
     }
 
+    #[test]
+    fn receivers_made_and_dropped_while_the_link_is_quiet_do_not_pile_up() {
+        let (queue, events) = queue_with(&[]);
+        for _ in 0..1000 {
+            drop(queue.subscribe());
+            drop(events.clone());
+        }
+        assert!(queue.hub.lock().receivers.len() <= 2);
+    }
+
     /// Polls `future` to completion on this thread, parking between polls (a minimal executor).
     fn block_on<F: Future>(future: F) -> F::Output {
         struct Unpark(std::thread::Thread);
@@ -605,12 +669,6 @@ mod tests {
     #[test]
     fn pending_async_recv_registers_its_waker_once() {
         let (queue, events) = queue_with(&[]);
-        struct Count(std::sync::atomic::AtomicUsize);
-        impl std::task::Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
         let count = Arc::new(Count(0.into()));
         let waker = Waker::from(Arc::clone(&count));
         let mut cx = Context::from_waker(&waker);
@@ -620,12 +678,82 @@ mod tests {
         }
         assert_eq!(events.inbox().unwrap().state.lock().wakers.len(), 1);
         queue.push(MtuUpdate(1280));
-        assert_eq!(count.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(wakes(&count), 1);
         assert_eq!(
             Pin::new(&mut recv).poll(&mut cx),
             Poll::Ready(Some(MtuUpdate(1280)))
         );
         assert!(events.inbox().unwrap().state.lock().wakers.is_empty());
+    }
+
+    /// A waker that counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn wakes(count: &Count) -> usize {
+        count.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn dropped_pending_async_recv_leaves_no_waker_and_others_are_still_woken() {
+        let (queue, events) = queue_with(&[]);
+        let (kept_count, dropped_count) = (Arc::new(Count(0.into())), Arc::new(Count(0.into())));
+        let (kept_waker, dropped_waker) = (
+            Waker::from(Arc::clone(&kept_count)),
+            Waker::from(Arc::clone(&dropped_count)),
+        );
+        let mut kept = events.recv_async();
+        assert!(
+            Pin::new(&mut kept)
+                .poll(&mut Context::from_waker(&kept_waker))
+                .is_pending()
+        );
+        // Two abandoned futures, one of them of the same task as the kept one.
+        for waker in [&dropped_waker, &kept_waker] {
+            let mut abandoned = events.recv_async();
+            assert!(
+                Pin::new(&mut abandoned)
+                    .poll(&mut Context::from_waker(waker))
+                    .is_pending()
+            );
+        }
+        assert_eq!(events.inbox().unwrap().state.lock().wakers.len(), 1);
+        // The abandoned future's task is no longer referenced (the count's only holders are the test's).
+        assert_eq!(Arc::strong_count(&dropped_count), 2);
+        queue.push(Up);
+        assert_eq!((wakes(&kept_count), wakes(&dropped_count)), (1, 0));
+        assert_eq!(
+            Pin::new(&mut kept).poll(&mut Context::from_waker(&kept_waker)),
+            Poll::Ready(Some(Up))
+        );
+    }
+
+    #[test]
+    fn async_recv_polled_by_another_task_wakes_that_task_only() {
+        let (queue, events) = queue_with(&[]);
+        let (first_count, second_count) = (Arc::new(Count(0.into())), Arc::new(Count(0.into())));
+        let (first, second) = (
+            Waker::from(Arc::clone(&first_count)),
+            Waker::from(Arc::clone(&second_count)),
+        );
+        let mut recv = events.recv_async();
+        assert!(
+            Pin::new(&mut recv)
+                .poll(&mut Context::from_waker(&first))
+                .is_pending()
+        );
+        assert!(
+            Pin::new(&mut recv)
+                .poll(&mut Context::from_waker(&second))
+                .is_pending()
+        );
+        assert_eq!(events.inbox().unwrap().state.lock().wakers.len(), 1);
+        queue.push(Up);
+        assert_eq!((wakes(&first_count), wakes(&second_count)), (0, 1));
     }
 
     #[test]

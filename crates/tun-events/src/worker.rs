@@ -1,15 +1,15 @@
 //! The monitor thread: rtnetlink in the device's namespace, following the device when it moves.
 //!
-//! The thread owns a duplicate of the TUN fd (to ask where the device lives, `TUNGETDEVNETNS`, and what it
-//! is called, `TUNGETIFF`) and one route socket. The socket reports only the links of the namespace the
-//! thread was in when it created it, so the thread first enters the device's namespace. Its life is two
-//! phases:
+//! The thread owns the device's [`DeviceHandle`] (to ask where the device lives, `TUNGETDEVNETNS`, and what
+//! it is called, `TUNGETIFF`: a duplicate of the TUN fd, or the owner's open queues) and one route socket.
+//! The socket reports only the links of the namespace the thread was in when it created it, so the thread
+//! first enters the device's namespace. Its life is two phases:
 //!
 //! - *resolving*: a new socket is subscribed and an `RTM_GETLINK` by name was sent; the reply gives the
 //!   device's index in this namespace (it may change on a move) and its state;
 //! - *tracking*: notifications for that index are turned into events. `RTM_DELLINK` for it means the device
 //!   left this namespace (or was deleted): the thread follows it by going back to resolving, in the
-//!   namespace the TUN fd now reports.
+//!   namespace the device handle now reports.
 //!
 //! Both phases block only in one `poll` on the socket and the cancel eventfd, so a stop request is seen at
 //! once. The kernel moves a device and answers `TUNGETDEVNETNS` both under the RTNL lock, so by the time the
@@ -23,10 +23,10 @@ use std::sync::{Arc, mpsc};
 use tun_sys::netlink::{self, Message, Messages, RECV_BUFFER_LEN, RecvError, RouteSocket};
 use tun_sys::wait::{self, EventFd, Interest, Wait};
 
-use crate::MonitorError;
 use crate::error_slot::ErrorSlot;
 use crate::receiver::Queue;
 use crate::tracker::LinkTracker;
+use crate::{DeviceHandle, MonitorError};
 
 /// Lookups in a row that may find the device missing from the namespace its fd reports. Each failed lookup
 /// means the device moved again in between, so this bounds a device moved back and forth without pause.
@@ -81,7 +81,7 @@ enum Flow {
 
 /// The state of the monitor thread.
 pub(crate) struct Worker {
-    tun: OwnedFd,
+    tun: Box<dyn DeviceHandle>,
     device: String,
     cancel: Arc<EventFd>,
     queue: Arc<Queue>,
@@ -98,7 +98,7 @@ pub(crate) struct Worker {
 impl Worker {
     /// A thread's state before it starts: it will report its first link state (or failure) on `started`.
     pub(crate) fn new(
-        tun: OwnedFd,
+        tun: Box<dyn DeviceHandle>,
         device: String,
         cancel: Arc<EventFd>,
         queue: Arc<Queue>,
@@ -266,10 +266,11 @@ impl Worker {
 
     /// Finds the device's namespace, subscribes there with a new socket and asks for the device by name.
     fn follow(&mut self) -> Flow {
-        let ns = match tun_sys::tun::get_dev_netns(self.tun.as_fd()) {
+        let ns = match self.tun.netns() {
             Ok(ns) => Some(ns),
             Err(e) if e.raw_os_error() == Some(libc::EBADFD) && self.started.is_none() => {
-                // The device was deleted while the fd was open: nothing is left to follow.
+                // The device was deleted while the fd was open (or its last queue closed): nothing is left to
+                // follow.
                 for event in self.tracker.gone() {
                     self.queue.push(event);
                 }
@@ -297,8 +298,8 @@ impl Worker {
             return self.fail("SO_RCVBUF", e);
         }
         // Asked after subscribing: a rename or move after this point arrives as a notification.
-        let name = match tun_sys::tun::get_iff(self.tun.as_fd()) {
-            Ok((name, _)) => name,
+        let name = match self.tun.name() {
+            Ok(name) => name,
             Err(e) => return self.fail("TUNGETIFF", e),
         };
         self.device = name.to_string_lossy();
@@ -335,8 +336,8 @@ impl Worker {
                 self.phase = Phase::Tracking { index, seq };
                 socket.request_link(index, seq)
             }
-            Phase::Resolving { .. } => match tun_sys::tun::get_iff(self.tun.as_fd()) {
-                Ok((name, _)) => {
+            Phase::Resolving { .. } => match self.tun.name() {
+                Ok(name) => {
                     self.phase = Phase::Resolving { seq };
                     socket.request_link_by_name(name.bytes(), seq)
                 }
@@ -428,9 +429,9 @@ mod tests {
         let queue = Queue::new();
         let events = queue.subscribe();
         let worker = Worker {
-            tun: std::fs::File::open("/dev/null")
-                .expect("open /dev/null")
-                .into(),
+            tun: Box::new(OwnedFd::from(
+                std::fs::File::open("/dev/null").expect("open /dev/null"),
+            )),
             device: "test0".into(),
             cancel: Arc::new(EventFd::new().expect("eventfd")),
             queue,

@@ -1,11 +1,12 @@
-//! Plain I/O on borrowed descriptors: open, read, write, writev, and retiring an fd in place.
+//! Plain I/O on borrowed descriptors: open, read, write, writev, retiring an fd in place, and telling whether
+//! other descriptors of the process share an fd's open file.
 //!
 //! These are single non-blocking calls: on a non-blocking fd they return `WouldBlock` instead of waiting.
 //! Waiting is [`crate::wait`]'s job.
 
 use std::ffi::CStr;
 use std::io::{self, IoSlice};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::sys::{cvt, cvt_size};
 
@@ -75,6 +76,66 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> 
     Ok(())
 }
 
+/// `kcmp`'s comparison of two descriptors' open file descriptions (`<linux/kcmp.h>`; not in libc for Linux).
+const KCMP_FILE: libc::c_int = 0;
+
+/// Whether `fd` and the descriptor numbered `other` of this process refer to the same open file description
+/// (`kcmp(getpid(), getpid(), KCMP_FILE, fd, other)`), as a `dup` of `fd` does; `Ok(false)` when `other` is
+/// not open (any more).
+///
+/// # Errors
+///
+/// The kernel's refusal of the call: `ENOSYS` without `CONFIG_KCMP`, `EPERM` under a seccomp filter or a
+/// Yama policy that forbids it.
+pub fn same_open_file(fd: BorrowedFd<'_>, other: RawFd) -> io::Result<bool> {
+    let pid = libc::pid_t::try_from(std::process::id())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let (Ok(own), Ok(other)) = (
+        libc::c_ulong::try_from(fd.as_raw_fd()),
+        libc::c_ulong::try_from(other),
+    ) else {
+        // A negative number is no descriptor.
+        return Ok(false);
+    };
+    // SAFETY: kcmp takes integers only and dereferences no pointer: it compares the kernel's file objects
+    // behind two descriptor numbers of this process (EBADF for a number that is not open).
+    let ret = unsafe { libc::syscall(libc::SYS_kcmp, pid, pid, KCMP_FILE, own, other) };
+    match ret {
+        0 => Ok(true),
+        1.. => Ok(false),
+        _ => {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() == Some(libc::EBADF) {
+                Ok(false)
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Whether another descriptor of this process refers to the same open file description as `fd` (a `dup` of
+/// it, or the number it was handed over under): every number in `/proc/self/fd` is compared with
+/// [`same_open_file`]. Descriptors other processes hold (a child that inherited it) are not seen.
+///
+/// # Errors
+///
+/// Those of [`same_open_file`], and of reading `/proc/self/fd` (`ENOENT` without `/proc`).
+pub fn shared_in_process(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let own = fd.as_raw_fd();
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        let name = entry?.file_name();
+        let Some(number) = name.to_str().and_then(|n| n.parse::<RawFd>().ok()) else {
+            continue;
+        };
+        // The directory's own descriptor is among the numbers; it is never a match.
+        if number != own && same_open_file(fd, number)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// `fstat` identity of the file behind `fd`: (device, inode). Two fds of the same namespace share it.
 pub(crate) fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
     let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
@@ -123,6 +184,33 @@ mod tests {
         set_nonblocking(r.as_fd(), true).unwrap();
         let err = read(r.as_fd(), &mut [0u8; 4]).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn a_dup_is_the_same_open_file_and_another_open_of_the_path_is_not() {
+        let (r, _w) = pipe();
+        let dup = r.try_clone().unwrap();
+        assert!(same_open_file(r.as_fd(), dup.as_raw_fd()).unwrap());
+        let null = open(c"/dev/null", libc::O_RDONLY | libc::O_CLOEXEC).unwrap();
+        let other_null = open(c"/dev/null", libc::O_RDONLY | libc::O_CLOEXEC).unwrap();
+        assert!(!same_open_file(null.as_fd(), other_null.as_raw_fd()).unwrap());
+        assert!(!same_open_file(r.as_fd(), null.as_raw_fd()).unwrap());
+        // A number that is not open, or no number at all.
+        let closed = other_null.as_raw_fd();
+        drop(other_null);
+        assert!(!same_open_file(null.as_fd(), closed).unwrap());
+        assert!(!same_open_file(null.as_fd(), -1).unwrap());
+    }
+
+    #[test]
+    fn an_open_file_is_shared_in_the_process_while_a_dup_of_it_lives() {
+        let (r, _w) = pipe();
+        assert!(!shared_in_process(r.as_fd()).unwrap());
+        let dup = r.try_clone().unwrap();
+        assert!(shared_in_process(r.as_fd()).unwrap());
+        assert!(shared_in_process(dup.as_fd()).unwrap());
+        drop(dup);
+        assert!(!shared_in_process(r.as_fd()).unwrap());
     }
 
     #[test]

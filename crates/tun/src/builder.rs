@@ -251,7 +251,7 @@ impl Builder {
         ] {
             if kept.contains(bit) != flags.contains(bit) {
                 // The queue is attached by now: detach it, so that no packet of the device's is lost to it.
-                crate::device::detach_before_release(fd.as_fd(), kept);
+                crate::device::detach_before_release(fd.as_fd(), kept, true);
                 return Err(Error::SettingsMismatch {
                     name: name.to_string_lossy(),
                     setting,
@@ -260,7 +260,7 @@ impl Builder {
                 });
             }
         }
-        let tun = Tun::setup(fd, kept, self.setup(name))?;
+        let tun = Tun::setup(fd, kept, self.setup(name, true))?;
         self.finish(tun)
     }
 
@@ -312,18 +312,19 @@ impl Builder {
         }
         tun_sys::io::set_nonblocking(fd.as_fd(), true)
             .map_err(|e| Error::io("fcntl(O_NONBLOCK)", name, e))?;
-        let tun = Tun::setup(fd, flags, self.setup(name))?;
+        let tun = Tun::setup(fd, flags, self.setup(name, false))?;
         self.finish(tun)
     }
 
-    /// The settings [`Tun::setup`] applies once the device is attached.
-    fn setup(&self, name: IfName) -> Setup {
+    /// The settings [`Tun::setup`] applies once the device is attached (by this builder: `attached_here`).
+    fn setup(&self, name: IfName, attached_here: bool) -> Setup {
         Setup {
             name,
             mtu: self.mtu,
             owner: self.owner,
             group: self.group,
             monitor: self.monitor,
+            attached_here,
         }
     }
 

@@ -3,12 +3,13 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use tun_sys::{EventFd, IfFlags, IfName, Offloads, TunFlags};
 
 use crate::error::{Error, Result};
+use crate::queue_fds::QueueFds;
 use crate::read::Reader;
 use crate::write::Writer;
 
@@ -35,10 +36,18 @@ use crate::write::Writer;
 /// ```
 #[derive(Debug)]
 pub struct Tun {
-    /// `None` only after [`IntoRawFd::into_raw_fd`] took it, which consumes the `Tun`.
-    fd: Option<OwnedFd>,
+    /// The queue's fd, lent (weakly) to the device's [`QueueFds`] for its link monitor. `None` only after
+    /// [`IntoRawFd::into_raw_fd`] took it, which consumes the `Tun`.
+    fd: Option<Arc<OwnedFd>>,
     /// What this queue shares with the other queues of its device.
     device: Arc<Device>,
+    /// Whether this library attached the queue itself (builder, [`open_queue`](Self::open_queue)) rather
+    /// than being handed its fd: where the kernel cannot tell whether another descriptor shares the queue,
+    /// only such a queue is detached on close.
+    attached_here: bool,
+    /// Held by [`open_queue`](Self::open_queue) while it attaches a queue through this fd: `close()` waits
+    /// for it before releasing the fd.
+    attaching: Mutex<()>,
     /// The name at creation, for error messages (copied from the device for the data path).
     pub(crate) label: IfName,
     /// Whether each packet is preceded by a virtio-net header (IFF_VNET_HDR, as the kernel reports it).
@@ -55,8 +64,8 @@ pub struct Tun {
     pub(crate) writer: Mutex<Writer>,
 }
 
-/// The part of a device its queues share: settings read back from the kernel, the control socket and the one
-/// link monitor.
+/// The part of a device its queues share: settings read back from the kernel, the control socket, the one
+/// link monitor and the open queues.
 #[derive(Debug)]
 struct Device {
     /// The name at creation.
@@ -69,19 +78,38 @@ struct Device {
     offloads: Offloads,
     /// Datagram socket for the SIOC* ioctls, in the namespace the device was last seen in.
     ctl: Mutex<Control>,
-    /// The link monitor (`None` when unmonitored); stopped when the last queue closes.
+    /// The link monitor (`None` when unmonitored); stopped when the last queue closes. It holds no descriptor
+    /// of the device: it asks [`queue_fds`](Self::queue_fds), so that all 256 queues the kernel allows are the
+    /// user's, and closing a queue leaves nothing of it attached.
     monitor: Option<tun_events::Monitor>,
-    /// Queues of this device not closed yet.
-    open_queues: AtomicUsize,
+    /// The open queues' fds, through which the monitor follows the device.
+    queue_fds: Arc<QueueFds>,
+    /// Queues of this device not closed yet, a queue being opened included. Once it is 0 the monitor is
+    /// stopped and no queue is added any more: counting and that decision are one step under the lock, so a
+    /// queue opened while the last one closes either has a running monitor or is refused.
+    open_queues: Mutex<usize>,
 }
 
 impl Device {
+    /// Counts a queue about to be opened; [`Error::Closed`] once the device's last queue was closed.
+    fn queue_opening(&self) -> Result<()> {
+        let mut open = self.open_queues.lock();
+        if *open == 0 {
+            return Err(Error::Closed);
+        }
+        *open += 1;
+        Ok(())
+    }
+
     /// One queue fewer; stops the monitor when it was the last, as the device may go away now.
     fn queue_closed(&self) {
-        if self.open_queues.fetch_sub(1, Ordering::AcqRel) == 1
-            && let Some(monitor) = &self.monitor
-        {
-            // Wakes and joins the monitor thread, which also drops its descriptor of the device.
+        let last = {
+            let mut open = self.open_queues.lock();
+            *open = open.saturating_sub(1);
+            *open == 0
+        };
+        if last && let Some(monitor) = &self.monitor {
+            // Wakes and joins the monitor thread.
             monitor.stop();
         }
     }
@@ -95,24 +123,39 @@ pub(crate) struct Setup {
     pub(crate) owner: Option<libc::uid_t>,
     pub(crate) group: Option<libc::gid_t>,
     pub(crate) monitor: bool,
+    /// Whether the builder attached the queue itself (not [`build_from_fd`](crate::Builder::build_from_fd)).
+    pub(crate) attached_here: bool,
 }
 
 impl Tun {
     /// Configures a freshly attached TUN fd whose kernel flags are `flags` (TUNGETIFF). On error the fd is
-    /// dropped (a multi-queue device's queue detached first), which removes a non-persistent device;
-    /// persistence is the builder's last step, after addresses and routes, for the same reason.
+    /// dropped (a multi-queue device's queue detached first, as [`close`](Self::close) does), which removes
+    /// a non-persistent device; persistence is the builder's last step, after addresses and routes, for the
+    /// same reason.
     pub(crate) fn setup(fd: OwnedFd, flags: TunFlags, setup: Setup) -> Result<Tun> {
-        match Self::configure(fd.as_fd(), flags, setup) {
-            Ok(device) => Tun::queue(fd, device, true, true),
+        let attached_here = setup.attached_here;
+        let fd = Arc::new(fd);
+        // Listed before the monitor starts: it asks the queue where the device lives.
+        let queue_fds = Arc::new(QueueFds::default());
+        queue_fds.add(&fd);
+        match Self::configure(fd.as_fd(), flags, setup, &queue_fds) {
+            Ok(device) => Tun::queue(fd, device, attached_here, true, true),
             Err(e) => {
-                detach_before_release(fd.as_fd(), flags);
+                queue_fds.remove(&fd);
+                detach_before_release(fd.as_fd(), flags, attached_here);
                 Err(e)
             }
         }
     }
 
-    /// The device-wide part of [`setup`](Self::setup): owner, group, offloads, MTU and the link monitor.
-    fn configure(dev: BorrowedFd<'_>, flags: TunFlags, setup: Setup) -> Result<Arc<Device>> {
+    /// The device-wide part of [`setup`](Self::setup): owner, group, offloads, MTU and the link monitor,
+    /// which follows the device through `queue_fds`.
+    fn configure(
+        dev: BorrowedFd<'_>,
+        flags: TunFlags,
+        setup: Setup,
+        queue_fds: &Arc<QueueFds>,
+    ) -> Result<Arc<Device>> {
         let name = setup.name;
         if let Some(uid) = setup.owner {
             tun_sys::tun::set_owner(dev, uid).map_err(|e| Error::io("TUNSETOWNER", name, e))?;
@@ -140,7 +183,7 @@ impl Tun {
                 .map_err(|e| Error::io("SIOCSIFMTU", name, e))?;
         }
         let monitor = if setup.monitor {
-            Some(spawn_monitor(dev, name, flags)?)
+            Some(tun_events::Monitor::spawn_with(Arc::clone(queue_fds))?)
         } else {
             None
         };
@@ -151,17 +194,26 @@ impl Tun {
             offloads,
             ctl: Mutex::new(ctl),
             monitor,
-            open_queues: AtomicUsize::new(1),
+            queue_fds: Arc::clone(queue_fds),
+            open_queues: Mutex::new(1),
         }))
     }
 
-    /// A `Tun` for one queue `fd` of `device`, counted among its open queues by the caller.
-    fn queue(fd: OwnedFd, device: Arc<Device>, gro: bool, udp_gro: bool) -> Result<Tun> {
+    /// A `Tun` for one queue `fd` of `device`, counted among its open queues and listed in its
+    /// [`QueueFds`] by the caller.
+    fn queue(
+        fd: Arc<OwnedFd>,
+        device: Arc<Device>,
+        attached_here: bool,
+        gro: bool,
+        udp_gro: bool,
+    ) -> Result<Tun> {
         let name = device.label;
         let cancel = match EventFd::new() {
             Ok(cancel) => cancel,
             Err(e) => {
-                detach_before_release(fd.as_fd(), device.flags);
+                device.queue_fds.remove(&fd);
+                detach_before_release(fd.as_fd(), device.flags, attached_here);
                 device.queue_closed();
                 return Err(Error::io("eventfd", name, e));
             }
@@ -169,6 +221,8 @@ impl Tun {
         let vnet_hdr = device.flags.contains(TunFlags::VNET_HDR);
         Ok(Tun {
             fd: Some(fd),
+            attached_here,
+            attaching: Mutex::new(()),
             label: name,
             vnet_hdr,
             offloads: device.offloads,
@@ -199,9 +253,13 @@ impl Tun {
     /// # Errors
     ///
     /// [`Error::NotMultiQueue`] when the device was not built with
-    /// [`multi_queue(true)`](crate::Builder::multi_queue); [`Error::Closed`] after [`close`](Self::close);
-    /// [`Error::Io`] when the kernel refuses the new queue (TUNSETIFF, for example at its limit of 256 queues).
+    /// [`multi_queue(true)`](crate::Builder::multi_queue); [`Error::Closed`] after [`close`](Self::close),
+    /// also when `close` runs at the same time on another thread (then either the new queue is whole, its
+    /// device's monitor running, or it is refused); [`Error::Io`] when the kernel refuses the new queue
+    /// (TUNSETIFF, `E2BIG` at its limit of 256 queues).
     pub fn open_queue(&self) -> Result<Tun> {
+        // close() waits for this before releasing the fd the new queue is attached through.
+        let _attaching = self.attaching.lock();
         self.check_open()?;
         let device = &self.device;
         if !device.flags.contains(TunFlags::MULTI_QUEUE) {
@@ -209,16 +267,32 @@ impl Tun {
                 name: device.label.to_string_lossy(),
             });
         }
-        let name = self.current_name()?;
-        let fd = attach_queue(self.fd(), name, device.flags)?;
-        device.open_queues.fetch_add(1, Ordering::AcqRel);
-        Tun::queue(fd, Arc::clone(device), self.gro(), self.udp_gro())
+        // Counted before it exists, so that closing the device's other queues meanwhile cannot stop the monitor
+        // it will share.
+        device.queue_opening()?;
+        let attached = self
+            .current_name()
+            .and_then(|name| attach_queue(self.fd(), name, device.flags));
+        let fd = match attached {
+            Ok(fd) => Arc::new(fd),
+            Err(e) => {
+                device.queue_closed();
+                return Err(e);
+            }
+        };
+        device.queue_fds.add(&fd);
+        Tun::queue(fd, Arc::clone(device), true, self.gro(), self.udp_gro())
     }
 
     /// The TUN fd. Present for the whole life of a `Tun`: only `into_raw_fd`, which consumes it, takes it.
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.shared_fd().as_fd()
+    }
+
+    /// The TUN fd as the device's [`QueueFds`] knows it.
+    fn shared_fd(&self) -> &Arc<OwnedFd> {
         match &self.fd {
-            Some(fd) => fd.as_fd(),
+            Some(fd) => fd,
             None => unreachable!("the fd is only taken by into_raw_fd, which consumes the Tun"),
         }
     }
@@ -439,8 +513,17 @@ impl Tun {
     /// handed out by [`AsFd`] never dangle. The kernel removes the interface once nothing holds the queue any
     /// more: a child process being forked by another thread at that moment holds it until it executes its
     /// program (every fd here is close-on-exec), so reusing the name at once may briefly see
-    /// [`Error::DeviceBusy`]. A queue of a multi-queue device is detached first, so from the moment `close`
-    /// returns the kernel steers its flows to the device's other queues, whoever still holds the file.
+    /// [`Error::DeviceBusy`].
+    ///
+    /// A queue of a multi-queue device is detached first (TUNSETQUEUE), so from the moment `close` returns the
+    /// kernel steers its flows to the device's other queues, whatever other process still holds the file:
+    /// unless another descriptor in this process refers to the same open file (a `Tun` made with
+    /// [`from_fd`](Self::from_fd) of a duplicate of this fd, or the fd this one duplicates), which the
+    /// program still uses. Detaching acts on the open file, not on one descriptor, so it would silently stop
+    /// that one's traffic; the queue then stays attached until its last descriptor is closed. Where the kernel
+    /// cannot compare open files (`kcmp` refused: `ENOSYS`, `EPERM`), only a queue this library attached
+    /// itself ([`Builder::build`](crate::Builder::build), [`open_queue`](Self::open_queue)) is detached, not
+    /// one handed over with `from_fd`, which may have been duplicated first.
     ///
     /// ```no_run
     /// use std::sync::Arc;
@@ -467,10 +550,12 @@ impl Tun {
         let Some(woken) = self.begin_close() else {
             return Ok(());
         };
-        // Wait until no read or write is inside a system call on the fd, then release the queue.
+        // Wait until no read, write or open_queue is inside a system call on the fd, then release the queue.
         let _reader = self.reader.lock();
         let _writer = self.writer.lock();
-        detach_before_release(self.fd(), self.device.flags);
+        let _attaching = self.attaching.lock();
+        self.device.queue_fds.remove(self.shared_fd());
+        detach_before_release(self.fd(), self.device.flags, self.attached_here);
         let released = tun_sys::io::retire(self.fd())
             // Out of descriptors for /dev/null: park the number on the control socket instead.
             .or_else(|_| tun_sys::io::replace(self.fd(), self.device.ctl.lock().socket.as_fd()))
@@ -595,37 +680,27 @@ fn attach_queue(dev: BorrowedFd<'_>, name: IfName, flags: TunFlags) -> Result<Ow
 /// Stops the kernel steering packets to `fd`, a queue of a multi-queue device (by `flags`), before the queue
 /// is released. Releasing alone is not enough: the queue stays attached for as long as anything else holds
 /// the file (a child process being forked by another thread holds every fd until it executes its program),
-/// and the packets the kernel hashes to it meanwhile would be lost. Best effort: the queue may have been
-/// detached already or the device deleted, and releasing it follows either way.
-pub(crate) fn detach_before_release(fd: BorrowedFd<'_>, flags: TunFlags) {
-    if flags.contains(TunFlags::MULTI_QUEUE) {
+/// and the packets the kernel hashes to it meanwhile would be lost.
+///
+/// Detaching acts on the open file, which every duplicate of `fd` shares: so a queue that another descriptor
+/// of this process still refers to (a `Tun` made from a duplicate, say) is left attached, as the program
+/// still reads it. Where the kernel cannot compare open files, only a queue this library attached itself
+/// (`attached_here`) is detached; one handed over by the program may have been duplicated first. Best
+/// effort: the queue may have been detached already or the device deleted, and releasing it follows either
+/// way.
+pub(crate) fn detach_before_release(fd: BorrowedFd<'_>, flags: TunFlags, attached_here: bool) {
+    if !flags.contains(TunFlags::MULTI_QUEUE) {
+        return;
+    }
+    if detaches(tun_sys::io::shared_in_process(fd), attached_here) {
         let _ = tun_sys::tun::set_queue(fd, false);
     }
 }
 
-/// Starts the device's link monitor. The monitor keeps a descriptor of the device for as long as it runs;
-/// for a multi-queue device that is a queue of its own, detached at once, so that the kernel steers no
-/// packets to it and closing any of the device's queues really removes that queue.
-fn spawn_monitor(
-    dev: BorrowedFd<'_>,
-    name: IfName,
-    flags: TunFlags,
-) -> Result<tun_events::Monitor> {
-    if !flags.contains(TunFlags::MULTI_QUEUE) {
-        return Ok(tun_events::Monitor::spawn(dev)?);
-    }
-    let detached = attach_queue(dev, name, flags).and_then(|watch| {
-        tun_sys::tun::set_queue(watch.as_fd(), false)
-            .map_err(|e| Error::io("TUNSETQUEUE (detach)", name, e))?;
-        Ok(watch)
-    });
-    match detached {
-        // The monitor duplicates the fd; this one closes here.
-        Ok(watch) => Ok(tun_events::Monitor::spawn(watch.as_fd())?),
-        // Attaching needs the rights over the device that a process handed a queue fd may lack: then the
-        // monitor holds this queue, which stays attached until the monitor stops with the device's last queue.
-        Err(_) => Ok(tun_events::Monitor::spawn(dev)?),
-    }
+/// Whether a queue is detached before its release, from whether another descriptor of this process shares
+/// its open file (`Err` when the kernel cannot tell) and whether this library attached it.
+fn detaches(shared_in_process: io::Result<bool>, attached_here: bool) -> bool {
+    shared_in_process.map_or(attached_here, |shared| !shared)
 }
 
 impl Drop for Tun {
@@ -654,9 +729,15 @@ impl IntoRawFd for Tun {
     fn into_raw_fd(mut self) -> RawFd {
         // Waking can only fail if the eventfd is broken, and no thread can be waiting on a Tun owned by value.
         let _ = self.begin_close();
-        match self.fd.take() {
-            Some(fd) => fd.into_raw_fd(),
-            None => unreachable!("the fd is only taken here, and this consumes the Tun"),
+        let Some(fd) = self.fd.take() else {
+            unreachable!("the fd is only taken here, and this consumes the Tun")
+        };
+        self.device.queue_fds.remove(&fd);
+        match Arc::try_unwrap(fd) {
+            Ok(fd) => fd.into_raw_fd(),
+            Err(_) => unreachable!(
+                "the queue list lends the fd only under its lock, and lists it no more"
+            ),
         }
     }
 }
@@ -664,6 +745,16 @@ impl IntoRawFd for Tun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_is_detached_unless_this_process_still_holds_its_file_elsewhere() {
+        assert!(detaches(Ok(false), false));
+        assert!(!detaches(Ok(true), true));
+        // Where the kernel cannot compare files, only a queue attached here is known to be held by no other.
+        let refused = || io::Error::from_raw_os_error(libc::ENOSYS);
+        assert!(detaches(Err(refused()), true));
+        assert!(!detaches(Err(refused()), false));
+    }
 
     #[test]
     fn tun_is_send_and_sync() {

@@ -90,6 +90,7 @@ mod error;
 mod io_impls;
 mod offload;
 mod patience;
+mod queue_fds;
 mod read;
 mod write;
 
