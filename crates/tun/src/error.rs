@@ -145,7 +145,7 @@ pub enum Error {
     #[error("IPv6 needs an MTU of at least 1280 and {device} has {mtu}")]
     Ipv6MtuTooSmall {
         /// The device name.
-        device: String,
+        device: DeviceName,
         /// The device's MTU.
         mtu: u32,
         /// The kernel's answer to RTM_NEWADDR.
@@ -158,7 +158,7 @@ pub enum Error {
         /// The operation (ioctl name or call) that failed.
         op: &'static str,
         /// The device name ("/dev/net/tun" before one exists).
-        device: String,
+        device: DeviceName,
         /// The kernel's error.
         #[source]
         source: io::Error,
@@ -207,7 +207,7 @@ impl Error {
             Error::TimedOut => Error::TimedOut,
             Error::Io { op, device, source } => Error::Io {
                 op,
-                device: device.clone(),
+                device: *device,
                 source: io(source),
             },
             Error::InvalidPacket(e) => Error::InvalidPacket(e.clone()),
@@ -219,17 +219,17 @@ impl Error {
             },
             other => Error::Io {
                 op: "write",
-                device: String::new(),
+                device: DeviceName::from(""),
                 source: io::Error::other(other.to_string()),
             },
         }
     }
 
     /// An [`Error::Io`] for `op` on `device`.
-    pub(crate) fn io(op: &'static str, device: impl std::fmt::Display, source: io::Error) -> Self {
+    pub(crate) fn io(op: &'static str, device: impl Into<DeviceName>, source: io::Error) -> Self {
         Error::Io {
             op,
-            device: device.to_string(),
+            device: device.into(),
             source,
         }
     }
@@ -288,6 +288,68 @@ impl Error {
             Error::Batch(batch) => batch.failed.iter().any(|p| p.error.is_fatal()),
             _ => false,
         }
+    }
+}
+
+/// The name of the device an [`Error::Io`] is about: its interface name (at most 15 bytes), or what was
+/// opened before there was one (`/dev/net/tun`). A copy, so that an error on the data path allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeviceName {
+    bytes: [u8; 15],
+    len: u8,
+}
+
+impl DeviceName {
+    /// The name's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Keeps the first 15 bytes of `name`: every interface name fits.
+    fn of(name: &[u8]) -> Self {
+        let len = name.len().min(15);
+        let mut bytes = [0; 15];
+        bytes[..len].copy_from_slice(&name[..len]);
+        Self {
+            bytes,
+            len: len as u8,
+        }
+    }
+}
+
+impl From<tun_sys::IfName> for DeviceName {
+    fn from(name: tun_sys::IfName) -> Self {
+        Self::of(name.bytes())
+    }
+}
+
+impl From<&str> for DeviceName {
+    fn from(name: &str) -> Self {
+        Self::of(name.as_bytes())
+    }
+}
+
+impl From<String> for DeviceName {
+    fn from(name: String) -> Self {
+        Self::of(name.as_bytes())
+    }
+}
+
+impl PartialEq<&str> for DeviceName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl std::fmt::Display for DeviceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for DeviceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&String::from_utf8_lossy(self.as_bytes()), f)
     }
 }
 
@@ -502,6 +564,19 @@ mod tests {
             unwritten: vec![2, 3],
         });
         assert!(left.is_transient() && !left.is_fatal());
+    }
+
+    #[test]
+    fn an_io_error_names_its_device_by_a_copy_of_the_name() {
+        let name = tun_sys::IfName::new("tun7").unwrap();
+        let err = Error::io("write", name, io::Error::from_raw_os_error(libc::EIO));
+        assert_eq!(err.to_string(), "write on tun7");
+        let Error::Io { device, .. } = err else {
+            unreachable!()
+        };
+        assert_eq!(device, "tun7");
+        assert_eq!(DeviceName::from("/dev/net/tun").to_string(), "/dev/net/tun");
+        assert_eq!(DeviceName::from("sixteen-bytes-xx").as_bytes().len(), 15);
     }
 
     #[test]

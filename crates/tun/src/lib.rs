@@ -100,7 +100,7 @@ pub use batch::PacketBatch;
 pub use builder::Builder;
 pub use config::{DeviceAddress, DeviceRoute};
 pub use device::Tun;
-pub use error::{BatchError, Error, PacketError, Result};
+pub use error::{BatchError, DeviceName, Error, PacketError, Result};
 pub use tun_events::{
     Event, Events, Iter as EventsIter, MAX_PENDING as MAX_PENDING_EVENTS, MonitorError,
     Recv as RecvEvent, RecvTimeoutError, TryRecvError,
