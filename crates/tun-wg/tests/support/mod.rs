@@ -393,3 +393,40 @@ pub fn config(
     }
     s
 }
+
+/// wireguard-go (Debian's package) serving `name` in `ns`, configured with `wg setconf` and `ip`.
+pub fn wireguard_go(
+    ns: &NetNs,
+    me: &Keys,
+    port: u16,
+    addresses: &[&str],
+    peer: &Keys,
+    endpoint: Option<&str>,
+    allowed: &[&str],
+) -> Endpoint {
+    let name = unique("wgo");
+    let mut cmd = ns.command("wireguard-go");
+    // Debian's wireguard-go refuses to run on Linux without this: the kernel module is preferred there.
+    cmd.env("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1")
+        .args(["-f", &name]);
+    let endpoint_process = Endpoint::spawn(cmd, &name, ns);
+    let mut conf = format!(
+        "[Interface]\nPrivateKey = {}\nListenPort = {port}\n\n[Peer]\nPublicKey = {}\nAllowedIPs = {}\n",
+        me.private,
+        peer.public,
+        allowed.join(", ")
+    );
+    if let Some(e) = endpoint {
+        conf += &format!("Endpoint = {e}\n");
+    }
+    let path = std::env::temp_dir().join(format!("{name}.conf"));
+    std::fs::write(&path, conf).unwrap();
+    ns.exec("wg", &["setconf", &name, path.to_str().unwrap()])
+        .expect("wg setconf");
+    let _ = std::fs::remove_file(&path);
+    for a in addresses {
+        ns.ip(&["addr", "add", a, "dev", &name]);
+    }
+    ns.ip(&["link", "set", &name, "up"]);
+    endpoint_process
+}
