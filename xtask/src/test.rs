@@ -103,6 +103,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     };
     match &skipped_reason {
         None => {
+            // tun-wg's tests drive `wg`, ping through the tunnel and talk to wireguard-go.
+            for (program, package) in [
+                ("wg", "wireguard-tools"),
+                ("wireguard-go", "wireguard-go"),
+                ("ping", "iputils-ping"),
+            ] {
+                crate::netns::ensure_installed(program, package)?;
+            }
             let mut args: Vec<&str> = vec!["test", "--workspace", "--", "--ignored"];
             args.extend(opts.test_args.iter().map(String::as_str));
             test_step(

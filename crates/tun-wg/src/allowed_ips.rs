@@ -1,0 +1,247 @@
+//! Cryptokey routing: the longest prefix over every peer's allowed IPs that holds an address.
+//!
+//! The table is built when the configuration changes and only read on the data path. Each family keeps one
+//! sorted list of masked prefixes per prefix length, longest first; a lookup tries each length present with
+//! a binary search. Configurations have few distinct lengths (typically a /32 or /128 per peer and a few
+//! subnets), so a lookup is a handful of comparisons, allocates nothing and hashes nothing.
+
+use std::net::IpAddr;
+
+use crate::cidr::{Cidr, addr_bits, family_bits, mask};
+
+/// Prefixes of one length: `(masked address, value)` sorted by address.
+#[derive(Debug, Clone)]
+struct Level<T> {
+    len: u8,
+    entries: Vec<(u128, T)>,
+}
+
+/// The table of one address family, lengths in decreasing order.
+#[derive(Debug, Clone)]
+struct Family<T> {
+    bits: u8,
+    levels: Vec<Level<T>>,
+}
+
+impl<T> Family<T> {
+    fn new(bits: u8) -> Self {
+        Self {
+            bits,
+            levels: Vec::new(),
+        }
+    }
+
+    fn insert(&mut self, key: u128, len: u8, value: T) {
+        let at = match self.levels.binary_search_by(|l| len.cmp(&l.len)) {
+            Ok(at) => at,
+            Err(at) => {
+                self.levels.insert(
+                    at,
+                    Level {
+                        len,
+                        entries: Vec::new(),
+                    },
+                );
+                at
+            }
+        };
+        let entries = &mut self.levels[at].entries;
+        match entries.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => entries[i].1 = value,
+            Err(i) => entries.insert(i, (key, value)),
+        }
+    }
+
+    fn lookup(&self, addr: u128) -> Option<&T> {
+        self.levels.iter().find_map(|level| {
+            let key = addr & mask(self.bits, level.len);
+            level
+                .entries
+                .binary_search_by(|(k, _)| k.cmp(&key))
+                .ok()
+                .map(|i| &level.entries[i].1)
+        })
+    }
+}
+
+/// Allowed IPs of all peers: which value (a peer) owns the longest prefix holding an address.
+#[derive(Debug, Clone)]
+pub(crate) struct AllowedIps<T> {
+    v4: Family<T>,
+    v6: Family<T>,
+}
+
+impl<T> Default for AllowedIps<T> {
+    fn default() -> Self {
+        Self {
+            v4: Family::new(32),
+            v6: Family::new(128),
+        }
+    }
+}
+
+impl<T> AllowedIps<T> {
+    /// Gives `cidr` to `value`, taking it from whoever had it.
+    pub(crate) fn insert(&mut self, cidr: Cidr, value: T) {
+        let key = addr_bits(cidr.addr());
+        self.family_mut(cidr.addr()).insert(key, cidr.len(), value);
+    }
+
+    /// The value of the longest prefix that holds `ip`.
+    pub(crate) fn lookup(&self, ip: IpAddr) -> Option<&T> {
+        self.family(ip).lookup(addr_bits(ip))
+    }
+
+    fn family(&self, ip: IpAddr) -> &Family<T> {
+        if family_bits(ip) == 32 {
+            &self.v4
+        } else {
+            &self.v6
+        }
+    }
+
+    fn family_mut(&mut self, ip: IpAddr) -> &mut Family<T> {
+        if family_bits(ip) == 32 {
+            &mut self.v4
+        } else {
+            &mut self.v6
+        }
+    }
+}
+
+/// The source (`source == true`) or destination address of an IP packet; `None` for anything too short or
+/// of another version.
+pub(crate) fn packet_addr(packet: &[u8], source: bool) -> Option<IpAddr> {
+    match packet.first()? >> 4 {
+        4 => {
+            let at = if source { 12 } else { 16 };
+            let bytes: [u8; 4] = packet.get(at..at + 4)?.try_into().ok()?;
+            (packet.len() >= 20).then(|| IpAddr::from(bytes))
+        }
+        6 => {
+            let at = if source { 8 } else { 24 };
+            let bytes: [u8; 16] = packet.get(at..at + 16)?.try_into().ok()?;
+            (packet.len() >= 40).then(|| IpAddr::from(bytes))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn cidr(s: &str) -> Cidr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_longest_prefix_wins() {
+        let mut t = AllowedIps::default();
+        t.insert(cidr("0.0.0.0/0"), 'a');
+        t.insert(cidr("10.0.0.0/8"), 'b');
+        t.insert(cidr("10.1.0.0/16"), 'c');
+        t.insert(cidr("::/0"), 'd');
+        t.insert(cidr("fd00::/64"), 'e');
+        let at = |s: &str| t.lookup(s.parse().unwrap()).copied();
+        assert_eq!(at("10.1.2.3"), Some('c'));
+        assert_eq!(at("10.2.0.1"), Some('b'));
+        assert_eq!(at("192.168.0.1"), Some('a'));
+        assert_eq!(at("fd00::5"), Some('e'));
+        assert_eq!(at("fd01::5"), Some('d'));
+    }
+
+    #[test]
+    fn a_prefix_given_again_changes_hands() {
+        let mut t = AllowedIps::default();
+        t.insert(cidr("10.0.0.0/24"), 1);
+        t.insert(cidr("10.0.0.0/24"), 2);
+        assert_eq!(t.lookup("10.0.0.9".parse().unwrap()), Some(&2));
+        assert_eq!(t.lookup("10.0.1.9".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn families_do_not_mix() {
+        let mut t = AllowedIps::default();
+        t.insert(cidr("0.0.0.0/0"), 1);
+        assert_eq!(t.lookup("::1".parse().unwrap()), None);
+        // An IPv4-mapped IPv6 address is IPv6 here, as in WireGuard.
+        assert_eq!(t.lookup("::ffff:10.0.0.1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn packet_addresses_are_read_from_the_header() {
+        let mut v4 = [0u8; 20];
+        v4[0] = 0x45;
+        v4[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        v4[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        assert_eq!(
+            packet_addr(&v4, true),
+            Some(Ipv4Addr::new(10, 0, 0, 1).into())
+        );
+        assert_eq!(
+            packet_addr(&v4, false),
+            Some(Ipv4Addr::new(10, 0, 0, 2).into())
+        );
+        assert_eq!(packet_addr(&v4[..19], false), None);
+        let mut v6 = [0u8; 40];
+        v6[0] = 0x60;
+        v6[23] = 1;
+        v6[39] = 2;
+        assert_eq!(packet_addr(&v6, true), Some(Ipv6Addr::LOCALHOST.into()));
+        assert_eq!(
+            packet_addr(&v6, false),
+            Some("::2".parse::<IpAddr>().unwrap())
+        );
+        assert_eq!(packet_addr(&v6[..39], true), None);
+        assert_eq!(packet_addr(&[], true), None);
+        assert_eq!(packet_addr(&[0x10; 40], true), None);
+    }
+
+    /// Addresses drawn from a small space, so that prefixes overlap and lookups hit them.
+    fn small_addr() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            (0u8..4, any::<u8>()).prop_map(|(a, b)| IpAddr::from([10, a, b, 0])),
+            (0u16..4, any::<u16>()).prop_map(|(a, b)| IpAddr::from([0xfd00, a, 0, 0, 0, 0, b, 0])),
+        ]
+    }
+
+    fn prefix() -> impl Strategy<Value = Cidr> {
+        (small_addr(), any::<u8>()).prop_map(|(addr, len)| {
+            let len = len % (family_bits(addr) + 1);
+            Cidr::new(addr, len).unwrap()
+        })
+    }
+
+    fn probe() -> impl Strategy<Value = IpAddr> {
+        (small_addr(), any::<u16>()).prop_map(|(addr, low)| match addr {
+            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) | u32::from(low & 0xff))),
+            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) | u128::from(low))),
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn lookup_agrees_with_a_scan_of_every_prefix(
+            entries in proptest::collection::vec((prefix(), 0u8..8), 0..40),
+            probes in proptest::collection::vec(probe(), 1..40),
+        ) {
+            let mut table = AllowedIps::default();
+            for &(c, v) in &entries {
+                table.insert(c, v);
+            }
+            for ip in probes {
+                // The naive answer: the longest prefix holding `ip`; of equal prefixes, the last inserted.
+                let naive = entries
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (c, _))| c.contains(ip))
+                    .max_by_key(|(i, (c, _))| (c.len(), *i))
+                    .map(|(_, (_, v))| *v);
+                prop_assert_eq!(table.lookup(ip).copied(), naive, "lookup of {}", ip);
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! TUN -> UDP: one `read_packets` (a super-packet split into MTU-sized packets), each packet encrypted for
+//! the peer whose allowed IPs hold its destination, and one GSO `sendmsg` per run of equal-sized datagrams
+//! to one endpoint.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use boringtun::noise::TunnResult;
+
+use crate::allowed_ips::packet_addr;
+use crate::counters::Counters;
+use crate::device::Device;
+use crate::udp::{MAX_GSO_BYTES, Udp};
+
+/// Room in front of each packet read (unused by the read itself; keeps the layout of the write side).
+const READ_OFFSET: usize = 0;
+
+/// The WireGuard data message's overhead: 16 bytes of header, 16 of tag.
+const OVERHEAD: usize = 32;
+
+/// boringtun's `encapsulate` wants at least this much room (a handshake initiation) whatever the packet.
+const MIN_DST: usize = 148;
+
+/// The buffer datagrams are encrypted into: a batch's worth at MTU 1500 and more; when full, what it holds
+/// is sent and it starts over.
+const OUT_BYTES: usize = 512 * 1024;
+
+/// Datagrams back to back in the output buffer for one endpoint, all `segment` bytes but maybe the last.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    to: SocketAddr,
+    start: usize,
+    end: usize,
+    segment: usize,
+    /// A shorter datagram ended it.
+    closed: bool,
+}
+
+/// The sending side's buffers, allocated once.
+struct Sender {
+    out: Vec<u8>,
+    used: usize,
+    runs: Vec<Run>,
+}
+
+impl Sender {
+    fn new() -> Self {
+        Self {
+            out: vec![0; OUT_BYTES],
+            used: 0,
+            runs: Vec::with_capacity(256),
+        }
+    }
+
+    /// Room for one more encryption of a `len`-byte packet.
+    fn room(&mut self, len: usize, device: &Device, udp: &Udp) -> &mut [u8] {
+        let need = (len + OVERHEAD).max(MIN_DST);
+        if self.out.len() - self.used < need {
+            self.flush(device, udp);
+        }
+        &mut self.out[self.used..]
+    }
+
+    /// Records the datagram of `len` bytes just written at `used`.
+    fn push(&mut self, to: SocketAddr, len: usize, max_segments: usize) {
+        let start = self.used;
+        self.used += len;
+        if let Some(run) = self.runs.last_mut() {
+            let count = (run.end - run.start) / run.segment;
+            if run.to == to
+                && !run.closed
+                && run.end == start
+                && len <= run.segment
+                && count < max_segments
+                && run.end - run.start + len <= MAX_GSO_BYTES
+            {
+                run.end += len;
+                run.closed = len < run.segment;
+                return;
+            }
+        }
+        self.runs.push(Run {
+            to,
+            start,
+            end: start + len,
+            segment: len,
+            closed: false,
+        });
+    }
+
+    /// Sends every run and empties the buffer.
+    fn flush(&mut self, device: &Device, udp: &Udp) {
+        let c = &device.counters;
+        for run in self.runs.drain(..) {
+            let datagrams = (run.end - run.start).div_ceil(run.segment);
+            let failed = udp.send(run.to, &self.out[run.start..run.end], run.segment);
+            Counters::add(
+                &c.udp_datagrams_sent,
+                (datagrams - failed.min(datagrams)) as u64,
+            );
+            Counters::add(&c.udp_send_errors, failed as u64);
+            if datagrams > 1 {
+                Counters::add(&c.udp_gso_sends, 1);
+            }
+        }
+        self.used = 0;
+    }
+}
+
+/// WireGuard pads plaintext to a multiple of 16 (never past the MTU): it hides lengths a little, and makes
+/// the packets of a flow encrypt to equal sizes, which is what lets GSO carry them in one send.
+fn padded(len: usize, mtu: usize) -> usize {
+    if len >= mtu {
+        len
+    } else {
+        len.next_multiple_of(16).min(mtu)
+    }
+}
+
+/// Runs the TUN -> UDP direction until the device is closed.
+pub(crate) fn run(device: &Device) {
+    let tun = &device.tun;
+    let batch = tun.batch_size();
+    let mut bufs: Vec<Vec<u8>> = (0..batch)
+        .map(|_| vec![0u8; READ_OFFSET + crate::tun_io::MAX_PACKET + 16])
+        .collect();
+    let mut sizes = vec![0usize; batch];
+    let mut targets: Vec<Option<usize>> = vec![None; batch];
+    let mut sender = Sender::new();
+    let c = &device.counters;
+    loop {
+        let n = match tun.read_packets(&mut bufs, &mut sizes, READ_OFFSET) {
+            Ok(n) => n,
+            Err(tun::Error::Closed) => return,
+            Err(e) if e.is_fatal() => {
+                if !device.stopping.load(Ordering::Relaxed) {
+                    eprintln!("tun-wg: reading the TUN device: {e}");
+                }
+                return;
+            }
+            Err(_) => {
+                Counters::add(&c.tun_read_errors, 1);
+                continue;
+            }
+        };
+        Counters::add(&c.tun_packets_read, n as u64);
+        let routing = device.routing();
+        let udp = device.udp();
+        let mtu = device.mtu.load(Ordering::Relaxed) as usize;
+        for i in 0..n {
+            let packet = &bufs[i][READ_OFFSET..READ_OFFSET + sizes[i]];
+            targets[i] =
+                packet_addr(packet, false).and_then(|dst| routing.table.lookup(dst).copied());
+        }
+        let max_segments = udp.max_segments();
+        let mut i = 0;
+        while i < n {
+            let Some(at) = targets[i] else {
+                Counters::add(&c.dropped_no_peer_for_destination, 1);
+                i += 1;
+                continue;
+            };
+            let end = (i..n).find(|&j| targets[j] != Some(at)).unwrap_or(n);
+            let mut state = routing.peers[at].state.lock();
+            let endpoint = state.endpoint;
+            let (Some(to), Some(_)) = (endpoint, state.tunn.as_ref()) else {
+                Counters::add(&c.dropped_no_endpoint, (end - i) as u64);
+                i = end;
+                continue;
+            };
+            for k in i..end {
+                let len = sizes[k];
+                let padded_len = padded(len, mtu).min(bufs[k].len() - READ_OFFSET);
+                bufs[k][READ_OFFSET + len..READ_OFFSET + padded_len].fill(0);
+                let plain = &bufs[k][READ_OFFSET..READ_OFFSET + padded_len];
+                let dst = sender.room(padded_len, device, &udp);
+                let tunn = state.tunn.as_mut().expect("checked above");
+                match tunn.encapsulate(plain, dst) {
+                    TunnResult::WriteToNetwork(datagram) => {
+                        let sent = datagram.len();
+                        state.tx_bytes += sent as u64;
+                        sender.push(to, sent, max_segments);
+                    }
+                    // Queued in the tunnel until the handshake in progress completes.
+                    TunnResult::Done => {}
+                    _ => Counters::add(&c.dropped_other, 1),
+                }
+            }
+            drop(state);
+            i = end;
+        }
+        sender.flush(device, &udp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_rounds_to_16_within_the_mtu() {
+        assert_eq!(padded(1, 1420), 16);
+        assert_eq!(padded(16, 1420), 16);
+        assert_eq!(padded(1410, 1420), 1420);
+        assert_eq!(padded(1420, 1420), 1420);
+        assert_eq!(padded(1500, 1420), 1500);
+        assert_eq!(padded(0, 1420), 0);
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn equal_datagrams_to_one_endpoint_share_a_run_and_a_shorter_one_ends_it() {
+        let mut s = Sender::new();
+        for len in [1452, 1452, 1452, 700, 1452] {
+            s.push(addr(1), len, 64);
+        }
+        s.push(addr(2), 1452, 64);
+        let shape: Vec<(usize, usize, u16)> = s
+            .runs
+            .iter()
+            .map(|r| (r.end - r.start, r.segment, r.to.port()))
+            .collect();
+        assert_eq!(
+            shape,
+            [(3 * 1452 + 700, 1452, 1), (1452, 1452, 1), (1452, 1452, 2)]
+        );
+    }
+
+    #[test]
+    fn a_run_stays_within_the_segment_count_and_64_kib() {
+        let mut s = Sender::new();
+        for _ in 0..50 {
+            s.push(addr(1), 1452, 64);
+        }
+        assert_eq!(s.runs.len(), 2);
+        assert!(s.runs.iter().all(|r| r.end - r.start <= MAX_GSO_BYTES));
+        let mut s = Sender::new();
+        for _ in 0..5 {
+            s.push(addr(1), 100, 1);
+        }
+        assert_eq!(s.runs.len(), 5, "without GSO every datagram is a run");
+    }
+}
