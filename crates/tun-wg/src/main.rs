@@ -20,7 +20,6 @@ mod device;
 mod key;
 mod rx;
 mod timers;
-mod tun_io;
 mod tx;
 mod uapi;
 mod uapi_server;

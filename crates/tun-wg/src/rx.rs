@@ -11,8 +11,8 @@ use parking_lot::MutexGuard;
 
 use crate::counters::Counters;
 use crate::device::{Device, PeerState, Routing};
-use crate::tun_io::TunBatch;
 use crate::udp::Udp;
+use tun::PacketBatch;
 
 /// A GRO batch is at most 64 datagrams of at most 64 KiB in all; twice that leaves no doubt.
 const RECV_BYTES: usize = 2 * 65_536;
@@ -25,7 +25,7 @@ struct Receiver<'r> {
     routing: &'r Routing,
     udp: &'r Udp,
     device: &'r Device,
-    batch: &'r mut TunBatch,
+    batch: &'r mut PacketBatch,
     /// Replies and flushed packets are built here, apart from the batch.
     scratch: &'r mut [u8],
     /// The peer of the last datagram, still locked: a GRO batch usually comes from one peer.
@@ -102,10 +102,12 @@ impl<'r> Receiver<'r> {
         let routing = self.routing;
         let c = &device.counters;
         // The batch and the locked peer are separate fields: borrow them apart.
-        let slot_len = datagram.len().max(256);
         let mut reply: Option<usize> = None;
         {
-            let dst = self.batch.slot(slot_len);
+            let Some(dst) = self.batch.unfilled_mut() else {
+                Counters::add(&c.dropped_other, 1);
+                return;
+            };
             let state = match &mut self.locked {
                 Some((held, guard)) if *held == at => &mut **guard,
                 _ => {
@@ -123,7 +125,7 @@ impl<'r> Receiver<'r> {
                     let len = packet.len();
                     authenticated(state, from, datagram.len());
                     if routing.table.lookup(source.into()) == Some(&at) {
-                        self.batch.push(len);
+                        let _ = self.batch.commit(len);
                     } else {
                         Counters::add(&c.dropped_source_not_allowed, 1);
                     }
@@ -132,7 +134,7 @@ impl<'r> Receiver<'r> {
                     let len = packet.len();
                     authenticated(state, from, datagram.len());
                     if routing.table.lookup(source.into()) == Some(&at) {
-                        self.batch.push(len);
+                        let _ = self.batch.commit(len);
                     } else {
                         Counters::add(&c.dropped_source_not_allowed, 1);
                     }
@@ -221,7 +223,7 @@ fn error_counter<'c>(c: &'c Counters, e: &WireGuardError) -> &'c std::sync::atom
 /// Runs the UDP -> TUN direction until the endpoint stops.
 pub(crate) fn run(device: &Device) {
     let mut buf = vec![0u8; RECV_BYTES];
-    let mut batch = TunBatch::new(64);
+    let mut batch = PacketBatch::new(64, 0).expect("64 buffers, no offset");
     let mut scratch = vec![0u8; 65_536 + 64];
     let c = &device.counters;
     while !device.stopping.load(Ordering::Relaxed) {
@@ -268,14 +270,18 @@ pub(crate) fn run(device: &Device) {
 }
 
 /// Writes the batch to the TUN device, counting what happened.
-fn write(device: &Device, batch: &mut TunBatch) {
+fn write(device: &Device, batch: &mut PacketBatch) {
     let n = batch.len();
     if n == 0 {
         return;
     }
     let c = &device.counters;
-    match batch.write(&device.tun) {
+    match batch.write_to(&device.tun) {
         Ok(_) => Counters::add(&c.tun_packets_written, n as u64),
+        Err(tun::Error::Batch(partial)) => {
+            Counters::add(&c.tun_packets_written, partial.written as u64);
+            Counters::add(&c.tun_write_errors, 1);
+        }
         Err(_) => Counters::add(&c.tun_write_errors, 1),
     }
 }

@@ -12,8 +12,11 @@ use crate::counters::Counters;
 use crate::device::Device;
 use crate::udp::{MAX_GSO_BYTES, Udp};
 
-/// Room in front of each packet read (unused by the read itself; keeps the layout of the write side).
+/// Room in front of each packet read: none is needed.
 const READ_OFFSET: usize = 0;
+
+/// The largest IP packet a read hands over.
+const MAX_PACKET: usize = 65_535;
 
 /// The WireGuard data message's overhead: 16 bytes of header, 16 of tag.
 const OVERHEAD: usize = 32;
@@ -122,7 +125,7 @@ pub(crate) fn run(device: &Device) {
     let tun = &device.tun;
     let batch = tun.batch_size();
     let mut bufs: Vec<Vec<u8>> = (0..batch)
-        .map(|_| vec![0u8; READ_OFFSET + crate::tun_io::MAX_PACKET + 16])
+        .map(|_| vec![0u8; READ_OFFSET + MAX_PACKET + 16])
         .collect();
     let mut sizes = vec![0usize; batch];
     let mut targets: Vec<Option<usize>> = vec![None; batch];

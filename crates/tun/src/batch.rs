@@ -171,19 +171,55 @@ impl PacketBatch {
     /// packet of more than 65535 bytes.
     pub fn push(&mut self, packet: &[u8]) -> Result<()> {
         let index = self.len;
-        let Some(buf) = self.bufs.get_mut(index) else {
+        let Some(buf) = self.unfilled_mut() else {
             return Err(Error::InvalidArgument("the packet batch is full"));
         };
         let have = buf.len();
-        let Some(slot) = buf.get_mut(self.offset..self.offset + packet.len()) else {
+        let Some(slot) = buf.get_mut(..packet.len()) else {
             return Err(Error::BufferTooSmall {
                 index,
-                need: self.offset + packet.len(),
+                need: packet.len(),
                 have,
             });
         };
         slot.copy_from_slice(packet);
-        self.sizes[index] = packet.len();
+        self.commit(packet.len())
+    }
+
+    /// The next free buffer (65535 bytes after the offset), to build a packet in place, such as decrypting
+    /// into it; [`commit`](Self::commit) keeps it. `None` when every buffer holds a packet.
+    ///
+    /// ```
+    /// let mut batch = tun::PacketBatch::new(2, 0)?;
+    /// let buf = batch.unfilled_mut().unwrap();
+    /// buf[..3].copy_from_slice(&[0x45, 0, 0]);
+    /// batch.commit(3)?;
+    /// assert_eq!(batch.packet(0), Some(&[0x45, 0, 0][..]));
+    /// # Ok::<(), tun::Error>(())
+    /// ```
+    pub fn unfilled_mut(&mut self) -> Option<&mut [u8]> {
+        let offset = self.offset;
+        self.bufs.get_mut(self.len)?.get_mut(offset..)
+    }
+
+    /// Keeps the first `size` bytes of [`unfilled_mut`](Self::unfilled_mut) as the batch's next packet.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the batch is full; [`Error::BufferTooSmall`] for more than 65535 bytes.
+    pub fn commit(&mut self, size: usize) -> Result<()> {
+        let index = self.len;
+        let Some(buf) = self.bufs.get(index) else {
+            return Err(Error::InvalidArgument("the packet batch is full"));
+        };
+        let need = self.offset + size;
+        if need > buf.len() {
+            return Err(Error::BufferTooSmall {
+                index,
+                need,
+                have: buf.len(),
+            });
+        }
+        self.sizes[index] = size;
         self.len += 1;
         Ok(())
     }
@@ -196,6 +232,11 @@ impl PacketBatch {
     /// How many packets the batch can hold.
     pub fn capacity(&self) -> usize {
         self.bufs.len()
+    }
+
+    /// True when every buffer holds a packet.
+    pub fn is_full(&self) -> bool {
+        self.len == self.bufs.len()
     }
 
     /// Packets held.
@@ -298,6 +339,21 @@ mod tests {
         batch.push(&vec![7; 65535]).unwrap();
         assert!(matches!(batch.push(&[1]), Err(Error::InvalidArgument(_))));
         assert_eq!(batch.len(), 1);
+    }
+
+    #[test]
+    fn a_packet_built_in_place_is_kept_by_commit_and_only_then() {
+        let mut batch = PacketBatch::new(2, 4).unwrap();
+        let buf = batch.unfilled_mut().unwrap();
+        assert_eq!(buf.len(), 65535);
+        buf[..2].copy_from_slice(&[9, 9]);
+        assert!(batch.is_empty(), "not kept before commit");
+        assert!(matches!(
+            batch.commit(65536),
+            Err(Error::BufferTooSmall { index: 0, .. })
+        ));
+        batch.commit(2).unwrap();
+        assert_eq!(batch.packet(0), Some(&[9u8, 9][..]));
     }
 
     #[test]
