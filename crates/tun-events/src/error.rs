@@ -4,8 +4,8 @@ use std::io;
 
 use tun_sys::netlink::MalformedMessage;
 
-/// A link monitor's failure: returned by [`Monitor::spawn`](crate::Monitor::spawn), or handed to the device's
-/// next read (see [`Monitor::take_error`](crate::Monitor::take_error)).
+/// A link monitor's failure: returned by [`Monitor::spawn`](crate::Monitor::spawn), or taken from its
+/// receivers ([`Events::take_error`](crate::Events::take_error)) once it ran.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MonitorError {

@@ -9,7 +9,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tun_sys::wait::EventFd;
 
-use crate::error_slot::ErrorSlot;
 use crate::receiver::Queue;
 use crate::worker::Worker;
 use crate::{DeviceHandle, Events, MonitorError};
@@ -27,7 +26,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Monitor {
     device: String,
     queue: Arc<Queue>,
-    errors: Arc<ErrorSlot>,
     cancel: Arc<EventFd>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -68,14 +66,12 @@ impl Monitor {
         };
         let cancel = Arc::new(EventFd::new().map_err(|e| io_error("eventfd", e))?);
         let queue = Queue::new();
-        let errors = Arc::new(ErrorSlot::default());
         let (started_tx, started_rx) = mpsc::sync_channel(1);
         let worker = Worker::new(
             Box::new(device),
             name.clone(),
             Arc::clone(&cancel),
             Arc::clone(&queue),
-            Arc::clone(&errors),
             started_tx,
         );
         let thread = std::thread::Builder::new()
@@ -85,7 +81,6 @@ impl Monitor {
         let monitor = Self {
             device: name,
             queue,
-            errors,
             cancel,
             thread: Mutex::new(Some(thread)),
         };
@@ -94,17 +89,25 @@ impl Monitor {
             Ok(Err(error)) => Err(error),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 monitor.stop();
-                Err(monitor.errors.take().unwrap_or(MonitorError::StartTimeout {
-                    device: monitor.device.clone(),
-                    timeout_ms: u64::try_from(START_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
-                }))
+                Err(monitor
+                    .queue
+                    .errors()
+                    .take()
+                    .unwrap_or(MonitorError::StartTimeout {
+                        device: monitor.device.clone(),
+                        timeout_ms: u64::try_from(START_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
+                    }))
             }
             // The thread ended without a word: only a panic does that.
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 monitor.stop();
-                Err(monitor.errors.take().unwrap_or(MonitorError::Panicked {
-                    device: monitor.device.clone(),
-                }))
+                Err(monitor
+                    .queue
+                    .errors()
+                    .take()
+                    .unwrap_or(MonitorError::Panicked {
+                        device: monitor.device.clone(),
+                    }))
             }
         }
     }
@@ -116,10 +119,10 @@ impl Monitor {
         self.queue.subscribe()
     }
 
-    /// Takes the error the monitor hit since the last call, if any. Cheap when there is none (one atomic
-    /// load), so a device can call it before every read and return the error there.
+    /// Takes the error the monitor hit since the last call, if any (the same one
+    /// [`Events::take_error`] takes: whoever asks first).
     pub fn take_error(&self) -> Option<MonitorError> {
-        self.errors.take()
+        self.queue.errors().take()
     }
 
     /// True once the monitor thread has stopped (after [`Monitor::stop`], a fatal error, or the device's
@@ -138,7 +141,7 @@ impl Monitor {
         };
         if let Err(source) = self.cancel.signal() {
             // Without the wake-up the join below would hang: report and leave the thread detached.
-            self.errors.store(MonitorError::Io {
+            self.queue.errors().store(MonitorError::Io {
                 operation: "eventfd signal",
                 device: self.device.clone(),
                 source,
@@ -147,7 +150,7 @@ impl Monitor {
             return;
         }
         if thread.join().is_err() {
-            self.errors.store(MonitorError::Panicked {
+            self.queue.errors().store(MonitorError::Panicked {
                 device: self.device.clone(),
             });
         }

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::Event;
+use crate::error_slot::ErrorSlot;
 
 /// The most `Up`/`Down` events that wait for a reader; an even number, so folding removes whole flaps.
 pub const MAX_PENDING_TRANSITIONS: usize = 4;
@@ -59,6 +60,8 @@ pub enum RecvTimeoutError {
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
     hub: Mutex<Hub>,
+    /// The error the monitor hit, until a receiver (or the monitor's handle) takes it.
+    errors: ErrorSlot,
 }
 
 #[derive(Debug)]
@@ -167,6 +170,11 @@ impl Queue {
     /// A new, open queue without receivers.
     pub(crate) fn new() -> Arc<Self> {
         Arc::default()
+    }
+
+    /// Where the monitor puts the error it hits.
+    pub(crate) fn errors(&self) -> &ErrorSlot {
+        &self.errors
     }
 
     /// Adds an event to every receiver, folding older pending ones to stay within [`MAX_PENDING`]. Never
@@ -377,6 +385,13 @@ impl Events {
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.inbox().is_none_or(|inbox| inbox.state.lock().closed)
+    }
+
+    /// Takes the error the monitor hit, if any (one receiver takes it; cheap when there is none). A fatal
+    /// one stopped the monitor: [`recv`](Self::recv) then ends with `None` once the pending events are read,
+    /// and this says why.
+    pub fn take_error(&self) -> Option<crate::MonitorError> {
+        self.link.as_ref()?.0.errors.take()
     }
 
     /// A blocking iterator over the events, ending when the monitor stops.
@@ -754,6 +769,30 @@ mod tests {
         assert_eq!(events.inbox().unwrap().state.lock().wakers.len(), 1);
         queue.push(Up);
         assert_eq!((wakes(&first_count), wakes(&second_count)), (0, 1));
+    }
+
+    #[test]
+    fn the_monitors_error_is_taken_from_a_receiver_once() {
+        let queue = Queue::new();
+        let events = queue.subscribe();
+        let other = events.clone();
+        assert!(events.take_error().is_none());
+        queue.errors().store(crate::MonitorError::Lost {
+            device: "t0".into(),
+            attempts: 3,
+        });
+        queue.close();
+        assert!(matches!(
+            other.take_error(),
+            Some(crate::MonitorError::Lost { attempts: 3, .. })
+        ));
+        assert!(events.take_error().is_none(), "taken once");
+        assert_eq!(
+            events.recv(),
+            None,
+            "a failed monitor disconnects its receivers"
+        );
+        assert!(Events::closed().take_error().is_none());
     }
 
     #[test]

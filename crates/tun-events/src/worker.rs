@@ -23,7 +23,6 @@ use std::sync::{Arc, mpsc};
 use tun_sys::netlink::{self, Message, Messages, RECV_BUFFER_LEN, RecvError, RouteSocket};
 use tun_sys::wait::{self, EventFd, Interest, Wait};
 
-use crate::error_slot::ErrorSlot;
 use crate::receiver::Queue;
 use crate::tracker::LinkTracker;
 use crate::{DeviceHandle, MonitorError};
@@ -85,7 +84,6 @@ pub(crate) struct Worker {
     device: String,
     cancel: Arc<EventFd>,
     queue: Arc<Queue>,
-    errors: Arc<ErrorSlot>,
     /// Present until the first link state was read (or starting failed).
     started: Option<mpsc::SyncSender<Result<(), MonitorError>>>,
     tracker: LinkTracker,
@@ -102,7 +100,6 @@ impl Worker {
         device: String,
         cancel: Arc<EventFd>,
         queue: Arc<Queue>,
-        errors: Arc<ErrorSlot>,
         started: mpsc::SyncSender<Result<(), MonitorError>>,
     ) -> Self {
         Self {
@@ -110,7 +107,6 @@ impl Worker {
             device,
             cancel,
             queue,
-            errors,
             started: Some(started),
             tracker: LinkTracker::default(),
             socket: None,
@@ -156,7 +152,7 @@ impl Worker {
                     if let Some(source) = malformed
                         && flow == Flow::Continue
                     {
-                        self.errors.store(MonitorError::Malformed {
+                        self.queue.errors().store(MonitorError::Malformed {
                             device: self.device.clone(),
                             source,
                         });
@@ -371,10 +367,10 @@ impl Worker {
             Some(started) => {
                 if let Err(mpsc::SendError(Err(error))) = started.send(Err(error)) {
                     // spawn gave up waiting; keep the error for take_error.
-                    self.errors.store(error);
+                    self.queue.errors().store(error);
                 }
             }
-            None => self.errors.store(error),
+            None => self.queue.errors().store(error),
         }
         Flow::Stop
     }
@@ -435,7 +431,6 @@ mod tests {
             device: "test0".into(),
             cancel: Arc::new(EventFd::new().expect("eventfd")),
             queue,
-            errors: Arc::new(ErrorSlot::default()),
             started: None,
             tracker: LinkTracker::default(),
             socket: None,
@@ -483,7 +478,7 @@ mod tests {
         assert_eq!(worker.handle(gone), Flow::Stop);
         assert!(
             matches!(
-                worker.errors.take(),
+                worker.queue.errors().take(),
                 Some(MonitorError::Lost {
                     attempts: MAX_FAILED_LOOKUPS,
                     ..
@@ -501,13 +496,13 @@ mod tests {
             seq: 2,
         };
         assert_eq!(worker.handle(stale), Flow::Continue);
-        assert!(worker.errors.take().is_none());
+        assert!(worker.queue.errors().take().is_none());
         let refused = Notice::Error {
             errno: libc::EPERM,
             seq: 3,
         };
         assert_eq!(worker.handle(refused), Flow::Stop);
-        let error = worker.errors.take().expect("error stored");
+        let error = worker.queue.errors().take().expect("error stored");
         assert_eq!(
             error.io_error().and_then(io::Error::raw_os_error),
             Some(libc::EPERM)
@@ -550,7 +545,7 @@ mod tests {
         assert_eq!(worker.handle(ack), Flow::Continue);
         assert_eq!(worker.phase, Phase::Tracking { index: 7, seq: 5 });
         assert!(drain(&events).is_empty());
-        assert!(worker.errors.take().is_none());
+        assert!(worker.queue.errors().take().is_none());
     }
 
     #[test]
@@ -561,7 +556,7 @@ mod tests {
             seq: 5,
         };
         assert_eq!(worker.handle(refused), Flow::Stop);
-        let error = worker.errors.take().expect("error stored");
+        let error = worker.queue.errors().take().expect("error stored");
         assert_eq!(
             error.io_error().and_then(io::Error::raw_os_error),
             Some(libc::EPERM)

@@ -467,8 +467,9 @@ impl Tun {
     /// A receiver of link events: [`Event::Up`](tun_events::Event::Up), `Down` and `MtuUpdate`, reported
     /// only when they change. The monitor never waits for readers: unread events are folded (at most
     /// [`tun_events::MAX_PENDING`] wait) and the newest state is kept. The receiver disconnects when the device
-    /// is closed; for an unmonitored device it is disconnected from the start. All queues of a device share
-    /// its monitor.
+    /// is closed, or when the monitor fails ([`Events::take_error`](tun_events::Events::take_error) says
+    /// why; packet I/O goes on); for an unmonitored device it is disconnected from the start. All queues of a
+    /// device share its monitor.
     ///
     /// ```no_run
     /// use std::time::Duration;
@@ -488,16 +489,6 @@ impl Tun {
             .monitor
             .as_ref()
             .map_or_else(tun_events::Events::closed, tun_events::Monitor::events)
-    }
-
-    /// The link monitor's error since the last read, if any, as [`Error::Monitor`]: the reads return it.
-    pub(crate) fn check_monitor(&self) -> Result<()> {
-        let error = self
-            .device
-            .monitor
-            .as_ref()
-            .and_then(tun_events::Monitor::take_error);
-        error.map_or(Ok(()), |e| Err(Error::Monitor(e)))
     }
 
     /// True once [`close`](Self::close) has been called.

@@ -173,9 +173,9 @@ pub enum Error {
     /// Some packets of a write batch failed or were left unwritten; the others were written.
     #[error(transparent)]
     Batch(BatchError),
-    /// The link monitor failed (a netlink receive error, say); returned once, by the next read.
-    /// [`MonitorError::is_fatal`](tun_events::MonitorError::is_fatal) tells whether it stopped: its events
-    /// receiver is then disconnected, while packet I/O goes on.
+    /// The link monitor could not start, so the build failed. A monitor that fails later never reaches the
+    /// data path: its receivers disconnect and [`Events::take_error`](tun_events::Events::take_error) says
+    /// why, while packet I/O goes on.
     #[error(transparent)]
     Monitor(#[from] tun_events::MonitorError),
 }

@@ -142,8 +142,8 @@ impl Tun {
     ///
     /// [`Error::InvalidArgument`] for no buffers or `sizes` shorter than `bufs`; [`Error::BufferTooSmall`]
     /// (nothing lost); [`Error::Closed`] once closed; [`Error::InvalidPacket`] for a super-packet the kernel
-    /// handed over that cannot be split (dropped; the next call goes on); [`Error::Monitor`] once for a link
-    /// monitor failure; [`Error::Io`] when `read` fails (`EBADFD` once the device is deleted).
+    /// handed over that cannot be split (dropped; the next call goes on); [`Error::Io`] when `read` fails
+    /// (`EBADFD` once the device is deleted).
     pub fn read_packets<B: AsMut<[u8]>>(
         &self,
         bufs: &mut [B],
@@ -208,7 +208,6 @@ impl Tun {
         let mut reader = self.reader.lock();
         loop {
             self.check_open()?;
-            self.check_monitor()?;
             if let Some(count) = reader.deliver(bufs, sizes, offset)? {
                 return Ok(count);
             }
