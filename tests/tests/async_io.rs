@@ -200,6 +200,11 @@ fn close_wakes_pending_reads_and_later_calls_are_closed() {
         assert!(matches!(result, Ok(Ok(Err(Error::Closed)))), "{result:?}");
     }
     eprintln!("close woke the readers in {:?}", closed_at.elapsed());
+    // The epoll instances the AsyncTun still holds keep nothing of the device: it goes as close() releases it.
+    assert!(
+        tun_system_tests::wait_until(WITHIN, || !ns.has_link("tac0")),
+        "tac0 outlives close()"
+    );
     rt.block_on(async {
         let mut bufs = vec![vec![0u8; 1500]];
         assert!(matches!(
@@ -414,4 +419,301 @@ fn link_events_arrive_through_recv_async() {
         got.unwrap().unwrap(),
         (Some(Event::Up), Some(Event::MtuUpdate(1400)))
     );
+}
+
+/// Bounds the wait for an async call that must end; past it the test fails instead of hanging.
+const WATCHDOG: Duration = Duration::from_secs(10);
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn packets_queued_before_the_device_turns_async_are_read_without_a_new_one() {
+    let ns = NetNs::new();
+    let (tun, sock) = addressed(&ns, Builder::new().offload(true), "taq0");
+    for i in 0..3 {
+        sock.send_to(&payload(i, 100), PEER).unwrap();
+    }
+    let rt = runtime(false);
+    rt.block_on(async {
+        let tun = AsyncTun::new(tun).unwrap();
+        let mut seen = BTreeSet::new();
+        let mut buf = vec![0u8; 65535];
+        // The first read waits for readiness before reading: the queued packets must count as ready.
+        let read = tokio::time::timeout(WATCHDOG, async {
+            while seen.len() < 3 {
+                let n = tun.recv(&mut buf).await.expect("read");
+                seen.extend(number_of(&buf[..n]));
+            }
+        });
+        read.await.expect("the queued datagrams are read");
+        assert_eq!(seen, (0..3).collect());
+    });
+}
+
+/// A device deleted from outside (`ip link del`) reports only an error condition on its fd. A read that
+/// waits when it happens, and every read after it, end with the error the blocking read gets.
+fn deleting_the_device_ends_async_reads(multi_thread: bool, name: &str) {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name(name).offload(true)).unwrap();
+    let rt = runtime(multi_thread);
+    rt.block_on(async {
+        let tun = Arc::new(AsyncTun::new(tun).unwrap());
+        let pending = {
+            let tun = Arc::clone(&tun);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65535];
+                tun.recv(&mut buf).await
+            })
+        };
+        // Time for the read to reach its wait; the device is down, so nothing comes.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!pending.is_finished(), "{:?}", pending.await);
+        let deleted_at = Instant::now();
+        ns.ip(&["link", "del", name]);
+        let ended = tokio::time::timeout(WATCHDOG, pending)
+            .await
+            .expect("the pending read ends once the device is deleted")
+            .unwrap();
+        eprintln!(
+            "the pending read ended {:?} after the deletion",
+            deleted_at.elapsed()
+        );
+        assert_deleted(ended);
+        let mut buf = vec![0u8; 65535];
+        let fresh = tokio::time::timeout(WATCHDOG, tun.recv(&mut buf))
+            .await
+            .expect("a read after the deletion ends");
+        assert_deleted(fresh);
+        let mut bufs = vec![vec![0u8; 65535]; 4];
+        let batch = tokio::time::timeout(WATCHDOG, tun.read_packets(&mut bufs, &mut [0; 4], 0))
+            .await
+            .expect("a batch read after the deletion ends");
+        assert_deleted(batch);
+        // As the non-blocking call says.
+        assert_deleted(tun.get_ref().try_read_packets(&mut bufs, &mut [0; 4], 0));
+        tun.close().unwrap();
+    });
+}
+
+/// The read ended with the error of a deleted device (`EBADFD`).
+fn assert_deleted(read: tun::Result<usize>) {
+    match read {
+        Err(e) if e.raw_os_error() == Some(libc::EBADFD) && e.is_fatal() => {}
+        other => panic!("expected EBADFD, got {other:?}"),
+    }
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn deleting_the_device_ends_async_reads_on_the_current_thread_runtime() {
+    deleting_the_device_ends_async_reads(false, "tad0");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn deleting_the_device_ends_async_reads_on_the_multi_thread_runtime() {
+    deleting_the_device_ends_async_reads(true, "tad1");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn a_runtime_without_io_is_an_error_and_leaves_no_device() {
+    let ns = NetNs::new();
+    let no_io = || {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    };
+    let built = ns
+        .run_in(|| no_io().block_on(async { Builder::new().name("tan0").build_async().map(drop) }));
+    assert!(matches!(built, Err(Error::AsyncIoDisabled)), "{built:?}");
+    assert!(!ns.has_link("tan0"));
+    // A device made first and handed over is closed on the way out.
+    let tun = ns.tun(Builder::new().name("tan1")).unwrap();
+    assert!(ns.has_link("tan1"));
+    let made = no_io().block_on(async { AsyncTun::new(tun).map(drop) });
+    assert!(matches!(made, Err(Error::AsyncIoDisabled)), "{made:?}");
+    assert!(
+        tun_system_tests::wait_until(WITHIN, || !ns.has_link("tan1")),
+        "tan1 is left"
+    );
+    let message = Error::AsyncIoDisabled.to_string();
+    assert!(message.contains("enable_io"), "{message}");
+}
+
+/// CPU time this thread has used so far, in clock ticks (`/proc/thread-self/stat`: utime + stime).
+fn thread_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    // The fields after the command name (which is in parentheses and may hold spaces): utime is the 12th.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<u64> = after_name
+        .split(' ')
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    fields.iter().sum()
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn a_pending_read_on_an_idle_device_does_not_spin() {
+    // A read that found nothing must wait for something new: not wake again at once because the device was
+    // ready before, nor because its fd is writable (it always is).
+    let ns = NetNs::new();
+    let (tun, sock) = addressed(&ns, Builder::new().offload(true), "tai0");
+    let rt = runtime(false);
+    let tun = Arc::new(rt.block_on(async { AsyncTun::new(tun) }).unwrap());
+    let (done, measured) = std::sync::mpsc::channel();
+    let runner = {
+        let tun = Arc::clone(&tun);
+        std::thread::spawn(move || {
+            rt.block_on(async {
+                let mut buf = vec![0u8; 65535];
+                // One packet read first, so that the idle read below starts from a ready device and finds it
+                // empty.
+                sock.send_to(&payload(0, 100), PEER).unwrap();
+                loop {
+                    let n = tun.recv(&mut buf).await.expect("the datagram");
+                    if number_of(&buf[..n]).is_some() {
+                        break;
+                    }
+                }
+                let (started, ticks) = (Instant::now(), thread_cpu_ticks());
+                let read =
+                    tokio::time::timeout(Duration::from_millis(500), tun.recv(&mut buf)).await;
+                assert!(read.is_err(), "nothing to read: {read:?}");
+                done.send((thread_cpu_ticks() - ticks, started.elapsed()))
+                    .unwrap();
+            });
+        })
+    };
+    // A read spinning without ever yielding would hold its timeout off: closing ends it.
+    let Ok((cpu, wall)) = measured.recv_timeout(WATCHDOG) else {
+        tun.close().unwrap();
+        let _ = runner.join();
+        panic!("the idle read did not end within {WATCHDOG:?}");
+    };
+    runner.join().unwrap();
+    // Clock ticks are 10 ms: waiting costs one or two at most, spinning about one per 10 ms of waiting.
+    assert!(cpu <= 10, "{cpu} ticks of CPU in {wall:?} of waiting");
+}
+
+/// A reader and a writer task busy with traffic, then `close()` from another task or a plain thread: both end
+/// with `Closed`, and everything can be dropped (the device is gone).
+fn close_under_load(multi_thread: bool, from_thread: bool, name: &str) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let ns = NetNs::new();
+    let (tun, sock) = addressed(&ns, Builder::new().offload(true), name);
+    let to_socket = local_addr(&sock);
+    let rt = runtime(multi_thread);
+    let tun = Arc::new(rt.block_on(async { AsyncTun::new(tun) }).unwrap());
+    let (read, written) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let reader = {
+        let (tun, read) = (Arc::clone(&tun), Arc::clone(&read));
+        rt.spawn(async move {
+            let mut batch = PacketBatch::for_device(tun.get_ref());
+            loop {
+                match batch.read_from_async(&tun).await {
+                    Ok(n) => read.fetch_add(n as u64, Ordering::Relaxed),
+                    Err(e) => return e,
+                };
+            }
+        })
+    };
+    let writer = {
+        let (tun, written) = (Arc::clone(&tun), Arc::clone(&written));
+        rt.spawn(async move {
+            let mut i = 0u32;
+            loop {
+                let packet = udp4_packet(PEER, to_socket, &payload(i, 200));
+                let size = packet.len();
+                match tun.write_packets(&mut [packet], &[size], 0).await {
+                    Ok(n) => written.fetch_add(n as u64, Ordering::Relaxed),
+                    Err(e) => return e,
+                };
+                i = i.wrapping_add(1);
+                // Other tasks get their turn on the current-thread runtime.
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (sock, stop) = (sock.try_clone().unwrap(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + WITHIN;
+            let mut i = 0u32;
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                // The device's queue may be full for a moment: a lost datagram is fine, traffic is all it takes.
+                let _ = sock.send_to(&payload(i, 300), PEER);
+                i = i.wrapping_add(1);
+                if i.is_multiple_of(32) {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        })
+    };
+    // The runtime runs its tasks while this thread waits for traffic.
+    let handle = rt.handle().clone();
+    let runner = {
+        let (rt, reader, writer) = (rt, reader, writer);
+        std::thread::spawn(move || {
+            let ended = rt.block_on(async {
+                tokio::time::timeout(WITHIN, async { (reader.await, writer.await) }).await
+            });
+            (rt, ended)
+        })
+    };
+    let busy = tun_system_tests::wait_until(WITHIN, || {
+        read.load(Ordering::Relaxed) >= 200 && written.load(Ordering::Relaxed) >= 200
+    });
+    assert!(busy, "read {read:?}, written {written:?}");
+    let closed_at = Instant::now();
+    if from_thread {
+        let closer = Arc::clone(&tun);
+        std::thread::spawn(move || closer.close().unwrap())
+            .join()
+            .unwrap();
+    } else {
+        // A task of the same runtime, while the reader and the writer run on it.
+        let closer = Arc::clone(&tun);
+        let (done, closed) = std::sync::mpsc::channel();
+        handle.spawn(async move { done.send(closer.close()) });
+        let result = closed.recv_timeout(WITHIN).expect("close returns");
+        result.unwrap();
+    }
+    let (rt, ended) = runner.join().unwrap();
+    let (reader, writer) = ended.expect("both tasks end after close");
+    eprintln!(
+        "{} packets read, {} written; both ended {:?} after close",
+        read.load(Ordering::Relaxed),
+        written.load(Ordering::Relaxed),
+        closed_at.elapsed()
+    );
+    assert!(matches!(reader, Ok(Error::Closed)), "reader: {reader:?}");
+    assert!(matches!(writer, Ok(Error::Closed)), "writer: {writer:?}");
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    drop(sock);
+    let tun = Arc::into_inner(tun).expect("the tasks let go of the device");
+    drop(tun);
+    drop(rt);
+    assert!(
+        tun_system_tests::wait_until(WITHIN, || !ns.has_link(name)),
+        "{name} is left"
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn close_under_load_ends_both_tasks_on_the_current_thread_runtime() {
+    close_under_load(false, true, "tal0");
+    close_under_load(false, false, "tal1");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn close_under_load_ends_both_tasks_on_the_multi_thread_runtime() {
+    close_under_load(true, true, "tal2");
+    close_under_load(true, false, "tal3");
 }

@@ -1,20 +1,23 @@
 //! [`AsyncTun`]: a [`Tun`] driven by tokio's reactor instead of blocking threads.
 //!
 //! The I/O itself stays the non-blocking calls every runtime can use ([`Tun::try_read_packets`],
-//! [`Tun::try_write_packets`]); this module only waits for readiness between them, through
-//! [`tokio::io::unix::AsyncFd`]. Closing is the same eventfd that wakes blocked threads, registered with the
-//! reactor too, so `close()` from anywhere wakes every pending future.
+//! [`Tun::try_write_packets`]); this module only waits for readiness between them. The TUN fd is never
+//! registered with tokio's reactor: `close()` retires it in place (the number then refers to `/dev/null`),
+//! which no registration may outlive. Instead each direction has an epoll instance of its own that holds the
+//! TUN fd (for `EPOLLIN`, or `EPOLLOUT`) and the close eventfd, and that epoll fd is what the reactor waits
+//! on ([`tun_sys::reactor::AsyncEpoll`]): it is readable when the device has a packet or room, has an error
+//! condition (a deleted device reports only that), or is closed. Retiring the TUN fd drops it from the epolls
+//! and changes nothing the reactor holds; and as the epolls hold no reference to the device's file, closing
+//! still removes the device.
 
-use std::future::{Future, poll_fn};
-use std::os::fd::OwnedFd;
-use std::pin::pin;
-use std::task::Poll;
+use std::os::fd::AsFd;
 
-use tokio::io::Interest;
-use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
+use tokio::io::unix::AsyncFdReadyGuard;
+use tun_sys::epoll::Epoll;
+use tun_sys::reactor::{AsyncEpoll, RegisterError};
 
 use crate::device::Tun;
-use crate::error::{Error, Result};
+use crate::error::{DeviceName, Error, Result};
 use crate::patience::Patience;
 use crate::write::Progress;
 
@@ -50,54 +53,42 @@ use crate::write::Progress;
 ///
 /// # Closing
 /// [`close`](Self::close) (or [`Tun::close`] through [`get_ref`](Self::get_ref)) from any task or thread wakes
-/// every pending future, which returns [`Error::Closed`], as does every later call.
+/// every pending future, which returns [`Error::Closed`], as does every later call. A device deleted from
+/// outside (`ip link del`) ends pending and later reads with the error the blocking calls get (`EBADFD`, see
+/// [`Error::is_fatal`]).
 #[derive(Debug)]
 pub struct AsyncTun {
-    io: AsyncFd<Tun>,
-    /// A duplicate of the device's cancel eventfd, registered with the reactor: readable once closed.
-    closed: AsyncFd<OwnedFd>,
+    tun: Tun,
+    /// The epoll fd waited on for reads: the TUN fd for `EPOLLIN`, and the close eventfd.
+    readable: AsyncEpoll,
+    /// The epoll fd waited on for writes: the TUN fd for `EPOLLOUT`, and the close eventfd. Apart from
+    /// `readable` so that each direction wakes for its own events only: the fd is nearly always writable, and
+    /// a read waiting on `EPOLLOUT` too would wake at every change of the write space to find nothing.
+    writable: AsyncEpoll,
 }
 
 impl AsyncTun {
-    /// Registers `tun` with the tokio runtime this is called in.
+    /// Makes `tun` wait on the tokio runtime this is called in: two epoll instances that hold its fd are
+    /// registered with the runtime's reactor (see the module's notes), never the fd itself.
     ///
     /// # Errors
-    /// [`Error::NoAsyncRuntime`] outside a tokio runtime (the device is closed then); [`Error::Io`] when the
-    /// reactor refuses the fd.
-    ///
-    /// # Panics
-    /// Inside a runtime built without IO (`enable_io` / `enable_all`), as tokio itself does.
+    /// [`Error::NoAsyncRuntime`] outside a tokio runtime, [`Error::AsyncIoDisabled`] in one built without
+    /// its IO driver, [`Error::Closed`] for a closed `tun`, [`Error::Io`] when an epoll instance cannot be
+    /// made or the reactor refuses it. The device is closed then (a non-persistent device goes away).
     pub fn new(tun: Tun) -> Result<AsyncTun> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::NoAsyncRuntime);
-        }
-        let cancel = tun
-            .cancel_fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::io("dup of the cancel eventfd", tun.label, e))?;
         let label = tun.label;
-        // tokio deprecated its safe registration because an fd that is closed and reused while registered
-        // would make the reactor deregister someone else's fd. Neither fd here can be: the eventfd is owned by
-        // the AsyncFd, and the device's fd number stays allocated until the `Tun` is dropped, which the
-        // AsyncFd does only after deregistering it (`close()` points the number at /dev/null but never frees
-        // it). So the contract of `register_with_interest` holds, without `unsafe` in this crate.
-        #[allow(deprecated)]
-        let closed = AsyncFd::with_interest(cancel, Interest::READABLE)
-            .map_err(|e| Error::io("epoll registration", label, e))?;
-        #[allow(deprecated)]
-        let io = AsyncFd::with_interest(tun, Interest::READABLE | Interest::WRITABLE)
-            .map_err(|e| Error::io("epoll registration", label, e))?;
-        Ok(AsyncTun { io, closed })
+        Waits::register(label)?.attach(tun)
     }
 
     /// The device, for everything that does not wait: name, MTU, offloads, events, configuration.
     pub fn get_ref(&self) -> &Tun {
-        self.io.get_ref()
+        &self.tun
     }
 
-    /// Gives the device back, unregistered from the reactor (for blocking use, or another runtime).
+    /// Gives the device back (for blocking use, or another runtime); the epoll instances it was waited on with
+    /// are unregistered from the reactor and closed.
     pub fn into_inner(self) -> Tun {
-        self.io.into_inner()
+        self.tun
     }
 
     /// Closes the device: every pending and later call returns [`Error::Closed`]. See [`Tun::close`].
@@ -121,7 +112,7 @@ impl AsyncTun {
     ) -> Result<usize> {
         self.get_ref().check_open()?;
         crate::read::check_read_args(bufs.len(), sizes.len())?;
-        self.drive(Interest::READABLE, Tun::has_pending_read, |tun| {
+        self.drive(&self.readable, Tun::has_pending_read, |tun| {
             tun.try_read_packets(bufs, sizes, offset)
         })
         .await
@@ -142,7 +133,7 @@ impl AsyncTun {
         // with the next frame (planning the unchanged packets again gives the same frames).
         let mut progress = Progress::resume();
         self.drive(
-            Interest::WRITABLE,
+            &self.writable,
             |_| true,
             |tun| tun.write_packets_within(bufs, sizes, offset, Patience::Never, &mut progress),
         )
@@ -167,15 +158,16 @@ impl AsyncTun {
     /// [`Error::InvalidPacket`] for what is not one whole IP packet, or the kernel's refusal.
     pub async fn send(&self, packet: &[u8]) -> Result<usize> {
         self.drive(
-            Interest::WRITABLE,
+            &self.writable,
             |_| true,
             |tun| tun.write_one(packet, Patience::Never),
         )
         .await
     }
 
-    /// Calls the non-blocking `op` until it does not report [`Error::WouldBlock`], waiting for `interest` on
-    /// the fd in between.
+    /// Calls the non-blocking `op` until it does not report [`Error::WouldBlock`], waiting on `direction`'s
+    /// epoll in between. `op` itself reports a closed device ([`Error::Closed`]) or a deleted one (its errno),
+    /// both of which make the epoll ready.
     ///
     /// The reactor's readiness says whether the fd can have anything: once a call found it empty and no new
     /// edge came since, a system call would only say `EAGAIN`, so the wait comes first (a sparse flow, such as
@@ -183,14 +175,14 @@ impl AsyncTun {
     /// it has work that needs no fd (packets split from an earlier read; writes, whose queue is rarely full).
     async fn drive<T>(
         &self,
-        interest: Interest,
+        direction: &AsyncEpoll,
         without_fd: impl Fn(&Tun) -> bool,
         mut op: impl FnMut(&Tun) -> Result<T>,
     ) -> Result<T> {
-        let tun = self.get_ref();
+        let tun = &self.tun;
         let mut readiness = None;
         if !without_fd(tun) {
-            readiness = self.ready(interest).await?;
+            readiness = Some(self.ready(direction).await?);
         }
         loop {
             match op(tun) {
@@ -199,45 +191,69 @@ impl AsyncTun {
                     if let Some(mut guard) = readiness.take() {
                         AsyncFdReadyGuard::clear_ready(&mut guard);
                     }
-                    readiness = self.ready(interest).await?;
+                    readiness = Some(self.ready(direction).await?);
                 }
                 other => return other,
             }
         }
     }
 
-    /// Waits until the fd is ready for `interest` (`Some` guard) or the device is closed (`None`, and the next
-    /// call reports [`Error::Closed`]).
-    async fn ready(&self, interest: Interest) -> Result<Option<AsyncFdReadyGuard<'_, Tun>>> {
-        let mut ready = pin!(self.io.ready(interest));
-        // Readiness is usually known already: decided without looking at the close signal.
-        if let Poll::Ready(guard) = poll_once(ready.as_mut()).await {
-            return self.checked(guard).map(Some);
-        }
-        let mut closed = pin!(self.closed.readable());
-        poll_fn(|cx| {
-            if closed.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Ok(None));
-            }
-            ready
-                .as_mut()
-                .poll(cx)
-                .map(|guard| self.checked(guard).map(Some))
-        })
-        .await
-    }
-
-    fn checked<'a>(
-        &self,
-        guard: std::io::Result<AsyncFdReadyGuard<'a, Tun>>,
-    ) -> Result<AsyncFdReadyGuard<'a, Tun>> {
-        guard.map_err(|e| Error::io("epoll wait", self.get_ref().label, e))
+    /// Waits until `direction`'s epoll is ready: the device has a packet (or room), an error condition, or
+    /// was closed.
+    async fn ready<'a>(&self, direction: &'a AsyncEpoll) -> Result<AsyncFdReadyGuard<'a, Epoll>> {
+        direction
+            .ready()
+            .await
+            .map_err(|e| Error::io("epoll wait", self.tun.label, e))
     }
 }
 
-/// Polls `future` once: its output if it is ready at once.
-async fn poll_once<F: Future + Unpin>(mut future: F) -> Poll<F::Output> {
-    poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut future).poll(cx))).await
+/// The two epoll instances of an [`AsyncTun`], registered with the reactor before a device is attached to
+/// them, so that a runtime that cannot have them is found out before any device is made.
+struct Waits {
+    readable: AsyncEpoll,
+    writable: AsyncEpoll,
+}
+
+impl Waits {
+    /// Two empty epoll instances, registered with the current runtime's reactor; `device` names what they are
+    /// for in an error.
+    fn register(device: impl Into<DeviceName> + Copy) -> Result<Waits> {
+        let registered = || {
+            let epoll = Epoll::new().map_err(|e| Error::io("epoll_create1", device, e))?;
+            AsyncEpoll::register(epoll).map_err(|e| match e {
+                RegisterError::NoRuntime => Error::NoAsyncRuntime,
+                RegisterError::NoIoDriver => Error::AsyncIoDisabled,
+                RegisterError::Io(e) => Error::io("epoll registration", device, e),
+            })
+        };
+        Ok(Waits {
+            readable: registered()?,
+            writable: registered()?,
+        })
+    }
+
+    /// Adds `tun`'s fd and close eventfd to the epoll instances. On error `tun` is dropped, which closes it.
+    fn attach(self, tun: Tun) -> Result<AsyncTun> {
+        // A closed device's fd is /dev/null, which epoll refuses: say what it is instead.
+        tun.check_open()?;
+        let items = [
+            (&self.readable, tun.fd(), tun_sys::Interest::Read),
+            (&self.readable, tun.cancel_fd(), tun_sys::Interest::Read),
+            (&self.writable, tun.fd(), tun_sys::Interest::Write),
+            (&self.writable, tun.cancel_fd(), tun_sys::Interest::Read),
+        ];
+        for (wait, fd, interest) in items {
+            wait.epoll()
+                .add(fd.as_fd(), interest)
+                .map_err(|e| Error::io("epoll_ctl", tun.label, e))?;
+        }
+        Ok(AsyncTun {
+            tun,
+            readable: self.readable,
+            writable: self.writable,
+        })
+    }
 }
 
 impl crate::Builder {
@@ -245,13 +261,12 @@ impl crate::Builder {
     /// runtime this is called in.
     ///
     /// # Errors
-    /// [`Error::NoAsyncRuntime`] outside a tokio runtime (checked first: no device is created), then those
-    /// of [`build`](crate::Builder::build).
+    /// [`Error::NoAsyncRuntime`] outside a tokio runtime and [`Error::AsyncIoDisabled`] in one built without
+    /// its IO driver (both checked first: no device is created), then those of
+    /// [`build`](crate::Builder::build) and of [`AsyncTun::new`].
     pub fn build_async(self) -> Result<AsyncTun> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::NoAsyncRuntime);
-        }
-        AsyncTun::new(self.build()?)
+        let waits = Waits::register("/dev/net/tun")?;
+        waits.attach(self.build()?)
     }
 }
 
@@ -278,5 +293,16 @@ mod tests {
     fn outside_a_runtime_building_is_an_error_not_a_panic() {
         let err = crate::Builder::new().build_async().unwrap_err();
         assert!(matches!(err, Error::NoAsyncRuntime), "{err:?}");
+    }
+
+    #[test]
+    fn in_a_runtime_without_io_building_is_an_error_found_before_the_device() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        // A name no device can have: had the builder got as far as the device, it would say so instead.
+        let built =
+            rt.block_on(async { crate::Builder::new().name("not a valid name").build_async() });
+        assert!(matches!(built, Err(Error::AsyncIoDisabled)), "{built:?}");
     }
 }

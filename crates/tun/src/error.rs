@@ -36,9 +36,15 @@ pub enum Error {
     /// Transient; nothing was lost.
     #[error("no packet within the timeout")]
     TimedOut,
-    /// An async device was made outside a tokio runtime (or in one without IO enabled); nothing was created.
-    #[error("no tokio runtime with IO enabled is running on this thread")]
+    /// An async device was made outside a tokio runtime; `Builder::build_async` created nothing,
+    /// `AsyncTun::new` closed the device it was given.
+    #[error("no tokio runtime is running on this thread")]
     NoAsyncRuntime,
+    /// An async device was made in a tokio runtime built without its IO driver; as for
+    /// [`NoAsyncRuntime`](Self::NoAsyncRuntime), nothing is left. Build the runtime with `enable_io()` or
+    /// `enable_all()`.
+    #[error("the tokio runtime has no IO driver: build it with enable_io() or enable_all()")]
+    AsyncIoDisabled,
     /// The interface name breaks the kernel's rules; nothing was created.
     #[error("invalid interface name {name:?}")]
     InvalidName {
@@ -430,7 +436,7 @@ impl From<Error> for io::Error {
             Error::Closed => io::ErrorKind::BrokenPipe,
             Error::WouldBlock => io::ErrorKind::WouldBlock,
             Error::TimedOut => io::ErrorKind::TimedOut,
-            Error::NoAsyncRuntime => io::ErrorKind::Unsupported,
+            Error::NoAsyncRuntime | Error::AsyncIoDisabled => io::ErrorKind::Unsupported,
             Error::Io { source, .. }
             | Error::DeviceBusy { source, .. }
             | Error::DeviceExists { source, .. } => source.kind(),

@@ -64,8 +64,9 @@
 //! data path from tasks: its `read_packets` / `write_packets` / `recv` / `send` await readiness on tokio's
 //! reactor instead of blocking a thread, and [`PacketBatch`] has `read_from_async` / `write_to_async`. Any other
 //! runtime can build on [`Tun::try_read_packets`] and [`Tun::try_write_packets`], which never wait
-//! ([`Error::WouldBlock`]), and on the fd ([`AsFd`](std::os::fd::AsFd)); [`Events::recv_async`] waits for link
-//! events on any executor.
+//! ([`Error::WouldBlock`]), and on the fd ([`AsFd`](std::os::fd::AsFd)), best through an epoll instance of its
+//! own, as `AsyncTun` does: [`Tun::close`] retires the fd in place, which a reactor's registration of the fd
+//! must not outlive. [`Events::recv_async`] waits for link events on any executor.
 //!
 //! # Threads and closing
 //!
