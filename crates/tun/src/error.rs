@@ -231,8 +231,12 @@ impl Error {
         }
     }
 
-    /// An [`Error::Io`] for `op` on `device`.
+    /// An [`Error::Io`] for `op` on `device`, except that a call that would block is [`Error::WouldBlock`]:
+    /// there is one way to say so.
     pub(crate) fn io(op: &'static str, device: impl Into<DeviceName>, source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::WouldBlock {
+            return Error::WouldBlock;
+        }
         Error::Io {
             op,
             device: device.into(),
@@ -263,13 +267,11 @@ impl Error {
         match self {
             Error::WouldBlock | Error::TimedOut => true,
             Error::Io { source, .. } => {
-                matches!(
-                    source.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) || matches!(
-                    source.raw_os_error(),
-                    Some(libc::ENOBUFS | libc::ENOMEM | libc::EIO | libc::ENETDOWN | libc::EAGAIN)
-                )
+                source.kind() == io::ErrorKind::Interrupted
+                    || matches!(
+                        source.raw_os_error(),
+                        Some(libc::ENOBUFS | libc::ENOMEM | libc::EIO | libc::ENETDOWN)
+                    )
             }
             // Left by a full queue, or refused for reasons that pass.
             Error::Batch(batch) => {
@@ -506,7 +508,15 @@ mod tests {
             io::Error::from(Error::TimedOut).kind(),
             io::ErrorKind::TimedOut
         );
-        assert!(Error::io("write", "t", io::Error::from(io::ErrorKind::WouldBlock)).is_transient());
+        // One way to say "would block", whatever the call that found it.
+        assert!(matches!(
+            Error::io("write", "t", io::Error::from(io::ErrorKind::WouldBlock)),
+            Error::WouldBlock
+        ));
+        assert!(matches!(
+            Error::io("read", "t", io::Error::from_raw_os_error(libc::EAGAIN)),
+            Error::WouldBlock
+        ));
         assert!(
             Error::io("write", "t", io::Error::from_raw_os_error(libc::ENOBUFS)).is_transient()
         );
@@ -560,7 +570,7 @@ mod tests {
 
     #[test]
     fn batch_is_transient_only_when_every_failed_packet_is() {
-        assert!(batch_of([libc::ENOBUFS, libc::EAGAIN]).is_transient());
+        assert!(batch_of([libc::ENOBUFS, libc::EIO]).is_transient());
         assert!(!batch_of([libc::ENOBUFS, libc::EINVAL]).is_transient());
         assert!(!batch_of([]).is_transient());
         // Left by a full queue, nothing refused: try again.
