@@ -417,7 +417,7 @@ fn link_events_arrive_through_recv_async() {
     let got = rt.block_on(async { tokio::time::timeout(WITHIN, waiting).await });
     assert_eq!(
         got.unwrap().unwrap(),
-        (Some(Event::Up), Some(Event::MtuUpdate(1400)))
+        (Some(Event::Running), Some(Event::MtuUpdate(1400)))
     );
 }
 

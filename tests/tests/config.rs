@@ -22,7 +22,7 @@ fn both_address_views(
     tun: &Tun,
     dev: &str,
 ) -> (BTreeSet<DeviceAddress>, BTreeSet<DeviceAddress>) {
-    let ours = tun.device_addresses().unwrap().into_iter().collect();
+    let ours = tun.addresses().unwrap().into_iter().collect();
     let theirs = ns
         .addresses(dev)
         .into_iter()
@@ -116,7 +116,10 @@ fn addresses_added_and_removed_at_run_time_match_ip() {
     ] {
         assert!(has_address(&ns, "tc-addr0", addr, len), "{addr}/{len}");
         assert!(
-            tun.addresses().unwrap().contains(&(addr, len)),
+            tun.addresses()
+                .unwrap()
+                .iter()
+                .any(|a| (a.addr, a.prefix_len) == (addr, len)),
             "{addr}/{len}"
         );
     }
@@ -145,7 +148,7 @@ fn point_to_point_peer_is_what_ip_shows_as_address() {
         .find(|a| a.addr == v4(10, 63, 0, 1))
         .unwrap_or_else(|| panic!("{addresses:?}"));
     assert_eq!(found.peer, Some(v4(10, 63, 0, 2)));
-    assert!(tun.device_addresses().unwrap().contains(&DeviceAddress {
+    assert!(tun.addresses().unwrap().contains(&DeviceAddress {
         addr: v4(10, 63, 0, 1),
         prefix_len: 32,
         peer: Some(v4(10, 63, 0, 2)),
@@ -319,7 +322,12 @@ fn routes_of_both_versions_are_listed_used_and_removed() {
     ] {
         assert!(listed.contains(&route), "{route:?} not in {listed:?}");
     }
-    let ours: BTreeSet<(IpAddr, u8)> = tun.routes().unwrap().into_iter().collect();
+    let ours: BTreeSet<(IpAddr, u8)> = tun
+        .routes()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.dest, r.prefix_len))
+        .collect();
     assert_eq!(ours, listed);
     let metric = ns
         .routes("tc-route0")
@@ -327,7 +335,7 @@ fn routes_of_both_versions_are_listed_used_and_removed() {
         .find(|r| r.dest == v4(10, 69, 0, 0))
         .and_then(|r| r.metric);
     assert_eq!(metric, Some(77));
-    assert!(tun.device_routes().unwrap().contains(&DeviceRoute {
+    assert!(tun.routes().unwrap().contains(&DeviceRoute {
         dest: v4(10, 69, 0, 0),
         prefix_len: 24,
         metric: Some(77),
@@ -353,7 +361,12 @@ fn routes_of_both_versions_are_listed_used_and_removed() {
     assert!(!listed.contains(&(v4(10, 68, 0, 0), 16)), "{listed:?}");
     assert!(!listed.contains(&(v6("fd68::"), 32)), "{listed:?}");
     assert!(!listed.contains(&(v4(10, 69, 0, 0), 24)), "{listed:?}");
-    let ours: BTreeSet<(IpAddr, u8)> = tun.routes().unwrap().into_iter().collect();
+    let ours: BTreeSet<(IpAddr, u8)> = tun
+        .routes()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.dest, r.prefix_len))
+        .collect();
     assert_eq!(ours, listed);
 
     let absent = tun.remove_route(v4(10, 68, 0, 0), 16).unwrap_err();
@@ -569,5 +582,27 @@ fn an_ipv6_address_on_a_device_below_the_ipv6_mtu_says_so() {
     assert!(
         matches!(built, Err(Error::Ipv6MtuTooSmall { mtu: 1200, .. })),
         "{built:?}"
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn up_is_the_administrative_state_and_running_what_link_events_report() {
+    let ns = NetNs::new();
+    let tun = ns.tun(Builder::new().name("tc-run0")).unwrap();
+    let events = tun.events();
+    assert!(!tun.is_up().unwrap() && !tun.is_running().unwrap());
+    tun.set_up(true).unwrap();
+    assert!(tun.is_up().unwrap());
+    assert!(tun.is_running().unwrap(), "up with its queue attached");
+    assert_eq!(
+        events.recv_timeout(Duration::from_secs(5)),
+        Ok(tun::Event::Running)
+    );
+    tun.set_up(false).unwrap();
+    assert!(!tun.is_up().unwrap() && !tun.is_running().unwrap());
+    assert_eq!(
+        events.recv_timeout(Duration::from_secs(5)),
+        Ok(tun::Event::NotRunning)
     );
 }

@@ -24,11 +24,11 @@ fn ip_link_up_mtu_down_give_up_mtu_update_down_in_order() {
     assert!(tun.is_monitored());
     let events = tun.events();
     ns.ip(&["link", "set", "te-order0", "up"]);
-    expect(&events, Event::Up);
+    expect(&events, Event::Running);
     ns.ip(&["link", "set", "te-order0", "mtu", "1400"]);
     expect(&events, Event::MtuUpdate(1400));
     ns.ip(&["link", "set", "te-order0", "down"]);
-    expect(&events, Event::Down);
+    expect(&events, Event::NotRunning);
     assert_eq!(
         events.recv_timeout(Duration::from_millis(200)),
         Err(RecvTimeoutError::Timeout)
@@ -47,15 +47,15 @@ fn events_follow_the_device_into_other_namespaces() {
     first.ip(&["link", "set", "dev", "te-move0", "netns", second.name()]);
     let started = Instant::now();
     second.ip(&["link", "set", "te-move0", "up"]);
-    expect(&events, Event::Up);
+    expect(&events, Event::Running);
     second.ip(&["link", "set", "te-move0", "mtu", "1300"]);
     expect(&events, Event::MtuUpdate(1300));
     second.ip(&["link", "set", "te-move0", "down"]);
-    expect(&events, Event::Down);
+    expect(&events, Event::NotRunning);
 
     second.ip(&["link", "set", "dev", "te-move0", "netns", third.name()]);
     third.ip(&["link", "set", "te-move0", "up"]);
-    expect(&events, Event::Up);
+    expect(&events, Event::Running);
     third.ip(&["link", "set", "te-move0", "mtu", "1280"]);
     expect(&events, Event::MtuUpdate(1280));
     eprintln!(
@@ -100,7 +100,7 @@ fn unread_flaps_never_block_and_a_late_reader_sees_the_final_state() {
         }
         assert!(read.len() <= 4000, "more events than changes");
     }
-    assert_eq!(read.last(), Some(&Event::Up), "{read:?}");
+    assert_eq!(read.last(), Some(&Event::Running), "{read:?}");
     let closed_at = Instant::now();
     tun.close().unwrap();
     let took = closed_at.elapsed();
@@ -150,7 +150,7 @@ fn dropping_the_device_disconnects_its_events() {
     let tun = ns.tun(Builder::new().name("te-drop0")).unwrap();
     let events = tun.events();
     ns.ip(&["link", "set", "te-drop0", "up"]);
-    expect(&events, Event::Up);
+    expect(&events, Event::Running);
     let dropped_at = Instant::now();
     drop(tun);
     let took = dropped_at.elapsed();
@@ -193,7 +193,7 @@ fn two_receivers_each_see_every_event() {
     ns.ip(&["link", "set", "te-two0", "up"]);
     ns.ip(&["link", "set", "te-two0", "mtu", "1400"]);
     for events in [&first, &second, &third] {
-        expect(events, Event::Up);
+        expect(events, Event::Running);
         expect(events, Event::MtuUpdate(1400));
     }
 }

@@ -324,7 +324,7 @@ fn a_monitored_device_opens_all_256_queues_and_its_monitor_keeps_reporting() {
     ns.ip(&["link", "set", "tt-mq256", "up"]);
     assert_eq!(
         events.recv_timeout(Duration::from_secs(5)),
-        Ok(tun::Event::Up)
+        Ok(tun::Event::Running)
     );
     // Closing a queue frees its place.
     more[0].close().unwrap();

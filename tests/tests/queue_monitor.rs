@@ -34,7 +34,7 @@ fn open_queue_shares_the_monitor_and_starts_no_thread() {
     ns.ip(&["link", "set", "tt-mqmon", "up"]);
     assert_eq!(
         events.recv_timeout(Duration::from_secs(5)),
-        Ok(tun::Event::Up)
+        Ok(tun::Event::Running)
     );
     // The monitor runs until the last queue is closed, whichever that is, and follows the device through the
     // queues still open: here into another namespace, through the last one.
@@ -47,7 +47,7 @@ fn open_queue_shares_the_monitor_and_starts_no_thread() {
     // A move takes the link down.
     assert_eq!(
         events.recv_timeout(Duration::from_secs(5)),
-        Ok(tun::Event::Down)
+        Ok(tun::Event::NotRunning)
     );
     elsewhere.ip(&["link", "set", "tt-mqmon", "mtu", "1300"]);
     assert_eq!(

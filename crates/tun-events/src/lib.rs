@@ -3,9 +3,9 @@
 //! A [`Monitor`] watches one device with rtnetlink from inside the device's own network namespace and
 //! reports [`Event`]s through an [`Events`] receiver:
 //!
-//! - [`Event::Up`] when the link becomes running (`IFF_RUNNING`), [`Event::Down`] when it stops running
-//!   after having been up, [`Event::MtuUpdate`] when its MTU changes. Only changes are reported: no `Down`
-//!   before the first `Up`, no repeats.
+//! - [`Event::Running`] when the link becomes running (`IFF_RUNNING`), [`Event::NotRunning`] when it stops running
+//!   after having been up, [`Event::MtuUpdate`] when its MTU changes. Only changes are reported: no `NotRunning`
+//!   before the first `Running`, no repeats.
 //! - When the device is moved to another namespace (`ip link set dev X netns Y`), the monitor follows it:
 //!   it asks the TUN fd (or the [`DeviceHandle`] it was given) where the device now lives
 //!   (`TUNGETDEVNETNS`), subscribes there and reads the state again, all driven by the kernel's

@@ -36,7 +36,7 @@ impl Monitor {
     ///
     /// Returns once the monitor is subscribed in the device's namespace and has read the current state, so
     /// that every change made after this returns is reported. A device that is already running at that
-    /// point is reported [`Event::Up`](crate::Event::Up) at once.
+    /// point is reported [`Event::Running`](crate::Event::Running) at once.
     pub fn spawn(device: BorrowedFd<'_>) -> Result<Self, MonitorError> {
         let tun = device
             .try_clone_to_owned()

@@ -6,9 +6,9 @@
 //! always end up with the newest state. So each queue is bounded by folding instead of blocking or dropping
 //! the newest:
 //!
-//! - at most [`MAX_PENDING_TRANSITIONS`] `Up`/`Down` events wait; when one more arrives, the two oldest are
-//!   removed. Transitions alternate (the monitor reports changes only), so the two oldest are an `Up` and a
-//!   `Down` in some order, and removing both leaves the reader's view consistent: it still sees every
+//! - at most [`MAX_PENDING_TRANSITIONS`] `Running`/`NotRunning` events wait; when one more arrives, the two oldest are
+//!   removed. Transitions alternate (the monitor reports changes only), so the two oldest are an `Running` and a
+//!   `NotRunning` in some order, and removing both leaves the reader's view consistent: it still sees every
 //!   transition it needs to reach the newest state, in order;
 //! - at most one `MtuUpdate` waits: a newer MTU replaces an older one that was not read yet.
 //!
@@ -27,7 +27,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::Event;
 use crate::error_slot::ErrorSlot;
 
-/// The most `Up`/`Down` events that wait for a reader; an even number, so folding removes whole flaps.
+/// The most `Running`/`NotRunning` events that wait for a reader; an even number, so folding removes whole flaps.
 pub const MAX_PENDING_TRANSITIONS: usize = 4;
 
 /// The most events that wait for a reader: the pending transitions and one MTU update.
@@ -70,7 +70,7 @@ struct Hub {
     /// receivers made and dropped while the link is quiet do not pile up).
     receivers: Vec<Weak<Inbox>>,
     /// Events pushed before the first receiver existed: they are that receiver's (a device found running
-    /// when the monitor starts is reported `Up` this way).
+    /// when the monitor starts is reported `Running` this way).
     early: Option<State>,
     closed: bool,
 }
@@ -252,7 +252,7 @@ impl Default for Hub {
 /// A receiver of a monitor's [`Event`]s.
 ///
 /// Every receiver gets every event from the moment it was made: one from `events()` starts empty (the first
-/// one a monitor hands out also gets what happened before it, such as `Up` for a device found running), a
+/// one a monitor hands out also gets what happened before it, such as `Running` for a device found running), a
 /// clone starts with a copy of what is pending in the original. Once the monitor stops (the device was
 /// closed, or the monitor failed; see the device's read error), the pending events can still be taken, after
 /// which the receiver reports that it is disconnected. Receivers of unmonitored devices are disconnected from
@@ -476,7 +476,7 @@ impl Iterator for Iter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Event::{Down, MtuUpdate, Up};
+    use Event::{MtuUpdate, NotRunning, Running};
 
     fn queue_with(events: &[Event]) -> (Arc<Queue>, Events) {
         let queue = Queue::new();
@@ -495,14 +495,14 @@ mod tests {
 
     #[test]
     fn events_are_received_in_order() {
-        let (_queue, events) = queue_with(&[Up, MtuUpdate(1400), Down]);
-        assert_eq!(drain(&events), vec![Up, MtuUpdate(1400), Down]);
+        let (_queue, events) = queue_with(&[Running, MtuUpdate(1400), NotRunning]);
+        assert_eq!(drain(&events), vec![Running, MtuUpdate(1400), NotRunning]);
     }
 
     #[test]
     fn newer_mtu_replaces_an_unread_older_one() {
-        let (_queue, events) = queue_with(&[MtuUpdate(1400), Up, MtuUpdate(1300)]);
-        assert_eq!(drain(&events), vec![Up, MtuUpdate(1300)]);
+        let (_queue, events) = queue_with(&[MtuUpdate(1400), Running, MtuUpdate(1300)]);
+        assert_eq!(drain(&events), vec![Running, MtuUpdate(1300)]);
     }
 
     #[test]
@@ -510,31 +510,31 @@ mod tests {
         let queue = Queue::new();
         let events = queue.subscribe();
         for i in 0..1001 {
-            queue.push(if i % 2 == 0 { Up } else { Down });
+            queue.push(if i % 2 == 0 { Running } else { NotRunning });
             queue.push(MtuUpdate(1000 + i));
             assert!(events.pending() <= MAX_PENDING);
         }
         let pending = drain(&events);
-        assert_eq!(pending, vec![Up, Down, Up, MtuUpdate(2000)]);
+        assert_eq!(pending, vec![Running, NotRunning, Running, MtuUpdate(2000)]);
     }
 
     #[test]
     fn folded_transitions_still_alternate_from_the_readers_last_state() {
-        let (queue, events) = queue_with(&[Up]);
-        assert_eq!(events.try_recv(), Ok(Up));
-        for event in [Down, Up, Down, Up, Down] {
+        let (queue, events) = queue_with(&[Running]);
+        assert_eq!(events.try_recv(), Ok(Running));
+        for event in [NotRunning, Running, NotRunning, Running, NotRunning] {
             queue.push(event);
         }
-        // The reader last saw Up; what remains must start with Down and alternate to the final Down.
-        assert_eq!(drain(&events), vec![Down, Up, Down]);
+        // The reader last saw Running; what remains must start with NotRunning and alternate to the final NotRunning.
+        assert_eq!(drain(&events), vec![NotRunning, Running, NotRunning]);
     }
 
     #[test]
     fn pending_events_survive_close_then_receiver_disconnects() {
-        let (queue, events) = queue_with(&[Up]);
+        let (queue, events) = queue_with(&[Running]);
         queue.close();
         assert!(events.is_closed());
-        assert_eq!(events.recv(), Some(Up));
+        assert_eq!(events.recv(), Some(Running));
         assert_eq!(events.recv(), None);
         assert_eq!(events.try_recv(), Err(TryRecvError::Disconnected));
         assert_eq!(
@@ -547,7 +547,7 @@ mod tests {
     fn push_after_close_is_ignored() {
         let (queue, events) = queue_with(&[]);
         queue.close();
-        queue.push(Up);
+        queue.push(Running);
         assert_eq!(events.pending(), 0);
     }
 
@@ -586,38 +586,38 @@ mod tests {
                 .collect::<Vec<_>>()
         });
         std::thread::sleep(Duration::from_millis(20));
-        queue.push(Up);
+        queue.push(Running);
         // Woken by the push itself, not only by the close that follows.
-        assert_eq!(arrived.recv_timeout(Duration::from_secs(5)), Ok(Up));
+        assert_eq!(arrived.recv_timeout(Duration::from_secs(5)), Ok(Running));
         queue.close();
-        assert_eq!(reader.join().unwrap(), vec![Up]);
+        assert_eq!(reader.join().unwrap(), vec![Running]);
     }
 
     #[test]
     fn every_receiver_sees_every_event() {
         let (queue, first) = queue_with(&[]);
         let second = queue.subscribe();
-        queue.push(Up);
-        queue.push(Down);
-        assert_eq!(drain(&first), vec![Up, Down]);
-        assert_eq!(drain(&second), vec![Up, Down]);
+        queue.push(Running);
+        queue.push(NotRunning);
+        assert_eq!(drain(&first), vec![Running, NotRunning]);
+        assert_eq!(drain(&second), vec![Running, NotRunning]);
     }
 
     #[test]
     fn a_clone_starts_with_the_pending_events_then_sees_every_new_one() {
-        let (queue, events) = queue_with(&[Up, Down]);
-        assert_eq!(events.try_recv(), Ok(Up));
+        let (queue, events) = queue_with(&[Running, NotRunning]);
+        assert_eq!(events.try_recv(), Ok(Running));
         let other = events.clone();
         queue.push(MtuUpdate(1400));
-        assert_eq!(drain(&events), vec![Down, MtuUpdate(1400)]);
-        assert_eq!(drain(&other), vec![Down, MtuUpdate(1400)]);
+        assert_eq!(drain(&events), vec![NotRunning, MtuUpdate(1400)]);
+        assert_eq!(drain(&other), vec![NotRunning, MtuUpdate(1400)]);
     }
 
     #[test]
     fn events_before_the_first_receiver_go_to_it_and_not_to_later_ones() {
-        let (queue, first) = queue_with(&[Up]);
+        let (queue, first) = queue_with(&[Running]);
         let later = queue.subscribe();
-        assert_eq!(drain(&first), vec![Up]);
+        assert_eq!(drain(&first), vec![Running]);
         assert_eq!(later.try_recv(), Err(TryRecvError::Empty));
     }
 
@@ -625,10 +625,10 @@ mod tests {
     fn dropped_receivers_are_forgotten_and_a_receiver_made_after_close_is_disconnected() {
         let (queue, events) = queue_with(&[]);
         drop(queue.subscribe());
-        queue.push(Up);
+        queue.push(Running);
         assert_eq!(queue.hub.lock().receivers.len(), 1);
         queue.close();
-        assert_eq!(events.recv(), Some(Up));
+        assert_eq!(events.recv(), Some(Running));
         assert_eq!(
             queue.subscribe().try_recv(),
             Err(TryRecvError::Disconnected)
@@ -674,11 +674,14 @@ mod tests {
             (first, block_on(events.recv_async()))
         });
         std::thread::sleep(Duration::from_millis(20));
-        queue.push(Up);
+        queue.push(Running);
         // Woken by the push itself, not only by the close that follows.
-        assert_eq!(arrived.recv_timeout(Duration::from_secs(5)), Ok(Some(Up)));
+        assert_eq!(
+            arrived.recv_timeout(Duration::from_secs(5)),
+            Ok(Some(Running))
+        );
         queue.close();
-        assert_eq!(reader.join().unwrap(), (Some(Up), None));
+        assert_eq!(reader.join().unwrap(), (Some(Running), None));
     }
 
     #[test]
@@ -739,11 +742,11 @@ mod tests {
         assert_eq!(events.inbox().unwrap().state.lock().wakers.len(), 1);
         // The abandoned future's task is no longer referenced (the count's only holders are the test's).
         assert_eq!(Arc::strong_count(&dropped_count), 2);
-        queue.push(Up);
+        queue.push(Running);
         assert_eq!((wakes(&kept_count), wakes(&dropped_count)), (1, 0));
         assert_eq!(
             Pin::new(&mut kept).poll(&mut Context::from_waker(&kept_waker)),
-            Poll::Ready(Some(Up))
+            Poll::Ready(Some(Running))
         );
     }
 
@@ -767,7 +770,7 @@ mod tests {
                 .is_pending()
         );
         assert_eq!(events.inbox().unwrap().state.lock().wakers.len(), 1);
-        queue.push(Up);
+        queue.push(Running);
         assert_eq!((wakes(&first_count), wakes(&second_count)), (0, 1));
     }
 

@@ -5,7 +5,7 @@ use crate::Event;
 /// What the monitor has told its reader about the link.
 ///
 /// The first observation only records the MTU (the device was created with it; nothing changed). A link
-/// that is not running at first is not reported as down: `Down` only ever follows an `Up`.
+/// that is not running at first is not reported as down: `NotRunning` only ever follows an `Running`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LinkTracker {
     up: bool,
@@ -22,7 +22,11 @@ impl LinkTracker {
         let mut changes = Changes::default();
         if running != self.up {
             self.up = running;
-            changes.state = Some(if running { Event::Up } else { Event::Down });
+            changes.state = Some(if running {
+                Event::Running
+            } else {
+                Event::NotRunning
+            });
         }
         if let Some(mtu) = mtu {
             if self.mtu.is_some_and(|last| last != mtu) {
@@ -33,10 +37,10 @@ impl LinkTracker {
         changes
     }
 
-    /// The device is gone (deleted while its fd was open): report `Down` if it was up.
+    /// The device is gone (deleted while its fd was open): report `NotRunning` if it was up.
     pub(crate) fn gone(&mut self) -> Changes {
         let changes = Changes {
-            state: self.up.then_some(Event::Down),
+            state: self.up.then_some(Event::NotRunning),
             mtu: None,
         };
         self.up = false;
@@ -63,7 +67,7 @@ impl IntoIterator for Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Event::{Down, MtuUpdate, Up};
+    use Event::{MtuUpdate, NotRunning, Running};
 
     fn observe(tracker: &mut LinkTracker, running: bool, mtu: Option<u32>) -> Vec<Event> {
         tracker.observe(running, mtu).into_iter().collect()
@@ -78,7 +82,7 @@ mod tests {
     #[test]
     fn first_observation_of_a_running_link_reports_up_but_not_its_mtu() {
         let mut tracker = LinkTracker::default();
-        assert_eq!(observe(&mut tracker, true, Some(1500)), vec![Up]);
+        assert_eq!(observe(&mut tracker, true, Some(1500)), vec![Running]);
     }
 
     #[test]
@@ -88,7 +92,7 @@ mod tests {
         seen.extend(observe(&mut tracker, true, Some(1500)));
         seen.extend(observe(&mut tracker, true, Some(1400)));
         seen.extend(observe(&mut tracker, false, Some(1400)));
-        assert_eq!(seen, vec![Up, MtuUpdate(1400), Down]);
+        assert_eq!(seen, vec![Running, MtuUpdate(1400), NotRunning]);
     }
 
     #[test]
@@ -106,7 +110,7 @@ mod tests {
         observe(&mut tracker, false, Some(1500));
         assert_eq!(
             observe(&mut tracker, true, Some(9000)),
-            vec![Up, MtuUpdate(9000)]
+            vec![Running, MtuUpdate(9000)]
         );
     }
 
@@ -123,7 +127,10 @@ mod tests {
         let mut tracker = LinkTracker::default();
         assert_eq!(tracker.gone().into_iter().collect::<Vec<_>>(), vec![]);
         observe(&mut tracker, true, Some(1500));
-        assert_eq!(tracker.gone().into_iter().collect::<Vec<_>>(), vec![Down]);
+        assert_eq!(
+            tracker.gone().into_iter().collect::<Vec<_>>(),
+            vec![NotRunning]
+        );
         assert_eq!(tracker.gone().into_iter().collect::<Vec<_>>(), vec![]);
     }
 }

@@ -463,7 +463,7 @@ mod tests {
         worker.failed_lookups = MAX_FAILED_LOOKUPS - 1;
         assert_eq!(worker.handle(link(7, 3, true, 1500)), Flow::Continue);
         assert_eq!(worker.phase, Phase::Tracking { index: 7, seq: 3 });
-        assert_eq!(drain(&events), vec![Event::Up]);
+        assert_eq!(drain(&events), vec![Event::Running]);
         assert_eq!(worker.failed_lookups, 0);
     }
 
@@ -528,7 +528,7 @@ mod tests {
         worker.handle(link(7, 0, false, 1400));
         assert_eq!(
             drain(&events),
-            vec![Event::Up, Event::MtuUpdate(1400), Event::Down]
+            vec![Event::Running, Event::MtuUpdate(1400), Event::NotRunning]
         );
     }
 

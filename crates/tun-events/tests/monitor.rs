@@ -51,14 +51,14 @@ fn up_mtu_down_are_reported_in_order_and_only_once() {
     let events = monitor.events();
     expect_quiet(&events);
     ns.ip(&["link", "set", "evt0", "up"]);
-    expect_event(&events, Event::Up);
+    expect_event(&events, Event::Running);
     ns.ip(&["link", "set", "evt0", "mtu", "1400"]);
     expect_event(&events, Event::MtuUpdate(1400));
     // Setting what is already set produces no event.
     ns.ip(&["link", "set", "evt0", "mtu", "1400"]);
     ns.ip(&["link", "set", "evt0", "up"]);
     ns.ip(&["link", "set", "evt0", "down"]);
-    expect_event(&events, Event::Down);
+    expect_event(&events, Event::NotRunning);
     expect_quiet(&events);
     assert!(monitor.take_error().is_none());
 }
@@ -70,7 +70,7 @@ fn device_running_before_spawn_is_reported_up_at_once() {
     let tun = ns.create_tun("evt0");
     ns.ip(&["link", "set", "evt0", "up"]);
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
-    assert_eq!(monitor.events().try_recv(), Ok(Event::Up));
+    assert_eq!(monitor.events().try_recv(), Ok(Event::Running));
 }
 
 #[test]
@@ -83,25 +83,25 @@ fn device_is_followed_into_a_second_and_a_third_namespace() {
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
     let events = monitor.events();
     first.ip(&["link", "set", "evt0", "up"]);
-    expect_event(&events, Event::Up);
+    expect_event(&events, Event::Running);
 
     // Moving closes the link in the old namespace.
     first.ip(&["link", "set", "dev", "evt0", "netns", second.name()]);
-    expect_event(&events, Event::Down);
+    expect_event(&events, Event::NotRunning);
     second.ip(&["link", "set", "evt0", "up"]);
-    expect_event(&events, Event::Up);
+    expect_event(&events, Event::Running);
     second.ip(&["link", "set", "evt0", "mtu", "1300"]);
     expect_event(&events, Event::MtuUpdate(1300));
     second.ip(&["link", "set", "evt0", "down"]);
-    expect_event(&events, Event::Down);
+    expect_event(&events, Event::NotRunning);
 
     second.ip(&["link", "set", "dev", "evt0", "netns", third.name()]);
     third.ip(&["link", "set", "evt0", "mtu", "1280"]);
     expect_event(&events, Event::MtuUpdate(1280));
     third.ip(&["link", "set", "evt0", "up"]);
-    expect_event(&events, Event::Up);
+    expect_event(&events, Event::Running);
     third.ip(&["link", "set", "evt0", "down"]);
-    expect_event(&events, Event::Down);
+    expect_event(&events, Event::NotRunning);
     assert!(monitor.take_error().is_none());
 }
 
@@ -122,7 +122,7 @@ fn device_renamed_and_moved_with_a_new_index_is_still_followed() {
     first.ip(&["link", "set", "dev", "evt-renamed", "netns", second.name()]);
     assert_ne!(second.index_of("evt-renamed"), old_index);
     second.ip(&["link", "set", "evt-renamed", "up"]);
-    expect_event(&events, Event::Up);
+    expect_event(&events, Event::Running);
     second.ip(&["link", "set", "evt-renamed", "mtu", "1450"]);
     expect_event(&events, Event::MtuUpdate(1450));
 }
@@ -135,9 +135,9 @@ fn deleting_the_device_reports_down_and_stops_the_monitor() {
     let monitor = Monitor::spawn(tun.as_fd()).expect("spawn");
     let events = monitor.events();
     ns.ip(&["link", "set", "evt0", "up"]);
-    expect_event(&events, Event::Up);
+    expect_event(&events, Event::Running);
     ns.ip(&["link", "del", "evt0"]);
-    expect_event(&events, Event::Down);
+    expect_event(&events, Event::NotRunning);
     assert_eq!(
         events.recv_timeout(REPORT_WITHIN),
         Err(RecvTimeoutError::Disconnected)
@@ -175,9 +175,13 @@ fn unread_flaps_stay_bounded_and_a_late_reader_sees_the_final_state() {
         }
         assert!(read.len() <= 4000, "more events than changes");
     }
-    assert_eq!(read.last(), Some(&Event::Up), "{read:?}");
+    assert_eq!(read.last(), Some(&Event::Running), "{read:?}");
     for (i, event) in read.iter().enumerate() {
-        let expected = if i % 2 == 0 { Event::Up } else { Event::Down };
+        let expected = if i % 2 == 0 {
+            Event::Running
+        } else {
+            Event::NotRunning
+        };
         assert_eq!(*event, expected, "event {i} of {read:?}");
     }
     assert!(monitor.take_error().is_none());
@@ -208,7 +212,10 @@ fn stop_joins_promptly_and_disconnects_receivers_after_pending_events() {
     };
     std::thread::sleep(Duration::from_millis(50));
     assert_prompt(stop_timed(&monitor));
-    assert_eq!(blocked.join().expect("reader"), (Some(Event::Up), None));
+    assert_eq!(
+        blocked.join().expect("reader"),
+        (Some(Event::Running), None)
+    );
     assert!(monitor.is_stopped());
     monitor.stop();
 }

@@ -107,7 +107,7 @@ impl Builder {
         self
     }
 
-    /// Whether to watch the link for up/down/MTU events (on by default).
+    /// Whether to watch the link for running/not-running/MTU events (on by default).
     pub fn monitor(mut self, on: bool) -> Self {
         self.monitor = on;
         self

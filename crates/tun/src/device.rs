@@ -464,7 +464,7 @@ impl Tun {
         self.device.monitor.is_some()
     }
 
-    /// A receiver of link events: [`Event::Up`](tun_events::Event::Up), `Down` and `MtuUpdate`, reported
+    /// A receiver of link events: [`Event::Running`](tun_events::Event::Running), `Down` and `MtuUpdate`, reported
     /// only when they change. The monitor never waits for readers: unread events are folded (at most
     /// [`tun_events::MAX_PENDING`] wait) and the newest state is kept. The receiver disconnects when the device
     /// is closed, or when the monitor fails ([`Events::take_error`](tun_events::Events::take_error) says
@@ -478,7 +478,7 @@ impl Tun {
     /// let events = tun.events();
     /// tun.set_up(true)?;
     /// match events.recv_timeout(Duration::from_secs(1)) {
-    ///     Ok(tun::Event::Up) => println!("{} is up", tun.name()),
+    ///     Ok(tun::Event::Running) => println!("{} is up", tun.name()),
     ///     Ok(other) => println!("{other}"),
     ///     Err(e) => println!("no event: {e}"),
     /// }
