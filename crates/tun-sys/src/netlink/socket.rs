@@ -11,10 +11,12 @@ use zerocopy::{FromZeros, Immutable, IntoBytes};
 use super::addr::{
     AddressMessage, AddressSpec, IfAddrMsg, RTM_GETADDR, encode_del_address, encode_new_address,
 };
+use super::link::{TunLinkInfo, encode_getlink};
+use super::message::{Message, Messages};
 use super::route::{
     RTM_GETROUTE, RouteMessage, RouteSpec, RtMsg, encode_del_route, encode_new_route,
 };
-use super::wire::{Message, Messages, TunLinkInfo, encode_dump, encode_getlink};
+use super::wire::encode_dump;
 use crate::sys::cvt;
 
 /// How long a request waits for the kernel's answer. The kernel answers at once; this only bounds a wait
@@ -330,7 +332,7 @@ impl RouteSocket {
             };
             for message in Messages::new(buf.get(..len).unwrap_or_default()) {
                 let message = message.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                if message_seq(&message) == Some(seq)
+                if message.seq() == Some(seq)
                     && let Some(answer) = each(message)
                 {
                     return Ok(answer);
@@ -365,17 +367,6 @@ fn errno_result(errno: i32) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::from_raw_os_error(errno))
-    }
-}
-
-/// The sequence number of a reply message; `None` for those that carry none this crate reads.
-fn message_seq(message: &Message<'_>) -> Option<u32> {
-    match message {
-        Message::NewLink(link) | Message::DelLink(link) => Some(link.seq),
-        Message::NewAddress(address) | Message::DelAddress(address) => Some(address.seq),
-        Message::NewRoute(route) | Message::DelRoute(route) => Some(route.seq),
-        Message::Error { seq, .. } | Message::Done { seq } => Some(*seq),
-        Message::Overrun | Message::Other { .. } => None,
     }
 }
 
