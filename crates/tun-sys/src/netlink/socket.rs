@@ -19,8 +19,10 @@ use super::route::{
 use super::wire::encode_dump;
 use crate::sys::cvt;
 
-/// How long a request waits for the kernel's answer. The kernel answers at once; this only bounds a wait
-/// that something unforeseen would otherwise make endless.
+/// How long a request waits for the kernel's answer: the one timeout of this crate. rtnetlink handles a
+/// request within the `sendto` that carries it and queues the answer (or a dump's first part) before that
+/// returns, so this only bounds a wait that something unforeseen would otherwise make endless; it is no
+/// setting for callers to tune.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A receive buffer this large holds any datagram the kernel sends on a route socket: it sizes them to
@@ -65,6 +67,9 @@ impl From<RecvError> for io::Error {
 ///
 /// The socket belongs to the network namespace of the thread that created it for its whole life: it
 /// reports the links of that namespace only, and it keeps the namespace alive.
+///
+/// The calls that wait for the kernel's answer ([`add_address`](Self::add_address) and its siblings, and
+/// [`tun_link_info`](Self::tun_link_info)) wait at most 5 s, then return `TimedOut`.
 #[derive(Debug)]
 pub struct RouteSocket {
     fd: OwnedFd,
