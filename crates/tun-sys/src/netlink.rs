@@ -8,6 +8,11 @@
 //! routes and parse the kernel's reports of them; [`RouteSocket::add_address`] and its siblings send such a
 //! request and wait for its acknowledgement (or dump), so every error the kernel reports is returned.
 //!
+//! The files are layered as smoltcp's `wire/` is: `wire.rs` frames messages and attributes (headers,
+//! lengths, alignment, acknowledgements and error reports, request encoding) and knows no message type;
+//! `link.rs`, [`addr`] and [`route`] each read and build one family of messages on top of it; `message.rs`
+//! dispatches a framed message to its family by type; `socket.rs` sends and receives.
+//!
 //! ```no_run
 //! use tun_sys::netlink::{Message, Messages, RecvError, RouteSocket};
 //!
@@ -29,6 +34,8 @@
 //! ```
 
 pub mod addr;
+mod link;
+mod message;
 pub mod route;
 mod socket;
 mod wire;
@@ -36,7 +43,7 @@ mod wire;
 #[cfg(test)]
 mod captures;
 
+pub use link::{LinkMessage, TunLinkInfo};
+pub use message::{Message, Messages};
 pub use socket::{RECV_BUFFER_LEN, RecvError, RouteSocket};
-pub use wire::{
-    Attribute, Attributes, LinkMessage, MalformedMessage, Message, Messages, TunLinkInfo,
-};
+pub use wire::{Attribute, Attributes, MalformedMessage};

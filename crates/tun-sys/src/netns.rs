@@ -40,6 +40,10 @@ pub fn same(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> io::Result<bool> {
 /// Runs `f` on a new thread that first entered `ns`, and returns its result. The calling thread's own
 /// namespace never changes.
 ///
+/// The thread is scoped: it ends before `run_in` returns, and it is the only one this crate starts. A thread
+/// of its own, instead of entering `ns` and back on the caller's, is what makes "never changes" hold even when
+/// entering back would fail.
+///
 /// ```no_run
 /// # fn main() -> std::io::Result<()> {
 /// let ns: std::os::fd::OwnedFd = std::fs::File::open("/run/netns/blue")?.into();

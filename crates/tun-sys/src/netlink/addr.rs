@@ -12,8 +12,8 @@ use std::net::IpAddr;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::wire::{
-    Attributes, MalformedMessage, NlMsgHdr, begin_request, finish_request, push_attribute,
-    push_ip_attribute, split_fixed,
+    Attributes, Frame, MalformedMessage, begin_request, family_of, finish_request, push_attribute,
+    push_ip_attribute,
 };
 
 /// `RTM_NEWADDR`: add an address (and the kernel's report of one).
@@ -77,14 +77,6 @@ impl AddressSpec {
     fn push_attributes(&self, out: &mut Vec<u8>) {
         push_ip_attribute(out, IFA_LOCAL, self.local);
         push_ip_attribute(out, IFA_ADDRESS, self.peer.unwrap_or(self.local));
-    }
-}
-
-/// The address family byte (`AF_INET` or `AF_INET6`) of `addr`.
-pub(crate) fn family_of(addr: IpAddr) -> u8 {
-    match addr {
-        IpAddr::V4(_) => libc::AF_INET as u8,
-        IpAddr::V6(_) => libc::AF_INET6 as u8,
     }
 }
 
@@ -170,13 +162,11 @@ impl AddressMessage {
         self.flags & IFA_F_TENTATIVE != 0
     }
 
-    pub(crate) fn parse(
-        header: &NlMsgHdr,
-        payload: &[u8],
-    ) -> Result<AddressMessage, MalformedMessage> {
-        let (fixed, attributes) = split_fixed::<IfAddrMsg>(header, payload)?;
+    /// Reads an address message (`RTM_NEWADDR`, `RTM_DELADDR`) out of its frame.
+    pub(crate) fn parse(frame: &Frame<'_>) -> Result<AddressMessage, MalformedMessage> {
+        let (fixed, attributes) = frame.split_fixed::<IfAddrMsg>()?;
         let mut message = AddressMessage {
-            seq: header.seq,
+            seq: frame.header.seq,
             family: fixed.family,
             prefix_len: fixed.prefix_len,
             flags: u32::from(fixed.flags),

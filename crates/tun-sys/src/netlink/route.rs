@@ -11,10 +11,9 @@ use std::net::IpAddr;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use super::addr::family_of;
 use super::wire::{
-    Attributes, MalformedMessage, NlMsgHdr, begin_request, finish_request, push_attribute,
-    push_ip_attribute, split_fixed,
+    Attributes, Frame, MalformedMessage, begin_request, family_of, finish_request, push_attribute,
+    push_ip_attribute,
 };
 
 /// `RTM_NEWROUTE`: add a route (and the kernel's report of one).
@@ -179,13 +178,11 @@ impl RouteMessage {
         })
     }
 
-    pub(crate) fn parse(
-        header: &NlMsgHdr,
-        payload: &[u8],
-    ) -> Result<RouteMessage, MalformedMessage> {
-        let (fixed, attributes) = split_fixed::<RtMsg>(header, payload)?;
+    /// Reads a route message (`RTM_NEWROUTE`, `RTM_DELROUTE`) out of its frame.
+    pub(crate) fn parse(frame: &Frame<'_>) -> Result<RouteMessage, MalformedMessage> {
+        let (fixed, attributes) = frame.split_fixed::<RtMsg>()?;
         let mut message = RouteMessage {
-            seq: header.seq,
+            seq: frame.header.seq,
             family: fixed.family,
             dst_len: fixed.dst_len,
             table: u32::from(fixed.table),

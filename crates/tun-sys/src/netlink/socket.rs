@@ -11,14 +11,18 @@ use zerocopy::{FromZeros, Immutable, IntoBytes};
 use super::addr::{
     AddressMessage, AddressSpec, IfAddrMsg, RTM_GETADDR, encode_del_address, encode_new_address,
 };
+use super::link::{TunLinkInfo, encode_getlink};
+use super::message::{Message, Messages};
 use super::route::{
     RTM_GETROUTE, RouteMessage, RouteSpec, RtMsg, encode_del_route, encode_new_route,
 };
-use super::wire::{Message, Messages, TunLinkInfo, encode_dump, encode_getlink};
+use super::wire::encode_dump;
 use crate::sys::cvt;
 
-/// How long a request waits for the kernel's answer. The kernel answers at once; this only bounds a wait
-/// that something unforeseen would otherwise make endless.
+/// How long a request waits for the kernel's answer: the one timeout of this crate. rtnetlink handles a
+/// request within the `sendto` that carries it and queues the answer (or a dump's first part) before that
+/// returns, so this only bounds a wait that something unforeseen would otherwise make endless; it is no
+/// setting for callers to tune.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A receive buffer this large holds any datagram the kernel sends on a route socket: it sizes them to
@@ -63,6 +67,9 @@ impl From<RecvError> for io::Error {
 ///
 /// The socket belongs to the network namespace of the thread that created it for its whole life: it
 /// reports the links of that namespace only, and it keeps the namespace alive.
+///
+/// The calls that wait for the kernel's answer ([`add_address`](Self::add_address) and its siblings, and
+/// [`tun_link_info`](Self::tun_link_info)) wait at most 5 s, then return `TimedOut`.
 #[derive(Debug)]
 pub struct RouteSocket {
     fd: OwnedFd,
@@ -330,7 +337,7 @@ impl RouteSocket {
             };
             for message in Messages::new(buf.get(..len).unwrap_or_default()) {
                 let message = message.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                if message_seq(&message) == Some(seq)
+                if message.seq() == Some(seq)
                     && let Some(answer) = each(message)
                 {
                     return Ok(answer);
@@ -365,17 +372,6 @@ fn errno_result(errno: i32) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::from_raw_os_error(errno))
-    }
-}
-
-/// The sequence number of a reply message; `None` for those that carry none this crate reads.
-fn message_seq(message: &Message<'_>) -> Option<u32> {
-    match message {
-        Message::NewLink(link) | Message::DelLink(link) => Some(link.seq),
-        Message::NewAddress(address) | Message::DelAddress(address) => Some(address.seq),
-        Message::NewRoute(route) | Message::DelRoute(route) => Some(route.seq),
-        Message::Error { seq, .. } | Message::Done { seq } => Some(*seq),
-        Message::Overrun | Message::Other { .. } => None,
     }
 }
 
