@@ -50,9 +50,9 @@ fn example_prints_each_event_and_exits_zero_on_sigterm() {
         "the example did not create tex0"
     );
     for (args, line) in [
-        (&["link", "set", "tex0", "up"][..], "up"),
+        (&["link", "set", "tex0", "up"][..], "running"),
         (&["link", "set", "tex0", "mtu", "1400"][..], "mtu 1400"),
-        (&["link", "set", "tex0", "down"][..], "down"),
+        (&["link", "set", "tex0", "down"][..], "not running"),
     ] {
         ns.ip(args);
         assert_eq!(lines.recv_timeout(WITHIN).as_deref(), Ok(line));
