@@ -1,4 +1,5 @@
-//! [`Tun`]: one queue of a TUN device, its configuration and its lifetime (close and drop).
+//! [`Tun`]: one queue of a TUN device: its setup, its queues, its offload switches and events, and its lifetime
+//! (close and drop). Configuration is in `config.rs`, packets in `read.rs` and `write.rs`.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
@@ -6,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
-use tun_sys::{EventFd, IfFlags, IfName, Offloads, TunFlags};
+use tun_sys::{EventFd, IfName, Offloads, TunFlags};
 
 use crate::error::{Error, Result};
 use crate::queue_fds::QueueFds;
@@ -330,56 +331,6 @@ impl Tun {
         Ok(name)
     }
 
-    /// The interface index.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Io`] when the kernel cannot answer
-    /// (`SIOCGIFINDEX`; `ENODEV` once the device is deleted).
-    pub fn index(&self) -> Result<u32> {
-        self.with_ctl("SIOCGIFINDEX", tun_sys::iface::index)
-    }
-
-    /// The interface's MTU.
-    ///
-    /// # Errors
-    ///
-    /// As [`index`](Self::index) (`SIOCGIFMTU`).
-    pub fn mtu(&self) -> Result<u32> {
-        self.with_ctl("SIOCGIFMTU", tun_sys::iface::mtu)
-    }
-
-    /// Sets the interface's MTU: 68 to 65535 (IPv6 needs 1280 or more on the link).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidMtu`] outside 68..=65535, before any system call; [`Error::Closed`] after
-    /// [`close`](Self::close); [`Error::Io`] when the kernel refuses (`SIOCSIFMTU`).
-    pub fn set_mtu(&self, mtu: u32) -> Result<()> {
-        check_mtu(mtu)?;
-        self.with_ctl("SIOCSIFMTU", |sock, name| {
-            tun_sys::iface::set_mtu(sock, name, mtu)
-        })
-    }
-
-    /// Brings the interface administratively up (`true`) or down (`false`), like `ip link set dev X up`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Io`] when the kernel refuses
-    /// (`SIOCGIFFLAGS`/`SIOCSIFFLAGS`; `EPERM` without CAP_NET_ADMIN in the device's namespace).
-    pub fn set_up(&self, up: bool) -> Result<()> {
-        let flags = self.with_ctl("SIOCGIFFLAGS", tun_sys::iface::flags)?;
-        let wanted = if up {
-            flags | IfFlags::UP
-        } else {
-            flags.difference(IfFlags::UP)
-        };
-        self.with_ctl("SIOCSIFFLAGS", |sock, name| {
-            tun_sys::iface::set_flags(sock, name, wanted)
-        })
-    }
-
     /// Runs the interface ioctl `op` on the device, wherever it lives now and whatever it is called there.
     pub(crate) fn with_ctl<T>(
         &self,
@@ -568,18 +519,6 @@ impl Tun {
             .map_err(|e| Error::io("eventfd write", self.label, e));
         self.device.queue_closed();
         Some(woken)
-    }
-}
-
-/// The MTUs a TUN device takes (the kernel's `tun_net_change_mtu` bounds: ETH_MIN_MTU to 65535).
-const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
-
-/// [`Error::InvalidMtu`] for an MTU no TUN device takes, so that it is refused before any system call.
-pub(crate) fn check_mtu(mtu: u32) -> Result<()> {
-    if MTU_RANGE.contains(&mtu) {
-        Ok(())
-    } else {
-        Err(Error::InvalidMtu { mtu })
     }
 }
 
