@@ -449,45 +449,30 @@ impl Tun {
 
     /// Closes the device: wakes any thread blocked in a read or write (it gets [`Error::Closed`]), waits for it
     /// to leave, and releases the queue, which removes a non-persistent interface once its last queue is gone.
-    /// Idempotent; every later call on this `Tun` gets [`Error::Closed`].
+    /// Idempotent; every later call on this `Tun` gets [`Error::Closed`]. The descriptor number stays
+    /// allocated (pointing at `/dev/null`) until the `Tun` is dropped, so fds handed out by [`AsFd`] never
+    /// dangle.
     ///
-    /// The descriptor number stays allocated (pointing at `/dev/null`) until the `Tun` is dropped, so fds
-    /// handed out by [`AsFd`] never dangle. The kernel removes the interface once nothing holds the queue any
-    /// more: a child process being forked by another thread at that moment holds it until it executes its
-    /// program (every fd here is close-on-exec), so reusing the name at once may briefly see
-    /// [`Error::DeviceBusy`].
-    ///
-    /// A queue of a multi-queue device is detached first (TUNSETQUEUE), so from the moment `close` returns the
-    /// kernel steers its flows to the device's other queues, whatever other process still holds the file:
-    /// unless another descriptor in this process refers to the same open file (a `Tun` made with
-    /// [`from_fd`](Self::from_fd) of a duplicate of this fd, or the fd this one duplicates), which the
-    /// program still uses. Detaching acts on the open file, not on one descriptor, so it would silently stop
-    /// that one's traffic; the queue then stays attached until its last descriptor is closed. Where the kernel
-    /// cannot compare open files (`kcmp` refused: `ENOSYS`, `EPERM`), only a queue this library attached
-    /// itself ([`Builder::build`](crate::Builder::build), [`open_queue`](Self::open_queue)) is detached, not
-    /// one handed over with `from_fd`, which may have been duplicated first.
+    /// A queue of a multi-queue device is detached first, so its flows go to the other queues at once even
+    /// while a child being forked still holds the file; not when another descriptor of this process shares
+    /// the open file (a `Tun` from [`from_fd`](Self::from_fd) of a duplicate), whose traffic detaching would
+    /// stop. docs/ARCHITECTURE.md ("Queues and devices") has the details.
     ///
     /// ```no_run
-    /// use std::sync::Arc;
-    ///
-    /// let tun = Arc::new(tun::Builder::new().name("tun%d").build()?);
-    /// let reader = {
-    ///     let tun = Arc::clone(&tun);
-    ///     std::thread::spawn(move || {
-    ///         let mut batch = tun::PacketBatch::for_device(&tun);
-    ///         // Blocks until packets come, or until close() below wakes it with Error::Closed.
-    ///         while batch.read_from(&tun).is_ok() {}
-    ///     })
-    /// };
+    /// let tun = std::sync::Arc::new(tun::Builder::new().name("tun%d").build()?);
+    /// let reader = std::thread::spawn({
+    ///     let tun = tun.clone();
+    ///     // Blocks until packets come, or until close() wakes it with Error::Closed.
+    ///     move || while tun.recv(&mut [0u8; 65535]).is_ok() {}
+    /// });
     /// tun.close()?;
     /// reader.join().unwrap();
     /// # Ok::<(), tun::Error>(())
     /// ```
     ///
     /// # Errors
-    ///
-    /// [`Error::Io`] when waking blocked threads (`eventfd write`) or releasing the queue failed; the `Tun` is
-    /// closed all the same. A second call returns `Ok(())`.
+    /// [`Error::Io`] when waking blocked threads or releasing the queue failed; the `Tun` is closed all the
+    /// same.
     pub fn close(&self) -> Result<()> {
         let Some(woken) = self.begin_close() else {
             return Ok(());
