@@ -1,0 +1,250 @@
+//! `tun-forward` as the benchmark runs it: it creates tunA and tunB in two existing namespaces, brings them up
+//! with the addresses and routes given on its command line, carries traffic between them, and on SIGTERM
+//! prints its counters per direction (the lines `cargo xtask bench` parses) and exits 0, removing both
+//! devices. Checked in each of its modes: offloads, no offloads, async (tokio), several queues and the raw
+//! passthrough.
+//!
+//! Cargo builds the package's binaries for its integration tests (`CARGO_BIN_EXE_tun-forward`), so the test
+//! runs the binary of this very build, inside namespaces it creates and removes.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tun_test_support::signal::{self, Signal};
+use tun_test_support::{NetNs, wait_until};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+const A4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const B4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+
+/// A namespace for one side of the forwarder, its loopback up.
+fn side(role: &str) -> NetNs {
+    NetNs::tagged(&format!("tfw-{role}"))
+}
+
+/// The forwarder while it runs, killed if the test fails before it exits on its own.
+struct Running(Child);
+
+impl Running {
+    /// The exit status once it has exited, or `None` if it is still running after `within`.
+    fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let mut status = None;
+        wait_until(within, || {
+            status = self.0.try_wait().expect("wait");
+            status.is_some()
+        });
+        status
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// One counter of one direction from the forwarder's summary, e.g. `a->b: packets 10 bytes 15000 ...`.
+fn counter(summary: &str, direction: &str, name: &str) -> u64 {
+    let line = summary
+        .lines()
+        .find_map(|l| l.strip_prefix(direction).and_then(|r| r.strip_prefix(':')))
+        .unwrap_or_else(|| panic!("no {direction} line in {summary:?}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| *w == name)
+        .unwrap_or_else(|| panic!("no {name} in {line:?}"));
+    words
+        .get(at + 1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("bad {name} in {line:?}"))
+}
+
+/// Asserts that the forwarder forwards the way `mode` asks: a runtime's workers with `--async`, a thread per
+/// queue and direction with `--queues 2`, else one thread per direction.
+fn assert_forwarding_threads(pid: u32, mode: &[&str]) {
+    let names = tun_test_support::proc::thread_names(pid);
+    let has = |name: &str| names.iter().any(|n| n == name);
+    let per_direction = has("fwd a->b") && has("fwd b->a");
+    let second_queue = has("fwd a->b q1") && has("fwd b->a q1");
+    if mode.contains(&"--async") {
+        assert!(has("fwd tokio") && !per_direction, "{mode:?}: {names:?}");
+    } else if mode.contains(&"--queues") {
+        assert!(per_direction && second_queue, "{mode:?}: {names:?}");
+    } else {
+        assert!(
+            per_direction && !second_queue && !has("fwd tokio"),
+            "{mode:?}: {names:?}"
+        );
+    }
+}
+
+fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
+    let a = side("a");
+    let b = side("b");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tun-forward"));
+    cmd.args([
+        "--netns-a",
+        a.name(),
+        "--name-a",
+        "tunA",
+        "--netns-b",
+        b.name(),
+        "--name-b",
+        "tunB",
+        // The forwarder brings each device up with its address and a route to the other side.
+        "--address-a",
+        &format!("{A4}/32"),
+        "--route-a",
+        &format!("{B4}/32"),
+        "--address-b",
+        &format!("{B4}/32"),
+        "--route-b",
+        &format!("{A4}/32"),
+    ])
+    .args(mode)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut running = Running(cmd.spawn().expect("start tun-forward"));
+    // The route is the last thing the library configures.
+    assert!(
+        wait_until(TIMEOUT, || a.has_route("tunA", &format!("{B4}/32"))
+            && b.has_route("tunB", &format!("{A4}/32"))),
+        "the devices did not appear configured"
+    );
+
+    // 4 MiB over TCP from A to B, through the forwarder.
+    let data: Vec<u8> = (0..4u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let addr = SocketAddr::from((B4, 46_001));
+    let listener = b.run_in(|| TcpListener::bind(addr)).expect("listen in B");
+    let receiver = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).expect("receive");
+        got
+    });
+    let mut stream = a
+        .run_in(|| TcpStream::connect_timeout(&addr, TIMEOUT))
+        .expect("connect from A");
+    stream.set_write_timeout(Some(TIMEOUT)).expect("timeout");
+    stream.write_all(&data).expect("send");
+    drop(stream);
+    let got = receiver.join().expect("receiver thread");
+    assert!(
+        got == data,
+        "received {} bytes, not what was sent",
+        got.len()
+    );
+
+    assert_forwarding_threads(running.0.id(), mode);
+
+    signal::send(running.0.id(), Signal::Terminate).expect("SIGTERM");
+    let status = running.wait_exit(TIMEOUT).expect("no exit after SIGTERM");
+    let mut summary = String::new();
+    running
+        .0
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut summary)
+        .expect("read stdout");
+    assert!(status.success(), "exit {status}: {summary}");
+    assert!(
+        counter(&summary, "a->b", "bytes") > data.len() as u64,
+        "{summary}"
+    );
+    assert!(counter(&summary, "a->b", "packets") > 0, "{summary}");
+    assert!(counter(&summary, "b->a", "packets") > 0, "{summary}");
+    assert_eq!(counter(&summary, "a->b", "errors"), 0, "{summary}");
+    // super-packets is reported in every mode; only reads with offloads can have them, and only reads
+    // into more than one buffer. With offloads the kernel hands the TCP stream over in TSO super-packets.
+    let super_packets = counter(&summary, "a->b", "super-packets");
+    if mode.contains(&"--no-offload") || mode.contains(&"--batch") {
+        assert_eq!(super_packets, 0, "{summary}");
+    } else {
+        assert!(super_packets > 0, "{mode:?}: {summary}");
+    }
+    assert!(
+        wait_until(TIMEOUT, || !a.has_link("tunA") && !b.has_link("tunB")),
+        "devices left behind"
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tun_forward_with_offloads_carries_traffic_and_reports_on_sigterm() {
+    forward_carries_traffic_and_reports_on_sigterm(&[]);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tun_forward_with_one_buffer_per_read_carries_traffic() {
+    forward_carries_traffic_and_reports_on_sigterm(&["--batch", "1"]);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tun_forward_without_offloads_carries_traffic_and_reports_on_sigterm() {
+    forward_carries_traffic_and_reports_on_sigterm(&["--no-offload"]);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tun_forward_passthrough_carries_traffic_and_reports_on_sigterm() {
+    forward_carries_traffic_and_reports_on_sigterm(&["--passthrough"]);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tun_forward_async_carries_traffic_and_reports_on_sigterm() {
+    forward_carries_traffic_and_reports_on_sigterm(&["--async"]);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tun_forward_async_without_offloads_carries_traffic() {
+    forward_carries_traffic_and_reports_on_sigterm(&["--async", "--no-offload"]);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tun_forward_with_two_queues_per_device_carries_traffic_and_reports_on_sigterm() {
+    forward_carries_traffic_and_reports_on_sigterm(&["--queues", "2"]);
+}
+
+#[test]
+fn help_lists_every_option_of_the_command_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tun-forward"))
+        .arg("--help")
+        .output()
+        .expect("run tun-forward --help");
+    assert!(out.status.success(), "{}", out.status);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.starts_with("tun-forward --netns-a NS1"), "{help}");
+    for option in [
+        "--netns-a",
+        "--name-a",
+        "--netns-b",
+        "--name-b",
+        "--no-offload",
+        "--batch N",
+        "--passthrough",
+        "--async",
+        "--queues N",
+        "--address-a",
+        "--address-b",
+        "--route-a",
+        "--route-b",
+    ] {
+        assert!(help.contains(option), "{option} missing from {help}");
+    }
+}
