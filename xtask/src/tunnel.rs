@@ -30,10 +30,12 @@ pub(crate) const ADDR_A6: &str = "fd77::1";
 /// See [`ADDR_A4`].
 pub(crate) const ADDR_B6: &str = "fd77::2";
 
-/// Release builds of the programs the tunnel runs.
+/// Release builds of the programs the tunnel runs (all of them `tun-bench` binaries).
 #[derive(Debug)]
 pub(crate) struct Binaries {
-    forward: PathBuf,
+    /// The library's forwarder (`tun-forward`).
+    tun_forward: PathBuf,
+    /// The tun-rs peer (`tun-rs-forward`).
     tun_rs: PathBuf,
     /// The checked TCP stream (`stream-check`).
     pub(crate) stream_check: PathBuf,
@@ -45,18 +47,7 @@ impl Binaries {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         eprintln!("xtask: building the forwarders (release)...");
         run(Command::new(&cargo)
-            .args([
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "tun",
-                "--example",
-                "forward",
-                "-p",
-                "tun-bench",
-                "--bins",
-            ])
+            .args(["build", "--release", "--quiet", "-p", "tun-bench", "--bins"])
             .stderr(Stdio::inherit()))?;
         let release = target_dir(&cargo)?.join("release");
         let found = |path: PathBuf| {
@@ -67,7 +58,7 @@ impl Binaries {
             }
         };
         Ok(Self {
-            forward: found(release.join("examples").join("forward"))?,
+            tun_forward: found(release.join("tun-forward"))?,
             tun_rs: found(release.join("tun-rs-forward"))?,
             stream_check: found(release.join("stream-check"))?,
         })
@@ -148,7 +139,7 @@ impl Forwarder {
         let program = if self.is_peer() {
             &bins.tun_rs
         } else {
-            &bins.forward
+            &bins.tun_forward
         };
         let (program, pin) = pinned(cpu, &program.to_string_lossy());
         let mut cmd = Command::new(program);
