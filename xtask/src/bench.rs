@@ -97,7 +97,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--only" => {
-                options.forwarders = pick(flag, value, &Forwarder::ALL)?;
+                options.forwarders = pick(flag, value, &Forwarder::PICKABLE)?;
                 continue;
             }
             "--tests" => {
@@ -119,6 +119,13 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 ));
             }
         }
+    }
+    if options.forwarders.contains(&Forwarder::Baseline)
+        && std::env::var_os("TUN_FORWARD_BASELINE").is_none()
+    {
+        return Err(
+            "--only 8 (the baseline build) needs TUN_FORWARD_BASELINE=path/to/tun-forward".into(),
+        );
     }
     if options.together && options.forwarders.len() < 2 {
         return Err(
