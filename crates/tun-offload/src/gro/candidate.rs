@@ -4,7 +4,6 @@
 use super::GroOptions;
 use super::flow_key::FlowKey;
 use crate::MAX_PACKET;
-use crate::invariant::Invariant;
 use crate::wire::{IpPacket, TcpHeader, Transport, UdpHeader, tcp_flags};
 
 /// A packet that may be coalesced, with the facts the rules need, read once.
@@ -50,7 +49,7 @@ impl Candidate {
                 }
                 (
                     tcp.header_len(),
-                    port_bytes(tcp.ports()),
+                    tcp.ports(),
                     tcp.ack(),
                     tcp.seq(),
                     flags & tcp_flags::PSH != 0,
@@ -68,13 +67,7 @@ impl Candidate {
                 if udp.checksum() == 0 {
                     return None;
                 }
-                (
-                    UdpHeader::<&[u8]>::LEN,
-                    port_bytes(udp.ports()),
-                    0,
-                    0,
-                    false,
-                )
+                (UdpHeader::<&[u8]>::LEN, udp.ports(), 0, 0, false)
             }
         };
         let payload_len = l4.len().checked_sub(l4h_len).filter(|&n| n > 0)?;
@@ -87,11 +80,4 @@ impl Candidate {
             psh,
         })
     }
-}
-
-fn port_bytes(ports: &[u8]) -> [u8; 4] {
-    ports
-        .try_into()
-        .invariant("a checked header's ports are 4 bytes")
-        .unwrap_or_default()
 }
