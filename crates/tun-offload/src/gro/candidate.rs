@@ -18,13 +18,18 @@ pub(super) struct Candidate {
 }
 
 impl Candidate {
-    /// The packet as a coalescing candidate, or `None` when it must be written on its own.
+    /// Length of the IP packet (its buffer's size, as the IP length field says).
+    pub(super) fn len(&self) -> usize {
+        self.iph_len + self.l4h_len + self.payload_len
+    }
+
+    /// The packet `ip` views as a coalescing candidate, or `None` when it must be written on its own.
     #[inline]
-    pub(super) fn parse(packet: &[u8], options: GroOptions) -> Option<Self> {
+    pub(super) fn parse(ip: IpPacket<&[u8]>, options: GroOptions) -> Option<Self> {
+        let packet = ip.into_inner();
         if packet.len() > MAX_PACKET {
             return None;
         }
-        let ip = IpPacket::new_checked(packet).ok()?;
         let version = ip.version();
         // IPv4 options and IPv6 extension headers are not coalesced; the header must be the fixed one.
         if ip.header_len() != version.fixed_header_len() || ip.total_len() != packet.len() {
@@ -71,6 +76,7 @@ impl Candidate {
             }
         };
         let payload_len = l4.len().checked_sub(l4h_len).filter(|&n| n > 0)?;
+        // From here on the packet is read through views built from these values, never validated again.
         Some(Self {
             key: FlowKey::new(version, transport, ip.addrs(), &ports, ack),
             iph_len,

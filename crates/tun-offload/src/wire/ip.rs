@@ -130,6 +130,11 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
         }
     }
 
+    /// The buffer the view reads.
+    pub(crate) fn into_inner(self) -> T {
+        self.buf
+    }
+
     /// The IP version.
     pub fn version(&self) -> IpVersion {
         self.version
