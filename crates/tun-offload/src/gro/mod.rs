@@ -144,23 +144,30 @@ pub fn handle_gro<B: AsMut<[u8]>>(
             }
         }
     }
-    for item in table.items() {
-        if let Some(frame) = plan.frame_mut(item.frame) {
-            frame.buf = item.buf;
-            frame.len = item.len();
-            frame.merged = (item.segments > 1).then_some(Merged {
-                version: item.key.version,
-                transport: item.key.transport,
-                iph_len: item.iph_len,
-                l4h_len: item.l4h_len,
-                gso_size: item.gso_size,
-                segments: item.segments,
-                psh: item.psh,
-            });
-        }
-    }
+    let described = table.items().iter().try_for_each(|item| {
+        // Skipping an item would write its frame as the first packet alone and lose the packets merged
+        // into it, so a frame missing from the plan is an error, never a fallback.
+        let frame = plan
+            .frame_mut(item.frame)
+            .invariant("each held item's frame was pushed in this batch")
+            .ok_or(OffloadError::InvalidArgument(
+                "the table holds a packet of a frame the plan lacks",
+            ))?;
+        frame.buf = item.buf;
+        frame.len = item.len();
+        frame.merged = (item.segments > 1).then_some(Merged {
+            version: item.key.version,
+            transport: item.key.transport,
+            iph_len: item.iph_len,
+            l4h_len: item.l4h_len,
+            gso_size: item.gso_size,
+            segments: item.segments,
+            psh: item.psh,
+        });
+        Ok(())
+    });
     table.clear();
-    Ok(())
+    described
 }
 
 /// Which protocols [`handle_gro`] coalesces; packets of a protocol left out pass through unchanged.
