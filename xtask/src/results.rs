@@ -177,21 +177,34 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
         if let Some(line) = async_targets(results, test) {
             out.push_str(&line);
         }
-        if let Some(line) = queues_ratio(results, test) {
-            out.push_str(&line);
+        let paired = [
+            (Forwarder::OffloadQueues2, Forwarder::Offload, "(7)/(1)"),
+            (Forwarder::Offload, Forwarder::Baseline, "(1)/(8)"),
+        ];
+        for (ours, other, name) in paired {
+            if let Some(line) = round_ratios(results, test, ours, other, name) {
+                out.push_str(&line);
+            }
         }
     }
     out
 }
 
-/// Two queues against one, every round's ratio beside the median: on a host with fewer free cores than
-/// forwarding threads they cannot scale, and must not cost; on a busy small host the spread says as much.
-fn queues_ratio(results: &Results, test: TcpTest) -> Option<String> {
-    let ratios = results.paired_ratios(test, Forwarder::OffloadQueues2, Forwarder::Offload);
+/// `ours` against `other`, every round's ratio beside the median: two queues against one (on a host with
+/// fewer free cores than forwarding threads they cannot scale, and must not cost), or this build against a
+/// baseline build. On a busy small host the spread says as much as the median.
+fn round_ratios(
+    results: &Results,
+    test: TcpTest,
+    ours: Forwarder,
+    other: Forwarder,
+    name: &str,
+) -> Option<String> {
+    let ratios = results.paired_ratios(test, ours, other);
     let median = ratios.get(ratios.len().checked_sub(1)? / 2)?;
     let rounds: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
     Some(format!(
-        "  (7)/(1) = {median:.3} (per round, sorted: {})\n",
+        "  {name} = {median:.3} (per round, sorted: {})\n",
         rounds.join(" ")
     ))
 }
@@ -248,8 +261,9 @@ spread: (max - min) / median over the rounds. CPU %: the forwarder process (user
 core; system time includes the kernel's delivery of each written packet into namespace B's stack.
 pkts/read, pkts/write: MTU-sized packets per read(2) / write(2) system call of the A -> B thread (async
 forwarders: '-', their two directions share the runtime's threads).
-(1)/(3), (1)/(4), (5)/(1), (5)/(6), (7)/(1): throughput ratios within each round (the forwarders of a round
-run back to back), median over the rounds. (7) spreads flows over 2 queues per device, a thread per queue and
+(1)/(3), (1)/(4), (5)/(1), (5)/(6), (7)/(1), (1)/(8): throughput ratios within each round (the forwarders of a
+round run back to back, or at the same time with --together), median over the rounds. (8) is another build of
+tun-forward, named by TUN_FORWARD_BASELINE. (7) spreads flows over 2 queues per device, a thread per queue and
 direction: it scales with cores to spare (one per queue), and a single stream stays on one queue.";
 
 #[cfg(test)]
@@ -270,6 +284,21 @@ mod tests {
         assert!((median.gbits - 10.0).abs() < 1e-9);
         assert!((spread - 0.3).abs() < 1e-9);
         assert!(results.median(test, Forwarder::TunRs).is_none());
+    }
+
+    #[test]
+    fn a_baseline_build_is_compared_round_by_round() {
+        let test = TESTS[0];
+        let mut results = Results::new(&[Forwarder::Offload, Forwarder::Baseline]);
+        for (run, ours, base) in [(0, 5.0, 4.0), (1, 3.0, 3.0), (2, 6.0, 5.0)] {
+            results.record(test, Forwarder::Offload, run, Sample::of_gbits(ours));
+            results.record(test, Forwarder::Baseline, run, Sample::of_gbits(base));
+        }
+        let text = table(&results, &[test], 3);
+        assert!(
+            text.contains("(1)/(8) = 1.200 (per round, sorted: 1.00 1.20 1.25)"),
+            "{text}"
+        );
     }
 
     #[test]
