@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tun::{Builder, Error, Tun};
 use tun_system_tests::{
-    NetNs, addressed, is_udp4_to_port, local_addr, read_until, retry_eintr, udp4_packet,
+    NetNs, NetNsTun, addressed, is_udp4_to_port, local_addr, read_until, retry_eintr, udp4_packet,
     with_deadline, write_framed,
 };
 
