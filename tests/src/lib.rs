@@ -1,7 +1,7 @@
 //! Helpers of the whole-system privileged tests, on the workspace's test support.
 //!
 //! Each test makes its own [`NetNs`] (removed again when it drops, whatever happens), creates its devices
-//! inside it with [`NetNs::tun`], configures them through the library (addresses, routes, up) or with
+//! inside it with [`NetNsTun::tun`], configures them through the library (addresses, routes, up) or with
 //! [`NetNs::ip`] for what the library does not do, and checks what the kernel says with [`NetNs::link`].
 //! Traffic through a forwarder uses [`traffic::Tunnel`]; the `tun` crate's examples run as programs through
 //! [`examples`]. Nothing here touches the host's own interfaces, routes or firewall.
@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use tun::Tun;
 
+pub use tun_test_harness::{NetNsTun, runtime};
 pub use tun_test_support::packets::{
     is_udp4_to_port, sizes_after, tcp4_segment, udp4_checksum_ok, udp4_packet, with_room,
 };
 pub use tun_test_support::proc::{fd_count, settled_thread_count, thread_count};
 pub use tun_test_support::retry_eintr;
-pub use tun_test_support::{Link, NetNs, flaps, ipconfig, runtime, wait_until};
+pub use tun_test_support::{Link, NetNs, flaps, ipconfig, wait_until};
 
 /// Threads of this process whose name is `name`.
 pub fn threads_named(name: &str) -> usize {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tun_test_support::stream::StreamHash;
 pub use tun_test_support::stream::{Summary as Received, pseudo_random, sha256_hex};
 
-pub use tun_test_support::tunnel::{
+pub use tun_test_harness::tunnel::{
     A4, A6, B4, B6, DEV_A, DEV_B, DirectionStats, Forwarder, Tunnel, TunnelStats, a_addr, b_addr,
 };
 

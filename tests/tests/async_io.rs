@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tun::{AsyncTun, Builder, Error, Event, PacketBatch};
-use tun_system_tests::{NetNs, addressed, local_addr, runtime, udp4_packet, write_framed_async};
+use tun_system_tests::{
+    NetNs, NetNsTun, addressed, local_addr, runtime, udp4_packet, write_framed_async,
+};
 
 /// The peer address the tests' datagrams are sent to: routed through the device (10.77.0.0/24).
 const PEER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 7);

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use tun::Builder;
-use tun_system_tests::{NetNs, runtime};
+use tun_system_tests::{NetNs, NetNsTun, runtime};
 
 /// Builds (attaches a queue of the persistent device `name`), closes and drops an `AsyncTun` `cycles` times
 /// on a current-thread runtime driven by the calling thread.

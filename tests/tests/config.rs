@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use tun::{Builder, DeviceAddress, DeviceRoute, Error, Tun};
-use tun_system_tests::{NetNs, read_until, wait_until};
+use tun_system_tests::{NetNs, NetNsTun, read_until, wait_until};
 
 fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     Ipv4Addr::new(a, b, c, d).into()

@@ -4,7 +4,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use tun::{Builder, Error};
-use tun_system_tests::{NetNs, wait_until};
+use tun_system_tests::{NetNs, NetNsTun, wait_until};
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]

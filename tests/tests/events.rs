@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tun::{Builder, Error, Event, Events, RecvTimeoutError, TryRecvError};
-use tun_system_tests::{NetNs, flaps, wait_until};
+use tun_system_tests::{NetNs, NetNsTun, flaps, wait_until};
 
 /// How long a change may take to be reported (generous for a loaded 2-core machine).
 const REPORT_WITHIN: Duration = Duration::from_secs(2);

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tun::Builder;
 use tun_system_tests::{
-    NetNs, assert_back_to, fd_count, settled_thread_count, thread_count, wait_until,
+    NetNs, NetNsTun, assert_back_to, fd_count, settled_thread_count, thread_count, wait_until,
 };
 
 /// Opens the monitored device `name` `count` times, closing every other one explicitly and dropping the

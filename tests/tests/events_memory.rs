@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tun::{Builder, Events};
-use tun_system_tests::{NetNs, runtime};
+use tun_system_tests::{NetNs, NetNsTun, runtime};
 
 /// How many waits are given up in the measured round.
 const ABANDONED: i64 = 2000;

@@ -1,7 +1,7 @@
 //! Creating and closing devices leaks nothing. Alone in its test binary, so no other test's fds are counted.
 
 use tun::Builder;
-use tun_system_tests::{NetNs, assert_back_to, fd_count, settled_thread_count};
+use tun_system_tests::{NetNs, NetNsTun, assert_back_to, fd_count, settled_thread_count};
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]

@@ -9,18 +9,12 @@ use tun::Error;
 use tun_system_tests::traffic::{
     A4, B4, DEV_A, DEV_B, Tunnel, hundred_mib, sha256_hex, tcp_transfer,
 };
-use tun_system_tests::{retry_eintr, udp4_packet, write_framed};
+use tun_system_tests::{retry_eintr, udp4_packet, with_room, write_framed};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Room for the virtio-net header in front of each packet.
 const OFFSET: usize = 10;
-
-fn framed(packet: &[u8]) -> Vec<u8> {
-    let mut buf = vec![0u8; OFFSET];
-    buf.extend_from_slice(packet);
-    buf
-}
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
@@ -52,10 +46,10 @@ fn garbage_truncated_and_oversized_packets_are_refused_and_the_device_keeps_work
     );
     oversized.resize(70_000, 0);
     let mut batch = vec![
-        framed(&garbage),
-        framed(&good),
-        framed(&truncated),
-        framed(&oversized),
+        with_room(OFFSET, &garbage),
+        with_room(OFFSET, &good),
+        with_room(OFFSET, &truncated),
+        with_room(OFFSET, &oversized),
     ];
     match write_framed(tunnel.tun_b(), &mut batch, OFFSET) {
         Err(Error::Batch(batch)) => {
@@ -70,7 +64,7 @@ fn garbage_truncated_and_oversized_packets_are_refused_and_the_device_keeps_work
     assert_eq!(&buf[..n], b"still here");
     // Each bad packet alone is an error too, and the device carries traffic afterwards.
     for bad in [&garbage, &truncated, &oversized] {
-        let mut one = [framed(bad)];
+        let mut one = [with_room(OFFSET, bad)];
         assert!(
             write_framed(tunnel.tun_b(), &mut one, OFFSET).is_err(),
             "{} bytes accepted",

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use tun::{Builder, Error, Offloads, Tun};
 use tun_system_tests::traffic::{Forwarder, Tunnel, hundred_mib, tcp_transfer};
-use tun_system_tests::{NetNs, addressed, local_addr, retry_eintr, wait_until, with_deadline};
+use tun_system_tests::{
+    NetNs, NetNsTun, addressed, local_addr, retry_eintr, wait_until, with_deadline,
+};
 
 /// Destination of the test flows: routed through the device, owned by nobody.
 const PEER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);

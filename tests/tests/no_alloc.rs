@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tun::{AsyncTun, Builder, PacketBatch};
 use tun_system_tests::traffic::{A4, B4};
-use tun_system_tests::{NetNs, retry_eintr, runtime, with_deadline};
+use tun_system_tests::{NetNs, NetNsTun, retry_eintr, runtime, with_deadline};
 
 /// How a forwarding cycle handles its buffers.
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,7 @@ use tun_system_tests::traffic::{
     A4, B4, DEV_B, DirectionStats, Forwarder, Tunnel, hundred_mib, sha256_hex, tcp_transfer,
 };
 use tun_system_tests::{
-    NetNs, addressed, is_udp4_to_port, local_addr, read_until, retry_eintr, tcp4_segment,
+    NetNs, NetNsTun, addressed, is_udp4_to_port, local_addr, read_until, retry_eintr, tcp4_segment,
     udp4_checksum_ok, udp4_packet, with_room, write_framed,
 };
 

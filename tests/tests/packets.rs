@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use tun::{Builder, Error, Tun};
 use tun_system_tests::{
-    NetNs, addressed, is_udp4_to_port, local_addr, read_until, retry_eintr, udp4_packet,
-    with_deadline, write_framed,
+    NetNs, NetNsTun, addressed, is_udp4_to_port, local_addr, read_until, retry_eintr, udp4_packet,
+    with_deadline, with_room, write_framed,
 };
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -37,8 +37,7 @@ fn round_trip(offload: bool) {
 
     let offset = if offload { 16 } else { 0 };
     let reply = udp4_packet(peer, me, b"pong from the other side");
-    let mut frame = vec![0u8; offset];
-    frame.extend_from_slice(&reply);
+    let frame = with_room(offset, &reply);
     assert_eq!(write_framed(&tun, &mut [frame], offset).unwrap(), 1);
     let mut buf = [0u8; 128];
     let (n, from) = retry_eintr(|| sock.recv_from(&mut buf)).unwrap();

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use tun::{Builder, Tun};
-use tun_system_tests::{NetNs, settled_thread_count, thread_count, threads_named, wait_until};
+use tun_system_tests::{
+    NetNs, NetNsTun, settled_thread_count, thread_count, threads_named, wait_until,
+};
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]

@@ -1,12 +1,14 @@
 //! Traffic through the tunnel: iperf3 TCP bulk transfers, and the SHA-256-checked stream of the demo.
 
+use std::net::{IpAddr, SocketAddr};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use crate::cpus::pinned;
 use crate::netns::{NetNs, Spawned, wait_until};
-use crate::tunnel::{ADDR_B4, ADDR_B6, Binaries, Pair};
+use crate::tunnel::{Binaries, Pair};
+use tun_test_support::topology::b_addr;
 
 /// First TCP port of the iperf3 servers; each measurement gets the next one.
 const IPERF_FIRST_PORT: u16 = 5201;
@@ -33,8 +35,8 @@ impl TcpTest {
         )
     }
 
-    fn server_addr(self) -> &'static str {
-        if self.v6 { ADDR_B6 } else { ADDR_B4 }
+    fn server_addr(self) -> IpAddr {
+        b_addr(self.v6)
     }
 }
 
@@ -93,7 +95,7 @@ impl IperfClient {
         cmd.args(pin)
             .args([
                 "-c",
-                test.server_addr(),
+                &test.server_addr().to_string(),
                 "-p",
                 &server.port,
                 "-f",
@@ -158,20 +160,11 @@ pub(crate) fn checked_transfer(
     bytes: u64,
 ) -> Result<String, String> {
     let program = bins.stream_check.to_string_lossy().into_owned();
-    let (listen, to) = if v6 {
-        (
-            format!("[{ADDR_B6}]:{CHECK_PORT}"),
-            format!("[{ADDR_B6}]:{CHECK_PORT}"),
-        )
-    } else {
-        (
-            format!("{ADDR_B4}:{CHECK_PORT}"),
-            format!("{ADDR_B4}:{CHECK_PORT}"),
-        )
-    };
+    // The receiver listens on B's address, and the sender connects to it there.
+    let at = SocketAddr::new(b_addr(v6), CHECK_PORT).to_string();
     let mut receiver_cmd = pair.b.command(&program);
     receiver_cmd
-        .args(["recv", "--listen", &listen, "--timeout", "20"])
+        .args(["recv", "--listen", &at, "--timeout", "20"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -184,7 +177,7 @@ pub(crate) fn checked_transfer(
         .args([
             "send",
             "--to",
-            &to,
+            &at,
             "--bytes",
             &bytes.to_string(),
             "--seed",

@@ -8,27 +8,16 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tun_test_support::signal::Signal;
+use tun_test_support::topology::{A4, A6, B4, B6, DEV_A, DEV_B};
 
 use crate::cpus::{Pinning, pinned};
 use crate::netns::{NetNs, Spawned, run, wait_until};
-
-/// Device name in namespace A.
-pub(crate) const DEV_A: &str = "tunA";
-/// Device name in namespace B.
-pub(crate) const DEV_B: &str = "tunB";
-/// Addresses of A and B; they exist only inside the namespaces this tool creates.
-pub(crate) const ADDR_A4: &str = "10.77.0.1";
-/// See [`ADDR_A4`].
-pub(crate) const ADDR_B4: &str = "10.77.0.2";
-/// See [`ADDR_A4`].
-pub(crate) const ADDR_A6: &str = "fd77::1";
-/// See [`ADDR_A4`].
-pub(crate) const ADDR_B6: &str = "fd77::2";
 
 /// Release builds of the programs the tunnel runs (all of them `tun-bench` binaries).
 #[derive(Debug)]
@@ -179,10 +168,9 @@ impl Forwarder {
         ]);
         if !self.is_peer() {
             // Our forwarder brings its devices up with their addresses and routes through the library.
-            for (side, local4, peer4, local6, peer6) in [
-                ("a", ADDR_A4, ADDR_B4, ADDR_A6, ADDR_B6),
-                ("b", ADDR_B4, ADDR_A4, ADDR_B6, ADDR_A6),
-            ] {
+            for (side, local4, peer4, local6, peer6) in
+                [("a", A4, B4, A6, B6), ("b", B4, A4, B6, A6)]
+            {
                 cmd.args([
                     format!("--address-{side}"),
                     format!("{local4}/32"),
@@ -329,13 +317,13 @@ impl Tunnel {
         }
         if kind.is_peer() {
             // The peer's forwarder configures nothing itself.
-            configure(&pair.a, DEV_A, ADDR_A4, ADDR_B4, ADDR_A6, ADDR_B6)?;
-            configure(&pair.b, DEV_B, ADDR_B4, ADDR_A4, ADDR_B6, ADDR_A6)?;
+            configure(&pair.a, DEV_A, (A4, A6), (B4, B6))?;
+            configure(&pair.b, DEV_B, (B4, B6), (A4, A6))?;
         }
         // The IPv6 route to the peer is the last thing configured, by either.
         let configured = wait_until(Duration::from_secs(10), || {
-            pair.a.has_route(DEV_A, &format!("{ADDR_B6}/128"))
-                && pair.b.has_route(DEV_B, &format!("{ADDR_A6}/128"))
+            pair.a.has_route(DEV_A, &format!("{B6}/128"))
+                && pair.b.has_route(DEV_B, &format!("{A6}/128"))
         });
         if !configured {
             return Err(format!("{} did not configure its devices", kind.label()));
@@ -365,10 +353,8 @@ impl Tunnel {
 fn configure(
     ns: &NetNs,
     dev: &str,
-    local4: &str,
-    peer4: &str,
-    local6: &str,
-    peer6: &str,
+    (local4, local6): (Ipv4Addr, Ipv6Addr),
+    (peer4, peer6): (Ipv4Addr, Ipv6Addr),
 ) -> Result<(), String> {
     ns.ip_batch(&[
         format!("link set dev {dev} up"),

@@ -12,7 +12,7 @@
 //! - [`relay`]: the forwarding loop and its error policy, the tunnel harness's own, which `tun-forward` runs
 //!   and whose error budget the pass-through and the peer share.
 
-pub use tun_test_support::relay;
+pub use tun_test_harness::relay;
 
 pub mod cli;
 pub mod passthrough;

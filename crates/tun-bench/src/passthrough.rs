@@ -79,6 +79,8 @@ pub fn passthrough(mut from: impl Read, mut to: impl Write, counters: &Counters)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use tun_test_support::packets::{tcp4_segment, with_partial_checksum};
 
     #[test]
     fn a_plain_frame_is_one_packet_of_its_ip_bytes() {
@@ -99,8 +101,11 @@ mod tests {
             csum_offset: 16,
         };
         let mut frame = hdr.to_bytes().to_vec();
-        let mut packet = vec![0u8; 40 + 2500];
-        packet[20 + 12] = 5 << 4; // TCP data offset: 20 bytes
+        let (a, b) = (
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1000),
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 2000),
+        );
+        let packet = with_partial_checksum(tcp4_segment(a, b, 1, &[0; 2500]));
         frame.extend_from_slice(&packet);
         // 2500 bytes of payload in segments of 1000: three segments, each with 40 bytes of headers.
         assert_eq!(frame_packets(&frame), (3, 2500 + 3 * 40));

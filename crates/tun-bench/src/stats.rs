@@ -6,7 +6,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tun_test_support::relay::{Call, Tally};
+use tun_test_harness::relay::{Call, Tally};
 
 /// Counters of one direction, updated by its forwarding thread and read by the thread that prints them.
 #[derive(Debug)]
@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn a_streak_of_failures_stops_a_direction_and_a_success_ends_the_streak() {
-        use tun_test_support::relay::{Direction, MAX_ERRORS_IN_A_ROW};
+        use tun_test_harness::relay::{Direction, MAX_ERRORS_IN_A_ROW};
 
         let counters = Counters::new("test");
         let mut direction = Direction::new(&counters);

@@ -8,16 +8,15 @@
 //! runs the binary of this very build, inside namespaces it creates and removes.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tun_test_support::signal::{self, Signal};
+use tun_test_support::topology::{A4, B4, DEV_A, DEV_B};
 use tun_test_support::{NetNs, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
-const A4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
-const B4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 
 /// A namespace for one side of the forwarder, its loopback up.
 fn side(role: &str) -> NetNs {
@@ -92,11 +91,11 @@ fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
         "--netns-a",
         a.name(),
         "--name-a",
-        "tunA",
+        DEV_A,
         "--netns-b",
         b.name(),
         "--name-b",
-        "tunB",
+        DEV_B,
         // The forwarder brings each device up with its address and a route to the other side.
         "--address-a",
         &format!("{A4}/32"),
@@ -114,8 +113,8 @@ fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
     let mut running = Running(cmd.spawn().expect("start tun-forward"));
     // The route is the last thing the library configures.
     assert!(
-        wait_until(TIMEOUT, || a.has_route("tunA", &format!("{B4}/32"))
-            && b.has_route("tunB", &format!("{A4}/32"))),
+        wait_until(TIMEOUT, || a.has_route(DEV_A, &format!("{B4}/32"))
+            && b.has_route(DEV_B, &format!("{A4}/32"))),
         "the devices did not appear configured"
     );
 
@@ -174,7 +173,7 @@ fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
         assert!(super_packets > 0, "{mode:?}: {summary}");
     }
     assert!(
-        wait_until(TIMEOUT, || !a.has_link("tunA") && !b.has_link("tunB")),
+        wait_until(TIMEOUT, || !a.has_link(DEV_A) && !b.has_link(DEV_B)),
         "devices left behind"
     );
 }

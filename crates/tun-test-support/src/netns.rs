@@ -57,9 +57,19 @@ impl NetNs {
     }
 
     /// Runs `f` on a fresh thread that entered this namespace: devices and sockets it creates live here.
+    /// The calling thread's own namespace never changes: the thread is scoped and ends before this returns.
+    /// Panics when the namespace cannot be entered, and with `f`'s panic if it panics.
     pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        tun_sys::netns::run_in(&self.fd, f)
-            .unwrap_or_else(|e| panic!("enter namespace {}: {e}", self.name))
+        let entered = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    nix::sched::setns(&self.fd, nix::sched::CloneFlags::CLONE_NEWNET)?;
+                    Ok::<_, nix::Error>(f())
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        entered.unwrap_or_else(|e| panic!("enter namespace {}: {e}", self.name))
     }
 
     /// `ip -n NAME ARGS...`; panics with ip's message when it fails. Returns its standard output.
@@ -191,6 +201,24 @@ impl NetNs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// The inode of the network namespace the calling thread is in.
+    fn current_namespace() -> u64 {
+        std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino()
+    }
+
+    #[test]
+    #[ignore = "privileged: run by cargo xtask test as root"]
+    fn run_in_runs_inside_the_namespace_and_leaves_the_caller_where_it_was() {
+        let before = current_namespace();
+        let ns = NetNs::new();
+        let file = std::fs::File::from(ns.fd().try_clone().unwrap());
+        let inside = ns.run_in(current_namespace);
+        assert_eq!(inside, file.metadata().unwrap().ino());
+        assert_ne!(inside, before);
+        assert_eq!(current_namespace(), before);
+    }
 
     #[test]
     fn named_namespace_with_slash_is_refused() {
@@ -262,8 +290,8 @@ pub fn flaps(link: &str, count: usize) -> String {
 /// Where `ip netns add NAME` bind-mounts its namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
 
-/// Opens the namespace named `name` as `ip netns` knows it (`/run/netns/NAME`), for
-/// `tun_sys::netns::run_in`.
+/// Opens the namespace named `name` as `ip netns` knows it (`/run/netns/NAME`), for `setns` (or
+/// `tun_sys::netns::run_in`).
 pub fn open_named(name: &str) -> io::Result<OwnedFd> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return Err(io::Error::new(

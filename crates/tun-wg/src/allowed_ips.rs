@@ -173,10 +173,13 @@ mod tests {
 
     #[test]
     fn packet_addresses_are_read_from_the_header() {
-        let mut v4 = [0u8; 20];
-        v4[0] = 0x45;
-        v4[12..16].copy_from_slice(&[10, 0, 0, 1]);
-        v4[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        use std::net::{SocketAddrV4, SocketAddrV6};
+        use tun_test_support::packets::{udp4_packet, udp6_packet};
+        let v4 = udp4_packet(
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1000),
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 2000),
+            b"",
+        );
         assert_eq!(
             packet_addr(&v4, true),
             Some(Ipv4Addr::new(10, 0, 0, 1).into())
@@ -186,10 +189,11 @@ mod tests {
             Some(Ipv4Addr::new(10, 0, 0, 2).into())
         );
         assert_eq!(packet_addr(&v4[..19], false), None);
-        let mut v6 = [0u8; 40];
-        v6[0] = 0x60;
-        v6[23] = 1;
-        v6[39] = 2;
+        let v6 = udp6_packet(
+            SocketAddrV6::new(Ipv6Addr::LOCALHOST, 1000, 0, 0),
+            SocketAddrV6::new("::2".parse().unwrap(), 2000, 0, 0),
+            b"",
+        );
         assert_eq!(packet_addr(&v6, true), Some(Ipv6Addr::LOCALHOST.into()));
         assert_eq!(
             packet_addr(&v6, false),

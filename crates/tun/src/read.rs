@@ -274,14 +274,14 @@ pub(crate) fn check_read_args(bufs: usize, sizes: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tun_offload::checksum;
+    use std::net::{Ipv4Addr, SocketAddrV4};
     use tun_offload::virtio::{FLAG_NEEDS_CSUM, GSO_TCPV4};
+    use tun_test_support::packets::{tcp4_checksum_ok, tcp4_segment, with_partial_checksum};
 
-    /// A read as the kernel hands it over with TSO: virtio-net header, then an IPv4 TCP super-packet of
-    /// `segments` x `mss` payload bytes whose TCP checksum field holds the pseudo-header seed.
+    /// A read as the kernel hands it over with TSO: virtio-net header, then an IPv4 TCP super-packet
+    /// 10.0.0.1:1234 -> 10.0.0.2:80 at sequence number 1000 of `segments` x `mss` payload bytes, whose TCP
+    /// checksum field holds the pseudo-header seed.
     fn tso_read(segments: usize, mss: usize) -> Vec<u8> {
-        let payload_len = segments * mss;
-        let total = 20 + 20 + payload_len;
         let hdr = VirtioNetHdr {
             flags: FLAG_NEEDS_CSUM,
             gso_type: GSO_TCPV4,
@@ -290,32 +290,15 @@ mod tests {
             csum_start: 20,
             csum_offset: 16,
         };
+        let payload: Vec<u8> = (0..segments * mss).map(|i| i as u8).collect();
+        let packet = tcp4_segment(
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1234),
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80),
+            1000,
+            &payload,
+        );
         let mut read = hdr.to_bytes().to_vec();
-        let mut ip = [0u8; 20];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-        ip[8] = 64;
-        ip[9] = 6;
-        ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
-        ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
-        let ip_sum = checksum::finish(&ip, 0);
-        ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
-        let mut tcp = [0u8; 20];
-        tcp[0..2].copy_from_slice(&1234u16.to_be_bytes());
-        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
-        tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
-        tcp[12] = 5 << 4;
-        tcp[13] = 0x18; // ACK | PSH
-        let seed = checksum::fold(checksum::pseudo_header_sum(
-            &ip[12..16],
-            &ip[16..20],
-            6,
-            (20 + payload_len) as u32,
-        ));
-        tcp[16..18].copy_from_slice(&seed.to_be_bytes());
-        read.extend_from_slice(&ip);
-        read.extend_from_slice(&tcp);
-        read.extend((0..payload_len).map(|i| i as u8));
+        read.extend_from_slice(&with_partial_checksum(packet));
         read
     }
 
@@ -324,16 +307,6 @@ mod tests {
         reader.buf[..read.len()].copy_from_slice(read);
         reader.accept(read.len(), true).unwrap();
         reader
-    }
-
-    fn tcp_checksum_ok(packet: &[u8]) -> bool {
-        let pseudo = checksum::pseudo_header_sum(
-            &packet[12..16],
-            &packet[16..20],
-            6,
-            (packet.len() - 20) as u32,
-        );
-        checksum::finish(&packet[20..], pseudo) == 0
     }
 
     #[test]
@@ -346,7 +319,7 @@ mod tests {
             assert_eq!(reader.deliver(&mut bufs, &mut sizes, 0).unwrap(), Some(1));
             let packet = &bufs[0][..sizes[0]];
             assert_eq!(packet.len(), 140);
-            assert!(tcp_checksum_ok(packet));
+            assert!(tcp4_checksum_ok(packet));
             seqs.push(u32::from_be_bytes([
                 packet[24], packet[25], packet[26], packet[27],
             ]));
@@ -376,7 +349,7 @@ mod tests {
         let mut bufs = [vec![0u8; 16 + 140], vec![0u8; 16 + 140]];
         assert_eq!(reader.deliver(&mut bufs, &mut sizes, 16).unwrap(), Some(2));
         assert_eq!(sizes, [140, 140]);
-        assert!(bufs.iter().all(|b| tcp_checksum_ok(&b[16..])));
+        assert!(bufs.iter().all(|b| tcp4_checksum_ok(&b[16..])));
     }
 
     #[test]

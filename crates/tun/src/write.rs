@@ -367,7 +367,10 @@ fn explain_gso_failure(error: Error, coalesced: bool) -> Error {
 mod tests {
     use super::*;
     use std::io;
+    use std::net::{Ipv4Addr, SocketAddrV4};
 
+    /// `buf_len` bytes that begin like an IPv4 header whose total length says `total_len`, and nothing else:
+    /// what the checks of a packet's version and lengths read, made to disagree with the buffer at will.
     fn ipv4(total_len: u16, buf_len: usize) -> Vec<u8> {
         let mut p = vec![0u8; buf_len];
         p[0] = 0x45;
@@ -386,12 +389,12 @@ mod tests {
     /// checksums, at the start of a 64 KiB buffer.
     fn tcp_segment(seq: u32, len: usize) -> (Vec<u8>, usize) {
         let payload: Vec<u8> = (0..len).map(|i| (seq as usize + i) as u8).collect();
-        let mut packet = Vec::new();
-        etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .tcp(1234, 80, seq, 502)
-            .ack(1)
-            .write(&mut packet, &payload)
-            .expect("writing into a Vec cannot fail");
+        let packet = tun_test_support::packets::tcp4_segment(
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1234),
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80),
+            seq,
+            &payload,
+        );
         let mut buf = vec![0u8; tun_offload::MAX_PACKET];
         buf[..packet.len()].copy_from_slice(&packet);
         (buf, packet.len())

@@ -8,37 +8,16 @@
 //! those stay covered too. Every mode settles its calls through a [`relay::Direction`]: one error policy, and
 //! [`DirectionStats`] records what it saw.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tun::{AsyncTun, Builder, PacketBatch, Tun};
+use tun_test_support::NetNs;
+pub use tun_test_support::topology::{A4, A6, B4, B6, DEV_A, DEV_B, a_addr, b_addr};
 
-use crate::NetNs;
+use crate::NetNsTun;
 use crate::relay::{self, Call, Direction, Tally};
-
-/// Device name in namespace A.
-pub const DEV_A: &str = "tunA";
-/// Device name in namespace B.
-pub const DEV_B: &str = "tunB";
-/// A's IPv4 address (exists only inside the test's namespace).
-pub const A4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
-/// B's IPv4 address.
-pub const B4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
-/// A's IPv6 address.
-pub const A6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 1);
-/// B's IPv6 address.
-pub const B6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 2);
-
-/// A's address of the given IP version.
-pub fn a_addr(v6: bool) -> IpAddr {
-    if v6 { IpAddr::V6(A6) } else { IpAddr::V4(A4) }
-}
-
-/// B's address of the given IP version.
-pub fn b_addr(v6: bool) -> IpAddr {
-    if v6 { IpAddr::V6(B6) } else { IpAddr::V4(B4) }
-}
 
 /// What one forwarding direction saw.
 #[derive(Debug, Default, Clone)]

@@ -3,19 +3,29 @@
 use std::time::{Duration, Instant};
 
 use tun::Tun;
+use tun_test_support::NetNs;
 
-use crate::NetNs;
-
-impl NetNs {
+/// What a test does with devices in a [`NetNs`]: a trait, because the namespace itself belongs to
+/// `tun-test-support`, which knows nothing of the facade.
+pub trait NetNsTun {
     /// Builds a TUN device inside this namespace.
-    pub fn tun(&self, builder: tun::Builder) -> Result<Tun, tun::Error> {
-        self.run_in(|| builder.build())
-    }
+    fn tun(&self, builder: tun::Builder) -> Result<Tun, tun::Error>;
 
     /// Attaches to a device whose previous fd was just closed, retrying while the kernel still calls it busy
     /// (at most 5 s). A closed fd can outlive `close()` briefly: a child that another test thread is forking
     /// inherits every fd of the process and holds them until it execs.
-    pub fn tun_reattach(&self, builder: tun::Builder) -> Result<Tun, tun::Error> {
+    fn tun_reattach(&self, builder: tun::Builder) -> Result<Tun, tun::Error>;
+
+    /// Brings `tun` up with `addr/prefix_len` and IPv6 off, so the only traffic on it is the test's own.
+    fn address(&self, tun: &Tun, addr: std::net::IpAddr, prefix_len: u8);
+}
+
+impl NetNsTun for NetNs {
+    fn tun(&self, builder: tun::Builder) -> Result<Tun, tun::Error> {
+        self.run_in(|| builder.build())
+    }
+
+    fn tun_reattach(&self, builder: tun::Builder) -> Result<Tun, tun::Error> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match self.tun(builder.clone()) {
@@ -27,8 +37,7 @@ impl NetNs {
         }
     }
 
-    /// Brings `tun` up with `addr/prefix_len` and IPv6 off, so the only traffic on it is the test's own.
-    pub fn address(&self, tun: &Tun, addr: std::net::IpAddr, prefix_len: u8) {
+    fn address(&self, tun: &Tun, addr: std::net::IpAddr, prefix_len: u8) {
         let dev = tun.name();
         // IPv6 router and neighbour solicitations would otherwise show up among the packets a test reads.
         let _ = self.exec(
