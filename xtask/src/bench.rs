@@ -59,7 +59,7 @@ struct Options {
 }
 
 /// The items of `all` that a comma-separated list of 1-based numbers names (`--only`, `--tests`).
-fn pick<T: Copy>(flag: &str, list: &str, all: &[T]) -> Result<Vec<T>, String> {
+pub(crate) fn pick<T: Copy>(flag: &str, list: &str, all: &[T]) -> Result<Vec<T>, String> {
     list.split(',')
         .map(|n| {
             n.trim()
@@ -152,6 +152,9 @@ pub(crate) fn print_pinning(pair: &Pair) {
 
 /// `cargo xtask bench [--time S] [--rounds N] [--no-pin] [--together] [--only 1,2,...] [--tests 1,2,...]`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    if crate::wg_bench::only_wireguard(args) {
+        return crate::wg_bench::run(args);
+    }
     let Options {
         plan,
         pin,
@@ -198,13 +201,18 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if together {
         println!("{}", crate::together::LEGEND);
     }
+    let wireguard = if crate::wg_bench::in_full_bench(args) {
+        crate::wg_bench::after_forwarders(args)
+    } else {
+        Ok(())
+    };
     if results.failed() {
         return Err(format!(
             "some measurements failed:\n  {}",
             results.failures().join("\n  ")
         ));
     }
-    Ok(())
+    wireguard
 }
 
 #[cfg(test)]

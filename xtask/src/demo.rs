@@ -85,6 +85,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if results.failed() {
         return Err("some throughput measurements failed (see above)".into());
     }
+    println!();
+    crate::wg_bench::demo()?;
     println!(
         "\nDone: namespaces and processes are cleaned up. `cargo xtask bench` runs the full comparison."
     );

@@ -12,15 +12,20 @@ mod test;
 mod together;
 mod traffic;
 mod tunnel;
+mod wg_bench;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  demo     a half-minute tour: TCP through a TUN forwarder, 7 forwarders side by side, sha256-checked (root)
+  demo     a short tour: TCP through a TUN forwarder, 7 forwarders side by side, sha256-checked, then
+           WireGuard endpoints side by side (root)
   bench    [--time S] [--rounds N] [--no-pin] [--together] [--only 1,5,...] [--tests 1,3]
-           forwarders side by side (root); --together runs each beside the first, at the same time
+           forwarders side by side (root); --together runs each beside the first, at the same time;
+           then WireGuard endpoints side by side (the full run only)
+  bench    --wireguard [--time S] [--rounds N] [--only 1,3,...] [--tests 1,2]
+           only the WireGuard table: tun-wg, wireguard-go, boringtun-cli (root)
   test     fmt check, clippy, unit and property tests, then the privileged tests (as root)
   fuzz     [--time S] [TARGET...]  run tun-offload's fuzz targets S seconds each (default 60, nightly)
 ";

@@ -61,7 +61,7 @@ impl Binaries {
 }
 
 /// The target directory cargo builds into (honours CARGO_TARGET_DIR and cargo config).
-fn target_dir(cargo: &str) -> Result<PathBuf, String> {
+pub(crate) fn target_dir(cargo: &str) -> Result<PathBuf, String> {
     let out = run(Command::new(cargo).args(["metadata", "--format-version", "1", "--no-deps"]))?;
     let json = out;
     let key = "\"target_directory\":\"";

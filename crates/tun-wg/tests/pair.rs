@@ -96,9 +96,9 @@ fn pair_carries_traffic(offload: bool) {
     let counters = a.counters();
     assert_eq!(counters["dropped_bad_auth"], 0);
     assert_eq!(counters["dropped_replay"], 0);
-    if offload {
-        assert!(counters["udp_gso_sends"] > 0, "GSO was used: {counters:?}");
-    }
+    // With offloads a read is a super-packet; without them the packets a bulk transfer queues are gathered
+    // by non-blocking reads. Either way their datagrams leave in GSO sends.
+    assert!(counters["udp_gso_sends"] > 0, "GSO was used: {counters:?}");
 
     // SIGTERM: exit 0, the socket and the device gone.
     let socket = a.socket_path();
