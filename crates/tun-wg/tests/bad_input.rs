@@ -89,28 +89,7 @@ fn random_key(seed: u64) -> [u8; 32] {
 #[ignore = "privileged: creates network namespaces, a veth pair and TUN devices"]
 fn bad_datagrams_are_dropped_and_counted_and_the_tunnel_keeps_working() {
     let under = Underlay::new();
-    let (ka, kb) = (Keys::generate(), Keys::generate());
-    let a = Endpoint::start(
-        &under.a,
-        &config(
-            &ka,
-            51820,
-            &["10.49.0.1/24"],
-            &[(&kb, Some(&format!("{UNDER_B}:51821")), &["10.49.0.2/32"])],
-        ),
-        true,
-    );
-    let _b = Endpoint::start(
-        &under.b,
-        &config(
-            &kb,
-            51821,
-            &["10.49.0.2/24"],
-            &[(&ka, Some(&format!("{UNDER_A}:51820")), &["10.49.0.1/32"])],
-        ),
-        true,
-    );
-    assert!(ping(&under.a, "10.49.0.2"));
+    let (ka, _kb, a, _b) = peered_pair(&under, 49);
     let target: SocketAddr = format!("{UNDER_A}:51820").parse().unwrap();
     let junk = under.b.run_in(|| UdpSocket::bind("0.0.0.0:0")).unwrap();
 

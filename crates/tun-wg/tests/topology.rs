@@ -9,28 +9,7 @@ use support::*;
 #[ignore = "privileged: creates network namespaces, a veth pair and TUN devices"]
 fn a_peer_that_moves_is_followed() {
     let under = Underlay::new();
-    let (ka, kb) = (Keys::generate(), Keys::generate());
-    let a = Endpoint::start(
-        &under.a,
-        &config(
-            &ka,
-            51820,
-            &["10.47.0.1/24"],
-            &[(&kb, Some(&format!("{UNDER_B}:51821")), &["10.47.0.2/32"])],
-        ),
-        true,
-    );
-    let b = Endpoint::start(
-        &under.b,
-        &config(
-            &kb,
-            51821,
-            &["10.47.0.2/24"],
-            &[(&ka, Some(&format!("{UNDER_A}:51820")), &["10.47.0.1/32"])],
-        ),
-        true,
-    );
-    assert!(ping(&under.a, "10.47.0.2"));
+    let (ka, kb, a, b) = peered_pair(&under, 47);
     assert_eq!(
         a.peer(&kb.public_hex())["endpoint"],
         format!("{UNDER_B}:51821")

@@ -370,6 +370,44 @@ pub fn tcp_transfer(from: &NetNs, to: &NetNs, to_addr: IpAddr, port: u16, len: u
 }
 
 /// A wg-quick file for one end.
+/// Two tun-wg endpoints with offloads peered across `under`: A at 10.`net`.0.1/24 listening on 51820 in
+/// namespace a, B at 10.`net`.0.2/24 on 51821 in namespace b, each knowing the other's underlay address.
+/// Returns their keys and endpoints once a ping from A went through.
+pub fn peered_pair(under: &Underlay, net: u8) -> (Keys, Keys, Endpoint, Endpoint) {
+    let (ka, kb) = (Keys::generate(), Keys::generate());
+    let inner = |host: u8| format!("10.{net}.0.{host}");
+    let a = Endpoint::start(
+        &under.a,
+        &config(
+            &ka,
+            51820,
+            &[&format!("{}/24", inner(1))],
+            &[(
+                &kb,
+                Some(&format!("{UNDER_B}:51821")),
+                &[&format!("{}/32", inner(2))],
+            )],
+        ),
+        true,
+    );
+    let b = Endpoint::start(
+        &under.b,
+        &config(
+            &kb,
+            51821,
+            &[&format!("{}/24", inner(2))],
+            &[(
+                &ka,
+                Some(&format!("{UNDER_A}:51820")),
+                &[&format!("{}/32", inner(1))],
+            )],
+        ),
+        true,
+    );
+    assert!(ping(&under.a, &inner(2)), "ping from A to B");
+    (ka, kb, a, b)
+}
+
 pub fn config(
     me: &Keys,
     port: u16,
