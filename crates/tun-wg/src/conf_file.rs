@@ -219,6 +219,7 @@ fn list(value: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strategies::{cidr, endpoint, key};
     use proptest::prelude::*;
 
     const PRIV: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
@@ -302,26 +303,6 @@ mod tests {
         ] {
             assert_eq!(parse(text).map_err(|e| e.0), Err(line), "{text}");
         }
-    }
-
-    fn key() -> impl Strategy<Value = Key> {
-        any::<[u8; 32]>().prop_map(Key)
-    }
-
-    fn cidr() -> impl Strategy<Value = Cidr> {
-        prop_oneof![
-            (any::<[u8; 4]>(), 0u8..=32).prop_map(|(a, l)| Cidr::new(IpAddr::from(a), l).unwrap()),
-            (any::<[u8; 16]>(), 0u8..=128)
-                .prop_map(|(a, l)| Cidr::new(IpAddr::from(a), l).unwrap()),
-        ]
-    }
-
-    fn endpoint() -> impl Strategy<Value = SocketAddr> {
-        prop_oneof![
-            (any::<[u8; 4]>(), any::<u16>()).prop_map(|(a, p)| SocketAddr::new(IpAddr::from(a), p)),
-            (any::<[u8; 16]>(), any::<u16>())
-                .prop_map(|(a, p)| SocketAddr::new(IpAddr::from(a), p)),
-        ]
     }
 
     fn peer() -> impl Strategy<Value = FilePeer> {

@@ -19,6 +19,8 @@ mod counters;
 mod device;
 mod key;
 mod rx;
+#[cfg(test)]
+mod strategies;
 mod timers;
 mod tx;
 mod uapi;

@@ -355,8 +355,8 @@ pub(crate) fn parse_get<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strategies::{cidr, endpoint, key};
     use proptest::prelude::*;
-    use std::net::IpAddr;
 
     const K1: &str = "e84b5a6d2717c1003a13b431570353dbaca9146cf150c5f8575680feba52027a";
     const K2: &str = "b85996fecc9c7f1fc6d2572a76eda11d59bcd20be8e543b15ce4bd85a8e75a33";
@@ -432,28 +432,8 @@ mod tests {
         );
     }
 
-    fn key() -> impl Strategy<Value = Key> {
-        any::<[u8; 32]>().prop_map(Key)
-    }
-
     fn nonzero_key() -> impl Strategy<Value = Key> {
         key().prop_filter("the zero key means none", |k| !k.is_zero())
-    }
-
-    fn cidr() -> impl Strategy<Value = Cidr> {
-        prop_oneof![
-            (any::<[u8; 4]>(), 0u8..=32).prop_map(|(a, l)| Cidr::new(IpAddr::from(a), l).unwrap()),
-            (any::<[u8; 16]>(), 0u8..=128)
-                .prop_map(|(a, l)| Cidr::new(IpAddr::from(a), l).unwrap()),
-        ]
-    }
-
-    fn endpoint() -> impl Strategy<Value = SocketAddr> {
-        prop_oneof![
-            (any::<[u8; 4]>(), any::<u16>()).prop_map(|(a, p)| SocketAddr::new(IpAddr::from(a), p)),
-            (any::<[u8; 16]>(), any::<u16>())
-                .prop_map(|(a, p)| SocketAddr::new(IpAddr::from(a), p)),
-        ]
     }
 
     fn peer_update() -> impl Strategy<Value = PeerUpdate> {
