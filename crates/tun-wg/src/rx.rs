@@ -1,7 +1,7 @@
 //! UDP -> TUN: one receive of a GRO batch, each datagram authenticated and decrypted by its peer's tunnel,
 //! its inner source checked against that peer's allowed IPs, and one `write_packets` of the batch.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 
 use boringtun::noise::errors::WireGuardError;
@@ -92,6 +92,16 @@ impl<'r> Receiver<'r> {
         Counters::add(&c.udp_send_errors, failed as u64);
     }
 
+    /// Keeps the decrypted packet of `len` bytes in the batch when its inner `source` is among the allowed IPs
+    /// of the peer `at` it came from; drops and counts it otherwise.
+    fn keep_if_allowed(&mut self, len: usize, source: IpAddr, at: usize) {
+        if self.routing.table.lookup(source) == Some(&at) {
+            let _ = self.batch.commit(len);
+        } else {
+            Counters::add(&self.device.counters.dropped_source_not_allowed, 1);
+        }
+    }
+
     /// Handles one datagram from `from`.
     fn datagram(&mut self, datagram: &[u8], from: SocketAddr) {
         let Some(at) = self.peer_of(datagram, from) else {
@@ -122,22 +132,14 @@ impl<'r> Receiver<'r> {
             };
             match tunn.decapsulate(Some(from.ip()), datagram, dst) {
                 TunnResult::WriteToTunnelV4(packet, source) => {
-                    let len = packet.len();
+                    let (len, source) = (packet.len(), IpAddr::from(source));
                     authenticated(state, from, datagram.len());
-                    if routing.table.lookup(source.into()) == Some(&at) {
-                        let _ = self.batch.commit(len);
-                    } else {
-                        Counters::add(&c.dropped_source_not_allowed, 1);
-                    }
+                    self.keep_if_allowed(len, source, at);
                 }
                 TunnResult::WriteToTunnelV6(packet, source) => {
-                    let len = packet.len();
+                    let (len, source) = (packet.len(), IpAddr::from(source));
                     authenticated(state, from, datagram.len());
-                    if routing.table.lookup(source.into()) == Some(&at) {
-                        let _ = self.batch.commit(len);
-                    } else {
-                        Counters::add(&c.dropped_source_not_allowed, 1);
-                    }
+                    self.keep_if_allowed(len, source, at);
                 }
                 TunnResult::WriteToNetwork(answer) => {
                     let len = answer.len();
