@@ -8,6 +8,8 @@ bitflags! {
     pub struct TunFlags: u16 {
         /// A layer-3 TUN device (as opposed to TAP).
         const TUN = libc::IFF_TUN as u16;
+        /// A layer-2 TAP device: Ethernet frames instead of IP packets.
+        const TAP = libc::IFF_TAP as u16;
         /// No 4-byte packet information header before each packet.
         const NO_PI = libc::IFF_NO_PI as u16;
         /// A `virtio_net_hdr` precedes each packet (needed for offloads).
@@ -71,6 +73,7 @@ mod tests {
     #[test]
     fn flag_values_match_the_kernel_headers() {
         assert_eq!(TunFlags::TUN.bits(), 0x0001);
+        assert_eq!(TunFlags::TAP.bits(), 0x0002);
         assert_eq!(TunFlags::NO_PI.bits(), 0x1000);
         assert_eq!(TunFlags::VNET_HDR.bits(), 0x4000);
         assert_eq!(TunFlags::MULTI_QUEUE.bits(), 0x0100);
