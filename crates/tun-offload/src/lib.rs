@@ -59,5 +59,6 @@ pub const MAX_PACKET: usize = 65535;
 
 pub use error::OffloadError;
 pub use gro::{FRAME_HEAD_MAX, Frame, GroOptions, GroPlan, GroTable, UDP_MAX_SEGMENTS, handle_gro};
-pub use split::{Segmenter, SplitState, gso_split};
+pub use split::{Segmenter, SplitState, gso_split, gso_split_with_layer};
 pub use virtio::VirtioNetHdr;
+pub use wire::Layer;

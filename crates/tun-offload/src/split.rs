@@ -45,7 +45,10 @@
 use crate::checksum;
 use crate::invariant::Invariant;
 use crate::virtio::{GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
-use crate::wire::{IpPacket, IpVersion, TcpHeader, Transport, UdpHeader, tcp_flags};
+use crate::wire::{
+    ETHERNET_HEADER_LEN, IpPacket, IpVersion, Layer, LinkHeader, TcpHeader, Transport, UdpHeader,
+    tcp_flags,
+};
 use crate::{OffloadError, VirtioNetHdr};
 
 /// Splits one read of an `IFF_VNET_HDR` device into IP packets at `bufs[i][offset..offset + sizes[i]]` and
@@ -66,7 +69,22 @@ pub fn gso_split<B: AsMut<[u8]>>(
     sizes: &mut [usize],
     offset: usize,
 ) -> Result<usize, OffloadError> {
-    let mut state = SplitState::new(read)?;
+    gso_split_with_layer(read, Layer::L3, bufs, sizes, offset)
+}
+
+/// [`gso_split`] of a read of a device of `layer`: on [`Layer::L2`] the read holds an Ethernet frame, and
+/// each segment is a frame with the super-frame's Ethernet header (tags included) in front.
+///
+/// # Errors
+/// As [`gso_split`], and what [`SplitState::with_layer`] rejects.
+pub fn gso_split_with_layer<B: AsMut<[u8]>>(
+    read: &mut [u8],
+    layer: Layer,
+    bufs: &mut [B],
+    sizes: &mut [usize],
+    offset: usize,
+) -> Result<usize, OffloadError> {
+    let mut state = SplitState::with_layer(read, layer)?;
     let slots = bufs.len().min(sizes.len());
     let segments = state.remaining();
     if segments > slots {
@@ -107,6 +125,9 @@ pub fn gso_split<B: AsMut<[u8]>>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SplitState {
     read_len: usize,
+    /// Bytes of link header copied in front of each segment: a super-frame's Ethernet header on L2, 0
+    /// otherwise (a whole frame is copied with its header).
+    link_len: usize,
     plan: Plan,
     segments: usize,
     next: usize,
@@ -154,11 +175,54 @@ impl SplitState {
     /// checksum, whose transport header is cut short, or whose `gso_size` is 0; and for a `GSO_NONE`
     /// packet whose checksum field lies beyond it.
     pub fn new(read: &[u8]) -> Result<Self, OffloadError> {
-        let hdr = VirtioNetHdr::decode(read)?;
-        let packet = read
+        Self::with_layer(read, Layer::L3)
+    }
+
+    /// Parses and validates one read of a device of `layer`. On [`Layer::L2`] the read holds an Ethernet
+    /// frame: `csum_start` counts from its start, a frame without GSO passes through whole (ARP and any other
+    /// EtherType included, its checksum finished when asked), and a super-frame is split into frames that
+    /// each carry its Ethernet header.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), and on L2 [`OffloadError::TooShort`] for a frame shorter than an Ethernet header
+    /// or a VLAN tag without an EtherType after it; [`OffloadError::Malformed`] for a checksum or super-frame
+    /// whose `csum_start` points into the Ethernet header, and for a super-frame that is not IP or whose
+    /// EtherType disagrees with its IP version.
+    pub fn with_layer(read: &[u8], layer: Layer) -> Result<Self, OffloadError> {
+        let mut hdr = VirtioNetHdr::decode(read)?;
+        let frame = read
             .get(VirtioNetHdr::LEN..)
             .invariant("decode checked the header's length")
             .unwrap_or_default();
+        if layer == Layer::L2 && frame.len() < ETHERNET_HEADER_LEN {
+            return Err(OffloadError::TooShort {
+                what: "Ethernet frame after the virtio-net header",
+                need: ETHERNET_HEADER_LEN,
+                have: frame.len(),
+            });
+        }
+        if layer == Layer::L2
+            && hdr.needs_csum()
+            && usize::from(hdr.csum_start) < ETHERNET_HEADER_LEN
+        {
+            return Err(OffloadError::Malformed(
+                "csum_start points into the Ethernet header",
+            ));
+        }
+        // A super-frame is split as the IP packet after its link header, which is copied in front of each
+        // segment; offsets in the virtio-net header then count from the IP packet.
+        let link = if hdr.gso_kind() == GSO_NONE {
+            LinkHeader::parse(Layer::L3, frame)?
+        } else {
+            LinkHeader::parse(layer, frame)?
+        };
+        hdr.csum_start =
+            hdr.csum_start
+                .checked_sub(link.len as u16)
+                .ok_or(OffloadError::Malformed(
+                    "csum_start points into the Ethernet header",
+                ))?;
+        let packet = frame.get(link.len..).unwrap_or_default();
         if packet.is_empty() {
             return Err(OffloadError::TooShort {
                 what: "IP packet after the virtio-net header",
@@ -181,7 +245,9 @@ impl SplitState {
                 csum: whole_packet_csum(&hdr, packet.len())?,
             },
             Some((version, transport)) => {
-                Plan::Segments(Segments::new(&hdr, packet, version, transport)?)
+                let segments = Segments::new(&hdr, packet, version, transport)?;
+                link.check_version(IpPacket::new_checked(packet)?.version())?;
+                Plan::Segments(segments)
             }
         };
         let segments = match plan {
@@ -190,6 +256,7 @@ impl SplitState {
         };
         Ok(Self {
             read_len: read.len(),
+            link_len: link.len,
             plan,
             segments,
             next: 0,
@@ -294,8 +361,9 @@ impl SplitState {
         self.write_next(packet, out).map(Some)
     }
 
-    /// The IP packet of `read`, after checking it is the read this state describes.
-    fn packet<'r>(&self, read: &'r [u8]) -> Result<&'r [u8], OffloadError> {
+    /// The link header (empty but on L2 super-frames) and the IP packet of `read`, after checking it is the
+    /// read this state describes.
+    fn packet<'r>(&self, read: &'r [u8]) -> Result<(&'r [u8], &'r [u8]), OffloadError> {
         if read.len() != self.read_len {
             return Err(OffloadError::InvalidArgument(
                 "read buffer differs from the one the split started with",
@@ -303,20 +371,26 @@ impl SplitState {
         }
         Ok(read
             .get(VirtioNetHdr::LEN..)
+            .and_then(|frame| frame.split_at_checked(self.link_len))
             .invariant("the read's length was checked when the state was made")
             .unwrap_or_default())
     }
 
-    /// Length of segment `index` (an IP packet).
+    /// Length of segment `index` (an IP packet, or a frame with its link header).
     fn segment_len(&self, index: usize) -> usize {
-        let packet_len = self.read_len - VirtioNetHdr::LEN;
-        match self.plan {
-            Plan::Whole { .. } => packet_len,
-            Plan::Segments(s) => s.header_len + s.payload_range(index, packet_len).len(),
-        }
+        let packet_len = self.read_len - VirtioNetHdr::LEN - self.link_len;
+        self.link_len
+            + match self.plan {
+                Plan::Whole { .. } => packet_len,
+                Plan::Segments(s) => s.header_len + s.payload_range(index, packet_len).len(),
+            }
     }
 
-    fn write_next(&mut self, packet: &[u8], out: &mut [u8]) -> Result<usize, OffloadError> {
+    fn write_next(
+        &mut self,
+        (link, packet): (&[u8], &[u8]),
+        out: &mut [u8],
+    ) -> Result<usize, OffloadError> {
         let need = self.segment_len(self.next);
         let have = out.len();
         let Some(out) = out.get_mut(..need) else {
@@ -326,6 +400,8 @@ impl SplitState {
                 have,
             });
         };
+        let (link_out, out) = out.split_at_mut(link.len());
+        link_out.copy_from_slice(link);
         match self.plan {
             Plan::Whole { csum: None } => out.copy_from_slice(packet),
             Plan::Whole {
