@@ -3,9 +3,10 @@
 //! Each test makes its own [`NetNs`] (removed again when it drops, whatever happens), creates its devices
 //! inside it with [`NetNs::tun`], configures them through the library (addresses, routes, up) or with
 //! [`NetNs::ip`] for what the library does not do, and checks what the kernel says with [`NetNs::link`].
-//! Traffic through a forwarder uses [`traffic::Tunnel`]. Nothing here touches the host's own interfaces,
-//! routes or firewall.
+//! Traffic through a forwarder uses [`traffic::Tunnel`]; the `tun` crate's examples run as programs through
+//! [`examples`]. Nothing here touches the host's own interfaces, routes or firewall.
 
+pub mod examples;
 pub mod traffic;
 
 use std::sync::mpsc;

@@ -1,7 +1,9 @@
 //! `cargo xtask demo`: a short tour of the data path, with an end-to-end integrity check.
 
-use crate::bench::{LEGEND, Plan, TESTS, print_pinning, run_all, table};
+use crate::bench::{print_pinning, run_all};
+use crate::measure::{Plan, TESTS};
 use crate::netns::{clean_up_on_signal, ensure_installed, require_root, sweep_stale_namespaces};
+use crate::results::{LEGEND, table};
 use crate::traffic::checked_transfer;
 use crate::tunnel::{Binaries, Forwarder, Pair, Tunnel};
 

@@ -12,7 +12,8 @@
 use std::cell::Cell;
 use std::sync::Barrier;
 
-use crate::bench::{Plan, Results, Sample, measure_with};
+use crate::measure::{Plan, Sample, measure_with};
+use crate::results::Results;
 use crate::traffic::TcpTest;
 use crate::tunnel::{Binaries, Forwarder, Pair};
 
@@ -112,7 +113,8 @@ fn side_by_side(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::{TESTS, table};
+    use crate::measure::TESTS;
+    use crate::results::table;
 
     #[test]
     fn ratios_are_taken_between_the_two_forwarders_of_one_run() {

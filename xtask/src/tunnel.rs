@@ -30,13 +30,17 @@ pub(crate) const ADDR_A6: &str = "fd77::1";
 /// See [`ADDR_A4`].
 pub(crate) const ADDR_B6: &str = "fd77::2";
 
-/// Release builds of the programs the tunnel runs.
+/// Release builds of the programs the tunnel runs (all of them `tun-bench` binaries).
 #[derive(Debug)]
 pub(crate) struct Binaries {
-    forward: PathBuf,
+    /// The library's forwarder (`tun-forward`).
+    tun_forward: PathBuf,
+    /// The tun-rs peer (`tun-rs-forward`).
     tun_rs: PathBuf,
     /// The checked TCP stream (`stream-check`).
     pub(crate) stream_check: PathBuf,
+    /// Another build of `tun-forward` to compare against (`TUN_FORWARD_BASELINE=path`), run as forwarder 8.
+    baseline: Option<PathBuf>,
 }
 
 impl Binaries {
@@ -45,18 +49,7 @@ impl Binaries {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         eprintln!("xtask: building the forwarders (release)...");
         run(Command::new(&cargo)
-            .args([
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "tun",
-                "--example",
-                "forward",
-                "-p",
-                "tun-bench",
-                "--bins",
-            ])
+            .args(["build", "--release", "--quiet", "-p", "tun-bench", "--bins"])
             .stderr(Stdio::inherit()))?;
         let release = target_dir(&cargo)?.join("release");
         let found = |path: PathBuf| {
@@ -67,9 +60,13 @@ impl Binaries {
             }
         };
         Ok(Self {
-            forward: found(release.join("examples").join("forward"))?,
+            tun_forward: found(release.join("tun-forward"))?,
             tun_rs: found(release.join("tun-rs-forward"))?,
             stream_check: found(release.join("stream-check"))?,
+            baseline: std::env::var_os("TUN_FORWARD_BASELINE")
+                .map(PathBuf::from)
+                .map(found)
+                .transpose()?,
         })
     }
 }
@@ -107,6 +104,9 @@ pub(crate) enum Forwarder {
     TunRsAsync,
     /// The library with offloads on multi-queue devices of 2 queues, a thread per queue and direction.
     OffloadQueues2,
+    /// Another build of the library's forwarder with offloads (`TUN_FORWARD_BASELINE=path`), to compare two
+    /// versions side by side (`--together --only 1,8`); never in the default set.
+    Baseline,
 }
 
 impl Forwarder {
@@ -121,6 +121,18 @@ impl Forwarder {
         Self::OffloadQueues2,
     ];
 
+    /// Every forwarder `--only` can name: [`ALL`](Self::ALL) and the baseline build.
+    pub(crate) const PICKABLE: [Self; 8] = [
+        Self::Offload,
+        Self::Plain,
+        Self::Passthrough,
+        Self::TunRs,
+        Self::Async,
+        Self::TunRsAsync,
+        Self::OffloadQueues2,
+        Self::Baseline,
+    ];
+
     /// How the table names it.
     pub(crate) fn label(self) -> &'static str {
         match self {
@@ -131,6 +143,7 @@ impl Forwarder {
             Self::Async => "(5) tun, async",
             Self::TunRsAsync => "(6) tun-rs 2.8.16 async",
             Self::OffloadQueues2 => "(7) tun, offload, 2 q",
+            Self::Baseline => "(8) tun, offload, baseline",
         }
     }
 
@@ -145,10 +158,11 @@ impl Forwarder {
     }
 
     fn command(self, bins: &Binaries, a: &NetNs, b: &NetNs, cpu: Option<&str>) -> Command {
-        let program = if self.is_peer() {
-            &bins.tun_rs
-        } else {
-            &bins.forward
+        let program = match self {
+            _ if self.is_peer() => &bins.tun_rs,
+            // Forwarder 8 is refused while parsing the options unless TUN_FORWARD_BASELINE names it.
+            Self::Baseline => bins.baseline.as_ref().unwrap_or(&bins.tun_forward),
+            _ => &bins.tun_forward,
         };
         let (program, pin) = pinned(cpu, &program.to_string_lossy());
         let mut cmd = Command::new(program);
@@ -194,7 +208,7 @@ impl Forwarder {
             Self::OffloadQueues2 => {
                 cmd.args(["--queues", "2"]);
             }
-            Self::Offload | Self::TunRs => {}
+            Self::Offload | Self::TunRs | Self::Baseline => {}
         }
         cmd
     }

@@ -1,5 +1,5 @@
-//! The command line of the forwarders: the `tun` crate's `forward` example and the benchmark's tun-rs peer
-//! take the same arguments, so the benchmark drives them alike.
+//! The command line of the forwarders: `tun-forward` and the benchmark's tun-rs peer (`tun-rs-forward`) take
+//! the same arguments, so the benchmark drives them alike.
 
 use std::fmt;
 use std::net::IpAddr;

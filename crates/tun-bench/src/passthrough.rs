@@ -1,5 +1,5 @@
 //! The ceiling of any TUN data path: each raw frame (virtio-net header + super-packet) read from one device
-//! is written unchanged to the other, with no library data path at all (`forward --passthrough`).
+//! is written unchanged to the other, with no library data path at all (`tun-forward --passthrough`).
 
 use std::fs::File;
 use std::io::{self, Read, Write};

@@ -43,7 +43,6 @@
 //! ```
 
 use crate::checksum;
-use crate::invariant::Invariant;
 use crate::virtio::{GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
 use crate::wire::{
     ETHERNET_HEADER_LEN, IpPacket, IpVersion, Layer, LinkHeader, TcpHeader, Transport, UdpHeader,
@@ -107,7 +106,8 @@ pub fn gso_split_with_layer<B: AsMut<[u8]>>(
 ///
 /// A plain `Copy` value with no borrow: keep it beside the read buffer and pass that buffer, unchanged, to
 /// every call. A call that finds `read` of a different length than at creation fails with
-/// [`OffloadError::InvalidArgument`].
+/// [`OffloadError::InvalidArgument`]; the headers are not validated again, so a read of the same length
+/// refilled in between is cut by the offsets and lengths validated at creation, whatever its bytes say.
 ///
 /// ```
 /// use tun_offload::{SplitState, VirtioNetHdr};
@@ -142,15 +142,24 @@ enum Plan {
     Segments(Segments),
 }
 
-/// Everything a segment's headers need, derived once from the super-packet.
+/// Everything a segment's headers need, derived once from the super-packet: where its headers are (as
+/// validated, so that writing a segment reads them by name without validating them again), how its payload
+/// is cut, and the sums its checksums start from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Segments {
+    version: IpVersion,
+    /// The IP header's own length (IPv6: the fixed header, without extension headers).
+    ip_header_len: usize,
     transport: Transport,
     /// Offset of the transport header (the IP header length, extension headers included).
     l4_start: usize,
-    /// IP plus transport header length.
+    /// IP plus transport header length: `l4_start` plus the transport header's length.
     header_len: usize,
+    /// Payload bytes after the headers, all segments together.
+    payload_len: usize,
     gso_size: usize,
+    /// How many segments the payload is cut into (at least one, for a packet without payload).
+    count: usize,
     /// Clear CWR on every segment but the first (`GSO_ECN`).
     ecn: bool,
     first_ident: u16,
@@ -190,27 +199,24 @@ impl SplitState {
     /// EtherType disagrees with its IP version.
     pub fn with_layer(read: &[u8], layer: Layer) -> Result<Self, OffloadError> {
         let mut hdr = VirtioNetHdr::decode(read)?;
-        let frame = read
-            .get(VirtioNetHdr::LEN..)
-            .invariant("decode checked the header's length")
-            .unwrap_or_default();
-        if layer == Layer::L2 && frame.len() < ETHERNET_HEADER_LEN {
-            return Err(OffloadError::TooShort {
-                what: "Ethernet frame after the virtio-net header",
-                need: ETHERNET_HEADER_LEN,
-                have: frame.len(),
-            });
-        }
-        if layer == Layer::L2
-            && hdr.needs_csum()
-            && usize::from(hdr.csum_start) < ETHERNET_HEADER_LEN
-        {
-            return Err(OffloadError::Malformed(
-                "csum_start points into the Ethernet header",
-            ));
+        let frame = read.get(VirtioNetHdr::LEN..).unwrap_or_default();
+        if layer == Layer::L2 {
+            if frame.len() < ETHERNET_HEADER_LEN {
+                return Err(OffloadError::TooShort {
+                    what: "Ethernet frame after the virtio-net header",
+                    need: ETHERNET_HEADER_LEN,
+                    have: frame.len(),
+                });
+            }
+            if hdr.needs_csum() && usize::from(hdr.csum_start) < ETHERNET_HEADER_LEN {
+                return Err(OffloadError::Malformed(
+                    "csum_start points into the Ethernet header",
+                ));
+            }
         }
         // A super-frame is split as the IP packet after its link header, which is copied in front of each
-        // segment; offsets in the virtio-net header then count from the IP packet.
+        // segment; the virtio-net header's offsets then count from the IP packet. A frame without GSO is
+        // copied whole, whatever it carries.
         let link = if hdr.gso_kind() == GSO_NONE {
             LinkHeader::parse(Layer::L3, frame)?
         } else {
@@ -222,14 +228,13 @@ impl SplitState {
                 .ok_or(OffloadError::Malformed(
                     "csum_start points into the Ethernet header",
                 ))?;
-        let packet = frame.get(link.len..).unwrap_or_default();
-        if packet.is_empty() {
+        let Some(packet) = frame.get(link.len..).filter(|packet| !packet.is_empty()) else {
             return Err(OffloadError::TooShort {
                 what: "IP packet after the virtio-net header",
                 need: 1,
                 have: 0,
             });
-        }
+        };
         // The ECN bit only qualifies TCP types; the IP version comes from the type for TCP and from the
         // packet for USO.
         let ecn = hdr.gso_type & GSO_ECN != 0;
@@ -246,13 +251,13 @@ impl SplitState {
             },
             Some((version, transport)) => {
                 let segments = Segments::new(&hdr, packet, version, transport)?;
-                link.check_version(IpPacket::new_checked(packet)?.version())?;
+                link.check_version(segments.version)?;
                 Plan::Segments(segments)
             }
         };
         let segments = match plan {
             Plan::Whole { .. } => 1,
-            Plan::Segments(s) => (packet.len() - s.header_len).div_ceil(s.gso_size).max(1),
+            Plan::Segments(s) => s.count,
         };
         Ok(Self {
             read_len: read.len(),
@@ -361,29 +366,27 @@ impl SplitState {
         self.write_next(packet, out).map(Some)
     }
 
-    /// The link header (empty but on L2 super-frames) and the IP packet of `read`, after checking it is the
-    /// read this state describes.
+    /// The link header (empty but for an L2 super-frame) and the IP packet of `read`, after checking it is
+    /// the read this state describes: of the length the state was made from, so its packet has the length
+    /// the state's offsets and counts describe.
     fn packet<'r>(&self, read: &'r [u8]) -> Result<(&'r [u8], &'r [u8]), OffloadError> {
-        if read.len() != self.read_len {
-            return Err(OffloadError::InvalidArgument(
-                "read buffer differs from the one the split started with",
-            ));
-        }
-        Ok(read
+        match read
             .get(VirtioNetHdr::LEN..)
             .and_then(|frame| frame.split_at_checked(self.link_len))
-            .invariant("the read's length was checked when the state was made")
-            .unwrap_or_default())
+        {
+            Some(parts) if read.len() == self.read_len => Ok(parts),
+            _ => Err(OffloadError::InvalidArgument(
+                "read buffer differs from the one the split started with",
+            )),
+        }
     }
 
     /// Length of segment `index` (an IP packet, or a frame with its link header).
     fn segment_len(&self, index: usize) -> usize {
-        let packet_len = self.read_len - VirtioNetHdr::LEN - self.link_len;
-        self.link_len
-            + match self.plan {
-                Plan::Whole { .. } => packet_len,
-                Plan::Segments(s) => s.header_len + s.payload_range(index, packet_len).len(),
-            }
+        match self.plan {
+            Plan::Whole { .. } => self.read_len.saturating_sub(VirtioNetHdr::LEN),
+            Plan::Segments(s) => self.link_len + s.segment_len(index),
+        }
     }
 
     fn write_next(
@@ -393,24 +396,39 @@ impl SplitState {
     ) -> Result<usize, OffloadError> {
         let need = self.segment_len(self.next);
         let have = out.len();
-        let Some(out) = out.get_mut(..need) else {
+        let Some((link_out, out)) = out
+            .get_mut(..need)
+            .and_then(|out| out.split_at_mut_checked(link.len()))
+        else {
             return Err(OffloadError::BufferTooSmall {
                 index: 0,
                 need,
                 have,
             });
         };
-        let (link_out, out) = out.split_at_mut(link.len());
         link_out.copy_from_slice(link);
-        match self.plan {
-            Plan::Whole { csum: None } => out.copy_from_slice(packet),
-            Plan::Whole {
-                csum: Some((start, field)),
-            } => copy_finishing_checksum(packet, out, start, field),
-            Plan::Segments(s) => s.write(packet, self.next, self.next + 1 == self.segments, out),
-        }
+        let written = link.len()
+            + match self.plan {
+                Plan::Whole { csum } => {
+                    let need = packet.len();
+                    let have = out.len();
+                    let Some(out) = out.get_mut(..need) else {
+                        return Err(OffloadError::BufferTooSmall {
+                            index: 0,
+                            need,
+                            have,
+                        });
+                    };
+                    match csum {
+                        None => out.copy_from_slice(packet),
+                        Some((start, field)) => copy_finishing_checksum(packet, out, start, field),
+                    }
+                    need
+                }
+                Plan::Segments(s) => s.write(packet, self.next, out)?,
+            };
         self.next += 1;
-        Ok(need)
+        Ok(written)
     }
 }
 
@@ -496,10 +514,11 @@ impl Segments {
                 "csum_offset is not the transport checksum field",
             ));
         }
-        let l4 = packet
-            .get(l4_start..)
-            .invariant("transport() checked the transport header's offset")
-            .unwrap_or_default();
+        let l4 = packet.get(l4_start..).ok_or(OffloadError::TooShort {
+            what: "transport header",
+            need: l4_start,
+            have: packet.len(),
+        })?;
         let (l4_header_len, first_seq, tcp_flags, l4_fixed_sum) = match transport {
             Transport::Tcp => {
                 let tcp = TcpHeader::new_checked(l4)?;
@@ -514,18 +533,30 @@ impl Segments {
                         "UDP length disagrees with the packet length",
                     ));
                 }
-                (UdpHeader::<&[u8]>::LEN, 0, 0, checksum::sum(udp.ports(), 0))
+                (
+                    UdpHeader::<&[u8]>::LEN,
+                    0,
+                    0,
+                    checksum::sum(&udp.ports(), 0),
+                )
             }
         };
+        // The transport views checked that their header lies within `l4`.
+        let payload_len = l4.len().saturating_sub(l4_header_len);
+        let gso_size = usize::from(hdr.gso_size);
         let addr_sum = checksum::add(
             checksum::sum(ip.addrs(), 0),
             u64::from(transport.protocol()),
         );
         Ok(Self {
+            version: ip.version(),
+            ip_header_len: ip.header_len(),
             transport,
             l4_start,
             header_len: l4_start + l4_header_len,
-            gso_size: usize::from(hdr.gso_size),
+            payload_len,
+            gso_size,
+            count: payload_len.div_ceil(gso_size).max(1),
             ecn: hdr.gso_type & GSO_ECN != 0,
             first_ident: ip.ident(),
             first_seq,
@@ -536,67 +567,74 @@ impl Segments {
         })
     }
 
-    /// The payload bytes of segment `index` within the super-packet.
-    fn payload_range(&self, index: usize, packet_len: usize) -> std::ops::Range<usize> {
-        let start = (self.header_len + index * self.gso_size).min(packet_len);
-        start..(start + self.gso_size).min(packet_len)
+    /// The payload bytes of segment `index`, as offsets into the payload after the headers.
+    fn payload_range(&self, index: usize) -> std::ops::Range<usize> {
+        let start = index.saturating_mul(self.gso_size).min(self.payload_len);
+        start..(start + self.gso_size).min(self.payload_len)
     }
 
-    /// Writes segment `index` into `out`, which is exactly the segment's length.
-    fn write(&self, packet: &[u8], index: usize, last: bool, out: &mut [u8]) {
-        let payload = packet
-            .get(self.payload_range(index, packet.len()))
-            .invariant("payload_range lies within the packet")
-            .unwrap_or_default();
-        let (headers, payload_out) = out.split_at_mut(self.header_len.min(out.len()));
-        if let Some(packet_headers) = packet
-            .get(..headers.len())
-            .invariant("new() checked the headers lie within the packet")
-        {
-            headers.copy_from_slice(packet_headers);
-        }
+    /// Length of segment `index` (an IP packet).
+    fn segment_len(&self, index: usize) -> usize {
+        self.header_len + self.payload_range(index).len()
+    }
+
+    /// Writes segment `index` to the start of `out` and returns its length.
+    ///
+    /// The headers are the super-packet's as [`new`](Self::new) validated them, so they are rewritten
+    /// through views built from the offsets it found. A read of the right length whose contents changed
+    /// since then gets those offsets too: its segments have the lengths and counts the state describes,
+    /// whatever the bytes say.
+    fn write(&self, packet: &[u8], index: usize, out: &mut [u8]) -> Result<usize, OffloadError> {
+        // SplitState::packet checked the read's length, so the headers and every payload range lie within.
+        let (packet_headers, payload) = packet
+            .split_at_checked(self.header_len)
+            .and_then(|(headers, payloads)| {
+                Some((headers, payloads.get(self.payload_range(index))?))
+            })
+            .ok_or(OffloadError::InvalidArgument(
+                "read buffer differs from the one the split started with",
+            ))?;
+        let seg_len = self.header_len + payload.len();
+        let have = out.len();
+        let Some(out) = out.get_mut(..seg_len) else {
+            return Err(OffloadError::BufferTooSmall {
+                index: 0,
+                need: seg_len,
+                have,
+            });
+        };
+        // `out` is `header_len` plus the payload's length, and `l4_start` lies within `header_len`.
+        let (headers, payload_out) = out.split_at_mut(self.header_len);
+        headers.copy_from_slice(packet_headers);
         // Each payload byte is read once: copied and summed in the same pass.
         let payload_sum = checksum::copy_and_sum(payload_out, payload, 0);
 
-        let seg_len = self.header_len + payload.len();
         let l4_len = seg_len - self.l4_start;
-        if let Some(mut ip) = IpPacket::new_checked(&mut *headers)
-            .invariant("the headers are the super-packet's, checked by new()")
-        {
-            ip.set_total_len(seg_len);
-            // IPv4 IDs count up per segment, as the kernel's own segmentation does.
-            ip.set_ident(self.first_ident.wrapping_add(index as u16));
-            ip.fill_header_checksum_from(self.ip_fixed_sum);
-        }
-        let l4_header = headers
-            .get_mut(self.l4_start..)
-            .invariant("the transport header starts within the headers")
-            .unwrap_or_default();
+        let (ip_header, l4_header) = headers.split_at_mut(self.l4_start);
+        let mut ip = IpPacket::new_unchecked(ip_header, self.version, self.ip_header_len);
+        ip.set_total_len(seg_len);
+        // IPv4 IDs count up per segment, as the kernel's own segmentation does.
+        ip.set_ident(self.first_ident.wrapping_add(index as u16));
+        ip.fill_header_checksum_from(self.ip_fixed_sum);
         // The fields set here, summed as the checksum sees them, on top of the rest of the header.
         let variable = match self.transport {
             Transport::Tcp => {
                 let seq = self.first_seq.wrapping_add((index * self.gso_size) as u32);
                 let mut flags = self.tcp_flags;
-                if !last {
+                if index + 1 < self.count {
                     flags &= !(tcp_flags::FIN | tcp_flags::PSH);
                 }
                 if self.ecn && index > 0 {
                     flags &= !tcp_flags::CWR;
                 }
-                if let Some(mut tcp) = TcpHeader::new_checked(&mut *l4_header)
-                    .invariant("new() checked the TCP header")
-                {
-                    tcp.set_seq(seq);
-                    tcp.set_flags(flags);
-                }
+                let mut tcp =
+                    TcpHeader::new_unchecked(&mut *l4_header, self.header_len - self.l4_start);
+                tcp.set_seq(seq);
+                tcp.set_flags(flags);
                 u64::from(seq >> 16) + u64::from(seq & 0xffff) + u64::from(flags)
             }
             Transport::Udp => {
-                if let Some(mut udp) = UdpHeader::new_checked(&mut *l4_header)
-                    .invariant("new() checked the UDP header")
-                {
-                    udp.set_length(l4_len as u16);
-                }
+                UdpHeader::new_unchecked(&mut *l4_header).set_length(l4_len as u16);
                 l4_len as u64
             }
         };
@@ -608,6 +646,7 @@ impl Segments {
             csum = 0xffff;
         }
         crate::wire::write_u16(l4_header, self.transport.checksum_offset(), csum);
+        Ok(seg_len)
     }
 }
 

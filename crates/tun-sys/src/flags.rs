@@ -65,37 +65,3 @@ impl Offloads {
         self.difference(other)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flag_values_match_the_kernel_headers() {
-        assert_eq!(TunFlags::TUN.bits(), 0x0001);
-        assert_eq!(TunFlags::TAP.bits(), 0x0002);
-        assert_eq!(TunFlags::NO_PI.bits(), 0x1000);
-        assert_eq!(TunFlags::VNET_HDR.bits(), 0x4000);
-        assert_eq!(TunFlags::MULTI_QUEUE.bits(), 0x0100);
-        assert_eq!(
-            (Offloads::CSUM | Offloads::TSO4 | Offloads::TSO6).bits(),
-            0x07
-        );
-        assert_eq!((Offloads::USO4 | Offloads::USO6).bits(), 0x60);
-        assert_eq!(IfFlags::UP.bits(), 1);
-    }
-
-    #[test]
-    fn contains_and_without_work_bitwise() {
-        let all = Offloads::CSUM | Offloads::TSO4 | Offloads::USO4;
-        assert!(all.contains(Offloads::CSUM | Offloads::USO4));
-        assert!(!all.contains(Offloads::TSO6));
-        assert_eq!(all.without(Offloads::USO4), Offloads::CSUM | Offloads::TSO4);
-    }
-
-    #[test]
-    fn debug_names_known_flags_and_shows_unknown_bits() {
-        let flags = TunFlags::TUN | TunFlags::NO_PI | TunFlags::from_bits_retain(0x0008);
-        assert_eq!(format!("{flags:?}"), "TunFlags(TUN | NO_PI | 0x8)");
-    }
-}

@@ -8,7 +8,7 @@
 //! - [`proc`]: the threads (by name) and descriptors of a process, from /proc.
 //! - [`stream`]: deterministic pseudo-random test data and the SHA-256 of what crossed.
 //! - [`relay`] (feature `device`): one direction of a forwarder, the loop through a `PacketBatch` and the one
-//!   policy for its errors, shared by the tunnel harness and the `forward` example.
+//!   policy for its errors, shared by the tunnel harness and the benchmark's `tun-forward`.
 //! - [`tunnel`] (feature `device`): two namespaces joined by a forwarder through the library, the topology
 //!   of a VPN without the crypto.
 //! - [`signal`], [`sockopt`], [`netns::open_named`], [`netns::unshare`], [`retry_eintr`]: the system calls that

@@ -1,6 +1,7 @@
 //! One direction of a forwarder: the loop that moves packets from one device to another through a
-//! [`PacketBatch`], and the one policy for its errors, written once for the `forward` example (through
-//! `tun-bench`) and the [`Tunnel`](crate::tunnel::Tunnel) harness.
+//! [`PacketBatch`], and the one policy for its errors, written once for the benchmark's `tun-forward` (in
+//! `tun-bench`) and the [`Tunnel`](crate::tunnel::Tunnel) harness. The `tun` crate's `forward` example spells
+//! out the same loop and policy on its own, as a program a user copies.
 //!
 //! The loop is what a VPN would copy, with its encryption between the read and the write:
 //!

@@ -1,240 +1,139 @@
-//! Forwards packets between two TUN devices in two network namespaces: the data path of a VPN without the
-//! encryption.
+//! Forwards packets between two TUN devices, a thread per direction: the data path of a VPN without the
+//! encryption. With offloads (the default) a read splits the kernel's TSO/USO super-packets into the
+//! MTU-sized packets a VPN encrypts, and a write coalesces them again (GRO). Each device is made inside the
+//! named network namespace (else the program's own) and brought up with its addresses. SIGINT or SIGTERM
+//! closes both devices, which ends both directions; each prints `a->b: N packets, N errors`.
 //!
 //! ```text
-//! forward --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB [--no-offload] [--batch N] [--passthrough]
-//!         [--async] [--queues N] [--address-a|--address-b|--route-a|--route-b ADDRESS/PREFIX]...
+//! ip netns add a; ip netns add b
+//! cargo run -p tun --example forward -- --netns-a a --name-a tunA --address-a 10.77.0.1/24 \
+//!     --netns-b b --name-b tunB --address-b 10.77.0.2/24 [--no-offload]
+//! ip netns exec a ping 10.77.0.2
 //! ```
-//!
-//! Creates `tunA` inside the existing namespace NS1 and `tunB` inside NS2 (each opened from a thread that
-//! joined its namespace; the fds then work from any thread), and forwards A -> B and B -> A, one thread per
-//! direction. With addresses or routes for a device, the library brings it up with them before any packet
-//! flows, for example
-//!
-//! ```text
-//! forward --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB \
-//!     --address-a 10.77.0.1/32 --route-a 10.77.0.2/32 --address-b 10.77.0.2/32 --route-b 10.77.0.1/32
-//! ```
-//!
-//! - Default: the library with offloads. `read_packets` splits each TSO/USO super-packet from the kernel into
-//!   MTU-sized packets (what a VPN encrypts one by one), `write_packets` coalesces them again (GRO).
-//! - `--no-offload`: one packet per read and per write.
-//! - `--batch N`: buffers per `read_packets` call (default: the device's `batch_size()`).
-//! - `--async`: the same data path on a tokio runtime (two worker threads), one task per direction, with
-//!   [`tun::AsyncTun`] and `PacketBatch::read_from_async` / `write_to_async`.
-//! - `--passthrough`: no library data path at all: each raw frame (virtio-net header + super-packet) is written
-//!   unchanged to the other device. The ceiling of any TUN data path, for comparison.
-//! - `--queues N`: multi-queue devices with N queues each (the first built, the others from
-//!   [`Tun::open_queue`]), queue i of A forwarded to queue i of B and back by a thread per queue and direction.
-//!   The kernel steers each flow to one queue by its hash, so several flows spread over the threads: on a
-//!   host with a core per queue that multiplies what one core forwards. One flow stays on one queue, and on
-//!   a host with fewer cores than threads it gains nothing. Not with `--async` or `--passthrough`.
-//!
-//! On SIGINT or SIGTERM it prints, per direction, `a->b: packets N bytes N reads N super-packets N errors N`
-//! (packets are MTU-sized; reads are calls that returned packets; super-packets are reads that returned more
-//! than one) and exits 0.
-//!
-//! The data path a VPN would copy is here: building the devices, and [`forward`] / [`forward_async`] moving
-//! packets through a [`PacketBatch`] allocated once per direction, in the loop the library's own tests
-//! forward with (`tun_bench::relay::forward`, from `tun-test-support`):
-//!
-//! ```text
-//! let mut direction = Direction::new(counters); // what is counted, and the error policy
-//! while direction.going_on() {
-//!     let read = packets.read_from(from); // one read: a super-packet split into MTU-sized packets
-//!     if direction.read(read, |&n| (n, packets.bytes())).is_some() {
-//!         // (a VPN encrypts the packets here)
-//!         direction.wrote(packets.write_to(to)); // coalesced again (GRO): few large writes
-//!     }
-//! }
-//! ```
-//!
-//! `relay::forward_async` is the same loop with `read_from_async(from).await` and
-//! `write_to_async(to).await`. The error policy: a closed device ends the direction, and so does an error
-//! after which a device is unusable (`Error::is_fatal`); any other is counted (the first few of a streak
-//! printed) and the loop goes on, giving up after 1000 in a row without a successful write.
-//!
-//! What only the benchmark needs (the command line it shares with its tun-rs peer, the counters it parses,
-//! the pass-through ceiling, thread and runtime set-up) is in the `tun-bench` crate.
 
-use std::os::fd::AsFd;
+use std::fs::File;
+use std::net::IpAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::thread;
 
-use tun::{AsyncTun, Builder, PacketBatch, Tun};
-use tun_bench::cli::{DeviceConfig, ForwardArgs, USAGE, UsageError};
-use tun_bench::passthrough::{passthrough, raw_file};
-use tun_bench::relay;
-use tun_bench::setup::{block_termination, in_netns, report_on_signal, runtime, spawn_threads};
-use tun_bench::stats::Counters;
+use nix::sched::{CloneFlags, setns};
+use nix::sys::signal::{SigSet, Signal};
+use tun::{Builder, Error, PacketBatch, Tun};
 
-/// One direction through the library: `read_packets` from `from`, `write_packets` to `to`, through a
-/// [`PacketBatch`] of `batch` buffers, in the shared loop of [`relay::forward`]. With offloads: batches of
-/// MTU-sized packets split from super-packets, coalesced again on write. Without: one packet per read and per
-/// write, read straight into a buffer that fits any packet. Ends when a device is gone, or after too many
-/// failures in a row.
-fn forward(from: &Tun, to: &Tun, batch: usize, counters: &Counters) {
-    let mut packets = PacketBatch::for_device_with_count(from, batch);
-    relay::forward(from, to, &mut packets, counters);
+const USAGE: &str = "usage: forward --name-a NAME [--netns-a NS] [--address-a ADDRESS/PREFIX]... \
+                     --name-b NAME [--netns-b NS] [--address-b ADDRESS/PREFIX]... [--no-offload]";
+
+/// Failures in a row, with no successful write between them, after which a direction gives up.
+const MAX_ERRORS_IN_A_ROW: u32 = 1000;
+
+/// One device as the command line describes it; `netns: None` is the program's own namespace.
+#[derive(Default)]
+struct Side {
+    name: String,
+    netns: Option<String>,
+    addresses: Vec<(IpAddr, u8)>,
 }
 
-/// [`forward`] as a task on an async runtime: the same loop ([`relay::forward_async`]), awaiting instead of
-/// blocking.
-async fn forward_async(from: &AsyncTun, to: &AsyncTun, batch: usize, counters: &Counters) {
-    let mut packets = PacketBatch::for_device_with_count(from.get_ref(), batch);
-    relay::forward_async(from, to, &mut packets, counters).await;
-}
-
-/// Builds device `name` with `config`'s addresses and routes (and then up), offloads on or off.
-fn open_device(
-    name: &str,
-    config: &DeviceConfig,
-    offload: bool,
-    queues: usize,
-) -> Result<Tun, String> {
-    let mut builder = Builder::new()
-        .name(name)
-        .offload(offload)
-        .multi_queue(queues > 1)
-        .monitor(false);
-    if !config.is_empty() {
-        builder = builder.up(true);
+/// Forwards `from` -> `to`, then prints the packets forwarded and the errors met. A closed device ends the
+/// direction, and so does an error after which a device is unusable (`is_fatal`: deleted, bad fd); any other
+/// is counted, the first few of a streak printed, and the loop goes on until `MAX_ERRORS_IN_A_ROW`.
+fn forward(from: &Tun, to: &Tun, direction: &str) {
+    let mut packets = PacketBatch::for_device(from); // buffers allocated once, reused by every cycle
+    let (mut forwarded, mut errors, mut in_a_row) = (0u64, 0u64, 0u32);
+    while in_a_row < MAX_ERRORS_IN_A_ROW {
+        let cycle = packets.read_from(from).and_then(|n| {
+            // (a VPN encrypts each packet here, in place: `packets.packet_mut(i)`)
+            packets.write_to(to).map(|_writes| n)
+        });
+        match cycle {
+            Ok(n) => (forwarded, in_a_row) = (forwarded + n as u64, 0),
+            Err(Error::Closed) => break, // the normal end: `close()` on a signal
+            Err(e) => {
+                (errors, in_a_row) = (errors + 1, in_a_row + 1);
+                if in_a_row <= 3 {
+                    eprintln!("forward: {direction}: {}", e.report());
+                }
+                if e.is_fatal() {
+                    break;
+                }
+            }
+        }
     }
-    for &(addr, prefix_len) in &config.addresses {
-        builder = builder.address(addr, prefix_len);
-    }
-    for &(dest, prefix_len) in &config.routes {
-        builder = builder.route(dest, prefix_len);
-    }
-    builder
-        .build()
-        .map_err(|e| format!("create {name}: {}", e.report()))
+    println!("{direction}: {forwarded} packets, {errors} errors");
 }
 
-/// Both directions between `a` and `b`: (a, b), then (b, a).
-fn directions<T>(a: T, b: T) -> [(Arc<T>, Arc<T>); 2] {
-    let (a, b) = (Arc::new(a), Arc::new(b));
-    [(Arc::clone(&a), Arc::clone(&b)), (b, a)]
-}
-
-/// Starts both directions as tasks on a multi-thread tokio runtime, which is returned: it runs until
-/// dropped.
-fn start_async(
-    a: Tun,
-    b: Tun,
-    batch: Option<usize>,
-    counters: &[Arc<Counters>; 2],
-) -> Result<tokio::runtime::Runtime, String> {
-    let runtime = runtime()?;
-    let (a, b) = {
-        let _inside = runtime.enter();
-        let wrap = |tun| AsyncTun::new(tun).map_err(|e| format!("AsyncTun: {e}"));
-        (wrap(a)?, wrap(b)?)
+/// Creates `side`'s device, up with its addresses, on a thread that joined `side.netns` first: a device is
+/// made in its creator's namespace, and its fd then works from any thread.
+fn open(side: &Side, offload: bool) -> Result<Tun, String> {
+    let create = || {
+        if let Some(netns) = &side.netns {
+            let ns = File::open(format!("/run/netns/{netns}"));
+            let entered = ns.and_then(|ns| Ok(setns(ns, CloneFlags::CLONE_NEWNET)?));
+            entered.map_err(|e| format!("network namespace {netns}: {e}"))?;
+        }
+        let mut builder = Builder::new().name(&side.name).offload(offload).up(true);
+        for &(addr, prefix_len) in &side.addresses {
+            builder = builder.address(addr, prefix_len);
+        }
+        builder.build().map_err(|e| e.report().to_string())
     };
-    for ((from, to), counters) in directions(a, b).into_iter().zip(counters.iter().cloned()) {
-        let batch = batch.unwrap_or_else(|| from.get_ref().batch_size());
-        runtime.spawn(async move { forward_async(&from, &to, batch, &counters).await });
-    }
-    Ok(runtime)
+    thread::scope(|s| s.spawn(create).join()).unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
-/// Starts one thread per direction and pair of queues (`queues` of them). Counters stay per direction,
-/// shared by the queues.
-fn start_threads(
-    a: Tun,
-    b: Tun,
-    args: &ForwardArgs,
-    counters: &[Arc<Counters>; 2],
-) -> Result<(), String> {
-    let mut pairs = Vec::with_capacity(args.queues);
-    for _ in 1..args.queues {
-        let open = |tun: &Tun| {
-            let name = tun.name();
-            tun.open_queue()
-                .map_err(|e| format!("open a queue of {name}: {}", e.report()))
-        };
-        pairs.push((open(&a)?, open(&b)?));
-    }
-    pairs.insert(0, (a, b));
-    let bodies = pairs
-        .into_iter()
-        .flat_map(|(a, b)| directions(a, b).into_iter().zip(counters.iter().cloned()))
-        .map(|((from, to), counters)| {
-            let batch = args.batch.unwrap_or_else(|| from.batch_size());
-            Box::new(move || forward(&from, &to, batch, &counters)) as Box<dyn FnOnce() + Send>
-        })
-        .collect();
-    spawn_threads(bodies)
+fn run(sides: &[Side; 2], offload: bool) -> Result<(), String> {
+    // Blocked before any thread exists, so that every thread inherits the mask and the signals wait for
+    // `signals.wait()` below instead of killing the process.
+    let signals = SigSet::from_iter([Signal::SIGINT, Signal::SIGTERM]);
+    signals.thread_block().map_err(|e| e.to_string())?;
+    let (a, b) = (open(&sides[0], offload)?, open(&sides[1], offload)?);
+    thread::scope(|s| {
+        s.spawn(|| forward(&a, &b, "a->b"));
+        s.spawn(|| forward(&b, &a, "b->a"));
+        let signal = signals.wait().map_err(|e| e.to_string());
+        for tun in [&a, &b] {
+            // Wakes the calls blocked on it: they return `Error::Closed`, which ends both directions.
+            if let Err(e) = tun.close() {
+                eprintln!("forward: close: {}", e.report()); // closed all the same
+            }
+        }
+        signal.map(drop) // the scope waits for both directions to end
+    })
 }
 
-/// Starts the pass-through: raw blocking reads and writes on the devices' fds, no library data path.
-fn start_passthrough(a: &Tun, b: &Tun, counters: &[Arc<Counters>; 2]) -> Result<(), String> {
-    let (a_in, b_in) = (raw_file(a.as_fd())?, raw_file(b.as_fd())?);
-    let (a_out, b_out) = (raw_file(a.as_fd())?, raw_file(b.as_fd())?);
-    let bodies: Vec<Box<dyn FnOnce() + Send>> = vec![
-        Box::new({
-            let counters = Arc::clone(&counters[0]);
-            move || passthrough(a_in, b_out, &counters)
-        }),
-        Box::new({
-            let counters = Arc::clone(&counters[1]);
-            move || passthrough(b_in, a_out, &counters)
-        }),
-    ];
-    spawn_threads(bodies)
+/// The devices (A, B) and the offload setting the arguments ask for.
+fn parse(mut args: impl Iterator<Item = String>) -> Result<([Side; 2], bool), String> {
+    let (mut a, mut b, mut offload) = (Side::default(), Side::default(), true);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--no-offload" => offload = false,
+            "--name-a" => a.name = value()?,
+            "--name-b" => b.name = value()?,
+            "--netns-a" => a.netns = Some(value()?),
+            "--netns-b" => b.netns = Some(value()?),
+            "--address-a" => a.addresses.push(cidr(&flag, &value()?)?),
+            "--address-b" => b.addresses.push(cidr(&flag, &value()?)?),
+            _ => return Err(format!("unknown argument {flag}")),
+        }
+    }
+    if a.name.is_empty() || b.name.is_empty() {
+        return Err("--name-a and --name-b are required".into());
+    }
+    Ok(([a, b], offload))
 }
 
-fn run(args: &ForwardArgs) -> Result<(), String> {
-    if args.queues != 1 && (args.passthrough || args.async_io) {
-        return Err(
-            "--queues needs the threaded library forwarder (not --passthrough or --async)".into(),
-        );
-    }
-    let signals = block_termination()?;
-    // The passthrough needs the virtio-net header; the library negotiates the offloads it would use itself
-    // (CSUM|TSO4|TSO6|USO4|USO6, else without USO), so the ceiling sees the same super-packets.
-    let offload = args.offload || args.passthrough;
-    let a = in_netns(&args.netns_a, || {
-        open_device(&args.name_a, &args.config_a, offload, args.queues)
-    })?;
-    let b = in_netns(&args.netns_b, || {
-        open_device(&args.name_b, &args.config_b, offload, args.queues)
-    })?;
-    let counters = [
-        Arc::new(Counters::new("forward")),
-        Arc::new(Counters::new("forward")),
-    ];
-    // Kept until the end: the async forwarder's tasks run on it, the pass-through's fds belong to them.
-    let mut _runtime = None;
-    let mut _devices = None;
-    if args.passthrough {
-        start_passthrough(&a, &b, &counters)?;
-        _devices = Some((a, b));
-    } else if args.async_io {
-        _runtime = Some(start_async(a, b, args.batch, &counters)?);
-    } else {
-        start_threads(a, b, args, &counters)?;
-    }
-    report_on_signal("forward", &signals, &counters)
+/// `ADDRESS/PREFIX`, such as `10.77.0.1/24` or `fd77::1/64`.
+fn cidr(flag: &str, text: &str) -> Result<(IpAddr, u8), String> {
+    let parsed = text.split_once('/');
+    let parsed = parsed.and_then(|(addr, len)| Some((addr.parse().ok()?, len.parse().ok()?)));
+    parsed.ok_or(format!("{flag} wants ADDRESS/PREFIX, got {text}"))
 }
 
 fn main() -> ExitCode {
-    let args = match ForwardArgs::parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(UsageError::Help) => {
-            println!("forward {}", USAGE.trim_start_matches("usage: "));
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("forward: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("forward: {msg}");
-            ExitCode::FAILURE
-        }
+    let parsed = parse(std::env::args().skip(1)).map_err(|e| format!("{e}\n{USAGE}"));
+    if let Err(e) = parsed.and_then(|(sides, offload)| run(&sides, offload)) {
+        eprintln!("forward: {e}");
+        return ExitCode::FAILURE;
     }
+    ExitCode::SUCCESS
 }

@@ -217,7 +217,7 @@ impl Builder {
     /// `/dev/net/tun` without CAP_NET_ADMIN, say), [`Error::Monitor`] when the link monitor cannot start.
     pub fn build(self) -> Result<Tun> {
         if let Some(mtu) = self.mtu {
-            crate::device::check_mtu(mtu)?;
+            crate::config::check_mtu(mtu)?;
         }
         let name = match &self.name {
             None => IfName::empty(),
@@ -347,7 +347,7 @@ impl Builder {
     pub fn build_from_fd(self, fd: OwnedFd) -> Result<Tun> {
         self.config.check()?;
         if let Some(mtu) = self.mtu {
-            crate::device::check_mtu(mtu)?;
+            crate::config::check_mtu(mtu)?;
         }
         let (name, flags) =
             tun_sys::tun::get_iff(fd.as_fd()).map_err(|e| Error::io("TUNGETIFF", "fd", e))?;

@@ -1,10 +1,12 @@
-//! Network configuration of a [`Tun`]: addresses, routes, link state and queue length, applied over rtnetlink
-//! in the network namespace the device lives in now (also after it was moved), each request acknowledged by
-//! the kernel and its error returned.
+//! Network configuration of a [`Tun`]: index, MTU, link state (up, running), queue length, addresses and
+//! routes, in the network namespace the device lives in now (also after it was moved).
 //!
-//! Every call opens its own netlink socket in the device's current namespace (found with TUNGETDEVNETNS):
-//! configuration is rare, and a socket made for the call can never be left behind in a namespace the device
-//! has since left. Bad input is refused with [`Error::InvalidAddress`] before any system call.
+//! Link settings use the SIOC* ioctls on the device's control socket, checked against the device's namespace
+//! on every call. Addresses and routes go over rtnetlink, each request acknowledged by the kernel and its
+//! error returned; every call opens its own netlink socket in the device's current namespace (found with
+//! TUNGETDEVNETNS): configuration is rare, and a socket made for the call can never be left behind in a
+//! namespace the device has since left. Bad input is refused with [`Error::InvalidAddress`] or
+//! [`Error::InvalidMtu`] before any system call.
 
 use std::net::IpAddr;
 
@@ -122,8 +124,58 @@ impl Applied {
     }
 }
 
-/// Addresses, routes and link state.
+/// Link settings, addresses and routes.
 impl Tun {
+    /// The interface index.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Io`] when the kernel cannot answer
+    /// (`SIOCGIFINDEX`; `ENODEV` once the device is deleted).
+    pub fn index(&self) -> Result<u32> {
+        self.with_ctl("SIOCGIFINDEX", tun_sys::iface::index)
+    }
+
+    /// The interface's MTU.
+    ///
+    /// # Errors
+    ///
+    /// As [`index`](Self::index) (`SIOCGIFMTU`).
+    pub fn mtu(&self) -> Result<u32> {
+        self.with_ctl("SIOCGIFMTU", tun_sys::iface::mtu)
+    }
+
+    /// Sets the interface's MTU: 68 to 65535 (IPv6 needs 1280 or more on the link).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMtu`] outside 68..=65535, before any system call; [`Error::Closed`] after
+    /// [`close`](Self::close); [`Error::Io`] when the kernel refuses (`SIOCSIFMTU`).
+    pub fn set_mtu(&self, mtu: u32) -> Result<()> {
+        check_mtu(mtu)?;
+        self.with_ctl("SIOCSIFMTU", |sock, name| {
+            tun_sys::iface::set_mtu(sock, name, mtu)
+        })
+    }
+
+    /// Brings the interface administratively up (`true`) or down (`false`), like `ip link set dev X up`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Io`] when the kernel refuses
+    /// (`SIOCGIFFLAGS`/`SIOCSIFFLAGS`; `EPERM` without CAP_NET_ADMIN in the device's namespace).
+    pub fn set_up(&self, up: bool) -> Result<()> {
+        let flags = self.with_ctl("SIOCGIFFLAGS", tun_sys::iface::flags)?;
+        let wanted = if up {
+            flags | IfFlags::UP
+        } else {
+            flags.difference(IfFlags::UP)
+        };
+        self.with_ctl("SIOCSIFFLAGS", |sock, name| {
+            tun_sys::iface::set_flags(sock, name, wanted)
+        })
+    }
+
     /// Adds `addr/prefix_len` to the device, like `ip addr add`. The kernel adds the route to the prefix
     /// (none for /32 and /128). An IPv6 address skips duplicate address detection: a socket can bind to it as
     /// soon as this returns.
@@ -398,6 +450,18 @@ impl Netlink {
         self.socket
             .remove_route(&self.route_spec(route))
             .map_err(|e| Error::io("RTM_DELROUTE", self.name, e))
+    }
+}
+
+/// The MTUs a TUN device takes (the kernel's `tun_net_change_mtu` bounds: ETH_MIN_MTU to 65535).
+const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
+
+/// [`Error::InvalidMtu`] for an MTU no TUN device takes, so that it is refused before any system call.
+pub(crate) fn check_mtu(mtu: u32) -> Result<()> {
+    if MTU_RANGE.contains(&mtu) {
+        Ok(())
+    } else {
+        Err(Error::InvalidMtu { mtu })
     }
 }
 

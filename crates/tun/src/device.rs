@@ -1,4 +1,5 @@
-//! [`Tun`]: one queue of a TUN device, its configuration and its lifetime (close and drop).
+//! [`Tun`]: one queue of a TUN device: its setup, its queues, its offload switches and events, and its lifetime
+//! (close and drop). Configuration is in `config.rs`, packets in `read.rs` and `write.rs`.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
@@ -7,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use tun_offload::Layer;
-use tun_sys::{EventFd, IfFlags, IfName, Offloads, TunFlags};
+use tun_sys::{EventFd, IfName, Offloads, TunFlags};
 
 use crate::error::{Error, Result};
 use crate::queue_fds::QueueFds;
@@ -346,56 +347,6 @@ impl Tun {
         Ok(name)
     }
 
-    /// The interface index.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Io`] when the kernel cannot answer
-    /// (`SIOCGIFINDEX`; `ENODEV` once the device is deleted).
-    pub fn index(&self) -> Result<u32> {
-        self.with_ctl("SIOCGIFINDEX", tun_sys::iface::index)
-    }
-
-    /// The interface's MTU.
-    ///
-    /// # Errors
-    ///
-    /// As [`index`](Self::index) (`SIOCGIFMTU`).
-    pub fn mtu(&self) -> Result<u32> {
-        self.with_ctl("SIOCGIFMTU", tun_sys::iface::mtu)
-    }
-
-    /// Sets the interface's MTU: 68 to 65535 (IPv6 needs 1280 or more on the link).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidMtu`] outside 68..=65535, before any system call; [`Error::Closed`] after
-    /// [`close`](Self::close); [`Error::Io`] when the kernel refuses (`SIOCSIFMTU`).
-    pub fn set_mtu(&self, mtu: u32) -> Result<()> {
-        check_mtu(mtu)?;
-        self.with_ctl("SIOCSIFMTU", |sock, name| {
-            tun_sys::iface::set_mtu(sock, name, mtu)
-        })
-    }
-
-    /// Brings the interface administratively up (`true`) or down (`false`), like `ip link set dev X up`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Io`] when the kernel refuses
-    /// (`SIOCGIFFLAGS`/`SIOCSIFFLAGS`; `EPERM` without CAP_NET_ADMIN in the device's namespace).
-    pub fn set_up(&self, up: bool) -> Result<()> {
-        let flags = self.with_ctl("SIOCGIFFLAGS", tun_sys::iface::flags)?;
-        let wanted = if up {
-            flags | IfFlags::UP
-        } else {
-            flags.difference(IfFlags::UP)
-        };
-        self.with_ctl("SIOCSIFFLAGS", |sock, name| {
-            tun_sys::iface::set_flags(sock, name, wanted)
-        })
-    }
-
     /// Runs the interface ioctl `op` on the device, wherever it lives now and whatever it is called there.
     pub(crate) fn with_ctl<T>(
         &self,
@@ -556,45 +507,30 @@ impl Tun {
 
     /// Closes the device: wakes any thread blocked in a read or write (it gets [`Error::Closed`]), waits for it
     /// to leave, and releases the queue, which removes a non-persistent interface once its last queue is gone.
-    /// Idempotent; every later call on this `Tun` gets [`Error::Closed`].
+    /// Idempotent; every later call on this `Tun` gets [`Error::Closed`]. The descriptor number stays
+    /// allocated (pointing at `/dev/null`) until the `Tun` is dropped, so fds handed out by [`AsFd`] never
+    /// dangle.
     ///
-    /// The descriptor number stays allocated (pointing at `/dev/null`) until the `Tun` is dropped, so fds
-    /// handed out by [`AsFd`] never dangle. The kernel removes the interface once nothing holds the queue any
-    /// more: a child process being forked by another thread at that moment holds it until it executes its
-    /// program (every fd here is close-on-exec), so reusing the name at once may briefly see
-    /// [`Error::DeviceBusy`].
-    ///
-    /// A queue of a multi-queue device is detached first (TUNSETQUEUE), so from the moment `close` returns the
-    /// kernel steers its flows to the device's other queues, whatever other process still holds the file:
-    /// unless another descriptor in this process refers to the same open file (a `Tun` made with
-    /// [`from_fd`](Self::from_fd) of a duplicate of this fd, or the fd this one duplicates), which the
-    /// program still uses. Detaching acts on the open file, not on one descriptor, so it would silently stop
-    /// that one's traffic; the queue then stays attached until its last descriptor is closed. Where the kernel
-    /// cannot compare open files (`kcmp` refused: `ENOSYS`, `EPERM`), only a queue this library attached
-    /// itself ([`Builder::build`](crate::Builder::build), [`open_queue`](Self::open_queue)) is detached, not
-    /// one handed over with `from_fd`, which may have been duplicated first.
+    /// A queue of a multi-queue device is detached first, so its flows go to the other queues at once even
+    /// while a child being forked still holds the file; not when another descriptor of this process shares
+    /// the open file (a `Tun` from [`from_fd`](Self::from_fd) of a duplicate), whose traffic detaching would
+    /// stop. docs/ARCHITECTURE.md ("Queues and devices") has the details.
     ///
     /// ```no_run
-    /// use std::sync::Arc;
-    ///
-    /// let tun = Arc::new(tun::Builder::new().name("tun%d").build()?);
-    /// let reader = {
-    ///     let tun = Arc::clone(&tun);
-    ///     std::thread::spawn(move || {
-    ///         let mut batch = tun::PacketBatch::for_device(&tun);
-    ///         // Blocks until packets come, or until close() below wakes it with Error::Closed.
-    ///         while batch.read_from(&tun).is_ok() {}
-    ///     })
-    /// };
+    /// let tun = std::sync::Arc::new(tun::Builder::new().name("tun%d").build()?);
+    /// let reader = std::thread::spawn({
+    ///     let tun = tun.clone();
+    ///     // Blocks until packets come, or until close() wakes it with Error::Closed.
+    ///     move || while tun.recv(&mut [0u8; 65535]).is_ok() {}
+    /// });
     /// tun.close()?;
     /// reader.join().unwrap();
     /// # Ok::<(), tun::Error>(())
     /// ```
     ///
     /// # Errors
-    ///
-    /// [`Error::Io`] when waking blocked threads (`eventfd write`) or releasing the queue failed; the `Tun` is
-    /// closed all the same. A second call returns `Ok(())`.
+    /// [`Error::Io`] when waking blocked threads or releasing the queue failed; the `Tun` is closed all the
+    /// same.
     pub fn close(&self) -> Result<()> {
         let Some(woken) = self.begin_close() else {
             return Ok(());
@@ -626,18 +562,6 @@ impl Tun {
             .map_err(|e| Error::io("eventfd write", self.label, e));
         self.device.queue_closed();
         Some(woken)
-    }
-}
-
-/// The MTUs a TUN device takes (the kernel's `tun_net_change_mtu` bounds: ETH_MIN_MTU to 65535).
-const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
-
-/// [`Error::InvalidMtu`] for an MTU no TUN device takes, so that it is refused before any system call.
-pub(crate) fn check_mtu(mtu: u32) -> Result<()> {
-    if MTU_RANGE.contains(&mtu) {
-        Ok(())
-    } else {
-        Err(Error::InvalidMtu { mtu })
     }
 }
 

@@ -410,12 +410,13 @@ mod tests {
     /// An IPv4 TCP segment 10.0.0.1:1234 -> 10.0.0.2:80 (ACK) at `seq` with `len` payload bytes and valid
     /// checksums, at the start of a 64 KiB buffer.
     fn tcp_segment(seq: u32, len: usize) -> (Vec<u8>, usize) {
-        use std::net::SocketAddrV4;
-        use tun_test_support::packets::tcp4_segment;
-        let src = SocketAddrV4::new([10, 0, 0, 1].into(), 1234);
-        let dst = SocketAddrV4::new([10, 0, 0, 2].into(), 80);
         let payload: Vec<u8> = (0..len).map(|i| (seq as usize + i) as u8).collect();
-        let packet = tcp4_segment(src, dst, seq, &payload);
+        let mut packet = Vec::new();
+        etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(1234, 80, seq, 502)
+            .ack(1)
+            .write(&mut packet, &payload)
+            .expect("writing into a Vec cannot fail");
         let mut buf = vec![0u8; tun_offload::MAX_PACKET];
         buf[..packet.len()].copy_from_slice(&packet);
         (buf, packet.len())

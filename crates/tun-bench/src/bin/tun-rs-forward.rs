@@ -1,6 +1,6 @@
 //! The benchmark's peer: a two-namespace forwarder built on tun-rs 2.8.16's offload API.
 //!
-//! Same command line and output as the `tun` crate's `forward` example:
+//! Same command line and output as `tun-forward`:
 //! `tun-rs-forward --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB [--no-offload] [--batch N] [--async]`.
 //! Each direction is one thread running tun-rs's own loop: `recv_multiple` (one read, split into
 //! MTU-sized packets) then `send_multiple` with a reused `GROTable` (coalesce, then one write per packet).
@@ -177,14 +177,10 @@ fn start_async(
 fn run() -> Result<(), String> {
     let args = ForwardArgs::parse(std::env::args().skip(1)).map_err(|e| e.to_string())?;
     if args.passthrough {
-        return Err(
-            "--passthrough is the `forward` example's ceiling, not a tun-rs data path".into(),
-        );
+        return Err("--passthrough is `tun-forward`'s ceiling, not a tun-rs data path".into());
     }
     if args.queues != 1 {
-        return Err(
-            "--queues is the `forward` example's; this peer forwards one queue per device".into(),
-        );
+        return Err("--queues is `tun-forward`'s; this peer forwards one queue per device".into());
     }
     if !args.config_a.is_empty() || !args.config_b.is_empty() {
         return Err("tun-rs-forward configures no addresses or routes: use `ip`".into());

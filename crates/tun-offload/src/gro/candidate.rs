@@ -4,7 +4,6 @@
 use super::GroOptions;
 use super::flow_key::FlowKey;
 use crate::MAX_PACKET;
-use crate::invariant::Invariant;
 use crate::wire::{IpPacket, TcpHeader, Transport, UdpHeader, tcp_flags};
 
 /// A packet that may be coalesced, with the facts the rules need, read once.
@@ -19,13 +18,18 @@ pub(super) struct Candidate {
 }
 
 impl Candidate {
-    /// The packet as a coalescing candidate, or `None` when it must be written on its own.
+    /// Length of the IP packet (its buffer's size, as the IP length field says).
+    pub(super) fn len(&self) -> usize {
+        self.iph_len + self.l4h_len + self.payload_len
+    }
+
+    /// The packet `ip` views as a coalescing candidate, or `None` when it must be written on its own.
     #[inline]
-    pub(super) fn parse(packet: &[u8], options: GroOptions) -> Option<Self> {
+    pub(super) fn parse(ip: IpPacket<&[u8]>, options: GroOptions) -> Option<Self> {
+        let packet = ip.into_inner();
         if packet.len() > MAX_PACKET {
             return None;
         }
-        let ip = IpPacket::new_checked(packet).ok()?;
         let version = ip.version();
         // IPv4 options and IPv6 extension headers are not coalesced; the header must be the fixed one.
         if ip.header_len() != version.fixed_header_len() || ip.total_len() != packet.len() {
@@ -50,7 +54,7 @@ impl Candidate {
                 }
                 (
                     tcp.header_len(),
-                    port_bytes(tcp.ports()),
+                    tcp.ports(),
                     tcp.ack(),
                     tcp.seq(),
                     flags & tcp_flags::PSH != 0,
@@ -68,16 +72,11 @@ impl Candidate {
                 if udp.checksum() == 0 {
                     return None;
                 }
-                (
-                    UdpHeader::<&[u8]>::LEN,
-                    port_bytes(udp.ports()),
-                    0,
-                    0,
-                    false,
-                )
+                (UdpHeader::<&[u8]>::LEN, udp.ports(), 0, 0, false)
             }
         };
         let payload_len = l4.len().checked_sub(l4h_len).filter(|&n| n > 0)?;
+        // From here on the packet is read through views built from these values, never validated again.
         Some(Self {
             key: FlowKey::new(version, transport, ip.addrs(), &ports, ack),
             iph_len,
@@ -87,11 +86,4 @@ impl Candidate {
             psh,
         })
     }
-}
-
-fn port_bytes(ports: &[u8]) -> [u8; 4] {
-    ports
-        .try_into()
-        .invariant("a checked header's ports are 4 bytes")
-        .unwrap_or_default()
 }

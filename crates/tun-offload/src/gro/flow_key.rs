@@ -16,18 +16,14 @@ pub(super) struct FlowKey {
 }
 
 impl FlowKey {
-    /// The UDP flow of any unfragmented packet with a UDP header (IPv4 options and IPv6 extension headers
-    /// allowed); fragments are skipped, as only the first one carries the ports.
-    pub(super) fn of_udp(packet: &[u8]) -> Option<Self> {
-        let ip = IpPacket::new_checked(packet).ok()?;
-        if ip.is_fragment() {
-            return None;
-        }
+    /// The UDP flow of an unfragmented packet (the caller checked) with a UDP header (IPv4 options and IPv6
+    /// extension headers allowed).
+    pub(super) fn of_udp(ip: &IpPacket<&[u8]>) -> Option<Self> {
         let (l4_start, protocol) = ip.transport().ok()?;
         if protocol != Transport::Udp.protocol() {
             return None;
         }
-        let ports: &[u8; 4] = packet.get(l4_start..)?.first_chunk()?;
+        let ports: &[u8; 4] = ip.into_inner().get(l4_start..)?.first_chunk()?;
         Some(Self::new(
             ip.version(),
             Transport::Udp,

@@ -52,6 +52,7 @@ use crate::checksum;
 use crate::invariant::Invariant;
 use crate::wire::{IpPacket, Transport};
 use candidate::Candidate;
+use flow_key::FlowKey;
 use plan::Merged;
 pub use plan::{FRAME_HEAD_MAX, Frame, GroPlan};
 pub use table::GroTable;
@@ -121,43 +122,52 @@ pub fn handle_gro<B: AsMut<[u8]>>(
         ));
     };
     let batch = Batch { offset, sizes };
-    for index in 0..bufs.len() {
-        let packet = batch.packet(bufs, index);
-        let candidate = packet.and_then(|packet| Candidate::parse(packet, options));
-        match candidate {
+    for (index, &size) in sizes.iter().enumerate() {
+        // Each packet's IP header is validated here, once: the candidate carries what later steps need.
+        let ip = batch
+            .packet(bufs, index)
+            .and_then(|packet| IpPacket::new_checked(packet).ok());
+        match ip.and_then(|ip| Candidate::parse(ip, options)) {
             Some(c) if c.key.transport == Transport::Tcp => {
                 tcp::coalesce(bufs, &batch, table, plan, index, &c);
             }
             Some(c) => udp::coalesce(bufs, &batch, table, plan, index, &c),
             None => {
                 if options.udp
-                    && let Some(packet) = packet
+                    && let Some(ip) = ip
                 {
                     // A datagram written on its own keeps its place in its flow: no later datagram
                     // may join a packet written before it.
-                    table.end_udp_flow(packet);
+                    table.end_udp_flow(&ip);
                 }
-                plan.push(index, batch.size(index));
+                plan.push(index, size);
             }
         }
     }
-    for item in table.items() {
-        if let Some(frame) = plan.frame_mut(item.frame) {
-            frame.buf = item.buf;
-            frame.len = item.len();
-            frame.merged = (item.segments > 1).then_some(Merged {
-                version: item.key.version,
-                transport: item.key.transport,
-                iph_len: item.iph_len,
-                l4h_len: item.l4h_len,
-                gso_size: item.gso_size,
-                segments: item.segments,
-                psh: item.psh,
-            });
-        }
-    }
+    let described = table.items().iter().try_for_each(|item| {
+        // Skipping an item would write its frame as the first packet alone and lose the packets merged
+        // into it, so a frame missing from the plan is an error, never a fallback.
+        let frame = plan
+            .frame_mut(item.frame)
+            .invariant("each held item's frame was pushed in this batch")
+            .ok_or(OffloadError::InvalidArgument(
+                "the table holds a packet of a frame the plan lacks",
+            ))?;
+        frame.buf = item.buf;
+        frame.len = item.len();
+        frame.merged = (item.segments > 1).then_some(Merged {
+            version: item.key.version,
+            transport: item.key.transport,
+            iph_len: item.iph_len,
+            l4h_len: item.l4h_len,
+            gso_size: item.gso_size,
+            segments: item.segments,
+            psh: item.psh,
+        });
+        Ok(())
+    });
     table.clear();
-    Ok(())
+    described
 }
 
 /// Which protocols [`handle_gro`] coalesces; packets of a protocol left out pass through unchanged.
@@ -179,23 +189,22 @@ struct Batch<'s> {
 }
 
 impl Batch<'_> {
-    /// The size given for packet `index`.
-    fn size(&self, index: usize) -> usize {
-        self.sizes.get(index).copied().unwrap_or_default()
-    }
-
     /// Packet `index`, `None` when its size does not fit its buffer.
     fn packet<'b, B: AsMut<[u8]>>(&self, bufs: &'b mut [B], index: usize) -> Option<&'b [u8]> {
-        let end = self.offset.checked_add(self.size(index))?;
+        let end = self.offset.checked_add(*self.sizes.get(index)?)?;
         bufs.get_mut(index)?.as_mut().get(self.offset..end)
     }
 
     /// The first `len` bytes from the offset of buffer `index`: a held (possibly merged) packet.
-    fn held<'b, B: AsMut<[u8]>>(&self, bufs: &'b mut [B], index: usize, len: usize) -> &'b [u8] {
+    fn held<'b, B: AsMut<[u8]>>(
+        &self,
+        bufs: &'b mut [B],
+        index: usize,
+        len: usize,
+    ) -> Option<&'b [u8]> {
         bufs.get_mut(index)
             .and_then(|buf| buf.as_mut().get(self.offset..self.offset + len))
             .invariant("a held packet lies within its buffer")
-            .unwrap_or_default()
     }
 
     /// True when a merged packet of `len` bytes may be built in buffer `front`: within 65535 bytes and the
@@ -208,7 +217,9 @@ impl Batch<'_> {
     }
 
     /// Copies the payload of packet `src` (after `headers_len` bytes, `src_len` bytes in all) into buffer
-    /// `dst` right after its `dst_len` bytes of packet. [`fits`](Self::fits) checked the room.
+    /// `dst` right after its `dst_len` bytes of packet, and returns true. [`fits`](Self::fits) checked the
+    /// room; the caller records the merge only when the copy was made.
+    #[must_use]
     fn append<B: AsMut<[u8]>>(
         &self,
         bufs: &mut [B],
@@ -217,7 +228,7 @@ impl Batch<'_> {
         src: usize,
         src_len: usize,
         headers_len: usize,
-    ) {
+    ) -> bool {
         let offset = self.offset;
         if let Some([dst, src]) = bufs
             .get_disjoint_mut([dst, src])
@@ -232,20 +243,23 @@ impl Batch<'_> {
                 .invariant("the merge was checked to fit its buffer")
         {
             room.copy_from_slice(payload);
+            return true;
         }
+        false
     }
 }
 
-/// True when the packet's transport checksum verifies over the pseudo-header and the whole L4 part.
-fn l4_checksum_valid(packet: &[u8], iph_len: usize, transport: Transport) -> bool {
-    let Some(ip) = IpPacket::new_checked(packet).invariant("a candidate's IP header") else {
+/// True when the packet's transport checksum verifies over the pseudo-header and the whole L4 part; the
+/// packet's flow and IP header length are those its candidate was parsed with.
+fn l4_checksum_valid(packet: &[u8], key: &FlowKey, iph_len: usize) -> bool {
+    let Some((ip, l4)) = packet
+        .split_at_checked(iph_len)
+        .invariant("a candidate's transport header follows its IP header")
+    else {
         return false;
     };
-    let l4 = packet
-        .get(iph_len..)
-        .invariant("a candidate's transport header follows its IP header")
-        .unwrap_or_default();
-    let seed = ip.pseudo_header_sum(transport.protocol(), l4.len());
+    let ip = IpPacket::new_unchecked(ip, key.version, iph_len);
+    let seed = ip.pseudo_header_sum(key.transport.protocol(), l4.len());
     checksum::checksum(l4, seed) == 0xffff
 }
 
@@ -264,29 +278,30 @@ fn held_checksum_valid<B: AsMut<[u8]>>(
         Csum::Valid => true,
         Csum::Invalid => false,
         Csum::Unchecked => {
-            let packet = batch.held(bufs, held.buf, held.len());
-            let valid = l4_checksum_valid(packet, held.iph_len, held.key.transport);
+            let valid = batch
+                .held(bufs, held.buf, held.len())
+                .is_some_and(|packet| l4_checksum_valid(packet, &held.key, held.iph_len));
             held.csum = if valid { Csum::Valid } else { Csum::Invalid };
             valid
         }
     }
 }
 
-/// The IP headers of two packets agree (see [`IpPacket::agrees_with`]).
-fn ip_headers_agree(a: &[u8], b: &[u8]) -> bool {
-    let a = IpPacket::new_checked(a).invariant("a candidate's IP header");
-    let b = IpPacket::new_checked(b).invariant("a held packet's IP header");
-    match (a, b) {
-        (Some(a), Some(b)) => a.agrees_with(&b),
-        _ => false,
-    }
+/// The IP headers of candidate `c`'s packet and of item `item`'s held packet agree (see
+/// [`IpPacket::agrees_with`]).
+fn ip_headers_agree(packet: &[u8], c: &Candidate, held: &[u8], item: &Item) -> bool {
+    let a = IpPacket::new_unchecked(packet, c.key.version, c.iph_len);
+    let b = IpPacket::new_unchecked(held, item.key.version, item.iph_len);
+    a.agrees_with(&b)
 }
 
-/// The packet of candidate `index` and the held packet of item `item`, from two distinct buffers.
+/// The packet of candidate `c` (packet `index` of the batch) and the held packet of item `item`, from two
+/// distinct buffers.
 fn two_packets<'b, B: AsMut<[u8]>>(
     bufs: &'b mut [B],
     batch: &Batch<'_>,
     index: usize,
+    c: &Candidate,
     item: &Item,
 ) -> Option<(&'b [u8], &'b [u8])> {
     let offset = batch.offset;
@@ -295,9 +310,7 @@ fn two_packets<'b, B: AsMut<[u8]>>(
         .invariant("a packet is compared with other buffers' packets")?;
     let why = "candidates and held packets lie within their buffers";
     Some((
-        a.as_mut()
-            .get(offset..offset + batch.size(index))
-            .invariant(why)?,
+        a.as_mut().get(offset..offset + c.len()).invariant(why)?,
         b.as_mut().get(offset..offset + item.len()).invariant(why)?,
     ))
 }

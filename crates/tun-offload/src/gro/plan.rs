@@ -1,6 +1,5 @@
 //! What a coalesced batch comes to: the frames to write, in order, and which frame carries each packet.
 
-use crate::invariant::Invariant;
 use crate::virtio::{FLAG_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
 use crate::wire::{IpPacket, IpVersion, TcpHeader, Transport, UdpHeader, tcp_flags};
 use crate::{OffloadError, VirtioNetHdr, checksum};
@@ -140,9 +139,13 @@ impl Frame {
     /// `scratch`, and then the payloads as they are in the buffer. The buffer itself is never changed, so
     /// a frame that is not written leaves its packets as they were.
     ///
+    /// The headers are rewritten through the lengths [`handle_gro`](super::handle_gro) validated, not
+    /// validated again: pass the buffer the plan was made over, unchanged since.
+    ///
     /// # Errors
     /// [`OffloadError::BufferTooSmall`] when `buf` does not hold `offset + len` bytes (the size given for a
-    /// packet was larger than its buffer).
+    /// packet was larger than its buffer); [`OffloadError::Malformed`] for a merged frame whose `len` was
+    /// changed to less than its headers.
     pub fn encode<'a>(
         &self,
         buf: &'a [u8],
@@ -170,41 +173,36 @@ impl Frame {
             .ok_or(OffloadError::Malformed("merged packet headers too long"))?;
         let (hdr_slot, headers_slot) = head.split_at_mut(VirtioNetHdr::LEN);
         headers_slot.copy_from_slice(headers);
-        let hdr = rewrite_headers(headers_slot, self.len, &merged)?;
+        let hdr = rewrite_headers(headers_slot, self.len, &merged);
         hdr.encode(hdr_slot)?;
         Ok([head, payload])
     }
 }
 
-/// Rewrites `headers`, a copy of the first segment's IP and transport headers, for the merged packet of
-/// `len` bytes and returns its virtio-net header.
-fn rewrite_headers(
-    headers: &mut [u8],
-    len: usize,
-    m: &Merged,
-) -> Result<VirtioNetHdr, OffloadError> {
-    let l4_len = len - m.iph_len;
-    let mut ip = IpPacket::new_checked(&mut *headers)?;
+/// Rewrites `headers`, a copy of the first segment's IP and transport headers (`iph_len + l4h_len` bytes),
+/// for the merged packet of `len` bytes (at least the headers) and returns its virtio-net header.
+///
+/// The headers were validated when their packet became a candidate; they are rewritten through views built
+/// from the lengths found then, not validated again.
+fn rewrite_headers(headers: &mut [u8], len: usize, m: &Merged) -> VirtioNetHdr {
+    let l4_len = len.saturating_sub(m.iph_len);
+    // `headers` is `iph_len + l4h_len` bytes long (Frame::encode cut it so), so this split cannot fail.
+    let (ip, l4) = headers.split_at_mut(m.iph_len);
+    let mut ip = IpPacket::new_unchecked(ip, m.version, m.iph_len);
     ip.set_total_len(len);
     ip.fill_header_checksum();
     // The folded, not inverted, pseudo-header sum over the new length: the kernel adds the rest.
     let seed = checksum::fold(ip.pseudo_header_sum(m.transport.protocol(), l4_len));
-    let l4 = headers
-        .get_mut(m.iph_len..)
-        .invariant("the headers were cut at the transport header's end")
-        .ok_or(OffloadError::Malformed(
-            "merged packet without transport header",
-        ))?;
     match m.transport {
         Transport::Tcp => {
-            let mut tcp = TcpHeader::new_checked(&mut *l4)?;
+            let mut tcp = TcpHeader::new_unchecked(l4, m.l4h_len);
             if m.psh {
                 tcp.set_flags(tcp.flags() | tcp_flags::PSH);
             }
             tcp.set_checksum(seed);
         }
         Transport::Udp => {
-            let mut udp = UdpHeader::new_checked(&mut *l4)?;
+            let mut udp = UdpHeader::new_unchecked(l4);
             udp.set_length(l4_len as u16);
             udp.set_checksum(seed);
         }
@@ -214,12 +212,12 @@ fn rewrite_headers(
         (Transport::Tcp, IpVersion::V6) => GSO_TCPV6,
         (Transport::Udp, _) => GSO_UDP_L4,
     };
-    Ok(VirtioNetHdr {
+    VirtioNetHdr {
         flags: FLAG_NEEDS_CSUM,
         gso_type,
         hdr_len: (m.iph_len + m.l4h_len) as u16,
         gso_size: m.gso_size as u16,
         csum_start: m.iph_len as u16,
         csum_offset: m.transport.checksum_offset() as u16,
-    })
+    }
 }

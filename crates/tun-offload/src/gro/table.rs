@@ -74,15 +74,13 @@ impl GroTable {
         self.items.get_mut(index)
     }
 
-    /// Stops the UDP flow of `packet` (any unfragmented packet with a UDP header, candidate or not) from
-    /// growing its newest held packet: later datagrams start a new one, so none overtakes `packet`.
+    /// Stops the UDP flow of the packet `ip` views (any unfragmented packet with a UDP header, candidate or
+    /// not) from growing its newest held packet: later datagrams start a new one, so none overtakes it.
     ///
     /// A fragment ends every UDP flow between its two addresses: only the first fragment of a datagram
     /// carries the ports, so the flow it belongs to cannot be told.
-    pub(super) fn end_udp_flow(&mut self, packet: &[u8]) {
-        if let Ok(ip) = IpPacket::new_checked(packet)
-            && ip.is_fragment()
-        {
+    pub(super) fn end_udp_flow(&mut self, ip: &IpPacket<&[u8]>) {
+        if ip.is_fragment() {
             let between = FlowKey::new(ip.version(), Transport::Udp, ip.addrs(), &[0; 4], 0);
             let Self {
                 flows, items, last, ..
@@ -96,7 +94,7 @@ impl GroTable {
             if last.is_some_and(|(key, _)| key.same_udp_addresses(&between)) {
                 *last = None;
             }
-        } else if let Some(key) = FlowKey::of_udp(packet) {
+        } else if let Some(key) = FlowKey::of_udp(ip) {
             self.flows.remove(&key);
             if self.last.is_some_and(|(last, _)| last == key) {
                 self.last = None;

@@ -6,7 +6,7 @@ use super::{
     Batch, GroPlan, held_checksum_valid, ip_headers_agree, l4_checksum_valid, two_packets,
 };
 use crate::invariant::Invariant;
-use crate::wire::{TcpHeader, Transport, same_bytes, tcp_flags};
+use crate::wire::{TcpHeader, same_bytes, tcp_flags};
 
 /// Where a segment joins a held packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub(super) fn coalesce<B: AsMut<[u8]>>(
         if item.csum == Csum::Invalid {
             continue;
         }
-        let Some(join) = two_packets(bufs, batch, index, &item)
+        let Some(join) = two_packets(bufs, batch, index, c, &item)
             .and_then(|(packet, held)| can_join(packet, held, c, &item))
         else {
             continue;
@@ -55,24 +55,24 @@ pub(super) fn coalesce<B: AsMut<[u8]>>(
         let valid = *packet_valid.get_or_insert_with(|| {
             batch
                 .packet(bufs, index)
-                .is_some_and(|packet| l4_checksum_valid(packet, c.iph_len, Transport::Tcp))
+                .is_some_and(|packet| l4_checksum_valid(packet, &c.key, c.iph_len))
         });
         if !valid {
-            plan.push(index, batch.size(index));
+            plan.push(index, c.len());
             return;
         }
         let headers_len = item.iph_len + item.l4h_len;
-        let size = batch.size(index);
-        match join {
-            Join::Append => batch.append(bufs, item.buf, item.len(), index, size, headers_len),
+        let copied = match join {
+            Join::Append => batch.append(bufs, item.buf, item.len(), index, c.len(), headers_len),
             // The merged packet keeps the item's frame, already in line to be written, now built in the
             // segment's buffer.
-            Join::Prepend => batch.append(bufs, index, size, item.buf, item.len(), headers_len),
-        }
-        plan.assign(index, item.frame);
-        let Some(held) = table.item_mut(at) else {
-            break;
+            Join::Prepend => batch.append(bufs, index, c.len(), item.buf, item.len(), headers_len),
         };
+        // The merge is recorded only once its bytes are in place.
+        let Some(held) = table.item_mut(at).filter(|_| copied) else {
+            continue;
+        };
+        plan.assign(index, item.frame);
         match join {
             Join::Append => held.psh = c.psh,
             Join::Prepend => {
@@ -85,18 +85,17 @@ pub(super) fn coalesce<B: AsMut<[u8]>>(
         held.segments += 1;
         return;
     }
-    let frame = plan.push(index, batch.size(index));
+    let frame = plan.push(index, c.len());
     table.insert(index, frame, c, Csum::Unchecked);
 }
 
 fn can_join(packet: &[u8], held: &[u8], c: &Candidate, item: &Item) -> Option<Join> {
-    if c.l4h_len != item.l4h_len || !ip_headers_agree(packet, held) {
+    if c.l4h_len != item.l4h_len || !ip_headers_agree(packet, c, held, item) {
         return None;
     }
-    let tcp =
-        TcpHeader::new_checked(packet.get(c.iph_len..)?).invariant("a candidate's TCP header")?;
-    let held_tcp = TcpHeader::new_checked(held.get(item.iph_len..)?)
-        .invariant("a held packet's TCP header")?;
+    let why = "a candidate's TCP header follows its IP header";
+    let tcp = TcpHeader::new_unchecked(packet.get(c.iph_len..).invariant(why)?, c.l4h_len);
+    let held_tcp = TcpHeader::new_unchecked(held.get(item.iph_len..).invariant(why)?, item.l4h_len);
     if tcp.data_offset_byte() != held_tcp.data_offset_byte()
         || tcp.flags() & !tcp_flags::PSH != held_tcp.flags() & !tcp_flags::PSH
         || tcp.window() != held_tcp.window()

@@ -6,7 +6,6 @@ use super::{
     Batch, GroPlan, UDP_MAX_SEGMENTS, held_checksum_valid, ip_headers_agree, l4_checksum_valid,
     two_packets,
 };
-use crate::wire::Transport;
 
 /// Appends the datagram `index` to its flow's newest held packet when the rules allow, and otherwise holds it
 /// as the flow's new newest item in a frame of its own (even with a bad checksum, so that no later datagram
@@ -26,33 +25,32 @@ pub(super) fn coalesce<B: AsMut<[u8]>>(
         && !item.ends_short()
         && c.payload_len <= item.gso_size
         && item.segments < UDP_MAX_SEGMENTS
-        && two_packets(bufs, batch, index, &item)
-            .is_some_and(|(packet, held)| ip_headers_agree(packet, held))
+        && two_packets(bufs, batch, index, c, &item)
+            .is_some_and(|(packet, held)| ip_headers_agree(packet, c, held, &item))
         && batch.fits(bufs, item.buf, item.len() + c.payload_len)
         && held_checksum_valid(bufs, batch, table, at)
     {
         let valid = batch
             .packet(bufs, index)
-            .is_some_and(|packet| l4_checksum_valid(packet, c.iph_len, Transport::Udp));
+            .is_some_and(|packet| l4_checksum_valid(packet, &c.key, c.iph_len));
         if !valid {
             csum = Csum::Invalid;
-        } else if let Some(held) = table.item_mut(at) {
-            let headers_len = held.iph_len + held.l4h_len;
-            let held_len = held.len();
+        } else if batch.append(
+            bufs,
+            item.buf,
+            item.len(),
+            index,
+            c.len(),
+            item.iph_len + item.l4h_len,
+        ) && let Some(held) = table.item_mut(at)
+        {
+            // The merge is recorded only once its bytes are in place.
             held.payload_len += c.payload_len;
             held.segments += 1;
-            batch.append(
-                bufs,
-                item.buf,
-                held_len,
-                index,
-                batch.size(index),
-                headers_len,
-            );
             plan.assign(index, item.frame);
             return;
         }
     }
-    let frame = plan.push(index, batch.size(index));
+    let frame = plan.push(index, c.len());
     table.insert(index, frame, c, csum);
 }

@@ -571,6 +571,23 @@ fn a_different_read_buffer_is_refused() {
 }
 
 #[test]
+fn a_read_refilled_with_other_bytes_is_split_by_the_layout_validated_at_the_start() {
+    // The state keeps no borrow, so nothing stops a caller from refilling the read between calls. The
+    // segments then follow the offsets and lengths validated when the state was made, whatever the new
+    // bytes say (here: neither an IP nor a TCP header), and nothing panics.
+    let read = Spec::tcp4(0, 3000).super_read(1000);
+    let mut state = SplitState::new(&read).unwrap();
+    let mut refilled = read.clone();
+    refilled[VirtioNetHdr::LEN..].fill(0);
+    let mut buf = [0u8; 2000];
+    for expected in [1040, 1040, 1040] {
+        assert_eq!(state.next_segment(&refilled, &mut buf), Ok(Some(expected)));
+        assert_eq!(usize::from(u16_at(&buf, 2)), expected, "IPv4 total length");
+    }
+    assert!(state.is_done());
+}
+
+#[test]
 fn next_batch_without_buffers_is_an_error_while_segments_remain() {
     let read = Spec::tcp4(0, 3000).super_read(1000);
     let mut state = SplitState::new(&read).unwrap();

@@ -118,6 +118,23 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
         })
     }
 
+    /// A view of a header that [`new_checked`](Self::new_checked) validated before, from the `version` and
+    /// `header_len` it found: later steps read and rewrite the fields by name without validating the same
+    /// header again. The accessors still never panic; on bytes that are not that header they read what is
+    /// there (zero past the end of `buf`).
+    pub(crate) fn new_unchecked(buf: T, version: IpVersion, header_len: usize) -> Self {
+        Self {
+            buf,
+            version,
+            header_len,
+        }
+    }
+
+    /// The buffer the view reads.
+    pub(crate) fn into_inner(self) -> T {
+        self.buf
+    }
+
     /// The IP version.
     pub fn version(&self) -> IpVersion {
         self.version

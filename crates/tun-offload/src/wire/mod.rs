@@ -70,7 +70,6 @@ impl Transport {
     }
 }
 
-/// Reads the big-endian `u16` at `at`; a caller that validated the length never sees the `0` fallback.
 /// Byte equality of two short header fields (TCP options: at most 40 bytes), compared a word at a time in
 /// line: a call to `memcmp` for a dozen bytes costs more than the comparison, once per coalesced packet.
 #[inline]
@@ -87,6 +86,7 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         && a_tail.iter().zip(b_tail).all(|(x, y)| x == y)
 }
 
+/// Reads the big-endian `u16` at `at`; a caller that validated the length never sees the `0` fallback.
 #[inline]
 pub(crate) fn read_u16(buf: &[u8], at: usize) -> u16 {
     buf.get(at..)
@@ -100,6 +100,15 @@ pub(crate) fn read_u32(buf: &[u8], at: usize) -> u32 {
     buf.get(at..)
         .and_then(<[u8]>::first_chunk::<4>)
         .map_or(0, |b| u32::from_be_bytes(*b))
+}
+
+/// Reads the `N` bytes at `at`; a caller that validated the length never sees the zero fallback.
+#[inline]
+pub(crate) fn read_array<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
+    buf.get(at..)
+        .and_then(<[u8]>::first_chunk::<N>)
+        .copied()
+        .unwrap_or([0; N])
 }
 
 /// Reads the byte at `at`; a caller that validated the length never sees the `0` fallback.

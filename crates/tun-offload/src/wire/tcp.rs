@@ -1,6 +1,6 @@
 //! The TCP header.
 
-use super::{bytes, read_u8, read_u16, read_u32, write_u8, write_u16, write_u32};
+use super::{bytes, read_array, read_u8, read_u16, read_u32, write_u8, write_u16, write_u32};
 use crate::{OffloadError, checksum};
 
 /// TCP flag bits (the byte at offset 13).
@@ -64,14 +64,20 @@ impl<T: AsRef<[u8]>> TcpHeader<T> {
         Ok(Self { buf, header_len })
     }
 
+    /// A view of a header that [`new_checked`](Self::new_checked) validated before, from the `header_len`
+    /// it found (see [`IpPacket::new_unchecked`](super::IpPacket::new_unchecked)).
+    pub(crate) fn new_unchecked(buf: T, header_len: usize) -> Self {
+        Self { buf, header_len }
+    }
+
     /// Header length from the data offset, options included (20..=60).
     pub fn header_len(&self) -> usize {
         self.header_len
     }
 
     /// Source and destination port, as the 4 bytes on the wire.
-    pub fn ports(&self) -> &[u8] {
-        bytes(self.buf.as_ref(), 0, 4)
+    pub fn ports(&self) -> [u8; 4] {
+        read_array(self.buf.as_ref(), 0)
     }
 
     /// The sequence number.

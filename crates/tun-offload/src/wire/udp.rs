@@ -1,6 +1,6 @@
 //! The UDP header.
 
-use super::{bytes, read_u16, write_u16};
+use super::{read_array, read_u16, write_u16};
 use crate::OffloadError;
 
 const LENGTH: usize = 4;
@@ -29,9 +29,15 @@ impl<T: AsRef<[u8]>> UdpHeader<T> {
         Ok(Self { buf })
     }
 
+    /// A view of a header that [`new_checked`](Self::new_checked) validated before (see
+    /// [`IpPacket::new_unchecked`](super::IpPacket::new_unchecked)).
+    pub(crate) fn new_unchecked(buf: T) -> Self {
+        Self { buf }
+    }
+
     /// Source and destination port, as the 4 bytes on the wire.
-    pub fn ports(&self) -> &[u8] {
-        bytes(self.buf.as_ref(), 0, 4)
+    pub fn ports(&self) -> [u8; 4] {
+        read_array(self.buf.as_ref(), 0)
     }
 
     /// The length field (header plus payload).

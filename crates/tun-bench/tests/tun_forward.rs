@@ -1,20 +1,19 @@
-//! The `forward` example as a user runs it: it creates tunA and tunB in two existing namespaces, brings them up
-//! with the addresses and routes given on its command line, carries
-//! traffic between them, and on SIGTERM prints its counters per direction and exits 0, removing both
-//! devices. Checked in each of its modes: offloads, no offloads, async (tokio), and the raw passthrough.
+//! `tun-forward` as the benchmark runs it: it creates tunA and tunB in two existing namespaces, brings them up
+//! with the addresses and routes given on its command line, carries traffic between them, and on SIGTERM
+//! prints its counters per direction (the lines `cargo xtask bench` parses) and exits 0, removing both
+//! devices. Checked in each of its modes: offloads, no offloads, async (tokio), several queues and the raw
+//! passthrough.
 //!
-//! `cargo test -p tun` builds the package's examples next to its test binaries (`target/*/examples/`), so the
-//! test runs the example binary of this very build, inside namespaces it creates and removes.
-
-mod common;
+//! Cargo builds the package's binaries for its integration tests (`CARGO_BIN_EXE_tun-forward`), so the test
+//! runs the binary of this very build, inside namespaces it creates and removes.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{NetNs, Running, example_path};
 use tun_test_support::signal::{self, Signal};
+use tun_test_support::{NetNs, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const A4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -25,11 +24,31 @@ fn side(role: &str) -> NetNs {
     NetNs::tagged(&format!("tfw-{role}"))
 }
 
-fn wait_until(cond: impl FnMut() -> bool) -> bool {
-    common::wait_until(TIMEOUT, cond)
+/// The forwarder while it runs, killed if the test fails before it exits on its own.
+struct Running(Child);
+
+impl Running {
+    /// The exit status once it has exited, or `None` if it is still running after `within`.
+    fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let mut status = None;
+        wait_until(within, || {
+            status = self.0.try_wait().expect("wait");
+            status.is_some()
+        });
+        status
+    }
 }
 
-/// One counter of one direction from the example's summary, e.g. `a->b: packets 10 bytes 15000 ...`.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// One counter of one direction from the forwarder's summary, e.g. `a->b: packets 10 bytes 15000 ...`.
 fn counter(summary: &str, direction: &str, name: &str) -> u64 {
     let line = summary
         .lines()
@@ -46,7 +65,7 @@ fn counter(summary: &str, direction: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("bad {name} in {line:?}"))
 }
 
-/// Asserts that the example forwards the way `mode` asks: a runtime's workers with `--async`, a thread per
+/// Asserts that the forwarder forwards the way `mode` asks: a runtime's workers with `--async`, a thread per
 /// queue and direction with `--queues 2`, else one thread per direction.
 fn assert_forwarding_threads(pid: u32, mode: &[&str]) {
     let names = tun_test_support::proc::thread_names(pid);
@@ -68,7 +87,7 @@ fn assert_forwarding_threads(pid: u32, mode: &[&str]) {
 fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
     let a = side("a");
     let b = side("b");
-    let mut cmd = Command::new(example_path("forward"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tun-forward"));
     cmd.args([
         "--netns-a",
         a.name(),
@@ -78,7 +97,7 @@ fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
         b.name(),
         "--name-b",
         "tunB",
-        // The example brings each device up with its address and a route to the other side.
+        // The forwarder brings each device up with its address and a route to the other side.
         "--address-a",
         &format!("{A4}/32"),
         "--route-a",
@@ -92,16 +111,15 @@ fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let mut running = Running(cmd.spawn().expect("start the forward example"));
+    let mut running = Running(cmd.spawn().expect("start tun-forward"));
     // The route is the last thing the library configures.
     assert!(
-        wait_until(
-            || a.has_route("tunA", &format!("{B4}/32")) && b.has_route("tunB", &format!("{A4}/32"))
-        ),
+        wait_until(TIMEOUT, || a.has_route("tunA", &format!("{B4}/32"))
+            && b.has_route("tunB", &format!("{A4}/32"))),
         "the devices did not appear configured"
     );
 
-    // 4 MiB over TCP from A to B, through the example.
+    // 4 MiB over TCP from A to B, through the forwarder.
     let data: Vec<u8> = (0..4u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
@@ -156,49 +174,77 @@ fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
         assert!(super_packets > 0, "{mode:?}: {summary}");
     }
     assert!(
-        wait_until(|| !a.has_link("tunA") && !b.has_link("tunB")),
+        wait_until(TIMEOUT, || !a.has_link("tunA") && !b.has_link("tunB")),
         "devices left behind"
     );
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn forward_with_offloads_carries_traffic_and_reports_on_sigterm() {
+fn tun_forward_with_offloads_carries_traffic_and_reports_on_sigterm() {
     forward_carries_traffic_and_reports_on_sigterm(&[]);
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn forward_with_one_buffer_per_read_carries_traffic() {
+fn tun_forward_with_one_buffer_per_read_carries_traffic() {
     forward_carries_traffic_and_reports_on_sigterm(&["--batch", "1"]);
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn forward_without_offloads_carries_traffic_and_reports_on_sigterm() {
+fn tun_forward_without_offloads_carries_traffic_and_reports_on_sigterm() {
     forward_carries_traffic_and_reports_on_sigterm(&["--no-offload"]);
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn forward_passthrough_carries_traffic_and_reports_on_sigterm() {
+fn tun_forward_passthrough_carries_traffic_and_reports_on_sigterm() {
     forward_carries_traffic_and_reports_on_sigterm(&["--passthrough"]);
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn forward_async_carries_traffic_and_reports_on_sigterm() {
+fn tun_forward_async_carries_traffic_and_reports_on_sigterm() {
     forward_carries_traffic_and_reports_on_sigterm(&["--async"]);
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn forward_async_without_offloads_carries_traffic() {
+fn tun_forward_async_without_offloads_carries_traffic() {
     forward_carries_traffic_and_reports_on_sigterm(&["--async", "--no-offload"]);
 }
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn forward_with_two_queues_per_device_carries_traffic_and_reports_on_sigterm() {
+fn tun_forward_with_two_queues_per_device_carries_traffic_and_reports_on_sigterm() {
     forward_carries_traffic_and_reports_on_sigterm(&["--queues", "2"]);
+}
+
+#[test]
+fn help_lists_every_option_of_the_command_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tun-forward"))
+        .arg("--help")
+        .output()
+        .expect("run tun-forward --help");
+    assert!(out.status.success(), "{}", out.status);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.starts_with("tun-forward --netns-a NS1"), "{help}");
+    for option in [
+        "--netns-a",
+        "--name-a",
+        "--netns-b",
+        "--name-b",
+        "--no-offload",
+        "--batch N",
+        "--passthrough",
+        "--async",
+        "--queues N",
+        "--address-a",
+        "--address-b",
+        "--route-a",
+        "--route-b",
+    ] {
+        assert!(help.contains(option), "{option} missing from {help}");
+    }
 }

@@ -1,16 +1,13 @@
-//! The `events` example as a user runs it: one line per link change, exit 0 on SIGTERM.
-//!
-//! `cargo test -p tun` builds the package's examples next to its test binaries (`target/*/examples/`), so the
-//! test runs the example binary of this very build, inside a network namespace it creates and removes.
-
-mod common;
+//! The `events` example as a user runs it: one line per link change, exit 0 on SIGTERM. Built by cargo
+//! from this source tree, it runs inside a network namespace the test creates and removes.
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{NetNs, Running, example_path, wait_until};
+use tun_system_tests::examples::{Running, example};
+use tun_system_tests::{NetNs, wait_until};
 use tun_test_support::signal::{self, Signal};
 
 const WITHIN: Duration = Duration::from_secs(2);
@@ -18,12 +15,7 @@ const WITHIN: Duration = Duration::from_secs(2);
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn example_prints_each_event_and_exits_zero_on_sigterm() {
-    let example = example_path("events");
-    assert!(
-        example.exists(),
-        "{} missing: `cargo test -p tun` builds it",
-        example.display()
-    );
+    let example = example("events");
     let ns = NetNs::tagged("tex");
     // `ip netns exec` enters the namespace and then execs the program, so the child's pid is the example's.
     let child = ns

@@ -1,0 +1,320 @@
+//! The results of a run and the table that shows them: the median of each cell, the ratios between the
+//! forwarders of one run, and the targets.
+
+use std::fmt::Write as _;
+
+use crate::measure::Sample;
+use crate::traffic::TcpTest;
+use crate::tunnel::Forwarder;
+
+/// Results of a run: samples per test and forwarder, and the cells that failed.
+#[derive(Debug, Default)]
+pub(crate) struct Results {
+    /// The forwarders measured, in the order of the table.
+    forwarders: Vec<Forwarder>,
+    /// (test, forwarder, round, sample).
+    samples: Vec<(TcpTest, Forwarder, usize, Sample)>,
+    failures: Vec<String>,
+}
+
+impl Results {
+    /// No results yet, for a table of `forwarders` (in that order).
+    pub(crate) fn new(forwarders: &[Forwarder]) -> Self {
+        Self {
+            forwarders: forwarders.to_vec(),
+            ..Self::default()
+        }
+    }
+
+    /// Records one measurement; `run` pairs it with the other forwarders' measurements of the same run (a
+    /// round of back-to-back runs, or one run side by side).
+    pub(crate) fn record(&mut self, test: TcpTest, kind: Forwarder, run: usize, sample: Sample) {
+        self.samples.push((test, kind, run, sample));
+    }
+
+    /// Records a measurement that failed.
+    pub(crate) fn fail(&mut self, test: TcpTest, kind: Forwarder, why: &str) {
+        eprintln!("\n  failed: {why}");
+        self.failures
+            .push(format!("{} / {}: {why}", test.label(), kind.label()));
+    }
+
+    /// Whether any measurement failed.
+    pub(crate) fn failed(&self) -> bool {
+        !self.failures.is_empty()
+    }
+
+    /// The measurements that failed, each as `test / forwarder: why`.
+    pub(crate) fn failures(&self) -> &[String] {
+        &self.failures
+    }
+
+    fn cell(&self, test: TcpTest, kind: Forwarder) -> Vec<Sample> {
+        self.samples
+            .iter()
+            .filter(|(t, k, _, _)| *t == test && *k == kind)
+            .map(|(_, _, _, s)| *s)
+            .collect()
+    }
+
+    /// Throughput of `ours` over `other`, taken within each round (where the two ran back to back, so that
+    /// slow changes of the machine's load cancel out), then the median over the rounds.
+    fn paired_ratio(&self, test: TcpTest, ours: Forwarder, other: Forwarder) -> Option<f64> {
+        let ratios = self.paired_ratios(test, ours, other);
+        ratios.get(ratios.len().checked_sub(1)? / 2).copied()
+    }
+
+    /// The ratios of [`paired_ratio`](Self::paired_ratio), one per round in which both ran, sorted.
+    fn paired_ratios(&self, test: TcpTest, ours: Forwarder, other: Forwarder) -> Vec<f64> {
+        let find = |kind: Forwarder, round: usize| {
+            self.samples
+                .iter()
+                .find(|(t, k, r, _)| *t == test && *k == kind && *r == round)
+                .map(|(_, _, _, s)| s.gbits)
+        };
+        let mut ratios: Vec<f64> = self
+            .samples
+            .iter()
+            .filter(|(t, k, _, _)| *t == test && *k == ours)
+            .filter_map(|(_, _, round, s)| {
+                let theirs = find(other, *round).filter(|g| *g > 0.0)?;
+                Some(s.gbits / theirs)
+            })
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios
+    }
+
+    /// The sample with the median throughput, and the spread (max - min) / median of the throughput.
+    fn median(&self, test: TcpTest, kind: Forwarder) -> Option<(Sample, f64)> {
+        let mut cell = self.cell(test, kind);
+        cell.sort_by(|a, b| a.gbits.total_cmp(&b.gbits));
+        let median = *cell.get(cell.len().checked_sub(1)? / 2)?;
+        let spread = match (cell.first(), cell.last()) {
+            (Some(lo), Some(hi)) if median.gbits > 0.0 => (hi.gbits - lo.gbits) / median.gbits,
+            _ => 0.0,
+        };
+        Some((median, spread))
+    }
+}
+
+/// Targets of the offload forwarder, side by side with the others.
+struct Targets {
+    vs_passthrough: f64,
+    vs_tun_rs: f64,
+}
+
+fn targets(test: TcpTest) -> Targets {
+    if test.streams == 1 {
+        Targets {
+            vs_passthrough: 0.95,
+            vs_tun_rs: 1.05,
+        }
+    } else {
+        Targets {
+            vs_passthrough: 0.85,
+            vs_tun_rs: 1.15,
+        }
+    }
+}
+
+/// Forwarder user CPU per Gbit/s that the offload forwarder must stay under.
+const USER_CPU_PER_GBIT_TARGET: f64 = 3.0;
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "ok" } else { "MISSED" }
+}
+
+/// The table of medians, with the ratios and targets of each test.
+pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<26} {:>7} {:>7} {:>6} {:>7} {:>10} {:>9} {:>10}",
+        "forwarder", "Gbit/s", "spread", "CPU %", "user %", "user%/Gbit", "pkts/read", "pkts/write"
+    );
+    for &test in tests {
+        if rounds == 1 {
+            let _ = writeln!(out, "{} (one run)", test.label());
+        } else {
+            let _ = writeln!(out, "{} (median of {rounds} rounds)", test.label());
+        }
+        for &kind in &results.forwarders {
+            match results.median(test, kind) {
+                Some((s, spread)) => {
+                    let per_gbit = if s.gbits > 0.0 {
+                        s.cpu.user / s.gbits
+                    } else {
+                        0.0
+                    };
+                    let per_call =
+                        |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+                    let _ = writeln!(
+                        out,
+                        "  {:<24} {:>7.2} {:>7} {:>6.0} {:>7.1} {:>10.2} {:>9} {:>10}",
+                        kind.label(),
+                        s.gbits,
+                        if rounds == 1 {
+                            "-".to_owned()
+                        } else {
+                            format!("{:.0}%", spread * 100.0)
+                        },
+                        s.cpu.total(),
+                        s.cpu.user,
+                        per_gbit,
+                        per_call(s.per_read),
+                        per_call(s.per_write)
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "  {:<24} {:>7}", kind.label(), "failed");
+                }
+            }
+        }
+        if let Some(line) = blocking_targets(results, test) {
+            out.push_str(&line);
+        }
+        if let Some(line) = async_targets(results, test) {
+            out.push_str(&line);
+        }
+        if let Some(line) = queues_ratio(results, test) {
+            out.push_str(&line);
+        }
+    }
+    out
+}
+
+/// Two queues against one, every round's ratio beside the median: on a host with fewer free cores than
+/// forwarding threads they cannot scale, and must not cost; on a busy small host the spread says as much.
+fn queues_ratio(results: &Results, test: TcpTest) -> Option<String> {
+    let ratios = results.paired_ratios(test, Forwarder::OffloadQueues2, Forwarder::Offload);
+    let median = ratios.get(ratios.len().checked_sub(1)? / 2)?;
+    let rounds: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    Some(format!(
+        "  (7)/(1) = {median:.3} (per round, sorted: {})\n",
+        rounds.join(" ")
+    ))
+}
+
+/// Median user CPU per Gbit/s of `kind` in `test`.
+fn user_per_gbit(results: &Results, test: TcpTest, kind: Forwarder) -> Option<f64> {
+    results
+        .median(test, kind)
+        .filter(|(s, _)| s.gbits > 0.0)
+        .map(|(s, _)| s.cpu.user / s.gbits)
+}
+
+/// The offload forwarder against the ceiling and the peer, with its targets.
+fn blocking_targets(results: &Results, test: TcpTest) -> Option<String> {
+    let ratio = |other| results.paired_ratio(test, Forwarder::Offload, other);
+    let vs_ceiling = ratio(Forwarder::Passthrough)?;
+    let vs_peer = ratio(Forwarder::TunRs)?;
+    let t = targets(test);
+    let user = user_per_gbit(results, test, Forwarder::Offload)?;
+    Some(format!(
+        "  (1)/(3) = {vs_ceiling:.3} [target >= {:.2}: {}]   (1)/(4) = {vs_peer:.3} [target >= {:.2}: {}]   (1) user%/Gbit {user:.2} [<= {USER_CPU_PER_GBIT_TARGET}: {}]\n",
+        t.vs_passthrough,
+        mark(vs_ceiling >= t.vs_passthrough),
+        t.vs_tun_rs,
+        mark(vs_peer >= t.vs_tun_rs),
+        mark(user <= USER_CPU_PER_GBIT_TARGET),
+    ))
+}
+
+/// The async forwarder against the blocking one and tun-rs's async device, with its targets.
+fn async_targets(results: &Results, test: TcpTest) -> Option<String> {
+    let ratio = |other| results.paired_ratio(test, Forwarder::Async, other);
+    let vs_blocking = ratio(Forwarder::Offload)?;
+    let vs_peer = ratio(Forwarder::TunRsAsync)?;
+    let cpu = user_per_gbit(results, test, Forwarder::Async)?
+        / user_per_gbit(results, test, Forwarder::Offload)?;
+    Some(format!(
+        "  (5)/(1) = {vs_blocking:.3} [target >= {ASYNC_VS_BLOCKING:.2}: {}]   (5)/(6) = {vs_peer:.3} [target >= 1.00: {}]   (5)/(1) user%/Gbit {cpu:.2} [<= {ASYNC_CPU_VS_BLOCKING}: {}]\n",
+        mark(vs_blocking >= ASYNC_VS_BLOCKING),
+        mark(vs_peer >= 1.0),
+        mark(cpu <= ASYNC_CPU_VS_BLOCKING),
+    ))
+}
+
+/// Throughput the async forwarder keeps of the blocking one.
+const ASYNC_VS_BLOCKING: f64 = 0.95;
+/// User CPU per Gbit/s the async forwarder may spend, relative to the blocking one.
+const ASYNC_CPU_VS_BLOCKING: f64 = 1.15;
+
+/// What the columns mean, printed under the table.
+pub(crate) const LEGEND: &str = "\
+Gbit/s: iperf3 receiver throughput from namespace A to B through tunA -> forwarder -> tunB.
+spread: (max - min) / median over the rounds. CPU %: the forwarder process (user + system) in % of one
+core; system time includes the kernel's delivery of each written packet into namespace B's stack.
+pkts/read, pkts/write: MTU-sized packets per read(2) / write(2) system call of the A -> B thread (async
+forwarders: '-', their two directions share the runtime's threads).
+(1)/(3), (1)/(4), (5)/(1), (5)/(6), (7)/(1): throughput ratios within each round (the forwarders of a round
+run back to back), median over the rounds. (7) spreads flows over 2 queues per device, a thread per queue and
+direction: it scales with cores to spare (one per queue), and a single stream stays on one queue.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::TESTS;
+
+    #[test]
+    fn the_median_round_is_chosen_and_the_spread_is_relative() {
+        let test = TESTS[0];
+        let mut results = Results::default();
+        for g in [9.0, 10.0, 12.0] {
+            results.record(test, Forwarder::Offload, 0, Sample::of_gbits(g));
+        }
+        let (median, spread) = results
+            .median(test, Forwarder::Offload)
+            .expect("three samples");
+        assert!((median.gbits - 10.0).abs() < 1e-9);
+        assert!((spread - 0.3).abs() < 1e-9);
+        assert!(results.median(test, Forwarder::TunRs).is_none());
+    }
+
+    #[test]
+    fn the_table_shows_ratios_against_the_ceiling_and_the_peer() {
+        let test = TESTS[0];
+        let mut results = Results::new(&Forwarder::ALL);
+        for (kind, gbits) in [
+            (Forwarder::Offload, 9.6),
+            (Forwarder::Plain, 2.0),
+            (Forwarder::Passthrough, 10.0),
+            (Forwarder::TunRs, 8.0),
+        ] {
+            results.record(test, kind, 0, Sample::of_gbits(gbits));
+        }
+        let text = table(&results, &[test], 1);
+        assert!(
+            text.contains("(1)/(3) = 0.960 [target >= 0.95: ok]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(1)/(4) = 1.200 [target >= 1.05: ok]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn ratios_pair_the_forwarders_of_each_round() {
+        // The machine was slower in round 1: per-round ratios are all near 1, while the ratio of the
+        // medians (8.0 / 8.5) would not be.
+        let test = TESTS[1];
+        let mut results = Results::default();
+        for (round, ours, ceiling) in [(0, 10.0, 10.0), (1, 5.0, 5.0), (2, 8.0, 8.5)] {
+            results.record(test, Forwarder::Offload, round, Sample::of_gbits(ours));
+            results.record(
+                test,
+                Forwarder::Passthrough,
+                round,
+                Sample::of_gbits(ceiling),
+            );
+        }
+        let ratio = results.paired_ratio(test, Forwarder::Offload, Forwarder::Passthrough);
+        assert_eq!(ratio, Some(1.0));
+        assert_eq!(
+            results.paired_ratio(test, Forwarder::Offload, Forwarder::TunRs),
+            None
+        );
+    }
+}
