@@ -96,8 +96,16 @@ impl Writer {
         }
         let Writer { table, plan } = self;
         match settings.gro {
-            Some(options) => tun_offload::handle_gro(bufs, sizes, offset, table, options, plan)
-                .map_err(Error::from_offload)?,
+            Some(options) => tun_offload::handle_gro_with_layer(
+                bufs,
+                sizes,
+                offset,
+                settings.layer,
+                table,
+                options,
+                plan,
+            )
+            .map_err(Error::from_offload)?,
             None => plan.each_alone(&sizes[..bufs.len()]),
         }
         let frames_done = &mut progress.frames_done;
@@ -287,12 +295,11 @@ impl Tun {
         let settings = WriteSettings {
             hdr_len: if self.vnet_hdr { VirtioNetHdr::LEN } else { 0 },
             layer: self.layer,
-            gro: (!self.offloads.is_empty()
-                && self.layer == Layer::L3
-                && self.gro.load(Ordering::Relaxed))
-            .then(|| GroOptions {
-                tcp: true,
-                udp: self.offloads.contains(uso) && self.udp_gro.load(Ordering::Relaxed),
+            gro: (!self.offloads.is_empty() && self.gro.load(Ordering::Relaxed)).then(|| {
+                GroOptions {
+                    tcp: true,
+                    udp: self.offloads.contains(uso) && self.udp_gro.load(Ordering::Relaxed),
+                }
             }),
         };
         let mut writer = self.writer.lock();
