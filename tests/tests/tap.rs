@@ -351,3 +351,100 @@ fn a_tap_device_opens_more_queues_and_writes_short_frames_are_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+#[ignore = "privileged: creates a persistent TAP device in a network namespace"]
+fn events_mtu_addresses_persist_exclusive_async_and_try_calls_work_on_tap() {
+    use std::time::Duration;
+
+    let ns = NetNs::new();
+    // Nothing of IPv6 on it, so that the device is silent unless the test speaks.
+    let builder = || {
+        Builder::new()
+            .name("tapall0")
+            .layer(Layer::L2)
+            .offload(true)
+            .multi_queue(true)
+            .mtu(1400)
+            .owner(0)
+            .group(0)
+    };
+    let tap = ns.tun(builder().exclusive(true).persist(true)).unwrap();
+    let err = ns.tun(builder().exclusive(true)).unwrap_err();
+    assert!(matches!(err, Error::DeviceExists { .. }), "{err:?}");
+    let _ = ns.exec("sysctl", &["-qw", "net.ipv6.conf.tapall0.disable_ipv6=1"]);
+    assert_eq!(tap.mtu().unwrap(), 1400);
+    tap.set_mtu(9000).unwrap();
+    assert_eq!(ns.link("tapall0").unwrap().mtu, 9000);
+    assert!(matches!(
+        tap.set_mtu(65522),
+        Err(Error::InvalidMtu { mtu: 65522 })
+    ));
+    let events = tap.events();
+    tap.set_up(true).unwrap();
+    // The MTU change may be reported first.
+    let running = (0..10)
+        .any(|_| events.recv_timeout(Duration::from_secs(5)).ok() == Some(tun::Event::Running));
+    assert!(running, "no Running event");
+    tap.add_address(TAP4.into(), 24).unwrap();
+    tap.add_route(Ipv4Addr::new(10, 79, 0, 0).into(), 16)
+        .unwrap();
+    assert!(
+        tap.addresses()
+            .unwrap()
+            .iter()
+            .any(|a| a.addr == IpAddr::from(TAP4))
+    );
+    assert!(ns.has_route("tapall0", "10.79.0.0/16"));
+    // Silent: a non-blocking read has nothing.
+    let mut bufs = vec![vec![0u8; 65535]; tap.batch_size()];
+    let mut sizes = vec![0usize; bufs.len()];
+    assert!(matches!(
+        tap.try_read_packets(&mut bufs, &mut sizes, 0),
+        Err(Error::WouldBlock)
+    ));
+
+    // Async: the kernel's ARP request for a neighbour is read as a frame, and an answer written back.
+    let runtime = tun_system_tests::runtime(false);
+    let tap = {
+        let _inside = runtime.enter();
+        tun::AsyncTun::new(tap).unwrap()
+    };
+    let pinger = ns
+        .command("ping")
+        .args(["-c", "1", "-w", "3", &PEER4.to_string()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let answered = Answered::default();
+    runtime.block_on(async {
+        let mut frame = vec![0u8; 65535];
+        let asked = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let n = tap.recv(&mut frame).await.unwrap();
+                if let Some(reply) = answer(&frame[..n], &answered) {
+                    return reply;
+                }
+            }
+        })
+        .await
+        .expect("an ARP request within 5 s");
+        tap.send(&asked).await.unwrap();
+    });
+    assert_eq!(answered.arp.load(Ordering::Relaxed), 1);
+    let mut pinger = pinger;
+    let _ = pinger.wait();
+    let neighbours = ns.ip(&["neigh", "show", "dev", "tapall0"]);
+    assert!(
+        neighbours.contains(&mac_text(PEER_MAC)),
+        "the answer was not taken: {neighbours}"
+    );
+
+    // Persistent: the device outlives its fd, and a build without persistence takes it back.
+    tap.into_inner().close().unwrap();
+    assert!(ns.has_link("tapall0"));
+    let again = ns.tun_reattach(builder().persist(false)).unwrap();
+    assert_eq!(again.layer(), Layer::L2);
+    again.close().unwrap();
+    assert!(tun_system_tests::wait_until(Duration::from_secs(5), || !ns.has_link("tapall0")));
+}

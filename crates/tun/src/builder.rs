@@ -64,8 +64,8 @@ impl Builder {
         self
     }
 
-    /// The MTU to set once the device exists: 68 to 65535 (IPv6 needs 1280 or more); anything else fails
-    /// [`build`](Self::build) with [`Error::InvalidMtu`] before any system call.
+    /// The MTU to set once the device exists: 68 to 65535, on a TAP device to 65521 (IPv6 needs 1280 or
+    /// more); anything else fails [`build`](Self::build) with [`Error::InvalidMtu`] before any system call.
     pub fn mtu(mut self, mtu: u32) -> Self {
         self.mtu = Some(mtu);
         self
@@ -213,11 +213,11 @@ impl Builder {
     /// [`Error::InvalidArgument`] (a MAC address for an L3 device). From the kernel: [`Error::DeviceBusy`]
     /// (the name is held by another fd, or is not a TUN or TAP device), [`Error::DeviceExists`] (with
     /// `exclusive(true)`), [`Error::SettingsMismatch`] (a device of that name has another layer, or other
-    /// offload or multi-queue settings), [`Error::Io`] for a refused MAC address (`SIOCSIFHWADDR`), [`Error::Io`] for a failed ioctl (opening
-    /// `/dev/net/tun` without CAP_NET_ADMIN, say), [`Error::Monitor`] when the link monitor cannot start.
+    /// offload or multi-queue settings), [`Error::Io`] for a failed ioctl (opening `/dev/net/tun` without
+    /// CAP_NET_ADMIN, say, or a refused MAC address), [`Error::Monitor`] when the link monitor cannot start.
     pub fn build(self) -> Result<Tun> {
         if let Some(mtu) = self.mtu {
-            crate::config::check_mtu(mtu)?;
+            crate::config::check_mtu(mtu, self.layer.unwrap_or_default())?;
         }
         let name = match &self.name {
             None => IfName::empty(),
@@ -346,9 +346,6 @@ impl Builder {
     /// when an ioctl fails (TUNGETIFF on an fd that is not a TUN or TAP device).
     pub fn build_from_fd(self, fd: OwnedFd) -> Result<Tun> {
         self.config.check()?;
-        if let Some(mtu) = self.mtu {
-            crate::config::check_mtu(mtu)?;
-        }
         let (name, flags) =
             tun_sys::tun::get_iff(fd.as_fd()).map_err(|e| Error::io("TUNGETIFF", "fd", e))?;
         // TUNGETIFF tells TUN from TAP, but its IFF_NO_PI bit means "no socket filter" (IFF_NOFILTER): only
@@ -388,6 +385,9 @@ impl Builder {
             });
         }
         self.check_mac(layer)?;
+        if let Some(mtu) = self.mtu {
+            crate::config::check_mtu(mtu, layer)?;
+        }
         tun_sys::io::set_nonblocking(fd.as_fd(), true)
             .map_err(|e| Error::io("fcntl(O_NONBLOCK)", name, e))?;
         let tun = Tun::setup(fd, flags, self.setup(name, layer, false))?;
@@ -491,6 +491,21 @@ mod tests {
                         ..
                     }
                 ),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_mtu_past_a_tap_devices_maximum_is_refused_before_any_syscall() {
+        for mtu in [65522, 65535] {
+            let err = Builder::new()
+                .layer(Layer::L2)
+                .mtu(mtu)
+                .build()
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidMtu { mtu: m } if m == mtu),
                 "{err:?}"
             );
         }

@@ -731,6 +731,32 @@ mod tests {
     }
 
     #[test]
+    fn an_ethernet_frame_needs_only_its_header_and_a_length_the_kernel_takes() {
+        let arp = [0xffu8; 42];
+        assert!(check_packet(Layer::L2, &arp, arp.len()).is_ok());
+        // Any EtherType and contents: what is not IP is the sender's business.
+        assert!(check_packet(Layer::L2, &[0u8; 14], 14).is_ok());
+        for len in [0, 1, 13] {
+            assert!(
+                matches!(
+                    check_packet(Layer::L2, &arp[..len], len),
+                    Err(Error::InvalidPacket(OffloadError::TooShort {
+                        need: 14,
+                        ..
+                    }))
+                ),
+                "{len}"
+            );
+        }
+        let longest = tun_offload::MAX_PACKET + MAX_LINK_HEADER_LEN;
+        assert!(check_packet(Layer::L2, &arp, longest).is_ok());
+        assert!(matches!(
+            check_packet(Layer::L2, &arp, longest + 1),
+            Err(Error::InvalidPacket(_))
+        ));
+    }
+
+    #[test]
     fn a_plain_packets_refused_write_stays_as_it_was() {
         let einval = || Error::io("write", "t0", io::Error::from_raw_os_error(libc::EINVAL));
         assert!(matches!(
