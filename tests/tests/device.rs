@@ -114,15 +114,22 @@ fn second_device_with_the_same_name_is_a_clear_error() {
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn name_of_a_tap_device_is_a_busy_device() {
+fn name_of_a_tap_device_is_a_layer_mismatch_for_an_l3_build_and_attaches_as_l2() {
     let ns = NetNs::new();
     ns.ip(&["tuntap", "add", "dev", "tt-tap0", "mode", "tap"]);
     let err = ns.tun(Builder::new().name("tt-tap0")).unwrap_err();
     assert!(
-        matches!(&err, Error::DeviceBusy { name, .. } if name == "tt-tap0"),
+        matches!(
+            &err,
+            Error::SettingsMismatch { name, setting: "layer", device: true, asked: false }
+                if name == "tt-tap0"
+        ),
         "{err:?}"
     );
-    assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    let tap = ns
+        .tun(Builder::new().name("tt-tap0").layer(tun::Layer::L2))
+        .unwrap();
+    assert_eq!(tap.layer(), tun::Layer::L2);
 }
 
 #[test]
