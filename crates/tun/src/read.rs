@@ -131,8 +131,9 @@ impl Tun {
     /// Reads packets into `bufs`, each at `bufs[i][offset..]`, its length in `sizes[i]`; returns how many
     /// (at least 1, at most [`batch_size`](Self::batch_size)).
     ///
-    /// Blocks until a packet arrives or the device is closed ([`Error::Closed`]). With offloads on, one
-    /// super-packet from the kernel becomes several packets; if `bufs` is shorter than that, the rest are
+    /// A packet is an IP packet, or on an L2 device an Ethernet frame ([`Tun::layer`]). Blocks until a packet
+    /// arrives or the device is closed ([`Error::Closed`]). With offloads on, one super-packet from the kernel
+    /// (on L2 a super-frame) becomes several packets; if `bufs` is shorter than that, the rest are
     /// returned by the next call. A buffer too small for its packet is [`Error::BufferTooSmall`] and loses
     /// nothing: the packet waits for the next call.
     ///

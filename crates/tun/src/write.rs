@@ -317,12 +317,12 @@ impl Tun {
         })
     }
 
-    /// Writes one IP packet (with a zero virtio-net header when the device has one) and returns its length,
-    /// waiting while the kernel's queue is full.
+    /// Writes one IP packet (on an L2 device: one Ethernet frame) with a zero virtio-net header when the
+    /// device has one, and returns its length, waiting while the kernel's queue is full.
     ///
     /// # Errors
-    /// [`Error::InvalidPacket`] for what is not one whole IP packet, [`Error::Closed`] once closed, or the
-    /// kernel's refusal.
+    /// [`Error::InvalidPacket`] for what is not one whole IP packet (on L2: shorter than an Ethernet header),
+    /// [`Error::Closed`] once closed, or the kernel's refusal.
     pub fn send(&self, packet: &[u8]) -> Result<usize> {
         self.write_one(packet, Patience::Forever)
     }
