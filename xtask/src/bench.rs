@@ -1,8 +1,8 @@
 //! `cargo xtask bench`: TCP bulk throughput through each forwarder, side by side in one run.
 //!
-//! For every test (TCP v4/v6, 1 and 4 streams) the seven forwarders run one after the other, and the whole
-//! sequence repeats `--rounds` times (starting with a different forwarder each round); each cell of the
-//! table is the round with the median throughput. Traffic comes from iperf3 (Debian's package).
+//! For every test (TCP v4/v6, 1 and 4 streams) the forwarders (on TUN devices, and the library's on TAP
+//! devices too) run one after the other, and the whole sequence repeats `--rounds` times (starting with a
+//! different forwarder each round); each cell of the table is the round with the median throughput. Traffic comes from iperf3 (Debian's package).
 //! `--together` runs them two at a time instead ([`together`](crate::together)).
 
 use crate::measure::{Plan, TESTS, measure};

@@ -186,6 +186,9 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
                 out.push_str(&line);
             }
         }
+        if let Some(line) = l2_targets(results, test) {
+            out.push_str(&line);
+        }
     }
     out
 }
@@ -208,6 +211,23 @@ fn round_ratios(
         rounds.join(" ")
     ))
 }
+
+/// TAP with offloads against TUN with offloads and against TAP without, with their targets.
+fn l2_targets(results: &Results, test: TcpTest) -> Option<String> {
+    let ratio = |other| results.paired_ratio(test, Forwarder::L2Offload, other);
+    let vs_l3 = ratio(Forwarder::Offload)?;
+    let vs_plain = ratio(Forwarder::L2Plain)?;
+    Some(format!(
+        "  (9)/(1) = {vs_l3:.3} [target >= {L2_VS_L3:.2}: {}]   (9)/(10) = {vs_plain:.3} [target >= {L2_VS_PLAIN:.2}: {}]\n",
+        mark(vs_l3 >= L2_VS_L3),
+        mark(vs_plain >= L2_VS_PLAIN),
+    ))
+}
+
+/// Throughput TAP with offloads keeps of TUN with offloads.
+const L2_VS_L3: f64 = 0.95;
+/// Throughput TAP with offloads gains over TAP without.
+const L2_VS_PLAIN: f64 = 3.0;
 
 /// Median user CPU per Gbit/s of `kind` in `test`.
 fn user_per_gbit(results: &Results, test: TcpTest, kind: Forwarder) -> Option<f64> {
@@ -264,7 +284,9 @@ forwarders: '-', their two directions share the runtime's threads).
 (1)/(3), (1)/(4), (5)/(1), (5)/(6), (7)/(1), (1)/(8): throughput ratios within each round (the forwarders of a
 round run back to back, or at the same time with --together), median over the rounds. (8) is another build of
 tun-forward, named by TUN_FORWARD_BASELINE. (7) spreads flows over 2 queues per device, a thread per queue and
-direction: it scales with cores to spare (one per queue), and a single stream stays on one queue.";
+direction: it scales with cores to spare (one per queue), and a single stream stays on one queue.
+(9), (10): the same forwarder on TAP devices (`--layer l2`), Ethernet frames passed as they are; (9)/(1),
+(9)/(10) as above.";
 
 #[cfg(test)]
 mod tests {

@@ -96,11 +96,15 @@ pub(crate) enum Forwarder {
     /// Another build of the library's forwarder with offloads (`TUN_FORWARD_BASELINE=path`), to compare two
     /// versions side by side (`--together --only 1,8`); never in the default set.
     Baseline,
+    /// The library with offloads on TAP devices (`--layer l2`): Ethernet frames split and coalesced.
+    L2Offload,
+    /// The library without offloads on TAP devices: one frame per read and per write.
+    L2Plain,
 }
 
 impl Forwarder {
     /// Every forwarder, in the order of the table.
-    pub(crate) const ALL: [Self; 7] = [
+    pub(crate) const ALL: [Self; 9] = [
         Self::Offload,
         Self::Plain,
         Self::Passthrough,
@@ -108,10 +112,12 @@ impl Forwarder {
         Self::Async,
         Self::TunRsAsync,
         Self::OffloadQueues2,
+        Self::L2Offload,
+        Self::L2Plain,
     ];
 
     /// Every forwarder `--only` can name: [`ALL`](Self::ALL) and the baseline build.
-    pub(crate) const PICKABLE: [Self; 8] = [
+    pub(crate) const PICKABLE: [Self; 10] = [
         Self::Offload,
         Self::Plain,
         Self::Passthrough,
@@ -120,6 +126,8 @@ impl Forwarder {
         Self::TunRsAsync,
         Self::OffloadQueues2,
         Self::Baseline,
+        Self::L2Offload,
+        Self::L2Plain,
     ];
 
     /// How the table names it.
@@ -133,6 +141,8 @@ impl Forwarder {
             Self::TunRsAsync => "(6) tun-rs 2.8.16 async",
             Self::OffloadQueues2 => "(7) tun, offload, 2 q",
             Self::Baseline => "(8) tun, offload, baseline",
+            Self::L2Offload => "(9) tun L2, offload",
+            Self::L2Plain => "(10) tun L2, no offload",
         }
     }
 
@@ -195,6 +205,14 @@ impl Forwarder {
             }
             Self::OffloadQueues2 => {
                 cmd.args(["--queues", "2"]);
+            }
+            // The same addresses and host routes: on Ethernet each side resolves the other's address (ARP,
+            // NDP) through the forwarder, which passes frames as they are.
+            Self::L2Offload => {
+                cmd.args(["--layer", "l2"]);
+            }
+            Self::L2Plain => {
+                cmd.args(["--layer", "l2", "--no-offload"]);
             }
             Self::Offload | Self::TunRs | Self::Baseline => {}
         }

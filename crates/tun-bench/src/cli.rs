@@ -4,6 +4,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use tun::Layer;
+
 /// What a forwarder was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardArgs {
@@ -25,6 +27,9 @@ pub struct ForwardArgs {
     pub async_io: bool,
     /// Queues per device (multi-queue devices when more than one), each pair forwarded by its own threads.
     pub queues: usize,
+    /// TUN devices (`--layer l3`, the default) or TAP devices (`--layer l2`), whose Ethernet frames are
+    /// passed as they are.
+    pub layer: Layer,
     /// Addresses and routes of device A; when any is given the forwarder brings the device up with them.
     pub config_a: DeviceConfig,
     /// Addresses and routes of device B.
@@ -89,7 +94,7 @@ pub const MAX_QUEUES: usize = 64;
 /// The usage line of the forwarders.
 pub const USAGE: &str = "usage: --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB \
                          [--no-offload] [--batch N] [--passthrough] [--async] [--queues N] \
-                         [--address-a|--address-b|--route-a|--route-b ADDRESS/PREFIX]...";
+                         [--layer l3|l2] [--address-a|--address-b|--route-a|--route-b ADDRESS/PREFIX]...";
 
 impl ForwardArgs {
     /// Parses the arguments after the program name.
@@ -111,6 +116,7 @@ impl ForwardArgs {
         let mut passthrough = false;
         let mut async_io = false;
         let mut queues = 1;
+        let mut layer = Layer::L3;
         let mut config_a = DeviceConfig::default();
         let mut config_b = DeviceConfig::default();
         let mut args = args.into_iter();
@@ -143,6 +149,17 @@ impl ForwardArgs {
                         })?;
                     batch = Some(n);
                 }
+                "--layer" => {
+                    layer = match value()?.as_str() {
+                        "l3" => Layer::L3,
+                        "l2" => Layer::L2,
+                        other => {
+                            return Err(UsageError::Invalid(format!(
+                                "--layer must be l3 or l2, got {other}"
+                            )));
+                        }
+                    };
+                }
                 "--queues" => {
                     let text = value()?;
                     queues = text
@@ -173,6 +190,7 @@ impl ForwardArgs {
             passthrough,
             async_io,
             queues,
+            layer,
             config_a,
             config_b,
         })
@@ -206,6 +224,19 @@ mod tests {
         assert!(ok.offload);
         assert_eq!(ok.batch, None);
         assert_eq!(ok.queues, 1);
+        assert_eq!(ok.layer, Layer::L3);
+    }
+
+    #[test]
+    fn the_layer_is_l3_or_l2() {
+        let mut args = BASE.to_vec();
+        args.extend(["--layer", "l2"]);
+        assert_eq!(parse(&args).expect("valid").layer, Layer::L2);
+        for bad in ["L2", "2", "tap"] {
+            let mut args = BASE.to_vec();
+            args.extend(["--layer", bad]);
+            assert!(parse(&args).is_err(), "--layer {bad}");
+        }
     }
 
     #[test]

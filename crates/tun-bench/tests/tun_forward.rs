@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tun_test_support::signal::{self, Signal};
 use tun_test_support::topology::{A4, B4, DEV_A, DEV_B};
-use tun_test_support::{NetNs, wait_until};
+use tun_test_support::{NetNs, stream, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -239,6 +239,7 @@ fn help_lists_every_option_of_the_command_line() {
         "--passthrough",
         "--async",
         "--queues N",
+        "--layer l3|l2",
         "--address-a",
         "--address-b",
         "--route-a",
@@ -246,4 +247,171 @@ fn help_lists_every_option_of_the_command_line() {
     ] {
         assert!(help.contains(option), "{option} missing from {help}");
     }
+}
+
+/// Sends `len` bytes of the stream of `seed` over TCP from namespace `from` to `to` (listening on `addr`
+/// there) and returns what was sent and what arrived.
+fn transfer(
+    from: &NetNs,
+    to: &NetNs,
+    addr: SocketAddr,
+    len: usize,
+    seed: u64,
+) -> (stream::Summary, stream::Summary) {
+    let listener = to.run_in(|| TcpListener::bind(addr)).expect("listen");
+    let receiver = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        stream.set_read_timeout(Some(L2_TIMEOUT)).expect("timeout");
+        let mut hash = stream::StreamHash::default();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match stream.read(&mut buf).expect("receive") {
+                0 => break hash.finish(),
+                n => hash.update(&buf[..n]),
+            }
+        }
+    });
+    let mut stream = from
+        .run_in(|| TcpStream::connect_timeout(&addr, L2_TIMEOUT))
+        .expect("connect");
+    stream.set_write_timeout(Some(L2_TIMEOUT)).expect("timeout");
+    let mut data = stream::PseudoRandom::new(seed);
+    let mut sent = stream::StreamHash::default();
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        data.fill(&mut chunk[..n]);
+        stream.write_all(&chunk[..n]).expect("send");
+        sent.update(&chunk[..n]);
+        left -= n;
+    }
+    drop(stream);
+    (sent.finish(), receiver.join().expect("receiver thread"))
+}
+
+const L2_TIMEOUT: Duration = Duration::from_secs(60);
+const A6: &str = "fd77::1";
+const B6: &str = "fd77::2";
+
+/// `tun-forward --layer l2` between two TAP devices of one subnet: ARP and NDP resolve through it (each
+/// namespace learns the other device's MAC address), and 64 MiB of TCP cross each way at once, checked by
+/// SHA-256. With offloads the reads bring super-frames, and the device written to receives fewer frames
+/// than were forwarded (coalesced).
+fn l2_forward_carries_tcp_both_ways(mode: &[&str]) {
+    let a = side("a");
+    let b = side("b");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tun-forward"));
+    cmd.args([
+        "--netns-a",
+        a.name(),
+        "--name-a",
+        "tapA",
+        "--netns-b",
+        b.name(),
+        "--name-b",
+        "tapB",
+        "--layer",
+        "l2",
+        "--address-a",
+        &format!("{A4}/24"),
+        "--address-a",
+        &format!("{A6}/64"),
+        "--address-b",
+        &format!("{B4}/24"),
+        "--address-b",
+        &format!("{B6}/64"),
+    ])
+    .args(mode)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut running = Running(cmd.spawn().expect("start tun-forward"));
+    let configured = |ns: &NetNs, dev: &str, v6: &str| {
+        ns.has_route(dev, "10.77.0.0/24")
+            && ns
+                .try_ip(&["-6", "addr", "show", "dev", dev])
+                .is_ok_and(|out| out.contains(v6))
+    };
+    assert!(
+        wait_until(TIMEOUT, || configured(&a, "tapA", A6)
+            && configured(&b, "tapB", B6)),
+        "the devices did not appear configured"
+    );
+
+    const LEN: usize = 64 << 20;
+    let (a_to_b, b_to_a) = std::thread::scope(|s| {
+        let a_to_b = s.spawn(|| transfer(&a, &b, SocketAddr::from((B4, 46_101)), LEN, 1));
+        let b_to_a = s.spawn(|| transfer(&b, &a, SocketAddr::from((A4, 46_102)), LEN, 2));
+        (a_to_b.join().unwrap(), b_to_a.join().unwrap())
+    });
+    for (sent, received) in [a_to_b, b_to_a] {
+        assert_eq!(sent.bytes, LEN as u64);
+        assert_eq!(received, sent, "what arrived is not what was sent");
+    }
+    // IPv6: NDP resolves through the forwarder as ARP did.
+    a.exec("ping", &["-6", "-c", "1", "-w", "10", B6])
+        .expect("ping -6 through the forwarder");
+    let b_mac = b.link("tapB").expect("tapB").address;
+    let neighbours = a.ip(&["neigh", "show", "dev", "tapA"]);
+    for peer in [B4.to_string(), B6.to_string()] {
+        assert!(
+            neighbours
+                .lines()
+                .any(|l| l.starts_with(&format!("{peer} ")) && l.contains(&b_mac)),
+            "{peer} not resolved to {b_mac}: {neighbours}"
+        );
+    }
+    let frames_into_b = b.rx_packets("tapB");
+
+    signal::send(running.0.id(), Signal::Terminate).expect("SIGTERM");
+    let status = running.wait_exit(TIMEOUT).expect("no exit after SIGTERM");
+    let mut summary = String::new();
+    running
+        .0
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut summary)
+        .expect("read stdout");
+    assert!(status.success(), "exit {status}: {summary}");
+    for direction in ["a->b", "b->a"] {
+        assert!(
+            counter(&summary, direction, "bytes") > LEN as u64,
+            "{summary}"
+        );
+        assert_eq!(counter(&summary, direction, "errors"), 0, "{summary}");
+    }
+    let forwarded_into_b = counter(&summary, "a->b", "packets");
+    if mode.contains(&"--no-offload") {
+        assert_eq!(counter(&summary, "a->b", "super-packets"), 0, "{summary}");
+    } else {
+        for direction in ["a->b", "b->a"] {
+            assert!(
+                counter(&summary, direction, "super-packets") > 0,
+                "{direction} split no super-frame: {summary}"
+            );
+        }
+        // Each write is one received frame: fewer of them than frames forwarded means coalesced frames.
+        assert!(
+            frames_into_b * 2 < forwarded_into_b,
+            "{frames_into_b} frames written for {forwarded_into_b} forwarded: {summary}"
+        );
+    }
+    assert!(
+        wait_until(TIMEOUT, || !a.has_link("tapA") && !b.has_link("tapB")),
+        "devices left behind"
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tun_forward_layer_l2_with_offloads_splits_and_coalesces_frames_both_ways() {
+    l2_forward_carries_tcp_both_ways(&[]);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tun_forward_layer_l2_without_offloads_carries_frames_both_ways() {
+    l2_forward_carries_tcp_both_ways(&["--no-offload"]);
 }

@@ -11,7 +11,12 @@
 //! - Writing: [`handle_gro`] with a reusable [`GroTable`] and [`GroPlan`] plans a batch of packets as few
 //!   writes as possible: TCP and UDP packets of a flow are merged into super-packets the kernel accepts,
 //!   and each [`Frame`] of the plan encodes as its virtio-net header and packet.
-//! - [`wire`]: the checked IPv4/IPv6/TCP/UDP header views the rest is built on.
+//! - [`wire`]: the checked Ethernet/IPv4/IPv6/TCP/UDP header views the rest is built on.
+//! - TAP devices ([`Layer::L2`]): [`SplitState::with_layer`], [`gso_split_with_layer`] and
+//!   [`handle_gro_with_layer`] take Ethernet frames. The engine is the same: it works on the IP packet after
+//!   the frame's link header, which is copied in front of every segment and once in front of a merged packet
+//!   (frames merge only when their link headers are the same bytes); the virtio-net header's `csum_start`
+//!   and `hdr_len` count from the frame's start. Frames that are not IP pass through whole.
 //!
 //! The two paths take the same arrays: packet `i` is `bufs[i][offset..offset + sizes[i]]`, so a program that
 //! forwards packets passes what a read filled in straight to the write.
@@ -58,6 +63,10 @@ mod test_packets;
 pub const MAX_PACKET: usize = 65535;
 
 pub use error::OffloadError;
-pub use gro::{FRAME_HEAD_MAX, Frame, GroOptions, GroPlan, GroTable, UDP_MAX_SEGMENTS, handle_gro};
-pub use split::{Segmenter, SplitState, gso_split};
+pub use gro::{
+    FRAME_HEAD_MAX, Frame, GroOptions, GroPlan, GroTable, UDP_MAX_SEGMENTS, handle_gro,
+    handle_gro_with_layer,
+};
+pub use split::{Segmenter, SplitState, gso_split, gso_split_with_layer};
 pub use virtio::VirtioNetHdr;
+pub use wire::Layer;

@@ -44,7 +44,10 @@
 
 use crate::checksum;
 use crate::virtio::{GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
-use crate::wire::{IpPacket, IpVersion, TcpHeader, Transport, UdpHeader, tcp_flags};
+use crate::wire::{
+    ETHERNET_HEADER_LEN, IpPacket, IpVersion, Layer, LinkHeader, TcpHeader, Transport, UdpHeader,
+    tcp_flags,
+};
 use crate::{OffloadError, VirtioNetHdr};
 
 /// Splits one read of an `IFF_VNET_HDR` device into IP packets at `bufs[i][offset..offset + sizes[i]]` and
@@ -65,7 +68,22 @@ pub fn gso_split<B: AsMut<[u8]>>(
     sizes: &mut [usize],
     offset: usize,
 ) -> Result<usize, OffloadError> {
-    let mut state = SplitState::new(read)?;
+    gso_split_with_layer(read, Layer::L3, bufs, sizes, offset)
+}
+
+/// [`gso_split`] of a read of a device of `layer`: on [`Layer::L2`] the read holds an Ethernet frame, and
+/// each segment is a frame with the super-frame's Ethernet header (tags included) in front.
+///
+/// # Errors
+/// As [`gso_split`], and what [`SplitState::with_layer`] rejects.
+pub fn gso_split_with_layer<B: AsMut<[u8]>>(
+    read: &mut [u8],
+    layer: Layer,
+    bufs: &mut [B],
+    sizes: &mut [usize],
+    offset: usize,
+) -> Result<usize, OffloadError> {
+    let mut state = SplitState::with_layer(read, layer)?;
     let slots = bufs.len().min(sizes.len());
     let segments = state.remaining();
     if segments > slots {
@@ -107,6 +125,9 @@ pub fn gso_split<B: AsMut<[u8]>>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SplitState {
     read_len: usize,
+    /// Bytes of link header copied in front of each segment: a super-frame's Ethernet header on L2, 0
+    /// otherwise (a whole frame is copied with its header).
+    link_len: usize,
     plan: Plan,
     segments: usize,
     next: usize,
@@ -163,11 +184,51 @@ impl SplitState {
     /// checksum, whose transport header is cut short, or whose `gso_size` is 0; and for a `GSO_NONE`
     /// packet whose checksum field lies beyond it.
     pub fn new(read: &[u8]) -> Result<Self, OffloadError> {
-        let hdr = VirtioNetHdr::decode(read)?;
-        let Some(packet) = read
-            .get(VirtioNetHdr::LEN..)
-            .filter(|packet| !packet.is_empty())
-        else {
+        Self::with_layer(read, Layer::L3)
+    }
+
+    /// Parses and validates one read of a device of `layer`. On [`Layer::L2`] the read holds an Ethernet
+    /// frame: `csum_start` counts from its start, a frame without GSO passes through whole (ARP and any other
+    /// EtherType included, its checksum finished when asked), and a super-frame is split into frames that
+    /// each carry its Ethernet header.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), and on L2 [`OffloadError::TooShort`] for a frame shorter than an Ethernet header
+    /// or a VLAN tag without an EtherType after it; [`OffloadError::Malformed`] for a checksum or super-frame
+    /// whose `csum_start` points into the Ethernet header, and for a super-frame that is not IP or whose
+    /// EtherType disagrees with its IP version.
+    pub fn with_layer(read: &[u8], layer: Layer) -> Result<Self, OffloadError> {
+        let mut hdr = VirtioNetHdr::decode(read)?;
+        let frame = read.get(VirtioNetHdr::LEN..).unwrap_or_default();
+        if layer == Layer::L2 {
+            if frame.len() < ETHERNET_HEADER_LEN {
+                return Err(OffloadError::TooShort {
+                    what: "Ethernet frame after the virtio-net header",
+                    need: ETHERNET_HEADER_LEN,
+                    have: frame.len(),
+                });
+            }
+            if hdr.needs_csum() && usize::from(hdr.csum_start) < ETHERNET_HEADER_LEN {
+                return Err(OffloadError::Malformed(
+                    "csum_start points into the Ethernet header",
+                ));
+            }
+        }
+        // A super-frame is split as the IP packet after its link header, which is copied in front of each
+        // segment; the virtio-net header's offsets then count from the IP packet. A frame without GSO is
+        // copied whole, whatever it carries.
+        let link = if hdr.gso_kind() == GSO_NONE {
+            LinkHeader::parse(Layer::L3, frame)?
+        } else {
+            LinkHeader::parse(layer, frame)?
+        };
+        hdr.csum_start =
+            hdr.csum_start
+                .checked_sub(link.len as u16)
+                .ok_or(OffloadError::Malformed(
+                    "csum_start points into the Ethernet header",
+                ))?;
+        let Some(packet) = frame.get(link.len..).filter(|packet| !packet.is_empty()) else {
             return Err(OffloadError::TooShort {
                 what: "IP packet after the virtio-net header",
                 need: 1,
@@ -189,7 +250,9 @@ impl SplitState {
                 csum: whole_packet_csum(&hdr, packet.len())?,
             },
             Some((version, transport)) => {
-                Plan::Segments(Segments::new(&hdr, packet, version, transport)?)
+                let segments = Segments::new(&hdr, packet, version, transport)?;
+                link.check_version(segments.version)?;
+                Plan::Segments(segments)
             }
         };
         let segments = match plan {
@@ -198,6 +261,7 @@ impl SplitState {
         };
         Ok(Self {
             read_len: read.len(),
+            link_len: link.len,
             plan,
             segments,
             next: 0,
@@ -302,45 +366,67 @@ impl SplitState {
         self.write_next(packet, out).map(Some)
     }
 
-    /// The IP packet of `read`, after checking it is the read this state describes: of the length the
-    /// state was made from, so its packet has the length the state's offsets and counts describe.
-    fn packet<'r>(&self, read: &'r [u8]) -> Result<&'r [u8], OffloadError> {
-        match read.get(VirtioNetHdr::LEN..) {
-            Some(packet) if read.len() == self.read_len => Ok(packet),
+    /// The link header (empty but for an L2 super-frame) and the IP packet of `read`, after checking it is
+    /// the read this state describes: of the length the state was made from, so its packet has the length
+    /// the state's offsets and counts describe.
+    fn packet<'r>(&self, read: &'r [u8]) -> Result<(&'r [u8], &'r [u8]), OffloadError> {
+        match read
+            .get(VirtioNetHdr::LEN..)
+            .and_then(|frame| frame.split_at_checked(self.link_len))
+        {
+            Some(parts) if read.len() == self.read_len => Ok(parts),
             _ => Err(OffloadError::InvalidArgument(
                 "read buffer differs from the one the split started with",
             )),
         }
     }
 
-    /// Length of segment `index` (an IP packet).
+    /// Length of segment `index` (an IP packet, or a frame with its link header).
     fn segment_len(&self, index: usize) -> usize {
         match self.plan {
             Plan::Whole { .. } => self.read_len.saturating_sub(VirtioNetHdr::LEN),
-            Plan::Segments(s) => s.segment_len(index),
+            Plan::Segments(s) => self.link_len + s.segment_len(index),
         }
     }
 
-    fn write_next(&mut self, packet: &[u8], out: &mut [u8]) -> Result<usize, OffloadError> {
-        let written = match self.plan {
-            Plan::Whole { csum } => {
-                let need = packet.len();
-                let have = out.len();
-                let Some(out) = out.get_mut(..need) else {
-                    return Err(OffloadError::BufferTooSmall {
-                        index: 0,
-                        need,
-                        have,
-                    });
-                };
-                match csum {
-                    None => out.copy_from_slice(packet),
-                    Some((start, field)) => copy_finishing_checksum(packet, out, start, field),
-                }
-                need
-            }
-            Plan::Segments(s) => s.write(packet, self.next, out)?,
+    fn write_next(
+        &mut self,
+        (link, packet): (&[u8], &[u8]),
+        out: &mut [u8],
+    ) -> Result<usize, OffloadError> {
+        let need = self.segment_len(self.next);
+        let have = out.len();
+        let Some((link_out, out)) = out
+            .get_mut(..need)
+            .and_then(|out| out.split_at_mut_checked(link.len()))
+        else {
+            return Err(OffloadError::BufferTooSmall {
+                index: 0,
+                need,
+                have,
+            });
         };
+        link_out.copy_from_slice(link);
+        let written = link.len()
+            + match self.plan {
+                Plan::Whole { csum } => {
+                    let need = packet.len();
+                    let have = out.len();
+                    let Some(out) = out.get_mut(..need) else {
+                        return Err(OffloadError::BufferTooSmall {
+                            index: 0,
+                            need,
+                            have,
+                        });
+                    };
+                    match csum {
+                        None => out.copy_from_slice(packet),
+                        Some((start, field)) => copy_finishing_checksum(packet, out, start, field),
+                    }
+                    need
+                }
+                Plan::Segments(s) => s.write(packet, self.next, out)?,
+            };
         self.next += 1;
         Ok(written)
     }

@@ -5,7 +5,10 @@ mod support;
 
 use support::batch::buffers;
 use support::packets::{self, Flags, Flow, HdrLen, Seg};
-use tun_offload::{GroOptions, GroPlan, GroTable, VirtioNetHdr, gso_split, handle_gro};
+use tun_offload::{
+    GroOptions, GroPlan, GroTable, Layer, VirtioNetHdr, gso_split, handle_gro,
+    handle_gro_with_layer,
+};
 
 const OFFSET: usize = VirtioNetHdr::LEN;
 
@@ -63,6 +66,37 @@ fn a_warmed_up_gro_table_coalesces_without_allocating() {
         assert_eq!(
             info.count_total, 0,
             "handle_gro allocated {} times once warmed up",
+            info.count_total
+        );
+    }
+}
+
+#[test]
+fn a_warmed_up_gro_table_coalesces_ethernet_frames_without_allocating() {
+    let options = GroOptions {
+        tcp: true,
+        udp: true,
+    };
+    for batch in batches() {
+        let frames: Vec<Vec<u8>> = batch
+            .iter()
+            .map(|p| [&packets::link_header(1, p)[..], p].concat())
+            .collect();
+        let mut table = GroTable::new();
+        let mut plan = GroPlan::new();
+        let (mut bufs, sizes) = buffers(&frames, OFFSET);
+        let mut run = |table: &mut GroTable, plan: &mut GroPlan| {
+            handle_gro_with_layer(&mut bufs, &sizes, OFFSET, Layer::L2, table, options, plan)
+                .expect("valid batch");
+        };
+        run(&mut table, &mut plan);
+        let warm = plan.frames().to_vec();
+        let info = allocation_counter::measure(|| run(&mut table, &mut plan));
+        assert_eq!(plan.frames(), warm, "same batch, same result");
+        assert!(plan.frames().len() < batch.len(), "the batch coalesced");
+        assert_eq!(
+            info.count_total, 0,
+            "handle_gro_with_layer allocated {} times once warmed up",
             info.count_total
         );
     }

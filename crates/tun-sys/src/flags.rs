@@ -8,6 +8,8 @@ bitflags! {
     pub struct TunFlags: u16 {
         /// A layer-3 TUN device (as opposed to TAP).
         const TUN = libc::IFF_TUN as u16;
+        /// A layer-2 TAP device: Ethernet frames instead of IP packets.
+        const TAP = libc::IFF_TAP as u16;
         /// No 4-byte packet information header before each packet.
         const NO_PI = libc::IFF_NO_PI as u16;
         /// A `virtio_net_hdr` precedes each packet (needed for offloads).

@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::flags::IfFlags;
-use crate::ifreq::{IfName, IfreqFlags, IfreqInt};
+use crate::ifreq::{IfName, IfreqFlags, IfreqHwAddr, IfreqInt};
 use crate::sys::{cvt, ioctl_ptr};
 
 /// A close-on-exec `AF_INET` datagram socket, the handle the SIOC* ioctls need, in the calling thread's
@@ -97,6 +97,30 @@ pub fn set_flags(sock: BorrowedFd<'_>, name: IfName, flags: IfFlags) -> io::Resu
     unsafe { ioctl_ptr(sock, libc::SIOCSIFFLAGS as libc::Ioctl, &mut req) }.map(drop)
 }
 
+/// SIOCGIFHWADDR: the Ethernet (MAC) address of `name`. `EINVAL` for an interface whose hardware address
+/// is not an Ethernet one (a TUN device has none).
+pub fn hw_address(sock: BorrowedFd<'_>, name: IfName) -> io::Result<[u8; 6]> {
+    let mut req = IfreqHwAddr::new(name, 0, [0; 14]);
+    // SAFETY: SIOCGIFHWADDR reads the name from and writes `ifr_hwaddr` into a `struct ifreq` (`IfreqHwAddr`).
+    unsafe { ioctl_ptr(sock, libc::SIOCGIFHWADDR as libc::Ioctl, &mut req) }?;
+    if req.family != libc::ARPHRD_ETHER {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&req.data[..6]);
+    Ok(mac)
+}
+
+/// SIOCSIFHWADDR: sets the Ethernet (MAC) address of `name` (`EADDRNOTAVAIL` for a multicast or all-zero
+/// address, `EINVAL` for an interface without one).
+pub fn set_hw_address(sock: BorrowedFd<'_>, name: IfName, mac: [u8; 6]) -> io::Result<()> {
+    let mut data = [0u8; 14];
+    data[..6].copy_from_slice(&mac);
+    let mut req = IfreqHwAddr::new(name, libc::ARPHRD_ETHER, data);
+    // SAFETY: SIOCSIFHWADDR reads a `struct ifreq` (`IfreqHwAddr`) with the name and `ifr_hwaddr`.
+    unsafe { ioctl_ptr(sock, libc::SIOCSIFHWADDR as libc::Ioctl, &mut req) }.map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +160,17 @@ mod tests {
         assert_eq!(
             index(sock.as_fd(), missing).unwrap_err().raw_os_error(),
             Some(libc::ENODEV)
+        );
+    }
+
+    #[test]
+    fn loopback_has_no_ethernet_address() {
+        let sock = control_socket().unwrap();
+        let lo = IfName::new("lo").unwrap();
+        // ARPHRD_LOOPBACK, not an Ethernet address.
+        assert_eq!(
+            hw_address(sock.as_fd(), lo).unwrap_err().raw_os_error(),
+            Some(libc::EINVAL)
         );
     }
 

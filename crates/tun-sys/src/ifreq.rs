@@ -178,7 +178,34 @@ impl IfreqInt {
     }
 }
 
+/// `struct ifreq` with the union used as `struct sockaddr ifr_hwaddr` (SIOCGIFHWADDR, SIOCSIFHWADDR): the
+/// address family (`ARPHRD_*`) and up to 14 bytes of hardware address, of which Ethernet uses 6.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub(crate) struct IfreqHwAddr {
+    /// The interface name.
+    pub(crate) name: IfName,
+    /// `sa_family`: the hardware type (`ARPHRD_ETHER` for Ethernet).
+    pub(crate) family: u16,
+    /// `sa_data`: the address, from its first byte.
+    pub(crate) data: [u8; 14],
+    _rest: [u8; UNION_LEN - 16],
+}
+
+impl IfreqHwAddr {
+    /// An `ifreq` for `name` carrying the hardware address `data` of type `family`.
+    pub(crate) fn new(name: IfName, family: u16, data: [u8; 14]) -> Self {
+        Self {
+            name,
+            family,
+            data,
+            _rest: [0; UNION_LEN - 16],
+        }
+    }
+}
+
 const _: () = assert!(size_of::<IfreqFlags>() == size_of::<libc::ifreq>());
+const _: () = assert!(size_of::<IfreqHwAddr>() == size_of::<libc::ifreq>());
 const _: () = assert!(size_of::<IfreqInt>() == size_of::<libc::ifreq>());
 
 #[cfg(test)]

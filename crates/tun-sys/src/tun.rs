@@ -24,14 +24,20 @@ pub fn open_clone_device(nonblocking: bool) -> io::Result<OwnedFd> {
 }
 
 /// TUNSETIFF: creates the TUN device `name` (or attaches to it when it exists and `flags` match), with
-/// `IFF_TUN | IFF_NO_PI` always added to `flags`. An empty name lets the kernel choose; a template such as
-/// `tun%d` is filled in. Returns the name the device got.
+/// `IFF_NO_PI` always added to `flags`, and `IFF_TUN` unless `flags` ask for a TAP device (`IFF_TAP`). An
+/// empty name lets the kernel choose; a template such as `tun%d` is filled in. Returns the name the device
+/// got.
 pub fn set_iff(fd: BorrowedFd<'_>, name: IfName, flags: TunFlags) -> io::Result<IfName> {
-    set_iff_raw(fd, name, flags | TunFlags::TUN | TunFlags::NO_PI)
+    let kind = if flags.contains(TunFlags::TAP) {
+        TunFlags::empty()
+    } else {
+        TunFlags::TUN
+    };
+    set_iff_raw(fd, name, flags | kind | TunFlags::NO_PI)
 }
 
-/// TUNSETIFF with exactly `flags`, nothing added: also TAP devices (`IFF_TAP`) or devices with packet
-/// information (no `IFF_NO_PI`), which the library refuses to drive but which tests and tools make.
+/// TUNSETIFF with exactly `flags`, nothing added: also devices with packet information (no `IFF_NO_PI`),
+/// which the library refuses to drive but which tests and tools make.
 #[cfg(feature = "probes")]
 pub fn set_iff_exact(fd: BorrowedFd<'_>, name: IfName, flags: TunFlags) -> io::Result<IfName> {
     set_iff_raw(fd, name, flags)

@@ -339,6 +339,9 @@ pub struct Link {
     pub operstate: String,
     /// `txqlen`.
     pub txqlen: u32,
+    /// `address`: the link-layer address as `ip` prints it (`aa:bb:cc:dd:ee:ff` for Ethernet; empty when the
+    /// link has none, as a TUN device).
+    pub address: String,
 }
 
 impl Link {
@@ -360,6 +363,7 @@ impl Link {
                 .unwrap_or_default(),
             operstate: text("operstate").unwrap_or_default(),
             txqlen: number("txqlen").unwrap_or_default(),
+            address: text("address").unwrap_or_default(),
         })
     }
 

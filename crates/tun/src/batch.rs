@@ -249,7 +249,8 @@ impl PacketBatch {
         self.len == 0
     }
 
-    /// The `i`-th packet held (the IP packet, without the room in front of it), or `None` past the last.
+    /// The `i`-th packet held (the IP packet, or Ethernet frame on L2, without the room in front of it), or
+    /// `None` past the last.
     pub fn packet(&self, i: usize) -> Option<&[u8]> {
         let size = *self.sizes[..self.len].get(i)?;
         self.bufs.get(i)?.get(self.offset..self.offset + size)

@@ -3,13 +3,14 @@
 use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
+use tun_offload::Layer;
 use tun_sys::{IfName, TunFlags};
 
 use crate::config::{DeviceAddress, DeviceRoute, Plan};
 use crate::device::{Setup, Tun, in_device_netns};
 use crate::error::{Error, Result};
 
-/// Settings for creating (or attaching to) a TUN device.
+/// Settings for creating (or attaching to) a TUN device, or a TAP device with [`layer`](Builder::layer).
 ///
 /// ```no_run
 /// let tun = tun::Builder::new().name("tun%d").mtu(1420).offload(true).build()?;
@@ -20,6 +21,9 @@ use crate::error::{Error, Result};
 pub struct Builder {
     name: Option<String>,
     mtu: Option<u32>,
+    /// `None`: L3 for a new device; whatever the fd is for [`build_from_fd`](Self::build_from_fd).
+    layer: Option<Layer>,
+    mac: Option<[u8; 6]>,
     offload: bool,
     multi_queue: bool,
     exclusive: bool,
@@ -38,6 +42,8 @@ impl Builder {
         Self {
             name: None,
             mtu: None,
+            layer: None,
+            mac: None,
             offload: false,
             multi_queue: false,
             exclusive: false,
@@ -58,10 +64,40 @@ impl Builder {
         self
     }
 
-    /// The MTU to set once the device exists: 68 to 65535 (IPv6 needs 1280 or more); anything else fails
-    /// [`build`](Self::build) with [`Error::InvalidMtu`] before any system call.
+    /// The MTU to set once the device exists: 68 to 65535, on a TAP device to 65521 (IPv6 needs 1280 or
+    /// more); anything else fails [`build`](Self::build) with [`Error::InvalidMtu`] before any system call.
     pub fn mtu(mut self, mtu: u32) -> Self {
         self.mtu = Some(mtu);
+        self
+    }
+
+    /// What the device carries: IP packets ([`Layer::L3`], a TUN device, the default) or Ethernet frames
+    /// ([`Layer::L2`], a TAP device). On L2 every packet the reads, writes, [`PacketBatch`](crate::PacketBatch)
+    /// and the io traits carry is a whole Ethernet frame (VLAN tags pass through untouched), and offloads
+    /// split and coalesce frames as they do IP packets.
+    ///
+    /// A build that attaches to an existing device of the other layer, or a
+    /// [`build_from_fd`](Self::build_from_fd) with an fd of the other layer, fails with
+    /// [`Error::SettingsMismatch`] (setting `"layer"`, the values saying whether each is L2). Unset, a new
+    /// device is L3 and an fd is taken as it is.
+    ///
+    /// ```no_run
+    /// use tun::{Builder, Layer};
+    ///
+    /// let tap = Builder::new().name("tap%d").layer(Layer::L2).mac_address([0x02, 0, 0, 0, 0, 1]).build()?;
+    /// assert_eq!(tap.layer(), Layer::L2);
+    /// assert_eq!(tap.mac_address()?, [0x02, 0, 0, 0, 0, 1]);
+    /// # Ok::<(), tun::Error>(())
+    /// ```
+    pub fn layer(mut self, layer: Layer) -> Self {
+        self.layer = Some(layer);
+        self
+    }
+
+    /// The Ethernet address to give an L2 device once it exists (the kernel picks a random one otherwise).
+    /// On an L3 device [`build`](Self::build) fails with [`Error::InvalidArgument`] before any system call.
+    pub fn mac_address(mut self, mac: [u8; 6]) -> Self {
+        self.mac = Some(mac);
         self
     }
 
@@ -173,14 +209,15 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// Before any system call: [`Error::InvalidName`], [`Error::InvalidMtu`], [`Error::InvalidAddress`].
-    /// From the kernel: [`Error::DeviceBusy`] (the name is held by another fd, or is not a TUN device),
-    /// [`Error::DeviceExists`] (with `exclusive(true)`), [`Error::SettingsMismatch`] (a device of that name
-    /// has other offload or multi-queue settings), [`Error::Io`] for a failed ioctl (opening
-    /// `/dev/net/tun` without CAP_NET_ADMIN, say), [`Error::Monitor`] when the link monitor cannot start.
+    /// Before any system call: [`Error::InvalidName`], [`Error::InvalidMtu`], [`Error::InvalidAddress`],
+    /// [`Error::InvalidArgument`] (a MAC address for an L3 device). From the kernel: [`Error::DeviceBusy`]
+    /// (the name is held by another fd, or is not a TUN or TAP device), [`Error::DeviceExists`] (with
+    /// `exclusive(true)`), [`Error::SettingsMismatch`] (a device of that name has another layer, or other
+    /// offload or multi-queue settings), [`Error::Io`] for a failed ioctl (opening `/dev/net/tun` without
+    /// CAP_NET_ADMIN, say, or a refused MAC address), [`Error::Monitor`] when the link monitor cannot start.
     pub fn build(self) -> Result<Tun> {
         if let Some(mtu) = self.mtu {
-            crate::config::check_mtu(mtu)?;
+            crate::config::check_mtu(mtu, self.layer.unwrap_or_default())?;
         }
         let name = match &self.name {
             None => IfName::empty(),
@@ -190,7 +227,12 @@ impl Builder {
             })?,
         };
         self.config.check()?;
+        let layer = self.layer.unwrap_or_default();
+        self.check_mac(layer)?;
         let mut flags = TunFlags::empty();
+        if layer == Layer::L2 {
+            flags |= TunFlags::TAP;
+        }
         if self.offload {
             flags |= TunFlags::VNET_HDR;
         }
@@ -217,12 +259,20 @@ impl Builder {
                     name: shown,
                     source,
                 },
-                // EINVAL for a name that exists: a TAP device, or a TUN device of the other queue kind.
+                // EINVAL for a name that exists: a device of the other layer or queue kind.
                 Some(libc::EINVAL) if interface_exists(name) => {
                     match tun_sys::netlink::RouteSocket::open(0)
                         .and_then(|socket| socket.tun_link_info(name.bytes()))
                     {
-                        Ok(Some(info)) if info.tun && info.multi_queue != self.multi_queue => {
+                        Ok(Some(info)) if info.tun != (layer == Layer::L3) => {
+                            Error::SettingsMismatch {
+                                name: shown,
+                                setting: "layer",
+                                device: !info.tun,
+                                asked: layer == Layer::L2,
+                            }
+                        }
+                        Ok(Some(info)) if info.multi_queue != self.multi_queue => {
                             Error::SettingsMismatch {
                                 name: shown,
                                 setting: "multi_queue",
@@ -260,15 +310,26 @@ impl Builder {
                 });
             }
         }
-        let tun = Tun::setup(fd, kept, self.setup(name, true))?;
+        let tun = Tun::setup(fd, kept, self.setup(name, layer, true))?;
         self.finish(tun)
+    }
+
+    /// [`Error::InvalidArgument`] for a MAC address asked of an L3 device, which has none.
+    fn check_mac(&self, layer: Layer) -> Result<()> {
+        if self.mac.is_some() && layer == Layer::L3 {
+            return Err(Error::InvalidArgument(
+                "a MAC address is for L2 (TAP) devices only",
+            ));
+        }
+        Ok(())
     }
 
     /// Takes over `fd`, a `/dev/net/tun` fd on which TUNSETIFF was already done (for example passed in by a
     /// privileged parent), with this builder's [`monitor`](Self::monitor), [`mtu`](Self::mtu),
-    /// [`persist`](Self::persist), [`owner`](Self::owner) and [`group`](Self::group) settings; the name,
-    /// offloads and multi-queue flag are the device's own. Offloads are negotiated if the device was opened
-    /// with `IFF_VNET_HDR`, and explicitly turned off otherwise. The fd is switched to non-blocking mode.
+    /// [`persist`](Self::persist), [`owner`](Self::owner), [`group`](Self::group) and
+    /// [`mac_address`](Self::mac_address) settings; the name, layer (TUN or TAP, from TUNGETIFF), offloads
+    /// and multi-queue flag are the device's own. Offloads are negotiated if the device was opened with
+    /// `IFF_VNET_HDR`, and explicitly turned off otherwise. The fd is switched to non-blocking mode.
     ///
     /// ```no_run
     /// # fn fd_from_parent() -> std::os::fd::OwnedFd { unimplemented!() }
@@ -279,13 +340,12 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`Error::UnsupportedDevice`] for anything but a TUN device with `IFF_NO_PI` (a TAP device, or one with
-    /// packet information); [`Error::Io`] when an ioctl fails (TUNGETIFF on an fd that is not a TUN device).
+    /// [`Error::UnsupportedDevice`] for a device with packet information (opened without `IFF_NO_PI`);
+    /// [`Error::SettingsMismatch`] when [`layer`](Self::layer) was set and the device is of the other one;
+    /// [`Error::InvalidArgument`] for a [`mac_address`](Self::mac_address) with an L3 device; [`Error::Io`]
+    /// when an ioctl fails (TUNGETIFF on an fd that is not a TUN or TAP device).
     pub fn build_from_fd(self, fd: OwnedFd) -> Result<Tun> {
         self.config.check()?;
-        if let Some(mtu) = self.mtu {
-            crate::config::check_mtu(mtu)?;
-        }
         let (name, flags) =
             tun_sys::tun::get_iff(fd.as_fd()).map_err(|e| Error::io("TUNGETIFF", "fd", e))?;
         // TUNGETIFF tells TUN from TAP, but its IFF_NO_PI bit means "no socket filter" (IFF_NOFILTER): only
@@ -296,11 +356,15 @@ impl Builder {
         })
         .ok()
         .flatten();
-        let tap = TunFlags::from_bits_retain(libc::IFF_TAP as u16);
-        let reason = if flags.contains(tap) || !flags.contains(TunFlags::TUN) {
-            Some("a TAP device (Ethernet frames, not IP packets)")
+        let layer = if flags.contains(TunFlags::TAP) {
+            Layer::L2
+        } else {
+            Layer::L3
+        };
+        let reason = if !flags.intersects(TunFlags::TUN | TunFlags::TAP) {
+            Some("neither a TUN nor a TAP device")
         } else if info.is_some_and(|info| info.packet_info) {
-            Some("a TUN device with packet information (opened without IFF_NO_PI)")
+            Some("a device with packet information (opened without IFF_NO_PI)")
         } else {
             None
         };
@@ -310,16 +374,32 @@ impl Builder {
                 reason,
             });
         }
+        if let Some(asked) = self.layer
+            && asked != layer
+        {
+            return Err(Error::SettingsMismatch {
+                name: name.to_string_lossy(),
+                setting: "layer",
+                device: layer == Layer::L2,
+                asked: asked == Layer::L2,
+            });
+        }
+        self.check_mac(layer)?;
+        if let Some(mtu) = self.mtu {
+            crate::config::check_mtu(mtu, layer)?;
+        }
         tun_sys::io::set_nonblocking(fd.as_fd(), true)
             .map_err(|e| Error::io("fcntl(O_NONBLOCK)", name, e))?;
-        let tun = Tun::setup(fd, flags, self.setup(name, false))?;
+        let tun = Tun::setup(fd, flags, self.setup(name, layer, false))?;
         self.finish(tun)
     }
 
     /// The settings [`Tun::setup`] applies once the device is attached (by this builder: `attached_here`).
-    fn setup(&self, name: IfName, attached_here: bool) -> Setup {
+    fn setup(&self, name: IfName, layer: Layer, attached_here: bool) -> Setup {
         Setup {
             name,
+            layer,
+            mac: self.mac,
             mtu: self.mtu,
             owner: self.owner,
             group: self.group,
@@ -366,8 +446,8 @@ impl Tun {
     ///
     /// # Errors
     ///
-    /// As [`Builder::build_from_fd`]: [`Error::UnsupportedDevice`] for a TAP fd or one with packet
-    /// information.
+    /// As [`Builder::build_from_fd`]: [`Error::UnsupportedDevice`] for an fd with packet information. A TAP
+    /// fd gives an L2 device ([`Tun::layer`]).
     pub fn from_fd(fd: OwnedFd) -> Result<Tun> {
         Builder::new().build_from_fd(fd)
     }
@@ -413,6 +493,29 @@ mod tests {
                 ),
                 "{err:?}"
             );
+        }
+    }
+
+    #[test]
+    fn an_mtu_past_a_tap_devices_maximum_is_refused_before_any_syscall() {
+        for mtu in [65522, 65535] {
+            let err = Builder::new()
+                .layer(Layer::L2)
+                .mtu(mtu)
+                .build()
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidMtu { mtu: m } if m == mtu),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_mac_address_for_an_l3_device_is_refused_before_any_syscall() {
+        for builder in [Builder::new(), Builder::new().layer(Layer::L3)] {
+            let err = builder.mac_address([2, 0, 0, 0, 0, 1]).build().unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
         }
     }
 

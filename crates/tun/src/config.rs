@@ -10,6 +10,7 @@
 
 use std::net::IpAddr;
 
+use tun_offload::Layer;
 use tun_sys::IfFlags;
 use tun_sys::netlink::RouteSocket;
 use tun_sys::netlink::addr::AddressSpec;
@@ -145,14 +146,15 @@ impl Tun {
         self.with_ctl("SIOCGIFMTU", tun_sys::iface::mtu)
     }
 
-    /// Sets the interface's MTU: 68 to 65535 (IPv6 needs 1280 or more on the link).
+    /// Sets the interface's MTU: 68 to 65535, on a TAP device to 65521 (IPv6 needs 1280 or more on the
+    /// link).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidMtu`] outside 68..=65535, before any system call; [`Error::Closed`] after
+    /// [`Error::InvalidMtu`] outside that range, before any system call; [`Error::Closed`] after
     /// [`close`](Self::close); [`Error::Io`] when the kernel refuses (`SIOCSIFMTU`).
     pub fn set_mtu(&self, mtu: u32) -> Result<()> {
-        check_mtu(mtu)?;
+        check_mtu(mtu, self.layer)?;
         self.with_ctl("SIOCSIFMTU", |sock, name| {
             tun_sys::iface::set_mtu(sock, name, mtu)
         })
@@ -453,12 +455,19 @@ impl Netlink {
     }
 }
 
-/// The MTUs a TUN device takes (the kernel's `tun_net_change_mtu` bounds: ETH_MIN_MTU to 65535).
+/// The MTUs a TUN device takes (the kernel's bounds: ETH_MIN_MTU to 65535 less the link header).
 const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
 
-/// [`Error::InvalidMtu`] for an MTU no TUN device takes, so that it is refused before any system call.
-pub(crate) fn check_mtu(mtu: u32) -> Result<()> {
-    if MTU_RANGE.contains(&mtu) {
+/// The largest MTU of a TAP device: its Ethernet header counts against the kernel's 65535.
+const TAP_MAX_MTU: u32 = 65535 - tun_offload::wire::ETHERNET_HEADER_LEN as u32;
+
+/// [`Error::InvalidMtu`] for an MTU no device of `layer` takes, so that it is refused before any system call.
+pub(crate) fn check_mtu(mtu: u32, layer: Layer) -> Result<()> {
+    let fits = match layer {
+        Layer::L2 => mtu <= TAP_MAX_MTU,
+        _ => true,
+    };
+    if MTU_RANGE.contains(&mtu) && fits {
         Ok(())
     } else {
         Err(Error::InvalidMtu { mtu })

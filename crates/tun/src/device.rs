@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
+use tun_offload::Layer;
 use tun_sys::{EventFd, IfName, Offloads, TunFlags};
 
 use crate::error::{Error, Result};
@@ -51,6 +52,8 @@ pub struct Tun {
     attaching: Mutex<()>,
     /// The name at creation, for error messages (copied from the device for the data path).
     pub(crate) label: IfName,
+    /// IP packets or Ethernet frames (from the kernel's flags, copied from the device for the data path).
+    pub(crate) layer: Layer,
     /// Whether each packet is preceded by a virtio-net header (IFF_VNET_HDR, as the kernel reports it).
     pub(crate) vnet_hdr: bool,
     /// What TUNSETOFFLOAD accepted (empty without offloads).
@@ -76,6 +79,8 @@ struct Device {
     /// The flags TUNGETIFF reported once the device was set up: the truth about the virtio-net header and
     /// multi-queue, whatever a builder asked for.
     flags: TunFlags,
+    /// TUN or TAP, from `flags`.
+    layer: Layer,
     offloads: Offloads,
     /// Datagram socket for the SIOC* ioctls, in the namespace the device was last seen in.
     ctl: Mutex<Control>,
@@ -120,6 +125,10 @@ impl Device {
 #[derive(Debug)]
 pub(crate) struct Setup {
     pub(crate) name: IfName,
+    /// What the kernel's flags say the device is.
+    pub(crate) layer: Layer,
+    /// The Ethernet address to set (L2 only; the builder checked).
+    pub(crate) mac: Option<[u8; 6]>,
     pub(crate) mtu: Option<u32>,
     pub(crate) owner: Option<libc::uid_t>,
     pub(crate) group: Option<libc::gid_t>,
@@ -158,6 +167,7 @@ impl Tun {
         queue_fds: &Arc<QueueFds>,
     ) -> Result<Arc<Device>> {
         let name = setup.name;
+        let layer = setup.layer;
         if let Some(uid) = setup.owner {
             tun_sys::tun::set_owner(dev, uid).map_err(|e| Error::io("TUNSETOWNER", name, e))?;
         }
@@ -183,6 +193,10 @@ impl Tun {
             tun_sys::iface::set_mtu(ctl.socket.as_fd(), name, mtu)
                 .map_err(|e| Error::io("SIOCSIFMTU", name, e))?;
         }
+        if let Some(mac) = setup.mac {
+            tun_sys::iface::set_hw_address(ctl.socket.as_fd(), name, mac)
+                .map_err(|e| Error::io("SIOCSIFHWADDR", name, e))?;
+        }
         let monitor = if setup.monitor {
             Some(tun_events::Monitor::spawn_with(Arc::clone(queue_fds))?)
         } else {
@@ -192,6 +206,7 @@ impl Tun {
             label: name,
             name: Mutex::new(name),
             flags,
+            layer,
             offloads,
             ctl: Mutex::new(ctl),
             monitor,
@@ -225,13 +240,14 @@ impl Tun {
             attached_here,
             attaching: Mutex::new(()),
             label: name,
+            layer: device.layer,
             vnet_hdr,
             offloads: device.offloads,
             gro: AtomicBool::new(gro),
             udp_gro: AtomicBool::new(udp_gro),
             closed: AtomicBool::new(false),
             cancel,
-            reader: Mutex::new(Reader::new(vnet_hdr)),
+            reader: Mutex::new(Reader::new(vnet_hdr, device.layer)),
             writer: Mutex::new(Writer::new(vnet_hdr)),
             device,
         })
@@ -362,6 +378,48 @@ impl Tun {
             }
         }
         Ok(Location { ctl, name, netns })
+    }
+
+    /// What the device carries: IP packets ([`Layer::L3`], a TUN device) or Ethernet frames ([`Layer::L2`],
+    /// a TAP device), as the kernel reported when the device was set up.
+    pub fn layer(&self) -> Layer {
+        self.layer
+    }
+
+    /// The device's Ethernet (MAC) address.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] on an L3 device, which has none; [`Error::Closed`] after
+    /// [`close`](Self::close); [`Error::Io`] when the kernel cannot answer (`SIOCGIFHWADDR`).
+    pub fn mac_address(&self) -> Result<[u8; 6]> {
+        self.check_l2()?;
+        self.with_ctl("SIOCGIFHWADDR", tun_sys::iface::hw_address)
+    }
+
+    /// Sets the device's Ethernet (MAC) address; a TAP device takes it while up.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] on an L3 device; [`Error::Closed`] after [`close`](Self::close);
+    /// [`Error::Io`] when the kernel refuses (`SIOCSIFHWADDR`: `EADDRNOTAVAIL` for a multicast or all-zero
+    /// address).
+    pub fn set_mac_address(&self, mac: [u8; 6]) -> Result<()> {
+        self.check_l2()?;
+        self.with_ctl("SIOCSIFHWADDR", |sock, name| {
+            tun_sys::iface::set_hw_address(sock, name, mac)
+        })
+    }
+
+    /// [`Error::InvalidArgument`] unless the device carries Ethernet frames.
+    fn check_l2(&self) -> Result<()> {
+        if self.layer == Layer::L2 {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(
+                "a MAC address is for L2 (TAP) devices only",
+            ))
+        }
     }
 
     /// The most packets one [`read_packets`](Self::read_packets) can return and the batch size

@@ -54,14 +54,15 @@ pub enum Error {
         #[source]
         reason: tun_sys::NameError,
     },
-    /// The MTU is outside what a TUN device takes: 68 to 65535 (1280 or more for IPv6 to work on it).
-    #[error("invalid MTU {mtu}: a TUN device takes 68..=65535")]
+    /// The MTU is outside what the device takes: 68 to 65535, on a TAP device to 65521 (1280 or more for
+    /// IPv6 to work on it).
+    #[error("invalid MTU {mtu}: a TUN device takes 68..=65535, a TAP device 68..=65521")]
     InvalidMtu {
         /// The MTU as given.
         mtu: u32,
     },
     /// An interface of that name exists and cannot be attached to: another fd holds its only queue (`EBUSY`),
-    /// or it is not a TUN device (a TAP device, `EINVAL`). A TUN device of the other queue kind is
+    /// or it is not a TUN or TAP device (`EINVAL`). A device of the other layer or queue kind is
     /// [`Error::SettingsMismatch`] instead.
     #[error(
         "interface {name} exists and cannot be attached to (in use, or not a TUN device of this kind)"
@@ -85,7 +86,8 @@ pub enum Error {
     SettingsMismatch {
         /// The device name.
         name: String,
-        /// The builder setting that differs: `"offload"` or `"multi_queue"`.
+        /// The builder setting that differs: `"offload"`, `"multi_queue"` or `"layer"` (whose values say
+        /// whether it is [`Layer::L2`](crate::Layer::L2)).
         setting: &'static str,
         /// The device's value.
         device: bool,

@@ -1,6 +1,7 @@
 //! Fast Linux TUN devices.
 //!
-//! A [`Tun`] is one queue of a Linux TUN device: create it with a [`Builder`], move IP packets with
+//! A [`Tun`] is one queue of a Linux TUN device (or, with [`Builder::layer`]`(`[`Layer::L2`]`)`, a TAP
+//! device, whose packets are Ethernet frames): create it with a [`Builder`], move IP packets with
 //! [`Tun::read_packets`] / [`Tun::write_packets`] (batches) or `std::io::Read` / `Write` (one packet per
 //! call), and [`close`](Tun::close) it from any thread.
 //!
@@ -106,7 +107,7 @@ pub use tun_events::{
     Event, Events, Iter as EventsIter, MAX_PENDING as MAX_PENDING_EVENTS, MonitorError,
     Recv as RecvEvent, RecvTimeoutError, TryRecvError,
 };
-pub use tun_offload::OffloadError;
+pub use tun_offload::{Layer, OffloadError};
 pub use tun_sys::{NameError, Offloads};
 
 /// The README's examples, compiled as doctests so that they stay true.

@@ -3,7 +3,8 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use tun_offload::{MAX_PACKET, SplitState, VirtioNetHdr};
+use tun_offload::wire::MAX_LINK_HEADER_LEN;
+use tun_offload::{Layer, MAX_PACKET, SplitState, VirtioNetHdr};
 use tun_sys::Interest;
 
 use crate::device::Tun;
@@ -16,8 +17,10 @@ const SLEPT: Duration = Duration::from_micros(5);
 /// Read-side state, guarded by the read lock: the buffer one `read()` lands in and what of it is still owed to
 /// the caller.
 pub(crate) struct Reader {
-    /// Room for one virtio-net header (when the device has it) and the largest packet. Allocated once.
+    /// Room for one virtio-net header (when the device has it) and the largest packet (with its Ethernet
+    /// header on L2). Allocated once.
     buf: Vec<u8>,
+    layer: Layer,
     pending: Pending,
     /// The fd had nothing at the last read: the next blocking read waits for it first instead of trying a
     /// `read()` that most likely fails (a sparse flow, such as the ACKs of a TCP stream, sleeps before every
@@ -49,10 +52,15 @@ enum Pending {
 }
 
 impl Reader {
-    pub(crate) fn new(vnet_hdr: bool) -> Self {
+    pub(crate) fn new(vnet_hdr: bool, layer: Layer) -> Self {
         let hdr = if vnet_hdr { VirtioNetHdr::LEN } else { 0 };
+        let link = match layer {
+            Layer::L2 => MAX_LINK_HEADER_LEN,
+            _ => 0,
+        };
         Self {
-            buf: vec![0; hdr + MAX_PACKET],
+            buf: vec![0; hdr + link + MAX_PACKET],
+            layer,
             pending: Pending::Nothing,
             idle: false,
         }
@@ -67,7 +75,8 @@ impl Reader {
             }
             return Ok(());
         }
-        let state = SplitState::new(&self.buf[..len]).map_err(Error::from_offload)?;
+        let state =
+            SplitState::with_layer(&self.buf[..len], self.layer).map_err(Error::from_offload)?;
         self.pending = Pending::Split { len, state };
         Ok(())
     }
@@ -122,8 +131,9 @@ impl Tun {
     /// Reads packets into `bufs`, each at `bufs[i][offset..]`, its length in `sizes[i]`; returns how many
     /// (at least 1, at most [`batch_size`](Self::batch_size)).
     ///
-    /// Blocks until a packet arrives or the device is closed ([`Error::Closed`]). With offloads on, one
-    /// super-packet from the kernel becomes several packets; if `bufs` is shorter than that, the rest are
+    /// A packet is an IP packet, or on an L2 device an Ethernet frame ([`Tun::layer`]). Blocks until a packet
+    /// arrives or the device is closed ([`Error::Closed`]). With offloads on, one super-packet from the kernel
+    /// (on L2 a super-frame) becomes several packets; if `bufs` is shorter than that, the rest are
     /// returned by the next call. A buffer too small for its packet is [`Error::BufferTooSmall`] and loses
     /// nothing: the packet waits for the next call.
     ///
@@ -303,7 +313,7 @@ mod tests {
     }
 
     fn reader_with(read: &[u8]) -> Reader {
-        let mut reader = Reader::new(true);
+        let mut reader = Reader::new(true, Layer::L3);
         reader.buf[..read.len()].copy_from_slice(read);
         reader.accept(read.len(), true).unwrap();
         reader
@@ -354,7 +364,7 @@ mod tests {
 
     #[test]
     fn plain_packet_that_does_not_fit_stays_until_a_buffer_does() {
-        let mut reader = Reader::new(false);
+        let mut reader = Reader::new(false, Layer::L3);
         reader.buf[..60].fill(0x45);
         reader.accept(60, false).unwrap();
         let mut sizes = [0usize];
@@ -397,7 +407,7 @@ mod tests {
     fn malformed_read_is_an_offload_error_and_leaves_nothing_pending() {
         let mut read = tso_read(2, 100);
         read[VirtioNetHdr::LEN] = 0x65; // IPv6 version nibble under a TCPV4 header
-        let mut reader = Reader::new(true);
+        let mut reader = Reader::new(true, Layer::L3);
         reader.buf[..read.len()].copy_from_slice(&read);
         assert!(matches!(
             reader.accept(read.len(), true),

@@ -4,8 +4,10 @@
 use std::io::IoSlice;
 use std::sync::atomic::Ordering;
 
-use tun_offload::wire::IpPacket;
-use tun_offload::{FRAME_HEAD_MAX, GroOptions, GroPlan, GroTable, OffloadError, VirtioNetHdr};
+use tun_offload::wire::{ETHERNET_HEADER_LEN, IpPacket, MAX_LINK_HEADER_LEN};
+use tun_offload::{
+    FRAME_HEAD_MAX, GroOptions, GroPlan, GroTable, Layer, OffloadError, VirtioNetHdr,
+};
 use tun_sys::{Interest, Offloads};
 
 use crate::device::Tun;
@@ -25,6 +27,8 @@ pub(crate) struct Writer {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WriteSettings {
     pub(crate) hdr_len: usize,
+    /// IP packets or Ethernet frames.
+    pub(crate) layer: Layer,
     /// `None`: every packet is written on its own.
     pub(crate) gro: Option<GroOptions>,
 }
@@ -92,8 +96,16 @@ impl Writer {
         }
         let Writer { table, plan } = self;
         match settings.gro {
-            Some(options) => tun_offload::handle_gro(bufs, sizes, offset, table, options, plan)
-                .map_err(Error::from_offload)?,
+            Some(options) => tun_offload::handle_gro_with_layer(
+                bufs,
+                sizes,
+                offset,
+                settings.layer,
+                table,
+                options,
+                plan,
+            )
+            .map_err(Error::from_offload)?,
             None => plan.each_alone(&sizes[..bufs.len()]),
         }
         let frames_done = &mut progress.frames_done;
@@ -116,12 +128,12 @@ impl Writer {
                 .and_then(|[head, rest]| {
                     let head = &head[VirtioNetHdr::LEN - settings.hdr_len..];
                     let merged = frame.segments() > 1;
-                    let ip = if merged {
+                    let packet = if merged {
                         &head[settings.hdr_len..]
                     } else {
                         rest
                     };
-                    check_packet(ip, frame.len)?;
+                    check_packet(settings.layer, packet, frame.len)?;
                     write_frame(&[IoSlice::new(head), IoSlice::new(rest)])
                         .map_err(|e| explain_gso_failure(e, merged))
                 });
@@ -282,6 +294,7 @@ impl Tun {
         let uso = Offloads::USO4 | Offloads::USO6;
         let settings = WriteSettings {
             hdr_len: if self.vnet_hdr { VirtioNetHdr::LEN } else { 0 },
+            layer: self.layer,
             gro: (!self.offloads.is_empty() && self.gro.load(Ordering::Relaxed)).then(|| {
                 GroOptions {
                     tcp: true,
@@ -304,12 +317,12 @@ impl Tun {
         })
     }
 
-    /// Writes one IP packet (with a zero virtio-net header when the device has one) and returns its length,
-    /// waiting while the kernel's queue is full.
+    /// Writes one IP packet (on an L2 device: one Ethernet frame) with a zero virtio-net header when the
+    /// device has one, and returns its length, waiting while the kernel's queue is full.
     ///
     /// # Errors
-    /// [`Error::InvalidPacket`] for what is not one whole IP packet, [`Error::Closed`] once closed, or the
-    /// kernel's refusal.
+    /// [`Error::InvalidPacket`] for what is not one whole IP packet (on L2: shorter than an Ethernet header),
+    /// [`Error::Closed`] once closed, or the kernel's refusal.
     pub fn send(&self, packet: &[u8]) -> Result<usize> {
         self.write_one(packet, Patience::Forever)
     }
@@ -318,7 +331,7 @@ impl Tun {
     pub(crate) fn write_one(&self, packet: &[u8], patience: Patience) -> Result<usize> {
         let _writer = self.writer.lock();
         self.check_open()?;
-        check_packet(packet, packet.len())?;
+        check_packet(self.layer, packet, packet.len())?;
         let zero = [0u8; VirtioNetHdr::LEN];
         let hdr: &[u8] = if self.vnet_hdr { &zero } else { &[] };
         let written = self.write_frame(&[IoSlice::new(hdr), IoSlice::new(packet)], patience)?;
@@ -326,10 +339,29 @@ impl Tun {
     }
 }
 
-/// Refuses what is not one whole IP packet before it reaches the kernel, which would accept a truncated or
-/// oversized packet and drop it silently later. `packet` holds at least the headers; `len` is the length of
-/// the whole packet (more than `packet` when it holds only the headers of a merged packet).
-fn check_packet(packet: &[u8], len: usize) -> Result<()> {
+/// Refuses what is not one whole IP packet (on L2: one Ethernet frame) before it reaches the kernel, which
+/// would accept a truncated or oversized packet and drop it silently later. `packet` holds at least the
+/// headers; `len` is the length of the whole packet (more than `packet` when it holds only the headers of a
+/// merged packet).
+///
+/// An Ethernet frame is whatever its sender made it (ARP, LLDP, an IP packet padded to 60 bytes): only its
+/// length is checked, as the kernel checks it.
+fn check_packet(layer: Layer, packet: &[u8], len: usize) -> Result<()> {
+    if layer == Layer::L2 {
+        if len < ETHERNET_HEADER_LEN {
+            return Err(Error::InvalidPacket(OffloadError::TooShort {
+                what: "Ethernet frame",
+                need: ETHERNET_HEADER_LEN,
+                have: len,
+            }));
+        }
+        if len > tun_offload::MAX_PACKET + MAX_LINK_HEADER_LEN {
+            return Err(Error::InvalidPacket(OffloadError::Malformed(
+                "frame longer than 65535 bytes and an Ethernet header",
+            )));
+        }
+        return Ok(());
+    }
     let ip = IpPacket::new_checked(packet).map_err(Error::InvalidPacket)?;
     if len > tun_offload::MAX_PACKET {
         return Err(Error::InvalidPacket(OffloadError::Malformed(
@@ -431,11 +463,13 @@ mod tests {
 
     const PLAIN: WriteSettings = WriteSettings {
         hdr_len: 10,
+        layer: Layer::L3,
         gro: None,
     };
 
     const TCP_GRO: WriteSettings = WriteSettings {
         hdr_len: 10,
+        layer: Layer::L3,
         gro: Some(GroOptions {
             tcp: true,
             udp: false,
@@ -662,36 +696,65 @@ mod tests {
 
     #[test]
     fn whole_ipv4_and_ipv6_packets_pass() {
-        assert!(check_packet(&ipv4(28, 28), 28).is_ok());
+        assert!(check_packet(Layer::L3, &ipv4(28, 28), 28).is_ok());
         let mut v6 = vec![0u8; 48];
         v6[0] = 0x60;
         v6[4..6].copy_from_slice(&8u16.to_be_bytes());
-        assert!(check_packet(&v6, v6.len()).is_ok());
+        assert!(check_packet(Layer::L3, &v6, v6.len()).is_ok());
     }
 
     #[test]
     fn garbage_truncated_and_oversized_packets_are_refused() {
         assert!(matches!(
-            check_packet(&[0xff; 40], 40),
+            check_packet(Layer::L3, &[0xff; 40], 40),
             Err(Error::InvalidPacket(_))
         ));
         assert!(matches!(
-            check_packet(&ipv4(28, 28)[..12], 12),
+            check_packet(Layer::L3, &ipv4(28, 28)[..12], 12),
             Err(Error::InvalidPacket(_))
         ));
         assert!(matches!(
-            check_packet(&ipv4(100, 60), 60),
+            check_packet(Layer::L3, &ipv4(100, 60), 60),
             Err(Error::InvalidPacket(_))
         ));
         assert!(matches!(
-            check_packet(&ipv4(65535, 70_000), 70_000),
+            check_packet(Layer::L3, &ipv4(65535, 70_000), 70_000),
             Err(Error::InvalidPacket(_))
         ));
-        assert!(matches!(check_packet(&[], 0), Err(Error::InvalidPacket(_))));
+        assert!(matches!(
+            check_packet(Layer::L3, &[], 0),
+            Err(Error::InvalidPacket(_))
+        ));
         // Headers whose length field covers payloads that follow.
-        assert!(check_packet(&ipv4(3000, 1500), 3000).is_ok());
+        assert!(check_packet(Layer::L3, &ipv4(3000, 1500), 3000).is_ok());
         assert!(matches!(
-            check_packet(&ipv4(3000, 1500), 2999),
+            check_packet(Layer::L3, &ipv4(3000, 1500), 2999),
+            Err(Error::InvalidPacket(_))
+        ));
+    }
+
+    #[test]
+    fn an_ethernet_frame_needs_only_its_header_and_a_length_the_kernel_takes() {
+        let arp = [0xffu8; 42];
+        assert!(check_packet(Layer::L2, &arp, arp.len()).is_ok());
+        // Any EtherType and contents: what is not IP is the sender's business.
+        assert!(check_packet(Layer::L2, &[0u8; 14], 14).is_ok());
+        for len in [0, 1, 13] {
+            assert!(
+                matches!(
+                    check_packet(Layer::L2, &arp[..len], len),
+                    Err(Error::InvalidPacket(OffloadError::TooShort {
+                        need: 14,
+                        ..
+                    }))
+                ),
+                "{len}"
+            );
+        }
+        let longest = tun_offload::MAX_PACKET + MAX_LINK_HEADER_LEN;
+        assert!(check_packet(Layer::L2, &arp, longest).is_ok());
+        assert!(matches!(
+            check_packet(Layer::L2, &arp, longest + 1),
             Err(Error::InvalidPacket(_))
         ));
     }

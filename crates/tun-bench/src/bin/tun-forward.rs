@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! tun-forward --netns-a NS1 --name-a tunA --netns-b NS2 --name-b tunB [--no-offload] [--batch N] [--passthrough]
-//!             [--async] [--queues N] [--address-a|--address-b|--route-a|--route-b ADDRESS/PREFIX]...
+//!             [--async] [--queues N] [--layer l3|l2] [--address-a|--address-b|--route-a|--route-b ADDRESS/PREFIX]...
 //! ```
 //!
 //! Creates `tunA` inside the existing namespace NS1 and `tunB` inside NS2 (each opened from a thread that
@@ -29,6 +29,10 @@
 //!   The kernel steers each flow to one queue by its hash, so several flows spread over the threads: on a
 //!   host with a core per queue that multiplies what one core forwards. One flow stays on one queue, and on
 //!   a host with fewer cores than threads it gains nothing. Not with `--async` or `--passthrough`.
+//! - `--layer l2`: TAP devices instead of TUN ones, every mode above the same with Ethernet frames, passed as
+//!   they are: the two namespaces share one Ethernet segment, so ARP and NDP resolve through the forwarder
+//!   (give both devices addresses of one subnet). With offloads the library splits super-frames and coalesces
+//!   frames as it does IP packets.
 //!
 //! On SIGINT or SIGTERM it prints, per direction, `a->b: packets N bytes N reads N super-packets N errors N`
 //! (packets are MTU-sized; reads are calls that returned packets; super-packets are reads that returned more
@@ -68,15 +72,18 @@ async fn forward_async(from: &AsyncTun, to: &AsyncTun, batch: usize, counters: &
     relay::forward_async(from, to, &mut packets, counters).await;
 }
 
-/// Builds device `name` with `config`'s addresses and routes (and then up), offloads on or off.
+/// Builds device `name` of `args`'s layer with `config`'s addresses and routes (and then up), offloads on or
+/// off.
 fn open_device(
     name: &str,
     config: &DeviceConfig,
     offload: bool,
-    queues: usize,
+    args: &ForwardArgs,
 ) -> Result<Tun, String> {
+    let queues = args.queues;
     let mut builder = Builder::new()
         .name(name)
+        .layer(args.layer)
         .offload(offload)
         .multi_queue(queues > 1)
         .monitor(false);
@@ -178,10 +185,10 @@ fn run(args: &ForwardArgs) -> Result<(), String> {
     // (CSUM|TSO4|TSO6|USO4|USO6, else without USO), so the ceiling sees the same super-packets.
     let offload = args.offload || args.passthrough;
     let a = in_netns(&args.netns_a, || {
-        open_device(&args.name_a, &args.config_a, offload, args.queues)
+        open_device(&args.name_a, &args.config_a, offload, args)
     })?;
     let b = in_netns(&args.netns_b, || {
-        open_device(&args.name_b, &args.config_b, offload, args.queues)
+        open_device(&args.name_b, &args.config_b, offload, args)
     })?;
     let counters = [
         Arc::new(Counters::new("tun-forward")),

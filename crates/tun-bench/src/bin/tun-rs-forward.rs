@@ -182,6 +182,9 @@ fn run() -> Result<(), String> {
     if args.queues != 1 {
         return Err("--queues is `tun-forward`'s; this peer forwards one queue per device".into());
     }
+    if args.layer != tun::Layer::L3 {
+        return Err("--layer l2 is `tun-forward`'s; this peer forwards TUN devices".into());
+    }
     if !args.config_a.is_empty() || !args.config_b.is_empty() {
         return Err("tun-rs-forward configures no addresses or routes: use `ip`".into());
     }

@@ -50,7 +50,7 @@ use crate::MAX_PACKET;
 use crate::OffloadError;
 use crate::checksum;
 use crate::invariant::Invariant;
-use crate::wire::{IpPacket, Transport};
+use crate::wire::{IpPacket, Layer, LinkHeader, Transport};
 use candidate::Candidate;
 use flow_key::FlowKey;
 use plan::Merged;
@@ -114,6 +114,27 @@ pub fn handle_gro<B: AsMut<[u8]>>(
     options: GroOptions,
     plan: &mut GroPlan,
 ) -> Result<(), OffloadError> {
+    handle_gro_with_layer(bufs, sizes, offset, Layer::L3, table, options, plan)
+}
+
+/// [`handle_gro`] of a batch for a device of `layer`. On [`Layer::L2`] each packet is an Ethernet frame:
+/// frames coalesce as their IP packets do, and only when their Ethernet headers (tags included) are the same
+/// bytes; the merged frame carries that header once, and its virtio-net header's `csum_start` and `hdr_len`
+/// count from the frame's start. Frames that are not IPv4 or IPv6 (ARP, LLDP, more than two VLAN tags), are
+/// shorter than an Ethernet header, or whose EtherType disagrees with their IP version are planned alone,
+/// unchanged.
+///
+/// # Errors
+/// As [`handle_gro`].
+pub fn handle_gro_with_layer<B: AsMut<[u8]>>(
+    bufs: &mut [B],
+    sizes: &[usize],
+    offset: usize,
+    layer: Layer,
+    table: &mut GroTable,
+    options: GroOptions,
+    plan: &mut GroPlan,
+) -> Result<(), OffloadError> {
     table.clear();
     plan.start(bufs.len());
     let Some(sizes) = sizes.get(..bufs.len()) else {
@@ -121,17 +142,56 @@ pub fn handle_gro<B: AsMut<[u8]>>(
             "sizes has fewer entries than there are buffers",
         ));
     };
-    let batch = Batch { offset, sizes };
+    // The link headers are found once, before the walk: the coalescing steps place each packet by them.
+    let mut links = std::mem::take(&mut table.links);
+    if layer != Layer::L3 {
+        let frames = Batch {
+            offset,
+            sizes,
+            links: &[],
+        };
+        links.extend((0..sizes.len()).map(|index| {
+            frames
+                .packet(bufs, index)
+                .and_then(|frame| LinkHeader::parse(layer, frame).ok())
+        }));
+    }
+    let result = plan_batch(
+        bufs,
+        &Batch {
+            offset,
+            sizes,
+            links: &links,
+        },
+        table,
+        options,
+        plan,
+    );
+    links.clear();
+    table.links = links;
+    result
+}
+
+/// The walk of [`handle_gro_with_layer`] over a batch whose link headers are known.
+fn plan_batch<B: AsMut<[u8]>>(
+    bufs: &mut [B],
+    batch: &Batch<'_>,
+    table: &mut GroTable,
+    options: GroOptions,
+    plan: &mut GroPlan,
+) -> Result<(), OffloadError> {
+    let sizes = batch.sizes;
     for (index, &size) in sizes.iter().enumerate() {
         // Each packet's IP header is validated here, once: the candidate carries what later steps need.
         let ip = batch
-            .packet(bufs, index)
-            .and_then(|packet| IpPacket::new_checked(packet).ok());
+            .ip_packet(bufs, index)
+            .and_then(|packet| IpPacket::new_checked(packet).ok())
+            .filter(|ip| batch.link_agrees(index, ip));
         match ip.and_then(|ip| Candidate::parse(ip, options)) {
             Some(c) if c.key.transport == Transport::Tcp => {
-                tcp::coalesce(bufs, &batch, table, plan, index, &c);
+                tcp::coalesce(bufs, batch, table, plan, index, &c);
             }
-            Some(c) => udp::coalesce(bufs, &batch, table, plan, index, &c),
+            Some(c) => udp::coalesce(bufs, batch, table, plan, index, &c),
             None => {
                 if options.udp
                     && let Some(ip) = ip
@@ -153,9 +213,11 @@ pub fn handle_gro<B: AsMut<[u8]>>(
             .ok_or(OffloadError::InvalidArgument(
                 "the table holds a packet of a frame the plan lacks",
             ))?;
+        let link_len = batch.link_len(item.buf);
         frame.buf = item.buf;
-        frame.len = item.len();
+        frame.len = link_len + item.len();
         frame.merged = (item.segments > 1).then_some(Merged {
+            link_len,
             version: item.key.version,
             transport: item.key.transport,
             iph_len: item.iph_len,
@@ -182,38 +244,74 @@ pub struct GroOptions {
     pub udp: bool,
 }
 
-/// The batch's buffers as the coalescing steps see them: where each packet is.
+/// The batch's buffers as the coalescing steps see them: where each packet is. The steps work on IP
+/// packets; on L2 each sits after its frame's link header, which stays where it is.
 struct Batch<'s> {
     offset: usize,
     sizes: &'s [usize],
+    /// Each frame's link header on L2 (`None`: not IP, planned alone); empty on L3.
+    links: &'s [Option<LinkHeader>],
 }
 
 impl Batch<'_> {
-    /// Packet `index`, `None` when its size does not fit its buffer.
+    /// Packet (on L2: frame) `index`, `None` when its size does not fit its buffer.
     fn packet<'b, B: AsMut<[u8]>>(&self, bufs: &'b mut [B], index: usize) -> Option<&'b [u8]> {
         let end = self.offset.checked_add(*self.sizes.get(index)?)?;
         bufs.get_mut(index)?.as_mut().get(self.offset..end)
     }
 
-    /// The first `len` bytes from the offset of buffer `index`: a held (possibly merged) packet.
+    /// The length of packet `index`'s link header: 0 on L3.
+    fn link_len(&self, index: usize) -> usize {
+        self.links
+            .get(index)
+            .copied()
+            .flatten()
+            .map_or(0, |l| l.len)
+    }
+
+    /// Whether packet `index` may be coalesced as `ip` says: always on L3; on L2 when its frame carries IP
+    /// of the version its EtherType announces.
+    fn link_agrees(&self, index: usize, ip: &IpPacket<&[u8]>) -> bool {
+        self.links.is_empty()
+            || self
+                .links
+                .get(index)
+                .copied()
+                .flatten()
+                .is_some_and(|link| link.check_version(ip.version()).is_ok())
+    }
+
+    /// Where packet `index`'s IP packet starts in its buffer.
+    fn start(&self, index: usize) -> usize {
+        self.offset + self.link_len(index)
+    }
+
+    /// The IP packet of packet `index`, after its link header; `None` when its size does not fit its buffer.
+    fn ip_packet<'b, B: AsMut<[u8]>>(&self, bufs: &'b mut [B], index: usize) -> Option<&'b [u8]> {
+        self.packet(bufs, index)?.get(self.link_len(index)..)
+    }
+
+    /// The first `len` bytes of buffer `index`'s IP packet: a held (possibly merged) packet.
     fn held<'b, B: AsMut<[u8]>>(
         &self,
         bufs: &'b mut [B],
         index: usize,
         len: usize,
     ) -> Option<&'b [u8]> {
+        let start = self.start(index);
         bufs.get_mut(index)
-            .and_then(|buf| buf.as_mut().get(self.offset..self.offset + len))
+            .and_then(|buf| buf.as_mut().get(start..start + len))
             .invariant("a held packet lies within its buffer")
     }
 
-    /// True when a merged packet of `len` bytes may be built in buffer `front`: within 65535 bytes and the
-    /// buffer's length.
+    /// True when a merged IP packet of `len` bytes may be built in buffer `front`: within 65535 bytes and,
+    /// after its link header, the buffer's length.
     fn fits<B: AsMut<[u8]>>(&self, bufs: &mut [B], front: usize, len: usize) -> bool {
+        let start = self.start(front);
         len <= MAX_PACKET
             && bufs
                 .get_mut(front)
-                .is_some_and(|buf| buf.as_mut().len().saturating_sub(self.offset) >= len)
+                .is_some_and(|buf| buf.as_mut().len().saturating_sub(start) >= len)
     }
 
     /// Copies the payload of packet `src` (after `headers_len` bytes, `src_len` bytes in all) into buffer
@@ -229,17 +327,17 @@ impl Batch<'_> {
         src_len: usize,
         headers_len: usize,
     ) -> bool {
-        let offset = self.offset;
+        let (dst_start, src_start) = (self.start(dst), self.start(src));
         if let Some([dst, src]) = bufs
             .get_disjoint_mut([dst, src])
             .invariant("a packet joins another buffer's packet")
             && let Some(payload) = src
                 .as_mut()
-                .get(offset + headers_len..offset + src_len)
+                .get(src_start + headers_len..src_start + src_len)
                 .invariant("a candidate's payload follows its headers")
             && let Some(room) = dst
                 .as_mut()
-                .get_mut(offset + dst_len..offset + dst_len + payload.len())
+                .get_mut(dst_start + dst_len..dst_start + dst_len + payload.len())
                 .invariant("the merge was checked to fit its buffer")
         {
             room.copy_from_slice(payload);
@@ -295,8 +393,9 @@ fn ip_headers_agree(packet: &[u8], c: &Candidate, held: &[u8], item: &Item) -> b
     a.agrees_with(&b)
 }
 
-/// The packet of candidate `c` (packet `index` of the batch) and the held packet of item `item`, from two
-/// distinct buffers.
+/// The IP packet of candidate `c` (packet `index` of the batch) and the held packet of item `item`, from two
+/// distinct buffers; `None` when their link headers differ (on L2: frames to other hosts or VLANs never
+/// merge).
 fn two_packets<'b, B: AsMut<[u8]>>(
     bufs: &'b mut [B],
     batch: &Batch<'_>,
@@ -305,13 +404,18 @@ fn two_packets<'b, B: AsMut<[u8]>>(
     item: &Item,
 ) -> Option<(&'b [u8], &'b [u8])> {
     let offset = batch.offset;
+    let (a_start, b_start) = (batch.start(index), batch.start(item.buf));
     let [a, b] = bufs
         .get_disjoint_mut([index, item.buf])
         .invariant("a packet is compared with other buffers' packets")?;
+    let (a, b) = (a.as_mut(), b.as_mut());
     let why = "candidates and held packets lie within their buffers";
+    if a.get(offset..a_start).invariant(why)? != b.get(offset..b_start).invariant(why)? {
+        return None;
+    }
     Some((
-        a.as_mut().get(offset..offset + c.len()).invariant(why)?,
-        b.as_mut().get(offset..offset + item.len()).invariant(why)?,
+        a.get(a_start..a_start + c.len()).invariant(why)?,
+        b.get(b_start..b_start + item.len()).invariant(why)?,
     ))
 }
 

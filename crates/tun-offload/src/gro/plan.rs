@@ -1,13 +1,15 @@
 //! What a coalesced batch comes to: the frames to write, in order, and which frame carries each packet.
 
 use crate::virtio::{FLAG_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
-use crate::wire::{IpPacket, IpVersion, TcpHeader, Transport, UdpHeader, tcp_flags};
+use crate::wire::{
+    IpPacket, IpVersion, MAX_LINK_HEADER_LEN, TcpHeader, Transport, UdpHeader, tcp_flags,
+};
 use crate::{OffloadError, VirtioNetHdr, checksum};
 
 /// The longest virtio-net header and packet headers [`Frame::encode`] puts in front of a merged packet's
-/// payload: the header, an IPv6 header (40 bytes; IPv4 candidates have no options) and a TCP header with the
-/// most options (60).
-pub const FRAME_HEAD_MAX: usize = VirtioNetHdr::LEN + 40 + 60;
+/// payload: the header, an Ethernet header with two VLAN tags (on L2), an IPv6 header (40 bytes; IPv4
+/// candidates have no options) and a TCP header with the most options (60).
+pub const FRAME_HEAD_MAX: usize = VirtioNetHdr::LEN + MAX_LINK_HEADER_LEN + 40 + 60;
 
 /// The writes [`handle_gro`](super::handle_gro) planned for a batch, in order, and for each packet of the
 /// batch the write that carries it. Kept by the writer and reused: once warm, planning allocates nothing.
@@ -112,6 +114,8 @@ pub struct Frame {
 /// The shape of a merged packet, from which its headers are rewritten at write time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Merged {
+    /// The link header in front of the IP packet, copied as it is (0 on L3).
+    pub(super) link_len: usize,
     pub(super) version: IpVersion,
     pub(super) transport: Transport,
     pub(super) iph_len: usize,
@@ -161,7 +165,7 @@ impl Frame {
         let Some(merged) = self.merged else {
             return Ok([&PLAIN_HEADER, packet]);
         };
-        let headers_len = merged.iph_len + merged.l4h_len;
+        let headers_len = merged.link_len + merged.iph_len + merged.l4h_len;
         let (headers, payload) =
             packet
                 .split_at_checked(headers_len)
@@ -173,7 +177,16 @@ impl Frame {
             .ok_or(OffloadError::Malformed("merged packet headers too long"))?;
         let (hdr_slot, headers_slot) = head.split_at_mut(VirtioNetHdr::LEN);
         headers_slot.copy_from_slice(headers);
-        let hdr = rewrite_headers(headers_slot, self.len, &merged);
+        // The link header is copied as it is; `headers_len` covers it, so the split cannot fail.
+        let (_, ip_headers) = headers_slot.split_at_mut(merged.link_len);
+        let mut hdr = rewrite_headers(
+            ip_headers,
+            self.len.saturating_sub(merged.link_len),
+            &merged,
+        );
+        // The kernel counts the offsets from the start of the frame.
+        hdr.csum_start += merged.link_len as u16;
+        hdr.hdr_len += merged.link_len as u16;
         hdr.encode(hdr_slot)?;
         Ok([head, payload])
     }

@@ -6,7 +6,7 @@ use std::hash::BuildHasherDefault;
 use super::candidate::Candidate;
 use super::flow_key::FlowKey;
 use super::hasher::FlowHasher;
-use crate::wire::{IpPacket, Transport};
+use crate::wire::{IpPacket, LinkHeader, Transport};
 
 /// The packets held for coalescing while [`handle_gro`](crate::handle_gro) walks a batch.
 ///
@@ -21,6 +21,9 @@ pub struct GroTable {
     /// The flow inserted last and its newest item, the same entry as in `flows`: a batch is mostly one
     /// flow, and comparing one key is cheaper than hashing and probing.
     last: Option<(FlowKey, usize)>,
+    /// On [`Layer::L2`](crate::Layer::L2), each frame's link header (`None`: not IP), found once per batch;
+    /// empty otherwise. Kept here only for its memory.
+    pub(super) links: Vec<Option<LinkHeader>>,
 }
 
 impl GroTable {
@@ -35,6 +38,7 @@ impl GroTable {
             flows: HashMap::with_capacity_and_hasher(packets, BuildHasherDefault::default()),
             items: Vec::with_capacity(packets),
             last: None,
+            links: Vec::with_capacity(packets),
         }
     }
 
@@ -52,6 +56,7 @@ impl GroTable {
         self.flows.clear();
         self.items.clear();
         self.last = None;
+        self.links.clear();
     }
 
     pub(super) fn items(&self) -> &[Item] {

@@ -54,11 +54,11 @@ pub(super) fn coalesce<B: AsMut<[u8]>>(
         }
         let valid = *packet_valid.get_or_insert_with(|| {
             batch
-                .packet(bufs, index)
+                .ip_packet(bufs, index)
                 .is_some_and(|packet| l4_checksum_valid(packet, &c.key, c.iph_len))
         });
         if !valid {
-            plan.push(index, c.len());
+            plan.push(index, batch.link_len(index) + c.len());
             return;
         }
         let headers_len = item.iph_len + item.l4h_len;
@@ -85,7 +85,7 @@ pub(super) fn coalesce<B: AsMut<[u8]>>(
         held.segments += 1;
         return;
     }
-    let frame = plan.push(index, c.len());
+    let frame = plan.push(index, batch.link_len(index) + c.len());
     table.insert(index, frame, c, Csum::Unchecked);
 }
 

@@ -31,7 +31,7 @@ pub(super) fn coalesce<B: AsMut<[u8]>>(
         && held_checksum_valid(bufs, batch, table, at)
     {
         let valid = batch
-            .packet(bufs, index)
+            .ip_packet(bufs, index)
             .is_some_and(|packet| l4_checksum_valid(packet, &c.key, c.iph_len));
         if !valid {
             csum = Csum::Invalid;
@@ -51,6 +51,6 @@ pub(super) fn coalesce<B: AsMut<[u8]>>(
             return;
         }
     }
-    let frame = plan.push(index, c.len());
+    let frame = plan.push(index, batch.link_len(index) + c.len());
     table.insert(index, frame, c, csum);
 }

@@ -1,4 +1,4 @@
-//! Checked views of the IPv4, IPv6, TCP and UDP headers that the offload engine reads and rewrites.
+//! Checked views of the Ethernet, IPv4, IPv6, TCP and UDP headers that the offload engine reads and rewrites.
 //!
 //! As in smoltcp's `wire`, each view is built with `new_checked`, which validates the lengths once; after
 //! that its accessors cannot panic and never read past the header they describe. The differences between
@@ -16,10 +16,12 @@
 //! # Ok::<(), tun_offload::OffloadError>(())
 //! ```
 
+mod ethernet;
 mod ip;
 mod tcp;
 mod udp;
 
+pub use ethernet::{ETHERNET_HEADER_LEN, Layer, LinkHeader, MAX_LINK_HEADER_LEN};
 pub use ip::{IpPacket, IpVersion};
 pub use tcp::{TcpHeader, tcp_flags};
 pub use udp::UdpHeader;

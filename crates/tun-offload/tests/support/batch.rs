@@ -1,8 +1,9 @@
 //! Running a batch through `handle_gro` and taking the result apart again.
 
+use tun_offload::wire::MAX_LINK_HEADER_LEN;
 use tun_offload::{
-    FRAME_HEAD_MAX, GroOptions, GroPlan, GroTable, MAX_PACKET, OffloadError, VirtioNetHdr,
-    gso_split, handle_gro,
+    FRAME_HEAD_MAX, GroOptions, GroPlan, GroTable, Layer, MAX_PACKET, OffloadError, VirtioNetHdr,
+    gso_split, handle_gro_with_layer,
 };
 
 use super::oracle::parse_coalesced;
@@ -10,10 +11,15 @@ use super::oracle::parse_coalesced;
 /// A write batch as a read leaves it: `offset` bytes of headroom, then the packet, then room to grow to a
 /// full 64 KB packet; and the packets' sizes.
 pub(crate) fn buffers(pkts: &[Vec<u8>], offset: usize) -> (Vec<Vec<u8>>, Vec<usize>) {
+    buffers_with_room(pkts, offset, MAX_PACKET)
+}
+
+/// [`buffers`] of `room` bytes after the offset (or the packet's length, when longer).
+fn buffers_with_room(pkts: &[Vec<u8>], offset: usize, room: usize) -> (Vec<Vec<u8>>, Vec<usize>) {
     let bufs = pkts
         .iter()
         .map(|p| {
-            let mut b = vec![0u8; offset + p.len().max(MAX_PACKET)];
+            let mut b = vec![0u8; offset + p.len().max(room)];
             b[offset..offset + p.len()].copy_from_slice(p);
             b
         })
@@ -43,9 +49,25 @@ pub(crate) fn coalesce_with(
     table: &mut GroTable,
     options: GroOptions,
 ) -> Result<Vec<(usize, Vec<u8>)>, OffloadError> {
-    let (mut bufs, sizes) = buffers(pkts, offset);
+    coalesce_with_layer(pkts, offset, table, options, Layer::L3)
+}
+
+/// [`coalesce_with`] of packets of a device of `layer`: on L2, Ethernet frames, in buffers with room for a
+/// full 64 KB IP packet after the longest link header.
+pub(crate) fn coalesce_with_layer(
+    pkts: &[Vec<u8>],
+    offset: usize,
+    table: &mut GroTable,
+    options: GroOptions,
+    layer: Layer,
+) -> Result<Vec<(usize, Vec<u8>)>, OffloadError> {
+    let room = match layer {
+        Layer::L3 => MAX_PACKET,
+        _ => MAX_PACKET + MAX_LINK_HEADER_LEN,
+    };
+    let (mut bufs, sizes) = buffers_with_room(pkts, offset, room);
     let mut plan = GroPlan::new();
-    handle_gro(&mut bufs, &sizes, offset, table, options, &mut plan)?;
+    handle_gro_with_layer(&mut bufs, &sizes, offset, layer, table, options, &mut plan)?;
     // Planning never changes a packet: a frame left unwritten leaves its packets as they were.
     for (i, p) in pkts.iter().enumerate() {
         assert_eq!(

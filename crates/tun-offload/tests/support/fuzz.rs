@@ -3,9 +3,12 @@
 //! the engine breaks a rule.
 
 use tun_offload::virtio::{FLAG_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
-use tun_offload::{GroOptions, GroTable, OffloadError, UDP_MAX_SEGMENTS, VirtioNetHdr, gso_split};
+use tun_offload::wire::MAX_LINK_HEADER_LEN;
+use tun_offload::{
+    GroOptions, GroTable, Layer, OffloadError, UDP_MAX_SEGMENTS, VirtioNetHdr, gso_split_with_layer,
+};
 
-use super::batch::{canonical, coalesce_with, unpack};
+use super::batch::{canonical, coalesce_with, coalesce_with_layer, unpack};
 use super::oracle::{check_headers_and_sums, names_tcp, parse_checked};
 use super::packets::{self, Flags, Flow, HdrLen, Seg};
 use super::reference;
@@ -97,7 +100,10 @@ pub(crate) fn check_decode(data: &[u8]) {
 pub(crate) fn check_gso_split(data: &[u8]) {
     let mut input = Input { data };
     let mode = input.u8();
-    let offset = usize::from(input.u8() % 32);
+    let offset_byte = input.u8();
+    let offset = usize::from(offset_byte % 32);
+    // The byte's top bits, which the offset leaves, say how many VLAN tags the same read has on L2.
+    let tags = usize::from(offset_byte >> 5) % 3;
     let nbufs = usize::from(input.u8() % 64) + 1;
     let buf_len = usize::from(input.u16());
     let (read, exact) = if mode & 1 == 0 {
@@ -140,7 +146,8 @@ pub(crate) fn check_gso_split(data: &[u8]) {
     };
     let mut sizes = vec![0usize; nbufs];
     let mut work = read.clone();
-    let (result, written) = split_into_pool(&mut work, nbufs, buf_len, &mut sizes, offset);
+    let (result, written) =
+        split_into_pool(&mut work, Layer::L3, nbufs, buf_len, &mut sizes, offset);
     let got: Vec<Vec<u8>> = match &result {
         Ok(n) => {
             assert!(*n <= nbufs, "{n} packets into {nbufs} buffers");
@@ -156,6 +163,7 @@ pub(crate) fn check_gso_split(data: &[u8]) {
         }
         Err(_) => Vec::new(),
     };
+    check_l2_split(&read, tags, (nbufs, buf_len, offset), &result, &got);
     if let Some(e) = exact {
         let (count, longest) = packets::segments_shape(&e.flow, e.payload.len(), e.gso);
         let fits = count <= nbufs && offset + longest <= buf_len;
@@ -183,6 +191,48 @@ pub(crate) fn check_gso_split(data: &[u8]) {
     }
     if result.is_ok() {
         check_split_output(&read, &got);
+    }
+}
+
+/// The same read on a TAP device, its packet behind an Ethernet header with `tags` VLAN tags, split into
+/// buffers each that header longer: it splits as the TUN read did (`l3`, whose packets are `l3_packets`),
+/// each frame that header followed by the TUN read's packet, and fails where that failed.
+fn check_l2_split(
+    read: &[u8],
+    tags: usize,
+    (nbufs, buf_len, offset): (usize, usize, usize),
+    l3: &Result<usize, OffloadError>,
+    l3_packets: &[Vec<u8>],
+) {
+    let link = packets::link_header(tags, read.get(VirtioNetHdr::LEN..).unwrap_or_default());
+    // A read without a packet or with offsets past 65535 has no TAP counterpart.
+    let Some(mut framed) = packets::framed_read(read, &link) else {
+        return;
+    };
+    let mut sizes = vec![0usize; nbufs];
+    let (result, written) = split_into_pool(
+        &mut framed,
+        Layer::L2,
+        nbufs,
+        buf_len + link.len(),
+        &mut sizes,
+        offset,
+    );
+    match (l3, &result) {
+        (Ok(n), Ok(m)) => {
+            assert_eq!(n, m, "L2 split into as many frames as L3 packets");
+            for (i, (frame, packet)) in written.iter().zip(l3_packets).enumerate() {
+                let frame = frame.as_deref().expect("frames lie within their buffers");
+                assert!(
+                    frame.len() == link.len() + packet.len()
+                        && frame[..link.len()] == link[..]
+                        && frame[link.len()..] == packet[..],
+                    "L2 frame {i} is not the Ethernet header and L3 packet {i}"
+                );
+            }
+        }
+        (Err(_), Err(_)) => {}
+        (l3, l2) => panic!("L3 split {l3:?}, but L2 split {l2:?}"),
     }
 }
 
@@ -220,6 +270,7 @@ fn cached_payload(len: usize, salt: u8) -> Vec<u8> {
 /// split never touches, was most of the work of a run.
 fn split_into_pool(
     read: &mut [u8],
+    layer: Layer,
     nbufs: usize,
     buf_len: usize,
     sizes: &mut [usize],
@@ -227,7 +278,7 @@ fn split_into_pool(
 ) -> (Result<usize, OffloadError>, Vec<Option<Vec<u8>>>) {
     /// As many buffers as a check asks for, as long as it asks (`u16` lengths).
     const POOL: usize = 64;
-    const POOL_LEN: usize = u16::MAX as usize;
+    const POOL_LEN: usize = u16::MAX as usize + MAX_LINK_HEADER_LEN;
     thread_local! {
         static BUFFERS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -241,7 +292,7 @@ fn split_into_pool(
             .take(nbufs)
             .map(|b| &mut b[..buf_len])
             .collect();
-        let result = gso_split(read, &mut bufs, sizes, offset);
+        let result = gso_split_with_layer(read, layer, &mut bufs, sizes, offset);
         let written = result.as_ref().map_or(0, |&n| n.min(nbufs));
         let copies = bufs
             .iter_mut()
@@ -369,6 +420,8 @@ pub(crate) fn check_handle_gro(data: &[u8]) {
     let mut input = Input { data };
     let head = input.u8();
     let offset = VirtioNetHdr::LEN + usize::from(head & 7);
+    // The top bits, free in the first byte, say how many VLAN tags the same batch has on L2.
+    let tags = usize::from(head >> 5) % 3;
     let options = GroOptions {
         tcp: head & 0x10 == 0,
         udp: head & 8 != 0,
@@ -485,6 +538,35 @@ pub(crate) fn check_handle_gro(data: &[u8]) {
         got.len()
     );
     check_udp_order(&pkts, &back);
+    check_l2_gro(&pkts, tags, offset, options, &out);
+}
+
+/// The same batch on a TAP device, each packet behind an Ethernet header with `tags` VLAN tags and the
+/// EtherType of its IP version, coalesces as the TUN batch did (`l3`): the same frames of the same buffers,
+/// each the Ethernet header in front of the TUN frame's packet, a GSO header's offsets counting from it.
+fn check_l2_gro(
+    pkts: &[Vec<u8>],
+    tags: usize,
+    offset: usize,
+    options: GroOptions,
+    l3: &[(usize, Vec<u8>)],
+) {
+    let links: Vec<Vec<u8>> = pkts.iter().map(|p| packets::link_header(tags, p)).collect();
+    let frames: Vec<Vec<u8>> = pkts
+        .iter()
+        .zip(&links)
+        .map(|(p, link)| [&link[..], p].concat())
+        .collect();
+    let l2 = coalesce_with_layer(&frames, offset, &mut GroTable::new(), options, Layer::L2)
+        .unwrap_or_else(|e| panic!("handle_gro on L2: {e}"));
+    assert_eq!(l2.len(), l3.len(), "L2 writes as many frames as L3");
+    for ((idx2, wire2), (idx3, wire3)) in l2.iter().zip(l3) {
+        assert_eq!(idx2, idx3, "L2 frames in the buffers of the L3 ones");
+        assert!(
+            *wire2 == packets::framed_wire(wire3, &links[*idx3]),
+            "L2 frame of buffer {idx2} is not the L3 one with its Ethernet header"
+        );
+    }
 }
 
 /// Well-formed UDP datagrams of one 4-tuple come out (in the order of the writes, then position in a

@@ -387,3 +387,42 @@ pub(crate) fn payload(len: usize, salt: u32) -> Vec<u8> {
         })
         .collect()
 }
+
+/// An Ethernet header with `tags` VLAN tags (802.1ad outer, 802.1Q inner; more than two pass through as
+/// not IP) whose EtherType announces the IP version `packet` starts with: IPv6 for a first nibble of 6,
+/// IPv4 otherwise. Locally administered addresses, the same for every packet.
+pub(crate) fn link_header(tags: usize, packet: &[u8]) -> Vec<u8> {
+    let mut link = vec![0x02, 0, 0, 0, 0, 0xbb, 0x02, 0, 0, 0, 0, 0xaa];
+    for tag in 0..tags {
+        let tpid: u16 = if tag + 1 < tags { 0x88a8 } else { 0x8100 };
+        link.extend_from_slice(&tpid.to_be_bytes());
+        link.extend_from_slice(&[0x00, 0x10 + tag as u8]);
+    }
+    let v6 = packet.first().is_some_and(|b| b >> 4 == 6);
+    let ethertype: u16 = if v6 { 0x86dd } else { 0x0800 };
+    link.extend_from_slice(&ethertype.to_be_bytes());
+    link
+}
+
+/// `read` (a virtio-net header and an IP packet, as a TUN device hands it over) as a TAP device hands the
+/// same over, `link` in front of the packet: `csum_start` and `hdr_len` count from the frame's start.
+/// `None` for a read without a header or a packet, or with offsets that would pass 65535.
+pub(crate) fn framed_read(read: &[u8], link: &[u8]) -> Option<Vec<u8>> {
+    let mut hdr = VirtioNetHdr::decode(read).ok()?;
+    let packet = read.get(VirtioNetHdr::LEN..).filter(|p| !p.is_empty())?;
+    let shift = u16::try_from(link.len()).ok()?;
+    hdr.csum_start = hdr.csum_start.checked_add(shift)?;
+    hdr.hdr_len = hdr.hdr_len.checked_add(shift)?;
+    Some([&hdr.to_bytes()[..], link, packet].concat())
+}
+
+/// `wire` (a virtio-net header and an IP packet, as written to a TUN device) as the same is written to a TAP
+/// device with `link` in front: a GSO header's `csum_start` and `hdr_len` count from the frame's start.
+pub(crate) fn framed_wire(wire: &[u8], link: &[u8]) -> Vec<u8> {
+    let mut hdr = VirtioNetHdr::decode(wire).expect("a written frame has its header");
+    if hdr != VirtioNetHdr::default() {
+        hdr.csum_start += link.len() as u16;
+        hdr.hdr_len += link.len() as u16;
+    }
+    [&hdr.to_bytes()[..], link, &wire[VirtioNetHdr::LEN..]].concat()
+}
