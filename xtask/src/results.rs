@@ -7,33 +7,59 @@ use crate::measure::Sample;
 use crate::traffic::TcpTest;
 use crate::tunnel::Forwarder;
 
-/// Results of a run: samples per test and forwarder, and the cells that failed.
-#[derive(Debug, Default)]
-pub(crate) struct Results {
-    /// The forwarders measured, in the order of the table.
-    forwarders: Vec<Forwarder>,
-    /// (test, forwarder, round, sample).
-    samples: Vec<(TcpTest, Forwarder, usize, Sample)>,
+/// What a table has a row for: a forwarder, or a WireGuard implementation.
+pub(crate) trait Row: Copy + PartialEq {
+    /// How the table names it.
+    fn label(self) -> &'static str;
+}
+
+impl Row for Forwarder {
+    fn label(self) -> &'static str {
+        Forwarder::label(self)
+    }
+}
+
+/// One measurement of a row: what the tables take the median and the ratios of.
+pub(crate) trait Measurement: Copy {
+    /// The throughput, in Gbit/s.
+    fn gbits(&self) -> f64;
+}
+
+impl Measurement for Sample {
+    fn gbits(&self) -> f64 {
+        self.gbits
+    }
+}
+
+/// Results of a run: samples per test and row (a forwarder, or another kind of implementation), and the
+/// cells that failed.
+#[derive(Debug)]
+pub(crate) struct Results<K = Forwarder, S = Sample> {
+    /// The rows measured, in the order of the table.
+    pub(crate) kinds: Vec<K>,
+    /// (test, row, round, sample).
+    samples: Vec<(TcpTest, K, usize, S)>,
     failures: Vec<String>,
 }
 
-impl Results {
-    /// No results yet, for a table of `forwarders` (in that order).
-    pub(crate) fn new(forwarders: &[Forwarder]) -> Self {
+impl<K: Row, S: Measurement> Results<K, S> {
+    /// No results yet, for a table of `kinds` (in that order).
+    pub(crate) fn new(kinds: &[K]) -> Self {
         Self {
-            forwarders: forwarders.to_vec(),
-            ..Self::default()
+            kinds: kinds.to_vec(),
+            samples: Vec::new(),
+            failures: Vec::new(),
         }
     }
 
-    /// Records one measurement; `run` pairs it with the other forwarders' measurements of the same run (a
-    /// round of back-to-back runs, or one run side by side).
-    pub(crate) fn record(&mut self, test: TcpTest, kind: Forwarder, run: usize, sample: Sample) {
+    /// Records one measurement; `run` pairs it with the other rows' measurements of the same run (a round of
+    /// back-to-back runs, or one run side by side).
+    pub(crate) fn record(&mut self, test: TcpTest, kind: K, run: usize, sample: S) {
         self.samples.push((test, kind, run, sample));
     }
 
     /// Records a measurement that failed.
-    pub(crate) fn fail(&mut self, test: TcpTest, kind: Forwarder, why: &str) {
+    pub(crate) fn fail(&mut self, test: TcpTest, kind: K, why: &str) {
         eprintln!("\n  failed: {why}");
         self.failures
             .push(format!("{} / {}: {why}", test.label(), kind.label()));
@@ -44,12 +70,12 @@ impl Results {
         !self.failures.is_empty()
     }
 
-    /// The measurements that failed, each as `test / forwarder: why`.
+    /// The measurements that failed, each as `test / row: why`.
     pub(crate) fn failures(&self) -> &[String] {
         &self.failures
     }
 
-    fn cell(&self, test: TcpTest, kind: Forwarder) -> Vec<Sample> {
+    fn cell(&self, test: TcpTest, kind: K) -> Vec<S> {
         self.samples
             .iter()
             .filter(|(t, k, _, _)| *t == test && *k == kind)
@@ -59,26 +85,38 @@ impl Results {
 
     /// Throughput of `ours` over `other`, taken within each round (where the two ran back to back, so that
     /// slow changes of the machine's load cancel out), then the median over the rounds.
-    fn paired_ratio(&self, test: TcpTest, ours: Forwarder, other: Forwarder) -> Option<f64> {
+    fn paired_ratio(&self, test: TcpTest, ours: K, other: K) -> Option<f64> {
         let ratios = self.paired_ratios(test, ours, other);
         ratios.get(ratios.len().checked_sub(1)? / 2).copied()
     }
 
-    /// The ratios of [`paired_ratio`](Self::paired_ratio), one per round in which both ran, sorted.
-    fn paired_ratios(&self, test: TcpTest, ours: Forwarder, other: Forwarder) -> Vec<f64> {
-        let find = |kind: Forwarder, round: usize| {
+    /// The throughput ratios of [`paired_ratio`](Self::paired_ratio), one per round in which both ran,
+    /// sorted.
+    fn paired_ratios(&self, test: TcpTest, ours: K, other: K) -> Vec<f64> {
+        self.paired(test, ours, other, S::gbits)
+    }
+
+    /// `figure(ours) / figure(other)` within each round in which both ran, sorted.
+    pub(crate) fn paired(
+        &self,
+        test: TcpTest,
+        ours: K,
+        other: K,
+        figure: fn(&S) -> f64,
+    ) -> Vec<f64> {
+        let find = |kind: K, round: usize| {
             self.samples
                 .iter()
                 .find(|(t, k, r, _)| *t == test && *k == kind && *r == round)
-                .map(|(_, _, _, s)| s.gbits)
+                .map(|(_, _, _, s)| figure(s))
         };
         let mut ratios: Vec<f64> = self
             .samples
             .iter()
             .filter(|(t, k, _, _)| *t == test && *k == ours)
             .filter_map(|(_, _, round, s)| {
-                let theirs = find(other, *round).filter(|g| *g > 0.0)?;
-                Some(s.gbits / theirs)
+                let theirs = find(other, *round).filter(|v| *v > 0.0)?;
+                Some(figure(s) / theirs)
             })
             .collect();
         ratios.sort_by(f64::total_cmp);
@@ -86,15 +124,23 @@ impl Results {
     }
 
     /// The sample with the median throughput, and the spread (max - min) / median of the throughput.
-    fn median(&self, test: TcpTest, kind: Forwarder) -> Option<(Sample, f64)> {
+    pub(crate) fn median(&self, test: TcpTest, kind: K) -> Option<(S, f64)> {
         let mut cell = self.cell(test, kind);
-        cell.sort_by(|a, b| a.gbits.total_cmp(&b.gbits));
+        cell.sort_by(|a, b| a.gbits().total_cmp(&b.gbits()));
         let median = *cell.get(cell.len().checked_sub(1)? / 2)?;
         let spread = match (cell.first(), cell.last()) {
-            (Some(lo), Some(hi)) if median.gbits > 0.0 => (hi.gbits - lo.gbits) / median.gbits,
+            (Some(lo), Some(hi)) if median.gbits() > 0.0 => {
+                (hi.gbits() - lo.gbits()) / median.gbits()
+            }
             _ => 0.0,
         };
         Some((median, spread))
+    }
+}
+
+impl Default for Results<Forwarder> {
+    fn default() -> Self {
+        Self::new(&[])
     }
 }
 
@@ -139,7 +185,7 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
         } else {
             let _ = writeln!(out, "{} (median of {rounds} rounds)", test.label());
         }
-        for &kind in &results.forwarders {
+        for &kind in &results.kinds {
             match results.median(test, kind) {
                 Some((s, spread)) => {
                     let per_gbit = if s.gbits > 0.0 {

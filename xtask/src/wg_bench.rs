@@ -542,69 +542,35 @@ fn measure(
 }
 
 /// Results of a run: samples per test, implementation and round, and what could not run.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Results {
-    kinds: Vec<Implementation>,
-    samples: Vec<(TcpTest, Implementation, usize, Sample)>,
+    measured: crate::results::Results<Implementation, Sample>,
     /// Implementations without a program, and why.
     unavailable: Vec<(Implementation, String)>,
-    failures: Vec<String>,
 }
 
 impl Results {
     pub(crate) fn new(kinds: &[Implementation]) -> Self {
         Self {
-            kinds: kinds.to_vec(),
-            ..Self::default()
+            measured: crate::results::Results::new(kinds),
+            unavailable: Vec::new(),
         }
     }
 
     pub(crate) fn record(&mut self, test: TcpTest, kind: Implementation, round: usize, s: Sample) {
-        self.samples.push((test, kind, round, s));
+        self.measured.record(test, kind, round, s);
     }
+}
 
-    /// The sample with the median throughput, and the spread (max - min) / median.
-    fn median(&self, test: TcpTest, kind: Implementation) -> Option<(Sample, f64)> {
-        let mut cell: Vec<Sample> = self
-            .samples
-            .iter()
-            .filter(|(t, k, _, _)| *t == test && *k == kind)
-            .map(|(_, _, _, s)| *s)
-            .collect();
-        cell.sort_by(|a, b| a.gbits.total_cmp(&b.gbits));
-        let median = *cell.get(cell.len().checked_sub(1)? / 2)?;
-        let spread = match (cell.first(), cell.last()) {
-            (Some(lo), Some(hi)) if median.gbits > 0.0 => (hi.gbits - lo.gbits) / median.gbits,
-            _ => 0.0,
-        };
-        Some((median, spread))
+impl crate::results::Measurement for Sample {
+    fn gbits(&self) -> f64 {
+        self.gbits
     }
+}
 
-    /// `figure(ours) / figure(other)` within each round where both ran, sorted.
-    fn paired(
-        &self,
-        test: TcpTest,
-        ours: Implementation,
-        other: Implementation,
-        figure: fn(&Sample) -> f64,
-    ) -> Vec<f64> {
-        let of = |kind: Implementation, round: usize| {
-            self.samples
-                .iter()
-                .find(|(t, k, r, _)| *t == test && *k == kind && *r == round)
-                .map(|(_, _, _, s)| figure(s))
-        };
-        let mut ratios: Vec<f64> = self
-            .samples
-            .iter()
-            .filter(|(t, k, _, _)| *t == test && *k == ours)
-            .filter_map(|(_, _, round, s)| {
-                let theirs = of(other, *round).filter(|v| *v > 0.0)?;
-                Some(figure(s) / theirs)
-            })
-            .collect();
-        ratios.sort_by(f64::total_cmp);
-        ratios
+impl crate::results::Row for Implementation {
+    fn label(self) -> &'static str {
+        Implementation::label(self)
     }
 }
 
@@ -658,7 +624,9 @@ fn target_lines(results: &Results, test: TcpTest) -> String {
         } else {
             |s| s.gbits
         };
-        let ratios = results.paired(test, Implementation::TunWg, t.other, figure);
+        let ratios = results
+            .measured
+            .paired(test, Implementation::TunWg, t.other, figure);
         let Some(median) = median_of(&ratios) else {
             continue;
         };
@@ -694,12 +662,12 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
         } else {
             let _ = writeln!(out, "{} (median of {rounds} rounds)", test.label());
         }
-        for &kind in &results.kinds {
+        for &kind in &results.measured.kinds {
             if let Some((_, why)) = results.unavailable.iter().find(|(k, _)| *k == kind) {
                 let _ = writeln!(out, "  {:<26} skipped: {why}", kind.label());
                 continue;
             }
-            match results.median(test, kind) {
+            match results.measured.median(test, kind) {
                 Some((s, spread)) => {
                     let _ = writeln!(
                         out,
@@ -765,12 +733,7 @@ fn run_all(
                 );
                 match measure(bed, programs, kind, test, plan) {
                     Ok(sample) => results.record(test, kind, round, sample),
-                    Err(e) => {
-                        eprintln!("\n  failed: {e}");
-                        results
-                            .failures
-                            .push(format!("{} / {}: {e}", test.label(), kind.label()));
-                    }
+                    Err(e) => results.measured.fail(test, kind, &e),
                 }
             }
         }
@@ -877,12 +840,12 @@ fn measure_and_print(options: &Options, install: bool) -> Result<(), String> {
     let results = run_all(&bed, &programs, tests, kinds, *plan);
     println!("{}", table(&results, tests, plan.rounds));
     println!("{LEGEND}");
-    if results.failures.is_empty() {
+    if !results.measured.failed() {
         Ok(())
     } else {
         Err(format!(
             "some WireGuard measurements failed:\n  {}",
-            results.failures.join("\n  ")
+            results.measured.failures().join("\n  ")
         ))
     }
 }
