@@ -70,3 +70,15 @@ pub use gro::{
 pub use split::{Segmenter, SplitState, gso_split, gso_split_with_layer};
 pub use virtio::VirtioNetHdr;
 pub use wire::Layer;
+
+// The unit tests build their packets with the integration tests' builders, which name this crate by its
+// published name.
+#[cfg(test)]
+extern crate self as tun_offload;
+#[cfg(test)]
+#[path = "../tests/support"]
+#[allow(dead_code)] // The unit tests use only part of the builders.
+mod support {
+    pub(crate) mod packets;
+    pub(crate) mod reference;
+}

@@ -1,8 +1,9 @@
-//! Hand-built packets for the unit tests, with checksums from a plain reference implementation (not the
-//! optimised one under test).
+//! Packets for the unit tests, described field by field as a [`Spec`] and built by the integration tests'
+//! builders (`tests/support/packets.rs`), so that every test packet's bytes come from one place; plus the
+//! plain reference checksum (not the optimised one under test) the unit tests judge output by.
 
-use crate::VirtioNetHdr;
-use crate::virtio::{FLAG_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
+use crate::support::packets::{self, Flags, Flow, HdrLen, Seg};
+use crate::support::reference;
 
 pub(crate) const ACK: u8 = 0x10;
 pub(crate) const PSH: u8 = 0x08;
@@ -73,105 +74,59 @@ impl Spec {
     }
 
     pub(crate) fn iph_len(&self) -> usize {
-        if self.v6 { 40 } else { 20 }
+        self.flow().ip_header_len()
     }
 
     pub(crate) fn l4h_len(&self) -> usize {
-        if self.udp { 8 } else { 20 + self.options.len() }
+        self.flow().l4_header_len()
     }
 
     /// The packet, with valid IPv4 header and transport checksums.
     pub(crate) fn build(&self) -> Vec<u8> {
-        let l4_len = self.l4h_len() + self.payload.len();
-        let total = self.iph_len() + l4_len;
-        let mut p = vec![0u8; total];
-        let (src, dst) = self.addrs();
-        let proto = if self.udp { 17 } else { 6 };
-        if self.v6 {
-            let first = (6u32 << 28) | (u32::from(self.tos) << 20) | (self.flow_label & 0xfffff);
-            p[0..4].copy_from_slice(&first.to_be_bytes());
-            p[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-            p[6] = proto;
-            p[7] = self.ttl;
-            p[8..24].copy_from_slice(&src);
-            p[24..40].copy_from_slice(&dst);
-        } else {
-            p[0] = 0x45;
-            p[1] = self.tos;
-            p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-            p[4..6].copy_from_slice(&self.ident.to_be_bytes());
-            p[6] = if self.df { 0x40 } else { 0 };
-            p[8] = self.ttl;
-            p[9] = proto;
-            p[12..16].copy_from_slice(&src[..4]);
-            p[16..20].copy_from_slice(&dst[..4]);
-            let c = !reference_sum(&p[..20], 0);
-            p[10..12].copy_from_slice(&c.to_be_bytes());
-        }
-        let l4 = self.iph_len();
-        p[l4..l4 + 2].copy_from_slice(&self.src_port.to_be_bytes());
-        p[l4 + 2..l4 + 4].copy_from_slice(&self.dst_port.to_be_bytes());
-        let payload_at = l4 + self.l4h_len();
-        if self.udp {
-            p[l4 + 4..l4 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-        } else {
-            p[l4 + 4..l4 + 8].copy_from_slice(&self.seq.to_be_bytes());
-            p[l4 + 8..l4 + 12].copy_from_slice(&self.ack.to_be_bytes());
-            p[l4 + 12] = ((self.l4h_len() / 4) as u8) << 4;
-            p[l4 + 13] = self.flags;
-            p[l4 + 14..l4 + 16].copy_from_slice(&self.window.to_be_bytes());
-            p[l4 + 20..payload_at].copy_from_slice(&self.options);
-        }
-        p[payload_at..].copy_from_slice(&self.payload);
-        let at = l4 + if self.udp { 6 } else { 16 };
-        let mut c = !reference_sum(&p[l4..], pseudo(&p));
-        if self.udp && c == 0 {
-            c = 0xffff;
-        }
-        p[at..at + 2].copy_from_slice(&c.to_be_bytes());
-        p
+        packets::packet(&self.flow(), self.seg(), &self.payload)
     }
 
-    fn addrs(&self) -> ([u8; 16], [u8; 16]) {
-        let mut src = [0u8; 16];
-        let mut dst = [0u8; 16];
-        if self.v6 {
-            src[0] = 0xfd;
-            dst[0] = 0xfd;
-            src[15] = self.src_last;
-            dst[15] = 2;
-        } else {
-            src[..4].copy_from_slice(&[10, 0, 0, self.src_last]);
-            dst[..4].copy_from_slice(&[10, 0, 0, 2]);
-        }
-        (src, dst)
-    }
-
-    /// A kernel-style super-packet read: virtio header then the packet with this spec's payload, seeded
-    /// with the pseudo-header sum as CHECKSUM_PARTIAL, and PSH set as the kernel does.
+    /// A kernel-style super-packet read: virtio header (NEEDS_CSUM, exact `hdr_len`, no ECN) then the packet
+    /// with this spec's payload, its L4 checksum field seeded with the pseudo-header sum as
+    /// CHECKSUM_PARTIAL.
     pub(crate) fn super_read(&self, gso_size: u16) -> Vec<u8> {
-        let mut packet = self.build();
-        let csum_start = self.iph_len();
-        let csum_offset = if self.udp { 6 } else { 16 };
-        let seed = reference_fold(u64::from(pseudo(&packet)));
-        let at = csum_start + csum_offset;
-        packet[at..at + 2].copy_from_slice(&seed.to_be_bytes());
-        let gso_type = match (self.udp, self.v6) {
-            (true, _) => GSO_UDP_L4,
-            (false, false) => GSO_TCPV4,
-            (false, true) => GSO_TCPV6,
-        };
-        let hdr = VirtioNetHdr {
-            flags: FLAG_NEEDS_CSUM,
-            gso_type,
-            hdr_len: (csum_start + self.l4h_len()) as u16,
+        packets::super_packet(
+            &self.flow(),
+            self.seg(),
+            &self.payload,
             gso_size,
-            csum_start: csum_start as u16,
-            csum_offset: csum_offset as u16,
+            HdrLen::Exact,
+            false,
+        )
+    }
+
+    /// The fields that stay the same on every packet of this spec's flow. The destination is always
+    /// 10.0.0.2 or fd00::2; the source ends in `src_last`.
+    fn flow(&self) -> Flow {
+        let mut flow = Flow {
+            sport: self.src_port,
+            dport: self.dst_port,
+            tos: self.tos,
+            ttl: self.ttl,
+            df: self.df,
+            flow_label: self.flow_label,
+            ack: self.ack,
+            window: self.window,
+            options: self.options.clone(),
+            ..Flow::simple(self.v6, self.udp)
         };
-        let mut read = hdr.to_bytes().to_vec();
-        read.extend_from_slice(&packet);
-        read
+        let last = if self.v6 { 15 } else { 3 };
+        flow.src[last] = self.src_last;
+        flow
+    }
+
+    /// The fields that change from packet to packet.
+    fn seg(&self) -> Seg {
+        Seg {
+            seq: self.seq,
+            ip_id: self.ident,
+            flags: Flags::from_bits(self.flags),
+        }
     }
 }
 
@@ -182,20 +137,9 @@ pub(crate) fn payload(start: usize, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// The RFC 1071 sum, folded, computed the slow and obvious way.
+/// The RFC 1071 sum of `data` on top of `initial`, folded, computed the slow and obvious way.
 pub(crate) fn reference_sum(data: &[u8], initial: u32) -> u16 {
-    let mut acc = u64::from(initial);
-    for pair in data.chunks(2) {
-        acc += u64::from(pair[0]) << 8 | u64::from(pair.get(1).copied().unwrap_or(0));
-    }
-    reference_fold(acc as u32 as u64 + (acc >> 32))
-}
-
-fn reference_fold(mut acc: u64) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
+    reference::fold(u64::from(initial) + reference::sum(data))
 }
 
 /// The unfolded pseudo-header sum of an IPv4 or IPv6 packet carrying TCP or UDP.
