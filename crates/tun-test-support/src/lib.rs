@@ -9,7 +9,7 @@
 //!   and the demo build.
 //! - [`ipconfig`]: what `ip -j addr` / `ip -j route` say, the reference the configuration tests check against.
 //! - [`wait_until`]: polling for a condition, bounded in time.
-//! - [`packets`]: IP packets built and checked with etherparse.
+//! - [`packets`]: IP packets built and checked with etherparse, every one by [`packets::flow::packet`].
 //! - [`proc`]: the threads (by name) and descriptors of a process, from /proc.
 //! - [`stream`]: deterministic pseudo-random test data and the SHA-256 of what crossed.
 //! - [`signal`], [`sockopt`], [`netns::open_named`], [`netns::unshare`], [`retry_eintr`], and `setns` in

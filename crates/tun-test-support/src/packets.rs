@@ -1,40 +1,65 @@
-//! IP packets built and checked with etherparse, so that no test writes header bytes by hand.
+//! IP packets built and checked with etherparse, so that no test writes header bytes by hand. Every packet
+//! is built by [`flow::packet`]; the functions here are its shorthands for the socket tests.
+
+pub mod flow;
 
 use std::net::{SocketAddrV4, SocketAddrV6};
 
+use flow::{Flags, Flow, Seg};
+
 /// An IPv4 UDP packet from `src` to `dst` carrying `payload`, with correct checksums.
 pub fn udp4_packet(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
-    let builder = etherparse::PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64)
-        .udp(src.port(), dst.port());
-    let mut packet = Vec::with_capacity(builder.size(payload.len()));
-    builder
-        .write(&mut packet, payload)
-        .expect("writing into a Vec cannot fail");
-    packet
+    let flow = Flow {
+        udp: true,
+        ..v4_flow(src, dst)
+    };
+    flow::packet(&flow, socket_seg(0), payload)
 }
 
 /// An IPv6 UDP packet from `src` to `dst` carrying `payload` (hop limit 64), with a correct checksum.
 pub fn udp6_packet(src: SocketAddrV6, dst: SocketAddrV6, payload: &[u8]) -> Vec<u8> {
-    let builder = etherparse::PacketBuilder::ipv6(src.ip().octets(), dst.ip().octets(), 64)
-        .udp(src.port(), dst.port());
-    let mut packet = Vec::with_capacity(builder.size(payload.len()));
-    builder
-        .write(&mut packet, payload)
-        .expect("writing into a Vec cannot fail");
-    packet
+    let flow = Flow {
+        v6: true,
+        udp: true,
+        src: src.ip().octets(),
+        dst: dst.ip().octets(),
+        ..socket_flow(src.port(), dst.port())
+    };
+    flow::packet(&flow, socket_seg(0), payload)
 }
 
 /// An IPv4 TCP segment (ACK set, acknowledging 1, window 502) from `src` to `dst` with sequence number
 /// `seq`, carrying `payload`, with correct checksums.
 pub fn tcp4_segment(src: SocketAddrV4, dst: SocketAddrV4, seq: u32, payload: &[u8]) -> Vec<u8> {
-    let builder = etherparse::PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64)
-        .tcp(src.port(), dst.port(), seq, 502)
-        .ack(1);
-    let mut packet = Vec::with_capacity(builder.size(payload.len()));
-    builder
-        .write(&mut packet, payload)
-        .expect("writing into a Vec cannot fail");
-    packet
+    flow::packet(&v4_flow(src, dst), socket_seg(seq), payload)
+}
+
+/// An IPv4 TCP flow from `src` to `dst`.
+fn v4_flow(src: SocketAddrV4, dst: SocketAddrV4) -> Flow {
+    let mut flow = socket_flow(src.port(), dst.port());
+    flow.src[..4].copy_from_slice(&src.ip().octets());
+    flow.dst[..4].copy_from_slice(&dst.ip().octets());
+    flow
+}
+
+/// The flow the shorthands build on: TTL 64, no TCP options, ACK 1, window 502, IPv4 ID 0 and DF (as
+/// etherparse's default IPv4 header has them).
+fn socket_flow(sport: u16, dport: u16) -> Flow {
+    Flow {
+        sport,
+        dport,
+        options: Vec::new(),
+        ..Flow::simple(false, false)
+    }
+}
+
+/// A segment with sequence number `seq`, IPv4 ID 0 and ACK alone.
+fn socket_seg(seq: u32) -> Seg {
+    Seg {
+        seq,
+        ip_id: 0,
+        flags: Flags::ACK,
+    }
 }
 
 /// `packet` (IPv4 TCP or UDP, as built here) with its L4 checksum field holding the folded, not inverted,
