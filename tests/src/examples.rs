@@ -8,11 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::Duration;
-
-use crate::wait_until;
 
 /// The example `name` of the `tun` crate, built by the cargo that runs these tests (once per test process)
 /// from this very source tree. Panics with cargo's message when it does not build.
@@ -61,30 +58,7 @@ fn executable(messages: &str, name: &str) -> Option<PathBuf> {
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
 }
 
-/// A running example, killed if the test fails before it exits on its own.
-#[derive(Debug)]
-pub struct Running(pub Child);
-
-impl Running {
-    /// The exit status once the child has exited, or `None` if it is still running after `within`.
-    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        let mut status = None;
-        wait_until(within, || {
-            status = self.0.try_wait().expect("wait");
-            status.is_some()
-        });
-        status
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
+pub use tun_test_support::process::Running;
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use tun_system_tests::examples::{Running, example};
 use tun_system_tests::{NetNs, wait_until};
-use tun_test_support::signal::{self, Signal};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -93,16 +92,8 @@ fn start(a: &NetNs, b: &NetNs, mode: &[&str]) -> Running {
 
 /// Stops the example with SIGTERM and returns what it printed on stdout and (unless the test took it) on
 /// stderr, once it has exited with status 0.
-fn stop(mut running: Running) -> (String, String) {
-    signal::send(running.0.id(), Signal::Terminate).expect("SIGTERM");
-    let status = running.wait_exit(TIMEOUT).expect("no exit after SIGTERM");
-    let (mut summary, mut stderr) = (String::new(), String::new());
-    let child = &mut running.0;
-    let stdout = child.stdout.as_mut().expect("stdout");
-    stdout.read_to_string(&mut summary).expect("read stdout");
-    if let Some(errors) = child.stderr.as_mut() {
-        errors.read_to_string(&mut stderr).expect("read stderr");
-    }
+fn stop(running: Running) -> (String, String) {
+    let (status, summary, stderr) = running.terminate(TIMEOUT);
     assert!(status.success(), "exit {status}: {summary}{stderr}");
     (summary, stderr)
 }

@@ -9,10 +9,10 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tun_test_support::signal::{self, Signal};
+use tun_test_support::process::Running;
 use tun_test_support::topology::{A4, B4, DEV_A, DEV_B};
 use tun_test_support::{NetNs, stream, wait_until};
 
@@ -21,30 +21,6 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 /// A namespace for one side of the forwarder, its loopback up.
 fn side(role: &str) -> NetNs {
     NetNs::tagged(&format!("tfw-{role}"))
-}
-
-/// The forwarder while it runs, killed if the test fails before it exits on its own.
-struct Running(Child);
-
-impl Running {
-    /// The exit status once it has exited, or `None` if it is still running after `within`.
-    fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let mut status = None;
-        wait_until(within, || {
-            status = self.0.try_wait().expect("wait");
-            status.is_some()
-        });
-        status
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 /// One counter of one direction from the forwarder's summary, e.g. `a->b: packets 10 bytes 15000 ...`.
@@ -110,7 +86,7 @@ fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let mut running = Running(cmd.spawn().expect("start tun-forward"));
+    let running = Running(cmd.spawn().expect("start tun-forward"));
     // The route is the last thing the library configures.
     assert!(
         wait_until(TIMEOUT, || a.has_route(DEV_A, &format!("{B4}/32"))
@@ -146,16 +122,7 @@ fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
 
     assert_forwarding_threads(running.0.id(), mode);
 
-    signal::send(running.0.id(), Signal::Terminate).expect("SIGTERM");
-    let status = running.wait_exit(TIMEOUT).expect("no exit after SIGTERM");
-    let mut summary = String::new();
-    running
-        .0
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut summary)
-        .expect("read stdout");
+    let (status, summary, _) = running.terminate(TIMEOUT);
     assert!(status.success(), "exit {status}: {summary}");
     assert!(
         counter(&summary, "a->b", "bytes") > data.len() as u64,
@@ -326,7 +293,7 @@ fn l2_forward_carries_tcp_both_ways(mode: &[&str]) {
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let mut running = Running(cmd.spawn().expect("start tun-forward"));
+    let running = Running(cmd.spawn().expect("start tun-forward"));
     let configured = |ns: &NetNs, dev: &str, v6: &str| {
         ns.has_route(dev, "10.77.0.0/24")
             && ns
@@ -364,16 +331,7 @@ fn l2_forward_carries_tcp_both_ways(mode: &[&str]) {
     }
     let frames_into_b = b.rx_packets("tapB");
 
-    signal::send(running.0.id(), Signal::Terminate).expect("SIGTERM");
-    let status = running.wait_exit(TIMEOUT).expect("no exit after SIGTERM");
-    let mut summary = String::new();
-    running
-        .0
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut summary)
-        .expect("read stdout");
+    let (status, summary, _) = running.terminate(TIMEOUT);
     assert!(status.success(), "exit {status}: {summary}");
     for direction in ["a->b", "b->a"] {
         assert!(

@@ -11,6 +11,7 @@
 //! - [`wait_until`]: polling for a condition, bounded in time.
 //! - [`packets`]: IP packets built and checked with etherparse, every one by [`packets::flow::packet`].
 //! - [`proc`]: the threads (by name) and descriptors of a process, from /proc.
+//! - [`process`]: a program a test runs, killed if the test fails and stopped with SIGTERM when it is done.
 //! - [`stream`]: deterministic pseudo-random test data and the SHA-256 of what crossed.
 //! - [`signal`], [`sockopt`], [`netns::open_named`], [`netns::unshare`], [`retry_eintr`], and `setns` in
 //!   [`NetNs::run_in`]: the system calls that tests, examples and `xtask` make and the library does not, on
@@ -23,6 +24,7 @@ pub mod ipconfig;
 pub mod netns;
 pub mod packets;
 pub mod proc;
+pub mod process;
 pub mod signal;
 pub mod sockopt;
 pub mod stream;
