@@ -180,11 +180,7 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
         "forwarder", "Gbit/s", "spread", "CPU %", "user %", "user%/Gbit", "pkts/read", "pkts/write"
     );
     for &test in tests {
-        if rounds == 1 {
-            let _ = writeln!(out, "{} (one run)", test.label());
-        } else {
-            let _ = writeln!(out, "{} (median of {rounds} rounds)", test.label());
-        }
+        out.push_str(&test_heading(test, rounds));
         for &kind in &results.kinds {
             match results.median(test, kind) {
                 Some((s, spread)) => {
@@ -200,11 +196,7 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
                         "  {:<24} {:>7.2} {:>7} {:>6.0} {:>7.1} {:>10.2} {:>9} {:>10}",
                         kind.label(),
                         s.gbits,
-                        if rounds == 1 {
-                            "-".to_owned()
-                        } else {
-                            format!("{:.0}%", spread * 100.0)
-                        },
+                        spread_cell(rounds, spread),
                         s.cpu.total(),
                         s.cpu.user,
                         per_gbit,
@@ -237,6 +229,24 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
         }
     }
     out
+}
+
+/// The line that heads a test's rows: one run, or the median of several rounds.
+pub(crate) fn test_heading(test: TcpTest, rounds: u32) -> String {
+    if rounds == 1 {
+        format!("{} (one run)\n", test.label())
+    } else {
+        format!("{} (median of {rounds} rounds)\n", test.label())
+    }
+}
+
+/// The spread column: (max - min) / median in per cent, or `-` for a single run.
+pub(crate) fn spread_cell(rounds: u32, spread: f64) -> String {
+    if rounds == 1 {
+        "-".to_owned()
+    } else {
+        format!("{:.0}%", spread * 100.0)
+    }
 }
 
 /// `ours` against `other`, every round's ratio beside the median: two queues against one (on a host with

@@ -657,11 +657,7 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
         "WireGuard, X <-> X", "Gbit/s", "spread", "CPU % A", "CPU % B", "CPU%/Gbit"
     );
     for &test in tests {
-        if rounds == 1 {
-            let _ = writeln!(out, "{} (one run)", test.label());
-        } else {
-            let _ = writeln!(out, "{} (median of {rounds} rounds)", test.label());
-        }
+        out.push_str(&crate::results::test_heading(test, rounds));
         for &kind in &results.measured.kinds {
             if let Some((_, why)) = results.unavailable.iter().find(|(k, _)| *k == kind) {
                 let _ = writeln!(out, "  {:<26} skipped: {why}", kind.label());
@@ -674,11 +670,7 @@ pub(crate) fn table(results: &Results, tests: &[TcpTest], rounds: u32) -> String
                         "  {:<26} {:>7.2} {:>7} {:>9.0} {:>9.0} {:>10.1}",
                         kind.label(),
                         s.gbits,
-                        if rounds == 1 {
-                            "-".to_owned()
-                        } else {
-                            format!("{:.0}%", spread * 100.0)
-                        },
+                        crate::results::spread_cell(rounds, spread),
                         s.sender.total(),
                         s.receiver.total(),
                         s.cpu_per_gbit()
