@@ -119,12 +119,16 @@ impl Writer {
             .map(tun_offload::Frame::segments)
             .sum();
         for (k, frame) in plan.frames().iter().enumerate().skip(*frames_done) {
-            let Some(buf) = bufs.get_mut(frame.buf) else {
-                continue;
-            };
-            let result = frame
-                .encode(buf.as_mut(), offset, &mut scratch)
-                .map_err(Error::from_offload)
+            let result = bufs
+                .get_mut(frame.buf)
+                .ok_or(Error::InvalidArgument(
+                    "a planned frame lies outside the batch",
+                ))
+                .and_then(|buf| {
+                    frame
+                        .encode(buf.as_mut(), offset, &mut scratch)
+                        .map_err(Error::from_offload)
+                })
                 .and_then(|[head, rest]| {
                     let head = &head[VirtioNetHdr::LEN - settings.hdr_len..];
                     let merged = frame.segments() > 1;
