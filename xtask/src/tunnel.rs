@@ -100,11 +100,13 @@ pub(crate) enum Forwarder {
     L2Offload,
     /// The library without offloads on TAP devices: one frame per read and per write.
     L2Plain,
+    /// Raw frames written unchanged between TAP devices: the ceiling of any TAP data path.
+    L2Passthrough,
 }
 
 impl Forwarder {
     /// Every forwarder, in the order of the table.
-    pub(crate) const ALL: [Self; 9] = [
+    pub(crate) const ALL: [Self; 10] = [
         Self::Offload,
         Self::Plain,
         Self::Passthrough,
@@ -114,10 +116,11 @@ impl Forwarder {
         Self::OffloadQueues2,
         Self::L2Offload,
         Self::L2Plain,
+        Self::L2Passthrough,
     ];
 
     /// Every forwarder `--only` can name: [`ALL`](Self::ALL) and the baseline build.
-    pub(crate) const PICKABLE: [Self; 10] = [
+    pub(crate) const PICKABLE: [Self; 11] = [
         Self::Offload,
         Self::Plain,
         Self::Passthrough,
@@ -128,6 +131,7 @@ impl Forwarder {
         Self::Baseline,
         Self::L2Offload,
         Self::L2Plain,
+        Self::L2Passthrough,
     ];
 
     /// How the table names it.
@@ -143,6 +147,7 @@ impl Forwarder {
             Self::Baseline => "(8) tun, offload, baseline",
             Self::L2Offload => "(9) tun L2, offload",
             Self::L2Plain => "(10) tun L2, no offload",
+            Self::L2Passthrough => "(11) L2 passthrough",
         }
     }
 
@@ -213,6 +218,9 @@ impl Forwarder {
             }
             Self::L2Plain => {
                 cmd.args(["--layer", "l2", "--no-offload"]);
+            }
+            Self::L2Passthrough => {
+                cmd.args(["--layer", "l2", "--passthrough"]);
             }
             Self::Offload | Self::TunRs | Self::Baseline => {}
         }
