@@ -17,6 +17,7 @@ mod conf_file;
 mod config;
 mod counters;
 mod device;
+mod heap;
 mod key;
 mod rx;
 #[cfg(test)]
@@ -119,7 +120,11 @@ fn run(options: &cli::Options) -> Result<(), String> {
 
     loop {
         match signals.wait() {
-            Ok(Signal::SIGUSR1) => println!("tun-wg: {name} counters:\n{}", device.counters),
+            Ok(Signal::SIGUSR1) => println!(
+                "tun-wg: {name} counters:\n  heap_allocations: {}\n{}",
+                heap::allocations(),
+                device.counters
+            ),
             Ok(_) => break,
             Err(e) => return Err(format!("waiting for signals: {e}")),
         }
@@ -128,8 +133,9 @@ fn run(options: &cli::Options) -> Result<(), String> {
     let _ = std::fs::remove_file(&socket);
     let closed = device.tun.close();
     println!(
-        "tun-wg: {name} stopped; {} dropped in all; counters:\n{}",
+        "tun-wg: {name} stopped; {} dropped in all; counters:\n  heap_allocations: {}\n{}",
         device.counters.dropped(),
+        heap::allocations(),
         device.counters
     );
     // The worker threads block in system calls that end with the process; nothing of theirs is pending.

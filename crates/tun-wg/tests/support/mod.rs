@@ -374,6 +374,15 @@ pub fn tcp_transfer(from: &NetNs, to: &NetNs, to_addr: IpAddr, port: u16, len: u
 /// namespace a, B at 10.`net`.0.2/24 on 51821 in namespace b, each knowing the other's underlay address.
 /// Returns their keys and endpoints once a ping from A went through.
 pub fn peered_pair(under: &Underlay, net: u8) -> (Keys, Keys, Endpoint, Endpoint) {
+    peered_pair_with(under, net, true)
+}
+
+/// [`peered_pair`] with TUN offloads on or off (`--no-offload`) at both ends.
+pub fn peered_pair_with(
+    under: &Underlay,
+    net: u8,
+    offload: bool,
+) -> (Keys, Keys, Endpoint, Endpoint) {
     let (ka, kb) = (Keys::generate(), Keys::generate());
     let inner = |host: u8| format!("10.{net}.0.{host}");
     let a = Endpoint::start(
@@ -388,7 +397,7 @@ pub fn peered_pair(under: &Underlay, net: u8) -> (Keys, Keys, Endpoint, Endpoint
                 &[&format!("{}/32", inner(2))],
             )],
         ),
-        true,
+        offload,
     );
     let b = Endpoint::start(
         &under.b,
@@ -402,7 +411,7 @@ pub fn peered_pair(under: &Underlay, net: u8) -> (Keys, Keys, Endpoint, Endpoint
                 &[&format!("{}/32", inner(1))],
             )],
         ),
-        true,
+        offload,
     );
     assert!(ping(&under.a, &inner(2)), "ping from A to B");
     (ka, kb, a, b)
