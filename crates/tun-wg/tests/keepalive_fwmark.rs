@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 use support::*;
 
@@ -13,16 +12,6 @@ fn rx_bytes(endpoint: &Endpoint, peer: &Keys) -> u64 {
         .peer(&peer.public_hex())
         .get("rx_bytes")
         .map_or(0, |v| v.parse().unwrap())
-}
-
-/// One short ping (2 tries within 2 s): for checks that expect no answer.
-fn ping_briefly(ns: &tun_test_support::NetNs, addr: &str) -> bool {
-    ns.command("ping")
-        .args(["-c", "2", "-i", "0.2", "-w", "2", "-W", "1", addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// A with B's endpoint, B without A's: only A can start a handshake.
@@ -133,7 +122,7 @@ fn without_keepalive_an_idle_peer_stays_unknown() {
         "B learned an endpoint with no traffic: {seen:?}"
     );
     assert!(
-        !ping_briefly(&under.b, "10.50.0.1"),
+        !ping_within(&under.b, "10.50.0.1", 2, 2),
         "B cannot reach A before A ever sent"
     );
 }
@@ -172,7 +161,7 @@ fn fwmark_reaches_the_underlay_routing() {
         .expect("wg show fwmark");
     assert_eq!(shown.trim(), "0x51");
     assert!(
-        !ping_briefly(&under.a, "10.51.0.2"),
+        !ping_within(&under.a, "10.51.0.2", 2, 2),
         "marked datagrams follow the rule into the blackhole"
     );
     let counters = a.counters();

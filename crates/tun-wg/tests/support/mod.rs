@@ -322,8 +322,25 @@ impl Drop for Endpoint {
 
 /// `ping` from `ns` to `addr`: true if a reply came (at most 3 tries, each bounded).
 pub fn ping(ns: &NetNs, addr: &str) -> bool {
+    ping_within(ns, addr, 3, 10)
+}
+
+/// `ping` from `ns` to `addr` with at most `tries` requests and `seconds` in all: true if a reply came. Short
+/// bounds suit checks that expect no answer.
+pub fn ping_within(ns: &NetNs, addr: &str, tries: u32, seconds: u32) -> bool {
+    let wait = seconds.clamp(1, 3).to_string();
     ns.command("ping")
-        .args(["-c", "3", "-i", "0.2", "-w", "10", "-W", "3", addr])
+        .args([
+            "-c",
+            &tries.to_string(),
+            "-i",
+            "0.2",
+            "-w",
+            &seconds.to_string(),
+            "-W",
+            &wait,
+            addr,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
