@@ -224,11 +224,14 @@ impl Device {
             );
             routing.by_index.insert(peer.index, position);
             routing.by_key.insert(peer.public_key.0, position);
-            for &cidr in &peer_config.allowed_ips {
-                routing.table.insert(cidr, position);
-            }
             routing.peers.push(peer);
         }
+        routing.table = draft
+            .peers
+            .iter()
+            .enumerate()
+            .flat_map(|(position, p)| p.allowed_ips.iter().map(move |&cidr| (cidr, position)))
+            .collect();
         for (key, endpoint) in endpoints(req) {
             if let Some(&at) = routing.by_key.get(&key.0) {
                 routing.peers[at].state.lock().endpoint = Some(endpoint);
