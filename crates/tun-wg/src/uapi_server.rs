@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use crate::device::Device;
@@ -25,6 +26,9 @@ const MAX_REQUEST_BYTES: usize = 64 << 20;
 
 /// How long a client may stay silent in the middle of a request.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Clients served at once; each holds at most one request of [`MAX_REQUEST_BYTES`] in memory.
+const MAX_CLIENTS: usize = 8;
 
 /// The socket path of interface `name`.
 pub(crate) fn socket_path(name: &str) -> PathBuf {
@@ -51,17 +55,43 @@ pub(crate) fn listen(name: &str) -> std::io::Result<(UnixListener, PathBuf)> {
     Ok((listener, path))
 }
 
-/// Serves clients one after another until the endpoint stops.
-pub(crate) fn serve(device: &Device, listener: &UnixListener) {
+/// Serves each client in a thread of its own, up to [`MAX_CLIENTS`] at once, until the endpoint stops: a
+/// client that sends slowly (each byte within [`CLIENT_TIMEOUT`]) holds up only itself, as with
+/// wireguard-go. `set` and `get` are serialised by the configuration's lock.
+pub(crate) fn serve(device: &Arc<Device>, listener: &UnixListener) {
+    let (free, slots) = mpsc::sync_channel(MAX_CLIENTS);
+    for _ in 0..MAX_CLIENTS {
+        let _ = free.send(());
+    }
     for stream in listener.incoming() {
         if device.stopping.load(Ordering::Relaxed) {
             return;
         }
-        if let Ok(stream) = stream {
-            let _ = stream.set_read_timeout(Some(CLIENT_TIMEOUT));
-            let _ = stream.set_write_timeout(Some(CLIENT_TIMEOUT));
-            let _ = handle(device, stream);
+        let Ok(stream) = stream else { continue };
+        // Every slot taken: the next client waits here until one is given back.
+        if slots.recv().is_err() {
+            return;
         }
+        let slot = Slot(free.clone());
+        let _ = stream.set_read_timeout(Some(CLIENT_TIMEOUT));
+        let _ = stream.set_write_timeout(Some(CLIENT_TIMEOUT));
+        let device = device.clone();
+        // A thread that cannot start drops its closure, and the slot with it.
+        let _ = std::thread::Builder::new()
+            .name("tun-wg-uapi-client".into())
+            .spawn(move || {
+                let _slot = slot;
+                let _ = handle(&device, stream);
+            });
+    }
+}
+
+/// A client's place among the [`MAX_CLIENTS`]; given back when dropped.
+struct Slot(mpsc::SyncSender<()>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let _ = self.0.try_send(());
     }
 }
 
