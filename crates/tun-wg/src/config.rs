@@ -16,7 +16,7 @@ use crate::uapi::{PeerUpdate, SetRequest};
 pub(crate) struct DeviceConfig {
     /// Our private key; without one no handshake can happen.
     pub(crate) private_key: Option<Key>,
-    /// The UDP port asked for (0: any).
+    /// The UDP port bound (a `set` of 0 asks for any and records the one bound).
     pub(crate) listen_port: u16,
     /// SO_MARK of the UDP socket (0: none).
     pub(crate) fwmark: u32,

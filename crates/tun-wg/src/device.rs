@@ -147,8 +147,10 @@ impl Device {
         let mtu = tun.mtu().unwrap_or(crate::conf_file::DEFAULT_MTU);
         Ok(Device {
             tun,
+            // The port bound, not the 0 that asked for any: a `set` of the port shown must find it unchanged
+            // rather than bind it a second time.
             config: Mutex::new(DeviceConfig {
-                listen_port,
+                listen_port: udp.port(),
                 ..DeviceConfig::default()
             }),
             routing: RwLock::new(Arc::new(Routing::default())),

@@ -282,3 +282,30 @@ fn a_slow_client_does_not_hold_up_the_others() {
     );
     assert!(a.get().contains(&("fwmark".to_owned(), "7".to_owned())));
 }
+
+#[test]
+#[ignore = "privileged: creates a network namespace and a TUN device"]
+fn setting_the_port_already_bound_changes_nothing() {
+    // Started without a ListenPort: the kernel picks one. `wg showconf` reports it and `wg setconf` of
+    // that output sets it again; the socket holding it must not have to be bound a second time.
+    let ns = NetNs::tagged("wgp");
+    let (ka, kb) = (Keys::generate(), Keys::generate());
+    let file = config(
+        &ka,
+        51820,
+        &["10.52.0.1/24"],
+        &[(&kb, None, &["10.52.0.2/32"])],
+    )
+    .replace("ListenPort = 51820\n", "");
+    let a = Endpoint::start(&ns, &file, true);
+    let port = a
+        .get()
+        .into_iter()
+        .find_map(|(k, v)| (k == "listen_port").then_some(v))
+        .expect("a listen_port is reported");
+    assert_eq!(
+        a.uapi(format!("set=1\nlisten_port={port}\n\n").as_bytes()),
+        "errno=0\n\n"
+    );
+    assert!(a.get().contains(&("listen_port".to_owned(), port)));
+}
