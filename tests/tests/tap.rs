@@ -427,3 +427,63 @@ fn events_mtu_addresses_persist_exclusive_async_and_try_calls_work_on_tap() {
     again.close().unwrap();
     assert!(tun_system_tests::wait_until(Duration::from_secs(5), || !ns.has_link("tapall0")));
 }
+
+#[test]
+#[ignore = "privileged: creates two TAP devices and a bridge in a network namespace"]
+fn a_batch_for_a_tap_device_holds_a_tagged_frame_at_the_largest_mtu() {
+    for offload in [false, true] {
+        a_tagged_frame_at_the_largest_mtu_is_read_whole(offload);
+    }
+}
+
+/// A TAP device's MTU goes up to 65521 (its 14-byte Ethernet header counts against 65535), and a VLAN tag
+/// comes on top: a packet at the MTU in a tagged frame is 65539 bytes. Written into one TAP device, the
+/// bridge forwards it out of the other, where it is read.
+fn a_tagged_frame_at_the_largest_mtu_is_read_whole(offload: bool) {
+    const MTU: usize = 65521;
+    let ns = NetNs::new();
+    let tap = |name: &str| {
+        ns.tun(
+            Builder::new()
+                .name(name)
+                .layer(Layer::L2)
+                .mtu(MTU as u32)
+                .offload(offload)
+                .up(true),
+        )
+        .unwrap()
+    };
+    let (into, out_of) = (tap("tapbig0"), tap("tapbig1"));
+    ns.ip(&["link", "add", "brbig0", "type", "bridge"]);
+    for port in ["tapbig0", "tapbig1"] {
+        ns.ip(&["link", "set", port, "master", "brbig0"]);
+    }
+    ns.ip(&["link", "set", "brbig0", "up"]);
+    let mut frame = Vec::with_capacity(MTU + 18);
+    frame.extend_from_slice(&[0x02, 0, 0, 0x79, 0, 2]);
+    frame.extend_from_slice(&PEER_MAC);
+    frame.extend_from_slice(&[0x81, 0x00, 0x00, 0x07]);
+    let packet = etherparse::PacketBuilder::ipv4([10, 79, 0, 1], [10, 79, 0, 2], 64).udp(1000, 9);
+    let payload = vec![0x5a; MTU - 28];
+    frame.extend_from_slice(&[0x08, 0x00]);
+    packet.write(&mut frame, &payload).unwrap();
+    assert_eq!(frame.len(), MTU + 18);
+    let mut batch = PacketBatch::for_device(&out_of);
+    let mut longest = 0;
+    // Bounded: the bridge floods each frame written (the destination is unknown to it); other frames (the
+    // kernel's own IPv6 chatter) come in between.
+    for _ in 0..50 {
+        into.send(&frame).unwrap();
+        let read = batch.read_from(&out_of);
+        assert!(read.is_ok(), "offload {offload}: {read:?}");
+        longest = longest.max(batch.packets().map(<[u8]>::len).max().unwrap_or(0));
+        if longest == frame.len() {
+            break;
+        }
+    }
+    assert_eq!(
+        longest,
+        frame.len(),
+        "offload {offload}: the tagged frame at the MTU came through"
+    );
+}

@@ -147,8 +147,10 @@ impl Device {
         let mtu = tun.mtu().unwrap_or(crate::conf_file::DEFAULT_MTU);
         Ok(Device {
             tun,
+            // The port bound, not the 0 that asked for any: a `set` of the port shown must find it unchanged
+            // rather than bind it a second time.
             config: Mutex::new(DeviceConfig {
-                listen_port,
+                listen_port: udp.port(),
                 ..DeviceConfig::default()
             }),
             routing: RwLock::new(Arc::new(Routing::default())),
@@ -224,11 +226,14 @@ impl Device {
             );
             routing.by_index.insert(peer.index, position);
             routing.by_key.insert(peer.public_key.0, position);
-            for &cidr in &peer_config.allowed_ips {
-                routing.table.insert(cidr, position);
-            }
             routing.peers.push(peer);
         }
+        routing.table = draft
+            .peers
+            .iter()
+            .enumerate()
+            .flat_map(|(position, p)| p.allowed_ips.iter().map(move |&cidr| (cidr, position)))
+            .collect();
         for (key, endpoint) in endpoints(req) {
             if let Some(&at) = routing.by_key.get(&key.0) {
                 routing.peers[at].state.lock().endpoint = Some(endpoint);

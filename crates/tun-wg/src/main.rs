@@ -7,8 +7,8 @@
 //! the counters.
 //!
 //! Threads: one per direction (TUN -> UDP in [`tx`], UDP -> TUN in [`rx`]), each blocking in its one
-//! batched system call, one for the protocol timers ([`timers`]), one for the configuration socket, and
-//! the main thread waiting for signals.
+//! batched system call, one for the protocol timers ([`timers`]), one for the configuration socket (and one
+//! per client it serves), and the main thread waiting for signals.
 
 mod allowed_ips;
 mod cidr;

@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use crate::device::Device;
@@ -19,8 +20,15 @@ const MAX_LINE: usize = 64 * 1024;
 /// The most lines of one transaction (a full configuration of thousands of peers fits).
 const MAX_LINES: usize = 1 << 20;
 
+/// The most bytes of one transaction, which is held whole until its empty line: the line limit at 64 bytes a
+/// line, what a million `allowed_ip` lines take.
+const MAX_REQUEST_BYTES: usize = 64 << 20;
+
 /// How long a client may stay silent in the middle of a request.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Clients served at once; each holds at most one request of [`MAX_REQUEST_BYTES`] in memory.
+const MAX_CLIENTS: usize = 8;
 
 /// The socket path of interface `name`.
 pub(crate) fn socket_path(name: &str) -> PathBuf {
@@ -47,17 +55,43 @@ pub(crate) fn listen(name: &str) -> std::io::Result<(UnixListener, PathBuf)> {
     Ok((listener, path))
 }
 
-/// Serves clients one after another until the endpoint stops.
-pub(crate) fn serve(device: &Device, listener: &UnixListener) {
+/// Serves each client in a thread of its own, up to [`MAX_CLIENTS`] at once, until the endpoint stops: a
+/// client that sends slowly (each byte within [`CLIENT_TIMEOUT`]) holds up only itself, as with
+/// wireguard-go. `set` and `get` are serialised by the configuration's lock.
+pub(crate) fn serve(device: &Arc<Device>, listener: &UnixListener) {
+    let (free, slots) = mpsc::sync_channel(MAX_CLIENTS);
+    for _ in 0..MAX_CLIENTS {
+        let _ = free.send(());
+    }
     for stream in listener.incoming() {
         if device.stopping.load(Ordering::Relaxed) {
             return;
         }
-        if let Ok(stream) = stream {
-            let _ = stream.set_read_timeout(Some(CLIENT_TIMEOUT));
-            let _ = stream.set_write_timeout(Some(CLIENT_TIMEOUT));
-            let _ = handle(device, stream);
+        let Ok(stream) = stream else { continue };
+        // Every slot taken: the next client waits here until one is given back.
+        if slots.recv().is_err() {
+            return;
         }
+        let slot = Slot(free.clone());
+        let _ = stream.set_read_timeout(Some(CLIENT_TIMEOUT));
+        let _ = stream.set_write_timeout(Some(CLIENT_TIMEOUT));
+        let device = device.clone();
+        // A thread that cannot start drops its closure, and the slot with it.
+        let _ = std::thread::Builder::new()
+            .name("tun-wg-uapi-client".into())
+            .spawn(move || {
+                let _slot = slot;
+                let _ = handle(&device, stream);
+            });
+    }
+}
+
+/// A client's place among the [`MAX_CLIENTS`]; given back when dropped.
+struct Slot(mpsc::SyncSender<()>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let _ = self.0.try_send(());
     }
 }
 
@@ -124,10 +158,19 @@ fn handle(device: &Device, stream: UnixStream) -> std::io::Result<()> {
 /// The lines of a `set=1` transaction up to the empty line that ends it.
 fn read_set(reader: &mut impl BufRead) -> Result<Vec<String>, UapiError> {
     let mut lines = Vec::new();
+    let mut bytes = 0;
     loop {
         match read_line(reader) {
             Ok(Line::Complete(l)) if l.is_empty() => return Ok(lines),
-            Ok(Line::Complete(l)) => lines.push(l),
+            Ok(Line::Complete(l)) => {
+                bytes += l.len() + 1;
+                if bytes > MAX_REQUEST_BYTES {
+                    return Err(UapiError::io(format!(
+                        "a request longer than {MAX_REQUEST_BYTES} bytes"
+                    )));
+                }
+                lines.push(l);
+            }
             Ok(Line::TooLong) => {
                 return Err(UapiError::io(format!(
                     "a line longer than {MAX_LINE} bytes"
@@ -168,6 +211,51 @@ mod tests {
             read_line(&mut std::io::Cursor::new(exact)).unwrap(),
             Line::Complete(_)
         ));
+    }
+
+    /// `count` lines of `len` bytes and the empty line, made as they are read; counts the bytes read.
+    struct ManyLines {
+        len: usize,
+        count: usize,
+        read: usize,
+    }
+
+    impl std::io::Read for ManyLines {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let total = (self.len + 1) * self.count + 1;
+            let n = buf.len().min(total - self.read);
+            for b in &mut buf[..n] {
+                let in_line = self.read % (self.len + 1);
+                *b = if self.read + 1 == total || in_line == self.len {
+                    b'\n'
+                } else {
+                    b'a'
+                };
+                self.read += 1;
+            }
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_set_is_bounded_in_bytes_not_only_in_lines() {
+        // Lines just under the length limit, twice the byte limit in all (well under the line limit): kept
+        // whole, a million of them would be 64 GiB.
+        let len = MAX_LINE - 1;
+        let count = 2 * MAX_REQUEST_BYTES / len;
+        assert!(count < MAX_LINES);
+        let mut source = ManyLines {
+            len,
+            count,
+            read: 0,
+        };
+        let result = read_set(&mut BufReader::new(&mut source));
+        assert_eq!(result.map(|l| l.len()).unwrap_err().errno, -libc::EIO);
+        assert!(
+            source.read <= MAX_REQUEST_BYTES + 2 * MAX_LINE,
+            "read {} bytes before refusing",
+            source.read
+        );
     }
 
     #[test]

@@ -233,3 +233,79 @@ fn a_set_with_an_error_answers_its_errno_and_changes_nothing() {
             .contains(&("listen_port".to_owned(), "51999".to_owned()))
     );
 }
+
+#[test]
+#[ignore = "privileged: creates a network namespace and a TUN device"]
+fn a_slow_client_does_not_hold_up_the_others() {
+    use std::io::{Read, Write};
+    use std::time::Instant;
+    let ns = NetNs::tagged("wgs");
+    let (ka, kb) = (Keys::generate(), Keys::generate());
+    let a = Endpoint::start(
+        &ns,
+        &config(
+            &ka,
+            51820,
+            &["10.51.0.1/24"],
+            &[(&kb, None, &["10.51.0.2/32"])],
+        ),
+        true,
+    );
+    // A client that takes its time: a byte every 220 ms, never silent long enough to be timed out, 6 s in
+    // all for one request.
+    let mut slow = std::os::unix::net::UnixStream::connect(a.socket_path()).unwrap();
+    slow.set_read_timeout(Some(PATIENCE)).unwrap();
+    slow.write_all(b"set=1\n").unwrap();
+    let trickle = std::thread::spawn(move || {
+        for &b in b"fwmark=0000000000000000007\n\n" {
+            std::thread::sleep(Duration::from_millis(220));
+            slow.write_all(&[b]).unwrap();
+        }
+        let mut answer = String::new();
+        let mut buf = [0u8; 64];
+        while !answer.ends_with("\n\n") {
+            match slow.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        answer
+    });
+    let started = Instant::now();
+    let answer = a.uapi(b"get=1\n\n");
+    let took = started.elapsed();
+    assert!(answer.ends_with("errno=0\n\n"), "{answer}");
+    assert_eq!(trickle.join().unwrap(), "errno=0\n\n");
+    assert!(
+        took < Duration::from_secs(3),
+        "a get waited {took:?} behind a slow client"
+    );
+    assert!(a.get().contains(&("fwmark".to_owned(), "7".to_owned())));
+}
+
+#[test]
+#[ignore = "privileged: creates a network namespace and a TUN device"]
+fn setting_the_port_already_bound_changes_nothing() {
+    // Started without a ListenPort: the kernel picks one. `wg showconf` reports it and `wg setconf` of
+    // that output sets it again; the socket holding it must not have to be bound a second time.
+    let ns = NetNs::tagged("wgp");
+    let (ka, kb) = (Keys::generate(), Keys::generate());
+    let file = config(
+        &ka,
+        51820,
+        &["10.52.0.1/24"],
+        &[(&kb, None, &["10.52.0.2/32"])],
+    )
+    .replace("ListenPort = 51820\n", "");
+    let a = Endpoint::start(&ns, &file, true);
+    let port = a
+        .get()
+        .into_iter()
+        .find_map(|(k, v)| (k == "listen_port").then_some(v))
+        .expect("a listen_port is reported");
+    assert_eq!(
+        a.uapi(format!("set=1\nlisten_port={port}\n\n").as_bytes()),
+        "errno=0\n\n"
+    );
+    assert!(a.get().contains(&("listen_port".to_owned(), port)));
+}

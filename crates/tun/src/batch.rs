@@ -4,13 +4,15 @@ use std::fmt;
 
 use crate::device::Tun;
 use crate::error::{Error, Result};
+use crate::read::largest_packet;
 use tun_offload::MAX_PACKET;
 
 /// A batch of packet buffers for [`Tun::read_packets`] and [`Tun::write_packets`], reused from one cycle to
 /// the next: read a batch from one device, look at or change its packets, write it to another.
 ///
 /// Each buffer holds the largest packet (65535 bytes) after the offset, so no read ever finds it too small,
-/// and a write may build a merged packet in it. All memory is allocated by the constructor; a cycle only
+/// and a write may build a merged packet in it. On a TAP device ([`Layer::L2`](crate::Layer::L2)) a frame
+/// is longer by its Ethernet header: [`for_device`](Self::for_device) makes room for that. All memory is allocated by the constructor; a cycle only
 /// passes the same buffers and sizes from the read to the write, and allocates nothing.
 ///
 /// ```no_run
@@ -29,7 +31,7 @@ use tun_offload::MAX_PACKET;
 /// # Ok::<(), tun::Error>(())
 /// ```
 pub struct PacketBatch {
-    /// Each `offset + MAX_PACKET` long.
+    /// Each `offset + MAX_PACKET` long (from `for_device` on a TAP device, longer by the link header).
     bufs: Vec<Vec<u8>>,
     /// `sizes[i]` is the length of the packet at `bufs[i][offset..]`, for `i < len`.
     sizes: Vec<usize>,
@@ -95,11 +97,13 @@ impl PacketBatch {
     }
 
     /// A batch of `count` buffers (at least 1) for reads from `tun`, with no room in front of the packets.
-    /// Without a virtio-net header a read returns one packet, so the batch has one buffer.
+    /// Without a virtio-net header a read returns one packet, so the batch has one buffer. On a TAP device
+    /// each buffer holds 65535 bytes and the longest Ethernet header with its VLAN tags
+    /// ([`MAX_LINK_HEADER_LEN`](tun_offload::wire::MAX_LINK_HEADER_LEN)).
     pub fn for_device_with_count(tun: &Tun, count: usize) -> Self {
         let count = if tun.has_vnet_hdr() { count.max(1) } else { 1 };
         Self {
-            bufs: vec![vec![0; MAX_PACKET]; count],
+            bufs: vec![vec![0; largest_packet(tun.layer())]; count],
             sizes: vec![0; count],
             len: 0,
             offset: 0,

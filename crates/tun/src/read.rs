@@ -54,12 +54,8 @@ enum Pending {
 impl Reader {
     pub(crate) fn new(vnet_hdr: bool, layer: Layer) -> Self {
         let hdr = if vnet_hdr { VirtioNetHdr::LEN } else { 0 };
-        let link = match layer {
-            Layer::L2 => MAX_LINK_HEADER_LEN,
-            _ => 0,
-        };
         Self {
-            buf: vec![0; hdr + link + MAX_PACKET],
+            buf: vec![0; hdr + largest_packet(layer)],
             layer,
             pending: Pending::Nothing,
             idle: false,
@@ -223,9 +219,10 @@ impl Tun {
             }
             if !self.vnet_hdr
                 && let Some(room) = bufs[0].as_mut().get_mut(offset..)
-                && room.len() >= MAX_PACKET
+                && room.len() >= largest_packet(reader.layer)
             {
-                // The caller's buffer holds any packet: read straight into it, no copy.
+                // The caller's buffer holds any packet: read straight into it, no copy. (A shorter one
+                // would have the kernel cut a longer packet to its length without a word.)
                 let len = self.read_once(room, patience, &mut reader.idle)?;
                 if len > 0 {
                     sizes[0] = len;
@@ -267,6 +264,16 @@ impl Tun {
         })?;
         *idle |= empty;
         Ok(len)
+    }
+}
+
+/// The longest packet a read of a device of `layer` hands over: an IP packet of 65535 bytes, on L2 with the
+/// longest Ethernet header in front (a TAP device's MTU leaves room for an untagged header only, and VLAN
+/// tags come on top).
+pub(crate) fn largest_packet(layer: Layer) -> usize {
+    match layer {
+        Layer::L2 => MAX_PACKET + MAX_LINK_HEADER_LEN,
+        _ => MAX_PACKET,
     }
 }
 
