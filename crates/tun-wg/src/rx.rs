@@ -222,15 +222,74 @@ fn error_counter<'c>(c: &'c Counters, e: &WireGuardError) -> &'c std::sync::atom
     }
 }
 
+/// The receiving direction's buffers, allocated once. The loop ([`run`]) drives it: how it waits for the
+/// socket and the device is the loop's alone.
+struct Rx {
+    buf: Vec<u8>,
+    batch: PacketBatch,
+    scratch: Vec<u8>,
+}
+
+impl Rx {
+    fn new() -> Self {
+        Self {
+            buf: vec![0u8; RECV_BYTES],
+            batch: PacketBatch::new(64, 0).expect("64 buffers, no offset"),
+            scratch: vec![0u8; 65_536 + 64],
+        }
+    }
+
+    /// Decrypts the datagrams of `stride` bytes received in `buf[..len]` from `from`, starting at byte
+    /// `start`, into the batch. Returns `Some(next)` when the batch is full: write it, then go on from byte
+    /// `next`.
+    #[allow(clippy::too_many_arguments)]
+    fn decrypt(
+        &mut self,
+        device: &Device,
+        routing: &Routing,
+        udp: &Udp,
+        len: usize,
+        stride: usize,
+        from: SocketAddr,
+        start: usize,
+    ) -> Option<usize> {
+        let mut receiver = Receiver {
+            routing,
+            udp,
+            device,
+            batch: &mut self.batch,
+            scratch: &mut self.scratch,
+            locked: None,
+        };
+        let mut at = start;
+        for datagram in self.buf[start..len].chunks(stride) {
+            at += datagram.len();
+            receiver.datagram(datagram, from);
+            if receiver.batch.is_full() && at < len {
+                return Some(at);
+            }
+        }
+        None
+    }
+}
+
+/// Counts a receive of `len` bytes in datagrams of `stride`.
+fn count_received(device: &Device, len: usize, stride: usize) {
+    let c = &device.counters;
+    let datagrams = len.div_ceil(stride);
+    Counters::add(&c.udp_datagrams_received, datagrams as u64);
+    if datagrams > 1 {
+        Counters::add(&c.udp_gro_receives, 1);
+    }
+}
+
 /// Runs the UDP -> TUN direction until the endpoint stops.
 pub(crate) fn run(device: &Device) {
-    let mut buf = vec![0u8; RECV_BYTES];
-    let mut batch = PacketBatch::new(64, 0).expect("64 buffers, no offset");
-    let mut scratch = vec![0u8; 65_536 + 64];
+    let mut rx = Rx::new();
     let c = &device.counters;
     while !device.stopping.load(Ordering::Relaxed) {
         let udp = device.udp();
-        let (len, stride, from) = match udp.recv(&mut buf) {
+        let (len, stride, from) = match udp.recv(&mut rx.buf) {
             Ok(r) => r,
             Err(e)
                 if matches!(
@@ -246,39 +305,28 @@ pub(crate) fn run(device: &Device) {
             }
         };
         let routing = device.routing();
-        let datagrams = len.div_ceil(stride);
-        Counters::add(&c.udp_datagrams_received, datagrams as u64);
-        if datagrams > 1 {
-            Counters::add(&c.udp_gro_receives, 1);
+        count_received(device, len, stride);
+        let mut start = 0;
+        while let Some(next) = rx.decrypt(device, &routing, &udp, len, stride, from, start) {
+            write(device, &mut rx.batch);
+            start = next;
         }
-        let mut receiver = Receiver {
-            routing: &routing,
-            udp: &udp,
-            device,
-            batch: &mut batch,
-            scratch: &mut scratch,
-            locked: None,
-        };
-        for datagram in buf[..len].chunks(stride) {
-            receiver.datagram(datagram, from);
-            if receiver.batch.is_full() {
-                receiver.locked = None;
-                write(device, receiver.batch);
-            }
-        }
-        drop(receiver);
-        write(device, &mut batch);
+        write(device, &mut rx.batch);
     }
 }
 
 /// Writes the batch to the TUN device, counting what happened.
 fn write(device: &Device, batch: &mut PacketBatch) {
-    let n = batch.len();
-    if n == 0 {
-        return;
+    if !batch.is_empty() {
+        let n = batch.len();
+        count_written(device, n, batch.write_to(&device.tun));
     }
+}
+
+/// Counts how the write of a batch of `n` packets went.
+fn count_written(device: &Device, n: usize, result: tun::Result<usize>) {
     let c = &device.counters;
-    match batch.write_to(&device.tun) {
+    match result {
         Ok(_) => Counters::add(&c.tun_packets_written, n as u64),
         Err(tun::Error::Batch(partial)) => {
             Counters::add(&c.tun_packets_written, partial.written as u64);

@@ -9,7 +9,7 @@ use boringtun::noise::TunnResult;
 
 use crate::allowed_ips::packet_addr;
 use crate::counters::Counters;
-use crate::device::Device;
+use crate::device::{Device, Routing};
 use crate::udp::{MAX_GSO_BYTES, Udp};
 
 /// Room in front of each packet read: none is needed.
@@ -62,13 +62,11 @@ impl Sender {
         }
     }
 
-    /// Room for one more encryption of a `len`-byte packet.
-    fn room(&mut self, len: usize, device: &Device, udp: &Udp) -> &mut [u8] {
+    /// Room for one more encryption of a `len`-byte packet, or `None` when what the buffer holds must be
+    /// sent first.
+    fn room(&mut self, len: usize) -> Option<&mut [u8]> {
         let need = (len + OVERHEAD).max(MIN_DST);
-        if self.out.len() - self.used < need {
-            self.flush(device, udp);
-        }
-        &mut self.out[self.used..]
+        (self.out.len() - self.used >= need).then(|| &mut self.out[self.used..])
     }
 
     /// Records the datagram of `len` bytes just written at `used`.
@@ -100,20 +98,26 @@ impl Sender {
 
     /// Sends every run and empties the buffer.
     fn flush(&mut self, device: &Device, udp: &Udp) {
-        let c = &device.counters;
-        for run in self.runs.drain(..) {
-            let datagrams = (run.end - run.start).div_ceil(run.segment);
+        for run in &self.runs {
             let failed = udp.send(run.to, &self.out[run.start..run.end], run.segment);
-            Counters::add(
-                &c.udp_datagrams_sent,
-                (datagrams - failed.min(datagrams)) as u64,
-            );
-            Counters::add(&c.udp_send_errors, failed as u64);
-            if datagrams > 1 {
-                Counters::add(&c.udp_gso_sends, 1);
-            }
+            count_sent(device, run, failed);
         }
+        self.runs.clear();
         self.used = 0;
+    }
+}
+
+/// Counts the datagrams of `run` sent, and the `failed` sends.
+fn count_sent(device: &Device, run: &Run, failed: usize) {
+    let c = &device.counters;
+    let datagrams = (run.end - run.start).div_ceil(run.segment);
+    Counters::add(
+        &c.udp_datagrams_sent,
+        (datagrams - failed.min(datagrams)) as u64,
+    );
+    Counters::add(&c.udp_send_errors, failed as u64);
+    if datagrams > 1 {
+        Counters::add(&c.udp_gso_sends, 1);
     }
 }
 
@@ -127,51 +131,73 @@ fn padded(len: usize, mtu: usize) -> usize {
     }
 }
 
-/// Runs the TUN -> UDP direction until the device is closed.
-pub(crate) fn run(device: &Device) {
-    let tun = &device.tun;
-    let gather = tun.batch_size() == 1;
-    let batch = if gather { GATHER } else { tun.batch_size() };
-    let mut bufs: Vec<Vec<u8>> = (0..batch)
-        .map(|_| vec![0u8; READ_OFFSET + MAX_PACKET + 16])
-        .collect();
-    let mut sizes = vec![0usize; batch];
-    let mut targets: Vec<Option<usize>> = vec![None; batch];
-    let mut sender = Sender::new();
-    let c = &device.counters;
-    loop {
-        let mut n = match tun.read_packets(&mut bufs, &mut sizes, READ_OFFSET) {
-            Ok(n) => n,
-            Err(tun::Error::Closed) => return,
-            Err(e) if e.is_fatal() => {
-                if !device.stopping.load(Ordering::Relaxed) {
-                    eprintln!("tun-wg: reading the TUN device: {e}");
-                }
-                return;
-            }
-            Err(_) => {
-                Counters::add(&c.tun_read_errors, 1);
-                continue;
-            }
-        };
-        // Whatever else the device holds, without waiting; an error here comes again at the next read.
-        while gather && n < batch {
-            match tun.try_read_packets(&mut bufs[n..], &mut sizes[n..], READ_OFFSET) {
+/// The sending direction's state: the packets read last, the peer each goes to, and the encrypted
+/// datagrams waiting to be sent. The loop ([`run`]) drives it: how it waits for the device and the socket
+/// is the loop's alone.
+struct Tx {
+    bufs: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
+    targets: Vec<Option<usize>>,
+    sender: Sender,
+    /// No offloads: a read is one packet, and what else the device holds is gathered after it.
+    gather: bool,
+}
+
+impl Tx {
+    fn new(tun: &tun::Tun) -> Self {
+        let gather = tun.batch_size() == 1;
+        let batch = if gather { GATHER } else { tun.batch_size() };
+        Self {
+            bufs: (0..batch)
+                .map(|_| vec![0u8; READ_OFFSET + MAX_PACKET + 16])
+                .collect(),
+            sizes: vec![0usize; batch],
+            targets: vec![None; batch],
+            sender: Sender::new(),
+            gather,
+        }
+    }
+
+    /// After a read of `n` packets: whatever else the device holds, without waiting (no offloads only);
+    /// counts them and returns how many there are now.
+    fn gather_more(&mut self, tun: &tun::Tun, mut n: usize) -> usize {
+        let batch = self.bufs.len();
+        // An error here comes again at the next read.
+        while self.gather && n < batch {
+            match tun.try_read_packets(&mut self.bufs[n..], &mut self.sizes[n..], READ_OFFSET) {
                 Ok(more) => n += more,
                 Err(_) => break,
             }
         }
-        Counters::add(&c.tun_packets_read, n as u64);
-        let routing = device.routing();
-        let udp = device.udp();
-        let mtu = device.mtu.load(Ordering::Relaxed) as usize;
+        n
+    }
+
+    /// Finds the peer of each of the `n` packets read.
+    fn route(&mut self, device: &Device, routing: &Routing, n: usize) {
+        Counters::add(&device.counters.tun_packets_read, n as u64);
         for i in 0..n {
-            let packet = &bufs[i][READ_OFFSET..READ_OFFSET + sizes[i]];
-            targets[i] =
+            let packet = &self.bufs[i][READ_OFFSET..READ_OFFSET + self.sizes[i]];
+            self.targets[i] =
                 packet_addr(packet, false).and_then(|dst| routing.table.lookup(dst).copied());
         }
+    }
+
+    /// Encrypts packets `from..n` into the output buffer, one peer lock per run of packets to one peer.
+    /// Returns `Some(k)` when the buffer is full before packet `k`: send what it holds, then go on from `k`.
+    fn encrypt(
+        &mut self,
+        device: &Device,
+        routing: &Routing,
+        udp: &Udp,
+        n: usize,
+        from: usize,
+    ) -> Option<usize> {
+        let c = &device.counters;
+        let mtu = device.mtu.load(Ordering::Relaxed) as usize;
         let max_segments = udp.max_segments();
-        let mut i = 0;
+        let (bufs, sizes, targets, sender) =
+            (&mut self.bufs, &self.sizes, &self.targets, &mut self.sender);
+        let mut i = from;
         while i < n {
             let Some(at) = targets[i] else {
                 Counters::add(&c.dropped_no_peer_for_destination, 1);
@@ -191,7 +217,9 @@ pub(crate) fn run(device: &Device) {
                 let padded_len = padded(len, mtu).min(bufs[k].len() - READ_OFFSET);
                 bufs[k][READ_OFFSET + len..READ_OFFSET + padded_len].fill(0);
                 let plain = &bufs[k][READ_OFFSET..READ_OFFSET + padded_len];
-                let dst = sender.room(padded_len, device, &udp);
+                let Some(dst) = sender.room(padded_len) else {
+                    return Some(k);
+                };
                 let tunn = state.tunn.as_mut().expect("checked above");
                 match tunn.encapsulate(plain, dst) {
                     TunnResult::WriteToNetwork(datagram) => {
@@ -207,7 +235,46 @@ pub(crate) fn run(device: &Device) {
             drop(state);
             i = end;
         }
-        sender.flush(device, &udp);
+        None
+    }
+}
+
+/// What a failed read means: `true` when the direction stops (the device is closed or gone).
+fn read_failed(device: &Device, e: &tun::Error) -> bool {
+    match e {
+        tun::Error::Closed => true,
+        e if e.is_fatal() => {
+            if !device.stopping.load(Ordering::Relaxed) {
+                eprintln!("tun-wg: reading the TUN device: {e}");
+            }
+            true
+        }
+        _ => {
+            Counters::add(&device.counters.tun_read_errors, 1);
+            false
+        }
+    }
+}
+
+/// Runs the TUN -> UDP direction until the device is closed.
+pub(crate) fn run(device: &Device) {
+    let tun = &device.tun;
+    let mut tx = Tx::new(tun);
+    loop {
+        let n = match tun.read_packets(&mut tx.bufs, &mut tx.sizes, READ_OFFSET) {
+            Ok(n) => tx.gather_more(tun, n),
+            Err(e) if read_failed(device, &e) => return,
+            Err(_) => continue,
+        };
+        let routing = device.routing();
+        let udp = device.udp();
+        tx.route(device, &routing, n);
+        let mut from = 0;
+        while let Some(next) = tx.encrypt(device, &routing, &udp, n, from) {
+            tx.sender.flush(device, &udp);
+            from = next;
+        }
+        tx.sender.flush(device, &udp);
     }
 }
 
@@ -244,6 +311,20 @@ mod tests {
         assert_eq!(
             shape,
             [(3 * 1452 + 700, 1452, 1), (1452, 1452, 1), (1452, 1452, 2)]
+        );
+    }
+
+    #[test]
+    fn a_full_buffer_asks_for_a_send_before_more() {
+        let mut s = Sender::new();
+        assert!(s.room(1420).is_some());
+        s.used = OUT_BYTES - 1000;
+        assert!(s.room(1420).is_none(), "1452 bytes do not fit in 1000");
+        assert!(s.room(900).is_some(), "932 bytes do");
+        s.used = OUT_BYTES - 100;
+        assert!(
+            s.room(1).is_none(),
+            "encapsulate wants 148 bytes whatever the packet"
         );
     }
 
