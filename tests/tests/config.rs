@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use tun::{Builder, DeviceAddress, DeviceRoute, Error, Tun};
+use tun::{Builder, DeviceAddress, DeviceRoute, Error, GsoLimits, Tun};
 use tun_system_tests::{NetNs, NetNsTun, read_until, wait_until};
 
 fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
@@ -428,6 +428,65 @@ fn transmit_queue_length_is_read_and_set() {
     tun.set_tx_queue_len(4321).unwrap();
     assert_eq!(ns.link("tc-txq0").unwrap().txqlen, 4321);
     assert_eq!(tun.tx_queue_len().unwrap(), 4321);
+}
+
+/// `gso_max_segs` and `gso_max_size` of `dev` as `ip -d -j link` shows them.
+fn ip_gso_limits(ns: &NetNs, dev: &str) -> (u32, u32) {
+    let json = ns.ip(&["-d", "-j", "link", "show", "dev", dev]);
+    let field = |key: &str| -> u32 {
+        let start = json
+            .find(&format!("\"{key}\":"))
+            .unwrap_or_else(|| panic!("no {key} in {json}"))
+            + key.len()
+            + 3;
+        let digits: String = json[start..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    };
+    (field("gso_max_segs"), field("gso_max_size"))
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn gso_limits_are_read_and_set_and_follow_a_moved_device() {
+    let first = NetNs::new();
+    let second = NetNs::new();
+    let tun = first
+        .tun(Builder::new().name("tc-gso0").offload(true))
+        .unwrap();
+    let limits = tun.gso_limits().unwrap();
+    assert_eq!(
+        (limits.max_segments, limits.max_size),
+        ip_gso_limits(&first, "tc-gso0")
+    );
+    tun.set_gso_max_segments(45).unwrap();
+    tun.set_gso_max_size(60000).unwrap();
+    assert_eq!(ip_gso_limits(&first, "tc-gso0"), (45, 60000));
+    assert_eq!(
+        tun.gso_limits().unwrap(),
+        GsoLimits {
+            max_segments: 45,
+            max_size: 60000
+        }
+    );
+    // Refused: 0 before any system call, past what the device takes by the kernel; neither changes anything.
+    assert!(matches!(
+        tun.set_gso_max_segments(0),
+        Err(Error::InvalidArgument(_))
+    ));
+    let err = tun.set_gso_max_size(1 << 20).unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.raw_os_error() == Some(libc::EINVAL)),
+        "{err:?}"
+    );
+    assert_eq!(ip_gso_limits(&first, "tc-gso0"), (45, 60000));
+    // Moved: the limits go with the device, and a change reaches it where it is now.
+    first.ip(&["link", "set", "dev", "tc-gso0", "netns", second.name()]);
+    tun.set_gso_max_segments(20).unwrap();
+    assert_eq!(ip_gso_limits(&second, "tc-gso0"), (20, 60000));
+    assert_eq!(tun.gso_limits().unwrap().max_segments, 20);
 }
 
 #[test]

@@ -119,6 +119,18 @@ fn tcp_bulk_through_two_offload_devices_arrives_intact_and_super_packets_are_spl
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
+fn a_gso_segment_limit_bounds_the_packets_of_one_read() {
+    let tunnel = Tunnel::with_forwarder(true, Forwarder::RawBatch(128));
+    // Before the connection: TCP takes the limits of the route's device when it connects.
+    tunnel.tun_a().set_gso_max_segments(8).unwrap();
+    transfer_intact(&tunnel, false, 16 * MIB);
+    let a_to_b = tunnel.stop().a_to_b;
+    // Super-packets still come, each of at most 8 segments (a read is one super-packet).
+    assert!((2..=8).contains(&a_to_b.max_per_read), "{a_to_b:?}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
 fn tcp_v6_bulk_through_two_offload_devices_arrives_intact() {
     let tunnel = Tunnel::with_forwarder(true, Forwarder::RawBatch(128));
     transfer_intact(&tunnel, true, 16 * MIB);

@@ -43,7 +43,7 @@ mod wire;
 #[cfg(test)]
 mod captures;
 
-pub use link::{LinkMessage, TunLinkInfo};
+pub use link::{GsoLimits, LinkMessage, TunLinkInfo};
 pub use message::{Message, Messages};
 pub use socket::{RECV_BUFFER_LEN, RecvError, RouteSocket};
 pub use wire::{Attribute, Attributes, MalformedMessage};

@@ -91,6 +91,9 @@ fn run(options: &cli::Options) -> Result<(), String> {
     device
         .set(&config::request_from_file(&file))
         .map_err(|e| format!("applying the configuration: {}", e.message))?;
+    if !device.tun.offloads().is_empty() {
+        limit_super_packets(&device);
+    }
     let (listener, socket) =
         uapi_server::listen(&name).map_err(|e| format!("configuration socket: {e}"))?;
 
@@ -140,6 +143,31 @@ fn run(options: &cli::Options) -> Result<(), String> {
     );
     // The worker threads block in system calls that end with the process; nothing of theirs is pending.
     closed.map_err(|e| format!("removing {name}: {}", e.report()))
+}
+
+/// Sizes the super-packets the device is handed to what one GSO send carries encrypted
+/// ([`tx::super_packet_segments`]). A kernel that refuses only costs a second send now and then: say so
+/// and go on.
+fn limit_super_packets(device: &Device) {
+    let tun = &device.tun;
+    let segments = match tun.mtu() {
+        Ok(mtu) => tx::super_packet_segments(mtu as usize, device.udp().max_segments()),
+        Err(e) => {
+            println!(
+                "tun-wg: {}: super-packets not limited: {}",
+                tun.name(),
+                e.report()
+            );
+            return;
+        }
+    };
+    if let Err(e) = tun.set_gso_max_segments(segments) {
+        println!(
+            "tun-wg: {}: super-packets not limited to {segments} segments: {}",
+            tun.name(),
+            e.report()
+        );
+    }
 }
 
 /// Addresses, link up, then routes for the peers' allowed IPs (a default route is left alone: it would

@@ -121,6 +121,15 @@ fn count_sent(device: &Device, run: &Run, failed: usize) {
     }
 }
 
+/// How many segments a super-packet the device is handed may have so that its datagrams leave in one GSO
+/// send: as many datagrams of a full `mtu`-sized packet as one send carries (45 at MTU 1420), and no more
+/// than the socket's GSO takes. Larger super-packets need two sends at one end and two GRO receives and more
+/// TUN writes at the other.
+pub(crate) fn super_packet_segments(mtu: usize, max_udp_segments: usize) -> u32 {
+    let fit = MAX_GSO_BYTES / (mtu + OVERHEAD);
+    u32::try_from(fit.min(max_udp_segments).max(1)).unwrap_or(u32::MAX)
+}
+
 /// WireGuard pads plaintext to a multiple of 16 (never past the MTU): it hides lengths a little, and makes
 /// the packets of a flow encrypt to equal sizes, which is what lets GSO carry them in one send.
 fn padded(len: usize, mtu: usize) -> usize {
@@ -294,6 +303,16 @@ mod tests {
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_super_packet_fits_one_gso_send_once_encrypted() {
+        // 45 datagrams of 1452 bytes are 65340, 46 would be 66792: past 65507.
+        assert_eq!(super_packet_segments(1420, 64), 45);
+        // Small MTUs: the socket's GSO limit binds; without GSO, one segment; a huge MTU still one.
+        assert_eq!(super_packet_segments(576, 64), 64);
+        assert_eq!(super_packet_segments(1420, 1), 1);
+        assert_eq!(super_packet_segments(65535, 64), 1);
     }
 
     #[test]

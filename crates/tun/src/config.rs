@@ -1,8 +1,8 @@
-//! Network configuration of a [`Tun`]: index, MTU, link state (up, running), queue length, addresses and
-//! routes, in the network namespace the device lives in now (also after it was moved).
+//! Network configuration of a [`Tun`]: index, MTU, link state (up, running), queue length, GSO limits,
+//! addresses and routes, in the network namespace the device lives in now (also after it was moved).
 //!
 //! Link settings use the SIOC* ioctls on the device's control socket, checked against the device's namespace
-//! on every call. Addresses and routes go over rtnetlink, each request acknowledged by the kernel and its
+//! on every call. GSO limits, addresses and routes go over rtnetlink, each request acknowledged by the kernel and its
 //! error returned; every call opens its own netlink socket in the device's current namespace (found with
 //! TUNGETDEVNETNS): configuration is rare, and a socket made for the call can never be left behind in a
 //! namespace the device has since left. Bad input is refused with [`Error::InvalidAddress`] or
@@ -12,9 +12,9 @@ use std::net::IpAddr;
 
 use tun_offload::Layer;
 use tun_sys::IfFlags;
-use tun_sys::netlink::RouteSocket;
 use tun_sys::netlink::addr::AddressSpec;
 use tun_sys::netlink::route::{RT_TABLE_MAIN, RouteSpec};
+use tun_sys::netlink::{GsoLimits, RouteSocket};
 
 use crate::device::{Tun, in_netns};
 use crate::error::{Error, Result};
@@ -351,6 +351,64 @@ impl Tun {
         self.with_ctl("SIOCSIFTXQLEN", |sock, name| {
             tun_sys::iface::set_tx_queue_len(sock, name, len)
         })
+    }
+
+    /// How large a super-packet the kernel hands this device to send: at most
+    /// [`max_segments`](GsoLimits::max_segments) segments and [`max_size`](GsoLimits::max_size) bytes
+    /// (`ip -d link`'s `gso_max_segs` and `gso_max_size`; 65535 and 65536 for a new device). With offloads
+    /// on, a read returns at most that many packets of one super-packet.
+    pub fn gso_limits(&self) -> Result<GsoLimits> {
+        let netlink = self.netlink()?;
+        netlink
+            .socket
+            .gso_limits(netlink.index)
+            .map_err(|e| Error::io("RTM_GETLINK", netlink.name, e))
+    }
+
+    /// Limits the super-packets the kernel hands this device to `segments` segments, like `ip link set dev
+    /// NAME gso_max_segs N`. TCP sizes its super-packets to the route's device (a connection that exists
+    /// follows at its next route check). A VPN that sends the datagrams of one super-packet in one UDP GSO
+    /// send (64 KiB at most) sets it to as many datagrams as fit there, so that no super-packet needs two.
+    ///
+    /// ```no_run
+    /// let tun = tun::Builder::new().name("wg%d").mtu(1420).offload(true).build()?;
+    /// // 1420 bytes of packet + 32 of WireGuard's header and tag per datagram, 65507 bytes per UDP send.
+    /// tun.set_gso_max_segments(65507 / (1420 + 32))?;
+    /// assert_eq!(tun.gso_limits()?.max_segments, 45);
+    /// # Ok::<(), tun::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for 0, before any system call; [`Error::Io`] (`RTM_NEWLINK`) when the
+    /// kernel refuses (`EINVAL` past 65535).
+    pub fn set_gso_max_segments(&self, segments: u32) -> Result<()> {
+        if segments == 0 {
+            return Err(Error::InvalidArgument("a GSO limit of 0 segments"));
+        }
+        self.set_gso_limits(Some(segments), None)
+    }
+
+    /// Limits the super-packets the kernel hands this device to `bytes` bytes (headers included), like
+    /// `ip link set dev NAME gso_max_size N`; see [`set_gso_max_segments`](Self::set_gso_max_segments).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for 0, before any system call; [`Error::Io`] (`RTM_NEWLINK`) when the
+    /// kernel refuses (`EINVAL` past 65536 for TUN and TAP devices).
+    pub fn set_gso_max_size(&self, bytes: u32) -> Result<()> {
+        if bytes == 0 {
+            return Err(Error::InvalidArgument("a GSO limit of 0 bytes"));
+        }
+        self.set_gso_limits(None, Some(bytes))
+    }
+
+    fn set_gso_limits(&self, segments: Option<u32>, bytes: Option<u32>) -> Result<()> {
+        let netlink = self.netlink()?;
+        netlink
+            .socket
+            .set_gso_limits(netlink.index, segments, bytes)
+            .map_err(|e| Error::io("RTM_NEWLINK", netlink.name, e))
     }
 
     /// Adds `address` through `netlink`. The kernel's bare `EINVAL` for an IPv6 address on a device whose MTU

@@ -108,6 +108,7 @@ pub use tun_events::{
     Recv as RecvEvent, RecvTimeoutError, TryRecvError,
 };
 pub use tun_offload::{Layer, OffloadError};
+pub use tun_sys::netlink::GsoLimits;
 pub use tun_sys::{NameError, Offloads};
 
 /// The README's examples, compiled as doctests so that they stay true.

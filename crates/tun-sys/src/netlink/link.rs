@@ -2,8 +2,9 @@
 //! answers and notifies with.
 //!
 //! A link message is an `ifinfomsg` (type, interface index, `IFF_*` flags and which of them changed) and
-//! attributes: `IFLA_IFNAME`, `IFLA_MTU`, and `IFLA_LINKINFO`, whose nested `IFLA_INFO_DATA` holds a TUN
-//! device's own settings (`IFLA_TUN_*`).
+//! attributes: `IFLA_IFNAME`, `IFLA_MTU`, `IFLA_GSO_MAX_SEGS` / `IFLA_GSO_MAX_SIZE`, and `IFLA_LINKINFO`,
+//! whose nested `IFLA_INFO_DATA` holds a TUN device's own settings (`IFLA_TUN_*`). A request with an index
+//! and some of these attributes changes them (`RTM_NEWLINK` on an existing link, as `ip link set` sends).
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -22,6 +23,10 @@ pub(crate) const RTM_GETLINK: u16 = libc::RTM_GETLINK;
 pub(crate) const IFLA_IFNAME: u16 = 3;
 /// `IFLA_MTU`: the MTU attribute (`u32`).
 pub(crate) const IFLA_MTU: u16 = 4;
+/// `IFLA_GSO_MAX_SEGS`: the most segments of one GSO packet the stack hands the link (`u32`).
+pub(crate) const IFLA_GSO_MAX_SEGS: u16 = libc::IFLA_GSO_MAX_SEGS;
+/// `IFLA_GSO_MAX_SIZE`: the most bytes of one GSO packet the stack hands the link (`u32`).
+pub(crate) const IFLA_GSO_MAX_SIZE: u16 = libc::IFLA_GSO_MAX_SIZE;
 /// `IFLA_LINKINFO`: nested attributes naming the link's kind and its kind-specific data.
 pub(crate) const IFLA_LINKINFO: u16 = 18;
 /// `IFLA_INFO_KIND` (inside `IFLA_LINKINFO`): the driver's kind, `"tun"` for TUN and TAP devices.
@@ -67,8 +72,23 @@ pub struct LinkMessage<'a> {
     pub mtu: Option<u32>,
     /// `IFLA_IFNAME` without its terminating NUL, when present.
     pub name: Option<&'a [u8]>,
+    /// `IFLA_GSO_MAX_SEGS`, when present: the most segments of a super-packet the link is handed.
+    pub gso_max_segments: Option<u32>,
+    /// `IFLA_GSO_MAX_SIZE`, when present: the most bytes of a super-packet the link is handed.
+    pub gso_max_size: Option<u32>,
     /// All attributes, for callers that need others.
     pub attributes: &'a [u8],
+}
+
+/// How large a super-packet (GSO packet) the stack hands a link: at most `max_segments` segments and
+/// `max_size` bytes (`IFLA_GSO_MAX_SEGS`, `IFLA_GSO_MAX_SIZE`; `ip -d link` shows them as `gso_max_segs`
+/// and `gso_max_size`). A TCP sender sizes its super-packets to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GsoLimits {
+    /// The most segments of one super-packet.
+    pub max_segments: u32,
+    /// The most bytes of one super-packet, headers included.
+    pub max_size: u32,
 }
 
 /// What rtnetlink says of a TUN or TAP link (`IFLA_INFO_DATA` of kind `tun`, Linux 4.15 and later): unlike
@@ -134,6 +154,8 @@ impl<'a> LinkMessage<'a> {
             change: IfFlags::from_bits_retain(info.change),
             mtu: None,
             name: None,
+            gso_max_segments: None,
+            gso_max_size: None,
             attributes,
         };
         for attribute in Attributes::new(attributes) {
@@ -141,6 +163,8 @@ impl<'a> LinkMessage<'a> {
             match attribute.ty {
                 IFLA_MTU => link.mtu = Some(attribute.u32()?),
                 IFLA_IFNAME => link.name = Some(attribute.c_string()),
+                IFLA_GSO_MAX_SEGS => link.gso_max_segments = Some(attribute.u32()?),
+                IFLA_GSO_MAX_SIZE => link.gso_max_size = Some(attribute.u32()?),
                 _ => {}
             }
         }
@@ -163,6 +187,30 @@ pub(crate) fn encode_getlink(out: &mut Vec<u8>, seq: u32, index: i32, name: Opti
     begin_request(out, RTM_GETLINK, 0, seq, info.as_bytes());
     if let Some(name) = name {
         push_attribute(out, IFLA_IFNAME, &[name, &[0]]);
+    }
+    finish_request(out);
+}
+
+/// Encodes an `RTM_NEWLINK` request that changes the existing link `index`: each `(attribute, value)` of
+/// `settings` (`u32` attributes such as [`IFLA_GSO_MAX_SEGS`]), acknowledged.
+pub(crate) fn encode_set_link(out: &mut Vec<u8>, seq: u32, index: i32, settings: &[(u16, u32)]) {
+    let info = IfInfoMsg {
+        family: libc::AF_UNSPEC as u8,
+        pad: 0,
+        ty: 0,
+        index,
+        flags: 0,
+        change: 0,
+    };
+    begin_request(
+        out,
+        RTM_NEWLINK,
+        libc::NLM_F_ACK as u16,
+        seq,
+        info.as_bytes(),
+    );
+    for &(attribute, value) in settings {
+        push_attribute(out, attribute, &[&value.to_ne_bytes()]);
     }
     finish_request(out);
 }
@@ -377,6 +425,67 @@ mod tests {
         assert_eq!(header.seq, 42);
         let (info, _) = IfInfoMsg::read_from_prefix(rest).unwrap();
         assert_eq!(info.index, 5);
+    }
+
+    #[test]
+    fn gso_limits_are_read_from_their_attributes() {
+        let payload = link_payload(
+            5,
+            0,
+            &[
+                (IFLA_GSO_MAX_SEGS, &45u32.to_ne_bytes()),
+                (IFLA_GSO_MAX_SIZE, &65536u32.to_ne_bytes()),
+            ],
+        );
+        let frame = Frame {
+            header: NlMsgHdr {
+                len: 0,
+                ty: RTM_NEWLINK,
+                flags: 0,
+                seq: 1,
+                pid: 0,
+            },
+            payload: &payload,
+        };
+        let link = LinkMessage::parse(&frame).unwrap();
+        assert_eq!(link.gso_max_segments, Some(45));
+        assert_eq!(link.gso_max_size, Some(65536));
+        let short = link_payload(5, 0, &[(IFLA_GSO_MAX_SEGS, &[1, 2])]);
+        let frame = Frame {
+            payload: &short,
+            ..frame
+        };
+        assert!(
+            LinkMessage::parse(&frame).is_err(),
+            "a truncated value is malformed"
+        );
+    }
+
+    #[test]
+    fn set_link_request_names_the_link_and_carries_each_setting_acknowledged() {
+        let mut out = Vec::new();
+        encode_set_link(
+            &mut out,
+            7,
+            12,
+            &[(IFLA_GSO_MAX_SEGS, 45), (IFLA_GSO_MAX_SIZE, 60000)],
+        );
+        // 16 header + 16 ifinfomsg + two attributes of 4 + 4.
+        assert_eq!(out.len(), 48);
+        let (header, rest) = NlMsgHdr::read_from_prefix(&out).unwrap();
+        assert_eq!(header.len, 48);
+        assert_eq!(header.ty, RTM_NEWLINK);
+        assert_eq!(header.flags, (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16);
+        assert_eq!(header.seq, 7);
+        let link = LinkMessage::parse(&Frame {
+            header,
+            payload: rest,
+        })
+        .unwrap();
+        assert_eq!(link.index, 12);
+        assert_eq!(link.gso_max_segments, Some(45));
+        assert_eq!(link.gso_max_size, Some(60000));
+        assert_eq!(link.mtu, None);
     }
 
     #[test]

@@ -11,7 +11,9 @@ use zerocopy::{FromZeros, Immutable, IntoBytes};
 use super::addr::{
     AddressMessage, AddressSpec, IfAddrMsg, RTM_GETADDR, encode_del_address, encode_new_address,
 };
-use super::link::{TunLinkInfo, encode_getlink};
+use super::link::{
+    GsoLimits, IFLA_GSO_MAX_SEGS, IFLA_GSO_MAX_SIZE, TunLinkInfo, encode_getlink, encode_set_link,
+};
 use super::message::{Message, Messages};
 use super::route::{
     RTM_GETROUTE, RouteMessage, RouteSpec, RtMsg, encode_del_route, encode_new_route,
@@ -260,6 +262,52 @@ impl RouteSocket {
             }
             _ => None,
         })?
+    }
+
+    /// The GSO limits of the link with index `index`: the most segments and the most bytes of one
+    /// super-packet the stack hands it (`IFLA_GSO_MAX_SEGS`, `IFLA_GSO_MAX_SIZE`; `ENODEV` when there is no
+    /// such link in this socket's namespace; `EOPNOTSUPP` from a kernel that reports neither).
+    pub fn gso_limits(&self, index: u32) -> io::Result<GsoLimits> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.request_link(index, seq)?;
+        self.replies(seq, |message| match message {
+            Message::NewLink(link) => Some(match (link.gso_max_segments, link.gso_max_size) {
+                (Some(max_segments), Some(max_size)) => Ok(GsoLimits {
+                    max_segments,
+                    max_size,
+                }),
+                _ => Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP)),
+            }),
+            Message::Error { errno, .. } if errno != 0 => {
+                Some(Err(io::Error::from_raw_os_error(errno)))
+            }
+            _ => None,
+        })?
+    }
+
+    /// Changes the GSO limits of the link with index `index` (each one given), like `ip link set dev NAME
+    /// gso_max_segs N gso_max_size M`, and waits for the kernel's answer: `EINVAL` past what the device can
+    /// take (for TUN and TAP, 65535 segments and 65536 bytes).
+    pub fn set_gso_limits(
+        &self,
+        index: u32,
+        max_segments: Option<u32>,
+        max_size: Option<u32>,
+    ) -> io::Result<()> {
+        let index = i32::try_from(index).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("interface index {index} out of range"),
+            )
+        })?;
+        let settings: Vec<(u16, u32)> = [
+            max_segments.map(|n| (IFLA_GSO_MAX_SEGS, n)),
+            max_size.map(|n| (IFLA_GSO_MAX_SIZE, n)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.acknowledged(|out, seq| encode_set_link(out, seq, index, &settings))
     }
 
     /// Sends the request `encode` writes (with `NLM_F_ACK`) and waits for the acknowledgement: `Ok` for
