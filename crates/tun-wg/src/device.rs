@@ -5,7 +5,7 @@
 //! a time, once per run of packets to or from it. A `set` builds a new snapshot beside the old one and swaps
 //! it in; peers that stay keep their `Arc<Peer>`, their tunnel and sessions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -155,7 +155,7 @@ impl Device {
             }),
             routing: RwLock::new(Arc::new(Routing::default())),
             udp: RwLock::new(Arc::new(udp)),
-            next_index: AtomicU32::new(random_u32() & 0x00ff_ffff),
+            next_index: AtomicU32::new(random_u32() & PEER_INDEX_MASK),
             mtu: AtomicU32::new(mtu),
             counters: Counters::default(),
             stopping: AtomicBool::new(false),
@@ -202,12 +202,19 @@ impl Device {
             identity,
             ..Routing::default()
         };
+        // The indexes of the peers that stay: a new peer must not get one of them (the counter wraps).
+        let mut taken: HashSet<u32> = draft
+            .peers
+            .iter()
+            .filter_map(|p| old.by_key.get(&p.public_key.0))
+            .map(|&at| old.peers[at].index)
+            .collect();
         for (position, peer_config) in draft.peers.iter().enumerate() {
             let peer = match old.by_key.get(&peer_config.public_key.0) {
                 Some(&at) => old.peers[at].clone(),
                 None => Arc::new(Peer {
                     public_key: peer_config.public_key,
-                    index: self.next_index.fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff,
+                    index: fresh_index(&self.next_index, &mut taken),
                     state: Mutex::new(PeerState {
                         tunn: None,
                         endpoint: None,
@@ -312,6 +319,22 @@ fn refresh_tunnel(
     state.built_with = wanted;
 }
 
+/// The next peer index (24 bits: boringtun keeps the low 8 bits of a receiver index for its sessions) that
+/// no peer in `taken` holds, taken too. The counter wraps after 2^24 peers were made; a live peer's index
+/// handed out again would send its traffic to the new peer.
+fn fresh_index(next: &AtomicU32, taken: &mut HashSet<u32>) -> u32 {
+    loop {
+        let index = next.fetch_add(1, Ordering::Relaxed) & PEER_INDEX_MASK;
+        // At most 2^24 indexes exist and far fewer peers: a free one comes.
+        if taken.insert(index) {
+            return index;
+        }
+    }
+}
+
+/// The bits of a peer index.
+const PEER_INDEX_MASK: u32 = 0x00ff_ffff;
+
 /// A random start for our peer indexes, so that a restarted endpoint does not take stale messages for new.
 fn random_u32() -> u32 {
     use std::io::Read;
@@ -322,5 +345,21 @@ fn random_u32() -> u32 {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .subsec_nanos(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrapped_peer_index_skips_those_still_held() {
+        let next = AtomicU32::new(PEER_INDEX_MASK - 1);
+        let mut taken: HashSet<u32> = [PEER_INDEX_MASK, 0, 1].into_iter().collect();
+        assert_eq!(fresh_index(&next, &mut taken), PEER_INDEX_MASK - 1);
+        // Past the top it wraps to 0, which a live peer holds, as it does 1 and the top itself.
+        assert_eq!(fresh_index(&next, &mut taken), 2);
+        assert_eq!(fresh_index(&next, &mut taken), 3);
+        assert!(taken.contains(&2) && taken.contains(&3));
     }
 }
