@@ -261,6 +261,11 @@ impl Rx {
             scratch: &mut self.scratch,
             locked: None,
         };
+        if len == 0 {
+            // An empty datagram is one too, and no WireGuard message: counted as malformed.
+            receiver.datagram(&[], from);
+            return None;
+        }
         let mut at = start;
         for datagram in self.buf[start..len].chunks(stride) {
             at += datagram.len();
@@ -276,7 +281,8 @@ impl Rx {
 /// Counts a receive of `len` bytes in datagrams of `stride`.
 fn count_received(device: &Device, len: usize, stride: usize) {
     let c = &device.counters;
-    let datagrams = len.div_ceil(stride);
+    // An empty receive is one empty datagram.
+    let datagrams = len.div_ceil(stride).max(1);
     Counters::add(&c.udp_datagrams_received, datagrams as u64);
     if datagrams > 1 {
         Counters::add(&c.udp_gro_receives, 1);
