@@ -13,6 +13,7 @@ mod together;
 mod traffic;
 mod tunnel;
 mod wg_bench;
+mod wg_together;
 
 use std::process::ExitCode;
 

@@ -84,13 +84,25 @@ fn side_by_side(
     test: TcpTest,
     plan: Plan,
 ) -> [Result<Sample, String>; 2] {
+    at_once(runs, |(pair, kind), ready| {
+        measure_with(bins, pair, kind, test, plan, ready)
+    })
+}
+
+/// Runs the two measurements of `runs` on threads of their own, `measure` calling the `ready` it is given
+/// once its set-up is done, right before its traffic starts: there the two wait for each other, so that
+/// their traffic starts together.
+pub(crate) fn at_once<R: Send, T: Send>(
+    runs: [R; 2],
+    measure: impl Fn(R, &dyn Fn()) -> Result<T, String> + Sync,
+) -> [Result<T, String>; 2] {
     let start = Barrier::new(2);
     std::thread::scope(|scope| {
-        let handles = runs.map(|(pair, kind)| {
-            let start = &start;
+        let handles = runs.map(|run| {
+            let (start, measure) = (&start, &measure);
             scope.spawn(move || {
                 let passed = Cell::new(false);
-                let outcome = measure_with(bins, pair, kind, test, plan, &|| {
+                let outcome = measure(run, &|| {
                     passed.set(true);
                     start.wait();
                 });

@@ -88,7 +88,7 @@ impl Implementation {
 
 /// The program of each implementation, or why there is none.
 #[derive(Debug)]
-struct Programs {
+pub(crate) struct Programs {
     tun_wg: PathBuf,
     wireguard_go: Result<PathBuf, String>,
     debian_wireguard_go: Result<PathBuf, String>,
@@ -121,7 +121,7 @@ impl Programs {
         })
     }
 
-    fn of(&self, kind: Implementation) -> Result<&Path, &str> {
+    pub(crate) fn of(&self, kind: Implementation) -> Result<&Path, &str> {
         let found = match kind {
             Implementation::TunWg | Implementation::TunWgNoOffload => return Ok(&self.tun_wg),
             Implementation::WireguardGo => &self.wireguard_go,
@@ -257,14 +257,14 @@ fn key_pair() -> Result<(String, String), String> {
     Ok((private, public))
 }
 
-/// Both sides of the tunnel, with fresh keys.
-fn sides() -> Result<[Side; 2], String> {
+/// Both sides of the tunnel, with fresh keys; `tag` tells apart the interfaces of beds that run at once.
+fn sides(tag: &str) -> Result<[Side; 2], String> {
     let (a_private, a_public) = key_pair()?;
     let (b_private, b_public) = key_pair()?;
     let id = std::process::id();
     Ok([
         Side {
-            name: format!("xwg{id}a"),
+            name: format!("xwg{id}{tag}a"),
             private_key: a_private,
             peer_public_key: b_public,
             inner4: A4,
@@ -274,7 +274,7 @@ fn sides() -> Result<[Side; 2], String> {
             peer_underlay: UNDER_B,
         },
         Side {
-            name: format!("xwg{id}b"),
+            name: format!("xwg{id}{tag}b"),
             private_key: b_private,
             peer_public_key: a_public,
             inner4: B4,
@@ -289,7 +289,7 @@ fn sides() -> Result<[Side; 2], String> {
 /// The namespaces, joined by a veth pair, and what every endpoint needs: keys, configuration files and
 /// the directory for the endpoints' output (removed on drop).
 #[derive(Debug)]
-struct Bed {
+pub(crate) struct Bed {
     pair: Pair,
     sides: [Side; 2],
     dir: PathBuf,
@@ -297,7 +297,12 @@ struct Bed {
 
 impl Bed {
     fn create() -> Result<Self, String> {
-        let pair = Pair::create_named(false, "wg")?;
+        Self::create_tagged("")
+    }
+
+    /// A bed whose namespaces, interface names and files carry `tag`, so that two run at once.
+    pub(crate) fn create_tagged(tag: &str) -> Result<Self, String> {
+        let pair = Pair::create_named(false, &format!("wg{tag}"))?;
         pair.a.try_ip(&[
             "link",
             "add",
@@ -316,11 +321,11 @@ impl Bed {
                 "link set dev under up".to_owned(),
             ])?;
         }
-        let dir = std::env::temp_dir().join(format!("xtask-wg-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("xtask-wg-{}{tag}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let bed = Self {
             pair,
-            sides: sides()?,
+            sides: sides(tag)?,
             dir,
         };
         for (side, role) in bed.sides.iter().zip(["a", "b"]) {
@@ -525,9 +530,23 @@ fn measure(
     test: TcpTest,
     plan: Plan,
 ) -> Result<Sample, String> {
+    measure_with(bed, programs, kind, test, plan, &|| {})
+}
+
+/// [`measure`], calling `ready` once the tunnel is up and the iperf3 server listens, right before the
+/// traffic starts (where two measurements at once meet).
+pub(crate) fn measure_with(
+    bed: &Bed,
+    programs: &Programs,
+    kind: Implementation,
+    test: TcpTest,
+    plan: Plan,
+    ready: &dyn Fn(),
+) -> Result<Sample, String> {
     let ticks = ticks_per_second();
     let link = Link::start(bed, programs, kind)?;
     let server = IperfServer::start(&bed.pair.b, None)?;
+    ready();
     let client = IperfClient::start(&bed.pair.a, &server, test, plan.seconds, plan.omit, None)?;
     std::thread::sleep(Duration::from_secs(u64::from(plan.omit)));
     let start = [CpuTime::read(link.a.pid())?, CpuTime::read(link.b.pid())?];
@@ -559,6 +578,16 @@ impl Results {
 
     pub(crate) fn record(&mut self, test: TcpTest, kind: Implementation, round: usize, s: Sample) {
         self.measured.record(test, kind, round, s);
+    }
+
+    /// A measurement of `kind` in `test` that failed, and why.
+    pub(crate) fn fail(&mut self, test: TcpTest, kind: Implementation, why: &str) {
+        self.measured.fail(test, kind, why);
+    }
+
+    /// `kind` cannot run here (its program is missing), and why.
+    pub(crate) fn unavailable(&mut self, kind: Implementation, why: &str) {
+        self.unavailable.push((kind, why.to_owned()));
     }
 }
 
@@ -707,7 +736,7 @@ fn run_all(
     for &kind in kinds {
         match programs.of(kind) {
             Ok(_) => available.push(kind),
-            Err(why) => results.unavailable.push((kind, why.to_owned())),
+            Err(why) => results.unavailable(kind, why),
         }
     }
     let total = plan.rounds as usize * tests.len() * available.len();
@@ -725,7 +754,7 @@ fn run_all(
                 );
                 match measure(bed, programs, kind, test, plan) {
                     Ok(sample) => results.record(test, kind, round, sample),
-                    Err(e) => results.measured.fail(test, kind, &e),
+                    Err(e) => results.fail(test, kind, &e),
                 }
             }
         }
@@ -754,6 +783,8 @@ struct Options {
     plan: Plan,
     kinds: Vec<Implementation>,
     tests: Vec<TcpTest>,
+    /// The first implementation beside each of the others, at the same time (`--together`).
+    together: bool,
 }
 
 /// Whether `cargo xtask bench ARGS` asks for the WireGuard table alone.
@@ -781,6 +812,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         },
         kinds: Implementation::ALL.to_vec(),
         tests: TESTS[..2].to_vec(),
+        together: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -788,7 +820,10 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--wireguard" => continue,
             // Never pinned: the two endpoints and iperf3 share the cores as users run them.
             "--no-pin" => continue,
-            "--together" => return Err("--together is for the forwarder table only".into()),
+            "--together" => {
+                options.together = true;
+                continue;
+            }
             _ => {}
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -807,10 +842,16 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown option {other} (bench --wireguard takes --time S, --rounds N, --only 1,2,... and --tests 1,2,...)"
+                    "unknown option {other} (bench --wireguard takes --time S, --rounds N, --together, --only 1,2,... and --tests 1,2,...)"
                 ));
             }
         }
+    }
+    if options.together && options.kinds.len() < 2 {
+        return Err(
+            "--together needs at least two implementations (the first runs beside each of the others)"
+                .into(),
+        );
     }
     Ok(options)
 }
@@ -821,17 +862,30 @@ fn measure_and_print(options: &Options, install: bool) -> Result<(), String> {
     ensure_installed("wg", "wireguard-tools")?;
     ensure_installed("ping", "iputils-ping")?;
     let programs = Programs::find(install)?;
-    let bed = Bed::create()?;
-    let Options { plan, kinds, tests } = options;
+    let Options {
+        plan,
+        kinds,
+        tests,
+        together,
+    } = options;
     println!(
         "\nWireGuard endpoints X <-> X across a veth pair, iperf3 through the tunnel, unpinned, {} s per \
          measurement after {} s of warm-up:",
         plan.seconds, plan.omit
     );
     print_programs(&programs, kinds);
-    let results = run_all(&bed, &programs, tests, kinds, *plan);
+    let results = if *together {
+        println!("{}", crate::wg_together::HEADER);
+        let beds = [Bed::create_tagged("x")?, Bed::create_tagged("y")?];
+        crate::wg_together::run_all(&beds, &programs, tests, kinds, *plan)
+    } else {
+        run_all(&Bed::create()?, &programs, tests, kinds, *plan)
+    };
     println!("{}", table(&results, tests, plan.rounds));
     println!("{LEGEND}");
+    if *together {
+        println!("{}", crate::wg_together::LEGEND);
+    }
     if !results.measured.failed() {
         Ok(())
     } else {
@@ -842,7 +896,7 @@ fn measure_and_print(options: &Options, install: bool) -> Result<(), String> {
     }
 }
 
-/// `cargo xtask bench --wireguard [--time S] [--rounds N] [--only 1,2,...] [--tests 1,2,...]`.
+/// `cargo xtask bench --wireguard [--time S] [--rounds N] [--together] [--only 1,2,...] [--tests 1,2,...]`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let options = parse_options(args)?;
     require_root("cargo xtask bench --wireguard")?;
@@ -881,6 +935,7 @@ pub(crate) fn demo() -> Result<(), String> {
         },
         kinds: Implementation::ALL.to_vec(),
         tests: TESTS[..2].to_vec(),
+        together: false,
     };
     measure_and_print(&options, false)
 }
@@ -941,7 +996,16 @@ mod tests {
         assert_eq!(o.tests, [TESTS[1]]);
         assert_eq!(o.plan.seconds, 4);
         assert!(parse_options(&args(&["--wireguard", "--only", "6"])).is_err());
-        assert!(parse_options(&args(&["--wireguard", "--together"])).is_err());
+        assert!(!o.together);
+        let o =
+            parse_options(&args(&["--wireguard", "--together", "--only", "1,3"])).expect("valid");
+        assert!(o.together);
+        assert_eq!(
+            o.kinds,
+            [Implementation::TunWg, Implementation::WireguardGo]
+        );
+        // The first runs beside each of the others: one alone has no one to run beside.
+        assert!(parse_options(&args(&["--wireguard", "--together", "--only", "1"])).is_err());
         assert!(parse_options(&args(&["--wireguard", "--rounds", "0"])).is_err());
         assert!(parse_options(&args(&["--wireguard", "--fast"])).is_err());
     }
