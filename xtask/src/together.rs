@@ -41,40 +41,79 @@ pub(crate) fn run_all(
     let Some((&first, others)) = forwarders.split_first() else {
         return results;
     };
-    let total = plan.rounds as usize * tests.len() * others.len();
+    schedule(first, others, tests, plan.rounds, Forwarder::label, |run| {
+        let [here, there] = run.places(pairs);
+        let outcomes = side_by_side(
+            bins,
+            [(here, run.kinds[0]), (there, run.kinds[1])],
+            run.test,
+            plan,
+        );
+        for (kind, outcome) in run.kinds.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(sample) => results.record(run.test, kind, run.index, sample),
+                Err(e) => results.fail(run.test, kind, &e),
+            }
+        }
+    });
+    results
+}
+
+/// One run of two at once: the test, the first kind and the other, the run's number, and whether the two
+/// swap places in it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Run<K> {
+    pub(crate) test: TcpTest,
+    pub(crate) kinds: [K; 2],
+    pub(crate) index: usize,
+    swapped: bool,
+}
+
+impl<K> Run<K> {
+    /// The places (namespaces) of the first kind and of the other in this run.
+    pub(crate) fn places<'p, P>(&self, places: &'p [P; 2]) -> [&'p P; 2] {
+        if self.swapped {
+            [&places[1], &places[0]]
+        } else {
+            [&places[0], &places[1]]
+        }
+    }
+}
+
+/// The order of two at once: in every round and test, `first` beside each of `others`, the two swapping
+/// places every round, so that neither keeps an advantage one place might have (the order of creation, the
+/// port of its iperf3); `each` measures one run. Shows the progress on stderr.
+pub(crate) fn schedule<K: Copy>(
+    first: K,
+    others: &[K],
+    tests: &[TcpTest],
+    rounds: u32,
+    label: fn(K) -> &'static str,
+    mut each: impl FnMut(Run<K>),
+) {
+    let total = rounds as usize * tests.len() * others.len();
     let mut done = 0;
-    for round in 0..plan.rounds as usize {
+    for round in 0..rounds as usize {
         for &test in tests {
             for (i, &other) in others.iter().enumerate() {
                 done += 1;
                 eprint!(
-                    "\r  [{done}/{total}] round {} {:<18} {} beside {:<22}",
+                    "\r  [{done}/{total}] round {} {:<18} {} beside {:<26}",
                     round + 1,
                     test.label(),
-                    first.label(),
-                    other.label()
+                    label(first),
+                    label(other)
                 );
-                // Which forwarder gets which namespaces alternates, so that neither keeps an advantage
-                // one pair might have (the order of creation, the port of its iperf3).
-                let (first_pair, other_pair) = if round % 2 == 0 {
-                    (&pairs[0], &pairs[1])
-                } else {
-                    (&pairs[1], &pairs[0])
-                };
-                let run = round * others.len() + i;
-                let [a, b] =
-                    side_by_side(bins, [(first_pair, first), (other_pair, other)], test, plan);
-                for (kind, outcome) in [(first, a), (other, b)] {
-                    match outcome {
-                        Ok(sample) => results.record(test, kind, run, sample),
-                        Err(e) => results.fail(test, kind, &e),
-                    }
-                }
+                each(Run {
+                    test,
+                    kinds: [first, other],
+                    index: round * others.len() + i,
+                    swapped: round % 2 == 1,
+                });
             }
         }
     }
-    eprintln!("\r{:<100}", "");
-    results
+    eprintln!("\r{:<110}", "");
 }
 
 /// Measures two forwarders at once, their traffic starting together once both are up.
@@ -127,6 +166,38 @@ mod tests {
     use super::*;
     use crate::measure::TESTS;
     use crate::results::table;
+
+    #[test]
+    fn the_first_runs_beside_each_other_and_the_places_swap_every_round() {
+        let mut runs = Vec::new();
+        schedule(
+            1u8,
+            &[2, 3],
+            &TESTS[..2],
+            2,
+            |_| "x",
+            |run| {
+                runs.push((run.test, run.kinds, run.index, *run.places(&["p", "q"])[0]));
+            },
+        );
+        let expected = [
+            (TESTS[0], [1, 2], 0, "p"),
+            (TESTS[0], [1, 3], 1, "p"),
+            (TESTS[1], [1, 2], 0, "p"),
+            (TESTS[1], [1, 3], 1, "p"),
+            (TESTS[0], [1, 2], 2, "q"),
+            (TESTS[0], [1, 3], 3, "q"),
+            (TESTS[1], [1, 2], 2, "q"),
+            (TESTS[1], [1, 3], 3, "q"),
+        ];
+        assert_eq!(runs.len(), expected.len());
+        for (got, want) in runs.iter().zip(expected) {
+            assert_eq!(
+                (got.0.label(), got.1, got.2, got.3),
+                (want.0.label(), want.1, want.2, want.3)
+            );
+        }
+    }
 
     #[test]
     fn ratios_are_taken_between_the_two_forwarders_of_one_run() {

@@ -732,13 +732,7 @@ fn run_all(
     plan: Plan,
 ) -> Results {
     let mut results = Results::new(kinds);
-    let mut available = Vec::new();
-    for &kind in kinds {
-        match programs.of(kind) {
-            Ok(_) => available.push(kind),
-            Err(why) => results.unavailable(kind, why),
-        }
-    }
+    let available = available(programs, kinds, &mut results);
     let total = plan.rounds as usize * tests.len() * available.len();
     let mut done = 0;
     for round in 0..plan.rounds as usize {
@@ -761,6 +755,25 @@ fn run_all(
     }
     eprintln!("\r{:<80}", "");
     results
+}
+
+/// The implementations of `kinds` whose program is here; the others are noted in `results` with the reason.
+pub(crate) fn available(
+    programs: &Programs,
+    kinds: &[Implementation],
+    results: &mut Results,
+) -> Vec<Implementation> {
+    kinds
+        .iter()
+        .copied()
+        .filter(|&kind| match programs.of(kind) {
+            Ok(_) => true,
+            Err(why) => {
+                results.unavailable(kind, why);
+                false
+            }
+        })
+        .collect()
 }
 
 /// Says which program each row runs.

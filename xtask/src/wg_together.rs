@@ -8,9 +8,9 @@
 //! what it carries alone.
 
 use crate::measure::Plan;
-use crate::together::at_once;
+use crate::together::{at_once, schedule};
 use crate::traffic::TcpTest;
-use crate::wg_bench::{Bed, Implementation, Programs, Results, Sample, measure_with};
+use crate::wg_bench::{Bed, Implementation, Programs, Results, Sample, available, measure_with};
 
 /// Printed above the table.
 pub(crate) const HEADER: &str = "Together: the first implementation ran at the same time as each of the \
@@ -32,53 +32,32 @@ pub(crate) fn run_all(
     plan: Plan,
 ) -> Results {
     let mut results = Results::new(kinds);
-    let mut available = Vec::new();
-    for &kind in kinds {
-        match programs.of(kind) {
-            Ok(_) => available.push(kind),
-            Err(why) => results.unavailable(kind, why),
-        }
-    }
+    let available = available(programs, kinds, &mut results);
     let Some((&first, others)) = available.split_first() else {
         return results;
     };
-    let total = plan.rounds as usize * tests.len() * others.len();
-    let mut done = 0;
-    for round in 0..plan.rounds as usize {
-        for &test in tests {
-            for (i, &other) in others.iter().enumerate() {
-                done += 1;
-                eprint!(
-                    "\r  [{done}/{total}] round {} {:<18} {} beside {:<26}",
-                    round + 1,
-                    test.label(),
-                    first.label(),
-                    other.label()
-                );
-                // Which implementation gets which bed alternates, so that neither keeps an advantage one
-                // bed might have.
-                let (first_bed, other_bed) = if round % 2 == 0 {
-                    (&beds[0], &beds[1])
-                } else {
-                    (&beds[1], &beds[0])
-                };
-                let run = round * others.len() + i;
-                let [a, b] = side_by_side(
-                    programs,
-                    [(first_bed, first), (other_bed, other)],
-                    test,
-                    plan,
-                );
-                for (kind, outcome) in [(first, a), (other, b)] {
-                    match outcome {
-                        Ok(sample) => results.record(test, kind, run, sample),
-                        Err(e) => results.fail(test, kind, &e),
-                    }
+    schedule(
+        first,
+        others,
+        tests,
+        plan.rounds,
+        Implementation::label,
+        |run| {
+            let [here, there] = run.places(beds);
+            let outcomes = side_by_side(
+                programs,
+                [(here, run.kinds[0]), (there, run.kinds[1])],
+                run.test,
+                plan,
+            );
+            for (kind, outcome) in run.kinds.into_iter().zip(outcomes) {
+                match outcome {
+                    Ok(sample) => results.record(run.test, kind, run.index, sample),
+                    Err(e) => results.fail(run.test, kind, &e),
                 }
             }
-        }
-    }
-    eprintln!("\r{:<110}", "");
+        },
+    );
     results
 }
 

@@ -57,6 +57,20 @@ pub(crate) struct IfInfoMsg {
     pub change: u32,
 }
 
+impl IfInfoMsg {
+    /// The fixed part of a request about the link `index` (0: the one the request names), changing no flags.
+    fn of_link(index: i32) -> Self {
+        Self {
+            family: libc::AF_UNSPEC as u8,
+            pad: 0,
+            ty: 0,
+            index,
+            flags: 0,
+            change: 0,
+        }
+    }
+}
+
 /// A link message: the `ifinfomsg` and the attributes this crate's users need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkMessage<'a> {
@@ -176,14 +190,7 @@ impl<'a> LinkMessage<'a> {
 ///
 /// `name` must not contain NUL; the request carries it NUL-terminated.
 pub(crate) fn encode_getlink(out: &mut Vec<u8>, seq: u32, index: i32, name: Option<&[u8]>) {
-    let info = IfInfoMsg {
-        family: libc::AF_UNSPEC as u8,
-        pad: 0,
-        ty: 0,
-        index,
-        flags: 0,
-        change: 0,
-    };
+    let info = IfInfoMsg::of_link(index);
     begin_request(out, RTM_GETLINK, 0, seq, info.as_bytes());
     if let Some(name) = name {
         push_attribute(out, IFLA_IFNAME, &[name, &[0]]);
@@ -194,14 +201,7 @@ pub(crate) fn encode_getlink(out: &mut Vec<u8>, seq: u32, index: i32, name: Opti
 /// Encodes an `RTM_NEWLINK` request that changes the existing link `index`: each `(attribute, value)` of
 /// `settings` (`u32` attributes such as [`IFLA_GSO_MAX_SEGS`]), acknowledged.
 pub(crate) fn encode_set_link(out: &mut Vec<u8>, seq: u32, index: i32, settings: &[(u16, u32)]) {
-    let info = IfInfoMsg {
-        family: libc::AF_UNSPEC as u8,
-        pad: 0,
-        ty: 0,
-        index,
-        flags: 0,
-        change: 0,
-    };
+    let info = IfInfoMsg::of_link(index);
     begin_request(
         out,
         RTM_NEWLINK,
