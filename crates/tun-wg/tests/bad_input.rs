@@ -181,17 +181,7 @@ fn bad_datagrams_are_dropped_and_counted_and_the_tunnel_keeps_working() {
 #[ignore = "privileged: creates a network namespace and a TUN device"]
 fn a_set_with_an_error_answers_its_errno_and_changes_nothing() {
     let ns = NetNs::tagged("wgu");
-    let (ka, kb) = (Keys::generate(), Keys::generate());
-    let a = Endpoint::start(
-        &ns,
-        &config(
-            &ka,
-            51820,
-            &["10.50.0.1/24"],
-            &[(&kb, None, &["10.50.0.2/32"])],
-        ),
-        true,
-    );
+    let a = Endpoint::start(&ns, &lone_config(50), true);
     let before = a.get();
     let peer = Keys::generate().public_hex();
     let cases: Vec<(Vec<u8>, &str)> = vec![
@@ -241,17 +231,7 @@ fn a_slow_client_does_not_hold_up_the_others() {
     use std::io::{Read, Write};
     use std::time::Instant;
     let ns = NetNs::tagged("wgs");
-    let (ka, kb) = (Keys::generate(), Keys::generate());
-    let a = Endpoint::start(
-        &ns,
-        &config(
-            &ka,
-            51820,
-            &["10.51.0.1/24"],
-            &[(&kb, None, &["10.51.0.2/32"])],
-        ),
-        true,
-    );
+    let a = Endpoint::start(&ns, &lone_config(51), true);
     // A client that takes its time: a byte every 220 ms, never silent long enough to be timed out, 6 s in
     // all for one request.
     let mut slow = std::os::unix::net::UnixStream::connect(a.socket_path()).unwrap();
@@ -290,14 +270,7 @@ fn setting_the_port_already_bound_changes_nothing() {
     // Started without a ListenPort: the kernel picks one. `wg showconf` reports it and `wg setconf` of
     // that output sets it again; the socket holding it must not have to be bound a second time.
     let ns = NetNs::tagged("wgp");
-    let (ka, kb) = (Keys::generate(), Keys::generate());
-    let file = config(
-        &ka,
-        51820,
-        &["10.52.0.1/24"],
-        &[(&kb, None, &["10.52.0.2/32"])],
-    )
-    .replace("ListenPort = 51820\n", "");
+    let file = lone_config(52).replace("ListenPort = 51820\n", "");
     let a = Endpoint::start(&ns, &file, true);
     let port = a
         .get()

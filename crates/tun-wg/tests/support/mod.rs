@@ -386,7 +386,6 @@ pub fn tcp_transfer(from: &NetNs, to: &NetNs, to_addr: IpAddr, port: u16, len: u
     assert_eq!(got.sha256, want, "SHA-256 of what arrived");
 }
 
-/// A wg-quick file for one end.
 /// Two tun-wg endpoints with offloads peered across `under`: A at 10.`net`.0.1/24 listening on 51820 in
 /// namespace a, B at 10.`net`.0.2/24 on 51821 in namespace b, each knowing the other's underlay address.
 /// Returns their keys and endpoints once a ping from A went through.
@@ -434,6 +433,18 @@ pub fn peered_pair_with(
     (ka, kb, a, b)
 }
 
+/// The configuration of an endpoint alone at 10.`net`.0.1/24 on port 51820, with one peer (no endpoint)
+/// allowed 10.`net`.0.2/32: for tests of the endpoint itself, where nothing need reach the peer.
+pub fn lone_config(net: u8) -> String {
+    config(
+        &Keys::generate(),
+        51820,
+        &[&format!("10.{net}.0.1/24")],
+        &[(&Keys::generate(), None, &[&format!("10.{net}.0.2/32")])],
+    )
+}
+
+/// A wg-quick file for one end: its key, port and addresses, and each peer's key, endpoint and allowed IPs.
 pub fn config(
     me: &Keys,
     port: u16,
