@@ -24,7 +24,7 @@ pub(crate) struct Writer {
 
 /// How a device's writes go: the virtio-net header in front of each packet (10 bytes or none), and whether and
 /// what to coalesce.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WriteSettings {
     pub(crate) hdr_len: usize,
     /// IP packets or Ethernet frames.
@@ -42,6 +42,9 @@ pub(crate) struct Progress {
     pub(crate) frames_done: usize,
     /// A full queue half-way is [`Error::WouldBlock`] (to go on later) rather than a report.
     pub(crate) resume: bool,
+    /// The settings of the first attempt, which every later one keeps: `frames_done` counts frames of the
+    /// plan they made, and coalescing switched on or off meanwhile ([`Tun::set_gro`]) would plan others.
+    settings: Option<WriteSettings>,
 }
 
 impl Progress {
@@ -50,6 +53,7 @@ impl Progress {
         Progress {
             frames_done: 0,
             resume: false,
+            settings: None,
         }
     }
 
@@ -59,6 +63,7 @@ impl Progress {
         Progress {
             frames_done: 0,
             resume: true,
+            settings: None,
         }
     }
 }
@@ -76,7 +81,8 @@ impl Writer {
         }
     }
 
-    /// Writes the batch `bufs[i][offset..offset + sizes[i]]` as `settings` say, each planned frame with one
+    /// Writes the batch `bufs[i][offset..offset + sizes[i]]` as `settings` say (those of the first attempt
+    /// when `progress` goes on from one), each planned frame with one
     /// call of `write_frame` (a `writev` of its slices), skipping the frames `progress` says were done by an
     /// earlier call with the same batch and counting those it does; see [`Tun::write_packets`]. Returns how
     /// many frames were written, earlier calls' included.
@@ -94,6 +100,7 @@ impl Writer {
                 "sizes has fewer entries than there are buffers",
             ));
         }
+        let settings = *progress.settings.get_or_insert(*settings);
         let Writer { table, plan } = self;
         match settings.gro {
             Some(options) => tun_offload::handle_gro_with_layer(
@@ -628,6 +635,41 @@ mod tests {
             };
             assert_eq!((done, would_block), (2, full_at.len()));
             assert_eq!(queue.frames, whole.frames, "full at {full_at:?}");
+        }
+    }
+
+    #[test]
+    fn an_async_write_goes_on_with_the_frames_it_planned_when_coalescing_is_switched_meanwhile() {
+        // Three segments of one flow (one super-packet with coalescing) and a lone one of another length.
+        let segments: Vec<(Vec<u8>, usize)> = (0..3u32)
+            .map(|k| tcp_segment(1000 + k * 100, 100))
+            .chain([tcp_segment(9000, 50)])
+            .collect();
+        let sizes: Vec<usize> = segments.iter().map(|s| s.1).collect();
+        let lone: Vec<u8> = segments[3].0[..sizes[3]].to_vec();
+        // Either way round: coalescing switched off, or on, while the write waits for room.
+        for (first, then) in [(TCP_GRO, PLAIN), (PLAIN, TCP_GRO)] {
+            let mut writer = Writer::new(true);
+            let mut bufs: Vec<Vec<u8>> = segments.iter().map(|s| s.0.clone()).collect();
+            let mut queue = FakeQueue::new(&[1]);
+            let mut progress = Progress::resume();
+            let waited = writer.write_batch(&mut bufs, &sizes, 0, &first, &mut progress, |f| {
+                queue.write(f)
+            });
+            assert!(matches!(waited, Err(Error::WouldBlock)), "{waited:?}");
+            writer
+                .write_batch(&mut bufs, &sizes, 0, &then, &mut progress, |f| {
+                    queue.write(f)
+                })
+                .unwrap();
+            // Each segment's payload went out once, in whatever frames: 300 bytes of the flow, then the
+            // lone segment as it was.
+            let flow_payload: usize = queue.frames[..queue.frames.len() - 1]
+                .iter()
+                .map(|f| f.len() - 10 - 40)
+                .sum();
+            assert_eq!(flow_payload, 300, "{:?} then {:?}", first.gro, then.gro);
+            assert_eq!(queue.frames.last().unwrap()[10..], lone[..]);
         }
     }
 
