@@ -190,7 +190,9 @@ fn fail_frame(plan: &GroPlan, k: usize, error: Error, failed: &mut Vec<PacketErr
         index: first,
         error,
     });
-    failed.sort_by_key(|p| p.index);
+    // In the batch's order, except that a failure of the device (which stops the batch, so it is the last
+    // frame's) comes last, where BatchError::unwritten's documentation sends the reader to learn why.
+    failed.sort_by_key(|p| (p.error.is_fatal(), p.index));
 }
 
 /// The error of a batch the device stopped before frame `k`: the packets of frames `k..` are not written.
@@ -715,6 +717,57 @@ mod tests {
                 .contains("coalesced GSO super-packet")
         );
         assert_eq!(batch.written, 0);
+    }
+
+    #[test]
+    fn the_failure_of_a_device_that_stopped_the_batch_is_the_last_entry_of_failed() {
+        // Packets 0 and 2 merge into the first frame, which the kernel refuses; packet 1, alone, finds the
+        // device gone.
+        let (first, len) = tcp_segment(1000, 100);
+        let (third, _) = tcp_segment(1100, 100);
+        let mut bufs = vec![first, tagged(1), third, tagged(3)];
+        let sizes = [len, 28, len, 28];
+        let mut writer = Writer::new(true);
+        let mut calls = 0;
+        let err = writer
+            .write_batch(
+                &mut bufs,
+                &sizes,
+                0,
+                &TCP_GRO,
+                &mut Progress::report(),
+                |_| {
+                    calls += 1;
+                    let errno = if calls == 1 {
+                        libc::EINVAL
+                    } else {
+                        libc::ENODEV
+                    };
+                    Err(Error::io(
+                        "write",
+                        "t0",
+                        io::Error::from_raw_os_error(errno),
+                    ))
+                },
+            )
+            .unwrap_err();
+        let Error::Batch(batch) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(batch.unwritten, [3]);
+        let failed: Vec<(usize, Option<i32>)> = batch
+            .failed
+            .iter()
+            .map(|p| (p.index, p.error.raw_os_error()))
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                (0, Some(libc::EINVAL)),
+                (2, Some(libc::EINVAL)),
+                (1, Some(libc::ENODEV))
+            ]
+        );
     }
 
     #[test]
