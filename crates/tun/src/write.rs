@@ -36,7 +36,7 @@ pub(crate) struct WriteSettings {
 /// How far one write of a batch got, kept by its caller for the length of the write: the blocking and `try_`
 /// calls start at 0 and report the packets a full queue left ([`Error::Batch`]); the async call keeps it
 /// across its attempts and goes on where the last one stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Progress {
     /// Frames of the batch's plan written (or failed) so far.
     pub(crate) frames_done: usize,
@@ -45,6 +45,9 @@ pub(crate) struct Progress {
     /// The settings of the first attempt, which every later one keeps: `frames_done` counts frames of the
     /// plan they made, and coalescing switched on or off meanwhile ([`Tun::set_gro`]) would plan others.
     settings: Option<WriteSettings>,
+    /// The packets of the frames done that failed: an async write that waits for room after a failure
+    /// reports them when it is done.
+    failed: Vec<PacketError>,
 }
 
 impl Progress {
@@ -54,6 +57,7 @@ impl Progress {
             frames_done: 0,
             resume: false,
             settings: None,
+            failed: Vec::new(),
         }
     }
 
@@ -64,6 +68,7 @@ impl Progress {
             frames_done: 0,
             resume: true,
             settings: None,
+            failed: Vec::new(),
         }
     }
 }
@@ -115,16 +120,21 @@ impl Writer {
             .map_err(Error::from_offload)?,
             None => plan.each_alone(&sizes[..bufs.len()]),
         }
-        let frames_done = &mut progress.frames_done;
-        let mut failed: Vec<PacketError> = Vec::new();
+        let Progress {
+            frames_done,
+            resume,
+            failed,
+            ..
+        } = progress;
         let mut scratch = [0u8; FRAME_HEAD_MAX];
-        // Earlier calls for this batch wrote their frames without a failure, or they would have reported it.
+        // Of the frames earlier calls for this batch did, those not written are the failures they kept.
         let mut written: usize = plan
             .frames()
             .iter()
             .take(*frames_done)
             .map(tun_offload::Frame::segments)
-            .sum();
+            .sum::<usize>()
+            .saturating_sub(failed.len());
         for (k, frame) in plan.frames().iter().enumerate().skip(*frames_done) {
             let result = bufs
                 .get_mut(frame.buf)
@@ -151,17 +161,17 @@ impl Writer {
             match result {
                 Ok(_) => written += frame.segments(),
                 // Nothing to report yet: the caller offers the same batch again (or waits, if async).
-                Err(Error::WouldBlock)
-                    if failed.is_empty() && (written == 0 || progress.resume) =>
-                {
+                Err(Error::WouldBlock) if *resume || failed.is_empty() && written == 0 => {
                     return Err(Error::WouldBlock);
                 }
-                Err(Error::WouldBlock) => return Err(stopped(plan, k, written, failed)),
+                Err(Error::WouldBlock) => {
+                    return Err(stopped(plan, k, written, std::mem::take(failed)));
+                }
                 Err(error) => {
                     let fatal = error.is_fatal();
-                    fail_frame(plan, k, error, &mut failed);
+                    fail_frame(plan, k, error, failed);
                     if fatal {
-                        return Err(stopped(plan, k + 1, written, failed));
+                        return Err(stopped(plan, k + 1, written, std::mem::take(failed)));
                     }
                 }
             }
@@ -170,7 +180,7 @@ impl Writer {
         if failed.is_empty() {
             Ok(*frames_done)
         } else {
-            Err(batch_result(written, failed, Vec::new()))
+            Err(batch_result(written, std::mem::take(failed), Vec::new()))
         }
     }
 }
@@ -673,6 +683,36 @@ mod tests {
             assert_eq!(flow_payload, 300, "{:?} then {:?}", first.gro, then.gro);
             assert_eq!(queue.frames.last().unwrap()[10..], lone[..]);
         }
+    }
+
+    #[test]
+    fn an_async_write_waits_for_room_after_a_packet_failed_as_after_none() {
+        let mut writer = Writer::new(true);
+        // Packet 0 is refused before its write; packet 2 finds the queue full once.
+        let mut bufs = vec![vec![0xff; 40], tagged(1), tagged(2)];
+        let sizes = [40, 28, 28];
+        let mut queue = FakeQueue::new(&[1]);
+        let mut progress = Progress::resume();
+        let mut attempt = || {
+            writer.write_batch(&mut bufs, &sizes, 0, &PLAIN, &mut progress, |f| {
+                queue.write(f)
+            })
+        };
+        let waited = attempt();
+        assert!(matches!(waited, Err(Error::WouldBlock)), "{waited:?}");
+        let err = attempt().unwrap_err();
+        let Error::Batch(batch) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((batch.written, batch.unwritten.len()), (2, 0));
+        assert!(matches!(
+            batch.failed[..],
+            [PacketError {
+                index: 0,
+                error: Error::InvalidPacket(_)
+            }]
+        ));
+        assert_eq!(ids(&queue.frames), [1, 2]);
     }
 
     #[test]
