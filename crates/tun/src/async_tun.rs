@@ -130,7 +130,8 @@ impl AsyncTun {
         offset: usize,
     ) -> Result<usize> {
         // How far the batch got lives in this future: when the queue fills half-way it waits and goes on
-        // with the next frame (planning the unchanged packets again gives the same frames).
+        // with the next frame (planning the unchanged packets again, with the coalescing settings the first
+        // attempt had, gives the same frames).
         let mut progress = Progress::resume();
         self.drive(
             &self.writable,

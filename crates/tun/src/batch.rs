@@ -215,7 +215,8 @@ impl PacketBatch {
         let Some(buf) = self.bufs.get(index) else {
             return Err(Error::InvalidArgument("the packet batch is full"));
         };
-        let need = self.offset + size;
+        // A size near usize::MAX must be refused, not wrap around past the check.
+        let need = self.offset.saturating_add(size);
         if need > buf.len() {
             return Err(Error::BufferTooSmall {
                 index,
@@ -359,5 +360,21 @@ mod tests {
         ));
         batch.commit(2).unwrap();
         assert_eq!(batch.packet(0), Some(&[9u8, 9][..]));
+    }
+
+    #[test]
+    fn a_commit_of_a_size_near_usize_max_is_refused_not_a_panic() {
+        let mut batch = PacketBatch::new(2, 4).unwrap();
+        for size in [usize::MAX, usize::MAX - 3] {
+            assert!(
+                matches!(
+                    batch.commit(size),
+                    Err(Error::BufferTooSmall { index: 0, .. })
+                ),
+                "{size}"
+            );
+        }
+        assert!(batch.is_empty());
+        assert_eq!(batch.packets().count(), 0);
     }
 }

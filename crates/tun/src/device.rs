@@ -438,8 +438,8 @@ impl Tun {
         self.offloads
     }
 
-    /// Whether packets carry a virtio-net header on the fd (the device was opened with offloads asked for):
-    /// [`write_packets`](Self::write_packets) then needs `offset >= 10`.
+    /// Whether packets carry a virtio-net header on the fd (the device was opened with offloads asked for).
+    /// The library adds and removes it: the packets read and written are plain, at any offset.
     pub fn has_vnet_hdr(&self) -> bool {
         self.vnet_hdr
     }

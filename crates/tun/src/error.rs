@@ -390,7 +390,8 @@ fn on_off(on: bool) -> &'static str {
 pub struct BatchError {
     /// How many of the caller's packets were written (a packet merged into a written super-packet counts).
     pub written: usize,
-    /// The packets that failed, by index in the caller's batch, each with why.
+    /// The packets that failed, by index in the caller's batch, each with why; in the batch's order, but for
+    /// the packets of a write that found the device failed, which come last.
     pub failed: Vec<PacketError>,
     /// The packets not attempted, by index, in order: the kernel's queue filled up (offer them again once
     /// the device is writable) or the device failed (the last entry of `failed` says why).

@@ -24,7 +24,7 @@ pub(crate) struct Writer {
 
 /// How a device's writes go: the virtio-net header in front of each packet (10 bytes or none), and whether and
 /// what to coalesce.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WriteSettings {
     pub(crate) hdr_len: usize,
     /// IP packets or Ethernet frames.
@@ -36,12 +36,18 @@ pub(crate) struct WriteSettings {
 /// How far one write of a batch got, kept by its caller for the length of the write: the blocking and `try_`
 /// calls start at 0 and report the packets a full queue left ([`Error::Batch`]); the async call keeps it
 /// across its attempts and goes on where the last one stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Progress {
     /// Frames of the batch's plan written (or failed) so far.
     pub(crate) frames_done: usize,
     /// A full queue half-way is [`Error::WouldBlock`] (to go on later) rather than a report.
     pub(crate) resume: bool,
+    /// The settings of the first attempt, which every later one keeps: `frames_done` counts frames of the
+    /// plan they made, and coalescing switched on or off meanwhile ([`Tun::set_gro`]) would plan others.
+    settings: Option<WriteSettings>,
+    /// The packets of the frames done that failed: an async write that waits for room after a failure
+    /// reports them when it is done.
+    failed: Vec<PacketError>,
 }
 
 impl Progress {
@@ -50,6 +56,8 @@ impl Progress {
         Progress {
             frames_done: 0,
             resume: false,
+            settings: None,
+            failed: Vec::new(),
         }
     }
 
@@ -59,6 +67,8 @@ impl Progress {
         Progress {
             frames_done: 0,
             resume: true,
+            settings: None,
+            failed: Vec::new(),
         }
     }
 }
@@ -76,7 +86,8 @@ impl Writer {
         }
     }
 
-    /// Writes the batch `bufs[i][offset..offset + sizes[i]]` as `settings` say, each planned frame with one
+    /// Writes the batch `bufs[i][offset..offset + sizes[i]]` as `settings` say (those of the first attempt
+    /// when `progress` goes on from one), each planned frame with one
     /// call of `write_frame` (a `writev` of its slices), skipping the frames `progress` says were done by an
     /// earlier call with the same batch and counting those it does; see [`Tun::write_packets`]. Returns how
     /// many frames were written, earlier calls' included.
@@ -94,6 +105,7 @@ impl Writer {
                 "sizes has fewer entries than there are buffers",
             ));
         }
+        let settings = *progress.settings.get_or_insert(*settings);
         let Writer { table, plan } = self;
         match settings.gro {
             Some(options) => tun_offload::handle_gro_with_layer(
@@ -108,16 +120,21 @@ impl Writer {
             .map_err(Error::from_offload)?,
             None => plan.each_alone(&sizes[..bufs.len()]),
         }
-        let frames_done = &mut progress.frames_done;
-        let mut failed: Vec<PacketError> = Vec::new();
+        let Progress {
+            frames_done,
+            resume,
+            failed,
+            ..
+        } = progress;
         let mut scratch = [0u8; FRAME_HEAD_MAX];
-        // Earlier calls for this batch wrote their frames without a failure, or they would have reported it.
+        // Of the frames earlier calls for this batch did, those not written are the failures they kept.
         let mut written: usize = plan
             .frames()
             .iter()
             .take(*frames_done)
             .map(tun_offload::Frame::segments)
-            .sum();
+            .sum::<usize>()
+            .saturating_sub(failed.len());
         for (k, frame) in plan.frames().iter().enumerate().skip(*frames_done) {
             let result = bufs
                 .get_mut(frame.buf)
@@ -144,17 +161,17 @@ impl Writer {
             match result {
                 Ok(_) => written += frame.segments(),
                 // Nothing to report yet: the caller offers the same batch again (or waits, if async).
-                Err(Error::WouldBlock)
-                    if failed.is_empty() && (written == 0 || progress.resume) =>
-                {
+                Err(Error::WouldBlock) if *resume || failed.is_empty() && written == 0 => {
                     return Err(Error::WouldBlock);
                 }
-                Err(Error::WouldBlock) => return Err(stopped(plan, k, written, failed)),
+                Err(Error::WouldBlock) => {
+                    return Err(stopped(plan, k, written, std::mem::take(failed)));
+                }
                 Err(error) => {
                     let fatal = error.is_fatal();
-                    fail_frame(plan, k, error, &mut failed);
+                    fail_frame(plan, k, error, failed);
                     if fatal {
-                        return Err(stopped(plan, k + 1, written, failed));
+                        return Err(stopped(plan, k + 1, written, std::mem::take(failed)));
                     }
                 }
             }
@@ -163,7 +180,7 @@ impl Writer {
         if failed.is_empty() {
             Ok(*frames_done)
         } else {
-            Err(batch_result(written, failed, Vec::new()))
+            Err(batch_result(written, std::mem::take(failed), Vec::new()))
         }
     }
 }
@@ -183,7 +200,9 @@ fn fail_frame(plan: &GroPlan, k: usize, error: Error, failed: &mut Vec<PacketErr
         index: first,
         error,
     });
-    failed.sort_by_key(|p| p.index);
+    // In the batch's order, except that a failure of the device (which stops the batch, so it is the last
+    // frame's) comes last, where BatchError::unwritten's documentation sends the reader to learn why.
+    failed.sort_by_key(|p| (p.error.is_fatal(), p.index));
 }
 
 /// The error of a batch the device stopped before frame `k`: the packets of frames `k..` are not written.
@@ -632,6 +651,71 @@ mod tests {
     }
 
     #[test]
+    fn an_async_write_goes_on_with_the_frames_it_planned_when_coalescing_is_switched_meanwhile() {
+        // Three segments of one flow (one super-packet with coalescing) and a lone one of another length.
+        let segments: Vec<(Vec<u8>, usize)> = (0..3u32)
+            .map(|k| tcp_segment(1000 + k * 100, 100))
+            .chain([tcp_segment(9000, 50)])
+            .collect();
+        let sizes: Vec<usize> = segments.iter().map(|s| s.1).collect();
+        let lone: Vec<u8> = segments[3].0[..sizes[3]].to_vec();
+        // Either way round: coalescing switched off, or on, while the write waits for room.
+        for (first, then) in [(TCP_GRO, PLAIN), (PLAIN, TCP_GRO)] {
+            let mut writer = Writer::new(true);
+            let mut bufs: Vec<Vec<u8>> = segments.iter().map(|s| s.0.clone()).collect();
+            let mut queue = FakeQueue::new(&[1]);
+            let mut progress = Progress::resume();
+            let waited = writer.write_batch(&mut bufs, &sizes, 0, &first, &mut progress, |f| {
+                queue.write(f)
+            });
+            assert!(matches!(waited, Err(Error::WouldBlock)), "{waited:?}");
+            writer
+                .write_batch(&mut bufs, &sizes, 0, &then, &mut progress, |f| {
+                    queue.write(f)
+                })
+                .unwrap();
+            // Each segment's payload went out once, in whatever frames: 300 bytes of the flow, then the
+            // lone segment as it was.
+            let flow_payload: usize = queue.frames[..queue.frames.len() - 1]
+                .iter()
+                .map(|f| f.len() - 10 - 40)
+                .sum();
+            assert_eq!(flow_payload, 300, "{:?} then {:?}", first.gro, then.gro);
+            assert_eq!(queue.frames.last().unwrap()[10..], lone[..]);
+        }
+    }
+
+    #[test]
+    fn an_async_write_waits_for_room_after_a_packet_failed_as_after_none() {
+        let mut writer = Writer::new(true);
+        // Packet 0 is refused before its write; packet 2 finds the queue full once.
+        let mut bufs = vec![vec![0xff; 40], tagged(1), tagged(2)];
+        let sizes = [40, 28, 28];
+        let mut queue = FakeQueue::new(&[1]);
+        let mut progress = Progress::resume();
+        let mut attempt = || {
+            writer.write_batch(&mut bufs, &sizes, 0, &PLAIN, &mut progress, |f| {
+                queue.write(f)
+            })
+        };
+        let waited = attempt();
+        assert!(matches!(waited, Err(Error::WouldBlock)), "{waited:?}");
+        let err = attempt().unwrap_err();
+        let Error::Batch(batch) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((batch.written, batch.unwritten.len()), (2, 0));
+        assert!(matches!(
+            batch.failed[..],
+            [PacketError {
+                index: 0,
+                error: Error::InvalidPacket(_)
+            }]
+        ));
+        assert_eq!(ids(&queue.frames), [1, 2]);
+    }
+
+    #[test]
     fn every_packet_of_a_refused_merged_frame_is_reported() {
         let mut writer = Writer::new(true);
         let segments: Vec<(Vec<u8>, usize)> = (0..3u32)
@@ -673,6 +757,57 @@ mod tests {
                 .contains("coalesced GSO super-packet")
         );
         assert_eq!(batch.written, 0);
+    }
+
+    #[test]
+    fn the_failure_of_a_device_that_stopped_the_batch_is_the_last_entry_of_failed() {
+        // Packets 0 and 2 merge into the first frame, which the kernel refuses; packet 1, alone, finds the
+        // device gone.
+        let (first, len) = tcp_segment(1000, 100);
+        let (third, _) = tcp_segment(1100, 100);
+        let mut bufs = vec![first, tagged(1), third, tagged(3)];
+        let sizes = [len, 28, len, 28];
+        let mut writer = Writer::new(true);
+        let mut calls = 0;
+        let err = writer
+            .write_batch(
+                &mut bufs,
+                &sizes,
+                0,
+                &TCP_GRO,
+                &mut Progress::report(),
+                |_| {
+                    calls += 1;
+                    let errno = if calls == 1 {
+                        libc::EINVAL
+                    } else {
+                        libc::ENODEV
+                    };
+                    Err(Error::io(
+                        "write",
+                        "t0",
+                        io::Error::from_raw_os_error(errno),
+                    ))
+                },
+            )
+            .unwrap_err();
+        let Error::Batch(batch) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(batch.unwritten, [3]);
+        let failed: Vec<(usize, Option<i32>)> = batch
+            .failed
+            .iter()
+            .map(|p| (p.index, p.error.raw_os_error()))
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                (0, Some(libc::EINVAL)),
+                (2, Some(libc::EINVAL)),
+                (1, Some(libc::ENODEV))
+            ]
+        );
     }
 
     #[test]
