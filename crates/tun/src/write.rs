@@ -312,8 +312,13 @@ impl Tun {
         patience: Patience,
         progress: &mut Progress,
     ) -> Result<usize> {
-        // Closed comes first: once closed, no argument makes a call useful.
-        self.check_open()?;
+        // Closed comes first: once closed, no argument makes a call useful. A write that goes on from an
+        // earlier attempt has written part of its batch: its next frame meets the closed device, so that it
+        // reports what it wrote, as the blocking write does, instead of a bare Closed that says nothing was.
+        let resumed = progress.frames_done > 0;
+        if !resumed {
+            self.check_open()?;
+        }
         let uso = Offloads::USO4 | Offloads::USO6;
         let settings = WriteSettings {
             hdr_len: if self.vnet_hdr { VirtioNetHdr::LEN } else { 0 },
@@ -326,7 +331,9 @@ impl Tun {
             }),
         };
         let mut writer = self.writer.lock();
-        self.check_open()?;
+        if !resumed {
+            self.check_open()?;
+        }
         writer.write_batch(bufs, sizes, offset, &settings, progress, |frame| {
             self.write_frame(frame, patience)
         })
@@ -423,6 +430,48 @@ mod tests {
     use super::*;
     use std::io;
     use std::net::{Ipv4Addr, SocketAddrV4};
+
+    #[test]
+    #[ignore = "privileged: creates a network namespace and a TUN device"]
+    fn a_resumed_write_that_meets_a_closed_device_reports_what_it_wrote() {
+        let ns = tun_test_support::NetNs::new();
+        let tun = ns
+            .run_in(|| {
+                crate::Builder::new()
+                    .name("tw-close0")
+                    .monitor(false)
+                    .build()
+            })
+            .unwrap();
+        // An async write that wrote the first of its two packets, then waited for room, and the device
+        // was closed meanwhile.
+        let mut progress = Progress::resume();
+        progress.frames_done = 1;
+        tun.close().unwrap();
+        let mut bufs = [tagged(1), tagged(2)];
+        let err = tun
+            .write_packets_within(&mut bufs, &[28, 28], 0, Patience::Never, &mut progress)
+            .unwrap_err();
+        let Error::Batch(batch) = &err else {
+            panic!("a bare error says nothing was written: {err:?}");
+        };
+        assert_eq!(batch.written, 1);
+        assert_eq!(batch.failed.len(), 1);
+        assert_eq!(batch.failed[0].index, 1);
+        assert!(matches!(batch.failed[0].error, Error::Closed));
+        assert!(batch.unwritten.is_empty());
+        // A write that has written nothing yet is simply refused.
+        let err = tun
+            .write_packets_within(
+                &mut bufs,
+                &[28, 28],
+                0,
+                Patience::Never,
+                &mut Progress::report(),
+            )
+            .unwrap_err();
+        assert!(matches!(err, Error::Closed), "{err:?}");
+    }
 
     /// `buf_len` bytes that begin like an IPv4 header whose total length says `total_len`, and nothing else:
     /// what the checks of a packet's version and lengths read, made to disagree with the buffer at will.
