@@ -54,8 +54,8 @@ use crate::write::Progress;
 /// # Closing
 /// [`close`](Self::close) (or [`Tun::close`] through [`get_ref`](Self::get_ref)) from any task or thread wakes
 /// every pending future, which returns [`Error::Closed`], as does every later call; a write that had written
-/// part of its batch before it waited returns [`Error::Batch`] instead, with what it wrote and the rest failed
-/// as `Closed`, as the blocking write reports it. A device deleted from
+/// part of its batch before it waited returns [`Error::Batch`] instead: what it wrote, the frame it tried
+/// failed as `Closed`, the rest unwritten, as the blocking write reports it. A device deleted from
 /// outside (`ip link del`) ends pending and later reads with the error the blocking calls get (`EBADFD`, see
 /// [`Error::is_fatal`]).
 #[derive(Debug)]
