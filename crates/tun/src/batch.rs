@@ -5,15 +5,16 @@ use std::fmt;
 use crate::device::Tun;
 use crate::error::{Error, Result};
 use crate::read::largest_packet;
-use tun_offload::MAX_PACKET;
+use tun_offload::Layer;
 
 /// A batch of packet buffers for [`Tun::read_packets`] and [`Tun::write_packets`], reused from one cycle to
 /// the next: read a batch from one device, look at or change its packets, write it to another.
 ///
-/// Each buffer holds the largest packet (65535 bytes) after the offset, so no read ever finds it too small,
-/// and a write may build a merged packet in it. On a TAP device ([`Layer::L2`](crate::Layer::L2)) a frame
-/// is longer by its Ethernet header: [`for_device`](Self::for_device) makes room for that. All memory is allocated by the constructor; a cycle only
-/// passes the same buffers and sizes from the read to the write, and allocates nothing.
+/// Each buffer holds the largest packet after the offset, so no read ever finds it too small, and a write may
+/// build a merged packet in it: 65535 bytes, and on a TAP device ([`Layer::L2`](crate::Layer::L2)) the
+/// Ethernet header with two VLAN tags in front ([`for_device`](Self::for_device) sizes them for its device;
+/// [`new`](Self::new), not knowing the device, for either). All memory is allocated by the constructor; a
+/// cycle only passes the same buffers and sizes from the read to the write, and allocates nothing.
 ///
 /// ```no_run
 /// use tun::{Builder, PacketBatch};
@@ -31,7 +32,7 @@ use tun_offload::MAX_PACKET;
 /// # Ok::<(), tun::Error>(())
 /// ```
 pub struct PacketBatch {
-    /// Each `offset + MAX_PACKET` long (from `for_device` on a TAP device, longer by the link header).
+    /// Each `offset` + the largest packet of the device (`for_device`) or of any device (`new`) long.
     bufs: Vec<Vec<u8>>,
     /// `sizes[i]` is the length of the packet at `bufs[i][offset..]`, for `i < len`.
     sizes: Vec<usize>,
@@ -56,8 +57,10 @@ impl PacketBatch {
     /// far less than the packet itself.
     pub const MAX_OFFSET: usize = 4096;
 
-    /// A batch of `count` buffers, each holding a packet of up to 65535 bytes at `offset`: the room in front
-    /// of each packet, for a header of the caller's own. Allocates `count * (offset + 65535)` bytes, once.
+    /// A batch of `count` buffers, each holding a packet of up to 65535 bytes at `offset` (the room in front
+    /// of each packet, for a header of the caller's own), or an Ethernet frame with two VLAN tags around it
+    /// (65557 bytes): a batch that does not know its device reads from any without a frame it cannot hold
+    /// waiting for ever. Allocates `count * (offset + 65557)` bytes, once.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `count` is 0 or `offset` exceeds [`MAX_OFFSET`](Self::MAX_OFFSET).
@@ -83,7 +86,7 @@ impl PacketBatch {
             ));
         }
         Ok(Self {
-            bufs: vec![vec![0; offset + MAX_PACKET]; count],
+            bufs: vec![vec![0; offset + largest_packet(Layer::L2)]; count],
             sizes: vec![0; count],
             len: 0,
             offset,
@@ -172,7 +175,7 @@ impl PacketBatch {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when every buffer holds a packet already; [`Error::BufferTooSmall`] for a
-    /// packet of more than 65535 bytes.
+    /// packet longer than a buffer holds.
     pub fn push(&mut self, packet: &[u8]) -> Result<()> {
         let index = self.len;
         let Some(buf) = self.unfilled_mut() else {
@@ -190,7 +193,7 @@ impl PacketBatch {
         self.commit(packet.len())
     }
 
-    /// The next free buffer (65535 bytes after the offset), to build a packet in place, such as decrypting
+    /// The next free buffer (the largest packet after the offset), to build a packet in place, such as decrypting
     /// into it; [`commit`](Self::commit) keeps it. `None` when every buffer holds a packet.
     ///
     /// ```
@@ -209,7 +212,8 @@ impl PacketBatch {
     /// Keeps the first `size` bytes of [`unfilled_mut`](Self::unfilled_mut) as the batch's next packet.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when the batch is full; [`Error::BufferTooSmall`] for more than 65535 bytes.
+    /// [`Error::InvalidArgument`] when the batch is full; [`Error::BufferTooSmall`] for more than the buffer
+    /// holds.
     pub fn commit(&mut self, size: usize) -> Result<()> {
         let index = self.len;
         let Some(buf) = self.bufs.get(index) else {
@@ -300,7 +304,8 @@ mod tests {
         assert_eq!(batch.packets().count(), 0);
         assert_eq!(batch.packet(0), None);
         assert_eq!(batch.offset(), 16);
-        assert!(batch.bufs.iter().all(|b| b.len() == 16 + 65535));
+        // 65535 bytes, and room for a TAP device's Ethernet header with two VLAN tags.
+        assert!(batch.bufs.iter().all(|b| b.len() == 16 + 65535 + 22));
     }
 
     #[test]
@@ -339,10 +344,10 @@ mod tests {
     fn a_push_past_the_last_buffer_or_the_largest_packet_is_refused() {
         let mut batch = PacketBatch::new(1, 10).unwrap();
         assert!(matches!(
-            batch.push(&vec![0; 65536]),
+            batch.push(&vec![0; 65558]),
             Err(Error::BufferTooSmall { index: 0, .. })
         ));
-        batch.push(&vec![7; 65535]).unwrap();
+        batch.push(&vec![7; 65557]).unwrap();
         assert!(matches!(batch.push(&[1]), Err(Error::InvalidArgument(_))));
         assert_eq!(batch.len(), 1);
     }
@@ -351,11 +356,11 @@ mod tests {
     fn a_packet_built_in_place_is_kept_by_commit_and_only_then() {
         let mut batch = PacketBatch::new(2, 4).unwrap();
         let buf = batch.unfilled_mut().unwrap();
-        assert_eq!(buf.len(), 65535);
+        assert_eq!(buf.len(), 65557);
         buf[..2].copy_from_slice(&[9, 9]);
         assert!(batch.is_empty(), "not kept before commit");
         assert!(matches!(
-            batch.commit(65536),
+            batch.commit(65558),
             Err(Error::BufferTooSmall { index: 0, .. })
         ));
         batch.commit(2).unwrap();
