@@ -244,6 +244,28 @@ fn persist_false_makes_a_persistent_device_go_with_its_fd() {
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
+fn a_failed_build_gives_an_existing_device_its_mtu_and_mac_address_back() {
+    let ns = NetNs::new();
+    let tap = || Builder::new().name("tt-undo0").layer(tun::Layer::L2);
+    drop(ns.tun(tap().persist(true)).unwrap());
+    let before = ns.link("tt-undo0").expect("persistent device listed");
+    // A route through a link that is down is refused (ENETDOWN), after the MTU and MAC address were set.
+    let refused_route = tap()
+        .mtu(1400)
+        .mac_address([2, 0, 0, 0, 0x55, 0x01])
+        .route("10.77.0.0".parse().unwrap(), 24);
+    assert!(ns.tun_reattach(refused_route).is_err());
+    // A multicast MAC address is refused by the kernel (EADDRNOTAVAIL), after the MTU was set.
+    let refused_mac = tap().mtu(1300).mac_address([1, 0, 0, 0, 0x55, 0x01]);
+    assert!(ns.tun_reattach(refused_mac).is_err());
+    let after = ns.link("tt-undo0").expect("persistent device still listed");
+    ns.ip(&["link", "del", "tt-undo0"]);
+    assert_eq!(after.mtu, before.mtu);
+    assert_eq!(after.address, before.address);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
 fn owner_and_group_are_set_on_the_device() {
     let ns = NetNs::new();
     let _tun = ns

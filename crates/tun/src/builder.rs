@@ -204,8 +204,8 @@ impl Builder {
     /// Creates the device (or attaches a queue to it if it exists with matching flags, unless
     /// [`exclusive`](Self::exclusive)) in the calling thread's network namespace, then applies the link
     /// state, addresses and routes. If any of that fails the build fails: a device it created is removed
-    /// again, and an existing one loses the addresses and routes the build added and gets its link state
-    /// back (what it had before stays).
+    /// again, and an existing one loses the addresses and routes the build added and gets its link state,
+    /// MTU and MAC address back (what it had before stays).
     ///
     /// # Errors
     ///
@@ -310,8 +310,9 @@ impl Builder {
                 });
             }
         }
-        let tun = Tun::setup(fd, kept, self.setup(name, layer, true))?;
-        self.finish(tun)
+        Tun::setup(fd, kept, self.setup(name, layer, true), |tun| {
+            self.finish(tun)
+        })
     }
 
     /// [`Error::InvalidArgument`] for a MAC address asked of an L3 device, which has none.
@@ -390,8 +391,9 @@ impl Builder {
         }
         tun_sys::io::set_nonblocking(fd.as_fd(), true)
             .map_err(|e| Error::io("fcntl(O_NONBLOCK)", name, e))?;
-        let tun = Tun::setup(fd, flags, self.setup(name, layer, false))?;
-        self.finish(tun)
+        Tun::setup(fd, flags, self.setup(name, layer, false), |tun| {
+            self.finish(tun)
+        })
     }
 
     /// The settings [`Tun::setup`] applies once the device is attached (by this builder: `attached_here`).
@@ -410,14 +412,14 @@ impl Builder {
 
     /// Applies the link state, addresses and routes to the set-up `tun`, then persistence. On failure `tun`
     /// drops, which removes a device that is not persistent.
-    fn finish(&self, tun: Tun) -> Result<Tun> {
-        self.config.apply(&tun)?;
+    fn finish(&self, tun: &Tun) -> Result<()> {
+        self.config.apply(tun)?;
         // Last, so that a failure above leaves no persistent device behind.
         if let Some(persist) = self.persist {
             tun_sys::tun::set_persist(tun.fd(), persist)
                 .map_err(|e| Error::io("TUNSETPERSIST", tun.label, e))?;
         }
-        Ok(tun)
+        Ok(())
     }
 }
 

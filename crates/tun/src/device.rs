@@ -138,34 +138,50 @@ pub(crate) struct Setup {
 }
 
 impl Tun {
-    /// Configures a freshly attached TUN fd whose kernel flags are `flags` (TUNGETIFF). On error the fd is
+    /// Configures a freshly attached TUN fd whose kernel flags are `flags` (TUNGETIFF), then runs `finish`
+    /// (the builder's addresses, routes, link state and persistence) on the new `Tun`. On error the fd is
     /// dropped (a multi-queue device's queue detached first, as [`close`](Self::close) does), which removes
     /// a non-persistent device; persistence is the builder's last step, after addresses and routes, for the
-    /// same reason.
-    pub(crate) fn setup(fd: OwnedFd, flags: TunFlags, setup: Setup) -> Result<Tun> {
+    /// same reason. An existing device gets back the MTU and MAC address it had.
+    pub(crate) fn setup(
+        fd: OwnedFd,
+        flags: TunFlags,
+        setup: Setup,
+        finish: impl FnOnce(&Tun) -> Result<()>,
+    ) -> Result<Tun> {
         let attached_here = setup.attached_here;
         let fd = Arc::new(fd);
         // Listed before the monitor starts: it asks the queue where the device lives.
         let queue_fds = Arc::new(QueueFds::default());
         queue_fds.add(&fd);
-        match Self::configure(fd.as_fd(), flags, setup, &queue_fds) {
-            Ok(device) => Tun::queue(fd, device, attached_here, true, true),
+        let (device, previous) = match Self::configure(fd.as_fd(), flags, setup, &queue_fds) {
+            Ok(configured) => configured,
             Err(e) => {
                 queue_fds.remove(&fd);
                 detach_before_release(fd.as_fd(), flags, attached_here);
-                Err(e)
+                return Err(e);
             }
+        };
+        let tun = Tun::queue(fd, device, attached_here, true, true)?;
+        if let Err(e) = finish(&tun) {
+            let _ = tun.with_ctl("restore", |sock, name| {
+                previous.restore(sock, name);
+                Ok(())
+            });
+            return Err(e);
         }
+        Ok(tun)
     }
 
-    /// The device-wide part of [`setup`](Self::setup): owner, group, offloads, MTU and the link monitor,
-    /// which follows the device through `queue_fds`.
+    /// The device-wide part of [`setup`](Self::setup): owner, group, offloads, MTU, MAC address and the
+    /// link monitor, which follows the device through `queue_fds`. Also returns the MTU and MAC address the
+    /// device had, for a build that fails later; a failure here puts them back itself.
     fn configure(
         dev: BorrowedFd<'_>,
         flags: TunFlags,
         setup: Setup,
         queue_fds: &Arc<QueueFds>,
-    ) -> Result<Arc<Device>> {
+    ) -> Result<(Arc<Device>, PreviousLink)> {
         let name = setup.name;
         let layer = setup.layer;
         if let Some(uid) = setup.owner {
@@ -189,20 +205,24 @@ impl Tun {
             Offloads::empty()
         };
         let ctl = Control::in_netns_of(dev).map_err(|e| Error::io("socket", name, e))?;
-        if let Some(mtu) = setup.mtu {
-            tun_sys::iface::set_mtu(ctl.socket.as_fd(), name, mtu)
-                .map_err(|e| Error::io("SIOCSIFMTU", name, e))?;
-        }
-        if let Some(mac) = setup.mac {
-            tun_sys::iface::set_hw_address(ctl.socket.as_fd(), name, mac)
-                .map_err(|e| Error::io("SIOCSIFHWADDR", name, e))?;
-        }
-        let monitor = if setup.monitor {
-            Some(tun_events::Monitor::spawn_with(Arc::clone(queue_fds))?)
-        } else {
-            None
+        let mut previous = PreviousLink::default();
+        let monitor = previous
+            .set(ctl.socket.as_fd(), name, setup.mtu, setup.mac)
+            .and_then(|()| {
+                setup
+                    .monitor
+                    .then(|| tun_events::Monitor::spawn_with(Arc::clone(queue_fds)))
+                    .transpose()
+                    .map_err(Error::from)
+            });
+        let monitor = match monitor {
+            Ok(monitor) => monitor,
+            Err(e) => {
+                previous.restore(ctl.socket.as_fd(), name);
+                return Err(e);
+            }
         };
-        Ok(Arc::new(Device {
+        let device = Arc::new(Device {
             label: name,
             name: Mutex::new(name),
             flags,
@@ -212,7 +232,8 @@ impl Tun {
             monitor,
             queue_fds: Arc::clone(queue_fds),
             open_queues: Mutex::new(1),
-        }))
+        });
+        Ok((device, previous))
     }
 
     /// A `Tun` for one queue `fd` of `device`, counted among its open queues and listed in its
@@ -562,6 +583,52 @@ impl Tun {
             .map_err(|e| Error::io("eventfd write", self.label, e));
         self.device.queue_closed();
         Some(woken)
+    }
+}
+
+/// The MTU and MAC address a build found on the device before it set its own: a build that fails after
+/// setting them puts them back, so that an existing (persistent) device keeps what it had.
+#[derive(Debug, Default)]
+struct PreviousLink {
+    mtu: Option<u32>,
+    mac: Option<[u8; 6]>,
+}
+
+impl PreviousLink {
+    /// Sets the device's MTU and MAC address (those given), remembering what they were.
+    fn set(
+        &mut self,
+        ctl: BorrowedFd<'_>,
+        name: IfName,
+        mtu: Option<u32>,
+        mac: Option<[u8; 6]>,
+    ) -> Result<()> {
+        if let Some(mtu) = mtu {
+            let old =
+                tun_sys::iface::mtu(ctl, name).map_err(|e| Error::io("SIOCGIFMTU", name, e))?;
+            tun_sys::iface::set_mtu(ctl, name, mtu)
+                .map_err(|e| Error::io("SIOCSIFMTU", name, e))?;
+            self.mtu = Some(old);
+        }
+        if let Some(mac) = mac {
+            let old = tun_sys::iface::hw_address(ctl, name)
+                .map_err(|e| Error::io("SIOCGIFHWADDR", name, e))?;
+            tun_sys::iface::set_hw_address(ctl, name, mac)
+                .map_err(|e| Error::io("SIOCSIFHWADDR", name, e))?;
+            self.mac = Some(old);
+        }
+        Ok(())
+    }
+
+    /// Puts back what [`set`](Self::set) changed, newest first. Errors are ignored: the build's own error is
+    /// the one reported, and a device deleted meanwhile has nothing to put back.
+    fn restore(&self, ctl: BorrowedFd<'_>, name: IfName) {
+        if let Some(mac) = self.mac {
+            let _ = tun_sys::iface::set_hw_address(ctl, name, mac);
+        }
+        if let Some(mtu) = self.mtu {
+            let _ = tun_sys::iface::set_mtu(ctl, name, mtu);
+        }
     }
 }
 
