@@ -12,7 +12,7 @@
 use std::cell::Cell;
 use std::sync::Barrier;
 
-use crate::measure::{Plan, Sample, measure_with};
+use crate::measure::{Plan, measure_with};
 use crate::results::Results;
 use crate::traffic::TcpTest;
 use crate::tunnel::{Binaries, Forwarder, Pair};
@@ -41,55 +41,37 @@ pub(crate) fn run_all(
     let Some((&first, others)) = forwarders.split_first() else {
         return results;
     };
-    schedule(first, others, tests, plan.rounds, Forwarder::label, |run| {
-        let [here, there] = run.places(pairs);
-        let outcomes = side_by_side(
-            bins,
-            [(here, run.kinds[0]), (there, run.kinds[1])],
-            run.test,
-            plan,
-        );
-        for (kind, outcome) in run.kinds.into_iter().zip(outcomes) {
-            match outcome {
-                Ok(sample) => results.record(run.test, kind, run.index, sample),
-                Err(e) => results.fail(run.test, kind, &e),
-            }
-        }
-    });
+    schedule(
+        first,
+        others,
+        pairs,
+        tests,
+        plan.rounds,
+        Forwarder::label,
+        |pair, kind, test, ready| measure_with(bins, pair, kind, test, plan, ready),
+        |test, kind, run, outcome| match outcome {
+            Ok(sample) => results.record(test, kind, run, sample),
+            Err(e) => results.fail(test, kind, &e),
+        },
+    );
     results
 }
 
-/// One run of two at once: the test, the first kind and the other, the run's number, and whether the two
-/// swap places in it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Run<K> {
-    pub(crate) test: TcpTest,
-    pub(crate) kinds: [K; 2],
-    pub(crate) index: usize,
-    swapped: bool,
-}
-
-impl<K> Run<K> {
-    /// The places (namespaces) of the first kind and of the other in this run.
-    pub(crate) fn places<'p, P>(&self, places: &'p [P; 2]) -> [&'p P; 2] {
-        if self.swapped {
-            [&places[1], &places[0]]
-        } else {
-            [&places[0], &places[1]]
-        }
-    }
-}
-
-/// The order of two at once: in every round and test, `first` beside each of `others`, the two swapping
-/// places every round, so that neither keeps an advantage one place might have (the order of creation, the
-/// port of its iperf3); `each` measures one run. Shows the progress on stderr.
-pub(crate) fn schedule<K: Copy>(
+/// Two at once, in order: in every round and test, `first` beside each of `others`, the two in `places`
+/// that swap every round, so that neither keeps an advantage one place might have (the order of creation,
+/// the port of its iperf3). `measure(place, kind, test, ready)` measures one side, calling `ready` right
+/// before its traffic starts (where the two wait for each other); `record(test, kind, run, outcome)` takes
+/// each side's outcome, `run` numbering the pairs. Shows the progress on stderr.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn schedule<K: Copy + Send, P: Sync, S: Send>(
     first: K,
     others: &[K],
+    places: &[P; 2],
     tests: &[TcpTest],
     rounds: u32,
     label: fn(K) -> &'static str,
-    mut each: impl FnMut(Run<K>),
+    measure: impl Fn(&P, K, TcpTest, &dyn Fn()) -> Result<S, String> + Sync,
+    mut record: impl FnMut(TcpTest, K, usize, Result<S, String>),
 ) {
     let total = rounds as usize * tests.len() * others.len();
     let mut done = 0;
@@ -104,34 +86,27 @@ pub(crate) fn schedule<K: Copy>(
                     label(first),
                     label(other)
                 );
-                each(Run {
-                    test,
-                    kinds: [first, other],
-                    index: round * others.len() + i,
-                    swapped: round % 2 == 1,
+                let (here, there) = if round % 2 == 1 {
+                    (&places[1], &places[0])
+                } else {
+                    (&places[0], &places[1])
+                };
+                let outcomes = at_once([(here, first), (there, other)], |(place, kind), ready| {
+                    measure(place, kind, test, ready)
                 });
+                for (kind, outcome) in [first, other].into_iter().zip(outcomes) {
+                    record(test, kind, round * others.len() + i, outcome);
+                }
             }
         }
     }
     eprintln!("\r{:<110}", "");
 }
 
-/// Measures two forwarders at once, their traffic starting together once both are up.
-fn side_by_side(
-    bins: &Binaries,
-    runs: [(&Pair, Forwarder); 2],
-    test: TcpTest,
-    plan: Plan,
-) -> [Result<Sample, String>; 2] {
-    at_once(runs, |(pair, kind), ready| {
-        measure_with(bins, pair, kind, test, plan, ready)
-    })
-}
-
 /// Runs the two measurements of `runs` on threads of their own, `measure` calling the `ready` it is given
 /// once its set-up is done, right before its traffic starts: there the two wait for each other, so that
 /// their traffic starts together.
-pub(crate) fn at_once<R: Send, T: Send>(
+fn at_once<R: Send, T: Send>(
     runs: [R; 2],
     measure: impl Fn(R, &dyn Fn()) -> Result<T, String> + Sync,
 ) -> [Result<T, String>; 2] {
@@ -164,7 +139,7 @@ pub(crate) fn at_once<R: Send, T: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::TESTS;
+    use crate::measure::{Sample, TESTS};
     use crate::results::table;
 
     #[test]
@@ -173,30 +148,41 @@ mod tests {
         schedule(
             1u8,
             &[2, 3],
+            &["p", "q"],
             &TESTS[..2],
             2,
             |_| "x",
-            |run| {
-                runs.push((run.test, run.kinds, run.index, *run.places(&["p", "q"])[0]));
+            |place, kind, _, ready| {
+                ready();
+                Ok((*place, kind))
+            },
+            |test, kind, run, outcome| {
+                let first_test = test.label() == TESTS[0].label();
+                runs.push((first_test, kind, run, outcome.unwrap().0));
             },
         );
-        let expected = [
-            (TESTS[0], [1, 2], 0, "p"),
-            (TESTS[0], [1, 3], 1, "p"),
-            (TESTS[1], [1, 2], 0, "p"),
-            (TESTS[1], [1, 3], 1, "p"),
-            (TESTS[0], [1, 2], 2, "q"),
-            (TESTS[0], [1, 3], 3, "q"),
-            (TESTS[1], [1, 2], 2, "q"),
-            (TESTS[1], [1, 3], 3, "q"),
-        ];
-        assert_eq!(runs.len(), expected.len());
-        for (got, want) in runs.iter().zip(expected) {
-            assert_eq!(
-                (got.0.label(), got.1, got.2, got.3),
-                (want.0.label(), want.1, want.2, want.3)
-            );
-        }
+        let (t1, t2) = (true, false);
+        assert_eq!(
+            runs,
+            [
+                (t1, 1, 0, "p"),
+                (t1, 2, 0, "q"),
+                (t1, 1, 1, "p"),
+                (t1, 3, 1, "q"),
+                (t2, 1, 0, "p"),
+                (t2, 2, 0, "q"),
+                (t2, 1, 1, "p"),
+                (t2, 3, 1, "q"),
+                (t1, 1, 2, "q"),
+                (t1, 2, 2, "p"),
+                (t1, 1, 3, "q"),
+                (t1, 3, 3, "p"),
+                (t2, 1, 2, "q"),
+                (t2, 2, 2, "p"),
+                (t2, 1, 3, "q"),
+                (t2, 3, 3, "p"),
+            ]
+        );
     }
 
     #[test]

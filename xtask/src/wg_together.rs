@@ -8,9 +8,9 @@
 //! what it carries alone.
 
 use crate::measure::Plan;
-use crate::together::{at_once, schedule};
+use crate::together::schedule;
 use crate::traffic::TcpTest;
-use crate::wg_bench::{Bed, Implementation, Programs, Results, Sample, available, measure_with};
+use crate::wg_bench::{Bed, Implementation, Programs, Results, available, measure_with};
 
 /// Printed above the table.
 pub(crate) const HEADER: &str = "Together: the first implementation ran at the same time as each of the \
@@ -39,36 +39,15 @@ pub(crate) fn run_all(
     schedule(
         first,
         others,
+        beds,
         tests,
         plan.rounds,
         Implementation::label,
-        |run| {
-            let [here, there] = run.places(beds);
-            let outcomes = side_by_side(
-                programs,
-                [(here, run.kinds[0]), (there, run.kinds[1])],
-                run.test,
-                plan,
-            );
-            for (kind, outcome) in run.kinds.into_iter().zip(outcomes) {
-                match outcome {
-                    Ok(sample) => results.record(run.test, kind, run.index, sample),
-                    Err(e) => results.fail(run.test, kind, &e),
-                }
-            }
+        |bed, kind, test, ready| measure_with(bed, programs, kind, test, plan, ready),
+        |test, kind, run, outcome| match outcome {
+            Ok(sample) => results.record(test, kind, run, sample),
+            Err(e) => results.fail(test, kind, &e),
         },
     );
     results
-}
-
-/// Measures two implementations at once, their traffic starting together once both tunnels are up.
-fn side_by_side(
-    programs: &Programs,
-    runs: [(&Bed, Implementation); 2],
-    test: TcpTest,
-    plan: Plan,
-) -> [Result<Sample, String>; 2] {
-    at_once(runs, |(bed, kind), ready| {
-        measure_with(bed, programs, kind, test, plan, ready)
-    })
 }

@@ -264,8 +264,9 @@ mod tests {
         )
     }
 
-    fn tun_info_of(payload: &[u8]) -> Option<TunLinkInfo> {
-        let frame = Frame {
+    /// An `RTM_NEWLINK` frame with `payload`, as the kernel answers.
+    fn newlink(payload: &[u8]) -> Frame<'_> {
+        Frame {
             header: NlMsgHdr {
                 len: 0,
                 ty: RTM_NEWLINK,
@@ -274,8 +275,14 @@ mod tests {
                 pid: 0,
             },
             payload,
-        };
-        LinkMessage::parse(&frame).unwrap().tun_info().unwrap()
+        }
+    }
+
+    fn tun_info_of(payload: &[u8]) -> Option<TunLinkInfo> {
+        LinkMessage::parse(&newlink(payload))
+            .unwrap()
+            .tun_info()
+            .unwrap()
     }
 
     #[test]
@@ -437,26 +444,12 @@ mod tests {
                 (IFLA_GSO_MAX_SIZE, &65536u32.to_ne_bytes()),
             ],
         );
-        let frame = Frame {
-            header: NlMsgHdr {
-                len: 0,
-                ty: RTM_NEWLINK,
-                flags: 0,
-                seq: 1,
-                pid: 0,
-            },
-            payload: &payload,
-        };
-        let link = LinkMessage::parse(&frame).unwrap();
+        let link = LinkMessage::parse(&newlink(&payload)).unwrap();
         assert_eq!(link.gso_max_segments, Some(45));
         assert_eq!(link.gso_max_size, Some(65536));
         let short = link_payload(5, 0, &[(IFLA_GSO_MAX_SEGS, &[1, 2])]);
-        let frame = Frame {
-            payload: &short,
-            ..frame
-        };
         assert!(
-            LinkMessage::parse(&frame).is_err(),
+            LinkMessage::parse(&newlink(&short)).is_err(),
             "a truncated value is malformed"
         );
     }
