@@ -294,7 +294,7 @@ fn l2_targets(results: &Results, test: TcpTest) -> Option<String> {
             "(11)/(10) = {r:.3} (the most a TAP forwarder gains here)"
         ));
     }
-    (!parts.is_empty()).then(|| format!("  {}\n", parts.join("   ")))
+    one_line(parts)
 }
 
 /// Throughput TAP with offloads keeps of TUN with offloads.
@@ -310,36 +310,71 @@ fn user_per_gbit(results: &Results, test: TcpTest, kind: Forwarder) -> Option<f6
         .map(|(s, _)| s.cpu.user / s.gbits)
 }
 
-/// The offload forwarder against the ceiling and the peer, with its targets.
+/// The offload forwarder against the ceiling and the peer, with its targets: each figure whose forwarders
+/// ran.
 fn blocking_targets(results: &Results, test: TcpTest) -> Option<String> {
     let ratio = |other| results.paired_ratio(test, Forwarder::Offload, other);
-    let vs_ceiling = ratio(Forwarder::Passthrough)?;
-    let vs_peer = ratio(Forwarder::TunRs)?;
     let t = targets(test);
-    let user = user_per_gbit(results, test, Forwarder::Offload)?;
-    Some(format!(
-        "  (1)/(3) = {vs_ceiling:.3} [target >= {:.2}: {}]   (1)/(4) = {vs_peer:.3} [target >= {:.2}: {}]   (1) user%/Gbit {user:.2} [<= {USER_CPU_PER_GBIT_TARGET}: {}]\n",
-        t.vs_passthrough,
-        mark(vs_ceiling >= t.vs_passthrough),
-        t.vs_tun_rs,
-        mark(vs_peer >= t.vs_tun_rs),
-        mark(user <= USER_CPU_PER_GBIT_TARGET),
-    ))
+    let mut parts = Vec::new();
+    if let Some(r) = ratio(Forwarder::Passthrough) {
+        parts.push(format!(
+            "(1)/(3) = {r:.3} [target >= {:.2}: {}]",
+            t.vs_passthrough,
+            mark(r >= t.vs_passthrough)
+        ));
+    }
+    if let Some(r) = ratio(Forwarder::TunRs) {
+        parts.push(format!(
+            "(1)/(4) = {r:.3} [target >= {:.2}: {}]",
+            t.vs_tun_rs,
+            mark(r >= t.vs_tun_rs)
+        ));
+    }
+    // Beside what it is compared with: its own CPU alone is in its row.
+    if !parts.is_empty()
+        && let Some(user) = user_per_gbit(results, test, Forwarder::Offload)
+    {
+        parts.push(format!(
+            "(1) user%/Gbit {user:.2} [<= {USER_CPU_PER_GBIT_TARGET}: {}]",
+            mark(user <= USER_CPU_PER_GBIT_TARGET)
+        ));
+    }
+    one_line(parts)
 }
 
-/// The async forwarder against the blocking one and tun-rs's async device, with its targets.
+/// The async forwarder against the blocking one and tun-rs's async device, with its targets: each figure
+/// whose forwarders ran.
 fn async_targets(results: &Results, test: TcpTest) -> Option<String> {
     let ratio = |other| results.paired_ratio(test, Forwarder::Async, other);
-    let vs_blocking = ratio(Forwarder::Offload)?;
-    let vs_peer = ratio(Forwarder::TunRsAsync)?;
-    let cpu = user_per_gbit(results, test, Forwarder::Async)?
-        / user_per_gbit(results, test, Forwarder::Offload)?;
-    Some(format!(
-        "  (5)/(1) = {vs_blocking:.3} [target >= {ASYNC_VS_BLOCKING:.2}: {}]   (5)/(6) = {vs_peer:.3} [target >= 1.00: {}]   (5)/(1) user%/Gbit {cpu:.2} [<= {ASYNC_CPU_VS_BLOCKING}: {}]\n",
-        mark(vs_blocking >= ASYNC_VS_BLOCKING),
-        mark(vs_peer >= 1.0),
-        mark(cpu <= ASYNC_CPU_VS_BLOCKING),
-    ))
+    let mut parts = Vec::new();
+    if let Some(r) = ratio(Forwarder::Offload) {
+        parts.push(format!(
+            "(5)/(1) = {r:.3} [target >= {ASYNC_VS_BLOCKING:.2}: {}]",
+            mark(r >= ASYNC_VS_BLOCKING)
+        ));
+        if let (Some(ours), Some(blocking)) = (
+            user_per_gbit(results, test, Forwarder::Async),
+            user_per_gbit(results, test, Forwarder::Offload),
+        ) {
+            let cpu = ours / blocking;
+            parts.push(format!(
+                "(5)/(1) user%/Gbit {cpu:.2} [<= {ASYNC_CPU_VS_BLOCKING}: {}]",
+                mark(cpu <= ASYNC_CPU_VS_BLOCKING)
+            ));
+        }
+    }
+    if let Some(r) = ratio(Forwarder::TunRsAsync) {
+        parts.push(format!(
+            "(5)/(6) = {r:.3} [target >= 1.00: {}]",
+            mark(r >= 1.0)
+        ));
+    }
+    one_line(parts)
+}
+
+/// The figures of one line of targets, indented; none when no figure could be taken.
+fn one_line(parts: Vec<String>) -> Option<String> {
+    (!parts.is_empty()).then(|| format!("  {}\n", parts.join("   ")))
 }
 
 /// Throughput the async forwarder keeps of the blocking one.
@@ -417,6 +452,20 @@ mod tests {
             text.contains("(1)/(4) = 1.200 [target >= 1.05: ok]"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_comparison_with_the_ceiling_alone_is_shown_without_the_peer() {
+        let test = TESTS[0];
+        let mut results = Results::new(&[Forwarder::Offload, Forwarder::Passthrough]);
+        results.record(test, Forwarder::Offload, 0, Sample::of_gbits(9.0));
+        results.record(test, Forwarder::Passthrough, 0, Sample::of_gbits(10.0));
+        let text = table(&results, &[test], 1);
+        assert!(
+            text.contains("(1)/(3) = 0.900 [target >= 0.95: MISSED]"),
+            "{text}"
+        );
+        assert!(!text.contains("(1)/(4)"), "(4) did not run: {text}");
     }
 
     #[test]
