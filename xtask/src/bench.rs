@@ -5,7 +5,7 @@
 //! different forwarder each round); each cell of the table is the round with the median throughput. Traffic comes from iperf3 (Debian's package).
 //! `--together` runs them two at a time instead ([`together`](crate::together)).
 
-use crate::measure::{Plan, TESTS, measure};
+use crate::measure::{Plan, TESTS, in_rounds, measure};
 use crate::netns::{clean_up_on_signal, ensure_installed, require_root, sweep_stale_namespaces};
 use crate::results::{LEGEND, Results, table};
 use crate::traffic::TcpTest;
@@ -20,27 +20,16 @@ pub(crate) fn run_all(
     plan: Plan,
 ) -> Results {
     let mut results = Results::new(forwarders);
-    let total = plan.rounds as usize * tests.len() * forwarders.len();
-    let mut done = 0;
-    for round in 0..plan.rounds as usize {
-        for &test in tests {
-            for i in 0..forwarders.len() {
-                let kind = forwarders[(i + round) % forwarders.len()];
-                done += 1;
-                eprint!(
-                    "\r  [{done}/{total}] round {} {:<18} {:<22}",
-                    round + 1,
-                    test.label(),
-                    kind.label()
-                );
-                match measure(bins, pair, kind, test, plan) {
-                    Ok(sample) => results.record(test, kind, round, sample),
-                    Err(e) => results.fail(test, kind, &e),
-                }
-            }
-        }
-    }
-    eprintln!("\r{:<78}", "");
+    in_rounds(
+        forwarders,
+        tests,
+        plan.rounds,
+        Forwarder::label,
+        |test, kind, round| match measure(bins, pair, kind, test, plan) {
+            Ok(sample) => results.record(test, kind, round, sample),
+            Err(e) => results.fail(test, kind, &e),
+        },
+    );
     results
 }
 

@@ -114,6 +114,36 @@ pub(crate) fn measure_with(
     })
 }
 
+/// Back to back: in every round and test, each of `kinds` once, each round starting with the next, so that
+/// none keeps the advantage of going first; `each(test, kind, round)` measures one. Shows the progress on
+/// stderr.
+pub(crate) fn in_rounds<K: Copy>(
+    kinds: &[K],
+    tests: &[TcpTest],
+    rounds: u32,
+    label: fn(K) -> &'static str,
+    mut each: impl FnMut(TcpTest, K, usize),
+) {
+    let total = rounds as usize * tests.len() * kinds.len();
+    let mut done = 0;
+    for round in 0..rounds as usize {
+        for &test in tests {
+            for i in 0..kinds.len() {
+                let kind = kinds[(i + round) % kinds.len()];
+                done += 1;
+                eprint!(
+                    "\r  [{done}/{total}] round {} {:<18} {:<26}",
+                    round + 1,
+                    test.label(),
+                    label(kind)
+                );
+                each(test, kind, round);
+            }
+        }
+    }
+    eprintln!("\r{:<80}", "");
+}
+
 #[cfg(test)]
 impl Sample {
     /// A sample of `gbits` with fixed CPU and per-call figures, for tests of the tables.
@@ -127,5 +157,38 @@ impl Sample {
             per_read: Some(40.0),
             per_write: Some(40.0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_round_starts_with_the_next_kind() {
+        let mut order = Vec::new();
+        in_rounds(
+            &['a', 'b', 'c'],
+            &TESTS[..1],
+            3,
+            |_| "x",
+            |_, kind, round| {
+                order.push((round, kind));
+            },
+        );
+        assert_eq!(
+            order,
+            [
+                (0, 'a'),
+                (0, 'b'),
+                (0, 'c'),
+                (1, 'b'),
+                (1, 'c'),
+                (1, 'a'),
+                (2, 'c'),
+                (2, 'a'),
+                (2, 'b'),
+            ]
+        );
     }
 }

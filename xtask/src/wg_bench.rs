@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tun_test_support::signal::Signal;
 
 use crate::bench::pick;
-use crate::measure::{Plan, TESTS};
+use crate::measure::{Plan, TESTS, in_rounds};
 use crate::netns::run as output_of;
 use crate::netns::{
     Spawned, clean_up_on_signal, ensure_installed, require_root, sweep_stale_namespaces, wait_until,
@@ -733,27 +733,16 @@ fn run_all(
 ) -> Results {
     let mut results = Results::new(kinds);
     let available = available(programs, kinds, &mut results);
-    let total = plan.rounds as usize * tests.len() * available.len();
-    let mut done = 0;
-    for round in 0..plan.rounds as usize {
-        for &test in tests {
-            for i in 0..available.len() {
-                let kind = available[(i + round) % available.len()];
-                done += 1;
-                eprint!(
-                    "\r  [{done}/{total}] round {} {:<18} {:<26}",
-                    round + 1,
-                    test.label(),
-                    kind.label()
-                );
-                match measure(bed, programs, kind, test, plan) {
-                    Ok(sample) => results.record(test, kind, round, sample),
-                    Err(e) => results.fail(test, kind, &e),
-                }
-            }
-        }
-    }
-    eprintln!("\r{:<80}", "");
+    in_rounds(
+        &available,
+        tests,
+        plan.rounds,
+        Implementation::label,
+        |test, kind, round| match measure(bed, programs, kind, test, plan) {
+            Ok(sample) => results.record(test, kind, round, sample),
+            Err(e) => results.fail(test, kind, &e),
+        },
+    );
     results
 }
 
