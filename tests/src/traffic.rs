@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use tun_test_support::stream::StreamHash;
+use tun_test_support::stream::{StreamHash, tcp_send};
 pub use tun_test_support::stream::{Summary as Received, pseudo_random, sha256_hex};
 
 pub use tun_test_harness::tunnel::{
@@ -44,57 +44,7 @@ pub fn tcp_transfer(
     timeout: Duration,
 ) -> Result<Received, String> {
     let addr = SocketAddr::new(b_addr(v6), next_port());
-    let listener = tunnel
-        .b
-        .run_in(|| TcpListener::bind(addr))
-        .map_err(|e| format!("bind {addr}: {e}"))?;
-    let receiver = std::thread::spawn(move || -> Result<Received, String> {
-        let (mut stream, _) =
-            crate::retry_eintr(|| listener.accept()).map_err(|e| format!("accept: {e}"))?;
-        stream
-            .set_read_timeout(Some(timeout))
-            .map_err(|e| e.to_string())?;
-        let mut hash = StreamHash::default();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut bytes = 0u64;
-        loop {
-            match crate::retry_eintr(|| stream.read(&mut buf)) {
-                Ok(0) => break,
-                Ok(n) => {
-                    hash.update(&buf[..n]);
-                    bytes += n as u64;
-                }
-                Err(e) => return Err(format!("receive after {bytes} bytes: {e}")),
-            }
-        }
-        Ok(hash.finish())
-    });
-    let sent = (|| -> Result<(), String> {
-        let mut stream = tunnel
-            .a
-            .run_in(|| TcpStream::connect_timeout(&addr, timeout))
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        stream
-            .set_write_timeout(Some(timeout))
-            .map_err(|e| e.to_string())?;
-        for chunk in data.chunks(256 * 1024) {
-            stream.write_all(chunk).map_err(|e| format!("send: {e}"))?;
-        }
-        stream
-            .shutdown(Shutdown::Write)
-            .map_err(|e| format!("shutdown: {e}"))
-    })();
-    if let Err(e) = sent {
-        // Unblock the receiver (if it accepted nothing, connect to it so that accept returns).
-        let _ = tunnel
-            .b
-            .run_in(|| TcpStream::connect_timeout(&addr, Duration::from_secs(1)));
-        let _ = receiver.join();
-        return Err(e);
-    }
-    receiver
-        .join()
-        .map_err(|_| "the receiver panicked".to_owned())?
+    tcp_send(&tunnel.a, &tunnel.b, addr, data, timeout)
 }
 
 /// The outcome of a [`udp_gso_transfer`].

@@ -3,14 +3,16 @@
 //! command line, carries TCP over IPv4 and IPv6 between the namespaces, and on SIGTERM prints what each
 //! direction forwarded, exits 0 and leaves no device behind. With offloads and without.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr};
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use tun_system_tests::examples::{Running, example};
+use tun_system_tests::traffic::{pseudo_random, sha256_hex};
 use tun_system_tests::{NetNs, wait_until};
+use tun_test_support::stream::tcp_send;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -20,32 +22,13 @@ const B: [&str; 2] = ["10.77.0.2/24", "fd77::2/64"];
 /// The routes each prefix adds to its device, which the test waits for.
 const PREFIXES: [&str; 2] = ["10.77.0.0/24", "fd77::/64"];
 
-/// 4 MiB from A to B over TCP to `to`, checked byte for byte at B.
+/// 4 MiB from A to B over TCP to `to`, checked by length and SHA-256 at B.
 fn tcp_a_to_b(a: &NetNs, b: &NetNs, to: IpAddr, port: u16) {
-    let data: Vec<u8> = (0..4u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
+    let data = pseudo_random(4 << 20, u64::from(port));
     let addr = SocketAddr::new(to, port);
-    let listener = b.run_in(|| TcpListener::bind(addr)).expect("listen in B");
-    let receiver = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().expect("accept");
-        stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-        let mut got = Vec::new();
-        stream.read_to_end(&mut got).expect("receive");
-        got
-    });
-    let mut stream = a
-        .run_in(|| TcpStream::connect_timeout(&addr, TIMEOUT))
-        .unwrap_or_else(|e| panic!("connect from A to {addr}: {e}"));
-    stream.set_write_timeout(Some(TIMEOUT)).expect("timeout");
-    stream.write_all(&data).expect("send");
-    drop(stream);
-    let got = receiver.join().expect("receiver thread");
-    assert!(
-        got == data,
-        "{to}: received {} bytes, not what was sent",
-        got.len()
-    );
+    let got = tcp_send(a, b, addr, &data, TIMEOUT).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    assert_eq!(got.bytes, data.len() as u64, "{to}: bytes received");
+    assert_eq!(got.sha256, sha256_hex(&data), "{to}: not what was sent");
 }
 
 /// `packets` and `errors` of `direction` in the example's summary (`a->b: N packets, N errors`).

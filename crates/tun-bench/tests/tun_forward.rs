@@ -7,8 +7,7 @@
 //! Cargo builds the package's binaries for its integration tests (`CARGO_BIN_EXE_tun-forward`), so the test
 //! runs the binary of this very build, inside namespaces it creates and removes.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -95,39 +94,15 @@ fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
     );
 
     // 4 MiB over TCP from A to B, through the forwarder.
-    let data: Vec<u8> = (0..4u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
-    let addr = SocketAddr::from((B4, 46_001));
-    let listener = b.run_in(|| TcpListener::bind(addr)).expect("listen in B");
-    let receiver = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().expect("accept");
-        stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-        let mut got = Vec::new();
-        stream.read_to_end(&mut got).expect("receive");
-        got
-    });
-    let mut stream = a
-        .run_in(|| TcpStream::connect_timeout(&addr, TIMEOUT))
-        .expect("connect from A");
-    stream.set_write_timeout(Some(TIMEOUT)).expect("timeout");
-    stream.write_all(&data).expect("send");
-    drop(stream);
-    let got = receiver.join().expect("receiver thread");
-    assert!(
-        got == data,
-        "received {} bytes, not what was sent",
-        got.len()
-    );
+    const LEN: usize = 4 << 20;
+    let (sent, received) = transfer(&a, &b, SocketAddr::from((B4, 46_001)), LEN, 3);
+    assert_eq!(received, sent, "what arrived is not what was sent");
 
     assert_forwarding_threads(running.0.id(), mode);
 
     let (status, summary, _) = running.terminate(TIMEOUT);
     assert!(status.success(), "exit {status}: {summary}");
-    assert!(
-        counter(&summary, "a->b", "bytes") > data.len() as u64,
-        "{summary}"
-    );
+    assert!(counter(&summary, "a->b", "bytes") > LEN as u64, "{summary}");
     assert!(counter(&summary, "a->b", "packets") > 0, "{summary}");
     assert!(counter(&summary, "b->a", "packets") > 0, "{summary}");
     assert_eq!(counter(&summary, "a->b", "errors"), 0, "{summary}");
@@ -225,36 +200,14 @@ fn transfer(
     len: usize,
     seed: u64,
 ) -> (stream::Summary, stream::Summary) {
-    let listener = to.run_in(|| TcpListener::bind(addr)).expect("listen");
-    let receiver = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().expect("accept");
-        stream.set_read_timeout(Some(L2_TIMEOUT)).expect("timeout");
-        let mut hash = stream::StreamHash::default();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            match stream.read(&mut buf).expect("receive") {
-                0 => break hash.finish(),
-                n => hash.update(&buf[..n]),
-            }
-        }
-    });
-    let mut stream = from
-        .run_in(|| TcpStream::connect_timeout(&addr, L2_TIMEOUT))
-        .expect("connect");
-    stream.set_write_timeout(Some(L2_TIMEOUT)).expect("timeout");
-    let mut data = stream::PseudoRandom::new(seed);
-    let mut sent = stream::StreamHash::default();
-    let mut chunk = vec![0u8; 1 << 16];
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(chunk.len());
-        data.fill(&mut chunk[..n]);
-        stream.write_all(&chunk[..n]).expect("send");
-        sent.update(&chunk[..n]);
-        left -= n;
-    }
-    drop(stream);
-    (sent.finish(), receiver.join().expect("receiver thread"))
+    let data = stream::pseudo_random(len, seed);
+    let sent = stream::Summary {
+        bytes: len as u64,
+        sha256: stream::sha256_hex(&data),
+    };
+    let received = stream::tcp_send(from, to, addr, &data, L2_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{addr}: {e}"));
+    (sent, received)
 }
 
 const L2_TIMEOUT: Duration = Duration::from_secs(60);

@@ -1,7 +1,14 @@
-//! Test data that shows loss: a deterministic pseudo-random stream, and the SHA-256 of what was sent or
-//! received, to compare the two ends of a transfer.
+//! Test data that shows loss: a deterministic pseudo-random stream, the SHA-256 of what was sent or
+//! received, to compare the two ends of a transfer, and a TCP transfer between two namespaces.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+
+use crate::NetNs;
+use crate::io::retry_eintr;
 
 /// A splitmix64 generator: fast, deterministic from its seed, and good enough that a dropped, duplicated
 /// or reordered block of the stream changes the digest.
@@ -85,6 +92,63 @@ impl StreamHash {
             sha256: hex(&self.hasher.finalize()),
         }
     }
+}
+
+/// Sends `data` over TCP from namespace `from` to `addr`, listened on in namespace `to`, and returns what
+/// arrived there: how many bytes and their SHA-256. Every socket call is bounded by `timeout`.
+///
+/// # Errors
+/// What failed (bind, accept, connect, send, receive), with what it was given.
+pub fn tcp_send(
+    from: &NetNs,
+    to: &NetNs,
+    addr: SocketAddr,
+    data: &[u8],
+    timeout: Duration,
+) -> Result<Summary, String> {
+    let listener = to
+        .run_in(|| TcpListener::bind(addr))
+        .map_err(|e| format!("bind {addr}: {e}"))?;
+    let receiver = std::thread::spawn(move || -> Result<Summary, String> {
+        let (mut stream, _) =
+            retry_eintr(|| listener.accept()).map_err(|e| format!("accept: {e}"))?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        let mut hash = StreamHash::default();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match retry_eintr(|| stream.read(&mut buf)) {
+                Ok(0) => break,
+                Ok(n) => hash.update(&buf[..n]),
+                Err(e) => return Err(format!("receive after {} bytes: {e}", hash.bytes)),
+            }
+        }
+        Ok(hash.finish())
+    });
+    let sent = (|| -> Result<(), String> {
+        let mut stream = from
+            .run_in(|| TcpStream::connect_timeout(&addr, timeout))
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        stream
+            .set_write_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        for chunk in data.chunks(256 * 1024) {
+            stream.write_all(chunk).map_err(|e| format!("send: {e}"))?;
+        }
+        stream
+            .shutdown(Shutdown::Write)
+            .map_err(|e| format!("shutdown: {e}"))
+    })();
+    if let Err(e) = sent {
+        // Unblock the receiver (if it accepted nothing, connect to it so that accept returns).
+        let _ = to.run_in(|| TcpStream::connect_timeout(&addr, Duration::from_secs(1)));
+        let _ = receiver.join();
+        return Err(e);
+    }
+    receiver
+        .join()
+        .map_err(|_| "the receiver panicked".to_owned())?
 }
 
 /// Lower-case hex SHA-256 of `data`.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tun_test_support::stream::{StreamHash, pseudo_random, sha256_hex};
+use tun_test_support::stream::{pseudo_random, sha256_hex, tcp_send};
 pub use tun_test_support::{NetNs, wait_until};
 
 /// The tun-wg binary under test.
@@ -351,31 +351,9 @@ pub fn ping_within(ns: &NetNs, addr: &str, tries: u32, seconds: u32) -> bool {
 /// what arrived has the SHA-256 of what was sent.
 pub fn tcp_transfer(from: &NetNs, to: &NetNs, to_addr: IpAddr, port: u16, len: usize, seed: u64) {
     let data = pseudo_random(len, seed);
-    let want = sha256_hex(&data);
     let addr = SocketAddr::new(to_addr, port);
-    let listener = to.run_in(|| TcpListener::bind(addr)).expect("bind");
-    let receiver = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().expect("accept");
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        let mut hash = StreamHash::default();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => hash.update(&buf[..n]),
-                Err(e) => panic!("receive: {e}"),
-            }
-        }
-        hash.finish()
-    });
     let start = Instant::now();
-    let mut stream = from
-        .run_in(|| TcpStream::connect_timeout(&addr, PATIENCE))
-        .expect("connect");
-    stream.set_write_timeout(Some(PATIENCE)).unwrap();
-    stream.write_all(&data).expect("send");
-    stream.shutdown(Shutdown::Write).unwrap();
-    let got = receiver.join().expect("the receiver panicked");
+    let got = tcp_send(from, to, addr, &data, PATIENCE).unwrap_or_else(|e| panic!("{addr}: {e}"));
     let secs = start.elapsed().as_secs_f64();
     eprintln!(
         "{} MiB to {addr} in {secs:.2} s ({:.0} Mbit/s)",
@@ -383,7 +361,7 @@ pub fn tcp_transfer(from: &NetNs, to: &NetNs, to_addr: IpAddr, port: u16, len: u
         len as f64 * 8.0 / secs / 1e6
     );
     assert_eq!(got.bytes, len as u64, "bytes received");
-    assert_eq!(got.sha256, want, "SHA-256 of what arrived");
+    assert_eq!(got.sha256, sha256_hex(&data), "SHA-256 of what arrived");
 }
 
 /// Two tun-wg endpoints with offloads peered across `under`: A at 10.`net`.0.1/24 listening on 51820 in
