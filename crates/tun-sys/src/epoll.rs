@@ -136,11 +136,12 @@ mod tests {
     #[test]
     fn an_item_does_not_keep_its_file_open() {
         let (r, w) = std::io::pipe().unwrap();
+        let r = crate::io::RetirableFd::new(r.into());
         let epoll = Epoll::new().unwrap();
         epoll.add(r.as_fd(), Interest::Read).unwrap();
         // Retiring the only descriptor of the read end releases it although the epoll has it as an item: the
         // writer sees no reader any more.
-        crate::io::retire(r.as_fd()).unwrap();
+        crate::io::retire(&r).unwrap();
         let err = crate::io::write(w.as_fd(), b"y").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
         assert!(!epoll.is_ready().unwrap());

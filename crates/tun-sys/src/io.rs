@@ -1,5 +1,5 @@
-//! Plain I/O on borrowed descriptors: open, read, write, writev, retiring an fd in place, and telling whether
-//! other descriptors of the process share an fd's open file.
+//! Plain I/O on borrowed descriptors: open, read, write, writev, retiring a [`RetirableFd`] in place, and
+//! telling whether other descriptors of the process share an fd's open file.
 //!
 //! These are single non-blocking calls: on a non-blocking fd they return `WouldBlock` instead of waiting.
 //! Waiting is [`crate::wait`]'s job.
@@ -39,13 +39,59 @@ pub fn writev(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     cvt_size(unsafe { libc::writev(fd.as_raw_fd(), bufs.as_ptr().cast(), count) })
 }
 
+/// An owned descriptor whose open file [`retire`] and [`replace`] may swap in place, behind the borrows
+/// handed out of it.
+///
+/// Swapping the file behind a descriptor number closes the old file as far as every holder of the number is
+/// concerned, so only the owner may do it, and only where every borrower was told it can happen: a
+/// registration with a reactor (tokio's `AsyncFd`, for one) must refer to the same open file for as long as
+/// it lasts. A plain [`OwnedFd`] or a [`BorrowedFd`] promises that to whoever holds it, which is why
+/// [`retire`] and [`replace`] take only this type: its borrows may come to refer to `/dev/null` (or whatever
+/// [`replace`] put there) while they last, and they never dangle or refer to an unrelated file.
+#[derive(Debug)]
+pub struct RetirableFd(OwnedFd);
+
+impl RetirableFd {
+    /// Takes ownership of `fd`; its file may be swapped from now on.
+    pub fn new(fd: OwnedFd) -> Self {
+        Self(fd)
+    }
+
+    /// The descriptor, to own it plainly again (whatever file it refers to by now).
+    pub fn into_owned(self) -> OwnedFd {
+        self.0
+    }
+}
+
+impl AsFd for RetirableFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl AsRawFd for RetirableFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
 /// Replaces what `fd` refers to with `/dev/null`, atomically and without freeing the descriptor number.
 ///
 /// The open file behind `fd` (a TUN queue, say) is released as if closed, but the number stays allocated
 /// until its owner drops it. That lets a `close(&self)` tear a device down while `BorrowedFd`s handed out
 /// earlier stay valid (they now refer to `/dev/null`), instead of dangling or, worse, being reused by an
 /// unrelated file.
-pub fn retire(fd: BorrowedFd<'_>) -> io::Result<()> {
+///
+/// Only a [`RetirableFd`] can be retired, not any descriptor one can borrow: the file behind an epoll that
+/// tokio's reactor waits on, say, must stay the same.
+///
+/// ```compile_fail,E0308
+/// use std::os::fd::AsFd;
+/// let epoll = tun_sys::epoll::Epoll::new()?;
+/// tun_sys::io::retire(epoll.as_fd())?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn retire(fd: &RetirableFd) -> io::Result<()> {
     let null = open(c"/dev/null", libc::O_RDWR | libc::O_CLOEXEC)?;
     replace(fd, null.as_fd())
 }
@@ -53,9 +99,18 @@ pub fn retire(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// Makes `fd` refer to what `with` refers to (`dup3(with, fd, O_CLOEXEC)`): the file `fd` referred to is
 /// released as if closed, atomically, and the number stays allocated. Needs no new descriptor, so it works
 /// even when the process is out of them (where [`retire`] cannot open `/dev/null`).
-pub fn replace(fd: BorrowedFd<'_>, with: BorrowedFd<'_>) -> io::Result<()> {
+///
+/// ```compile_fail,E0308
+/// use std::os::fd::AsFd;
+/// let epoll = tun_sys::epoll::Epoll::new()?;
+/// let null = std::fs::File::open("/dev/null")?;
+/// tun_sys::io::replace(epoll.as_fd(), null.as_fd())?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn replace(fd: &RetirableFd, with: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: both descriptors are live for the call; dup3 atomically closes the file `fd` referred to and makes
-    // the number refer to `with`'s file instead. Ownership of the number itself does not change.
+    // the number refer to `with`'s file instead. Ownership of the number itself does not change, and swapping
+    // its file is what a `RetirableFd` tells everyone it borrows to that it may do.
     cvt(unsafe { libc::dup3(with.as_raw_fd(), fd.as_raw_fd(), libc::O_CLOEXEC) })?;
     Ok(())
 }
@@ -216,8 +271,9 @@ mod tests {
     #[test]
     fn retired_fd_keeps_its_number_and_reads_end_of_file() {
         let (r, w) = pipe();
+        let r = RetirableFd::new(r);
         write(w.as_fd(), b"x").unwrap();
-        retire(r.as_fd()).unwrap();
+        retire(&r).unwrap();
         // The pipe's read end is gone: the number now refers to /dev/null, which reads as end of file.
         assert_eq!(read(r.as_fd(), &mut [0u8; 4]).unwrap(), 0);
         // And with no reader left, writing to the pipe fails with EPIPE (SIGPIPE is ignored by the test runner).
@@ -228,8 +284,9 @@ mod tests {
     #[test]
     fn replaced_fd_refers_to_the_other_file() {
         let (r, w) = pipe();
+        let r = RetirableFd::new(r);
         let (r2, w2) = pipe();
-        replace(r.as_fd(), r2.as_fd()).unwrap();
+        replace(&r, r2.as_fd()).unwrap();
         write(w2.as_fd(), b"z").unwrap();
         let mut buf = [0u8; 4];
         assert_eq!(read(r.as_fd(), &mut buf).unwrap(), 1);

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use tun_offload::Layer;
+use tun_sys::io::RetirableFd;
 use tun_sys::{EventFd, IfName, Offloads, TunFlags};
 
 use crate::error::{Error, Result};
@@ -40,7 +41,7 @@ use crate::write::Writer;
 pub struct Tun {
     /// The queue's fd, lent (weakly) to the device's [`QueueFds`] for its link monitor. `None` only after
     /// [`IntoRawFd::into_raw_fd`] took it, which consumes the `Tun`.
-    fd: Option<Arc<OwnedFd>>,
+    fd: Option<Arc<RetirableFd>>,
     /// What this queue shares with the other queues of its device.
     device: Arc<Device>,
     /// Whether this library attached the queue itself (builder, [`open_queue`](Self::open_queue)) rather
@@ -150,7 +151,7 @@ impl Tun {
         finish: impl FnOnce(&Tun) -> Result<()>,
     ) -> Result<Tun> {
         let attached_here = setup.attached_here;
-        let fd = Arc::new(fd);
+        let fd = Arc::new(RetirableFd::new(fd));
         // Listed before the monitor starts: it asks the queue where the device lives.
         let queue_fds = Arc::new(QueueFds::default());
         queue_fds.add(&fd);
@@ -239,7 +240,7 @@ impl Tun {
     /// A `Tun` for one queue `fd` of `device`, counted among its open queues and listed in its
     /// [`QueueFds`] by the caller.
     fn queue(
-        fd: Arc<OwnedFd>,
+        fd: Arc<RetirableFd>,
         device: Arc<Device>,
         attached_here: bool,
         gro: bool,
@@ -312,7 +313,7 @@ impl Tun {
             .current_name()
             .and_then(|name| attach_queue(self.fd(), name, device.flags));
         let fd = match attached {
-            Ok(fd) => Arc::new(fd),
+            Ok(fd) => Arc::new(RetirableFd::new(fd)),
             Err(e) => {
                 device.queue_closed();
                 return Err(e);
@@ -328,7 +329,7 @@ impl Tun {
     }
 
     /// The TUN fd as the device's [`QueueFds`] knows it.
-    fn shared_fd(&self) -> &Arc<OwnedFd> {
+    fn shared_fd(&self) -> &Arc<RetirableFd> {
         match &self.fd {
             Some(fd) => fd,
             None => unreachable!("the fd is only taken by into_raw_fd, which consumes the Tun"),
@@ -562,9 +563,11 @@ impl Tun {
         let _attaching = self.attaching.lock();
         self.device.queue_fds.remove(self.shared_fd());
         detach_before_release(self.fd(), self.device.flags, self.attached_here);
-        let released = tun_sys::io::retire(self.fd())
+        let released = tun_sys::io::retire(self.shared_fd())
             // Out of descriptors for /dev/null: park the number on the control socket instead.
-            .or_else(|_| tun_sys::io::replace(self.fd(), self.device.ctl.lock().socket.as_fd()))
+            .or_else(|_| {
+                tun_sys::io::replace(self.shared_fd(), self.device.ctl.lock().socket.as_fd())
+            })
             .map_err(|e| Error::io("close", self.label, e));
         woken.and(released)
     }
@@ -774,7 +777,7 @@ impl IntoRawFd for Tun {
         };
         self.device.queue_fds.remove(&fd);
         match Arc::try_unwrap(fd) {
-            Ok(fd) => fd.into_raw_fd(),
+            Ok(fd) => fd.into_owned().into_raw_fd(),
             Err(_) => unreachable!(
                 "the queue list lends the fd only under its lock, and lists it no more"
             ),

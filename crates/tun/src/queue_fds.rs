@@ -7,6 +7,7 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use tun_sys::IfName;
+use tun_sys::io::RetirableFd;
 
 /// The open queues' descriptors of one device. A queue is added once attached and removed before its
 /// descriptor is released (or given away); the monitor uses a descriptor only under the lock, so it never
@@ -14,17 +15,17 @@ use tun_sys::IfName;
 #[derive(Debug, Default)]
 pub(crate) struct QueueFds {
     /// Weak, so that a queue's descriptor is never kept open by this list, only borrowed under its lock.
-    fds: Mutex<Vec<Weak<OwnedFd>>>,
+    fds: Mutex<Vec<Weak<RetirableFd>>>,
 }
 
 impl QueueFds {
     /// Adds the descriptor of a newly attached queue.
-    pub(crate) fn add(&self, fd: &Arc<OwnedFd>) {
+    pub(crate) fn add(&self, fd: &Arc<RetirableFd>) {
         self.fds.lock().push(Arc::downgrade(fd));
     }
 
     /// Removes a queue's descriptor: once this returns, the monitor no longer uses it.
-    pub(crate) fn remove(&self, fd: &Arc<OwnedFd>) {
+    pub(crate) fn remove(&self, fd: &Arc<RetirableFd>) {
         let gone = Arc::downgrade(fd);
         self.fds
             .lock()
@@ -61,10 +62,10 @@ mod tests {
     use super::*;
     use tun_events::DeviceHandle;
 
-    fn null() -> Arc<OwnedFd> {
-        Arc::new(OwnedFd::from(
+    fn null() -> Arc<RetirableFd> {
+        Arc::new(RetirableFd::new(OwnedFd::from(
             std::fs::File::open("/dev/null").expect("open /dev/null"),
-        ))
+        )))
     }
 
     #[test]
