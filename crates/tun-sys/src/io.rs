@@ -193,12 +193,17 @@ pub fn shared_in_process(fd: BorrowedFd<'_>) -> io::Result<bool> {
 
 /// `fstat` identity of the file behind `fd`: (device, inode). Two fds of the same namespace share it.
 pub(crate) fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let stat = stat(fd)?;
+    Ok((stat.st_dev, stat.st_ino))
+}
+
+/// `fstat(fd)`.
+pub(crate) fn stat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `stat` is valid for writes of one `struct stat`, which fstat fills on success.
     cvt(unsafe { libc::fstat(fd.as_raw_fd(), stat.as_mut_ptr()) })?;
     // SAFETY: fstat succeeded, so the struct is initialised.
-    let stat = unsafe { stat.assume_init() };
-    Ok((stat.st_dev, stat.st_ino))
+    Ok(unsafe { stat.assume_init() })
 }
 
 #[cfg(test)]

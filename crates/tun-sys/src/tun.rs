@@ -128,9 +128,118 @@ pub fn set_vnet_hdr_size(fd: BorrowedFd<'_>, size: usize) -> io::Result<()> {
 }
 
 /// TUNGETDEVNETNS: an fd of the network namespace the device currently lives in (it follows the device
-/// when it is moved with `ip link set dev X netns Y`). Needs CAP_NET_ADMIN in that namespace.
+/// when it is moved with `ip link set dev X netns Y`). Needs CAP_NET_ADMIN in that namespace. `ENOTTY`, with
+/// no ioctl made, when `fd` is not a file of `/dev/net/tun`.
 pub fn get_dev_netns(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // The answer is taken for a new descriptor, which only the TUN driver's is: another file's ioctl could
+    // answer this request number with the number of a descriptor someone else owns.
+    if !is_tun_file(fd)? {
+        return Err(io::Error::from_raw_os_error(libc::ENOTTY));
+    }
     let raw = ioctl_value(fd, libc::TUNGETDEVNETNS, 0)?;
-    // SAFETY: on success TUNGETDEVNETNS returns a new descriptor (opened O_CLOEXEC) that nothing else owns.
+    // SAFETY: `fd` is a file of the TUN driver (checked above), whose TUNGETDEVNETNS returns on success a new
+    // descriptor (opened O_CLOEXEC) that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// The device number of `/dev/net/tun`: the misc major 10 and the TUN driver's fixed minor, `TUN_MINOR`.
+const TUN_DEVICE_NUMBER: (libc::c_uint, libc::c_uint) = (10, 200);
+
+/// Whether `fd` is an open file of `/dev/net/tun` (under whatever path the node was opened): a character
+/// device whose number is the TUN driver's, which is what the kernel dispatches its ioctls to.
+fn is_tun_file(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let stat = crate::io::stat(fd)?;
+    Ok(stat.st_mode & libc::S_IFMT == libc::S_IFCHR
+        && (libc::major(stat.st_rdev), libc::minor(stat.st_rdev)) == TUN_DEVICE_NUMBER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsFd, IntoRawFd};
+
+    /// Runs `f` on a thread of its own on which every `ioctl(_, request, _)` returns 0 without reaching any
+    /// driver (a seccomp filter answering `SECCOMP_RET_ERRNO` with errno 0): a file whose driver answers
+    /// `request` with descriptor number 0. `None` where seccomp filters cannot be installed.
+    #[cfg(target_endian = "little")]
+    fn with_ioctl_answering_zero<T: Send>(
+        request: libc::Ioctl,
+        f: impl FnOnce() -> T + Send,
+    ) -> Option<T> {
+        let statement = |code: u32, k: u32| libc::sock_filter {
+            code: code as u16,
+            jt: 0,
+            jf: 0,
+            k,
+        };
+        let jump_unless = |k: u32, skip: u8| libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: skip,
+            k,
+        };
+        let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+        let ret = libc::BPF_RET | libc::BPF_K;
+        // seccomp_data: the syscall number at 0, args[1] (the request, low half first) at 24.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let mut filter = [
+                        statement(load, 0),
+                        jump_unless(libc::SYS_ioctl as u32, 3),
+                        statement(load, 24),
+                        jump_unless(request as u32, 1),
+                        statement(ret, libc::SECCOMP_RET_ERRNO),
+                        statement(ret, libc::SECCOMP_RET_ALLOW),
+                    ];
+                    let program = libc::sock_fprog {
+                        len: filter.len() as u16,
+                        filter: filter.as_mut_ptr(),
+                    };
+                    // SAFETY: prctl with integer arguments only; no_new_privs is per thread and this thread
+                    // ends with the scope.
+                    let no_new_privs =
+                        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+                    // SAFETY: `program` points to `filter`, a valid BPF program of `len` instructions that lives
+                    // across the call (the kernel copies it); the filter applies to this thread only.
+                    let installed = unsafe {
+                        libc::prctl(
+                            libc::PR_SET_SECCOMP,
+                            libc::SECCOMP_MODE_FILTER,
+                            &raw const program,
+                        )
+                    };
+                    (no_new_privs == 0 && installed == 0).then(f)
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn a_file_that_is_no_tun_device_never_hands_over_a_descriptor() {
+        let (read_end, _write_end) = std::io::pipe().unwrap();
+        let Some(answer) =
+            with_ioctl_answering_zero(libc::TUNGETDEVNETNS, || get_dev_netns(read_end.as_fd()))
+        else {
+            eprintln!("seccomp filters are refused here: nothing to check");
+            return;
+        };
+        match answer {
+            Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ENOTTY), "{e}"),
+            // Given up unclosed: the descriptor belongs to someone else.
+            Ok(fd) => panic!("took ownership of descriptor {}", fd.into_raw_fd()),
+        }
+    }
+
+    #[test]
+    fn a_tun_file_is_recognised_and_a_pipe_is_not() {
+        let (read_end, _write_end) = std::io::pipe().unwrap();
+        assert!(!is_tun_file(read_end.as_fd()).unwrap());
+        match open_clone_device(true) {
+            Ok(tun) => assert!(is_tun_file(tun.as_fd()).unwrap()),
+            Err(e) => eprintln!("no /dev/net/tun here ({e}): only the pipe was checked"),
+        }
+    }
 }
