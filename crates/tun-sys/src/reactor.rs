@@ -47,8 +47,9 @@ impl AsyncEpoll {
         // unwinding closes.
         let registered = catch_unwind(AssertUnwindSafe(move || {
             // SAFETY: the AsyncFd owns the epoll, whose OwnedFd keeps the same number for the same open file
-            // until the AsyncFd is dropped: nothing replaces or closes it, and this type never hands out the
-            // `&mut AsyncFd` that could swap it.
+            // until the AsyncFd is dropped: nothing closes it, nothing can swap its file (`io::retire` and
+            // `io::replace` take only a `RetirableFd`, and `Epoll` lends its fd only as a `BorrowedFd`), and this
+            // type never hands out the `&mut AsyncFd` that could swap the epoll itself.
             unsafe { AsyncFd::register_with_interest(epoll, Interest::READABLE) }
         }));
         match registered {
