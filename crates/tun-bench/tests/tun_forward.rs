@@ -58,34 +58,47 @@ fn assert_forwarding_threads(pid: u32, mode: &[&str]) {
     }
 }
 
-fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
-    let a = side("a");
-    let b = side("b");
+/// Starts `tun-forward` with device A and B named in their namespaces, then `options` and `mode`, its output
+/// collected.
+fn start(sides: [(&NetNs, &str); 2], options: &[&str], mode: &[&str]) -> Running {
+    let [(a, name_a), (b, name_b)] = sides;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tun-forward"));
     cmd.args([
         "--netns-a",
         a.name(),
         "--name-a",
-        DEV_A,
+        name_a,
         "--netns-b",
         b.name(),
         "--name-b",
-        DEV_B,
-        // The forwarder brings each device up with its address and a route to the other side.
-        "--address-a",
-        &format!("{A4}/32"),
-        "--route-a",
-        &format!("{B4}/32"),
-        "--address-b",
-        &format!("{B4}/32"),
-        "--route-b",
-        &format!("{A4}/32"),
+        name_b,
     ])
+    .args(options)
     .args(mode)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let running = Running(cmd.spawn().expect("start tun-forward"));
+    Running(cmd.spawn().expect("start tun-forward"))
+}
+
+fn forward_carries_traffic_and_reports_on_sigterm(mode: &[&str]) {
+    let a = side("a");
+    let b = side("b");
+    // The forwarder brings each device up with its address and a route to the other side.
+    let running = start(
+        [(&a, DEV_A), (&b, DEV_B)],
+        &[
+            "--address-a",
+            &format!("{A4}/32"),
+            "--route-a",
+            &format!("{B4}/32"),
+            "--address-b",
+            &format!("{B4}/32"),
+            "--route-b",
+            &format!("{A4}/32"),
+        ],
+        mode,
+    );
     // The route is the last thing the library configures.
     assert!(
         wait_until(TIMEOUT, || a.has_route(DEV_A, &format!("{B4}/32"))
@@ -221,32 +234,22 @@ const B6: &str = "fd77::2";
 fn l2_forward_carries_tcp_both_ways(mode: &[&str]) {
     let a = side("a");
     let b = side("b");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tun-forward"));
-    cmd.args([
-        "--netns-a",
-        a.name(),
-        "--name-a",
-        "tapA",
-        "--netns-b",
-        b.name(),
-        "--name-b",
-        "tapB",
-        "--layer",
-        "l2",
-        "--address-a",
-        &format!("{A4}/24"),
-        "--address-a",
-        &format!("{A6}/64"),
-        "--address-b",
-        &format!("{B4}/24"),
-        "--address-b",
-        &format!("{B6}/64"),
-    ])
-    .args(mode)
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let running = Running(cmd.spawn().expect("start tun-forward"));
+    let running = start(
+        [(&a, "tapA"), (&b, "tapB")],
+        &[
+            "--layer",
+            "l2",
+            "--address-a",
+            &format!("{A4}/24"),
+            "--address-a",
+            &format!("{A6}/64"),
+            "--address-b",
+            &format!("{B4}/24"),
+            "--address-b",
+            &format!("{B6}/64"),
+        ],
+        mode,
+    );
     let configured = |ns: &NetNs, dev: &str, v6: &str| {
         ns.has_route(dev, "10.77.0.0/24")
             && ns
