@@ -123,7 +123,12 @@ fn plain_read(frame: &[u8]) -> Vec<u8> {
 
 /// A TCP/IPv4 super-frame of 3000 payload bytes (gso 1000) behind `link`.
 fn super_frame(link: &[u8]) -> (Vec<u8>, VirtioNetHdr) {
-    let flow = Flow::simple(false, false);
+    super_frame_of(false, link)
+}
+
+/// [`super_frame`] over IPv6 with `v6`.
+fn super_frame_of(v6: bool, link: &[u8]) -> (Vec<u8>, VirtioNetHdr) {
+    let flow = Flow::simple(v6, false);
     let read = packets::super_packet(
         &flow,
         Seg::FIRST,
@@ -180,17 +185,7 @@ fn a_vlan_tag_with_nothing_after_it_is_too_short_for_a_super_frame() {
 
 #[test]
 fn an_ipv4_ethertype_over_an_ipv6_super_packet_is_malformed() {
-    let flow = Flow::simple(true, false);
-    let read = packets::super_packet(
-        &flow,
-        Seg::FIRST,
-        &packets::payload(3000, 1),
-        1000,
-        HdrLen::Exact,
-        false,
-    );
-    let link = packets::link_header(1, &[0x45]);
-    let framed = packets::framed_read(&read, &link).unwrap();
+    let (framed, _) = super_frame_of(true, &packets::link_header(1, &[0x45]));
     let err = SplitState::with_layer(&framed, Layer::L2).unwrap_err();
     assert!(matches!(err, OffloadError::Malformed(_)), "{err:?}");
 }
